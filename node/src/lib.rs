@@ -1,0 +1,3 @@
+//! The mingchu node.
+pub mod tls;
+pub mod transport;

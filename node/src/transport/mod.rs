@@ -1,0 +1,83 @@
+//! The Transport seam: authenticated, ordered, reliable frame channels between nodes.
+//!
+//! The node's actors see only [`Transport`] and [`Connection`]: production plugs in QUIC + mTLS
+//! ([`quic`]), tests and the simulator plug in an in-memory network ([`mem`]). A frame here is the
+//! encoded bytes of one `protocol::wire::Frame`; decoding (and rejecting bad frames) is the link
+//! actor's job, so every transport is checked by the same codec.
+
+pub mod mem;
+pub mod quic;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use topology::NodeId;
+
+/// A boxed, sendable future: the seams are object-safe so one actor type serves every transport.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a connection could not be made or broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The peer or the endpoint closed the connection; the text says why, when known.
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// A length prefix announced a frame above the hard limit; nothing was allocated for it.
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    FrameTooLarge { len: u64, max: usize },
+    /// The stream ended in the middle of a frame.
+    #[error("truncated frame: stream ended after {got} of {want} bytes")]
+    Truncated { got: usize, want: usize },
+    /// TLS handshake or certificate failure.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    /// The peer's certificate does not name a node we accept.
+    #[error("peer identity refused: {0}")]
+    Identity(String),
+    /// The endpoint is shut down: no more connections.
+    #[error("endpoint shut down")]
+    EndpointClosed,
+    #[error("i/o error: {0}")]
+    Io(String),
+}
+
+/// One authenticated link to `peer`: its identity comes from the transport's authentication
+/// (the verified certificate for QUIC), never from anything the peer says in a message.
+pub struct Connection {
+    pub peer: NodeId,
+    pub sender: Box<dyn FrameSender>,
+    pub receiver: Box<dyn FrameReceiver>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("peer", &self.peer).finish()
+    }
+}
+
+/// The sending half of a [`Connection`]. Frames arrive at the peer in the order sent.
+pub trait FrameSender: Send + 'static {
+    fn send(&mut self, frame: Vec<u8>) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Closes the whole connection, telling the peer `reason` where the transport can.
+    fn close(&mut self, reason: &str);
+}
+
+/// The receiving half of a [`Connection`].
+pub trait FrameReceiver: Send + 'static {
+    /// The next frame; `Ok(None)` when the peer closed the connection cleanly.
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>>;
+}
+
+/// Dials parents and accepts children.
+pub trait Transport: Send + Sync + 'static {
+    /// Connects to `peer` at `addr`; succeeds only once the peer proved it is `peer`.
+    fn dial(&self, peer: NodeId, addr: SocketAddr) -> BoxFuture<'static, Result<Connection, TransportError>>;
+    /// The next incoming connection with its authenticated peer id. `Err(EndpointClosed)` once the
+    /// endpoint is shut down; other errors concern one failed incoming attempt only.
+    fn accept(&self) -> BoxFuture<'_, Result<Connection, TransportError>>;
+    /// The address the endpoint listens on.
+    fn local_addr(&self) -> Option<SocketAddr>;
+    /// Stops accepting and closes every connection.
+    fn shutdown(&self);
+}
