@@ -1,5 +1,22 @@
-//! placeholder
-pub mod wire {
-    /// Hard upper bound of one encoded frame on any transport.
-    pub const FRAME_BYTES_MAX: usize = 1 << 20;
-}
+//! The sans-IO core of mingchu: the event model, the holds rule and authority checks, cursors,
+//! the wire codec, and the per-link sync [`session::Session`].
+//!
+//! Architecture invariant: this crate does no I/O and reads no clock. It depends on `topology`,
+//! `serde`, `bincode` and `thiserror` only; time comes in as arguments.
+
+pub mod alert;
+pub mod apply;
+pub mod cursor;
+pub mod event;
+pub mod holds;
+pub mod session;
+#[cfg(test)]
+mod session_tests;
+pub mod wire;
+
+pub use alert::{AlertRaised, AlertType, Severity, Zone};
+pub use cursor::{Cursors, SeqRanges};
+pub use event::{Body, Directive, Event, EventId, EventKind, Hlc, HlcClock};
+pub use holds::{PeerSide, Violation, holds};
+pub use session::{FetchRequest, Role, Session, SessionConfig, SessionEvent};
+pub use wire::{Frame, SeqRange};

@@ -1,0 +1,298 @@
+//! Alerts: the AI-detection taxonomy of DOMAIN.md, severities, kitchen zones, and the alert body.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Rectification severity: 一般 / 较重 / 严重. It sets the rectification deadline of a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    /// 一般
+    General,
+    /// 较重
+    Serious,
+    /// 严重
+    Severe,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::General, Severity::Serious, Severity::Severe];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::General => "general",
+            Severity::Serious => "serious",
+            Severity::Severe => "severe",
+        }
+    }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            Severity::General => "一般",
+            Severity::Serious => "较重",
+            Severity::Severe => "严重",
+        }
+    }
+}
+
+/// Kitchen zones where cameras sit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Zone {
+    /// 粗加工
+    RoughProcessing,
+    /// 切配
+    Cutting,
+    /// 烹饪
+    Cooking,
+    /// 专间
+    SpecialRoom,
+    /// 洗消
+    Washing,
+    /// 备餐
+    Serving,
+    /// 留样
+    Sampling,
+    /// 库房
+    Storage,
+    /// 出入口
+    Entrance,
+    /// 就餐区
+    Dining,
+}
+
+/// The AI detection types of DOMAIN.md's taxonomy, plus the device types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AlertType {
+    NoMask,
+    NoChefHat,
+    NoUniform,
+    NoGloves,
+    Smoking,
+    Phone,
+    LeavePost,
+    Stranger,
+    Rodent,
+    Insect,
+    BinUncovered,
+    BinOverflow,
+    FloorWater,
+    FloorDebris,
+    MisplacedFood,
+    FireSmoke,
+    VideoLost,
+    Occluded,
+}
+
+/// `(type, CODE, 名称, default severity)` in DOMAIN.md order.
+const TAXONOMY: [(AlertType, &str, &str, Severity); 18] = [
+    (AlertType::NoMask, "NO_MASK", "未戴口罩", Severity::General),
+    (AlertType::NoChefHat, "NO_CHEF_HAT", "未戴厨师帽", Severity::General),
+    (AlertType::NoUniform, "NO_UNIFORM", "未穿工作服", Severity::General),
+    (AlertType::NoGloves, "NO_GLOVES", "未戴手套", Severity::General),
+    (AlertType::Smoking, "SMOKING", "吸烟", Severity::Severe),
+    (AlertType::Phone, "PHONE", "玩手机/打电话", Severity::General),
+    (AlertType::LeavePost, "LEAVE_POST", "离岗", Severity::Serious),
+    (AlertType::Stranger, "STRANGER", "陌生人闯入", Severity::Serious),
+    (AlertType::Rodent, "RODENT", "鼠患", Severity::Severe),
+    (AlertType::Insect, "INSECT", "蟑螂/蚊蝇", Severity::Serious),
+    (AlertType::BinUncovered, "BIN_UNCOVERED", "垃圾桶未盖", Severity::General),
+    (AlertType::BinOverflow, "BIN_OVERFLOW", "垃圾桶满溢", Severity::General),
+    (AlertType::FloorWater, "FLOOR_WATER", "地面积水", Severity::General),
+    (AlertType::FloorDebris, "FLOOR_DEBRIS", "地面垃圾", Severity::General),
+    (AlertType::MisplacedFood, "MISPLACED_FOOD", "食材落地/违规置物", Severity::Serious),
+    (AlertType::FireSmoke, "FIRE_SMOKE", "明火/烟雾", Severity::Severe),
+    (AlertType::VideoLost, "VIDEO_LOST", "视频丢失", Severity::Serious),
+    (AlertType::Occluded, "OCCLUDED", "视频遮挡", Severity::Serious),
+];
+
+impl AlertType {
+    pub fn all() -> impl Iterator<Item = AlertType> {
+        TAXONOMY.iter().map(|t| t.0)
+    }
+
+    fn entry(self) -> &'static (AlertType, &'static str, &'static str, Severity) {
+        // The table lists every variant exactly once, in declaration order.
+        &TAXONOMY[self as usize]
+    }
+
+    /// The code used on the command line and in JSON: `NO_MASK`.
+    pub fn code(self) -> &'static str {
+        self.entry().1
+    }
+
+    pub fn zh(self) -> &'static str {
+        self.entry().2
+    }
+
+    /// DOMAIN.md's default severity; a mask violation in a 专间 (special room) is 较重.
+    pub fn default_severity(self, zone: Zone) -> Severity {
+        match (self, zone) {
+            (AlertType::NoMask, Zone::SpecialRoom) => Severity::Serious,
+            _ => self.entry().3,
+        }
+    }
+}
+
+impl fmt::Display for AlertType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{given}`; expected one of: {expected}")]
+pub struct ParseNameError {
+    pub what: &'static str,
+    pub given: String,
+    pub expected: String,
+}
+
+impl FromStr for AlertType {
+    type Err = ParseNameError;
+    fn from_str(s: &str) -> Result<AlertType, ParseNameError> {
+        let want = s.trim().to_ascii_uppercase().replace('-', "_");
+        TAXONOMY.iter().find(|t| t.1 == want).map(|t| t.0).ok_or_else(|| ParseNameError {
+            what: "alert type",
+            given: s.to_string(),
+            expected: TAXONOMY.iter().map(|t| t.1).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+impl FromStr for Severity {
+    type Err = ParseNameError;
+    fn from_str(s: &str) -> Result<Severity, ParseNameError> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()) || v.zh() == s.trim())
+            .ok_or_else(|| ParseNameError {
+                what: "severity",
+                given: s.to_string(),
+                expected: "general (一般), serious (较重), severe (严重)".to_string(),
+            })
+    }
+}
+
+const ZONES: [(Zone, &str, &str); 10] = [
+    (Zone::RoughProcessing, "rough-processing", "粗加工"),
+    (Zone::Cutting, "cutting", "切配"),
+    (Zone::Cooking, "cooking", "烹饪"),
+    (Zone::SpecialRoom, "special-room", "专间"),
+    (Zone::Washing, "washing", "洗消"),
+    (Zone::Serving, "serving", "备餐"),
+    (Zone::Sampling, "sampling", "留样"),
+    (Zone::Storage, "storage", "库房"),
+    (Zone::Entrance, "entrance", "出入口"),
+    (Zone::Dining, "dining", "就餐区"),
+];
+
+impl Zone {
+    pub fn as_str(self) -> &'static str {
+        ZONES[self as usize].1
+    }
+    pub fn zh(self) -> &'static str {
+        ZONES[self as usize].2
+    }
+}
+
+impl FromStr for Zone {
+    type Err = ParseNameError;
+    fn from_str(s: &str) -> Result<Zone, ParseNameError> {
+        let want = s.trim().to_ascii_lowercase().replace('_', "-");
+        ZONES.iter().find(|z| z.1 == want || z.2 == s.trim()).map(|z| z.0).ok_or_else(|| ParseNameError {
+            what: "zone",
+            given: s.to_string(),
+            expected: ZONES.iter().map(|z| z.1).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+/// Longest camera / canteen / snapshot reference accepted in an alert (bytes).
+pub const ALERT_TEXT_BYTES_MAX: usize = 128;
+
+/// An alert raised at a school: an AI detection from one of its kitchen cameras.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRaised {
+    pub camera: String,
+    pub canteen: String,
+    pub zone: Zone,
+    pub alert_type: AlertType,
+    pub severity: Severity,
+    /// When the camera detected it (unix ms, the school's clock).
+    pub detected_at_ms: u64,
+    /// Detector confidence in per mille (0..=1000).
+    pub confidence_permille: u16,
+    pub snapshot: String,
+    /// How many detections were merged into this alert (1 for a fresh one).
+    pub repeat_count: u32,
+}
+
+/// Why an alert body is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertError {
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("{field} is {len} bytes, above the {ALERT_TEXT_BYTES_MAX}-byte limit")]
+    TooLong { field: &'static str, len: usize },
+    #[error("confidence {0}‰ is above 1000‰")]
+    Confidence(u16),
+    #[error("repeat count must be at least 1")]
+    RepeatCount,
+}
+
+impl AlertRaised {
+    /// Checks the fields a user or peer could get wrong.
+    pub fn validate(&self) -> Result<(), AlertError> {
+        for (field, v, required) in
+            [("camera", &self.camera, true), ("canteen", &self.canteen, true), ("snapshot", &self.snapshot, false)]
+        {
+            if required && v.trim().is_empty() {
+                return Err(AlertError::Empty { field });
+            }
+            if v.len() > ALERT_TEXT_BYTES_MAX {
+                return Err(AlertError::TooLong { field, len: v.len() });
+            }
+        }
+        if self.confidence_permille > 1000 {
+            return Err(AlertError::Confidence(self.confidence_permille));
+        }
+        if self.repeat_count == 0 {
+            return Err(AlertError::RepeatCount);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taxonomy_table_matches_declaration_order() {
+        for (i, t) in TAXONOMY.iter().enumerate() {
+            assert_eq!(t.0 as usize, i, "{}", t.1);
+            assert_eq!(t.1.parse::<AlertType>().unwrap(), t.0);
+        }
+        for (i, z) in ZONES.iter().enumerate() {
+            assert_eq!(z.0 as usize, i);
+            assert_eq!(z.1.parse::<Zone>().unwrap(), z.0);
+            assert_eq!(z.2.parse::<Zone>().unwrap(), z.0);
+        }
+    }
+
+    #[test]
+    fn names_parse_leniently_and_fail_clearly() {
+        assert_eq!("no_mask".parse::<AlertType>().unwrap(), AlertType::NoMask);
+        assert_eq!("严重".parse::<Severity>().unwrap(), Severity::Severe);
+        let e = "NO_HAT".parse::<AlertType>().unwrap_err().to_string();
+        assert!(e.contains("NO_HAT") && e.contains("NO_CHEF_HAT"), "{e}");
+    }
+
+    #[test]
+    fn default_severity_follows_domain() {
+        assert_eq!(AlertType::Smoking.default_severity(Zone::Cooking), Severity::Severe);
+        assert_eq!(AlertType::NoMask.default_severity(Zone::Cooking), Severity::General);
+        assert_eq!(AlertType::NoMask.default_severity(Zone::SpecialRoom), Severity::Serious);
+    }
+}

@@ -1,0 +1,168 @@
+//! The event model: every piece of replicated data is an [`Event`] `(origin, seq, hlc, scope, kind, body)`.
+//!
+//! `(origin, seq)` identifies an event; the origin's `seq` is dense (1, 2, 3, …) and never reused.
+//! The `scope` decides which nodes hold it (see [`crate::holds`]); the body says what happened.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use topology::NodeId;
+
+use crate::alert::AlertRaised;
+
+/// Identity of one event: the node that wrote it and its position in that node's sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventId {
+    pub origin: NodeId,
+    pub seq: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.origin, self.seq)
+    }
+}
+
+/// A hybrid logical clock timestamp: wall-clock milliseconds plus a logical counter, ordered
+/// lexicographically, with the origin as the final tie-break in [`Event::order_key`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Hlc {
+    pub wall_ms: u64,
+    pub logical: u32,
+}
+
+/// The HLC state of one node. Pure: the caller passes the physical time in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HlcClock {
+    last: Hlc,
+}
+
+impl HlcClock {
+    pub fn new(last: Hlc) -> HlcClock {
+        HlcClock { last }
+    }
+
+    pub fn last(&self) -> Hlc {
+        self.last
+    }
+
+    /// A timestamp for a new local event at physical time `now_ms`: strictly after every timestamp
+    /// this clock has issued or observed.
+    pub fn tick(&mut self, now_ms: u64) -> Hlc {
+        self.last = if now_ms > self.last.wall_ms {
+            Hlc { wall_ms: now_ms, logical: 0 }
+        } else {
+            Hlc { wall_ms: self.last.wall_ms, logical: self.last.logical.saturating_add(1) }
+        };
+        self.last
+    }
+
+    /// Merges a timestamp seen on a received event, so later local events order after it.
+    pub fn observe(&mut self, remote: Hlc, now_ms: u64) {
+        let wall = now_ms.max(remote.wall_ms).max(self.last.wall_ms);
+        let logical = if wall == self.last.wall_ms && wall == remote.wall_ms {
+            self.last.logical.max(remote.logical)
+        } else if wall == self.last.wall_ms {
+            self.last.logical
+        } else if wall == remote.wall_ms {
+            remote.logical
+        } else {
+            0
+        };
+        self.last = Hlc { wall_ms: wall, logical };
+    }
+}
+
+/// What kind of data an event carries (the body's discriminant, for counting and filtering).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    Alert,
+    Directive,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Alert => "alert",
+            EventKind::Directive => "directive",
+        }
+    }
+}
+
+/// The payload. Wire rule: variants are encoded by position, so only ever append.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// An AI camera detection or rule warning raised at a school.
+    Alert(AlertRaised),
+    /// A notice, directive or bulletin from a supervisor to the unit named by the event's scope
+    /// (a school, a county-wide directive, a province-wide bulletin).
+    Directive(Directive),
+}
+
+/// A supervisor's message down the tree; who receives it follows from the event's scope alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directive {
+    pub title: String,
+    pub text: String,
+}
+
+impl Body {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Body::Alert(_) => EventKind::Alert,
+            Body::Directive(_) => EventKind::Directive,
+        }
+    }
+}
+
+/// One replicated event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub origin: NodeId,
+    pub seq: u64,
+    pub hlc: Hlc,
+    pub scope: NodeId,
+    pub body: Body,
+}
+
+impl Event {
+    pub fn id(&self) -> EventId {
+        EventId { origin: self.origin, seq: self.seq }
+    }
+
+    pub fn kind(&self) -> EventKind {
+        self.body.kind()
+    }
+
+    /// Total order used by folds: HLC, then origin, then seq. Every node sorts the same events the
+    /// same way, whatever order they arrived in.
+    pub fn order_key(&self) -> (Hlc, NodeId, u64) {
+        (self.hlc, self.origin, self.seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hlc_ticks_strictly_increase_even_when_wall_clock_stalls_or_goes_back() {
+        let mut c = HlcClock::default();
+        let a = c.tick(100);
+        let b = c.tick(100);
+        let d = c.tick(90);
+        let e = c.tick(200);
+        assert!(a < b && b < d && d < e);
+        assert_eq!(e, Hlc { wall_ms: 200, logical: 0 });
+    }
+
+    #[test]
+    fn hlc_observe_orders_later_events_after_remote_ones() {
+        let mut c = HlcClock::default();
+        c.tick(100);
+        let remote = Hlc { wall_ms: 500, logical: 7 };
+        c.observe(remote, 120);
+        let next = c.tick(130);
+        assert!(next > remote);
+    }
+}

@@ -1,0 +1,203 @@
+//! The one replication rule and the authority checks built on it.
+//!
+//! > A node holds an event iff the node is on the path from the root to the event's scope, or
+//! > inside the scope's subtree.
+//!
+//! [`holds`] is that rule, and every filter, check and query in the system goes through it.
+
+use topology::{NodeId, Tier};
+
+use crate::event::{Body, Event};
+
+/// THE holds rule: `node` holds events scoped to `scope` iff `node` is an ancestor of (or is)
+/// `scope`, or `scope` is an ancestor of `node`.
+pub fn holds(node: NodeId, scope: NodeId) -> bool {
+    node.is_ancestor_or_self_of(scope) || scope.is_ancestor_or_self_of(node)
+}
+
+/// An origin may only write events scoped to itself or to a node inside its own subtree.
+pub fn may_write(origin: NodeId, scope: NodeId) -> bool {
+    origin.is_ancestor_or_self_of(scope)
+}
+
+/// Which side of a link the peer is on, seen from this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerSide {
+    /// The peer is an ancestor (our parent, or a grandparent during failover): we report up to it.
+    Ancestor,
+    /// The peer is a descendant (a child, or a grandchild during failover): it reports up to us.
+    Descendant,
+}
+
+impl PeerSide {
+    /// The side of `peer` relative to `me`, or `None` when neither is an ancestor of the other
+    /// (such nodes never link).
+    pub fn of(me: NodeId, peer: NodeId) -> Option<PeerSide> {
+        if me == peer {
+            None
+        } else if peer.is_ancestor_or_self_of(me) {
+            Some(PeerSide::Ancestor)
+        } else if me.is_ancestor_or_self_of(peer) {
+            Some(PeerSide::Descendant)
+        } else {
+            None
+        }
+    }
+}
+
+/// Origins whose events `me` sends to `peer` on a link.
+///
+/// Upward (`peer` an ancestor) a node sends only origins inside its own subtree: for those both
+/// sides hold every event. Downward (`peer` a descendant) it sends every origin whose events can
+/// fall in the peer's filter: the peer's own subtree and the peer's ancestors.
+pub fn sends_origin(me: NodeId, peer: NodeId, origin: NodeId) -> bool {
+    match PeerSide::of(me, peer) {
+        Some(PeerSide::Ancestor) => me.is_ancestor_or_self_of(origin),
+        Some(PeerSide::Descendant) => peer.is_ancestor_or_self_of(origin) || origin.is_ancestor_or_self_of(peer),
+        None => false,
+    }
+}
+
+/// Origins whose events a node can hold at all: its subtree and its ancestors.
+pub fn relevant_origin(node: NodeId, origin: NodeId) -> bool {
+    node.is_ancestor_or_self_of(origin) || origin.is_ancestor_or_self_of(node)
+}
+
+/// Longest directive title and text (bytes).
+pub const DIRECTIVE_TITLE_BYTES_MAX: usize = 256;
+pub const DIRECTIVE_TEXT_BYTES_MAX: usize = 16 * 1024;
+
+/// Why an event is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("origin {origin} may not write events scoped to {scope} (outside its subtree)")]
+    ScopeOutsideOrigin { origin: NodeId, scope: NodeId },
+    #[error("node {node} does not hold events scoped to {scope}")]
+    NotHeld { node: NodeId, scope: NodeId },
+    #[error("{kind} from origin {origin} scoped to {scope} refused: {rule}")]
+    KindAuthority { kind: &'static str, rule: &'static str, origin: NodeId, scope: NodeId },
+    #[error("peer {peer} may not forward events of origin {origin}")]
+    ForeignOrigin { peer: NodeId, origin: NodeId },
+    #[error("event {origin}#{seq} has seq 0 (sequences start at 1)")]
+    ZeroSeq { origin: NodeId, seq: u64 },
+    #[error("invalid body: {0}")]
+    Body(String),
+}
+
+/// Checks the rules an event must satisfy wherever it is: the origin's authority over the scope and
+/// the body's own rules. A node checks it when writing locally and again when receiving.
+pub fn check_event(event: &Event) -> Result<(), Violation> {
+    if event.seq == 0 {
+        return Err(Violation::ZeroSeq { origin: event.origin, seq: event.seq });
+    }
+    if !may_write(event.origin, event.scope) {
+        return Err(Violation::ScopeOutsideOrigin { origin: event.origin, scope: event.scope });
+    }
+    match &event.body {
+        Body::Alert(alert) => {
+            // An alert is raised by a school about itself.
+            if event.origin.tier() != Tier::School || event.scope != event.origin {
+                return Err(Violation::KindAuthority {
+                    kind: "alert",
+                    rule: "an alert is raised by a school about itself",
+                    origin: event.origin,
+                    scope: event.scope,
+                });
+            }
+            alert.validate().map_err(|e| Violation::Body(e.to_string()))?;
+        }
+        Body::Directive(d) => {
+            // Only supervisors (county and above) direct; schools report.
+            if event.origin.tier() == Tier::School {
+                return Err(Violation::KindAuthority {
+                    kind: "directive",
+                    rule: "only supervisors (county and above) send directives",
+                    origin: event.origin,
+                    scope: event.scope,
+                });
+            }
+            if d.title.trim().is_empty() || d.title.len() > DIRECTIVE_TITLE_BYTES_MAX || d.text.len() > DIRECTIVE_TEXT_BYTES_MAX {
+                return Err(Violation::Body(format!(
+                    "directive title must be 1..={DIRECTIVE_TITLE_BYTES_MAX} bytes and text at most {DIRECTIVE_TEXT_BYTES_MAX}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks an event that `me` received from `peer` over a link: the general rules, that `me` should
+/// hold it, and that `peer` may forward its origin to `me`.
+pub fn check_received(me: NodeId, peer: NodeId, event: &Event) -> Result<(), Violation> {
+    if !sends_origin(peer, me, event.origin) {
+        return Err(Violation::ForeignOrigin { peer, origin: event.origin });
+    }
+    if !holds(me, event.scope) {
+        return Err(Violation::NotHeld { node: me, scope: event.scope });
+    }
+    check_event(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn holds_follows_the_rule() {
+        let school = id("130102-S0001");
+        // An alert scoped to a school lives at the school and its ancestors only.
+        for n in ["130102-S0001", "130102", "1301", "13"] {
+            assert!(holds(id(n), school), "{n}");
+        }
+        for n in ["130102-S0002", "130104", "1302", "130104-S0001"] {
+            assert!(!holds(id(n), school), "{n}");
+        }
+        // A county directive: the county's schools and its ancestors.
+        let county = id("130102");
+        assert!(holds(id("130102-S0009"), county));
+        assert!(holds(id("13"), county));
+        assert!(!holds(id("130104-S0001"), county));
+        // A province bulletin: everybody.
+        assert!(holds(id("131182-S0003"), id("13")));
+    }
+
+    #[test]
+    fn parents_filter_is_a_superset_of_the_childs() {
+        let nodes = ["13", "1301", "1302", "130102", "130104", "130102-S0001", "130102-S0002", "130104-S0001"];
+        for child in nodes.iter().map(|s| id(s)) {
+            let Some(parent) = child.parent() else { continue };
+            for scope in nodes.iter().map(|s| id(s)) {
+                if holds(child, scope) {
+                    assert!(holds(parent, scope), "{parent} ⊉ {child} for {scope}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn origins_sent_each_way() {
+        let (county, school) = (id("130102"), id("130102-S0001"));
+        // Up: only the school's own subtree.
+        assert!(sends_origin(school, county, school));
+        assert!(!sends_origin(school, county, id("130102")));
+        // Down: the child's subtree and its ancestors, not its siblings.
+        assert!(sends_origin(county, school, school));
+        assert!(sends_origin(county, school, id("13")));
+        assert!(sends_origin(county, school, county));
+        assert!(!sends_origin(county, school, id("130102-S0002")));
+        // Unrelated nodes never exchange anything.
+        assert!(!sends_origin(id("130104"), school, school));
+    }
+
+    #[test]
+    fn peer_side() {
+        assert_eq!(PeerSide::of(id("130102-S0001"), id("13")), Some(PeerSide::Ancestor));
+        assert_eq!(PeerSide::of(id("1301"), id("130102")), Some(PeerSide::Descendant));
+        assert_eq!(PeerSide::of(id("1301"), id("1302")), None);
+        assert_eq!(PeerSide::of(id("1301"), id("1301")), None);
+    }
+}

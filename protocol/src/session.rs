@@ -1,0 +1,589 @@
+//! The per-link sync `Session`: a sans-IO state machine, one per connection, the same at both ends.
+//!
+//! Inputs are `handle_*` calls (frames, local progress, fetched events, persisted batches, time);
+//! outputs are drained with `poll_transmit` (frames to send), `poll_event` (work for the driver)
+//! and `poll_timeout` (when to call `handle_timeout` next). Time is passed in as milliseconds on
+//! any monotonic scale; the Session never reads a clock and does no I/O, so tests drive it through
+//! a lossy in-memory pair and the simulator drives thousands of them.
+//!
+//! The exchange: hello / hello-ack carry each side's contiguous cursors for the origins the other
+//! side sends; each side then streams what the other lacks, oldest first per origin, as batches
+//! that claim seq ranges ("all of them you should hold"). The receiver hands a batch to its driver
+//! to persist, and acks only after the driver reports it persisted. Unacked batches are retransmitted
+//! after `rto_ms`; duplicates are harmless because applying a held `(origin, seq)` is a no-op.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use topology::NodeId;
+
+use crate::cursor::Cursors;
+use crate::event::Event;
+use crate::holds::{PeerSide, Violation, check_received, sends_origin};
+use crate::wire::{
+    Ack, BATCH_EVENTS_MAX, BATCH_RANGES_MAX, Batch, Frame, HELLO_CURSORS_MAX, Hello, PROTOCOL_VERSION,
+    REASON_BYTES_MAX, SeqRange,
+};
+
+/// Timing and window settings of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Resend an unacked batch (or an unanswered hello) after this long.
+    pub rto_ms: u64,
+    /// Send a ping when nothing was sent for this long.
+    pub keepalive_ms: u64,
+    /// Declare the peer gone when nothing was received for this long.
+    pub idle_timeout_ms: u64,
+    /// Most batches sent and not yet acked.
+    pub window_batches: usize,
+    /// Most batches received and not yet persisted; a peer exceeding it is cut off.
+    pub persist_pending_max: usize,
+    /// Most events asked for in one fetch (one batch).
+    pub batch_events_max: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            rto_ms: 2_000,
+            keepalive_ms: 1_000,
+            idle_timeout_ms: 6_000,
+            window_batches: 8,
+            persist_pending_max: 64,
+            batch_events_max: BATCH_EVENTS_MAX,
+        }
+    }
+}
+
+/// Which end opened the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sent the hello (the child side: children always dial).
+    Dialer,
+    /// Answers the hello.
+    Acceptor,
+}
+
+/// The driver is asked to read these ranges from its store, keeping only the events the peer
+/// should hold, and to answer with [`Session::handle_fetched`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub id: u64,
+    /// `(origin, after, upto)`: events of `origin` with `after < seq <= upto`.
+    pub ranges: Vec<SeqRange>,
+    /// Most events to return for any one range (so one origin's backlog does not starve others).
+    pub per_range_max: usize,
+    /// Most events in all.
+    pub total_max: usize,
+}
+
+/// Work for the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The hello exchange finished: the link is up.
+    Up,
+    /// Read events from the store (see [`FetchRequest`]).
+    Fetch(FetchRequest),
+    /// Persist (and flush) this received batch, then call [`Session::handle_persisted`]. `ranges`
+    /// and `events` were checked: every event is one `me` may hold from this peer.
+    Persist { batch_id: u64, ranges: Vec<SeqRange>, events: Vec<Event> },
+    /// An event in a received batch broke an authority rule; it was dropped, counted, and the
+    /// rest of the batch goes on.
+    Rejected { event: crate::event::EventId, violation: Violation },
+    /// The link is over; the driver closes the connection (a goodbye may still be queued).
+    Closed { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    /// Dialer: hello sent, waiting for the hello-ack. Acceptor: waiting for the hello.
+    Opening,
+    Up,
+    Closed,
+}
+
+#[derive(Clone, Debug)]
+struct InFlight {
+    batch: Batch,
+    sent_at_ms: u64,
+}
+
+/// Counters for the admin API and the benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub batches_sent: u64,
+    pub batches_received: u64,
+    pub events_sent: u64,
+    pub events_received: u64,
+    pub retransmits: u64,
+    pub rejected: u64,
+}
+
+/// One link's sync state machine.
+#[derive(Debug)]
+pub struct Session {
+    me: NodeId,
+    peer: NodeId,
+    side: PeerSide,
+    role: Role,
+    cfg: SessionConfig,
+    state: State,
+    /// My contiguous cursor per origin I send to the peer (updated by the driver after flushes).
+    local: BTreeMap<NodeId, u64>,
+    /// The peer's contiguous cursor per origin, from its hello and acks.
+    peer_cursor: BTreeMap<NodeId, u64>,
+    /// How far I have sent per origin (>= peer_cursor while the link is up).
+    sent: BTreeMap<NodeId, u64>,
+    /// Origins with `local > sent`, in rotation order for fairness.
+    ready: BTreeSet<NodeId>,
+    /// Where the next fetch starts its scan of `ready`.
+    rotation: Option<NodeId>,
+    fetching: Option<FetchRequest>,
+    next_fetch_id: u64,
+    inflight: VecDeque<InFlight>,
+    next_batch_id: u64,
+    /// Received batches handed to the driver and not yet persisted.
+    persisting: BTreeSet<u64>,
+    transmit: VecDeque<Frame>,
+    events: VecDeque<SessionEvent>,
+    opened_at_ms: u64,
+    last_sent_ms: u64,
+    last_received_ms: u64,
+    hello_sent_ms: u64,
+    peer_backlog: u64,
+    stats: SessionStats,
+}
+
+impl Session {
+    /// A session between `me` and `peer` (one must be the other's ancestor), starting at `now_ms`
+    /// with `me`'s current cursors. A dialer queues its hello at once.
+    pub fn new(me: NodeId, peer: NodeId, role: Role, cfg: SessionConfig, now_ms: u64, local: &Cursors) -> Result<Session, String> {
+        let side = PeerSide::of(me, peer).ok_or_else(|| format!("{me} and {peer} are not on one path of the tree"))?;
+        let mut s = Session {
+            me,
+            peer,
+            side,
+            role,
+            cfg,
+            state: State::Opening,
+            local: BTreeMap::new(),
+            peer_cursor: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            rotation: None,
+            fetching: None,
+            next_fetch_id: 1,
+            inflight: VecDeque::new(),
+            next_batch_id: 1,
+            persisting: BTreeSet::new(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            opened_at_ms: now_ms,
+            last_sent_ms: now_ms,
+            last_received_ms: now_ms,
+            hello_sent_ms: now_ms,
+            peer_backlog: 0,
+            stats: SessionStats::default(),
+        };
+        for (origin, ranges) in local.iter() {
+            if sends_origin(me, peer, origin) && ranges.contiguous() > 0 {
+                s.local.insert(origin, ranges.contiguous());
+            }
+        }
+        if role == Role::Dialer {
+            let hello = s.hello(local);
+            s.push_frame(Frame::Hello(hello), now_ms);
+        }
+        Ok(s)
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn peer(&self) -> NodeId {
+        self.peer
+    }
+
+    pub fn side(&self) -> PeerSide {
+        self.side
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.state == State::Up
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// Seqs I hold that the peer has not acknowledged (an upper bound on events for filtered origins).
+    pub fn backlog_out(&self) -> u64 {
+        self.local.iter().map(|(o, &c)| c.saturating_sub(self.peer_cursor.get(o).copied().unwrap_or(0))).sum()
+    }
+
+    /// What the peer last said it has queued for me.
+    pub fn backlog_in(&self) -> u64 {
+        self.peer_backlog
+    }
+
+    /// Milliseconds since anything was received from the peer.
+    pub fn silent_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_received_ms)
+    }
+
+    /// The peer's contiguous cursor for `origin`, as far as this session knows.
+    pub fn peer_cursor(&self, origin: NodeId) -> u64 {
+        self.peer_cursor.get(&origin).copied().unwrap_or(0)
+    }
+
+    /// My cursors for the origins the peer sends me: what goes in my hello.
+    fn hello(&self, local: &Cursors) -> Hello {
+        let (me, peer) = (self.me, self.peer);
+        Hello { version: PROTOCOL_VERSION, node: me, cursors: local.contiguous_vector(|o| sends_origin(peer, me, o)) }
+    }
+
+    fn push_frame(&mut self, frame: Frame, now_ms: u64) {
+        self.last_sent_ms = now_ms;
+        self.transmit.push_back(frame);
+    }
+
+    /// Ends the session: a goodbye with `reason` is queued for the peer and `Closed` reported.
+    pub fn close(&mut self, now_ms: u64, reason: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        let mut reason = reason.to_string();
+        if reason.len() > REASON_BYTES_MAX {
+            let mut cut = REASON_BYTES_MAX;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        self.state = State::Closed;
+        self.transmit.clear();
+        self.push_frame(Frame::Goodbye { reason: reason.clone() }, now_ms);
+        self.events.push_back(SessionEvent::Closed { reason });
+    }
+
+    /// A frame from the peer. A frame that breaks the protocol closes the session with a reason.
+    pub fn handle_frame(&mut self, now_ms: u64, frame: Frame, local: &Cursors) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.last_received_ms = now_ms;
+        if let Err(reason) = self.handle_frame_inner(now_ms, frame, local) {
+            self.close(now_ms, &reason);
+        }
+        self.drive(now_ms);
+    }
+
+    fn check_hello(&self, hello: &Hello) -> Result<(), String> {
+        if hello.version != PROTOCOL_VERSION {
+            return Err(format!("protocol version {} not supported (this node speaks {PROTOCOL_VERSION})", hello.version));
+        }
+        if hello.node != self.peer {
+            return Err(format!("hello claims to be {} but the certificate says {}", hello.node, self.peer));
+        }
+        if hello.cursors.len() > HELLO_CURSORS_MAX {
+            return Err(format!("hello carries {} cursors, above the limit {HELLO_CURSORS_MAX}", hello.cursors.len()));
+        }
+        Ok(())
+    }
+
+    fn adopt_peer_cursors(&mut self, cursors: &[(NodeId, u64)]) {
+        for &(origin, c) in cursors {
+            if sends_origin(self.me, self.peer, origin) {
+                let e = self.peer_cursor.entry(origin).or_default();
+                *e = (*e).max(c);
+                // Never keep "sent" below what the peer confirmed it holds.
+                if self.state == State::Up {
+                    let s = self.sent.entry(origin).or_default();
+                    *s = (*s).max(c);
+                }
+            }
+        }
+    }
+
+    fn go_up(&mut self, now_ms: u64) {
+        self.state = State::Up;
+        self.sent = self.peer_cursor.clone();
+        self.ready = self.local.iter().filter(|(o, c)| **c > self.sent_of(**o)).map(|(o, _)| *o).collect();
+        self.events.push_back(SessionEvent::Up);
+        self.last_received_ms = now_ms;
+    }
+
+    fn sent_of(&self, origin: NodeId) -> u64 {
+        self.sent.get(&origin).copied().unwrap_or(0)
+    }
+
+    fn handle_frame_inner(&mut self, now_ms: u64, frame: Frame, local: &Cursors) -> Result<(), String> {
+        match (frame, self.role, &self.state) {
+            (Frame::Goodbye { reason }, ..) => {
+                self.state = State::Closed;
+                self.events.push_back(SessionEvent::Closed { reason: format!("peer closed the link: {reason}") });
+            }
+            (Frame::Hello(hello), Role::Acceptor, _) => {
+                self.check_hello(&hello)?;
+                self.adopt_peer_cursors(&hello.cursors);
+                let reply = self.hello(local);
+                self.push_frame(Frame::HelloAck(reply), now_ms);
+                if self.state == State::Opening {
+                    self.go_up(now_ms);
+                }
+            }
+            (Frame::HelloAck(hello), Role::Dialer, _) => {
+                self.check_hello(&hello)?;
+                self.adopt_peer_cursors(&hello.cursors);
+                if self.state == State::Opening {
+                    self.go_up(now_ms);
+                }
+            }
+            (Frame::Hello(_), Role::Dialer, _) => return Err("unexpected hello from the accepting side".into()),
+            (Frame::HelloAck(_), Role::Acceptor, _) => return Err("unexpected hello-ack from the dialing side".into()),
+            // Before the hello exchange completes, data frames can only be reordered or early
+            // copies: drop them, the peer retransmits.
+            (_, _, State::Opening) => {}
+            (Frame::Ping { backlog }, ..) => self.peer_backlog = backlog,
+            (Frame::Ack(ack), ..) => self.handle_ack(ack),
+            (Frame::Batch(batch), ..) => self.handle_batch(batch)?,
+        }
+        Ok(())
+    }
+
+    fn handle_ack(&mut self, ack: Ack) {
+        if let Some(pos) = self.inflight.iter().position(|f| f.batch.id == ack.id) {
+            self.inflight.remove(pos);
+        }
+        self.adopt_peer_cursors(&ack.cursors);
+    }
+
+    /// Structural checks (a failure closes the link) and authority checks (a failure drops one
+    /// event and is counted), then the batch goes to the driver to persist.
+    fn handle_batch(&mut self, batch: Batch) -> Result<(), String> {
+        if batch.ranges.len() > BATCH_RANGES_MAX || batch.events.len() > BATCH_EVENTS_MAX {
+            return Err(format!("batch {} too large: {} ranges, {} events", batch.id, batch.ranges.len(), batch.events.len()));
+        }
+        let mut ranges: BTreeMap<NodeId, (u64, u64)> = BTreeMap::new();
+        for r in &batch.ranges {
+            if r.after >= r.upto {
+                return Err(format!("batch {} has an empty range {}({}, {}]", batch.id, r.origin, r.after, r.upto));
+            }
+            if !sends_origin(self.peer, self.me, r.origin) {
+                return Err(format!("peer {} may not send events of origin {} to {}", self.peer, r.origin, self.me));
+            }
+            if ranges.insert(r.origin, (r.after, r.upto)).is_some() {
+                return Err(format!("batch {} names origin {} twice", batch.id, r.origin));
+            }
+        }
+        let mut last: Option<(NodeId, u64)> = None;
+        for e in &batch.events {
+            let Some(&(after, upto)) = ranges.get(&e.origin) else {
+                return Err(format!("batch {} carries {} outside its ranges", batch.id, e.id()));
+            };
+            if e.seq <= after || e.seq > upto {
+                return Err(format!("batch {} carries {} outside ({after}, {upto}]", batch.id, e.id()));
+            }
+            if last.is_some_and(|l| l >= (e.origin, e.seq)) {
+                return Err(format!("batch {} is not sorted by (origin, seq) at {}", batch.id, e.id()));
+            }
+            last = Some((e.origin, e.seq));
+        }
+        if self.persisting.len() >= self.cfg.persist_pending_max {
+            return Err(format!("peer sent more than {} unacknowledged batches", self.cfg.persist_pending_max));
+        }
+        self.stats.batches_received += 1;
+        self.stats.events_received += batch.events.len() as u64;
+        let mut events = Vec::with_capacity(batch.events.len());
+        for e in batch.events {
+            match check_received(self.me, self.peer, &e) {
+                Ok(()) => events.push(e),
+                Err(violation) => {
+                    self.stats.rejected += 1;
+                    self.events.push_back(SessionEvent::Rejected { event: e.id(), violation });
+                }
+            }
+        }
+        if self.persisting.insert(batch.id) {
+            self.events.push_back(SessionEvent::Persist { batch_id: batch.id, ranges: batch.ranges, events });
+        }
+        Ok(())
+    }
+
+    /// The driver persisted and flushed received batch `batch_id`; `cursors` are `me`'s contiguous
+    /// cursors for its origins now. Queues the ack.
+    pub fn handle_persisted(&mut self, now_ms: u64, batch_id: u64, cursors: Vec<(NodeId, u64)>) {
+        if !self.persisting.remove(&batch_id) || self.state == State::Closed {
+            return;
+        }
+        self.push_frame(Frame::Ack(Ack { id: batch_id, cursors }), now_ms);
+    }
+
+    /// `me`'s contiguous cursor for `origin` advanced (after a flush), locally or from another link.
+    pub fn handle_local_progress(&mut self, now_ms: u64, origin: NodeId, contiguous: u64) {
+        if !sends_origin(self.me, self.peer, origin) {
+            return;
+        }
+        let e = self.local.entry(origin).or_default();
+        if contiguous <= *e {
+            return;
+        }
+        *e = contiguous;
+        if self.state == State::Up && contiguous > self.sent_of(origin) {
+            self.ready.insert(origin);
+        }
+        self.drive(now_ms);
+    }
+
+    /// The driver's answer to a [`FetchRequest`]: the ranges it covered (each `upto` possibly lower
+    /// than asked when it hit a limit, `after` unchanged) and the events in them the peer should hold.
+    pub fn handle_fetched(&mut self, now_ms: u64, fetch_id: u64, covered: Vec<SeqRange>, events: Vec<Event>) {
+        let Some(req) = self.fetching.take_if(|r| r.id == fetch_id) else {
+            return;
+        };
+        if self.state != State::Up {
+            return;
+        }
+        let mut ranges = Vec::with_capacity(covered.len());
+        for r in covered {
+            // Only ranges that continue exactly where this session's sending stands are usable;
+            // anything else is stale (an ack moved us on meanwhile) and is fetched again.
+            let asked = req.ranges.iter().any(|a| a.origin == r.origin && a.after == r.after && r.upto <= a.upto);
+            if asked && r.upto > r.after && self.sent_of(r.origin) == r.after {
+                self.sent.insert(r.origin, r.upto);
+                ranges.push(r);
+            }
+            if self.local.get(&r.origin).copied().unwrap_or(0) <= self.sent_of(r.origin) {
+                self.ready.remove(&r.origin);
+            }
+        }
+        if !ranges.is_empty() {
+            let kept: BTreeSet<NodeId> = ranges.iter().map(|r| r.origin).collect();
+            let events: Vec<Event> = events.into_iter().filter(|e| kept.contains(&e.origin)).collect();
+            let batch = Batch { id: self.next_batch_id, ranges, events };
+            self.next_batch_id += 1;
+            self.stats.batches_sent += 1;
+            self.stats.events_sent += batch.events.len() as u64;
+            self.push_frame(Frame::Batch(batch.clone()), now_ms);
+            self.inflight.push_back(InFlight { batch, sent_at_ms: now_ms });
+        }
+        self.drive(now_ms);
+    }
+
+    /// Time passed: retransmits, keep-alives, the idle timeout.
+    pub fn handle_timeout(&mut self, now_ms: u64, local: &Cursors) {
+        if self.state == State::Closed {
+            return;
+        }
+        if now_ms.saturating_sub(self.last_received_ms) >= self.cfg.idle_timeout_ms {
+            let silent = now_ms.saturating_sub(self.last_received_ms);
+            self.close(now_ms, &format!("peer {} silent for {silent} ms", self.peer));
+            return;
+        }
+        match self.state {
+            State::Opening if self.role == Role::Dialer && now_ms >= self.hello_sent_ms + self.cfg.rto_ms => {
+                self.hello_sent_ms = now_ms;
+                let hello = self.hello(local);
+                self.push_frame(Frame::Hello(hello), now_ms);
+            }
+            State::Up => {
+                let rto = self.cfg.rto_ms;
+                let mut resend = Vec::new();
+                for f in self.inflight.iter_mut() {
+                    if now_ms >= f.sent_at_ms + rto {
+                        f.sent_at_ms = now_ms;
+                        resend.push(Frame::Batch(f.batch.clone()));
+                    }
+                }
+                self.stats.retransmits += resend.len() as u64;
+                for frame in resend {
+                    self.push_frame(frame, now_ms);
+                }
+            }
+            _ => {}
+        }
+        if now_ms >= self.last_sent_ms + self.cfg.keepalive_ms {
+            let backlog = self.backlog_out();
+            self.push_frame(Frame::Ping { backlog }, now_ms);
+        }
+        self.drive(now_ms);
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let mut t = (self.last_received_ms + self.cfg.idle_timeout_ms).min(self.last_sent_ms + self.cfg.keepalive_ms);
+        if self.state == State::Opening && self.role == Role::Dialer {
+            t = t.min(self.hello_sent_ms + self.cfg.rto_ms);
+        }
+        if let Some(oldest) = self.inflight.iter().map(|f| f.sent_at_ms).min() {
+            t = t.min(oldest + self.cfg.rto_ms);
+        }
+        Some(t)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        self.transmit.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Asks for the next batch's events when the window allows.
+    fn drive(&mut self, _now_ms: u64) {
+        if self.state != State::Up || self.fetching.is_some() || self.inflight.len() >= self.cfg.window_batches {
+            return;
+        }
+        if self.ready.is_empty() {
+            return;
+        }
+        // Round-robin over ready origins, starting after the last one served.
+        let start = self.rotation;
+        let mut order: Vec<NodeId> = match start {
+            Some(s) => self.ready.range((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded)).copied().collect(),
+            None => self.ready.iter().copied().collect(),
+        };
+        if let Some(s) = start {
+            order.extend(self.ready.range(..=s).copied());
+        }
+        order.truncate(BATCH_RANGES_MAX);
+        let mut ranges = Vec::with_capacity(order.len());
+        for o in order {
+            let r = SeqRange { origin: o, after: self.sent_of(o), upto: self.local.get(&o).copied().unwrap_or(0) };
+            if r.upto > r.after {
+                ranges.push(r);
+            } else {
+                // The peer got there another way (an ack moved `sent` past `local`).
+                self.ready.remove(&o);
+            }
+        }
+        if ranges.is_empty() {
+            return;
+        }
+        self.rotation = ranges.last().map(|r| r.origin);
+        let total_max = self.cfg.batch_events_max;
+        let per_range_max = (total_max / ranges.len()).max(16).min(total_max);
+        let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max };
+        self.next_fetch_id += 1;
+        self.fetching = Some(req.clone());
+        self.events.push_back(SessionEvent::Fetch(req));
+    }
+
+    /// Internal consistency, for tests and the simulator to call after every step.
+    pub fn check_invariants(&self) {
+        assert!(self.inflight.len() <= self.cfg.window_batches + 1, "window exceeded");
+        if self.state == State::Up {
+            for (o, c) in &self.peer_cursor {
+                assert!(self.sent_of(*o) >= *c, "sent below peer cursor for {o}");
+            }
+        }
+        let _ = self.opened_at_ms;
+    }
+}

@@ -1,0 +1,381 @@
+//! Drives two Sessions through an in-memory pair with loss, duplication and reordering
+//! (quinn-proto's `Pair` idea): every event each side should hold arrives, exactly once.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use topology::NodeId;
+
+use crate::alert::{AlertRaised, AlertType, Severity, Zone};
+use crate::apply::{apply_batch, fill_fetch};
+use crate::cursor::Cursors;
+use crate::event::{Body, Directive, Event, Hlc};
+use crate::holds::holds;
+use crate::session::{Role, Session, SessionConfig, SessionEvent};
+use crate::wire::{Frame, decode_frame, encode_frame};
+
+fn id(s: &str) -> NodeId {
+    s.parse().unwrap()
+}
+
+/// One side's store: its events, its cursors, and how often each event was applied.
+#[derive(Default)]
+struct Store {
+    me: Option<NodeId>,
+    cursors: Cursors,
+    events: BTreeMap<(NodeId, u64), Event>,
+    applied: BTreeMap<(NodeId, u64), u32>,
+}
+
+impl Store {
+    fn new(me: NodeId) -> Store {
+        Store { me: Some(me), ..Store::default() }
+    }
+
+    fn append(&mut self, scope: NodeId, body: Body) -> Event {
+        let me = self.me.unwrap();
+        let seq = self.cursors.contiguous(me) + 1;
+        let e = Event { origin: me, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope, body };
+        self.events.insert((me, seq), e.clone());
+        *self.applied.entry((me, seq)).or_default() += 1;
+        self.cursors.insert(me, seq - 1, seq);
+        e
+    }
+
+    /// Copies `e` as if it had arrived earlier (a restore source holds a child's events).
+    fn preload(&mut self, e: &Event) {
+        self.events.insert((e.origin, e.seq), e.clone());
+        *self.applied.entry((e.origin, e.seq)).or_default() += 1;
+        let c = self.cursors.contiguous(e.origin);
+        self.cursors.insert(e.origin, c, e.seq.max(c));
+    }
+}
+
+fn alert() -> Body {
+    Body::Alert(AlertRaised {
+        camera: "cam-1".into(),
+        canteen: "main".into(),
+        zone: Zone::Cooking,
+        alert_type: AlertType::NoMask,
+        severity: Severity::General,
+        detected_at_ms: 1,
+        confidence_permille: 900,
+        snapshot: String::new(),
+        repeat_count: 1,
+    })
+}
+
+fn directive(n: u64) -> Body {
+    Body::Directive(Directive { title: format!("notice {n}"), text: "rectify".into() })
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Faults {
+    loss: f64,
+    dup: f64,
+    /// Extra random delay up to this many ms: frames overtake each other.
+    jitter_ms: u64,
+}
+
+struct Side {
+    store: Store,
+    session: Session,
+}
+
+struct Pair {
+    now: u64,
+    rng: ChaCha8Rng,
+    faults: Faults,
+    sides: [Side; 2],
+    /// (deliver_at, tiebreak, to_side, encoded frame)
+    wire: Vec<(u64, u64, usize, Vec<u8>)>,
+    counter: u64,
+}
+
+impl Pair {
+    fn new(child: Store, parent: Store, faults: Faults, seed: u64) -> Pair {
+        let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, ..SessionConfig::default() };
+        let (c, p) = (child.me.unwrap(), parent.me.unwrap());
+        let cs = Session::new(c, p, Role::Dialer, cfg, 0, &child.cursors).unwrap();
+        let ps = Session::new(p, c, Role::Acceptor, cfg, 0, &parent.cursors).unwrap();
+        let mut pair = Pair {
+            now: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            faults,
+            sides: [Side { store: child, session: cs }, Side { store: parent, session: ps }],
+            wire: Vec::new(),
+            counter: 0,
+        };
+        pair.pump();
+        pair
+    }
+
+    fn append(&mut self, side: usize, scope: NodeId, body: Body) -> Event {
+        let e = self.sides[side].store.append(scope, body);
+        self.sides[side].session.handle_local_progress(self.now, e.origin, e.seq);
+        self.pump();
+        e
+    }
+
+    /// Runs every side's outputs until nothing is left to do at this instant.
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            for i in 0..2 {
+                while let Some(ev) = self.sides[i].session.poll_event() {
+                    progressed = true;
+                    self.handle_event(i, ev);
+                }
+                while let Some(frame) = self.sides[i].session.poll_transmit() {
+                    progressed = true;
+                    let bytes = encode_frame(&frame).unwrap();
+                    self.send(1 - i, bytes);
+                }
+                self.sides[i].session.check_invariants();
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn send(&mut self, to: usize, bytes: Vec<u8>) {
+        if self.rng.random_bool(self.faults.loss) {
+            return;
+        }
+        let copies = if self.rng.random_bool(self.faults.dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = 5 + self.rng.random_range(0..=self.faults.jitter_ms);
+            self.counter += 1;
+            self.wire.push((self.now + delay, self.counter, to, bytes.clone()));
+        }
+    }
+
+    fn handle_event(&mut self, i: usize, ev: SessionEvent) {
+        let now = self.now;
+        let side = &mut self.sides[i];
+        match ev {
+            SessionEvent::Fetch(req) => {
+                let peer = side.session.peer();
+                let store = &side.store;
+                let (covered, events) = fill_fetch(peer, &req, |r| {
+                    store.events.range((r.origin, r.after + 1)..=(r.origin, r.upto)).map(|(_, e)| e.clone()).collect::<Vec<_>>().into_iter()
+                });
+                side.session.handle_fetched(now, req.id, covered, events);
+            }
+            SessionEvent::Persist { batch_id, ranges, events } => {
+                let (fresh, changed) = apply_batch(&mut side.store.cursors, &ranges, &events);
+                for e in fresh {
+                    *side.store.applied.entry((e.origin, e.seq)).or_default() += 1;
+                    side.store.events.insert((e.origin, e.seq), e.clone());
+                }
+                let _ = changed;
+                let cursors = ranges.iter().map(|r| (r.origin, side.store.cursors.contiguous(r.origin))).collect();
+                side.session.handle_persisted(now, batch_id, cursors);
+            }
+            SessionEvent::Rejected { event, violation } => panic!("unexpected rejection of {event}: {violation}"),
+            SessionEvent::Up => {}
+            SessionEvent::Closed { reason } => panic!("session closed: {reason}"),
+        }
+    }
+
+    /// Advances simulated time to `until`, delivering frames and firing timers.
+    fn run_until(&mut self, until: u64) {
+        loop {
+            let next_frame = self.wire.iter().map(|w| (w.0, w.1)).min();
+            let next_timer = (0..2).filter_map(|i| self.sides[i].session.poll_timeout()).min();
+            let t = match (next_frame, next_timer) {
+                (Some(f), Some(tm)) => f.0.min(tm),
+                (Some(f), None) => f.0,
+                (None, Some(tm)) => tm,
+                (None, None) => break,
+            };
+            if t > until {
+                break;
+            }
+            self.now = self.now.max(t);
+            if let Some(pos) = self.wire.iter().position(|w| Some((w.0, w.1)) == next_frame && w.0 <= self.now) {
+                let (_, _, to, bytes) = self.wire.swap_remove(pos);
+                let frame: Frame = decode_frame(&bytes).unwrap();
+                let local = self.sides[to].store.cursors.clone();
+                self.sides[to].session.handle_frame(self.now, frame, &local);
+            }
+            for i in 0..2 {
+                if self.sides[i].session.poll_timeout().is_some_and(|d| d <= self.now) {
+                    let local = self.sides[i].store.cursors.clone();
+                    self.sides[i].session.handle_timeout(self.now, &local);
+                }
+            }
+            self.pump();
+        }
+        self.now = until;
+    }
+}
+
+/// Everything `node` should hold of what either side wrote, held exactly once.
+fn check_converged(pair: &Pair, all: &[Event]) {
+    for side in &pair.sides {
+        let me = side.store.me.unwrap();
+        for e in all {
+            let should = holds(me, e.scope);
+            let count = side.store.applied.get(&(e.origin, e.seq)).copied().unwrap_or(0);
+            if should {
+                assert_eq!(count, 1, "{me} should hold {} exactly once, applied {count} times", e.id());
+            } else {
+                assert_eq!(count, 0, "{me} must not hold {}", e.id());
+            }
+        }
+        for ((o, s), _) in &side.store.events {
+            assert!(all.iter().any(|e| e.origin == *o && e.seq == *s), "{me} holds unknown {o}#{s}");
+        }
+    }
+}
+
+/// Runs a scenario: both sides write before and while the link runs, then the link settles.
+fn check(faults: Faults, seed: u64, before: usize, during: usize, restore_child: bool) {
+    let (school, sibling, county) = (id("130102-S0001"), id("130102-S0002"), id("130102"));
+    let mut child = Store::new(school);
+    let mut parent = Store::new(county);
+    let mut all = Vec::new();
+    // The child's history, which the parent already holds when the child was wiped.
+    for _ in 0..before {
+        let e = child.append(school, alert());
+        if restore_child {
+            parent.preload(&e);
+        }
+        all.push(e);
+    }
+    if restore_child {
+        child = Store::new(school);
+        // The wiped child lost its own applied counts too: it must get each back exactly once.
+    }
+    let scopes = [school, county, sibling];
+    for n in 0..before as u64 {
+        all.push(parent.append(scopes[n as usize % 3], directive(n)));
+    }
+    let mut pair = Pair::new(child, parent, faults, seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    for n in 0..during as u64 {
+        pair.run_until(pair.now + rng.random_range(0..40));
+        if rng.random_bool(0.6) {
+            if restore_child && pair.sides[0].store.cursors.contiguous(school) < before as u64 {
+                // A restoring node writes nothing before it has its own history back.
+                continue;
+            }
+            all.push(pair.append(0, school, alert()));
+        } else {
+            all.push(pair.append(1, scopes[n as usize % 3], directive(n)));
+        }
+    }
+    pair.run_until(pair.now + 120_000);
+    check_converged(&pair, &all);
+    assert!(pair.sides.iter().all(|s| s.session.is_up()));
+}
+
+const CLEAN: Faults = Faults { loss: 0.0, dup: 0.0, jitter_ms: 0 };
+
+#[test]
+fn clean_link_delivers_everything_once() {
+    check(CLEAN, 1, 50, 50, false);
+}
+
+#[test]
+fn large_backlog_is_batched_and_delivered() {
+    check(CLEAN, 2, 3_000, 10, false);
+}
+
+#[test]
+fn lossy_duplicating_reordering_link_still_delivers_exactly_once() {
+    check(Faults { loss: 0.2, dup: 0.2, jitter_ms: 80 }, 3, 200, 200, false);
+}
+
+#[test]
+fn wiped_child_is_restored_from_its_parent() {
+    check(CLEAN, 4, 300, 20, true);
+    check(Faults { loss: 0.1, dup: 0.1, jitter_ms: 50 }, 5, 300, 20, true);
+}
+
+#[test]
+fn hello_from_the_wrong_node_closes_the_link() {
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: id("130102-S0002"), cursors: vec![] };
+    s.handle_frame(1, Frame::Hello(hello), &Cursors::default());
+    assert!(s.is_closed());
+    match s.poll_event() {
+        Some(SessionEvent::Closed { reason }) => assert!(reason.contains("certificate says 130102-S0001"), "{reason}"),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert!(matches!(s.poll_transmit(), Some(Frame::Goodbye { .. })));
+}
+
+#[test]
+fn a_batch_with_a_foreign_origin_closes_the_link() {
+    // A school may only report its own subtree; a batch carrying its sibling's origin is a violation.
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
+    s.handle_frame(1, Frame::Hello(hello), &Cursors::default());
+    let batch = crate::wire::Batch {
+        id: 1,
+        ranges: vec![crate::wire::SeqRange { origin: id("130102-S0002"), after: 0, upto: 1 }],
+        events: vec![],
+    };
+    s.handle_frame(2, Frame::Batch(batch), &Cursors::default());
+    assert!(s.is_closed());
+}
+
+#[test]
+fn an_unauthorised_event_is_dropped_and_counted() {
+    // A school forging a directive about itself: the range advances, the event is rejected.
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
+    s.handle_frame(1, Frame::Hello(hello), &Cursors::default());
+    let forged = Event { origin: school, seq: 1, hlc: Hlc::default(), scope: school, body: directive(1) };
+    let batch = crate::wire::Batch {
+        id: 1,
+        ranges: vec![crate::wire::SeqRange { origin: school, after: 0, upto: 1 }],
+        events: vec![forged],
+    };
+    s.handle_frame(2, Frame::Batch(batch), &Cursors::default());
+    assert!(!s.is_closed());
+    let evs: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(evs.iter().any(|e| matches!(e, SessionEvent::Rejected { .. })), "{evs:?}");
+    assert!(evs.iter().any(|e| matches!(e, SessionEvent::Persist { events, .. } if events.is_empty())), "{evs:?}");
+    assert_eq!(s.stats().rejected, 1);
+}
+
+#[test]
+fn a_silent_peer_times_out() {
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let cfg = SessionConfig::default();
+    let mut s = Session::new(school, county, Role::Dialer, cfg, 0, &Cursors::default()).unwrap();
+    let mut now = 0;
+    while !s.is_closed() {
+        now = s.poll_timeout().unwrap();
+        s.handle_timeout(now, &Cursors::default());
+    }
+    assert!(now >= cfg.idle_timeout_ms);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever the loss, duplication, reordering and interleaving, every event each side should
+    /// hold arrives exactly once and nothing else does.
+    #[test]
+    fn every_event_arrives_exactly_once(
+        seed in any::<u64>(),
+        loss in 0.0f64..0.3,
+        dup in 0.0f64..0.3,
+        jitter_ms in 0u64..200,
+        before in 0usize..150,
+        during in 0usize..150,
+        restore in any::<bool>(),
+    ) {
+        check(Faults { loss, dup, jitter_ms }, seed, before, during, restore);
+    }
+}

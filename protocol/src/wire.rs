@@ -1,0 +1,266 @@
+//! Wire types and the frame codec: the only things in the system that are serialized.
+//!
+//! A frame is bincode 2 (serde, standard config) with a hard size limit on decode, and trailing
+//! bytes after a valid frame are refused. Enum variants are encoded by position: **only append**
+//! new variants and fields-in-new-variants; never reorder or remove. The protocol version travels
+//! in the hello.
+
+use serde::{Deserialize, Serialize};
+use topology::NodeId;
+
+use crate::event::Event;
+
+/// Version spoken by this build; a hello with another version is refused with a clear reason.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Hard upper bound of one encoded frame on any transport.
+pub const FRAME_BYTES_MAX: usize = 1 << 20;
+
+/// Most events in one batch.
+pub const BATCH_EVENTS_MAX: usize = 512;
+
+/// Most encoded event bytes a sender packs into one batch (leaves headroom under the frame limit).
+pub const BATCH_BYTES_MAX: usize = 256 * 1024;
+
+/// Most origin ranges in one batch.
+pub const BATCH_RANGES_MAX: usize = 256;
+
+/// Most cursor entries in a hello (Hebei's largest subtree is a few thousand schools).
+pub const HELLO_CURSORS_MAX: usize = 40_000;
+
+/// Longest reason text carried in a goodbye.
+pub const REASON_BYTES_MAX: usize = 512;
+
+/// Opens a link, both ways: the dialer sends `Hello`, the acceptor answers `HelloAck`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u16,
+    /// Who the sender says it is; must match the transport-authenticated identity.
+    pub node: NodeId,
+    /// The sender's contiguous cursors for the origins the receiver sends it: "send me what comes
+    /// after these".
+    pub cursors: Vec<(NodeId, u64)>,
+}
+
+/// "Origin `origin`, seqs `(after, upto]`: the batch holds all of them that you should hold."
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange {
+    pub origin: NodeId,
+    pub after: u64,
+    pub upto: u64,
+}
+
+/// A batch of events with the watermark ranges it covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Per-link, per-direction batch number, echoed in the ack.
+    pub id: u64,
+    pub ranges: Vec<SeqRange>,
+    /// Sorted by `(origin, seq)`; each inside one of `ranges`.
+    pub events: Vec<Event>,
+}
+
+/// Sent only after the receiver persisted (and flushed) the batch: its contiguous cursors for the
+/// batch's origins afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub id: u64,
+    pub cursors: Vec<(NodeId, u64)>,
+}
+
+/// Everything that crosses a link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    Hello(Hello),
+    HelloAck(Hello),
+    Batch(Batch),
+    Ack(Ack),
+    /// Keep-alive; carries how many events the sender still has queued for the receiver.
+    Ping { backlog: u64 },
+    /// The sender closes the link, saying why.
+    Goodbye { reason: String },
+}
+
+impl Frame {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "hello",
+            Frame::HelloAck(_) => "hello-ack",
+            Frame::Batch(_) => "batch",
+            Frame::Ack(_) => "ack",
+            Frame::Ping { .. } => "ping",
+            Frame::Goodbye { .. } => "goodbye",
+        }
+    }
+}
+
+/// Why bytes are not a frame (or a frame is not sendable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("{trailing} trailing bytes after a valid {what} ({len} bytes in all)")]
+    Trailing { what: &'static str, trailing: usize, len: usize },
+    #[error("could not encode: {0}")]
+    Encode(String),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<FRAME_BYTES_MAX>()
+}
+
+fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
+    let bytes = bincode::serde::encode_to_vec(value, config()).map_err(|e| WireError::Encode(e.to_string()))?;
+    if bytes.len() > FRAME_BYTES_MAX {
+        return Err(WireError::TooLarge { len: bytes.len(), max: FRAME_BYTES_MAX });
+    }
+    Ok(bytes)
+}
+
+fn decode_value<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &'static str) -> Result<T, WireError> {
+    if bytes.len() > FRAME_BYTES_MAX {
+        return Err(WireError::TooLarge { len: bytes.len(), max: FRAME_BYTES_MAX });
+    }
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
+        .map_err(|e| WireError::Malformed(format!("{what}: {e}")))?;
+    if used != bytes.len() {
+        return Err(WireError::Trailing { what, trailing: bytes.len() - used, len: bytes.len() });
+    }
+    Ok(value)
+}
+
+/// Encodes a frame, refusing one above [`FRAME_BYTES_MAX`] (encoding itself ignores the limit).
+pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, WireError> {
+    encode_value(frame)
+}
+
+/// Decodes exactly one frame from `bytes`; never panics, whatever the bytes.
+pub fn decode_frame(bytes: &[u8]) -> Result<Frame, WireError> {
+    decode_value(bytes, "frame")
+}
+
+/// Encodes one event for storage (the same codec as the wire).
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, WireError> {
+    encode_value(event)
+}
+
+pub fn decode_event(bytes: &[u8]) -> Result<Event, WireError> {
+    decode_value(bytes, "event")
+}
+
+/// Encoded size of an event, for packing batches under [`BATCH_BYTES_MAX`].
+pub fn event_size(event: &Event) -> usize {
+    bincode::serde::encode_to_vec(event, config()).map_or(usize::MAX, |b| b.len())
+}
+
+/// Generic helpers for other serialized values (cursors in storage).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
+    encode_value(value)
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError> {
+    decode_value(bytes, "value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertRaised, AlertType, Severity, Zone};
+    use crate::event::{Body, Hlc};
+    use proptest::prelude::*;
+
+    pub(crate) fn sample_event() -> Event {
+        let school: NodeId = "130102-S0042".parse().unwrap();
+        Event {
+            origin: school,
+            seq: 7,
+            hlc: Hlc { wall_ms: 1_700_000_000_000, logical: 3 },
+            scope: school,
+            body: Body::Alert(AlertRaised {
+                camera: "cam-03".into(),
+                canteen: "main".into(),
+                zone: Zone::Cooking,
+                alert_type: AlertType::NoChefHat,
+                severity: Severity::General,
+                detected_at_ms: 1_700_000_000_000,
+                confidence_permille: 913,
+                snapshot: "snap/1.jpg".into(),
+                repeat_count: 1,
+            }),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let e = sample_event();
+        let frames = [
+            Frame::Hello(Hello { version: PROTOCOL_VERSION, node: e.origin, cursors: vec![(e.origin, 9)] }),
+            Frame::Batch(Batch {
+                id: 1,
+                ranges: vec![SeqRange { origin: e.origin, after: 6, upto: 7 }],
+                events: vec![e.clone()],
+            }),
+            Frame::Ack(Ack { id: 1, cursors: vec![(e.origin, 7)] }),
+            Frame::Ping { backlog: 3 },
+            Frame::Goodbye { reason: "bye".into() },
+        ];
+        for f in frames {
+            let bytes = encode_frame(&f).unwrap();
+            assert_eq!(decode_frame(&bytes).unwrap(), f);
+        }
+        assert_eq!(decode_event(&encode_event(&e).unwrap()).unwrap(), e);
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode_frame(&Frame::Ping { backlog: 1 }).unwrap();
+        bytes.push(0);
+        assert!(matches!(decode_frame(&bytes), Err(WireError::Trailing { trailing: 1, .. })));
+    }
+
+    #[test]
+    fn truncated_and_oversized_frames_are_refused() {
+        let bytes = encode_frame(&Frame::Batch(Batch { id: 9, ranges: vec![], events: vec![sample_event()] })).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(decode_frame(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+        let huge = vec![0u8; FRAME_BYTES_MAX + 1];
+        assert!(matches!(decode_frame(&huge), Err(WireError::TooLarge { .. })));
+        // A string length claim far above the limit (Goodbye is variant 5) fails before allocating.
+        let mut claim = vec![5u8, 0xfd];
+        claim.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_frame(&claim).is_err());
+    }
+
+    #[test]
+    fn node_ids_on_the_wire_are_validated() {
+        // The same shape as `Frame::Hello` (variant 0), but with an impossible node (0, 0).
+        let raw = (0u32, PROTOCOL_VERSION, (0u32, 0u32), Vec::<((u32, u32), u64)>::new());
+        let bytes = bincode::serde::encode_to_vec(raw, config()).unwrap();
+        let err = decode_frame(&bytes).unwrap_err().to_string();
+        assert!(err.contains("not a node id"), "{err}");
+        // And the valid province decodes through the same path.
+        let ok = (0u32, PROTOCOL_VERSION, (130000u32, 0u32), Vec::<((u32, u32), u64)>::new());
+        let bytes = bincode::serde::encode_to_vec(ok, config()).unwrap();
+        assert!(matches!(decode_frame(&bytes), Ok(Frame::Hello(_))));
+    }
+
+    proptest! {
+        /// Arbitrary bytes never panic the decoder.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_frame(&bytes);
+        }
+
+        /// Flipping any byte of a valid frame never panics.
+        #[test]
+        fn corrupted_frames_never_panic(pos in 0usize..200, val in any::<u8>()) {
+            let mut bytes = encode_frame(&Frame::Batch(Batch { id: 1, ranges: vec![], events: vec![sample_event()] })).unwrap();
+            let p = pos % bytes.len();
+            bytes[p] = val;
+            let _ = decode_frame(&bytes);
+        }
+    }
+}
