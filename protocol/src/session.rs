@@ -129,6 +129,8 @@ pub struct Session {
     state: State,
     /// My contiguous cursor per origin I send to the peer (updated by the driver after flushes).
     local: BTreeMap<NodeId, u64>,
+    /// My contiguous cursor per origin the peer sends me: what my hello says.
+    receiving: BTreeMap<NodeId, u64>,
     /// The peer's contiguous cursor per origin, from its hello and acks.
     peer_cursor: BTreeMap<NodeId, u64>,
     /// How far I have sent per origin (>= peer_cursor while the link is up).
@@ -166,6 +168,7 @@ impl Session {
             cfg,
             state: State::Opening,
             local: BTreeMap::new(),
+            receiving: BTreeMap::new(),
             peer_cursor: BTreeMap::new(),
             sent: BTreeMap::new(),
             ready: BTreeSet::new(),
@@ -185,12 +188,19 @@ impl Session {
             stats: SessionStats::default(),
         };
         for (origin, ranges) in local.iter() {
-            if sends_origin(me, peer, origin) && ranges.contiguous() > 0 {
-                s.local.insert(origin, ranges.contiguous());
+            let c = ranges.contiguous();
+            if c == 0 {
+                continue;
+            }
+            if sends_origin(me, peer, origin) {
+                s.local.insert(origin, c);
+            }
+            if sends_origin(peer, me, origin) {
+                s.receiving.insert(origin, c);
             }
         }
         if role == Role::Dialer {
-            let hello = s.hello(local);
+            let hello = s.hello();
             s.push_frame(Frame::Hello(hello), now_ms);
         }
         Ok(s)
@@ -241,9 +251,8 @@ impl Session {
     }
 
     /// My cursors for the origins the peer sends me: what goes in my hello.
-    fn hello(&self, local: &Cursors) -> Hello {
-        let (me, peer) = (self.me, self.peer);
-        Hello { version: PROTOCOL_VERSION, node: me, cursors: local.contiguous_vector(|o| sends_origin(peer, me, o)) }
+    fn hello(&self) -> Hello {
+        Hello { version: PROTOCOL_VERSION, node: self.me, cursors: self.receiving.iter().map(|(o, c)| (*o, *c)).collect() }
     }
 
     fn push_frame(&mut self, frame: Frame, now_ms: u64) {
@@ -271,12 +280,12 @@ impl Session {
     }
 
     /// A frame from the peer. A frame that breaks the protocol closes the session with a reason.
-    pub fn handle_frame(&mut self, now_ms: u64, frame: Frame, local: &Cursors) {
+    pub fn handle_frame(&mut self, now_ms: u64, frame: Frame) {
         if self.state == State::Closed {
             return;
         }
         self.last_received_ms = now_ms;
-        if let Err(reason) = self.handle_frame_inner(now_ms, frame, local) {
+        if let Err(reason) = self.handle_frame_inner(now_ms, frame) {
             self.close(now_ms, &reason);
         }
         self.drive(now_ms);
@@ -321,7 +330,7 @@ impl Session {
         self.sent.get(&origin).copied().unwrap_or(0)
     }
 
-    fn handle_frame_inner(&mut self, now_ms: u64, frame: Frame, local: &Cursors) -> Result<(), String> {
+    fn handle_frame_inner(&mut self, now_ms: u64, frame: Frame) -> Result<(), String> {
         match (frame, self.role, &self.state) {
             (Frame::Goodbye { reason }, ..) => {
                 self.state = State::Closed;
@@ -330,7 +339,7 @@ impl Session {
             (Frame::Hello(hello), Role::Acceptor, _) => {
                 self.check_hello(&hello)?;
                 self.adopt_peer_cursors(&hello.cursors);
-                let reply = self.hello(local);
+                let reply = self.hello();
                 self.push_frame(Frame::HelloAck(reply), now_ms);
                 if self.state == State::Opening {
                     self.go_up(now_ms);
@@ -393,6 +402,10 @@ impl Session {
             }
             last = Some((e.origin, e.seq));
         }
+        // A sender only sends from its contiguous holdings, so the peer now holds each range's
+        // origin up to `upto`: never echo those events back to it.
+        let held: Vec<(NodeId, u64)> = batch.ranges.iter().map(|r| (r.origin, r.upto)).collect();
+        self.adopt_peer_cursors(&held);
         if self.persisting.len() >= self.cfg.persist_pending_max {
             return Err(format!("peer sent more than {} unacknowledged batches", self.cfg.persist_pending_max));
         }
@@ -425,6 +438,10 @@ impl Session {
 
     /// `me`'s contiguous cursor for `origin` advanced (after a flush), locally or from another link.
     pub fn handle_local_progress(&mut self, now_ms: u64, origin: NodeId, contiguous: u64) {
+        if sends_origin(self.peer, self.me, origin) {
+            let r = self.receiving.entry(origin).or_default();
+            *r = (*r).max(contiguous);
+        }
         if !sends_origin(self.me, self.peer, origin) {
             return;
         }
@@ -475,7 +492,7 @@ impl Session {
     }
 
     /// Time passed: retransmits, keep-alives, the idle timeout.
-    pub fn handle_timeout(&mut self, now_ms: u64, local: &Cursors) {
+    pub fn handle_timeout(&mut self, now_ms: u64) {
         if self.state == State::Closed {
             return;
         }
@@ -487,7 +504,7 @@ impl Session {
         match self.state {
             State::Opening if self.role == Role::Dialer && now_ms >= self.hello_sent_ms + self.cfg.rto_ms => {
                 self.hello_sent_ms = now_ms;
-                let hello = self.hello(local);
+                let hello = self.hello();
                 self.push_frame(Frame::Hello(hello), now_ms);
             }
             State::Up => {

@@ -171,9 +171,12 @@ impl Pair {
                     *side.store.applied.entry((e.origin, e.seq)).or_default() += 1;
                     side.store.events.insert((e.origin, e.seq), e.clone());
                 }
-                let _ = changed;
                 let cursors = ranges.iter().map(|r| (r.origin, side.store.cursors.contiguous(r.origin))).collect();
                 side.session.handle_persisted(now, batch_id, cursors);
+                for o in changed {
+                    let c = side.store.cursors.contiguous(o);
+                    side.session.handle_local_progress(now, o, c);
+                }
             }
             SessionEvent::Rejected { event, violation } => panic!("unexpected rejection of {event}: {violation}"),
             SessionEvent::Up => {}
@@ -199,13 +202,11 @@ impl Pair {
             if let Some(pos) = self.wire.iter().position(|w| Some((w.0, w.1)) == next_frame && w.0 <= self.now) {
                 let (_, _, to, bytes) = self.wire.swap_remove(pos);
                 let frame: Frame = decode_frame(&bytes).unwrap();
-                let local = self.sides[to].store.cursors.clone();
-                self.sides[to].session.handle_frame(self.now, frame, &local);
+                self.sides[to].session.handle_frame(self.now, frame);
             }
             for i in 0..2 {
                 if self.sides[i].session.poll_timeout().is_some_and(|d| d <= self.now) {
-                    let local = self.sides[i].store.cursors.clone();
-                    self.sides[i].session.handle_timeout(self.now, &local);
+                    self.sides[i].session.handle_timeout(self.now);
                 }
             }
             self.pump();
@@ -271,6 +272,12 @@ fn check(faults: Faults, seed: u64, before: usize, during: usize, restore_child:
     }
     pair.run_until(pair.now + 120_000);
     check_converged(&pair, &all);
+    // Nothing is sent twice on purpose (retransmits aside) and nothing echoes back to its sender.
+    let down = all.iter().filter(|e| e.origin == county && holds(school, e.scope)).count();
+    let restored = if restore_child { before } else { 0 };
+    assert_eq!(pair.sides[1].session.stats().events_sent as usize, down + restored, "parent sent");
+    let up = all.iter().filter(|e| e.origin == school).count() - restored;
+    assert_eq!(pair.sides[0].session.stats().events_sent as usize, up, "child sent");
     assert!(pair.sides.iter().all(|s| s.session.is_up()));
 }
 
@@ -302,7 +309,7 @@ fn hello_from_the_wrong_node_closes_the_link() {
     let (school, county) = (id("130102-S0001"), id("130102"));
     let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: id("130102-S0002"), cursors: vec![] };
-    s.handle_frame(1, Frame::Hello(hello), &Cursors::default());
+    s.handle_frame(1, Frame::Hello(hello));
     assert!(s.is_closed());
     match s.poll_event() {
         Some(SessionEvent::Closed { reason }) => assert!(reason.contains("certificate says 130102-S0001"), "{reason}"),
@@ -317,13 +324,13 @@ fn a_batch_with_a_foreign_origin_closes_the_link() {
     let (school, county) = (id("130102-S0001"), id("130102"));
     let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
-    s.handle_frame(1, Frame::Hello(hello), &Cursors::default());
+    s.handle_frame(1, Frame::Hello(hello));
     let batch = crate::wire::Batch {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: id("130102-S0002"), after: 0, upto: 1 }],
         events: vec![],
     };
-    s.handle_frame(2, Frame::Batch(batch), &Cursors::default());
+    s.handle_frame(2, Frame::Batch(batch));
     assert!(s.is_closed());
 }
 
@@ -333,14 +340,14 @@ fn an_unauthorised_event_is_dropped_and_counted() {
     let (school, county) = (id("130102-S0001"), id("130102"));
     let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
-    s.handle_frame(1, Frame::Hello(hello), &Cursors::default());
+    s.handle_frame(1, Frame::Hello(hello));
     let forged = Event { origin: school, seq: 1, hlc: Hlc::default(), scope: school, body: directive(1) };
     let batch = crate::wire::Batch {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: school, after: 0, upto: 1 }],
         events: vec![forged],
     };
-    s.handle_frame(2, Frame::Batch(batch), &Cursors::default());
+    s.handle_frame(2, Frame::Batch(batch));
     assert!(!s.is_closed());
     let evs: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
     assert!(evs.iter().any(|e| matches!(e, SessionEvent::Rejected { .. })), "{evs:?}");
@@ -356,7 +363,7 @@ fn a_silent_peer_times_out() {
     let mut now = 0;
     while !s.is_closed() {
         now = s.poll_timeout().unwrap();
-        s.handle_timeout(now, &Cursors::default());
+        s.handle_timeout(now);
     }
     assert!(now >= cfg.idle_timeout_ms);
 }
