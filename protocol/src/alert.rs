@@ -163,14 +163,13 @@ impl FromStr for AlertType {
 impl FromStr for Severity {
     type Err = ParseNameError;
     fn from_str(s: &str) -> Result<Severity, ParseNameError> {
-        Severity::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()) || v.zh() == s.trim())
-            .ok_or_else(|| ParseNameError {
+        Severity::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s.trim()) || v.zh() == s.trim()).ok_or_else(
+            || ParseNameError {
                 what: "severity",
                 given: s.to_string(),
                 expected: "general (一般), serious (较重), severe (严重)".to_string(),
-            })
+            },
+        )
     }
 }
 

@@ -18,7 +18,11 @@ pub const FETCH_SCAN_FACTOR: usize = 4;
 /// events of that origin with `after < seq <= upto`, in seq order) that `peer` should hold, within
 /// the request's limits. Returns the covered ranges (an `upto` lowered where a limit stopped the
 /// scan) and the events, sorted by `(origin, seq)`.
-pub fn fill_fetch<I>(peer: NodeId, req: &FetchRequest, mut scan: impl FnMut(SeqRange) -> I) -> (Vec<SeqRange>, Vec<Event>)
+pub fn fill_fetch<I>(
+    peer: NodeId,
+    req: &FetchRequest,
+    mut scan: impl FnMut(SeqRange) -> I,
+) -> (Vec<SeqRange>, Vec<Event>)
 where
     I: Iterator<Item = Event>,
 {
@@ -58,7 +62,11 @@ where
 
 /// Applies a checked batch to `cursors`: returns the events not already held (to persist) and the
 /// origins whose holdings grew. Idempotent: applying the same batch again returns nothing new.
-pub fn apply_batch<'a>(cursors: &mut Cursors, ranges: &[SeqRange], events: &'a [Event]) -> (Vec<&'a Event>, Vec<NodeId>) {
+pub fn apply_batch<'a>(
+    cursors: &mut Cursors,
+    ranges: &[SeqRange],
+    events: &'a [Event],
+) -> (Vec<&'a Event>, Vec<NodeId>) {
     let fresh: Vec<&Event> = events.iter().filter(|e| !cursors.holds_seq(e.origin, e.seq)).collect();
     let mut changed = Vec::new();
     for r in ranges {

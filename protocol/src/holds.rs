@@ -116,7 +116,10 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
                     scope: event.scope,
                 });
             }
-            if d.title.trim().is_empty() || d.title.len() > DIRECTIVE_TITLE_BYTES_MAX || d.text.len() > DIRECTIVE_TEXT_BYTES_MAX {
+            if d.title.trim().is_empty()
+                || d.title.len() > DIRECTIVE_TITLE_BYTES_MAX
+                || d.text.len() > DIRECTIVE_TEXT_BYTES_MAX
+            {
                 return Err(Violation::Body(format!(
                     "directive title must be 1..={DIRECTIVE_TITLE_BYTES_MAX} bytes and text at most {DIRECTIVE_TEXT_BYTES_MAX}"
                 )));

@@ -158,7 +158,14 @@ pub struct Session {
 impl Session {
     /// A session between `me` and `peer` (one must be the other's ancestor), starting at `now_ms`
     /// with `me`'s current cursors. A dialer queues its hello at once.
-    pub fn new(me: NodeId, peer: NodeId, role: Role, cfg: SessionConfig, now_ms: u64, local: &Cursors) -> Result<Session, String> {
+    pub fn new(
+        me: NodeId,
+        peer: NodeId,
+        role: Role,
+        cfg: SessionConfig,
+        now_ms: u64,
+        local: &Cursors,
+    ) -> Result<Session, String> {
         let side = PeerSide::of(me, peer).ok_or_else(|| format!("{me} and {peer} are not on one path of the tree"))?;
         let mut s = Session {
             me,
@@ -252,7 +259,11 @@ impl Session {
 
     /// My cursors for the origins the peer sends me: what goes in my hello.
     fn hello(&self) -> Hello {
-        Hello { version: PROTOCOL_VERSION, node: self.me, cursors: self.receiving.iter().map(|(o, c)| (*o, *c)).collect() }
+        Hello {
+            version: PROTOCOL_VERSION,
+            node: self.me,
+            cursors: self.receiving.iter().map(|(o, c)| (*o, *c)).collect(),
+        }
     }
 
     fn push_frame(&mut self, frame: Frame, now_ms: u64) {
@@ -293,7 +304,10 @@ impl Session {
 
     fn check_hello(&self, hello: &Hello) -> Result<(), String> {
         if hello.version != PROTOCOL_VERSION {
-            return Err(format!("protocol version {} not supported (this node speaks {PROTOCOL_VERSION})", hello.version));
+            return Err(format!(
+                "protocol version {} not supported (this node speaks {PROTOCOL_VERSION})",
+                hello.version
+            ));
         }
         if hello.node != self.peer {
             return Err(format!("hello claims to be {} but the certificate says {}", hello.node, self.peer));
@@ -375,7 +389,12 @@ impl Session {
     /// event and is counted), then the batch goes to the driver to persist.
     fn handle_batch(&mut self, batch: Batch) -> Result<(), String> {
         if batch.ranges.len() > BATCH_RANGES_MAX || batch.events.len() > BATCH_EVENTS_MAX {
-            return Err(format!("batch {} too large: {} ranges, {} events", batch.id, batch.ranges.len(), batch.events.len()));
+            return Err(format!(
+                "batch {} too large: {} ranges, {} events",
+                batch.id,
+                batch.ranges.len(),
+                batch.events.len()
+            ));
         }
         let mut ranges: BTreeMap<NodeId, (u64, u64)> = BTreeMap::new();
         for r in &batch.ranges {

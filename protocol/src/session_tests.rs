@@ -161,7 +161,12 @@ impl Pair {
                 let peer = side.session.peer();
                 let store = &side.store;
                 let (covered, events) = fill_fetch(peer, &req, |r| {
-                    store.events.range((r.origin, r.after + 1)..=(r.origin, r.upto)).map(|(_, e)| e.clone()).collect::<Vec<_>>().into_iter()
+                    store
+                        .events
+                        .range((r.origin, r.after + 1)..=(r.origin, r.upto))
+                        .map(|(_, e)| e.clone())
+                        .collect::<Vec<_>>()
+                        .into_iter()
                 });
                 side.session.handle_fetched(now, req.id, covered, events);
             }
@@ -228,7 +233,7 @@ fn check_converged(pair: &Pair, all: &[Event]) {
                 assert_eq!(count, 0, "{me} must not hold {}", e.id());
             }
         }
-        for ((o, s), _) in &side.store.events {
+        for (o, s) in side.store.events.keys() {
             assert!(all.iter().any(|e| e.origin == *o && e.seq == *s), "{me} holds unknown {o}#{s}");
         }
     }
@@ -308,7 +313,8 @@ fn wiped_child_is_restored_from_its_parent() {
 fn hello_from_the_wrong_node_closes_the_link() {
     let (school, county) = (id("130102-S0001"), id("130102"));
     let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
-    let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: id("130102-S0002"), cursors: vec![] };
+    let hello =
+        crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: id("130102-S0002"), cursors: vec![] };
     s.handle_frame(1, Frame::Hello(hello));
     assert!(s.is_closed());
     match s.poll_event() {

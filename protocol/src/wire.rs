@@ -76,9 +76,13 @@ pub enum Frame {
     Batch(Batch),
     Ack(Ack),
     /// Keep-alive; carries how many events the sender still has queued for the receiver.
-    Ping { backlog: u64 },
+    Ping {
+        backlog: u64,
+    },
     /// The sender closes the link, saying why.
-    Goodbye { reason: String },
+    Goodbye {
+        reason: String,
+    },
 }
 
 impl Frame {

@@ -61,7 +61,9 @@ pub struct NodeId {
 /// Why a string or number is not a `NodeId`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("`{0}` is not a node id: expected a 2-digit province (13), 4-digit city (1301), 6-digit county (130102) or school (130102-S0042)")]
+    #[error(
+        "`{0}` is not a node id: expected a 2-digit province (13), 4-digit city (1301), 6-digit county (130102) or school (130102-S0042)"
+    )]
     Syntax(String),
     #[error("`{0}` is not a node id: the code's parts must not be 00 below a non-zero part")]
     Code(String),
@@ -82,7 +84,7 @@ impl NodeId {
 
     /// A city from its 4-digit code (`1301`).
     pub fn city(code: u32) -> Result<NodeId, IdError> {
-        if !(1100..=9999).contains(&code) || code % 100 == 0 {
+        if !(1100..=9999).contains(&code) || code.is_multiple_of(100) {
             return Err(IdError::Code(code.to_string()));
         }
         Ok(NodeId { code: code * 100, school: 0 })
@@ -90,7 +92,7 @@ impl NodeId {
 
     /// A county-level unit from its 6-digit code (`130102`).
     pub fn county(code: u32) -> Result<NodeId, IdError> {
-        if !(110_000..=999_999).contains(&code) || code % 100 == 0 || (code / 100) % 100 == 0 {
+        if !(110_000..=999_999).contains(&code) || code.is_multiple_of(100) || (code / 100).is_multiple_of(100) {
             return Err(IdError::Code(code.to_string()));
         }
         Ok(NodeId { code, school: 0 })
@@ -110,9 +112,9 @@ impl NodeId {
     pub fn tier(self) -> Tier {
         if self.school != 0 {
             Tier::School
-        } else if self.code % 10_000 == 0 {
+        } else if self.code.is_multiple_of(10_000) {
             Tier::Province
-        } else if self.code % 100 == 0 {
+        } else if self.code.is_multiple_of(100) {
             Tier::City
         } else {
             Tier::County
@@ -240,10 +242,7 @@ impl FromStr for NodeId {
         let syntax = || IdError::Syntax(s.to_string());
         let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
         if let Some((county, school)) = s.split_once('-') {
-            let num = school
-                .strip_prefix('S')
-                .or_else(|| school.strip_prefix('s'))
-                .ok_or_else(syntax)?;
+            let num = school.strip_prefix('S').or_else(|| school.strip_prefix('s')).ok_or_else(syntax)?;
             if county.len() != 6 || !digits(county) || !digits(num) || num.len() > 6 {
                 return Err(syntax());
             }
@@ -272,11 +271,7 @@ impl Serialize for NodeId {
     /// Human-readable formats (TOML, JSON) get the string form; binary formats (the wire) get the
     /// compact `(code, school)` pair.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.collect_str(self)
-        } else {
-            (self.code, self.school).serialize(s)
-        }
+        if s.is_human_readable() { s.collect_str(self) } else { (self.code, self.school).serialize(s) }
     }
 }
 
@@ -305,9 +300,9 @@ impl NodeId {
         if !(110_000..=999_999).contains(&code) {
             return Err(bad());
         }
-        let id = if code % 10_000 == 0 {
+        let id = if code.is_multiple_of(10_000) {
             NodeId::province(code / 10_000)?
-        } else if code % 100 == 0 {
+        } else if code.is_multiple_of(100) {
             NodeId::city(code / 100)?
         } else {
             NodeId::county(code)?
@@ -344,12 +339,9 @@ mod tests {
 
     #[test]
     fn parses_and_prints_every_tier() {
-        for (s, tier) in [
-            ("13", Tier::Province),
-            ("1301", Tier::City),
-            ("130102", Tier::County),
-            ("130102-S0042", Tier::School),
-        ] {
+        for (s, tier) in
+            [("13", Tier::Province), ("1301", Tier::City), ("130102", Tier::County), ("130102-S0042", Tier::School)]
+        {
             assert_eq!(id(s).tier(), tier);
             assert_eq!(id(s).to_string(), s);
         }
@@ -358,7 +350,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids() {
-        for s in ["", "1", "130", "13010", "1300", "130100", "130002", "130102-S0", "130102-X1", "x", "13-S1", "130102-S10000", "1301021"] {
+        for s in [
+            "",
+            "1",
+            "130",
+            "13010",
+            "1300",
+            "130100",
+            "130002",
+            "130102-S0",
+            "130102-X1",
+            "x",
+            "13-S1",
+            "130102-S10000",
+            "1301021",
+        ] {
             assert!(s.parse::<NodeId>().is_err(), "{s} should be rejected");
         }
     }
@@ -399,14 +405,22 @@ mod tests {
             assert_eq!(id(s).dns_name(), dns);
             assert_eq!(NodeId::from_dns_name(dns).unwrap(), id(s));
         }
-        for bad in ["13", "1301.14.mingchu", "130102.1302.13.mingchu", "s0042.130102.1301.13.example", "*.13.mingchu", "s42.130102.1301.13.mingchu", "s0042.1301.13.mingchu"] {
+        for bad in [
+            "13",
+            "1301.14.mingchu",
+            "130102.1302.13.mingchu",
+            "s0042.130102.1301.13.example",
+            "*.13.mingchu",
+            "s42.130102.1301.13.mingchu",
+            "s0042.1301.13.mingchu",
+        ] {
             assert!(NodeId::from_dns_name(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn order_is_depth_first() {
-        let mut v = vec![id("130102-S0001"), id("1302"), id("130102"), id("13"), id("1301"), id("130104")];
+        let mut v = [id("130102-S0001"), id("1302"), id("130102"), id("13"), id("1301"), id("130104")];
         v.sort();
         let s: Vec<String> = v.iter().map(|n| n.to_string()).collect();
         assert_eq!(s, ["13", "1301", "130102", "130102-S0001", "130104", "1302"]);
