@@ -1,3 +1,17 @@
-//! The mingchu node.
+//! The mingchu node: the actors (root, store, one link per connection), the three seams they use
+//! to reach the world (Transport, Storage, Clock) with their production implementations (QUIC +
+//! mTLS, sled, system time), the admin API, and the `mingchu` command line.
+
+pub mod admin;
+pub mod bench;
+pub mod cli;
+pub mod clock;
+pub mod cluster;
+pub mod demo;
+pub mod link;
+pub mod root;
+pub mod server;
+pub mod storage;
+pub mod store;
 pub mod tls;
 pub mod transport;

@@ -1,1 +1,665 @@
-//! TLS.
+//! The federation CA and the mutual-TLS configurations every QUIC link uses.
+//!
+//! One CA (`ca.pem` + `ca.key`, made by [`ca_init`]) issues one certificate per node
+//! ([`ca_issue`]). A node certificate names its node in exactly one DNS SubjectAlternativeName,
+//! `NodeId::dns_name()` (`s0042.130102.1301.13.mingchu`), carries both the serverAuth and the
+//! clientAuth EKU (every node dials its parent and accepts its children), and nothing else names
+//! it: [`node_id_from_cert`] never reads the CN or a URI SAN.
+//!
+//! [`server_config`] requires a client certificate from the CA; [`client_config`] presents the
+//! node's certificate and checks the server against the CA, under the server name the dialer
+//! passes to quinn (the expected peer's DNS name), so reaching the wrong node fails the handshake.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls::RootCertStore;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use topology::NodeId;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// The ALPN protocol every mingchu link negotiates.
+pub const ALPN: &[u8] = b"mingchu/1";
+
+/// Common name of the federation CA.
+pub const CA_COMMON_NAME: &str = "mingchu federation CA";
+
+/// File names inside the CA directory.
+pub const CA_CERT_FILE: &str = "ca.pem";
+pub const CA_KEY_FILE: &str = "ca.key";
+/// Sub-directory holding the issued node certificates (`nodes/<id>.pem`, `nodes/<id>.key`).
+pub const NODES_DIR: &str = "nodes";
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+/// Validity of the CA certificate (~10 years).
+const CA_VALIDITY: Duration = Duration::from_secs(3_652 * 24 * 60 * 60);
+/// Validity of a node certificate (~2 years).
+const NODE_VALIDITY: Duration = Duration::from_secs(731 * 24 * 60 * 60);
+/// Certificates start one day in the past so that a node whose clock is a little behind accepts them.
+const BACKDATE: Duration = DAY;
+
+/// Bounds shared by the server and the client side of every connection.
+const MAX_BIDI_STREAMS: u32 = 8;
+const MAX_UNI_STREAMS: u32 = 16;
+const STREAM_RECEIVE_WINDOW: u32 = 256 * 1024;
+const RECEIVE_WINDOW: u32 = 1024 * 1024;
+const SEND_WINDOW: u64 = 1024 * 1024;
+const MAX_IDLE_TIMEOUT_MS: u32 = 60_000;
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why a CA or certificate operation failed. Never a panic: bad files give one of these.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("a CA already exists at {}; refusing to overwrite it", path.display())]
+    CaExists { path: PathBuf },
+    #[error("{}: no usable PEM {what}: {reason}", path.display())]
+    Pem { path: PathBuf, what: &'static str, reason: String },
+    #[error("{}: not a CA certificate", path.display())]
+    NotCa { path: PathBuf },
+    #[error("{}: the private key does not match the certificate", path.display())]
+    KeyMismatch { path: PathBuf },
+    #[error("malformed certificate: {0}")]
+    Certificate(String),
+    #[error("certificate identity refused: {0}")]
+    Identity(String),
+    #[error("certificate names {found}, expected {expected}")]
+    WrongNode { found: NodeId, expected: NodeId },
+    #[error("{}: certificate does not verify against the CA: {reason}", path.display())]
+    Untrusted { path: PathBuf, reason: String },
+    #[error("certificate generation failed: {0}")]
+    Generate(String),
+    #[error("TLS configuration failed: {0}")]
+    Config(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Io { path: path.to_path_buf(), source }
+}
+
+fn gen_err(e: rcgen::Error) -> TlsError {
+    TlsError::Generate(e.to_string())
+}
+
+fn config_err(e: impl fmt::Display) -> TlsError {
+    TlsError::Config(e.to_string())
+}
+
+/// Path of a node's certificate (`dir/nodes/<id>.pem`) and key (`dir/nodes/<id>.key`).
+pub fn node_paths(dir: &Path, node: NodeId) -> (PathBuf, PathBuf) {
+    let nodes = dir.join(NODES_DIR);
+    (nodes.join(format!("{node}.pem")), nodes.join(format!("{node}.key")))
+}
+
+/// Sets `params` valid from a day ago for `validity`. rcgen exposes no clock and `time` is not a
+/// direct dependency, so "now" is the epoch (`date_time_ymd`) plus the system clock's offset.
+fn set_validity(params: &mut CertificateParams, validity: Duration) {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+    params.not_before = now - BACKDATE;
+    params.not_after = now + validity;
+}
+
+/// The CA's parameters. The same function rebuilds them when issuing, so the issuer name written
+/// into node certificates is byte-identical to the CA's subject.
+fn ca_params(common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// Creates `dir/ca.pem` and `dir/ca.key` (mode 0600). Refuses to touch an existing CA.
+pub fn ca_init(dir: &Path) -> Result<(), TlsError> {
+    let cert_path = dir.join(CA_CERT_FILE);
+    let key_path = dir.join(CA_KEY_FILE);
+    for path in [&cert_path, &key_path] {
+        if path.exists() {
+            return Err(TlsError::CaExists { path: path.clone() });
+        }
+    }
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+
+    let key = KeyPair::generate().map_err(gen_err)?;
+    let mut params = ca_params(CA_COMMON_NAME);
+    set_validity(&mut params, CA_VALIDITY);
+    let cert = params.self_signed(&key).map_err(gen_err)?;
+
+    // The key first, with create_new: two concurrent `ca init` cannot both succeed.
+    write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
+    if let Err(e) = write_new(&cert_path, cert.pem().as_bytes(), false) {
+        let _ = fs::remove_file(&key_path);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Creates `path`, failing if it exists; `secret` files get mode 0600 from the start.
+fn write_new(path: &Path, contents: &[u8], secret: bool) -> Result<(), TlsError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    set_mode(&mut options, secret);
+    let mut file = options.open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            TlsError::CaExists { path: path.to_path_buf() }
+        } else {
+            TlsError::Io { path: path.to_path_buf(), source }
+        }
+    })?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_err(path))
+}
+
+/// Writes `path` atomically (temporary file + rename), replacing any previous file.
+fn write_replace(path: &Path, contents: &[u8], secret: bool) -> Result<(), TlsError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(TlsError::Io { path: tmp, source }),
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    set_mode(&mut options, secret);
+    let mut file = options.open(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_err(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+#[cfg(unix)]
+fn set_mode(options: &mut fs::OpenOptions, secret: bool) {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(if secret { 0o600 } else { 0o644 });
+}
+
+#[cfg(not(unix))]
+fn set_mode(_options: &mut fs::OpenOptions, _secret: bool) {}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    fs::read(path).map_err(io_err(path))
+}
+
+fn read_cert(path: &Path) -> Result<CertificateDer<'static>, TlsError> {
+    CertificateDer::from_pem_slice(&read_file(path)?).map_err(|e| TlsError::Pem {
+        path: path.to_path_buf(),
+        what: "certificate",
+        reason: e.to_string(),
+    })
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(&read_file(path)?).map_err(|e| TlsError::Pem {
+        path: path.to_path_buf(),
+        what: "private key",
+        reason: e.to_string(),
+    })
+}
+
+fn parse_cert<'a>(der: &'a [u8]) -> Result<X509Certificate<'a>, TlsError> {
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| TlsError::Certificate(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(TlsError::Certificate(format!("{} trailing bytes after the certificate", rest.len())));
+    }
+    Ok(cert)
+}
+
+/// The CA loaded for issuing: its parameters rebuilt from the certificate, and its key.
+struct LoadedCa {
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA's subject as encoded in its certificate; issued certificates must carry it verbatim.
+    subject_raw: Vec<u8>,
+}
+
+fn load_ca(dir: &Path) -> Result<LoadedCa, TlsError> {
+    let cert_path = dir.join(CA_CERT_FILE);
+    let key_path = dir.join(CA_KEY_FILE);
+    let der = read_cert(&cert_path)?;
+    let cert = parse_cert(&der)?;
+    let not_ca = || TlsError::NotCa { path: cert_path.clone() };
+    let is_ca = cert.basic_constraints().map_err(|_| not_ca())?.is_some_and(|bc| bc.value.ca);
+    if !is_ca {
+        return Err(not_ca());
+    }
+    // Only CAs made by `ca_init` are supported: a subject that is a single common name.
+    let mut names = cert.subject().iter_attributes();
+    let cn = match (names.next(), names.next()) {
+        (Some(attr), None) if *attr.attr_type() == x509_parser::oid_registry::OID_X509_COMMON_NAME => attr
+            .as_str()
+            .map_err(|_| TlsError::Certificate(format!("{}: CA common name is not a string", cert_path.display())))?,
+        _ => {
+            return Err(TlsError::Certificate(format!(
+                "{}: CA subject must be a single common name",
+                cert_path.display()
+            )));
+        }
+    };
+    let key_pem = String::from_utf8(read_file(&key_path)?).map_err(|_| TlsError::Pem {
+        path: key_path.clone(),
+        what: "private key",
+        reason: "not UTF-8 text".into(),
+    })?;
+    let key = KeyPair::from_pem(&key_pem).map_err(|e| TlsError::Pem {
+        path: key_path.clone(),
+        what: "private key",
+        reason: e.to_string(),
+    })?;
+    if key.public_key_raw() != cert.public_key().subject_public_key.data.as_ref() {
+        return Err(TlsError::KeyMismatch { path: key_path });
+    }
+    Ok(LoadedCa { issuer: Issuer::new(ca_params(cn), key), subject_raw: cert.subject().as_raw().to_vec() })
+}
+
+/// Issues (or re-issues, overwriting) the certificate of `node`: `dir/nodes/<id>.pem` (the leaf)
+/// and `dir/nodes/<id>.key` (mode 0600). Returns the two paths.
+pub fn ca_issue(dir: &Path, node: NodeId) -> Result<(PathBuf, PathBuf), TlsError> {
+    let ca = load_ca(dir)?;
+
+    let key = KeyPair::generate().map_err(gen_err)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, node.to_string());
+    params.distinguished_name = dn;
+    let dns = node.dns_name().try_into().map_err(gen_err)?;
+    params.subject_alt_names = vec![SanType::DnsName(dns)];
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, NODE_VALIDITY);
+    let cert = params.signed_by(&key, &ca.issuer).map_err(gen_err)?;
+
+    // Belt and braces: the issuer name must match the CA's subject byte for byte, or no verifier
+    // would ever chain the certificate to the CA.
+    if parse_cert(cert.der())?.issuer().as_raw() != ca.subject_raw.as_slice() {
+        return Err(TlsError::Generate("the issued certificate's issuer does not match the CA subject".into()));
+    }
+
+    let nodes = dir.join(NODES_DIR);
+    fs::create_dir_all(&nodes).map_err(io_err(&nodes))?;
+    let (cert_path, key_path) = node_paths(dir, node);
+    write_replace(&key_path, key.serialize_pem().as_bytes(), true)?;
+    write_replace(&cert_path, cert.pem().as_bytes(), false)?;
+    Ok((cert_path, key_path))
+}
+
+/// The node identity a certificate carries: its single SubjectAlternativeName DNS name, parsed with
+/// `NodeId::from_dns_name`. Never the CN, never a URI SAN; no name, several DNS names or a
+/// wildcard are refused. The certificate is only parsed here: chain checks are the verifier's job.
+pub fn node_id_from_cert(der: &[u8]) -> Result<NodeId, TlsError> {
+    let cert = parse_cert(der)?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| TlsError::Identity(format!("unreadable SubjectAlternativeName: {e}")))?
+        .ok_or_else(|| {
+            TlsError::Identity("no SubjectAlternativeName: the node must be named by one DNS name".into())
+        })?;
+    let mut dns_names = Vec::new();
+    for name in &san.value.general_names {
+        match name {
+            GeneralName::DNSName(n) => dns_names.push(*n),
+            GeneralName::Invalid(..) => {
+                return Err(TlsError::Identity("a SubjectAlternativeName entry is malformed".into()));
+            }
+            _ => {}
+        }
+    }
+    let name = match dns_names.as_slice() {
+        [name] => *name,
+        [] => {
+            return Err(TlsError::Identity("no DNS name in SubjectAlternativeName".into()));
+        }
+        many => {
+            return Err(TlsError::Identity(format!(
+                "{} DNS names ({}); a node certificate carries exactly one",
+                many.len(),
+                many.join(", ")
+            )));
+        }
+    };
+    if name.contains('*') {
+        return Err(TlsError::Identity(format!("wildcard name `{name}` refused")));
+    }
+    NodeId::from_dns_name(name).map_err(|e| TlsError::Identity(e.to_string()))
+}
+
+/// One node's TLS material: the CA certificate (the only trust anchor), the node's leaf
+/// certificate and its private key.
+pub struct NodeCredentials {
+    pub(crate) node: NodeId,
+    pub(crate) ca: CertificateDer<'static>,
+    pub(crate) cert: CertificateDer<'static>,
+    pub(crate) key: PrivateKeyDer<'static>,
+}
+
+impl fmt::Debug for NodeCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeCredentials").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+impl Clone for NodeCredentials {
+    fn clone(&self) -> Self {
+        NodeCredentials { node: self.node, ca: self.ca.clone(), cert: self.cert.clone(), key: self.key.clone_key() }
+    }
+}
+
+impl NodeCredentials {
+    /// Reads `dir/ca.pem`, `dir/nodes/<node>.pem` and `dir/nodes/<node>.key`, and checks that the
+    /// certificate names exactly `node`, verifies against the CA (as a server and as a client,
+    /// now) and matches the key: a node cannot be started with another node's certificate.
+    pub fn load(dir: &Path, node: NodeId) -> Result<NodeCredentials, TlsError> {
+        let (cert_path, key_path) = node_paths(dir, node);
+        let ca = read_cert(&dir.join(CA_CERT_FILE))?;
+        let cert = read_cert(&cert_path)?;
+        let key = read_key(&key_path)?;
+
+        let found = node_id_from_cert(&cert)?;
+        if found != node {
+            return Err(TlsError::WrongNode { found, expected: node });
+        }
+
+        let provider = provider();
+        rustls::sign::CertifiedKey::from_der(vec![cert.clone()], key.clone_key(), &provider).map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch { path: key_path.clone() },
+            other => TlsError::Pem { path: key_path.clone(), what: "private key", reason: other.to_string() },
+        })?;
+
+        let untrusted = |reason: String| TlsError::Untrusted { path: cert_path.clone(), reason };
+        let roots = roots(&ca)?;
+        let now = UnixTime::now();
+        let server_name = ServerName::try_from(node.dns_name()).map_err(|e| untrusted(e.to_string()))?;
+        WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(config_err)?
+            .verify_server_cert(&cert, &[], &server_name, &[], now)
+            .map_err(|e| untrusted(e.to_string()))?;
+        WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(config_err)?
+            .verify_client_cert(&cert, &[], now)
+            .map_err(|e| untrusted(e.to_string()))?;
+
+        Ok(NodeCredentials { node, ca, cert, key })
+    }
+
+    /// The node these credentials belong to.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The CA certificate (DER).
+    pub fn ca_cert(&self) -> &CertificateDer<'static> {
+        &self.ca
+    }
+
+    /// The node's leaf certificate (DER).
+    pub fn cert(&self) -> &CertificateDer<'static> {
+        &self.cert
+    }
+
+    /// See [`server_config`].
+    pub fn server_config(&self) -> Result<quinn::ServerConfig, TlsError> {
+        server_config(self)
+    }
+
+    /// See [`client_config`].
+    pub fn client_config(&self) -> Result<quinn::ClientConfig, TlsError> {
+        client_config(self)
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(ca: &CertificateDer<'static>) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(ca.clone())
+        .map_err(|e| TlsError::Certificate(format!("CA certificate unusable as a trust anchor: {e}")))?;
+    Ok(Arc::new(roots))
+}
+
+/// The bounded transport parameters shared by both sides of every connection: a parent with
+/// hundreds of children must not let one of them claim unbounded memory or streams.
+pub fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_BIDI_STREAMS))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(MAX_UNI_STREAMS))
+        .stream_receive_window(quinn::VarInt::from_u32(STREAM_RECEIVE_WINDOW))
+        .receive_window(quinn::VarInt::from_u32(RECEIVE_WINDOW))
+        .send_window(SEND_WINDOW)
+        .max_idle_timeout(Some(quinn::VarInt::from_u32(MAX_IDLE_TIMEOUT_MS).into()))
+        .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+    Arc::new(t)
+}
+
+/// The accepting side: TLS 1.3 only, ALPN `mingchu/1`, a client certificate from the CA required.
+/// The client's node id is not checked here (webpki checks chain and EKU only): read it from the
+/// connection's peer identity with [`node_id_from_cert`].
+pub fn server_config(creds: &NodeCredentials) -> Result<quinn::ServerConfig, TlsError> {
+    let provider = provider();
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(&creds.ca)?, provider.clone()).build().map_err(config_err)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(config_err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![creds.cert.clone()], creds.key.clone_key())
+        .map_err(config_err)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(config_err)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+/// The dialing side: TLS 1.3 only, ALPN `mingchu/1`, presents the node's certificate, and trusts
+/// only the CA. The server name given to `Endpoint::connect` must be the expected peer's
+/// `dns_name()`: the server's certificate is checked against it.
+pub fn client_config(creds: &NodeCredentials) -> Result<quinn::ClientConfig, TlsError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(config_err)?
+        .with_root_certificates(roots(&creds.ca)?)
+        .with_client_auth_cert(vec![creds.cert.clone()], creds.key.clone_key())
+        .map_err(config_err)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(config_err)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        s.parse().unwrap()
+    }
+
+    /// A self-signed certificate with the given SANs (DNS names unless they parse as IPs) and CN.
+    fn self_signed(sans: Vec<SanType>, cn: &str) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = sans;
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn dns(name: &str) -> SanType {
+        SanType::DnsName(name.to_string().try_into().unwrap())
+    }
+
+    #[test]
+    fn ca_init_and_issue() {
+        let dir = tempfile::tempdir().unwrap();
+        ca_init(dir.path()).unwrap();
+        let school = id("130102-S0001");
+        let (cert_path, key_path) = ca_issue(dir.path(), school).unwrap();
+        assert_eq!(cert_path, dir.path().join("nodes/130102-S0001.pem"));
+        assert_eq!(key_path, dir.path().join("nodes/130102-S0001.key"));
+
+        let der = read_cert(&cert_path).unwrap();
+        assert_eq!(node_id_from_cert(&der).unwrap(), school);
+        let cert = parse_cert(&der).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(san.value.general_names, vec![GeneralName::DNSName("s0001.130102.1301.13.mingchu")]);
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert!(!cert.is_ca());
+
+        let ca_der = read_cert(&dir.path().join(CA_CERT_FILE)).unwrap();
+        let ca = parse_cert(&ca_der).unwrap();
+        assert!(ca.is_ca());
+        let usage = ca.key_usage().unwrap().unwrap().value;
+        assert!(usage.key_cert_sign() && usage.crl_sign());
+        assert_eq!(cert.issuer().as_raw(), ca.subject().as_raw());
+
+        let creds = NodeCredentials::load(dir.path(), school).unwrap();
+        assert_eq!(creds.node(), school);
+        creds.server_config().unwrap();
+        creds.client_config().unwrap();
+
+        // Re-issuing overwrites with a fresh key, and the old credentials no longer load.
+        let old_key = fs::read(&key_path).unwrap();
+        ca_issue(dir.path(), school).unwrap();
+        assert_ne!(fs::read(&key_path).unwrap(), old_key);
+        NodeCredentials::load(dir.path(), school).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        ca_init(dir.path()).unwrap();
+        let (_, key_path) = ca_issue(dir.path(), id("13")).unwrap();
+        for path in [dir.path().join(CA_KEY_FILE), key_path] {
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn ca_init_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        ca_init(dir.path()).unwrap();
+        let before = fs::read(dir.path().join(CA_KEY_FILE)).unwrap();
+        let err = ca_init(dir.path()).unwrap_err();
+        assert!(matches!(err, TlsError::CaExists { .. }), "{err}");
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
+        assert_eq!(fs::read(dir.path().join(CA_KEY_FILE)).unwrap(), before);
+
+        // A lone key (half a CA) is refused too.
+        let other = tempfile::tempdir().unwrap();
+        fs::write(other.path().join(CA_KEY_FILE), b"x").unwrap();
+        assert!(matches!(ca_init(other.path()), Err(TlsError::CaExists { .. })));
+    }
+
+    #[test]
+    fn issue_needs_a_real_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ca_issue(dir.path(), id("13")).unwrap_err();
+        assert!(err.to_string().contains("ca.pem"), "{err}");
+
+        // A node certificate posing as the CA is refused as "not a CA".
+        ca_init(dir.path()).unwrap();
+        let (cert, key) = ca_issue(dir.path(), id("13")).unwrap();
+        let fake = tempfile::tempdir().unwrap();
+        fs::copy(&cert, fake.path().join(CA_CERT_FILE)).unwrap();
+        fs::copy(&key, fake.path().join(CA_KEY_FILE)).unwrap();
+        let err = ca_issue(fake.path(), id("13")).unwrap_err();
+        assert!(matches!(err, TlsError::NotCa { .. }), "{err}");
+        assert!(err.to_string().contains("not a CA"), "{err}");
+
+        // The CA certificate with another key, and garbage, are refused without panicking.
+        let other = tempfile::tempdir().unwrap();
+        ca_init(other.path()).unwrap();
+        fs::copy(other.path().join(CA_KEY_FILE), fake.path().join(CA_KEY_FILE)).unwrap();
+        fs::copy(dir.path().join(CA_CERT_FILE), fake.path().join(CA_CERT_FILE)).unwrap();
+        assert!(matches!(ca_issue(fake.path(), id("13")), Err(TlsError::KeyMismatch { .. })));
+        fs::write(fake.path().join(CA_CERT_FILE), b"-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
+        assert!(ca_issue(fake.path(), id("13")).is_err());
+        fs::write(fake.path().join(CA_CERT_FILE), [0xff, 0xfe, 0x00]).unwrap();
+        assert!(ca_issue(fake.path(), id("13")).is_err());
+    }
+
+    #[test]
+    fn identity_comes_from_exactly_one_dns_san() {
+        let county = id("130102");
+        let good = self_signed(vec![dns(&county.dns_name())], "whatever");
+        assert_eq!(node_id_from_cert(&good).unwrap(), county);
+
+        let two = self_signed(vec![dns(&county.dns_name()), dns(&id("130104").dns_name())], "130102");
+        let err = node_id_from_cert(&two).unwrap_err();
+        assert!(err.to_string().contains("2 DNS names"), "{err}");
+
+        let wildcard = self_signed(vec![dns("*.1301.13.mingchu")], "130102");
+        assert!(node_id_from_cert(&wildcard).unwrap_err().to_string().contains("wildcard"));
+
+        // The CN names a node, but without a DNS SAN there is no identity.
+        let cn_only = self_signed(vec![], "130102");
+        assert!(matches!(node_id_from_cert(&cn_only), Err(TlsError::Identity(_))));
+        let uri_only = self_signed(vec![SanType::URI("mingchu://130102".to_string().try_into().unwrap())], "130102");
+        assert!(matches!(node_id_from_cert(&uri_only), Err(TlsError::Identity(_))));
+
+        let foreign = self_signed(vec![dns("example.com")], "130102");
+        assert!(matches!(node_id_from_cert(&foreign), Err(TlsError::Identity(_))));
+        assert!(node_id_from_cert(b"not a certificate").is_err());
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(node_id_from_cert(&trailing).is_err());
+    }
+
+    #[test]
+    fn load_refuses_another_nodes_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        ca_init(dir.path()).unwrap();
+        let (a, b) = (id("130102"), id("130104"));
+        let (a_cert, a_key) = ca_issue(dir.path(), a).unwrap();
+        let (b_cert, b_key) = ca_issue(dir.path(), b).unwrap();
+        fs::copy(&b_cert, &a_cert).unwrap();
+        fs::copy(&b_key, &a_key).unwrap();
+        let err = NodeCredentials::load(dir.path(), a).unwrap_err();
+        assert_eq!(err.to_string(), "certificate names 130104, expected 130102");
+
+        // Right name, wrong key.
+        let (a_cert, _) = ca_issue(dir.path(), a).unwrap();
+        fs::copy(&b_key, dir.path().join("nodes/130102.key")).unwrap();
+        assert!(matches!(NodeCredentials::load(dir.path(), a), Err(TlsError::KeyMismatch { .. })));
+
+        // Right name and key, but from another CA.
+        let other = tempfile::tempdir().unwrap();
+        ca_init(other.path()).unwrap();
+        let (o_cert, o_key) = ca_issue(other.path(), a).unwrap();
+        fs::copy(&o_cert, &a_cert).unwrap();
+        fs::copy(&o_key, dir.path().join("nodes/130102.key")).unwrap();
+        let err = NodeCredentials::load(dir.path(), a).unwrap_err();
+        assert!(matches!(err, TlsError::Untrusted { .. }), "{err}");
+
+        let err = NodeCredentials::load(dir.path(), id("130105")).unwrap_err();
+        assert!(err.to_string().contains("130105.pem"), "{err}");
+    }
+}

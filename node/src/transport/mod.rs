@@ -1,11 +1,10 @@
 //! The Transport seam: authenticated, ordered, reliable frame channels between nodes.
 //!
 //! The node's actors see only [`Transport`] and [`Connection`]: production plugs in QUIC + mTLS
-//! ([`quic`]), tests and the simulator plug in an in-memory network ([`mem`]). A frame here is the
+//! ([`quic`]); the simulator plugs in a seeded in-memory network. A frame here is the
 //! encoded bytes of one `protocol::wire::Frame`; decoding (and rejecting bad frames) is the link
 //! actor's job, so every transport is checked by the same codec.
 
-pub mod mem;
 pub mod quic;
 
 use std::future::Future;

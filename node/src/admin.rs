@@ -1,0 +1,370 @@
+//! The local admin API (HTTP + JSON on loopback) that the `mingchu` CLI talks to, and its client.
+//!
+//! Routes: `GET /api/status`, `GET|POST /api/alerts`, `POST /api/directives`, `GET /api/events`.
+//! Errors are JSON `{"error": "..."}` with a 4xx/5xx status; bad input never reaches the store.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use protocol::{AlertRaised, AlertType, Body, Directive, EventKind, Severity, Zone};
+use ractor::ActorRef;
+use serde::{Deserialize, Serialize};
+use topology::{NodeId, Tier};
+
+use crate::root::{NodeMsg, NodeStatus};
+use crate::store::{EventQuery, StoreMsg, StoredEvent};
+
+/// How long an admin request waits for the node's actors (a local write waits for a flush).
+const ADMIN_CALL_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub me: NodeId,
+    pub node: ActorRef<NodeMsg>,
+    pub store: ActorRef<StoreMsg>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+type ApiResult<T> = Result<Json<T>, (StatusCode, Json<ApiError>)>;
+
+fn bad(msg: impl Into<String>) -> (StatusCode, Json<ApiError>) {
+    (StatusCode::BAD_REQUEST, Json(ApiError { error: msg.into() }))
+}
+
+fn internal(msg: impl std::fmt::Display) -> (StatusCode, Json<ApiError>) {
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(ApiError { error: msg.to_string() }))
+}
+
+/// An alert to raise at this school (the CLI's `alert raise`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaiseAlert {
+    pub camera: String,
+    #[serde(rename = "type")]
+    pub alert_type: String,
+    #[serde(default)]
+    pub canteen: Option<String>,
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub confidence_permille: Option<u16>,
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    #[serde(default)]
+    pub detected_at_ms: Option<u64>,
+}
+
+impl RaiseAlert {
+    /// Parses the request into an alert body, with a clear message for each bad field.
+    pub fn to_alert(&self, now_ms: u64) -> Result<AlertRaised, String> {
+        let alert_type: AlertType = self.alert_type.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?;
+        let zone: Zone = match &self.zone {
+            Some(z) => z.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?,
+            None => Zone::Cooking,
+        };
+        let severity: Severity = match &self.severity {
+            Some(s) => s.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?,
+            None => alert_type.default_severity(zone),
+        };
+        let alert = AlertRaised {
+            camera: self.camera.clone(),
+            canteen: self.canteen.clone().unwrap_or_else(|| "main".into()),
+            zone,
+            alert_type,
+            severity,
+            detected_at_ms: self.detected_at_ms.unwrap_or(now_ms),
+            confidence_permille: self.confidence_permille.unwrap_or(900),
+            snapshot: self.snapshot.clone().unwrap_or_default(),
+            repeat_count: 1,
+        };
+        alert.validate().map_err(|e| e.to_string())?;
+        Ok(alert)
+    }
+}
+
+/// A directive to send down the tree (scope = the unit that receives it, with its subtree).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendDirective {
+    pub to: String,
+    pub title: String,
+    #[serde(default)]
+    pub text: String,
+}
+
+/// An alert as the admin API and CLI show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub id: String,
+    pub school: NodeId,
+    pub seq: u64,
+    pub camera: String,
+    pub canteen: String,
+    pub zone: String,
+    #[serde(rename = "type")]
+    pub alert_type: String,
+    pub type_zh: String,
+    pub severity: String,
+    pub detected_at_ms: u64,
+    /// When the school wrote it (unix ms, the school's clock).
+    pub raised_at_ms: u64,
+    /// When this node persisted it (unix µs, this node's clock).
+    pub received_at_us: u64,
+}
+
+impl AlertView {
+    pub fn from_stored(s: &StoredEvent) -> Option<AlertView> {
+        let Body::Alert(a) = &s.event.body else { return None };
+        Some(AlertView {
+            id: s.event.id().to_string(),
+            school: s.event.origin,
+            seq: s.event.seq,
+            camera: a.camera.clone(),
+            canteen: a.canteen.clone(),
+            zone: a.zone.as_str().to_string(),
+            alert_type: a.alert_type.code().to_string(),
+            type_zh: a.alert_type.zh().to_string(),
+            severity: a.severity.as_str().to_string(),
+            detected_at_ms: a.detected_at_ms,
+            raised_at_ms: s.event.hlc.wall_ms,
+            received_at_us: s.received_at_us,
+        })
+    }
+}
+
+/// A directive as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: String,
+    pub origin: NodeId,
+    pub seq: u64,
+    pub scope: NodeId,
+    pub kind: String,
+    pub summary: String,
+    pub hlc_ms: u64,
+    pub received_at_us: u64,
+}
+
+impl EventView {
+    pub fn from_stored(s: &StoredEvent) -> EventView {
+        let summary = match &s.event.body {
+            Body::Alert(a) => format!("{} {} camera {}", a.alert_type.code(), a.alert_type.zh(), a.camera),
+            Body::Directive(d) => d.title.clone(),
+        };
+        EventView {
+            id: s.event.id().to_string(),
+            origin: s.event.origin,
+            seq: s.event.seq,
+            scope: s.event.scope,
+            kind: s.event.kind().as_str().to_string(),
+            summary,
+            hlc_ms: s.event.hlc.wall_ms,
+            received_at_us: s.received_at_us,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    pub limit: Option<usize>,
+    pub under: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl ListParams {
+    fn query(&self, kind: Option<EventKind>) -> Result<EventQuery, String> {
+        let under = match &self.under {
+            Some(u) => Some(u.parse::<NodeId>().map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let kind = match self.kind.as_deref() {
+            None => kind,
+            Some("alert") => Some(EventKind::Alert),
+            Some("directive") => Some(EventKind::Directive),
+            Some(other) => return Err(format!("unknown event kind `{other}`; expected alert or directive")),
+        };
+        Ok(EventQuery { kind, under, limit: self.limit.unwrap_or(100) })
+    }
+}
+
+async fn status(State(s): State<AdminState>) -> ApiResult<NodeStatus> {
+    ractor::call_t!(s.node, NodeMsg::Status, ADMIN_CALL_TIMEOUT_MS).map(Json).map_err(internal)
+}
+
+async fn append(s: &AdminState, scope: NodeId, body: Body) -> ApiResult<StoredEvent> {
+    let r = ractor::call_t!(s.store, |reply| StoreMsg::Append { scope, body, reply }, ADMIN_CALL_TIMEOUT_MS)
+        .map_err(internal)?;
+    r.map(Json).map_err(bad)
+}
+
+async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -> ApiResult<AlertView> {
+    if s.me.tier() != Tier::School {
+        return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
+    }
+    let alert = req.to_alert(crate::clock::unix_ms()).map_err(bad)?;
+    let stored = append(&s, s.me, Body::Alert(alert)).await?;
+    AlertView::from_stored(&stored.0).map(Json).ok_or_else(|| internal("stored event is not an alert"))
+}
+
+/// Many alerts in one request (a camera gateway's batch; the benchmark's load).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaiseAlerts {
+    pub alerts: Vec<RaiseAlert>,
+}
+
+/// Most alerts in one batch request.
+pub const RAISE_BATCH_MAX: usize = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaisedBatch {
+    pub count: usize,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+async fn raise_alerts(State(s): State<AdminState>, Json(req): Json<RaiseAlerts>) -> ApiResult<RaisedBatch> {
+    if s.me.tier() != Tier::School {
+        return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
+    }
+    if req.alerts.len() > RAISE_BATCH_MAX {
+        return Err(bad(format!("{} alerts in one request; at most {RAISE_BATCH_MAX}", req.alerts.len())));
+    }
+    let now = crate::clock::unix_ms();
+    let mut bodies = Vec::with_capacity(req.alerts.len());
+    for (i, a) in req.alerts.iter().enumerate() {
+        bodies.push(Body::Alert(a.to_alert(now).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
+    }
+    // All appends go to the store at once, so one flush covers many of them.
+    let mut waits = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let (tx, rx) = ractor::concurrency::oneshot();
+        let msg = StoreMsg::Append { scope: s.me, body, reply: ractor::RpcReplyPort::from(tx) };
+        s.store.cast(msg).map_err(internal)?;
+        waits.push(rx);
+    }
+    let (mut first, mut last, mut count) = (u64::MAX, 0, 0);
+    for rx in waits {
+        let stored = rx.await.map_err(internal)?.map_err(bad)?;
+        first = first.min(stored.event.seq);
+        last = last.max(stored.event.seq);
+        count += 1;
+    }
+    Ok(Json(RaisedBatch { count, first_seq: if count == 0 { 0 } else { first }, last_seq: last }))
+}
+
+async fn send_directive(State(s): State<AdminState>, Json(req): Json<SendDirective>) -> ApiResult<EventView> {
+    let to: NodeId = req.to.parse().map_err(|e: topology::IdError| bad(e.to_string()))?;
+    if !s.me.is_ancestor_or_self_of(to) {
+        return Err(bad(format!("{} can only direct units in its own subtree; {to} is not", s.me)));
+    }
+    let body = Body::Directive(Directive { title: req.title, text: req.text });
+    let stored = append(&s, to, body).await?;
+    Ok(Json(EventView::from_stored(&stored.0)))
+}
+
+async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<AlertView>> {
+    let query = p.query(Some(EventKind::Alert)).map_err(bad)?;
+    let events = ractor::call_t!(s.store, |reply| StoreMsg::List { query, reply }, ADMIN_CALL_TIMEOUT_MS)
+        .map_err(internal)?
+        .map_err(internal)?;
+    Ok(Json(events.iter().filter_map(AlertView::from_stored).collect()))
+}
+
+async fn list_events(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<EventView>> {
+    let query = p.query(None).map_err(bad)?;
+    let events = ractor::call_t!(s.store, |reply| StoreMsg::List { query, reply }, ADMIN_CALL_TIMEOUT_MS)
+        .map_err(internal)?
+        .map_err(internal)?;
+    Ok(Json(events.iter().map(EventView::from_stored).collect()))
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/api/status", get(status))
+        .route("/api/alerts", get(list_alerts).post(raise_alert))
+        .route("/api/alerts/batch", post(raise_alerts))
+        .route("/api/directives", post(send_directive))
+        .route("/api/events", get(list_events))
+        .with_state(state)
+}
+
+/// Blocking client for the CLI, the demo and tests.
+#[derive(Clone, Debug)]
+pub struct AdminClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl AdminClient {
+    pub fn new(addr: SocketAddr) -> AdminClient {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(15)))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        AdminClient { base: format!("http://{addr}"), agent }
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(&self, mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<T> {
+        let status = resp.status();
+        let text = resp.body_mut().read_to_string()?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("unexpected answer from the node: {e}"));
+        }
+        let msg = serde_json::from_str::<ApiError>(&text).map(|e| e.error).unwrap_or(text);
+        anyhow::bail!("{msg}")
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
+        anyhow::anyhow!("cannot reach the node's admin API at {}: {e} (is the node running?)", self.base)
+    }
+
+    pub fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> anyhow::Result<T> {
+        let resp = self.agent.get(&format!("{}{path}", self.base)).call().map_err(|e| self.unreachable(e))?;
+        self.decode(resp)
+    }
+
+    pub fn post<B: Serialize, T: for<'de> Deserialize<'de>>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        let resp = self.agent.post(&format!("{}{path}", self.base)).send_json(body).map_err(|e| self.unreachable(e))?;
+        self.decode(resp)
+    }
+
+    pub fn status(&self) -> anyhow::Result<NodeStatus> {
+        self.get("/api/status")
+    }
+
+    pub fn raise_alert(&self, req: &RaiseAlert) -> anyhow::Result<AlertView> {
+        self.post("/api/alerts", req)
+    }
+
+    pub fn raise_alerts(&self, alerts: Vec<RaiseAlert>) -> anyhow::Result<RaisedBatch> {
+        self.post("/api/alerts/batch", &RaiseAlerts { alerts })
+    }
+
+    pub fn alerts(&self, limit: usize, under: Option<NodeId>) -> anyhow::Result<Vec<AlertView>> {
+        let mut path = format!("/api/alerts?limit={limit}");
+        if let Some(u) = under {
+            path.push_str(&format!("&under={u}"));
+        }
+        self.get(&path)
+    }
+
+    pub fn send_directive(&self, req: &SendDirective) -> anyhow::Result<EventView> {
+        self.post("/api/directives", req)
+    }
+
+    pub fn events(&self, limit: usize) -> anyhow::Result<Vec<EventView>> {
+        self.get(&format!("/api/events?limit={limit}"))
+    }
+}

@@ -1,0 +1,166 @@
+//! `mingchu bench`: throughput and latency of alerts from 64 schools to the province on a real
+//! federation of 71 processes (1 province, 2 cities, 4 counties, 16 schools each) on loopback,
+//! with durable storage (sled, flushed before every ack) at every hop. Prints numbers.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use topology::generate::SmallSpec;
+use topology::{NodeId, Tier};
+
+use crate::admin::RaiseAlert;
+use crate::cluster::Cluster;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Throughput phase: alerts raised at each school (sent in batches of --batch).
+    #[arg(long, default_value_t = 1_000)]
+    pub per_school: usize,
+    /// Alerts per batch request in the throughput phase.
+    #[arg(long, default_value_t = 250)]
+    pub batch: usize,
+    /// Latency phase: steady rate over all schools (alerts/s).
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// Latency phase length (s).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Schools per county (4 counties).
+    #[arg(long, default_value_t = 16)]
+    pub schools_per_county: u32,
+    /// Keep the working folder.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn sample(n: usize) -> RaiseAlert {
+    // ~200 bytes on the wire once encoded with its event envelope.
+    RaiseAlert {
+        camera: format!("cam-{:02}", n % 8 + 1),
+        alert_type: ["NO_MASK", "NO_CHEF_HAT", "NO_UNIFORM", "PHONE"][n % 4].into(),
+        canteen: Some("main-canteen".into()),
+        zone: Some("cooking".into()),
+        snapshot: Some(format!("snapshots/2026/11/28/{n:08}.jpg")),
+        ..RaiseAlert::default()
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let binary = std::env::current_exe().context("cannot find the mingchu binary")?;
+    let tmp = tempfile::Builder::new().prefix("mingchu-bench-").tempdir()?;
+    let dir = if args.keep { tmp.keep() } else { tmp.path().to_path_buf() };
+    let spec = SmallSpec { cities: 2, counties_per_city: 2, schools_per_county: args.schools_per_county };
+    let mut cluster = Cluster::create(&dir, &spec, &binary)?;
+    cluster.set_log("warn");
+    let result = bench_body(&mut cluster, &args);
+    cluster.stop_all();
+    result
+}
+
+fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
+    let province = cluster.topology.root();
+    let schools: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).collect();
+    println!(
+        "mingchu bench: {} nodes ({} schools) as separate processes on loopback, sled flushed before every ack",
+        cluster.topology.len(),
+        schools.len()
+    );
+    println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
+    cluster.start_all()?;
+    cluster.wait_links_up(Duration::from_secs(60))?;
+
+    // Throughput: every school raises `per_school` alerts as fast as it accepts them.
+    let total = schools.len() * args.per_school;
+    let before = cluster.status(province)?.store.events_applied;
+    let t0 = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut handles = Vec::new();
+        for &school in &schools {
+            let client = cluster.client(school);
+            let (per, batch) = (args.per_school, args.batch.max(1));
+            handles.push(scope.spawn(move || -> anyhow::Result<()> {
+                let mut sent = 0;
+                while sent < per {
+                    let n = batch.min(per - sent);
+                    client.raise_alerts((sent..sent + n).map(sample).collect())?;
+                    sent += n;
+                }
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let accepted = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let applied = cluster.status(province)?.store.events_applied - before;
+        if applied as usize >= total {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("province got {applied} of {total} alerts within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let all = t0.elapsed();
+    println!("\nthroughput: {total} alerts from {} schools", schools.len());
+    println!("  accepted (durable at the schools): {:.2} s = {:.0} alerts/s", accepted.as_secs_f64(), total as f64 / accepted.as_secs_f64());
+    println!("  durable at the province:           {:.2} s = {:.0} alerts/s", all.as_secs_f64(), total as f64 / all.as_secs_f64());
+
+    // Latency: a steady rate, one alert per request, round-robin over the schools.
+    let count = (args.rate as u64 * args.seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let mut raised: BTreeMap<String, u64> = BTreeMap::new();
+    let start = Instant::now();
+    for i in 0..count {
+        let due = start + interval * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let school = schools[i % schools.len()];
+        let a = cluster.client(school).raise_alert(&sample(i))?;
+        raised.insert(a.id, a.received_at_us);
+    }
+    let achieved = count as f64 / start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    let at_province = cluster.client(province).alerts(count + 1_000, None)?;
+    let mut lat: Vec<u64> = at_province
+        .iter()
+        .filter_map(|a| raised.get(&a.id).map(|t0| a.received_at_us.saturating_sub(*t0)))
+        .collect();
+    if lat.len() != count {
+        bail!("latency phase: the province holds {} of {count} alerts", lat.len());
+    }
+    lat.sort_unstable();
+    let f = |us: u64| us as f64 / 1000.0;
+    println!("\nlatency at a steady {achieved:.0} alerts/s for {} s ({count} alerts, school → county → city → province):", args.seconds);
+    println!(
+        "  p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        f(percentile(&lat, 0.50)),
+        f(percentile(&lat, 0.90)),
+        f(percentile(&lat, 0.99)),
+        f(*lat.last().unwrap_or(&0))
+    );
+    Ok(())
+}
+
+fn os_line() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown cpu".into());
+    format!("{cpu}; {}", std::env::consts::OS)
+}

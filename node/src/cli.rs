@@ -1,0 +1,497 @@
+//! The `mingchu` command line: argument parsing and the small commands. Every query takes `--json`.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use topology::generate::{AddrPlan, SmallSpec, generate_hebei, generate_small};
+use topology::{NodeId, Tier, Topology};
+
+use crate::admin::{AdminClient, AlertView, EventView, RaiseAlert, SendDirective};
+use crate::link::{LinkState, LinkStatus};
+use crate::root::NodeStatus;
+use crate::server::{NodeConfig, run_until_signal};
+use crate::tls;
+
+#[derive(Parser, Debug)]
+#[command(name = "mingchu", version, about = "School-canteen food-safety supervision (互联网+明厨亮灶): one node of the province → city → county → school federation.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Start a small real federation on loopback (23 processes, QUIC + mTLS, sled), raise alerts at
+    /// every school, show them arrive at the province, and stop.
+    Demo(crate::demo::DemoArgs),
+    /// The federation CA and node certificates.
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// Generate topologies; show a running node's links.
+    #[command(subcommand)]
+    Topology(TopologyCmd),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Raise and list alerts.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// Send notices, directives and bulletins down the tree.
+    #[command(subcommand)]
+    Directive(DirectiveCmd),
+    /// Measure throughput and latency on a real 71-process federation (prints numbers).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Create the federation CA (ca.pem, ca.key) in DIR.
+    Init {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+    },
+    /// Issue a node certificate (nodes/ID.pem, nodes/ID.key) from the CA in DIR.
+    Issue {
+        /// The node, e.g. 13, 1301, 130102 or 130102-S0001.
+        #[arg(long, required_unless_present = "topology")]
+        node: Option<NodeId>,
+        /// Issue one certificate for every node of this topology file instead.
+        #[arg(long, conflicts_with = "node")]
+        topology: Option<PathBuf>,
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopologyCmd {
+    /// Write a topology file: a small regular tree, or the full Hebei province with --hebei.
+    Generate {
+        /// The full province: 11 cities, 167 county-level units, 17,183 schools.
+        #[arg(long)]
+        hebei: bool,
+        /// With --hebei: also the 23 development zones as county-level nodes.
+        #[arg(long, requires = "hebei")]
+        zones: bool,
+        /// With --hebei: the seed that spreads schools over counties.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 2, conflicts_with = "hebei")]
+        cities: u32,
+        #[arg(long, default_value_t = 2, conflicts_with = "hebei")]
+        counties_per_city: u32,
+        #[arg(long, default_value_t = 4, conflicts_with = "hebei")]
+        schools_per_county: u32,
+        /// Address every node listens on.
+        #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+        host: IpAddr,
+        /// Node i gets QUIC port BASE+2i and admin port BASE+2i+1.
+        #[arg(long, default_value_t = 20_000)]
+        base_port: u16,
+        /// Output file ("-" for standard output).
+        #[arg(long, default_value = "topology.toml")]
+        out: PathBuf,
+    },
+    /// Show a running node: itself, its parent link and each child link (state, last seen, backlog).
+    Show {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a topology file and print what it holds.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// Run one node until Ctrl-C or SIGTERM.
+    Run {
+        /// A node config file (TOML: node, topology, data_dir, cert_dir).
+        #[arg(long, conflicts_with_all = ["topology", "node", "data", "certs"])]
+        config: Option<PathBuf>,
+        #[arg(long, requires_all = ["node", "data", "certs"])]
+        topology: Option<PathBuf>,
+        #[arg(long)]
+        node: Option<NodeId>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        certs: Option<PathBuf>,
+        /// Also stop when standard input closes (for a supervising process that owns the node).
+        #[arg(long)]
+        stop_on_stdin_eof: bool,
+    },
+}
+
+/// Which running node a query goes to.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// The node's admin API address (loopback).
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// A node config file; the admin address comes from its topology.
+    #[arg(long, conflicts_with = "admin")]
+    pub config: Option<PathBuf>,
+    /// A topology file (with --node): the node's admin address is looked up there.
+    #[arg(long, conflicts_with_all = ["admin", "config"], requires = "node")]
+    pub topology: Option<PathBuf>,
+    #[arg(long)]
+    pub node: Option<NodeId>,
+}
+
+impl Target {
+    pub fn admin_addr(&self) -> anyhow::Result<SocketAddr> {
+        if let Some(a) = self.admin {
+            return Ok(a);
+        }
+        let (topo_path, node) = match (&self.config, &self.topology, self.node) {
+            (Some(c), _, _) => {
+                let cfg = NodeConfig::load(c)?;
+                (cfg.topology, cfg.node)
+            }
+            (None, Some(t), Some(n)) => (t.clone(), n),
+            _ => bail!("say which node: --admin ADDR, --config FILE, or --topology FILE --node ID"),
+        };
+        let topo = Topology::load(&topo_path).with_context(|| format!("topology {}", topo_path.display()))?;
+        let entry = topo.get(node).with_context(|| format!("node {node} is not in {}", topo_path.display()))?;
+        Ok(entry.admin)
+    }
+
+    pub fn client(&self) -> anyhow::Result<AdminClient> {
+        Ok(AdminClient::new(self.admin_addr()?))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertCmd {
+    /// Raise an alert at a school node (an AI camera detection).
+    Raise {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        camera: String,
+        /// NO_MASK, NO_CHEF_HAT, NO_UNIFORM, NO_GLOVES, SMOKING, PHONE, LEAVE_POST, STRANGER, RODENT,
+        /// INSECT, BIN_UNCOVERED, BIN_OVERFLOW, FLOOR_WATER, FLOOR_DEBRIS, MISPLACED_FOOD, FIRE_SMOKE,
+        /// VIDEO_LOST, OCCLUDED.
+        #[arg(long = "type")]
+        alert_type: String,
+        /// general (一般), serious (较重) or severe (严重); default: the type's default.
+        #[arg(long)]
+        severity: Option<String>,
+        /// rough-processing, cutting, cooking, special-room, washing, serving, sampling, storage,
+        /// entrance, dining.
+        #[arg(long)]
+        zone: Option<String>,
+        #[arg(long)]
+        canteen: Option<String>,
+        /// Detector confidence, 0..=1000 ‰.
+        #[arg(long)]
+        confidence: Option<u16>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the alerts a node holds (newest first).
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only alerts from this unit's subtree.
+        #[arg(long)]
+        under: Option<NodeId>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DirectiveCmd {
+    /// Send a notice (to a school), directive (to a county or city) or bulletin (to the province)
+    /// from a supervising node; it reaches exactly that unit's subtree and its ancestors.
+    Send {
+        #[command(flatten)]
+        target: Target,
+        /// The unit it is for.
+        #[arg(long)]
+        to: NodeId,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        text: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the directives a node holds.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Demo(args) => crate::demo::run(args),
+        Cmd::Bench(args) => crate::bench::run(args),
+        Cmd::Ca(CaCmd::Init { dir }) => {
+            tls::ca_init(&dir)?;
+            println!("created the federation CA in {}", dir.display());
+            Ok(())
+        }
+        Cmd::Ca(CaCmd::Issue { node, topology, dir }) => {
+            let nodes: Vec<NodeId> = match (node, topology) {
+                (Some(n), _) => vec![n],
+                (None, Some(t)) => Topology::load(&t)?.nodes().map(|e| e.id).collect(),
+                (None, None) => bail!("say --node ID or --topology FILE"),
+            };
+            for n in &nodes {
+                let (cert, _) = tls::ca_issue(&dir, *n)?;
+                if nodes.len() == 1 {
+                    println!("issued {} for {n} ({})", cert.display(), n.dns_name());
+                }
+            }
+            if nodes.len() > 1 {
+                println!("issued {} node certificates in {}", nodes.len(), dir.join(tls::NODES_DIR).display());
+            }
+            Ok(())
+        }
+        Cmd::Topology(TopologyCmd::Generate {
+            hebei,
+            zones,
+            seed,
+            cities,
+            counties_per_city,
+            schools_per_county,
+            host,
+            base_port,
+            out,
+        }) => {
+            let plan = AddrPlan { host, base_port };
+            let topo = if hebei {
+                generate_hebei(seed, zones, &plan)?
+            } else {
+                generate_small(&SmallSpec { cities, counties_per_city, schools_per_county }, &plan)?
+            };
+            let [p, c, k, s] = topo.count_by_tier();
+            if out.as_os_str() == "-" {
+                print!("{}", topo.to_toml_string());
+            } else {
+                topo.save(&out)?;
+                println!("wrote {}: {p} province, {c} cities, {k} county-level units, {s} schools", out.display());
+            }
+            Ok(())
+        }
+        Cmd::Topology(TopologyCmd::Check { file, json }) => {
+            let topo = Topology::load(&file).with_context(|| format!("{}", file.display()))?;
+            let [p, c, k, s] = topo.count_by_tier();
+            if json {
+                print_json(&serde_json::json!({"province": p, "cities": c, "counties": k, "schools": s}))
+            } else {
+                println!("{}: valid; {p} province, {c} cities, {k} county-level units, {s} schools", file.display());
+                Ok(())
+            }
+        }
+        Cmd::Topology(TopologyCmd::Show { target, json }) => {
+            let status = target.client()?.status()?;
+            if json {
+                print_json(&status)
+            } else {
+                print!("{}", render_status(&status, crate::clock::unix_ms()));
+                Ok(())
+            }
+        }
+        Cmd::Node(NodeCmd::Run { config, topology, node, data, certs, stop_on_stdin_eof }) => {
+            let cfg = match (config, topology, node, data, certs) {
+                (Some(c), ..) => NodeConfig::load(&c)?,
+                (None, Some(t), Some(n), Some(d), Some(c)) => NodeConfig::new(n, t, d, c),
+                _ => bail!("give --config FILE, or all of --topology FILE --node ID --data DIR --certs DIR"),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                if stop_on_stdin_eof {
+                    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                    std::thread::spawn(move || {
+                        // Returns at end of input: the supervising process closed the pipe or died.
+                        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                        let _ = tx.send(());
+                    });
+                    crate::server::run_until(&cfg, async move {
+                        let _ = rx.await;
+                    })
+                    .await
+                } else {
+                    run_until_signal(&cfg).await
+                }
+            })
+        }
+        Cmd::Alert(AlertCmd::Raise { target, camera, alert_type, severity, zone, canteen, confidence, json }) => {
+            let req = RaiseAlert {
+                camera,
+                alert_type,
+                canteen,
+                zone,
+                severity,
+                confidence_permille: confidence,
+                snapshot: None,
+                detected_at_ms: None,
+            };
+            // Check the fields here too, so a typo is reported without a running node.
+            req.to_alert(0).map_err(|e| anyhow::anyhow!(e))?;
+            let view = target.client()?.raise_alert(&req)?;
+            if json {
+                print_json(&view)
+            } else {
+                println!("raised {} at {}: {} {} ({})", view.id, view.school, view.alert_type, view.type_zh, view.severity);
+                Ok(())
+            }
+        }
+        Cmd::Alert(AlertCmd::List { target, limit, under, json }) => {
+            let alerts = target.client()?.alerts(limit, under)?;
+            if json {
+                print_json(&alerts)
+            } else {
+                print!("{}", render_alerts(&alerts));
+                Ok(())
+            }
+        }
+        Cmd::Directive(DirectiveCmd::Send { target, to, title, text, json }) => {
+            let view = target.client()?.send_directive(&SendDirective { to: to.to_string(), title, text })?;
+            if json {
+                print_json(&view)
+            } else {
+                println!("sent {} to {}: {}", view.id, view.scope, view.summary);
+                Ok(())
+            }
+        }
+        Cmd::Directive(DirectiveCmd::List { target, limit, json }) => {
+            let events: Vec<EventView> =
+                target.client()?.events(limit)?.into_iter().filter(|e| e.kind == "directive").collect();
+            if json {
+                print_json(&events)
+            } else {
+                let mut out = std::io::stdout().lock();
+                if events.is_empty() {
+                    writeln!(out, "no directives")?;
+                }
+                for e in events {
+                    writeln!(out, "{:<22} to {:<14} {}", e.id, e.scope.to_string(), e.summary)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Human age of a unix-ms instant, relative to `now_ms`.
+pub fn ago(now_ms: u64, then_ms: u64) -> String {
+    if then_ms == 0 {
+        return "never".into();
+    }
+    let d = now_ms.saturating_sub(then_ms);
+    if d < 1_000 {
+        format!("{d} ms ago")
+    } else if d < 120_000 {
+        format!("{:.1} s ago", d as f64 / 1000.0)
+    } else {
+        format!("{} min ago", d / 60_000)
+    }
+}
+
+fn state_word(l: &LinkStatus) -> &'static str {
+    match l.state {
+        LinkState::Never => "never-up",
+        LinkState::Connecting => "connecting",
+        LinkState::Up => "up",
+        LinkState::Down => "down",
+    }
+}
+
+/// One line per link.
+pub fn render_link(l: &LinkStatus, now_ms: u64) -> String {
+    let mut s = format!(
+        "{:<8} {:<14} {:<10} since {:<12} last seen {:<12} backlog out {:>6} in {:>6}  sent {} recv {}",
+        l.role,
+        l.peer.to_string(),
+        state_word(l),
+        ago(now_ms, l.since_ms),
+        ago(now_ms, l.last_seen_ms),
+        l.backlog_out,
+        l.backlog_in,
+        l.events_sent,
+        l.events_received
+    );
+    if l.rejected > 0 {
+        s.push_str(&format!("  rejected {}", l.rejected));
+    }
+    if l.state != LinkState::Up
+        && let Some(e) = &l.last_error
+    {
+        s.push_str(&format!("  ({e})"));
+    }
+    s
+}
+
+/// The text form of `topology show`.
+pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
+    let mut out = format!(
+        "{} {} ({})  holds {} origins, own seq {}, applied {} received events, {} duplicates ignored\n",
+        st.node, st.name, st.tier, st.store.origins, st.store.own_seq, st.store.events_applied, st.store.duplicates_ignored
+    );
+    match &st.parent {
+        Some(p) => out.push_str(&format!("  {}\n", render_link(p, now_ms))),
+        None if st.tier == Tier::Province => out.push_str("  (root: no parent)\n"),
+        None => {}
+    }
+    let up = st.children.iter().filter(|c| c.state == LinkState::Up).count();
+    if !st.children.is_empty() {
+        out.push_str(&format!("  {} children, {up} up\n", st.children.len()));
+    }
+    for c in &st.children {
+        out.push_str(&format!("  {}\n", render_link(c, now_ms)));
+    }
+    if st.refused > 0 {
+        out.push_str(&format!(
+            "  refused {} connection(s); last: {}\n",
+            st.refused,
+            st.last_refusal.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}
+
+pub fn render_alerts(alerts: &[AlertView]) -> String {
+    if alerts.is_empty() {
+        return "no alerts\n".into();
+    }
+    let mut out = String::new();
+    for a in alerts {
+        out.push_str(&format!(
+            "{:<22} {:<14} {:<16} {:<10} {:<8} camera {:<10} zone {}\n",
+            a.id,
+            a.school.to_string(),
+            a.alert_type,
+            a.type_zh,
+            a.severity,
+            a.camera,
+            a.zone
+        ));
+    }
+    out
+}

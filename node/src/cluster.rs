@@ -1,0 +1,244 @@
+//! A federation of real `mingchu node run` processes on loopback, for the demo, the benchmark and
+//! the integration tests: topology, CA and certificates in one folder, one OS process (own QUIC
+//! endpoint, own sled store) per node, started, stopped, killed and queried individually.
+//!
+//! Each child's standard input is a pipe held here: closing it stops the node cleanly, and if this
+//! process dies the pipes close and the nodes stop too — nothing is left running.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use topology::generate::{AddrPlan, SmallSpec, generate_small};
+use topology::{NodeId, Topology};
+
+use crate::admin::AdminClient;
+use crate::link::LinkState;
+use crate::root::NodeStatus;
+use crate::server::NodeConfig;
+use crate::tls;
+
+/// Finds a base port where every node's QUIC (UDP) and admin (TCP) port is free right now.
+pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
+    let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let span = (nodes * 2) as u32;
+    let seed = std::process::id().wrapping_mul(7919) ^ (crate::clock::unix_ms() as u32);
+    for attempt in 0..40u32 {
+        let base = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(1543)) % (40_000 - span)) as u16;
+        let all_free = (0..nodes).all(|i| {
+            let quic = base + 2 * i as u16;
+            UdpSocket::bind(SocketAddr::new(host, quic)).is_ok()
+                && TcpListener::bind(SocketAddr::new(host, quic + 1)).is_ok()
+        });
+        if all_free {
+            return Ok(base);
+        }
+    }
+    bail!("no free range of {span} loopback ports found")
+}
+
+/// One federation on this machine.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub topology: Topology,
+    pub topology_path: PathBuf,
+    pub cert_dir: PathBuf,
+    binary: PathBuf,
+    procs: BTreeMap<NodeId, Child>,
+    /// Extra `RUST_LOG` for the children.
+    log: String,
+}
+
+impl Cluster {
+    /// Generates a small tree in `dir` with free ports, a CA and a certificate per node.
+    pub fn create(dir: &Path, spec: &SmallSpec, binary: &Path) -> anyhow::Result<Cluster> {
+        let nodes = spec.node_count() as usize;
+        let plan = AddrPlan { host: IpAddr::V4(Ipv4Addr::LOCALHOST), base_port: free_base_port(nodes)? };
+        let topology = generate_small(spec, &plan)?;
+        Cluster::from_topology(dir, topology, binary)
+    }
+
+    pub fn from_topology(dir: &Path, topology: Topology, binary: &Path) -> anyhow::Result<Cluster> {
+        std::fs::create_dir_all(dir.join("logs"))?;
+        let topology_path = dir.join("topology.toml");
+        topology.save(&topology_path)?;
+        let cert_dir = dir.join("certs");
+        tls::ca_init(&cert_dir)?;
+        for e in topology.nodes() {
+            tls::ca_issue(&cert_dir, e.id)?;
+        }
+        for e in topology.nodes() {
+            let cfg = NodeConfig::new(e.id, topology_path.clone(), dir.join("data").join(e.id.to_string()), cert_dir.clone());
+            std::fs::write(dir.join(format!("{}.toml", e.id)), toml::to_string(&cfg)?)?;
+        }
+        Ok(Cluster {
+            dir: dir.to_path_buf(),
+            topology,
+            topology_path,
+            cert_dir,
+            binary: binary.to_path_buf(),
+            procs: BTreeMap::new(),
+            log: "info".into(),
+        })
+    }
+
+    pub fn set_log(&mut self, filter: &str) {
+        self.log = filter.to_string();
+    }
+
+    pub fn config_path(&self, id: NodeId) -> PathBuf {
+        self.dir.join(format!("{id}.toml"))
+    }
+
+    pub fn data_dir(&self, id: NodeId) -> PathBuf {
+        self.dir.join("data").join(id.to_string())
+    }
+
+    pub fn log_path(&self, id: NodeId) -> PathBuf {
+        self.dir.join("logs").join(format!("{id}.log"))
+    }
+
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.topology.nodes().map(|e| e.id).collect()
+    }
+
+    pub fn admin_addr(&self, id: NodeId) -> SocketAddr {
+        self.topology.get(id).map(|e| e.admin).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9)))
+    }
+
+    pub fn client(&self, id: NodeId) -> AdminClient {
+        AdminClient::new(self.admin_addr(id))
+    }
+
+    /// Starts node `id` as a child process (appending to its log).
+    pub fn start(&mut self, id: NodeId) -> anyhow::Result<()> {
+        if self.procs.contains_key(&id) {
+            bail!("node {id} is already running");
+        }
+        let log = File::options().create(true).append(true).open(self.log_path(id))?;
+        let child = Command::new(&self.binary)
+            .args(["node", "run", "--stop-on-stdin-eof", "--config"])
+            .arg(self.config_path(id))
+            .env("RUST_LOG", &self.log)
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.binary.display()))?;
+        self.procs.insert(id, child);
+        Ok(())
+    }
+
+    pub fn start_all(&mut self) -> anyhow::Result<()> {
+        for id in self.ids() {
+            self.start(id)?;
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&self, id: NodeId) -> bool {
+        self.procs.contains_key(&id)
+    }
+
+    /// Stops node `id` cleanly (closes its stdin) and waits for it.
+    pub fn stop(&mut self, id: NodeId) -> anyhow::Result<()> {
+        let Some(mut child) = self.procs.remove(&id) else { return Ok(()) };
+        drop(child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {id} did not stop within 10 s; killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills node `id` with SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self, id: NodeId) -> anyhow::Result<()> {
+        if let Some(mut child) = self.procs.remove(&id) {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    pub fn stop_all(&mut self) {
+        // Close every stdin first so the nodes shut down in parallel.
+        for child in self.procs.values_mut() {
+            drop(child.stdin.take());
+        }
+        for id in self.procs.keys().copied().collect::<Vec<_>>() {
+            let _ = self.stop(id);
+        }
+    }
+
+    /// Nodes whose process exited on its own, with the exit status.
+    pub fn exited(&mut self) -> Vec<(NodeId, String)> {
+        let mut out = Vec::new();
+        for (id, child) in self.procs.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                out.push((*id, status.to_string()));
+            }
+        }
+        out
+    }
+
+    pub fn status(&self, id: NodeId) -> anyhow::Result<NodeStatus> {
+        self.client(id).status()
+    }
+
+    /// Waits until every running node answers and every link between running nodes is up.
+    pub fn wait_links_up(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let exited = self.exited();
+            if let Some((id, status)) = exited.first() {
+                bail!("node {id} exited ({status}); see {}", self.log_path(*id).display());
+            }
+            let mut waiting = Vec::new();
+            for &id in self.procs.keys() {
+                match self.status(id) {
+                    Ok(s) => {
+                        let parent_running = id.parent().is_some_and(|p| self.procs.contains_key(&p));
+                        if parent_running && s.parent.as_ref().is_none_or(|l| l.state != LinkState::Up) {
+                            waiting.push(format!("{id} → parent"));
+                        }
+                    }
+                    Err(_) => waiting.push(format!("{id} (not answering)")),
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("links not up after {timeout:?}: {}", waiting.join(", "));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last `lines` lines of a node's log, for error reports.
+    pub fn log_tail(&self, id: NodeId, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path(id)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.procs.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The link actor: one per connection, driving a sans-IO `Session` over a transport `Connection`.
+//!
+//! It is the only place a session meets the world: frames in from a reader task, frames out to a
+//! writer task, batches to the store actor (acked only after the store's flush), fetches read from
+//! storage, and timers from the clock seam. Its status is shared with the node actor for
+//! `topology show`.
+
+use std::sync::{Arc, Mutex};
+
+use protocol::holds::PeerSide;
+use protocol::wire::{decode_frame, encode_frame};
+use protocol::{Role, Session, SessionConfig, SessionEvent};
+use ractor::concurrency::oneshot;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use topology::NodeId;
+use tracing::{debug, info, warn};
+
+use crate::clock::Clock;
+use crate::storage::Storage;
+use crate::store::{StoreMsg, Subscriber, read_fetch};
+use crate::transport::{Connection, TransportError};
+
+/// A link's state as an admin sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkState {
+    /// Never connected since this node started.
+    Never,
+    /// Dialing (parent link) or handshaking.
+    Connecting,
+    Up,
+    Down,
+}
+
+/// What `topology show` prints per link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStatus {
+    pub peer: NodeId,
+    /// "parent" or "child".
+    pub role: String,
+    pub state: LinkState,
+    /// Unix ms of the last state change.
+    pub since_ms: u64,
+    /// Unix ms when anything was last received from the peer (0: never).
+    pub last_seen_ms: u64,
+    /// Events (seqs) this node still has to send to the peer.
+    pub backlog_out: u64,
+    /// Events the peer last said it still has to send here.
+    pub backlog_in: u64,
+    pub events_sent: u64,
+    pub events_received: u64,
+    pub retransmits: u64,
+    pub rejected: u64,
+    /// Why the link last went down or failed to come up.
+    pub last_error: Option<String>,
+}
+
+impl LinkStatus {
+    pub fn new(peer: NodeId, role: &str, now_ms: u64) -> LinkStatus {
+        LinkStatus {
+            peer,
+            role: role.to_string(),
+            state: LinkState::Never,
+            since_ms: now_ms,
+            last_seen_ms: 0,
+            backlog_out: 0,
+            backlog_in: 0,
+            events_sent: 0,
+            events_received: 0,
+            retransmits: 0,
+            rejected: 0,
+            last_error: None,
+        }
+    }
+
+    pub fn set_state(&mut self, state: LinkState, now_ms: u64) {
+        if self.state != state {
+            self.state = state;
+            self.since_ms = now_ms;
+        }
+    }
+}
+
+pub type SharedStatus = Arc<Mutex<LinkStatus>>;
+
+pub fn lock_status(s: &SharedStatus) -> std::sync::MutexGuard<'_, LinkStatus> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct LinkArgs {
+    pub me: NodeId,
+    pub conn: Connection,
+    pub role: Role,
+    pub store: ActorRef<StoreMsg>,
+    pub storage: Arc<dyn Storage>,
+    pub clock: Arc<dyn Clock>,
+    pub cfg: SessionConfig,
+    /// Unique per link within the node (store subscription key).
+    pub link_id: u64,
+    pub status: SharedStatus,
+}
+
+pub enum LinkMsg {
+    Frame(Vec<u8>),
+    /// The reader ended: `None` for a clean close by the peer.
+    ReaderEnded(Option<TransportError>),
+    WriterFailed(TransportError),
+    Progress(Vec<(NodeId, u64)>),
+    Persisted { batch_id: u64, result: Result<Vec<(NodeId, u64)>, String> },
+    Tick,
+    /// Close the link, telling the peer why.
+    Close(String),
+}
+
+enum WriterCmd {
+    Frame(Vec<u8>),
+    Close(String),
+}
+
+pub struct LinkRun {
+    me: NodeId,
+    peer: NodeId,
+    session: Session,
+    store: ActorRef<StoreMsg>,
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    link_id: u64,
+    status: SharedStatus,
+    writer: mpsc::UnboundedSender<WriterCmd>,
+    reader_task: JoinHandle<()>,
+    /// The earliest deadline a timer task is already sleeping towards.
+    timer_at_ms: Option<u64>,
+    closed: bool,
+}
+
+pub struct LinkActor;
+
+impl LinkRun {
+    fn drive(&mut self, myself: &ActorRef<LinkMsg>) -> Result<(), String> {
+        loop {
+            let mut progressed = false;
+            while let Some(ev) = self.session.poll_event() {
+                progressed = true;
+                match ev {
+                    SessionEvent::Up => {
+                        info!(node = %self.me, peer = %self.peer, "link up");
+                        let mut s = lock_status(&self.status);
+                        s.set_state(LinkState::Up, self.clock.wall_ms());
+                        s.last_error = None;
+                    }
+                    SessionEvent::Fetch(req) => {
+                        let now = self.clock.now_ms();
+                        let (covered, events) = read_fetch(self.storage.as_ref(), self.peer, &req);
+                        self.session.handle_fetched(now, req.id, covered, events);
+                    }
+                    SessionEvent::Persist { batch_id, ranges, events } => {
+                        let (tx, rx) = oneshot();
+                        let msg = StoreMsg::Apply { ranges, events, reply: RpcReplyPort::from(tx) };
+                        self.store.cast(msg).map_err(|_| "store actor is gone".to_string())?;
+                        let me = myself.clone();
+                        tokio::spawn(async move {
+                            let result = rx.await.unwrap_or_else(|_| Err("store dropped the batch".into()));
+                            let _ = me.cast(LinkMsg::Persisted { batch_id, result });
+                        });
+                    }
+                    SessionEvent::Rejected { event, violation } => {
+                        warn!(node = %self.me, peer = %self.peer, %event, %violation, "event rejected");
+                    }
+                    SessionEvent::Closed { reason } => {
+                        // Send what is queued (the goodbye) before closing.
+                        while let Some(frame) = self.session.poll_transmit() {
+                            if let Ok(bytes) = encode_frame(&frame) {
+                                let _ = self.writer.send(WriterCmd::Frame(bytes));
+                            }
+                        }
+                        let _ = self.writer.send(WriterCmd::Close(reason.clone()));
+                        self.closed = true;
+                        return Err(reason);
+                    }
+                }
+            }
+            while let Some(frame) = self.session.poll_transmit() {
+                progressed = true;
+                let bytes = encode_frame(&frame).map_err(|e| format!("cannot encode {}: {e}", frame.name()))?;
+                self.writer.send(WriterCmd::Frame(bytes)).map_err(|_| "writer task ended".to_string())?;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.schedule_timer(myself);
+        self.publish_status();
+        Ok(())
+    }
+
+    fn schedule_timer(&mut self, myself: &ActorRef<LinkMsg>) {
+        let Some(deadline) = self.session.poll_timeout() else { return };
+        if self.timer_at_ms.is_some_and(|t| t <= deadline) {
+            return;
+        }
+        self.timer_at_ms = Some(deadline);
+        let wait = deadline.saturating_sub(self.clock.now_ms());
+        let me = myself.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            let _ = me.cast(LinkMsg::Tick);
+        });
+    }
+
+    fn publish_status(&self) {
+        let stats = self.session.stats();
+        let mut s = lock_status(&self.status);
+        s.backlog_out = self.session.backlog_out();
+        s.backlog_in = self.session.backlog_in();
+        s.events_sent = stats.events_sent;
+        s.events_received = stats.events_received;
+        s.retransmits = stats.retransmits;
+        s.rejected = stats.rejected;
+    }
+}
+
+impl Actor for LinkActor {
+    type Msg = LinkMsg;
+    type State = LinkRun;
+    type Arguments = LinkArgs;
+
+    async fn pre_start(&self, myself: ActorRef<LinkMsg>, args: LinkArgs) -> Result<LinkRun, ActorProcessingErr> {
+        let peer = args.conn.peer;
+        let side = PeerSide::of(args.me, peer).ok_or_else(|| format!("{peer} is not on {}'s path", args.me))?;
+        let snapshot = ractor::call_t!(args.store, |reply| StoreMsg::Snapshot { peer, reply }, 10_000)?;
+        let now = args.clock.now_ms();
+        let session = Session::new(args.me, peer, args.role, args.cfg, now, &snapshot)?;
+        let Connection { sender, mut receiver, .. } = args.conn;
+
+        // Writer: frames go out in order; a failure is reported once.
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<WriterCmd>();
+        let me = myself.clone();
+        let mut sender = sender;
+        tokio::spawn(async move {
+            while let Some(cmd) = wrx.recv().await {
+                match cmd {
+                    WriterCmd::Frame(bytes) => {
+                        if let Err(e) = sender.send(bytes).await {
+                            let _ = me.cast(LinkMsg::WriterFailed(e));
+                            break;
+                        }
+                    }
+                    WriterCmd::Close(reason) => {
+                        // Give the goodbye a moment to leave before the close frame.
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        sender.close(&reason);
+                        break;
+                    }
+                }
+            }
+        });
+        let me = myself.clone();
+        let reader_task = tokio::spawn(async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(Some(bytes)) => {
+                        if me.cast(LinkMsg::Frame(bytes)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = me.cast(LinkMsg::ReaderEnded(None));
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = me.cast(LinkMsg::ReaderEnded(Some(e)));
+                        break;
+                    }
+                }
+            }
+        });
+        let me = myself.clone();
+        let subscriber = Subscriber {
+            peer,
+            notify: Box::new(move |progress| {
+                let _ = me.cast(LinkMsg::Progress(progress));
+            }),
+        };
+        args.store.cast(StoreMsg::Subscribe { id: args.link_id, subscriber })?;
+        {
+            let mut s = lock_status(&args.status);
+            s.set_state(LinkState::Connecting, args.clock.wall_ms());
+            s.role = match side {
+                PeerSide::Ancestor => "parent".into(),
+                PeerSide::Descendant => "child".into(),
+            };
+        }
+        let mut st = LinkRun {
+            me: args.me,
+            peer,
+            session,
+            store: args.store,
+            storage: args.storage,
+            clock: args.clock,
+            link_id: args.link_id,
+            status: args.status,
+            writer: wtx,
+            reader_task,
+            timer_at_ms: None,
+            closed: false,
+        };
+        st.drive(&myself)?;
+        Ok(st)
+    }
+
+    async fn handle(&self, myself: ActorRef<LinkMsg>, msg: LinkMsg, st: &mut LinkRun) -> Result<(), ActorProcessingErr> {
+        if st.closed {
+            return Ok(());
+        }
+        let now = st.clock.now_ms();
+        match msg {
+            LinkMsg::Frame(bytes) => {
+                lock_status(&st.status).last_seen_ms = st.clock.wall_ms();
+                match decode_frame(&bytes) {
+                    Ok(frame) => st.session.handle_frame(now, frame),
+                    Err(e) => {
+                        warn!(node = %st.me, peer = %st.peer, error = %e, "bad frame: closing the link");
+                        st.session.close(now, &format!("bad frame: {e}"));
+                    }
+                }
+            }
+            LinkMsg::ReaderEnded(err) => {
+                let reason = match err {
+                    None => "peer closed the connection".to_string(),
+                    Some(e) => e.to_string(),
+                };
+                warn!(node = %st.me, peer = %st.peer, %reason, "link lost");
+                st.session.close(now, &reason);
+            }
+            LinkMsg::WriterFailed(e) => st.session.close(now, &format!("send failed: {e}")),
+            LinkMsg::Progress(progress) => {
+                for (origin, c) in progress {
+                    st.session.handle_local_progress(now, origin, c);
+                }
+            }
+            LinkMsg::Persisted { batch_id, result } => match result {
+                Ok(cursors) => st.session.handle_persisted(now, batch_id, cursors),
+                Err(e) => st.session.close(now, &format!("could not persist batch {batch_id}: {e}")),
+            },
+            LinkMsg::Tick => {
+                st.timer_at_ms = None;
+                st.session.handle_timeout(now);
+            }
+            LinkMsg::Close(reason) => st.session.close(now, &reason),
+        }
+        if let Err(reason) = st.drive(&myself) {
+            debug!(node = %st.me, peer = %st.peer, %reason, "link closing");
+            lock_status(&st.status).last_error = Some(reason.clone());
+            myself.stop(Some(reason));
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<LinkMsg>, st: &mut LinkRun) -> Result<(), ActorProcessingErr> {
+        st.reader_task.abort();
+        if !st.closed {
+            let _ = st.writer.send(WriterCmd::Close("link stopped".into()));
+        }
+        let _ = st.store.cast(StoreMsg::Unsubscribe { id: st.link_id });
+        st.publish_status();
+        lock_status(&st.status).set_state(LinkState::Down, st.clock.wall_ms());
+        Ok(())
+    }
+}

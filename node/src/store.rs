@@ -1,0 +1,412 @@
+//! The store actor: the only writer of a node's storage. It assigns seqs to local events, applies
+//! received batches by the holds rule, group-commits (one flush covers every write made before it
+//! started) and answers only after the flush: an acknowledged event is durable.
+//!
+//! After each flush it tells the link actors how far the node's cursors got, so they send only
+//! flushed events (an origin never sends a seq it could lose and reuse after a crash).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use protocol::apply::{apply_batch, fill_fetch};
+use protocol::holds::{check_event, relevant_origin};
+use protocol::wire::{decode, decode_event, encode, encode_event};
+use protocol::{Body, Cursors, Event, EventKind, FetchRequest, HlcClock, SeqRange, SeqRanges};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+use topology::NodeId;
+use tracing::{error, info};
+
+use crate::clock::{Clock, unix_us};
+use crate::storage::{Space, Storage, StorageError, WriteBatch};
+
+/// Storage schema written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Most events one listing returns.
+pub const LIST_LIMIT_MAX: usize = 100_000;
+
+const META_SCHEMA: &[u8] = b"schema";
+const META_NODE: &[u8] = b"node";
+const META_HLC: &[u8] = b"hlc";
+
+/// An event as this node keeps it: with when it arrived here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Unix microseconds when this node persisted it (for the origin: when it was written).
+    pub received_at_us: u64,
+    pub event: Event,
+}
+
+fn event_key(origin: NodeId, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&origin.to_key());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {e}"))
+}
+
+fn decode_stored(v: &[u8]) -> Result<StoredEvent, StorageError> {
+    let (received_at_us, bytes): (u64, Vec<u8>) = decode(v).map_err(|e| corrupt("event record", e))?;
+    let event = decode_event(&bytes).map_err(|e| corrupt("event", e))?;
+    Ok(StoredEvent { received_at_us, event })
+}
+
+fn encode_stored(received_at_us: u64, event: &Event) -> Result<Vec<u8>, StorageError> {
+    let bytes = encode_event(event).map_err(|e| corrupt("encode event", e))?;
+    encode(&(received_at_us, bytes)).map_err(|e| corrupt("encode record", e))
+}
+
+/// Reads the events of `origin` with `after < seq <= upto` in seq order (errors end the scan).
+pub fn scan_origin(storage: &dyn Storage, origin: NodeId, after: u64, upto: u64) -> impl Iterator<Item = StoredEvent> + '_ {
+    let from = event_key(origin, after.saturating_add(1));
+    let to = event_key(origin, upto);
+    storage.scan(Space::Events, &from, &to).map_while(|r| r.ok()).filter_map(|(_, v)| decode_stored(&v).ok())
+}
+
+/// Answers a session's fetch from storage (reads only; safe beside the store actor's writes, and
+/// only ever asked for ranges at or below the flushed cursors).
+pub fn read_fetch(storage: &dyn Storage, peer: NodeId, req: &FetchRequest) -> (Vec<SeqRange>, Vec<Event>) {
+    fill_fetch(peer, req, |r| scan_origin(storage, r.origin, r.after, r.upto).map(|s| s.event))
+}
+
+/// Opens a node's storage: checks the schema and the owner, loads cursors and the HLC.
+fn open(me: NodeId, storage: &dyn Storage) -> Result<(Cursors, HlcClock), StorageError> {
+    match storage.get(Space::Meta, META_NODE)? {
+        Some(owner) if owner != me.to_string().as_bytes() => {
+            return Err(StorageError::WrongNode { expected: me.to_string(), found: String::from_utf8_lossy(&owner).into() });
+        }
+        Some(_) => {}
+        None => {
+            let mut b = WriteBatch::default();
+            b.put(Space::Meta, META_NODE, me.to_string().into_bytes());
+            b.put(Space::Meta, META_SCHEMA, SCHEMA_VERSION.to_be_bytes().to_vec());
+            storage.write(b)?;
+        }
+    }
+    if let Some(v) = storage.get(Space::Meta, META_SCHEMA)? {
+        let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| corrupt("schema", "not 4 bytes"))?);
+        if found != SCHEMA_VERSION {
+            return Err(StorageError::Schema { expected: SCHEMA_VERSION, found });
+        }
+    }
+    let mut cursors = Cursors::default();
+    for item in storage.scan_prefix(Space::Cursors, b"") {
+        let (k, v) = item?;
+        let origin = NodeId::from_key(&k).map_err(|e| corrupt("cursor key", e))?;
+        let ranges: SeqRanges = decode(&v).map_err(|e| corrupt("cursor", e))?;
+        cursors.set(origin, ranges);
+    }
+    let hlc = match storage.get(Space::Meta, META_HLC)? {
+        Some(v) => HlcClock::new(decode(&v).map_err(|e| corrupt("hlc", e))?),
+        None => HlcClock::default(),
+    };
+    Ok((cursors, hlc))
+}
+
+/// What a listing asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventQuery {
+    pub kind: Option<EventKind>,
+    /// Only events whose origin lies in this subtree.
+    pub under: Option<NodeId>,
+    /// Newest first, at most this many.
+    pub limit: usize,
+}
+
+/// Counters for the admin API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    pub events_held: u64,
+    pub events_written_local: u64,
+    pub events_applied: u64,
+    pub duplicates_ignored: u64,
+    pub flushes: u64,
+    pub origins: u64,
+    pub own_seq: u64,
+}
+
+/// A link's interest in cursor progress: which peer it serves and how to tell it.
+pub struct Subscriber {
+    pub peer: NodeId,
+    pub notify: Box<dyn Fn(Vec<(NodeId, u64)>) + Send + Sync>,
+}
+
+pub enum StoreMsg {
+    /// Writes a new local event; answers after it is flushed.
+    Append { scope: NodeId, body: Body, reply: RpcReplyPort<Result<StoredEvent, String>> },
+    /// Applies a checked batch received from a peer; answers with the contiguous cursors of its
+    /// origins after the flush.
+    Apply { ranges: Vec<SeqRange>, events: Vec<Event>, reply: RpcReplyPort<Result<Vec<(NodeId, u64)>, String>> },
+    Subscribe { id: u64, subscriber: Subscriber },
+    Unsubscribe { id: u64 },
+    /// Flushed cursors of the origins `peer` can hold, to start a session.
+    Snapshot { peer: NodeId, reply: RpcReplyPort<Cursors> },
+    List { query: EventQuery, reply: RpcReplyPort<Result<Vec<StoredEvent>, String>> },
+    Stats(RpcReplyPort<StoreStats>),
+    FlushDone(Result<(), StorageError>),
+}
+
+enum Waiter {
+    Append(RpcReplyPort<Result<StoredEvent, String>>, StoredEvent),
+    Apply(RpcReplyPort<Result<Vec<(NodeId, u64)>, String>>, Vec<(NodeId, u64)>),
+}
+
+pub struct StoreState {
+    me: NodeId,
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    cursors: Cursors,
+    /// Cursors as of the last completed flush.
+    flushed: Cursors,
+    hlc: HlcClock,
+    /// Waiting for the flush in progress.
+    in_flush: Vec<Waiter>,
+    /// Cursors of the origins the flush in progress makes durable, as of its start.
+    in_flush_changed: BTreeMap<NodeId, SeqRanges>,
+    /// Waiting for the next flush.
+    pending: Vec<Waiter>,
+    pending_changed: BTreeSet<NodeId>,
+    flushing: bool,
+    subscribers: BTreeMap<u64, Subscriber>,
+    stats: StoreStats,
+}
+
+pub struct StoreArgs {
+    pub me: NodeId,
+    pub storage: Arc<dyn Storage>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct StoreActor;
+
+impl StoreState {
+    fn start_flush(&mut self, myself: &ActorRef<StoreMsg>) {
+        if self.flushing || self.pending.is_empty() {
+            return;
+        }
+        self.flushing = true;
+        self.in_flush = std::mem::take(&mut self.pending);
+        self.in_flush_changed = std::mem::take(&mut self.pending_changed)
+            .into_iter()
+            .filter_map(|o| self.cursors.get(o).map(|r| (o, r.clone())))
+            .collect();
+        let flush = self.storage.flush();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let r = flush.await;
+            let _ = me.cast(StoreMsg::FlushDone(r));
+        });
+    }
+
+    fn write_hlc(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
+        batch.put(Space::Meta, META_HLC, encode(&self.hlc.last()).map_err(|e| corrupt("hlc", e))?);
+        Ok(())
+    }
+
+    fn append(&mut self, scope: NodeId, body: Body) -> Result<StoredEvent, String> {
+        let seq = self.cursors.contiguous(self.me) + 1;
+        let hlc = self.hlc.tick(self.clock.wall_ms());
+        let event = Event { origin: self.me, seq, hlc, scope, body };
+        check_event(&event).map_err(|v| v.to_string())?;
+        let stored = StoredEvent { received_at_us: unix_us(), event };
+        let mut b = WriteBatch::default();
+        b.put(Space::Events, &event_key(self.me, seq), encode_stored(stored.received_at_us, &stored.event).map_err(|e| e.to_string())?);
+        let mut ranges = self.cursors.get(self.me).cloned().unwrap_or_default();
+        ranges.insert(seq - 1, seq);
+        b.put(Space::Cursors, &self.me.to_key(), encode(&ranges).map_err(|e| e.to_string())?);
+        self.write_hlc(&mut b).map_err(|e| e.to_string())?;
+        self.storage.write(b).map_err(|e| e.to_string())?;
+        self.cursors.set(self.me, ranges);
+        self.stats.events_written_local += 1;
+        self.pending_changed.insert(self.me);
+        Ok(stored)
+    }
+
+    fn apply(&mut self, ranges: &[SeqRange], events: &[Event]) -> Result<Vec<(NodeId, u64)>, StorageError> {
+        let mut next = self.cursors.clone_for(ranges.iter().map(|r| r.origin));
+        let (fresh, changed) = apply_batch(&mut next, ranges, events);
+        let now_us = unix_us();
+        let wall = self.clock.wall_ms();
+        let mut b = WriteBatch::default();
+        for e in &fresh {
+            self.hlc.observe(e.hlc, wall);
+            b.put(Space::Events, &event_key(e.origin, e.seq), encode_stored(now_us, e)?);
+        }
+        for o in &changed {
+            let r = next.get(*o).cloned().unwrap_or_default();
+            b.put(Space::Cursors, &o.to_key(), encode(&r).map_err(|e| corrupt("cursor", e))?);
+        }
+        if !fresh.is_empty() {
+            self.write_hlc(&mut b)?;
+        }
+        if !b.is_empty() {
+            self.storage.write(b)?;
+        }
+        self.stats.events_applied += fresh.len() as u64;
+        self.stats.duplicates_ignored += (events.len() - fresh.len()) as u64;
+        for o in changed {
+            if let Some(r) = next.get(o) {
+                self.cursors.set(o, r.clone());
+            }
+            self.pending_changed.insert(o);
+        }
+        Ok(ranges.iter().map(|r| (r.origin, self.cursors.contiguous(r.origin))).collect())
+    }
+
+    fn list(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
+        let limit = if q.limit == 0 { 100 } else { q.limit.min(LIST_LIMIT_MAX) };
+        let prefix: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        for item in self.storage.scan_prefix(Space::Events, &prefix) {
+            let (_, v) = item?;
+            let s = decode_stored(&v)?;
+            if q.kind.is_some_and(|k| k != s.event.kind()) {
+                continue;
+            }
+            if q.under.is_some_and(|u| !u.is_ancestor_or_self_of(s.event.origin)) {
+                continue;
+            }
+            out.push(s);
+        }
+        out.sort_by(|a, b| b.event.order_key().cmp(&a.event.order_key()));
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+trait CloneFor {
+    fn clone_for(&self, origins: impl Iterator<Item = NodeId>) -> Cursors;
+}
+
+impl CloneFor for Cursors {
+    /// A copy holding only the named origins (applying a batch touches few of many origins).
+    fn clone_for(&self, origins: impl Iterator<Item = NodeId>) -> Cursors {
+        let mut c = Cursors::default();
+        for o in origins {
+            if let Some(r) = self.get(o) {
+                c.set(o, r.clone());
+            }
+        }
+        c
+    }
+}
+
+impl Actor for StoreActor {
+    type Msg = StoreMsg;
+    type State = StoreState;
+    type Arguments = StoreArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<StoreMsg>, args: StoreArgs) -> Result<StoreState, ActorProcessingErr> {
+        let (cursors, hlc) = open(args.me, args.storage.as_ref())?;
+        args.storage.flush().await?;
+        let held: u64 = cursors.iter().map(|(_, r)| r.contiguous()).sum();
+        info!(node = %args.me, origins = cursors.len(), own_seq = cursors.contiguous(args.me), "store opened");
+        let stats = StoreStats { events_held: held, ..StoreStats::default() };
+        Ok(StoreState {
+            me: args.me,
+            storage: args.storage,
+            clock: args.clock,
+            flushed: cursors.clone(),
+            cursors,
+            hlc,
+            in_flush: Vec::new(),
+            in_flush_changed: BTreeMap::new(),
+            pending: Vec::new(),
+            pending_changed: BTreeSet::new(),
+            flushing: false,
+            subscribers: BTreeMap::new(),
+            stats,
+        })
+    }
+
+    async fn handle(&self, myself: ActorRef<StoreMsg>, msg: StoreMsg, st: &mut StoreState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            StoreMsg::Append { scope, body, reply } => match st.append(scope, body) {
+                Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            StoreMsg::Apply { ranges, events, reply } => {
+                // A storage error here stops the node (the supervisor sees the failure).
+                let cursors = st.apply(&ranges, &events)?;
+                st.pending.push(Waiter::Apply(reply, cursors));
+            }
+            StoreMsg::Subscribe { id, subscriber } => {
+                st.subscribers.insert(id, subscriber);
+            }
+            StoreMsg::Unsubscribe { id } => {
+                st.subscribers.remove(&id);
+            }
+            StoreMsg::Snapshot { peer, reply } => {
+                let mut c = Cursors::default();
+                for (o, r) in st.flushed.iter() {
+                    if relevant_origin(peer, o) {
+                        c.set(o, r.clone());
+                    }
+                }
+                let _ = reply.send(c);
+            }
+            StoreMsg::List { query, reply } => {
+                let _ = reply.send(st.list(&query).map_err(|e| e.to_string()));
+            }
+            StoreMsg::Stats(reply) => {
+                let mut s = st.stats.clone();
+                s.origins = st.cursors.len() as u64;
+                s.own_seq = st.cursors.contiguous(st.me);
+                let _ = reply.send(s);
+            }
+            StoreMsg::FlushDone(result) => {
+                st.flushing = false;
+                let waiters = std::mem::take(&mut st.in_flush);
+                let changed = std::mem::take(&mut st.in_flush_changed);
+                if let Err(e) = result {
+                    error!(node = %st.me, error = %e, "flush failed: stopping the node");
+                    for w in waiters {
+                        match w {
+                            Waiter::Append(r, _) => drop(r.send(Err(format!("storage failed: {e}")))),
+                            Waiter::Apply(r, _) => drop(r.send(Err(format!("storage failed: {e}")))),
+                        }
+                    }
+                    return Err(Box::new(e));
+                }
+                st.stats.flushes += 1;
+                // Every write made before this flush began is durable: answer, then publish.
+                for w in waiters {
+                    match w {
+                        Waiter::Append(r, stored) => drop(r.send(Ok(stored))),
+                        Waiter::Apply(r, cursors) => drop(r.send(Ok(cursors))),
+                    }
+                }
+                let mut progress = Vec::with_capacity(changed.len());
+                for (o, ranges) in changed {
+                    let c = ranges.contiguous();
+                    st.flushed.set(o, ranges);
+                    if c > 0 {
+                        progress.push((o, c));
+                    }
+                }
+                if !progress.is_empty() {
+                    let me = st.me;
+                    for sub in st.subscribers.values() {
+                        let mine: Vec<(NodeId, u64)> = progress
+                            .iter()
+                            .filter(|(o, _)| protocol::holds::sends_origin(me, sub.peer, *o) || protocol::holds::sends_origin(sub.peer, me, *o))
+                            .copied()
+                            .collect();
+                        if !mine.is_empty() {
+                            (sub.notify)(mine);
+                        }
+                    }
+                }
+                st.start_flush(&myself);
+            }
+        }
+        st.start_flush(&myself);
+        Ok(())
+    }
+}
