@@ -67,7 +67,8 @@ pub struct RaiseAlert {
 impl RaiseAlert {
     /// Parses the request into an alert body, with a clear message for each bad field.
     pub fn to_alert(&self, now_ms: u64) -> Result<AlertRaised, String> {
-        let alert_type: AlertType = self.alert_type.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?;
+        let alert_type: AlertType =
+            self.alert_type.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?;
         let zone: Zone = match &self.zone {
             Some(z) => z.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?,
             None => Zone::Cooking,

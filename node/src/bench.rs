@@ -117,8 +117,16 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     }
     let all = t0.elapsed();
     println!("\nthroughput: {total} alerts from {} schools", schools.len());
-    println!("  accepted (durable at the schools): {:.2} s = {:.0} alerts/s", accepted.as_secs_f64(), total as f64 / accepted.as_secs_f64());
-    println!("  durable at the province:           {:.2} s = {:.0} alerts/s", all.as_secs_f64(), total as f64 / all.as_secs_f64());
+    println!(
+        "  accepted (durable at the schools): {:.2} s = {:.0} alerts/s",
+        accepted.as_secs_f64(),
+        total as f64 / accepted.as_secs_f64()
+    );
+    println!(
+        "  durable at the province:           {:.2} s = {:.0} alerts/s",
+        all.as_secs_f64(),
+        total as f64 / all.as_secs_f64()
+    );
 
     // Latency: a steady rate, one alert per request, round-robin over the schools.
     let count = (args.rate as u64 * args.seconds) as usize;
@@ -137,16 +145,17 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     let achieved = count as f64 / start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
     let at_province = cluster.client(province).alerts(count + 1_000, None)?;
-    let mut lat: Vec<u64> = at_province
-        .iter()
-        .filter_map(|a| raised.get(&a.id).map(|t0| a.received_at_us.saturating_sub(*t0)))
-        .collect();
+    let mut lat: Vec<u64> =
+        at_province.iter().filter_map(|a| raised.get(&a.id).map(|t0| a.received_at_us.saturating_sub(*t0))).collect();
     if lat.len() != count {
         bail!("latency phase: the province holds {} of {count} alerts", lat.len());
     }
     lat.sort_unstable();
     let f = |us: u64| us as f64 / 1000.0;
-    println!("\nlatency at a steady {achieved:.0} alerts/s for {} s ({count} alerts, school → county → city → province):", args.seconds);
+    println!(
+        "\nlatency at a steady {achieved:.0} alerts/s for {} s ({count} alerts, school → county → city → province):",
+        args.seconds
+    );
     println!(
         "  p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
         f(percentile(&lat, 0.50)),
@@ -160,7 +169,11 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
 fn os_line() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown cpu".into());
     format!("{cpu}; {}", std::env::consts::OS)
 }

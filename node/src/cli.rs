@@ -16,7 +16,11 @@ use crate::server::{NodeConfig, run_until_signal};
 use crate::tls;
 
 #[derive(Parser, Debug)]
-#[command(name = "mingchu", version, about = "School-canteen food-safety supervision (互联网+明厨亮灶): one node of the province → city → county → school federation.")]
+#[command(
+    name = "mingchu",
+    version,
+    about = "School-canteen food-safety supervision (互联网+明厨亮灶): one node of the province → city → county → school federation."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -358,7 +362,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&view)
             } else {
-                println!("raised {} at {}: {} {} ({})", view.id, view.school, view.alert_type, view.type_zh, view.severity);
+                println!(
+                    "raised {} at {}: {} {} ({})",
+                    view.id, view.school, view.alert_type, view.type_zh, view.severity
+                );
                 Ok(())
             }
         }
@@ -452,7 +459,13 @@ pub fn render_link(l: &LinkStatus, now_ms: u64) -> String {
 pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
     let mut out = format!(
         "{} {} ({})  holds {} origins, own seq {}, applied {} received events, {} duplicates ignored\n",
-        st.node, st.name, st.tier, st.store.origins, st.store.own_seq, st.store.events_applied, st.store.duplicates_ignored
+        st.node,
+        st.name,
+        st.tier,
+        st.store.origins,
+        st.store.own_seq,
+        st.store.events_applied,
+        st.store.duplicates_ignored
     );
     match &st.parent {
         Some(p) => out.push_str(&format!("  {}\n", render_link(p, now_ms))),

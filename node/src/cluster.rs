@@ -72,7 +72,8 @@ impl Cluster {
             tls::ca_issue(&cert_dir, e.id)?;
         }
         for e in topology.nodes() {
-            let cfg = NodeConfig::new(e.id, topology_path.clone(), dir.join("data").join(e.id.to_string()), cert_dir.clone());
+            let cfg =
+                NodeConfig::new(e.id, topology_path.clone(), dir.join("data").join(e.id.to_string()), cert_dir.clone());
             std::fs::write(dir.join(format!("{}.toml", e.id)), toml::to_string(&cfg)?)?;
         }
         Ok(Cluster {

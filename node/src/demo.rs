@@ -62,7 +62,12 @@ fn ms(us: u64) -> String {
 }
 
 /// Polls `node` until it holds every alert id in `want`; returns them by id.
-fn wait_for_alerts(cluster: &Cluster, node: NodeId, want: &[String], timeout: Duration) -> anyhow::Result<BTreeMap<String, AlertView>> {
+fn wait_for_alerts(
+    cluster: &Cluster,
+    node: NodeId,
+    want: &[String],
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<String, AlertView>> {
     let deadline = Instant::now() + timeout;
     loop {
         let alerts = cluster.client(node).alerts(10_000, None)?;
@@ -87,7 +92,7 @@ fn raise(cluster: &Cluster, school: NodeId, n: usize) -> anyhow::Result<AlertVie
     let req = RaiseAlert {
         camera: format!("cam-{:02}", n % 8 + 1),
         alert_type: DEMO_TYPES[n % DEMO_TYPES.len()].to_string(),
-        zone: Some(if n % 3 == 0 { "special-room" } else { "cooking" }.into()),
+        zone: Some(if n.is_multiple_of(3) { "special-room" } else { "cooking" }.into()),
         ..RaiseAlert::default()
     };
     cluster.client(school).raise_alert(&req).with_context(|| format!("raising an alert at {school}"))
@@ -107,7 +112,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     cluster.set_log("warn,node=info");
     let [p, c, k, s] = cluster.topology.count_by_tier();
     let total = cluster.topology.len();
-    println!("\n[1/6] topology: {p} province, {c} cities, {k} counties, {s} schools = {total} nodes → {}", cluster.topology_path.display());
+    println!(
+        "\n[1/6] topology: {p} province, {c} cities, {k} counties, {s} schools = {total} nodes → {}",
+        cluster.topology_path.display()
+    );
     let sample = cluster.ids().into_iter().find(|n| n.tier() == Tier::School).unwrap_or(cluster.topology.root());
     println!(
         "[2/6] federation CA + {total} node certificates, each naming its node in one DNS SAN (e.g. {sample} → {})",
@@ -121,7 +129,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("done in {:.1} s", t.elapsed().as_secs_f64());
     drop(cluster);
     if let Err(e) = &result {
-        eprintln!("\ndemo failed: {e:#}\n(logs were in {}; rerun with --keep to inspect them)", dir.join("logs").display());
+        eprintln!(
+            "\ndemo failed: {e:#}\n(logs were in {}; rerun with --keep to inspect them)",
+            dir.join("logs").display()
+        );
     }
     result?;
     println!("\ndemo finished in {:.1} s", started.elapsed().as_secs_f64());
@@ -183,18 +194,29 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     // Phase 2: a county goes offline; its schools keep working; it comes back and catches up.
     let county = schools[0].parent().context("school without county")?;
     let its_schools: Vec<NodeId> = schools.iter().copied().filter(|s| s.parent() == Some(county)).collect();
-    println!("\n[5/6] county {county} goes offline (process stopped); its {} schools keep accepting alerts:", its_schools.len());
+    println!(
+        "\n[5/6] county {county} goes offline (process stopped); its {} schools keep accepting alerts:",
+        its_schools.len()
+    );
     cluster.stop(county)?;
     let mut queued = Vec::new();
     for (n, &school) in its_schools.iter().enumerate() {
         let a = raise(cluster, school, n + 3)?;
-        println!("      {:<13} raised {} ({}) — stored at the school, waiting for its county", school.to_string(), a.id, a.alert_type);
+        println!(
+            "      {:<13} raised {} ({}) — stored at the school, waiting for its county",
+            school.to_string(),
+            a.id,
+            a.alert_type
+        );
         queued.push(a);
     }
     pause(1_000)?;
     let prov_now = cluster.client(province).alerts(10_000, None)?;
     let early = queued.iter().filter(|q| prov_now.iter().any(|a| a.id == q.id)).count();
-    println!("      after 1 s with the county down: {early} of {} reached the province (the county is the only path for now)", queued.len());
+    println!(
+        "      after 1 s with the county down: {early} of {} reached the province (the county is the only path for now)",
+        queued.len()
+    );
     let restart = Instant::now();
     cluster.start(county)?;
     let qids: Vec<String> = queued.iter().map(|a| a.id.clone()).collect();
@@ -231,8 +253,15 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
         }
     }
     println!("\nWhat this showed:");
-    println!("  • {} separate `mingchu` processes formed a province → city → county → school tree over QUIC with mutual TLS;", cluster.topology.len());
-    println!("  • every alert raised at a school reached its county, city and the province exactly once, durable at every hop;");
-    println!("  • with county {county} offline its schools kept working, and nothing was lost or duplicated when it returned.");
+    println!(
+        "  • {} separate `mingchu` processes formed a province → city → county → school tree over QUIC with mutual TLS;",
+        cluster.topology.len()
+    );
+    println!(
+        "  • every alert raised at a school reached its county, city and the province exactly once, durable at every hop;"
+    );
+    println!(
+        "  • with county {county} offline its schools kept working, and nothing was lost or duplicated when it returned."
+    );
     Ok(())
 }

@@ -109,7 +109,10 @@ pub enum LinkMsg {
     ReaderEnded(Option<TransportError>),
     WriterFailed(TransportError),
     Progress(Vec<(NodeId, u64)>),
-    Persisted { batch_id: u64, result: Result<Vec<(NodeId, u64)>, String> },
+    Persisted {
+        batch_id: u64,
+        result: Result<Vec<(NodeId, u64)>, String>,
+    },
     Tick,
     /// Close the link, telling the peer why.
     Close(String),
@@ -311,7 +314,12 @@ impl Actor for LinkActor {
         Ok(st)
     }
 
-    async fn handle(&self, myself: ActorRef<LinkMsg>, msg: LinkMsg, st: &mut LinkRun) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<LinkMsg>,
+        msg: LinkMsg,
+        st: &mut LinkRun,
+    ) -> Result<(), ActorProcessingErr> {
         if st.closed {
             return Ok(());
         }

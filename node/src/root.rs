@@ -95,9 +95,10 @@ impl NodeRun {
 
     fn entry(&mut self, peer: NodeId, role: &str) -> &mut LinkEntry {
         let now = self.args.clock.wall_ms();
-        self.links
-            .entry(peer)
-            .or_insert_with(|| LinkEntry { actor: None, status: Arc::new(Mutex::new(LinkStatus::new(peer, role, now))) })
+        self.links.entry(peer).or_insert_with(|| LinkEntry {
+            actor: None,
+            status: Arc::new(Mutex::new(LinkStatus::new(peer, role, now))),
+        })
     }
 
     /// Whether `peer` may open a link to this node: for now, only its own children.
@@ -241,7 +242,12 @@ impl Actor for NodeActor {
         Ok(run)
     }
 
-    async fn handle(&self, myself: ActorRef<NodeMsg>, msg: NodeMsg, st: &mut NodeRun) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        msg: NodeMsg,
+        st: &mut NodeRun,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             NodeMsg::Accepted(mut conn) => {
                 let peer = conn.peer;
@@ -286,7 +292,9 @@ impl Actor for NodeActor {
                     // idle timeout); a parent that does not answer quickly counts as down.
                     let r = match tokio::time::timeout(std::time::Duration::from_millis(DIAL_TIMEOUT_MS), dial).await {
                         Ok(r) => r,
-                        Err(_) => Err(TransportError::Io(format!("no answer from {parent} at {addr} within {DIAL_TIMEOUT_MS} ms"))),
+                        Err(_) => Err(TransportError::Io(format!(
+                            "no answer from {parent} at {addr} within {DIAL_TIMEOUT_MS} ms"
+                        ))),
                     };
                     let _ = me.cast(NodeMsg::Dialed(r));
                 });

@@ -73,7 +73,11 @@ impl NodeConfig {
     }
 
     pub fn session(&self) -> SessionConfig {
-        SessionConfig { keepalive_ms: self.keepalive_ms, idle_timeout_ms: self.idle_timeout_ms, ..SessionConfig::default() }
+        SessionConfig {
+            keepalive_ms: self.keepalive_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            ..SessionConfig::default()
+        }
     }
 }
 
@@ -110,18 +114,19 @@ impl RunningNode {
 pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let topology = Topology::load(&cfg.topology).with_context(|| format!("topology {}", cfg.topology.display()))?;
     let me = cfg.node;
-    let entry = topology.get(me).with_context(|| format!("node {me} is not in the topology {}", cfg.topology.display()))?;
+    let entry =
+        topology.get(me).with_context(|| format!("node {me} is not in the topology {}", cfg.topology.display()))?;
     if !entry.admin.ip().is_loopback() {
         bail!("node {me}: the admin API must listen on loopback, not {}", entry.admin);
     }
     let creds = NodeCredentials::load(&cfg.cert_dir, me)
         .with_context(|| format!("certificates for {me} in {}", cfg.cert_dir.display()))?;
     let storage = SledStorage::open(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
-    let transport = QuicTransport::bind(entry.quic, &creds).with_context(|| format!("QUIC endpoint on {}", entry.quic))?;
+    let transport =
+        QuicTransport::bind(entry.quic, &creds).with_context(|| format!("QUIC endpoint on {}", entry.quic))?;
     let quic_addr = transport.local_addr().unwrap_or(entry.quic);
-    let admin_listener = tokio::net::TcpListener::bind(entry.admin)
-        .await
-        .with_context(|| format!("admin API on {}", entry.admin))?;
+    let admin_listener =
+        tokio::net::TcpListener::bind(entry.admin).await.with_context(|| format!("admin API on {}", entry.admin))?;
     let admin_addr = admin_listener.local_addr()?;
     let args = NodeArgs {
         me,

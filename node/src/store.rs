@@ -61,7 +61,12 @@ fn encode_stored(received_at_us: u64, event: &Event) -> Result<Vec<u8>, StorageE
 }
 
 /// Reads the events of `origin` with `after < seq <= upto` in seq order (errors end the scan).
-pub fn scan_origin(storage: &dyn Storage, origin: NodeId, after: u64, upto: u64) -> impl Iterator<Item = StoredEvent> + '_ {
+pub fn scan_origin(
+    storage: &dyn Storage,
+    origin: NodeId,
+    after: u64,
+    upto: u64,
+) -> impl Iterator<Item = StoredEvent> + '_ {
     let from = event_key(origin, after.saturating_add(1));
     let to = event_key(origin, upto);
     storage.scan(Space::Events, &from, &to).map_while(|r| r.ok()).filter_map(|(_, v)| decode_stored(&v).ok())
@@ -77,7 +82,10 @@ pub fn read_fetch(storage: &dyn Storage, peer: NodeId, req: &FetchRequest) -> (V
 fn open(me: NodeId, storage: &dyn Storage) -> Result<(Cursors, HlcClock), StorageError> {
     match storage.get(Space::Meta, META_NODE)? {
         Some(owner) if owner != me.to_string().as_bytes() => {
-            return Err(StorageError::WrongNode { expected: me.to_string(), found: String::from_utf8_lossy(&owner).into() });
+            return Err(StorageError::WrongNode {
+                expected: me.to_string(),
+                found: String::from_utf8_lossy(&owner).into(),
+            });
         }
         Some(_) => {}
         None => {
@@ -129,23 +137,45 @@ pub struct StoreStats {
     pub own_seq: u64,
 }
 
+/// Called with `(origin, contiguous cursor)` pairs after a flush.
+pub type ProgressFn = Box<dyn Fn(Vec<(NodeId, u64)>) + Send + Sync>;
+
 /// A link's interest in cursor progress: which peer it serves and how to tell it.
 pub struct Subscriber {
     pub peer: NodeId,
-    pub notify: Box<dyn Fn(Vec<(NodeId, u64)>) + Send + Sync>,
+    pub notify: ProgressFn,
 }
 
 pub enum StoreMsg {
     /// Writes a new local event; answers after it is flushed.
-    Append { scope: NodeId, body: Body, reply: RpcReplyPort<Result<StoredEvent, String>> },
+    Append {
+        scope: NodeId,
+        body: Body,
+        reply: RpcReplyPort<Result<StoredEvent, String>>,
+    },
     /// Applies a checked batch received from a peer; answers with the contiguous cursors of its
     /// origins after the flush.
-    Apply { ranges: Vec<SeqRange>, events: Vec<Event>, reply: RpcReplyPort<Result<Vec<(NodeId, u64)>, String>> },
-    Subscribe { id: u64, subscriber: Subscriber },
-    Unsubscribe { id: u64 },
+    Apply {
+        ranges: Vec<SeqRange>,
+        events: Vec<Event>,
+        reply: RpcReplyPort<Result<Vec<(NodeId, u64)>, String>>,
+    },
+    Subscribe {
+        id: u64,
+        subscriber: Subscriber,
+    },
+    Unsubscribe {
+        id: u64,
+    },
     /// Flushed cursors of the origins `peer` can hold, to start a session.
-    Snapshot { peer: NodeId, reply: RpcReplyPort<Cursors> },
-    List { query: EventQuery, reply: RpcReplyPort<Result<Vec<StoredEvent>, String>> },
+    Snapshot {
+        peer: NodeId,
+        reply: RpcReplyPort<Cursors>,
+    },
+    List {
+        query: EventQuery,
+        reply: RpcReplyPort<Result<Vec<StoredEvent>, String>>,
+    },
     Stats(RpcReplyPort<StoreStats>),
     FlushDone(Result<(), StorageError>),
 }
@@ -214,7 +244,11 @@ impl StoreState {
         check_event(&event).map_err(|v| v.to_string())?;
         let stored = StoredEvent { received_at_us: unix_us(), event };
         let mut b = WriteBatch::default();
-        b.put(Space::Events, &event_key(self.me, seq), encode_stored(stored.received_at_us, &stored.event).map_err(|e| e.to_string())?);
+        b.put(
+            Space::Events,
+            &event_key(self.me, seq),
+            encode_stored(stored.received_at_us, &stored.event).map_err(|e| e.to_string())?,
+        );
         let mut ranges = self.cursors.get(self.me).cloned().unwrap_or_default();
         ranges.insert(seq - 1, seq);
         b.put(Space::Cursors, &self.me.to_key(), encode(&ranges).map_err(|e| e.to_string())?);
@@ -272,7 +306,7 @@ impl StoreState {
             }
             out.push(s);
         }
-        out.sort_by(|a, b| b.event.order_key().cmp(&a.event.order_key()));
+        out.sort_by_key(|s| std::cmp::Reverse(s.event.order_key()));
         out.truncate(limit);
         Ok(out)
     }
@@ -323,7 +357,12 @@ impl Actor for StoreActor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<StoreMsg>, msg: StoreMsg, st: &mut StoreState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<StoreMsg>,
+        msg: StoreMsg,
+        st: &mut StoreState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             StoreMsg::Append { scope, body, reply } => match st.append(scope, body) {
                 Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
@@ -395,7 +434,10 @@ impl Actor for StoreActor {
                     for sub in st.subscribers.values() {
                         let mine: Vec<(NodeId, u64)> = progress
                             .iter()
-                            .filter(|(o, _)| protocol::holds::sends_origin(me, sub.peer, *o) || protocol::holds::sends_origin(sub.peer, me, *o))
+                            .filter(|(o, _)| {
+                                protocol::holds::sends_origin(me, sub.peer, *o)
+                                    || protocol::holds::sends_origin(sub.peer, me, *o)
+                            })
                             .copied()
                             .collect();
                         if !mine.is_empty() {

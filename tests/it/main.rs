@@ -1,1 +1,53 @@
+//! Cross-crate integration tests: real `mingchu` processes, real QUIC with mutual TLS, real sled.
+//!
+//! Each test builds its own federation in a temporary folder on free loopback ports; the nodes are
+//! child processes whose stdin this test holds, so they stop when the test ends, however it ends.
 
+mod cli;
+mod federation;
+mod links;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use node::cluster::Cluster;
+use topology::generate::SmallSpec;
+
+/// The `mingchu` binary, built once per test run in this test's profile.
+pub fn binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let run = escargot::CargoBuild::new()
+            .package("node")
+            .bin("mingchu")
+            .current_release()
+            .current_target()
+            .run()
+            .expect("building the mingchu binary");
+        run.path().to_path_buf()
+    })
+    .clone()
+}
+
+/// A started federation of `cities × counties × schools` with every link up.
+pub fn federation(cities: u32, counties_per_city: u32, schools_per_county: u32) -> (tempfile::TempDir, Cluster) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SmallSpec { cities, counties_per_city, schools_per_county };
+    let mut cluster = Cluster::create(dir.path(), &spec, &binary()).unwrap();
+    cluster.start_all().unwrap();
+    cluster.wait_links_up(Duration::from_secs(30)).unwrap();
+    (dir, cluster)
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

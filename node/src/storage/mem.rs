@@ -56,11 +56,8 @@ impl Storage for MemStorage {
 
     fn scan(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_> {
         let g = self.lock();
-        let items: Vec<_> = g
-            .live
-            .range(space.key(from)..=space.key(to))
-            .map(|(k, v)| Ok((k[1..].to_vec(), v.clone())))
-            .collect();
+        let items: Vec<_> =
+            g.live.range(space.key(from)..=space.key(to)).map(|(k, v)| Ok((k[1..].to_vec(), v.clone()))).collect();
         Box::new(items.into_iter())
     }
 

@@ -51,9 +51,7 @@ impl Storage for SledStorage {
 
     fn scan_prefix(&self, space: Space, prefix: &[u8]) -> ScanIter<'_> {
         Box::new(
-            self.db
-                .scan_prefix(space.key(prefix))
-                .map(|r| r.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(io)),
+            self.db.scan_prefix(space.key(prefix)).map(|r| r.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(io)),
         )
     }
 

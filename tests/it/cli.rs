@@ -1,0 +1,85 @@
+//! Bad input on the command line and in files gives a clear error and a failing exit code.
+
+use std::process::Command;
+
+use crate::binary;
+
+/// Runs `mingchu args…` and returns (success, stdout, stderr).
+fn mingchu(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary()).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn check_fails(args: &[&str], expect: &[&str]) {
+    let (ok, _, err) = mingchu(args);
+    assert!(!ok, "`mingchu {}` should fail", args.join(" "));
+    for e in expect {
+        assert!(err.contains(e), "`mingchu {}`: stderr lacks {e:?}:\n{err}", args.join(" "));
+    }
+}
+
+#[test]
+fn bad_cli_input_is_reported_clearly() {
+    check_fails(
+        &["alert", "raise", "--admin", "127.0.0.1:9", "--camera", "c1", "--type", "NO_HAT"],
+        &["unknown alert type `NO_HAT`", "NO_CHEF_HAT"],
+    );
+    check_fails(
+        &["alert", "raise", "--admin", "127.0.0.1:9", "--camera", "c1", "--type", "NO_MASK", "--severity", "huge"],
+        &["unknown severity `huge`"],
+    );
+    check_fails(&["alert", "list", "--node", "1300", "--topology", "x.toml"], &["1300", "not a node id"]);
+    check_fails(&["alert", "list"], &["say which node"]);
+    check_fails(&["topology", "show", "--admin", "127.0.0.1:9"], &["cannot reach the node's admin API"]);
+    check_fails(&["node", "run", "--config", "/nonexistent/node.toml"], &["cannot read config /nonexistent/node.toml"]);
+    check_fails(&["ca", "issue", "--node", "130102-S0001", "--dir", "/nonexistent/certs"], &["/nonexistent/certs"]);
+    check_fails(&["topology", "generate", "--cities", "12", "--out", "-"], &["12 cities", "11"]);
+    check_fails(&["frobnicate"], &["unrecognized subcommand"]);
+}
+
+#[test]
+fn malformed_topology_files_name_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "version = 1\n[[node]]\nid = \"13\"\nname = \"p\"\nquic = \"127.0.0.1:1\"\nadmin = \"127.0.0.1:2\"\n[[node]]\nid = \"130102\"\nname = \"c\"\nquic = \"127.0.0.1:3\"\nadmin = \"127.0.0.1:4\"\n",
+            &["130102", "parent 1301"],
+        ),
+        (
+            "version = 1\n[[node]]\nid = \"13\"\nname = \"p\"\nquic = \"127.0.0.1:1\"\nadmn = \"127.0.0.1:2\"\n",
+            &["admn"],
+        ),
+        (
+            "version = 1\n[[node]]\nid = \"13\"\nname = \"p\"\nquic = \"nowhere\"\nadmin = \"127.0.0.1:2\"\n",
+            &["13", "quic"],
+        ),
+        ("version = 1\n[[node]\n", &["line"]),
+    ];
+    for (i, (text, expect)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        check_fails(&["topology", "check", path.to_str().unwrap()], expect);
+    }
+    // And a good one passes, counting what it holds.
+    let good = dir.path().join("good.toml");
+    let (ok, out, err) = mingchu(&["topology", "generate", "--out", good.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("16 schools"), "{out}");
+    let (ok, out, _) = mingchu(&["topology", "check", good.to_str().unwrap()]);
+    assert!(ok && out.contains("valid"), "{out}");
+}
+
+#[test]
+fn ca_commands_make_certificates_that_name_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let c = certs.to_str().unwrap();
+    let (ok, _, err) = mingchu(&["ca", "init", "--dir", c]);
+    assert!(ok, "{err}");
+    check_fails(&["ca", "init", "--dir", c], &["already"]);
+    let (ok, out, err) = mingchu(&["ca", "issue", "--node", "130102-S0042", "--dir", c]);
+    assert!(ok, "{err}");
+    assert!(out.contains("s0042.130102.1301.13.mingchu"), "{out}");
+    let creds = node::tls::NodeCredentials::load(&certs, "130102-S0042".parse().unwrap()).unwrap();
+    assert_eq!(node::tls::node_id_from_cert(creds.cert()).unwrap().to_string(), "130102-S0042");
+}

@@ -1,0 +1,159 @@
+//! Who may link, and what a bad peer can do: a foreign CA, a school posing as a county, a node
+//! that is not the listener's child, and garbage on the wire are each refused with a reason, and
+//! the node goes on serving its other links.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use node::admin::RaiseAlert;
+use node::link::LinkState;
+use node::tls::{self, NodeCredentials};
+use node::transport::quic::QuicTransport;
+use node::transport::{Transport, TransportError};
+use topology::{NodeId, Tier};
+
+use crate::{eventually, federation};
+
+fn id(s: &str) -> NodeId {
+    s.parse().unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Dials `peer` at `addr` as the holder of `creds` and returns the first thing the link yields:
+/// `Ok(frame)` or the error that ended it.
+async fn dial_and_listen(creds: &NodeCredentials, peer: NodeId, addr: SocketAddr) -> Result<Vec<u8>, TransportError> {
+    let t = QuicTransport::bind("127.0.0.1:0".parse().unwrap(), creds)?;
+    let mut conn = t.dial(peer, addr).await?;
+    // Say hello in the real protocol so the listener reaches its decision.
+    let hello = protocol::wire::Frame::Hello(protocol::wire::Hello {
+        version: protocol::wire::PROTOCOL_VERSION,
+        node: creds.node(),
+        cursors: vec![],
+    });
+    conn.sender.send(protocol::wire::encode_frame(&hello).unwrap()).await?;
+    match tokio::time::timeout(Duration::from_secs(10), conn.receiver.recv()).await {
+        Ok(Ok(Some(frame))) => Ok(frame),
+        Ok(Ok(None)) => Err(TransportError::Closed("clean close".into())),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(TransportError::Io("no answer within 10 s".into())),
+    }
+}
+
+fn refusals(cluster: &node::cluster::Cluster, node: NodeId) -> (u64, String) {
+    let st = cluster.status(node).unwrap();
+    (st.refused, st.last_refusal.unwrap_or_default())
+}
+
+#[test]
+fn impostors_and_strangers_are_refused_with_a_logged_reason() {
+    let (dir, cluster) = federation(1, 2, 1);
+    let city = id("1301");
+    let (county_a, county_b) = (id("130102"), id("130104"));
+    let school_a = id("130102-S0001");
+    let school_b = id("130104-S0001");
+    let addr = |n: NodeId| cluster.topology.get(n).unwrap().quic;
+    let rt = runtime();
+
+    // 1. A school's (valid) certificate used to pose as a county towards the city: the city reads
+    //    the identity from the certificate, sees a school that is not its child, and refuses.
+    let creds_a = NodeCredentials::load(&cluster.cert_dir, school_a).unwrap();
+    let r = rt.block_on(dial_and_listen(&creds_a, city, addr(city)));
+    let err = r.expect_err("the city must refuse a school");
+    assert!(err.to_string().contains("130102-S0001 is not a child of 1301"), "{err}");
+    let (n, last) = refusals(&cluster, city);
+    assert_eq!(n, 1);
+    assert!(last.contains("130102-S0001 is not a child of 1301"), "{last}");
+    assert!(std::fs::read_to_string(cluster.log_path(city)).unwrap().contains("connection refused"));
+
+    // 2. A real node that is not the listener's child (another county's school).
+    let creds_b = NodeCredentials::load(&cluster.cert_dir, school_b).unwrap();
+    let err = rt.block_on(dial_and_listen(&creds_b, county_a, addr(county_a))).expect_err("not its child");
+    assert!(err.to_string().contains("130104-S0001 is not a child of 130102"), "{err}");
+    assert_eq!(refusals(&cluster, county_a).0, 1);
+
+    // 3. A certificate from another CA, naming a node that does exist: the TLS handshake fails.
+    let foreign = dir.path().join("foreign-ca");
+    tls::ca_init(&foreign).unwrap();
+    tls::ca_issue(&foreign, id("130104-S0002")).unwrap();
+    let creds_f = NodeCredentials::load(&foreign, id("130104-S0002")).unwrap();
+    let err = rt.block_on(dial_and_listen(&creds_f, county_b, addr(county_b))).expect_err("foreign CA");
+    assert!(matches!(err, TransportError::Handshake(_) | TransportError::Closed(_)), "{err}");
+    let (n, last) = eventually(Duration::from_secs(5), "the county to count the failed handshake", || {
+        let r = refusals(&cluster, county_b);
+        (r.0 >= 1).then_some(r)
+    });
+    assert_eq!(n, 1);
+    assert!(last.contains("handshake"), "{last}");
+
+    // The real links were never disturbed.
+    for n in [county_a, county_b] {
+        let st = cluster.status(n).unwrap();
+        assert_eq!(st.parent.unwrap().state, LinkState::Up);
+        assert!(st.children.iter().all(|c| c.state == LinkState::Up), "{n}: {:?}", st.children);
+    }
+}
+
+/// Opens a raw QUIC connection as `creds` and writes `bytes` on its stream; returns the reason the
+/// listener gave when it closed the connection.
+async fn send_raw(creds: &NodeCredentials, peer: NodeId, addr: SocketAddr, bytes: Vec<u8>, finish: bool) -> String {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(tls::client_config(creds).unwrap());
+    let conn = endpoint.connect(addr, &peer.dns_name()).unwrap().await.unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(&bytes).await.unwrap();
+    if finish {
+        send.finish().unwrap();
+    }
+    let reason = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await.expect("listener closes the link");
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(c) => String::from_utf8_lossy(&c.reason).into_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn bad_frames_close_only_that_link_and_the_node_goes_on() {
+    // Three schools in the topology, two running: the third's certificate plays the bad peer.
+    let (_dir, mut cluster) = federation(1, 1, 3);
+    let county = id("130102");
+    let bad = id("130102-S0003");
+    cluster.stop(bad).unwrap();
+    let addr = cluster.topology.get(county).unwrap().quic;
+    let creds = NodeCredentials::load(&cluster.cert_dir, bad).unwrap();
+    let rt = runtime();
+    let mut garbage = 9u32.to_be_bytes().to_vec();
+    garbage.extend_from_slice(b"\xff\xfegarbage");
+    let mut truncated = 100u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(&[0u8; 10]);
+    let cases = [
+        ("garbage bytes", garbage, false, "bad frame"),
+        ("oversized length prefix", u32::MAX.to_be_bytes().to_vec(), false, "exceeds"),
+        ("truncated frame", truncated, true, "truncated"),
+    ];
+    for (what, bytes, finish, expect) in cases {
+        let reason = rt.block_on(send_raw(&creds, county, addr, bytes, finish));
+        assert!(reason.contains(expect), "{what}: close reason {reason:?} lacks {expect:?}");
+    }
+    let log = std::fs::read_to_string(cluster.log_path(county)).unwrap();
+    assert!(log.contains("bad frame") || log.contains("link lost"), "the county logs why");
+
+    // The county still serves its real children and its parent.
+    let st = cluster.status(county).unwrap();
+    assert_eq!(st.parent.as_ref().unwrap().state, LinkState::Up);
+    for s in [id("130102-S0001"), id("130102-S0002")] {
+        let l = st.children.iter().find(|c| c.peer == s).unwrap();
+        assert_eq!(l.state, LinkState::Up, "{s} link survived");
+    }
+    let province = cluster.topology.root();
+    let a = cluster
+        .client(id("130102-S0001"))
+        .raise_alert(&RaiseAlert { camera: "c".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
+        .unwrap();
+    eventually(Duration::from_secs(15), "the alert at the province after the bad frames", || {
+        cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())
+    });
+    assert!(cluster.ids().iter().all(|n| n.tier() != Tier::School || *n == bad || cluster.is_running(*n)));
+}
