@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cluster;
 pub mod demo;
 pub mod link;
+pub mod listener;
 pub mod root;
 pub mod server;
 pub mod storage;

@@ -1,6 +1,6 @@
-//! The node's root actor: it supervises the store actor and one link actor per connection, accepts
-//! children (checking each against the topology), keeps dialing the parent, and answers status
-//! queries. A failed link is dropped (and the parent redialed); a failed store stops the node,
+//! The node's root actor: it supervises the store actor, the listener and one link actor per
+//! connection, accepts children (checking each against the topology), keeps dialing the parent,
+//! and answers status queries. A failed link is dropped (and the parent redialed); a failed store stops the node,
 //! because a node with broken storage must not keep acknowledging.
 
 use std::collections::BTreeMap;
@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use protocol::{Role, SessionConfig};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 use topology::{NodeId, Tier, Topology};
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::link::{LinkActor, LinkArgs, LinkMsg, LinkState, LinkStatus, SharedStatus, lock_status};
+use crate::listener::{ListenerActor, ListenerArgs, ListenerMsg};
 use crate::storage::Storage;
 use crate::store::{StoreActor, StoreArgs, StoreMsg, StoreStats};
 use crate::transport::{Connection, Transport, TransportError};
@@ -79,7 +79,7 @@ pub struct NodeRun {
     store: ActorRef<StoreMsg>,
     links: BTreeMap<NodeId, LinkEntry>,
     next_link_id: u64,
-    accept_task: JoinHandle<()>,
+    listener: ActorRef<ListenerMsg>,
     dialing: bool,
     redial_ms: u64,
     refused: u64,
@@ -197,32 +197,20 @@ impl Actor for NodeActor {
             myself.get_cell(),
         )
         .await?;
-        let transport = args.transport.clone();
-        let me = myself.clone();
-        let accept_task = tokio::spawn(async move {
-            loop {
-                match transport.accept().await {
-                    Ok(conn) => {
-                        if me.cast(NodeMsg::Accepted(conn)).is_err() {
-                            break;
-                        }
-                    }
-                    Err(TransportError::EndpointClosed) => break,
-                    Err(e) => {
-                        if me.cast(NodeMsg::AcceptFailed(e)).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        let (listener, _) = Actor::spawn_linked(
+            None,
+            ListenerActor,
+            ListenerArgs { transport: args.transport.clone(), root: myself.clone() },
+            myself.get_cell(),
+        )
+        .await?;
         let redial_ms = args.redial.min_ms;
         let mut run = NodeRun {
             args,
             store,
             links: BTreeMap::new(),
             next_link_id: 1,
-            accept_task,
+            listener,
             dialing: false,
             redial_ms,
             refused: 0,
@@ -363,6 +351,12 @@ impl Actor for NodeActor {
             myself.stop(Some(format!("store stopped: {}", reason.unwrap_or_default())));
             return Ok(());
         }
+        if cell.get_id() == st.listener.get_id() {
+            // The endpoint is gone (shutdown): nothing more can connect, so the node stops too.
+            warn!(node = %st.args.me, reason = ?reason, "listener stopped");
+            myself.stop(Some("listener stopped".into()));
+            return Ok(());
+        }
         if let Some(peer) = st.link_of(&cell) {
             st.link_ended(&myself, peer, reason);
         }
@@ -370,7 +364,7 @@ impl Actor for NodeActor {
     }
 
     async fn post_stop(&self, _myself: ActorRef<NodeMsg>, st: &mut NodeRun) -> Result<(), ActorProcessingErr> {
-        st.accept_task.abort();
+        st.listener.stop(None);
         for e in st.links.values() {
             if let Some(a) = &e.actor {
                 a.stop(Some("node shutting down".into()));
