@@ -202,10 +202,10 @@ async fn status(State(s): State<AdminState>) -> ApiResult<NodeStatus> {
     ractor::call_t!(s.node, NodeMsg::Status, ADMIN_CALL_TIMEOUT_MS).map(Json).map_err(internal)
 }
 
-async fn append(s: &AdminState, scope: NodeId, body: Body) -> ApiResult<StoredEvent> {
-    let r = ractor::call_t!(s.store, |reply| StoreMsg::Append { scope, body, reply }, ADMIN_CALL_TIMEOUT_MS)
-        .map_err(internal)?;
-    r.map(Json).map_err(bad)
+async fn append(s: &AdminState, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, (StatusCode, Json<ApiError>)> {
+    let r =
+        ractor::call_t!(s.store, |reply| StoreMsg::Append { items, reply }, ADMIN_CALL_TIMEOUT_MS).map_err(internal)?;
+    r.map_err(bad)
 }
 
 async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -> ApiResult<AlertView> {
@@ -213,8 +213,8 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
         return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
     }
     let alert = req.to_alert(crate::clock::unix_ms()).map_err(bad)?;
-    let stored = append(&s, s.me, Body::Alert(alert)).await?;
-    AlertView::from_stored(&stored.0).map(Json).ok_or_else(|| internal("stored event is not an alert"))
+    let stored = append(&s, vec![(s.me, Body::Alert(alert))]).await?;
+    stored.first().and_then(AlertView::from_stored).map(Json).ok_or_else(|| internal("stored event is not an alert"))
 }
 
 /// Many alerts in one request (a camera gateway's batch; the benchmark's load).
@@ -246,22 +246,12 @@ async fn raise_alerts(State(s): State<AdminState>, Json(req): Json<RaiseAlerts>)
     for (i, a) in req.alerts.iter().enumerate() {
         bodies.push(Body::Alert(a.to_alert(now).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
     }
-    // All appends go to the store at once, so one flush covers many of them.
-    let mut waits = Vec::with_capacity(bodies.len());
-    for body in bodies {
-        let (tx, rx) = ractor::concurrency::oneshot();
-        let msg = StoreMsg::Append { scope: s.me, body, reply: ractor::RpcReplyPort::from(tx) };
-        s.store.cast(msg).map_err(internal)?;
-        waits.push(rx);
-    }
-    let (mut first, mut last, mut count) = (u64::MAX, 0, 0);
-    for rx in waits {
-        let stored = rx.await.map_err(internal)?.map_err(bad)?;
-        first = first.min(stored.event.seq);
-        last = last.max(stored.event.seq);
-        count += 1;
-    }
-    Ok(Json(RaisedBatch { count, first_seq: if count == 0 { 0 } else { first }, last_seq: last }))
+    // One storage batch and one flush for the whole request.
+    let stored = append(&s, bodies.into_iter().map(|b| (s.me, b)).collect()).await?;
+    let count = stored.len();
+    let first_seq = stored.first().map_or(0, |e| e.event.seq);
+    let last_seq = stored.last().map_or(0, |e| e.event.seq);
+    Ok(Json(RaisedBatch { count, first_seq, last_seq }))
 }
 
 async fn send_directive(State(s): State<AdminState>, Json(req): Json<SendDirective>) -> ApiResult<EventView> {
@@ -270,8 +260,8 @@ async fn send_directive(State(s): State<AdminState>, Json(req): Json<SendDirecti
         return Err(bad(format!("{} can only direct units in its own subtree; {to} is not", s.me)));
     }
     let body = Body::Directive(Directive { title: req.title, text: req.text });
-    let stored = append(&s, to, body).await?;
-    Ok(Json(EventView::from_stored(&stored.0)))
+    let stored = append(&s, vec![(to, body)]).await?;
+    stored.first().map(|e| Json(EventView::from_stored(e))).ok_or_else(|| internal("nothing stored"))
 }
 
 async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<AlertView>> {

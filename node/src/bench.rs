@@ -35,6 +35,9 @@ pub struct BenchArgs {
     pub keep: bool,
 }
 
+/// How long the throughput phase waits for the province to hold everything.
+const BENCH_WAIT_S: u64 = 60;
+
 fn sample(n: usize) -> RaiseAlert {
     // ~200 bytes on the wire once encoded with its event envelope.
     RaiseAlert {
@@ -61,8 +64,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dir = if args.keep { tmp.keep() } else { tmp.path().to_path_buf() };
     let spec = SmallSpec { cities: 2, counties_per_city: 2, schools_per_county: args.schools_per_county };
     let mut cluster = Cluster::create(&dir, &spec, &binary)?;
-    cluster.set_log("warn");
+    cluster.set_log(&std::env::var("MINGCHU_BENCH_LOG").unwrap_or_else(|_| "warn".into()));
     let result = bench_body(&mut cluster, &args);
+    if result.is_err() && std::env::var_os("MINGCHU_BENCH_HOLD").is_some() {
+        eprintln!("holding the federation for inspection in {} (120 s)", cluster.dir.display());
+        std::thread::sleep(Duration::from_secs(120));
+    }
     cluster.stop_all();
     result
 }
@@ -79,6 +86,7 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     cluster.start_all()?;
     cluster.wait_links_up(Duration::from_secs(60))?;
 
+    let cpu_before = cpu_by_tier(cluster);
     // Throughput: every school raises `per_school` alerts as fast as it accepts them.
     let total = schools.len() * args.per_school;
     let before = cluster.status(province)?.store.events_applied;
@@ -104,14 +112,20 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     let accepted = t0.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(BENCH_WAIT_S);
     loop {
         let applied = cluster.status(province)?.store.events_applied - before;
         if applied as usize >= total {
             break;
         }
         if Instant::now() > deadline {
-            bail!("province got {applied} of {total} alerts within 300 s");
+            let now = crate::clock::unix_ms();
+            for id in cluster.ids().into_iter().filter(|n| n.tier() != Tier::School) {
+                if let Ok(st) = cluster.status(id) {
+                    eprint!("{}", crate::cli::render_status(&st, now));
+                }
+            }
+            bail!("province got {applied} of {total} alerts within {} s", BENCH_WAIT_S);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -127,6 +141,13 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
         all.as_secs_f64(),
         total as f64 / all.as_secs_f64()
     );
+    let cpu_after = cpu_by_tier(cluster);
+    let per_tier: Vec<String> = Tier::ALL
+        .iter()
+        .zip(cpu_before.iter().zip(cpu_after.iter()))
+        .map(|(t, (b, a))| format!("{t} {:.1} s ({:.0} µs/alert)", a - b, (a - b) * 1e6 / total as f64))
+        .collect();
+    println!("  node CPU during the run (all nodes of a tier): {}", per_tier.join(", "));
 
     // Latency: a steady rate, one alert per request, round-robin over the schools.
     let count = (args.rate as u64 * args.seconds) as usize;
@@ -164,6 +185,15 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
         f(*lat.last().unwrap_or(&0))
     );
     Ok(())
+}
+
+/// CPU seconds used so far by all nodes of each tier.
+fn cpu_by_tier(cluster: &Cluster) -> [f64; 4] {
+    let mut out = [0.0; 4];
+    for id in cluster.ids() {
+        out[id.tier().depth()] += cluster.cpu_seconds(id).unwrap_or(0.0);
+    }
+    out
 }
 
 fn os_line() -> String {

@@ -227,6 +227,17 @@ impl Cluster {
         }
     }
 
+    /// CPU seconds (user + system) node `id`'s process has used so far (Linux `/proc`).
+    pub fn cpu_seconds(&self, id: NodeId) -> Option<f64> {
+        let pid = self.procs.get(&id)?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    }
+
     /// The last `lines` lines of a node's log, for error reports.
     pub fn log_tail(&self, id: NodeId, lines: usize) -> String {
         let text = std::fs::read_to_string(self.log_path(id)).unwrap_or_default();

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use topology::NodeId;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::storage::Storage;
@@ -233,9 +233,23 @@ impl Actor for LinkActor {
     async fn pre_start(&self, myself: ActorRef<LinkMsg>, args: LinkArgs) -> Result<LinkRun, ActorProcessingErr> {
         let peer = args.conn.peer;
         let side = PeerSide::of(args.me, peer).ok_or_else(|| format!("{peer} is not on {}'s path", args.me))?;
-        let snapshot = ractor::call_t!(args.store, |reply| StoreMsg::Snapshot { peer, reply }, 10_000)?;
+        let me = myself.clone();
+        let subscriber = Subscriber {
+            peer,
+            notify: Box::new(move |progress| {
+                let _ = me.cast(LinkMsg::Progress(progress));
+            }),
+        };
+        let snapshot =
+            ractor::call_t!(args.store, |reply| StoreMsg::Subscribe { id: args.link_id, subscriber, reply }, 10_000)?;
         let now = args.clock.now_ms();
-        let session = Session::new(args.me, peer, args.role, args.cfg, now, &snapshot)?;
+        let session = match Session::new(args.me, peer, args.role, args.cfg, now, &snapshot) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = args.store.cast(StoreMsg::Unsubscribe { id: args.link_id });
+                return Err(e.into());
+            }
+        };
         let Connection { sender, mut receiver, .. } = args.conn;
 
         // Writer: frames go out in order; a failure is reported once.
@@ -280,14 +294,6 @@ impl Actor for LinkActor {
                 }
             }
         });
-        let me = myself.clone();
-        let subscriber = Subscriber {
-            peer,
-            notify: Box::new(move |progress| {
-                let _ = me.cast(LinkMsg::Progress(progress));
-            }),
-        };
-        args.store.cast(StoreMsg::Subscribe { id: args.link_id, subscriber })?;
         {
             let mut s = lock_status(&args.status);
             s.set_state(LinkState::Connecting, args.clock.wall_ms());
@@ -360,7 +366,7 @@ impl Actor for LinkActor {
             LinkMsg::Close(reason) => st.session.close(now, &reason),
         }
         if let Err(reason) = st.drive(&myself) {
-            debug!(node = %st.me, peer = %st.peer, %reason, "link closing");
+            warn!(node = %st.me, peer = %st.peer, %reason, "link closed");
             lock_status(&st.status).last_error = Some(reason.clone());
             myself.stop(Some(reason));
         }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use protocol::apply::{apply_batch, fill_fetch};
-use protocol::holds::{check_event, relevant_origin};
+use protocol::holds::{check_event, relevant_origin, sends_origin};
 use protocol::wire::{decode, decode_event, encode, encode_event};
 use protocol::{Body, Cursors, Event, EventKind, FetchRequest, HlcClock, SeqRange, SeqRanges};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -147,11 +147,11 @@ pub struct Subscriber {
 }
 
 pub enum StoreMsg {
-    /// Writes a new local event; answers after it is flushed.
+    /// Writes new local events (one seq each, in order, in one storage batch); answers after
+    /// they are flushed. All or none: a body that fails its checks refuses the whole request.
     Append {
-        scope: NodeId,
-        body: Body,
-        reply: RpcReplyPort<Result<StoredEvent, String>>,
+        items: Vec<(NodeId, Body)>,
+        reply: RpcReplyPort<Result<Vec<StoredEvent>, String>>,
     },
     /// Applies a checked batch received from a peer; answers with the contiguous cursors of its
     /// origins after the flush.
@@ -160,17 +160,16 @@ pub enum StoreMsg {
         events: Vec<Event>,
         reply: RpcReplyPort<Result<Vec<(NodeId, u64)>, String>>,
     },
+    /// Registers a link for progress notifications and answers, in the same step (so no progress
+    /// falls between the two), the cursors of the origins its peer can hold: as written for
+    /// relayed origins, as flushed for the node's own.
     Subscribe {
         id: u64,
         subscriber: Subscriber,
+        reply: RpcReplyPort<Cursors>,
     },
     Unsubscribe {
         id: u64,
-    },
-    /// Flushed cursors of the origins `peer` can hold, to start a session.
-    Snapshot {
-        peer: NodeId,
-        reply: RpcReplyPort<Cursors>,
     },
     List {
         query: EventQuery,
@@ -181,7 +180,7 @@ pub enum StoreMsg {
 }
 
 enum Waiter {
-    Append(RpcReplyPort<Result<StoredEvent, String>>, StoredEvent),
+    Append(RpcReplyPort<Result<Vec<StoredEvent>, String>>, Vec<StoredEvent>),
     Apply(RpcReplyPort<Result<Vec<(NodeId, u64)>, String>>, Vec<(NodeId, u64)>),
 }
 
@@ -237,27 +236,55 @@ impl StoreState {
         Ok(())
     }
 
-    fn append(&mut self, scope: NodeId, body: Body) -> Result<StoredEvent, String> {
-        let seq = self.cursors.contiguous(self.me) + 1;
-        let hlc = self.hlc.tick(self.clock.wall_ms());
-        let event = Event { origin: self.me, seq, hlc, scope, body };
-        check_event(&event).map_err(|v| v.to_string())?;
-        let stored = StoredEvent { received_at_us: unix_us(), event };
+    fn append(&mut self, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, String> {
+        let first = self.cursors.contiguous(self.me) + 1;
+        let now_us = unix_us();
+        let wall = self.clock.wall_ms();
+        let mut hlc = self.hlc;
+        let mut out = Vec::with_capacity(items.len());
         let mut b = WriteBatch::default();
-        b.put(
-            Space::Events,
-            &event_key(self.me, seq),
-            encode_stored(stored.received_at_us, &stored.event).map_err(|e| e.to_string())?,
-        );
+        for (i, (scope, body)) in items.into_iter().enumerate() {
+            let seq = first + i as u64;
+            let event = Event { origin: self.me, seq, hlc: hlc.tick(wall), scope, body };
+            check_event(&event).map_err(|v| v.to_string())?;
+            b.put(Space::Events, &event_key(self.me, seq), encode_stored(now_us, &event).map_err(|e| e.to_string())?);
+            out.push(StoredEvent { received_at_us: now_us, event });
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let last = first + out.len() as u64 - 1;
         let mut ranges = self.cursors.get(self.me).cloned().unwrap_or_default();
-        ranges.insert(seq - 1, seq);
+        ranges.insert(first - 1, last);
         b.put(Space::Cursors, &self.me.to_key(), encode(&ranges).map_err(|e| e.to_string())?);
-        self.write_hlc(&mut b).map_err(|e| e.to_string())?;
+        b.put(Space::Meta, META_HLC, encode(&hlc.last()).map_err(|e| e.to_string())?);
         self.storage.write(b).map_err(|e| e.to_string())?;
+        self.hlc = hlc;
         self.cursors.set(self.me, ranges);
-        self.stats.events_written_local += 1;
+        self.stats.events_written_local += out.len() as u64;
         self.pending_changed.insert(self.me);
-        Ok(stored)
+        Ok(out)
+    }
+
+    /// Tells the links how far `progress` got. Used right after a write for relayed origins (a
+    /// relay may forward before its own flush: if it crashes first, the sender was not acked and
+    /// sends again) and after the flush for the node's own origin (never send a seq that a crash
+    /// could take back and reuse).
+    fn publish(&self, progress: &[(NodeId, u64)]) {
+        if progress.is_empty() {
+            return;
+        }
+        let me = self.me;
+        for sub in self.subscribers.values() {
+            let mine: Vec<(NodeId, u64)> = progress
+                .iter()
+                .filter(|(o, _)| sends_origin(me, sub.peer, *o) || sends_origin(sub.peer, me, *o))
+                .copied()
+                .collect();
+            if !mine.is_empty() {
+                (sub.notify)(mine);
+            }
+        }
     }
 
     fn apply(&mut self, ranges: &[SeqRange], events: &[Event]) -> Result<Vec<(NodeId, u64)>, StorageError> {
@@ -282,12 +309,17 @@ impl StoreState {
         }
         self.stats.events_applied += fresh.len() as u64;
         self.stats.duplicates_ignored += (events.len() - fresh.len()) as u64;
+        let mut relayed = Vec::with_capacity(changed.len());
         for o in changed {
             if let Some(r) = next.get(o) {
                 self.cursors.set(o, r.clone());
+                if o != self.me && r.contiguous() > 0 {
+                    relayed.push((o, r.contiguous()));
+                }
             }
             self.pending_changed.insert(o);
         }
+        self.publish(&relayed);
         Ok(ranges.iter().map(|r| (r.origin, self.cursors.contiguous(r.origin))).collect())
     }
 
@@ -364,7 +396,7 @@ impl Actor for StoreActor {
         st: &mut StoreState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            StoreMsg::Append { scope, body, reply } => match st.append(scope, body) {
+            StoreMsg::Append { items, reply } => match st.append(items) {
                 Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -375,20 +407,24 @@ impl Actor for StoreActor {
                 let cursors = st.apply(&ranges, &events)?;
                 st.pending.push(Waiter::Apply(reply, cursors));
             }
-            StoreMsg::Subscribe { id, subscriber } => {
-                st.subscribers.insert(id, subscriber);
-            }
-            StoreMsg::Unsubscribe { id } => {
-                st.subscribers.remove(&id);
-            }
-            StoreMsg::Snapshot { peer, reply } => {
+            StoreMsg::Subscribe { id, subscriber, reply } => {
+                // Relayed origins as written (they are published at write time too), the node's
+                // own origin only as flushed.
+                let peer = subscriber.peer;
                 let mut c = Cursors::default();
-                for (o, r) in st.flushed.iter() {
-                    if relevant_origin(peer, o) {
+                for (o, r) in st.cursors.iter() {
+                    if relevant_origin(peer, o) && o != st.me {
                         c.set(o, r.clone());
                     }
                 }
+                if let Some(own) = st.flushed.get(st.me) {
+                    c.set(st.me, own.clone());
+                }
+                st.subscribers.insert(id, subscriber);
                 let _ = reply.send(c);
+            }
+            StoreMsg::Unsubscribe { id } => {
+                st.subscribers.remove(&id);
             }
             StoreMsg::List { query, reply } => {
                 let _ = reply.send(st.list(&query).map_err(|e| e.to_string()));
@@ -421,30 +457,15 @@ impl Actor for StoreActor {
                         Waiter::Apply(r, cursors) => drop(r.send(Ok(cursors))),
                     }
                 }
-                let mut progress = Vec::with_capacity(changed.len());
+                let mut own = Vec::new();
                 for (o, ranges) in changed {
                     let c = ranges.contiguous();
                     st.flushed.set(o, ranges);
-                    if c > 0 {
-                        progress.push((o, c));
+                    if o == st.me && c > 0 {
+                        own.push((o, c));
                     }
                 }
-                if !progress.is_empty() {
-                    let me = st.me;
-                    for sub in st.subscribers.values() {
-                        let mine: Vec<(NodeId, u64)> = progress
-                            .iter()
-                            .filter(|(o, _)| {
-                                protocol::holds::sends_origin(me, sub.peer, *o)
-                                    || protocol::holds::sends_origin(sub.peer, me, *o)
-                            })
-                            .copied()
-                            .collect();
-                        if !mine.is_empty() {
-                            (sub.notify)(mine);
-                        }
-                    }
-                }
+                st.publish(&own);
                 st.start_flush(&myself);
             }
         }

@@ -497,6 +497,11 @@ impl Session {
                 self.ready.remove(&r.origin);
             }
         }
+        // The next fetch starts after the last origin served, so a big backlog on one origin
+        // cannot starve the others.
+        if let Some(last) = ranges.last() {
+            self.rotation = Some(last.origin);
+        }
         if !ranges.is_empty() {
             let kept: BTreeSet<NodeId> = ranges.iter().map(|r| r.origin).collect();
             let events: Vec<Event> = events.into_iter().filter(|e| kept.contains(&e.origin)).collect();
@@ -603,7 +608,9 @@ impl Session {
         if ranges.is_empty() {
             return;
         }
-        self.rotation = ranges.last().map(|r| r.origin);
+        // The rotation picks which origins; a batch lists them in order (events sorted by
+        // (origin, seq) is part of the wire contract).
+        ranges.sort_by_key(|r| r.origin);
         let total_max = self.cfg.batch_events_max;
         let per_range_max = (total_max / ranges.len()).max(16).min(total_max);
         let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max };

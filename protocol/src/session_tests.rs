@@ -97,6 +97,10 @@ struct Pair {
 impl Pair {
     fn new(child: Store, parent: Store, faults: Faults, seed: u64) -> Pair {
         let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, ..SessionConfig::default() };
+        Pair::with_config(child, parent, faults, seed, cfg)
+    }
+
+    fn with_config(child: Store, parent: Store, faults: Faults, seed: u64, cfg: SessionConfig) -> Pair {
         let (c, p) = (child.me.unwrap(), parent.me.unwrap());
         let cs = Session::new(c, p, Role::Dialer, cfg, 0, &child.cursors).unwrap();
         let ps = Session::new(p, c, Role::Acceptor, cfg, 0, &parent.cursors).unwrap();
@@ -284,6 +288,46 @@ fn check(faults: Faults, seed: u64, before: usize, during: usize, restore_child:
     let up = all.iter().filter(|e| e.origin == school).count() - restored;
     assert_eq!(pair.sides[0].session.stats().events_sent as usize, up, "child sent");
     assert!(pair.sides.iter().all(|s| s.session.is_up()));
+}
+
+/// A county relaying many schools' events up to its city: batches rotate over origins (small
+/// batches force many rotations) and must still list events sorted, and all of them arrive.
+#[test]
+fn many_origins_are_rotated_and_all_arrive() {
+    let (county, city) = (id("130102"), id("1301"));
+    let mut child = Store::new(county);
+    let mut all = Vec::new();
+    for school in 1..=20u32 {
+        let s = NodeId::school(county, school).unwrap();
+        for seq in 1..=(10 * school as u64) {
+            let e = Event { origin: s, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: s, body: alert() };
+            child.preload(&e);
+            all.push(e);
+        }
+    }
+    let cfg = SessionConfig {
+        idle_timeout_ms: 600_000,
+        rto_ms: 300,
+        batch_events_max: 64,
+        window_batches: 3,
+        ..SessionConfig::default()
+    };
+    for faults in [CLEAN, Faults { loss: 0.2, dup: 0.2, jitter_ms: 60 }] {
+        let mut pair = Pair::with_config(
+            Store {
+                me: Some(county),
+                cursors: child.cursors.clone(),
+                events: child.events.clone(),
+                applied: child.applied.clone(),
+            },
+            Store::new(city),
+            faults,
+            11,
+            cfg,
+        );
+        pair.run_until(600_000);
+        check_converged(&pair, &all);
+    }
 }
 
 const CLEAN: Faults = Faults { loss: 0.0, dup: 0.0, jitter_ms: 0 };
