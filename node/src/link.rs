@@ -156,7 +156,10 @@ impl LinkRun {
                     }
                     SessionEvent::Fetch(req) => {
                         let now = self.clock.now_ms();
-                        let (covered, events) = read_fetch(self.storage.as_ref(), self.peer, &req);
+                        // A read error means broken storage: close the link rather than claim
+                        // a range whose events could not be read.
+                        let (covered, events) = read_fetch(self.storage.as_ref(), self.peer, &req)
+                            .map_err(|e| format!("cannot read events to send: {e}"))?;
                         self.session.handle_fetched(now, req.id, covered, events);
                     }
                     SessionEvent::Persist { batch_id, ranges, events } => {

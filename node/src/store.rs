@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use protocol::apply::{apply_batch, fill_fetch};
 use protocol::holds::{check_event, relevant_origin, sends_origin};
-use protocol::wire::{decode, decode_event, encode, encode_event};
+use protocol::wire::{decode, encode};
 use protocol::{Body, Cursors, Event, EventKind, FetchRequest, HlcClock, SeqRange, SeqRanges};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -49,33 +49,88 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {e}"))
 }
 
-fn decode_stored(v: &[u8]) -> Result<StoredEvent, StorageError> {
-    let (received_at_us, bytes): (u64, Vec<u8>) = decode(v).map_err(|e| corrupt("event record", e))?;
-    let event = decode_event(&bytes).map_err(|e| corrupt("event", e))?;
-    Ok(StoredEvent { received_at_us, event })
+/// Events are stored in runs: one key per run of one origin's events, `(origin, last seq)`, the
+/// value holding the run's events (and when they arrived). A received batch or a local request
+/// becomes one run per origin, so a write costs one storage insert per origin, not per event.
+/// Runs of an origin never interleave: a run never spans a seq already held when it was written.
+fn decode_run(v: &[u8]) -> Result<(u64, Vec<Event>), StorageError> {
+    decode(v).map_err(|e| corrupt("event run", e))
 }
 
-fn encode_stored(received_at_us: u64, event: &Event) -> Result<Vec<u8>, StorageError> {
-    let bytes = encode_event(event).map_err(|e| corrupt("encode event", e))?;
-    encode(&(received_at_us, bytes)).map_err(|e| corrupt("encode record", e))
+fn encode_run(received_at_us: u64, events: &[&Event]) -> Result<Vec<u8>, StorageError> {
+    encode(&(received_at_us, events)).map_err(|e| corrupt("encode event run", e))
 }
 
-/// Reads the events of `origin` with `after < seq <= upto` in seq order (errors end the scan).
-pub fn scan_origin(
+/// Most events in one stored run.
+const RUN_EVENTS_MAX: usize = 512;
+
+/// Splits events sorted by `(origin, seq)` into runs to store: a new run at each new origin, when
+/// `before` (the holdings before these events) holds a seq between two neighbours, and at the size cap.
+fn runs<'a>(events: &[&'a Event], before: &Cursors) -> Vec<Vec<&'a Event>> {
+    let mut out: Vec<Vec<&Event>> = Vec::new();
+    for &e in events {
+        let split = match out.last().and_then(|r| r.last()) {
+            None => true,
+            Some(prev) => {
+                prev.origin != e.origin
+                    || out.last().is_some_and(|r| r.len() >= RUN_EVENTS_MAX)
+                    || before.get(e.origin).is_some_and(|r| r.holds_any_between(prev.seq, e.seq))
+            }
+        };
+        if split {
+            out.push(vec![e]);
+        } else if let Some(r) = out.last_mut() {
+            r.push(e);
+        }
+    }
+    out
+}
+
+/// Reads up to `max` stored events of `origin` with `after < seq <= upto`, in seq order, and
+/// whether that exhausted the range.
+pub fn read_range(
     storage: &dyn Storage,
     origin: NodeId,
     after: u64,
     upto: u64,
-) -> impl Iterator<Item = StoredEvent> + '_ {
+    max: usize,
+) -> Result<(Vec<StoredEvent>, bool), StorageError> {
+    let mut out = Vec::new();
+    if upto <= after {
+        return Ok((out, true));
+    }
     let from = event_key(origin, after.saturating_add(1));
-    let to = event_key(origin, upto);
-    storage.scan(Space::Events, &from, &to).map_while(|r| r.ok()).filter_map(|(_, v)| decode_stored(&v).ok())
+    let to = event_key(origin, u64::MAX);
+    for item in storage.scan(Space::Events, &from, &to) {
+        let (_, v) = item?;
+        let (received_at_us, events) = decode_run(&v)?;
+        if events.first().is_none_or(|e| e.seq > upto) {
+            break;
+        }
+        for event in events {
+            if event.seq <= after || event.seq > upto {
+                continue;
+            }
+            if out.len() == max {
+                return Ok((out, false));
+            }
+            out.push(StoredEvent { received_at_us, event });
+        }
+    }
+    Ok((out, true))
 }
 
 /// Answers a session's fetch from storage (reads only; safe beside the store actor's writes, and
-/// only ever asked for ranges at or below the flushed cursors).
-pub fn read_fetch(storage: &dyn Storage, peer: NodeId, req: &FetchRequest) -> (Vec<SeqRange>, Vec<Event>) {
-    fill_fetch(peer, req, |r| scan_origin(storage, r.origin, r.after, r.upto).map(|s| s.event))
+/// only ever asked for ranges the store already published).
+pub fn read_fetch(
+    storage: &dyn Storage,
+    peer: NodeId,
+    req: &FetchRequest,
+) -> Result<(Vec<SeqRange>, Vec<Event>), StorageError> {
+    fill_fetch(peer, req, |r, max| {
+        read_range(storage, r.origin, r.after, r.upto, max)
+            .map(|(found, exhausted)| (found.into_iter().map(|s| s.event).collect(), exhausted))
+    })
 }
 
 /// Opens a node's storage: checks the schema and the owner, loads cursors and the HLC.
@@ -247,11 +302,20 @@ impl StoreState {
             let seq = first + i as u64;
             let event = Event { origin: self.me, seq, hlc: hlc.tick(wall), scope, body };
             check_event(&event).map_err(|v| v.to_string())?;
-            b.put(Space::Events, &event_key(self.me, seq), encode_stored(now_us, &event).map_err(|e| e.to_string())?);
             out.push(StoredEvent { received_at_us: now_us, event });
         }
         if out.is_empty() {
             return Ok(out);
+        }
+        // New seqs lie above everything held: only the size cap splits them.
+        for run in out.chunks(RUN_EVENTS_MAX) {
+            let events: Vec<&Event> = run.iter().map(|s| &s.event).collect();
+            let last_seq = events.last().map_or(first, |e| e.seq);
+            b.put(
+                Space::Events,
+                &event_key(self.me, last_seq),
+                encode_run(now_us, &events).map_err(|e| e.to_string())?,
+            );
         }
         let last = first + out.len() as u64 - 1;
         let mut ranges = self.cursors.get(self.me).cloned().unwrap_or_default();
@@ -295,7 +359,11 @@ impl StoreState {
         let mut b = WriteBatch::default();
         for e in &fresh {
             self.hlc.observe(e.hlc, wall);
-            b.put(Space::Events, &event_key(e.origin, e.seq), encode_stored(now_us, e)?);
+        }
+        for run in runs(&fresh, &self.cursors) {
+            if let Some(last) = run.last() {
+                b.put(Space::Events, &event_key(last.origin, last.seq), encode_run(now_us, &run)?);
+            }
         }
         for o in &changed {
             let r = next.get(*o).cloned().unwrap_or_default();
@@ -329,14 +397,16 @@ impl StoreState {
         let mut out = Vec::new();
         for item in self.storage.scan_prefix(Space::Events, &prefix) {
             let (_, v) = item?;
-            let s = decode_stored(&v)?;
-            if q.kind.is_some_and(|k| k != s.event.kind()) {
-                continue;
+            let (received_at_us, events) = decode_run(&v)?;
+            for event in events {
+                if q.kind.is_some_and(|k| k != event.kind()) {
+                    continue;
+                }
+                if q.under.is_some_and(|u| !u.is_ancestor_or_self_of(event.origin)) {
+                    continue;
+                }
+                out.push(StoredEvent { received_at_us, event });
             }
-            if q.under.is_some_and(|u| !u.is_ancestor_or_self_of(s.event.origin)) {
-                continue;
-            }
-            out.push(s);
         }
         out.sort_by_key(|s| std::cmp::Reverse(s.event.order_key()));
         out.truncate(limit);
@@ -471,5 +541,55 @@ impl Actor for StoreActor {
         }
         st.start_flush(&myself);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::MemStorage;
+    use protocol::{Directive, Hlc};
+
+    fn ev(origin: NodeId, seq: u64) -> Event {
+        let body = Body::Directive(Directive { title: format!("t{seq}"), text: String::new() });
+        Event { origin, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: origin, body }
+    }
+
+    /// Runs written around held seqs never interleave, and ranged reads return exactly the
+    /// stored events in order, with `exhausted` telling whether more remain.
+    #[test]
+    fn runs_and_ranged_reads() {
+        let o: NodeId = "130102".parse().unwrap();
+        let storage = MemStorage::new();
+        // Seq 7 is held (an island written earlier) when 3, 5, 9, 11 arrive.
+        let mut before = Cursors::default();
+        before.insert(o, 6, 7);
+        let island = ev(o, 7);
+        let mut b = WriteBatch::default();
+        b.put(Space::Events, &event_key(o, 7), encode_run(1, &[&island]).unwrap());
+        let evs: Vec<Event> = [3, 5, 9, 11].into_iter().map(|s| ev(o, s)).collect();
+        let refs: Vec<&Event> = evs.iter().collect();
+        let rs = runs(&refs, &before);
+        assert_eq!(
+            rs.iter().map(|r| r.iter().map(|e| e.seq).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            vec![vec![3, 5], vec![9, 11]]
+        );
+        for r in &rs {
+            let last = r.last().unwrap();
+            b.put(Space::Events, &event_key(o, last.seq), encode_run(2, r).unwrap());
+        }
+        storage.write(b).unwrap();
+        let all = [3u64, 5, 7, 9, 11];
+        for after in 0..12 {
+            for upto in after..13 {
+                for max in [1usize, 2, 100] {
+                    let (got, exhausted) = read_range(&storage, o, after, upto, max).unwrap();
+                    let want: Vec<u64> = all.iter().copied().filter(|s| *s > after && *s <= upto).collect();
+                    let seqs: Vec<u64> = got.iter().map(|s| s.event.seq).collect();
+                    assert_eq!(seqs, want.iter().copied().take(max).collect::<Vec<_>>(), "({after},{upto}] max {max}");
+                    assert_eq!(exhausted, want.len() <= max, "({after},{upto}] max {max}");
+                }
+            }
+        }
     }
 }

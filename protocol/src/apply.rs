@@ -14,18 +14,16 @@ use crate::wire::{BATCH_BYTES_MAX, SeqRange, event_size};
 /// peer must not hold are skipped but still cost a read).
 pub const FETCH_SCAN_FACTOR: usize = 4;
 
-/// Answers a [`FetchRequest`] for `peer`: for each range, the events of `scan(range)` (the store's
-/// events of that origin with `after < seq <= upto`, in seq order) that `peer` should hold, within
-/// the request's limits. Returns the covered ranges (an `upto` lowered where a limit stopped the
-/// scan) and the events, sorted by `(origin, seq)`.
-pub fn fill_fetch<I>(
+/// Answers a [`FetchRequest`] for `peer`. `read(range, max)` returns up to `max` stored events of
+/// the range's origin with `after < seq <= upto`, in seq order, and whether that exhausted the range.
+/// Keeps the events `peer` should hold, within the request's limits, and returns the covered
+/// ranges (an `upto` lowered where a limit stopped the scan) with the events sorted by
+/// `(origin, seq)`. A read error aborts the whole fetch: a range is never claimed on a partial read.
+pub fn fill_fetch<E>(
     peer: NodeId,
     req: &FetchRequest,
-    mut scan: impl FnMut(SeqRange) -> I,
-) -> (Vec<SeqRange>, Vec<Event>)
-where
-    I: Iterator<Item = Event>,
-{
+    mut read: impl FnMut(SeqRange, usize) -> Result<(Vec<Event>, bool), E>,
+) -> Result<(Vec<SeqRange>, Vec<Event>), E> {
     let mut covered = Vec::with_capacity(req.ranges.len());
     let mut events = Vec::new();
     let mut bytes = 0usize;
@@ -35,21 +33,23 @@ where
         if events.len() >= req.total_max || bytes >= BATCH_BYTES_MAX || scanned >= scan_max {
             break;
         }
-        let mut upto = range.upto;
+        let (found, exhausted) = read(*range, scan_max - scanned)?;
+        let mut upto = if exhausted { range.upto } else { found.last().map_or(range.after, |e| e.seq.min(range.upto)) };
         let mut kept = 0usize;
-        for e in scan(*range) {
+        for e in found {
             if e.seq <= range.after || e.seq > range.upto || e.origin != range.origin {
                 continue;
             }
             scanned += 1;
+            let seq = e.seq;
             if holds(peer, e.scope) {
                 bytes += event_size(&e);
-                events.push(e.clone());
+                events.push(e);
                 kept += 1;
             }
             let full = kept >= req.per_range_max || events.len() >= req.total_max || bytes >= BATCH_BYTES_MAX;
             if full || scanned >= scan_max {
-                upto = e.seq;
+                upto = seq;
                 break;
             }
         }
@@ -57,7 +57,7 @@ where
             covered.push(SeqRange { origin: range.origin, after: range.after, upto });
         }
     }
-    (covered, events)
+    Ok((covered, events))
 }
 
 /// Applies a checked batch to `cursors`: returns the events not already held (to persist) and the

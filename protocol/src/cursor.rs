@@ -53,6 +53,11 @@ impl SeqRanges {
         start >= end || self.ranges.iter().any(|&(a, b)| a <= start && end <= b)
     }
 
+    /// True if any seq strictly between `a` and `b` is held.
+    pub fn holds_any_between(&self, a: u64, b: u64) -> bool {
+        b > a + 1 && self.ranges.iter().any(|&(x, y)| x + 1 < b && y > a)
+    }
+
     pub fn ranges(&self) -> &[(u64, u64)] {
         &self.ranges
     }
@@ -171,6 +176,12 @@ mod tests {
                 prop_assert_eq!(r.contains(seq), model.contains(&seq), "seq {}", seq);
             }
             let expect_cursor = (1..).take_while(|s| model.contains(s)).last().unwrap_or(0);
+            for a in 0..70u64 {
+                for b in a..72u64 {
+                    let any = (a + 1..b).any(|s| model.contains(&s));
+                    prop_assert_eq!(r.holds_any_between(a, b), any, "between {} and {}", a, b);
+                }
+            }
             prop_assert_eq!(r.contiguous(), expect_cursor);
             for w in r.ranges().windows(2) {
                 prop_assert!(w[0].1 < w[1].0, "ranges disjoint and non-adjacent: {:?}", r.ranges());

@@ -164,14 +164,18 @@ impl Pair {
             SessionEvent::Fetch(req) => {
                 let peer = side.session.peer();
                 let store = &side.store;
-                let (covered, events) = fill_fetch(peer, &req, |r| {
-                    store
+                let (covered, events) = fill_fetch(peer, &req, |r, max| {
+                    let mut found: Vec<Event> = store
                         .events
                         .range((r.origin, r.after + 1)..=(r.origin, r.upto))
                         .map(|(_, e)| e.clone())
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                });
+                        .take(max + 1)
+                        .collect();
+                    let exhausted = found.len() <= max;
+                    found.truncate(max);
+                    Ok::<_, ()>((found, exhausted))
+                })
+                .unwrap();
                 side.session.handle_fetched(now, req.id, covered, events);
             }
             SessionEvent::Persist { batch_id, ranges, events } => {
