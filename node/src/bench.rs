@@ -16,7 +16,7 @@ use crate::cluster::Cluster;
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Throughput phase: alerts raised at each school (sent in batches of --batch).
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 5_000)]
     pub per_school: usize,
     /// Alerts per batch request in the throughput phase.
     #[arg(long, default_value_t = 250)]
@@ -152,6 +152,7 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     // Latency: a steady rate, one alert per request, round-robin over the schools.
     let count = (args.rate as u64 * args.seconds) as usize;
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let flush_before = flush_by_tier(cluster);
     let mut raised: BTreeMap<String, u64> = BTreeMap::new();
     let mut acked_us = Vec::with_capacity(count);
     let start = Instant::now();
@@ -188,12 +189,34 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
         f(*lat.last().unwrap_or(&0))
     );
     acked_us.sort_unstable();
+    let flush_after = flush_by_tier(cluster);
+    let means: Vec<String> = Tier::ALL
+        .iter()
+        .zip(flush_before.iter().zip(flush_after.iter()))
+        .map(|(t, (b, a))| (t, a.0 - b.0, a.1 - b.1))
+        .filter(|(_, n, _)| *n > 0)
+        .map(|(t, n, us)| format!("{t} {:.2} ms", us as f64 / n as f64 / 1000.0))
+        .collect();
+    println!("  mean flush (fsync) time during this phase: {}", means.join(", "));
     println!(
         "  for comparison, one raise request until durable at the school (HTTP + flush): p50 {:.2} ms   p99 {:.2} ms",
         f(percentile(&acked_us, 0.50)),
         f(percentile(&acked_us, 0.99))
     );
     Ok(())
+}
+
+/// (flushes, µs spent flushing) so far, summed over the nodes of each tier.
+fn flush_by_tier(cluster: &Cluster) -> [(u64, u64); 4] {
+    let mut out = [(0, 0); 4];
+    for id in cluster.ids() {
+        if let Ok(st) = cluster.status(id) {
+            let f = &mut out[id.tier().depth()];
+            f.0 += st.store.flushes;
+            f.1 += st.store.flush_us_total;
+        }
+    }
+    out
 }
 
 /// CPU seconds used so far by all nodes of each tier.

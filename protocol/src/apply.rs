@@ -33,7 +33,10 @@ pub fn fill_fetch<E>(
         if events.len() >= req.total_max || bytes >= BATCH_BYTES_MAX || scanned >= scan_max {
             break;
         }
-        let (found, exhausted) = read(*range, scan_max - scanned)?;
+        // Read no more than this range may use: decoding events only to drop them is the main
+        // cost of a busy relay. (A sparse origin on a filtered link just takes more fetches.)
+        let budget = (scan_max - scanned).min(req.per_range_max.max(1));
+        let (found, exhausted) = read(*range, budget)?;
         let mut upto = if exhausted { range.upto } else { found.last().map_or(range.after, |e| e.seq.min(range.upto)) };
         let mut kept = 0usize;
         for e in found {
