@@ -148,7 +148,9 @@ pub struct Session {
     transmit: VecDeque<Frame>,
     events: VecDeque<SessionEvent>,
     opened_at_ms: u64,
-    last_sent_ms: u64,
+    /// When the last ping went out: pings also carry the backlog, so they go out every
+    /// `keepalive_ms` even on a busy link.
+    last_ping_ms: u64,
     last_received_ms: u64,
     hello_sent_ms: u64,
     peer_backlog: u64,
@@ -188,7 +190,7 @@ impl Session {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             opened_at_ms: now_ms,
-            last_sent_ms: now_ms,
+            last_ping_ms: now_ms,
             last_received_ms: now_ms,
             hello_sent_ms: now_ms,
             peer_backlog: 0,
@@ -208,7 +210,7 @@ impl Session {
         }
         if role == Role::Dialer {
             let hello = s.hello();
-            s.push_frame(Frame::Hello(hello), now_ms);
+            s.transmit.push_back(Frame::Hello(hello));
         }
         Ok(s)
     }
@@ -266,13 +268,8 @@ impl Session {
         }
     }
 
-    fn push_frame(&mut self, frame: Frame, now_ms: u64) {
-        self.last_sent_ms = now_ms;
-        self.transmit.push_back(frame);
-    }
-
     /// Ends the session: a goodbye with `reason` is queued for the peer and `Closed` reported.
-    pub fn close(&mut self, now_ms: u64, reason: &str) {
+    pub fn close(&mut self, _now_ms: u64, reason: &str) {
         if self.state == State::Closed {
             return;
         }
@@ -286,7 +283,7 @@ impl Session {
         }
         self.state = State::Closed;
         self.transmit.clear();
-        self.push_frame(Frame::Goodbye { reason: reason.clone() }, now_ms);
+        self.transmit.push_back(Frame::Goodbye { reason: reason.clone() });
         self.events.push_back(SessionEvent::Closed { reason });
     }
 
@@ -354,7 +351,7 @@ impl Session {
                 self.check_hello(&hello)?;
                 self.adopt_peer_cursors(&hello.cursors);
                 let reply = self.hello();
-                self.push_frame(Frame::HelloAck(reply), now_ms);
+                self.transmit.push_back(Frame::HelloAck(reply));
                 if self.state == State::Opening {
                     self.go_up(now_ms);
                 }
@@ -448,11 +445,11 @@ impl Session {
 
     /// The driver persisted and flushed received batch `batch_id`; `cursors` are `me`'s contiguous
     /// cursors for its origins now. Queues the ack.
-    pub fn handle_persisted(&mut self, now_ms: u64, batch_id: u64, cursors: Vec<(NodeId, u64)>) {
+    pub fn handle_persisted(&mut self, _now_ms: u64, batch_id: u64, cursors: Vec<(NodeId, u64)>) {
         if !self.persisting.remove(&batch_id) || self.state == State::Closed {
             return;
         }
-        self.push_frame(Frame::Ack(Ack { id: batch_id, cursors }), now_ms);
+        self.transmit.push_back(Frame::Ack(Ack { id: batch_id, cursors }));
     }
 
     /// `me`'s contiguous cursor for `origin` advanced (after a flush), locally or from another link.
@@ -509,7 +506,7 @@ impl Session {
             self.next_batch_id += 1;
             self.stats.batches_sent += 1;
             self.stats.events_sent += batch.events.len() as u64;
-            self.push_frame(Frame::Batch(batch.clone()), now_ms);
+            self.transmit.push_back(Frame::Batch(batch.clone()));
             self.inflight.push_back(InFlight { batch, sent_at_ms: now_ms });
         }
         self.drive(now_ms);
@@ -529,7 +526,7 @@ impl Session {
             State::Opening if self.role == Role::Dialer && now_ms >= self.hello_sent_ms + self.cfg.rto_ms => {
                 self.hello_sent_ms = now_ms;
                 let hello = self.hello();
-                self.push_frame(Frame::Hello(hello), now_ms);
+                self.transmit.push_back(Frame::Hello(hello));
             }
             State::Up => {
                 let rto = self.cfg.rto_ms;
@@ -542,14 +539,15 @@ impl Session {
                 }
                 self.stats.retransmits += resend.len() as u64;
                 for frame in resend {
-                    self.push_frame(frame, now_ms);
+                    self.transmit.push_back(frame);
                 }
             }
             _ => {}
         }
-        if now_ms >= self.last_sent_ms + self.cfg.keepalive_ms {
+        if now_ms >= self.last_ping_ms + self.cfg.keepalive_ms {
+            self.last_ping_ms = now_ms;
             let backlog = self.backlog_out();
-            self.push_frame(Frame::Ping { backlog }, now_ms);
+            self.transmit.push_back(Frame::Ping { backlog });
         }
         self.drive(now_ms);
     }
@@ -559,7 +557,7 @@ impl Session {
         if self.state == State::Closed {
             return None;
         }
-        let mut t = (self.last_received_ms + self.cfg.idle_timeout_ms).min(self.last_sent_ms + self.cfg.keepalive_ms);
+        let mut t = (self.last_received_ms + self.cfg.idle_timeout_ms).min(self.last_ping_ms + self.cfg.keepalive_ms);
         if self.state == State::Opening && self.role == Role::Dialer {
             t = t.min(self.hello_sent_ms + self.cfg.rto_ms);
         }
