@@ -468,7 +468,12 @@ pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
         st.store.duplicates_ignored
     );
     match &st.parent {
-        Some(p) => out.push_str(&format!("  {}\n", render_link(p, now_ms))),
+        Some(p) => {
+            out.push_str(&format!("  {}\n", render_link(p, now_ms)));
+            if let Some(f) = &st.failover {
+                out.push_str(&format!("  failed over to {}: {}\n", f.peer, render_link(f, now_ms)));
+            }
+        }
         None if st.tier == Tier::Province => out.push_str("  (root: no parent)\n"),
         None => {}
     }

@@ -101,6 +101,8 @@ pub struct LinkArgs {
     /// Unique per link within the node (store subscription key).
     pub link_id: u64,
     pub status: SharedStatus,
+    /// Called with the peer once the hello exchange finished.
+    pub on_up: Box<dyn Fn(NodeId) + Send + Sync>,
 }
 
 pub enum LinkMsg {
@@ -132,6 +134,7 @@ pub struct LinkRun {
     clock: Arc<dyn Clock>,
     link_id: u64,
     status: SharedStatus,
+    on_up: Box<dyn Fn(NodeId) + Send + Sync>,
     writer: mpsc::UnboundedSender<WriterCmd>,
     reader_task: JoinHandle<()>,
     /// The earliest deadline a timer task is already sleeping towards.
@@ -150,9 +153,13 @@ impl LinkRun {
                 match ev {
                     SessionEvent::Up => {
                         info!(node = %self.me, peer = %self.peer, "link up");
-                        let mut s = lock_status(&self.status);
-                        s.set_state(LinkState::Up, self.clock.wall_ms());
-                        s.last_error = None;
+                        {
+                            let mut s = lock_status(&self.status);
+                            s.set_state(LinkState::Up, self.clock.wall_ms());
+                            s.last_error = None;
+                            s.last_seen_ms = self.clock.wall_ms();
+                        }
+                        (self.on_up)(self.peer);
                     }
                     SessionEvent::Fetch(req) => {
                         let now = self.clock.now_ms();
@@ -235,7 +242,7 @@ impl Actor for LinkActor {
 
     async fn pre_start(&self, myself: ActorRef<LinkMsg>, args: LinkArgs) -> Result<LinkRun, ActorProcessingErr> {
         let peer = args.conn.peer;
-        let side = PeerSide::of(args.me, peer).ok_or_else(|| format!("{peer} is not on {}'s path", args.me))?;
+        PeerSide::of(args.me, peer).ok_or_else(|| format!("{peer} is not on {}'s path", args.me))?;
         let me = myself.clone();
         let subscriber = Subscriber {
             peer,
@@ -297,14 +304,7 @@ impl Actor for LinkActor {
                 }
             }
         });
-        {
-            let mut s = lock_status(&args.status);
-            s.set_state(LinkState::Connecting, args.clock.wall_ms());
-            s.role = match side {
-                PeerSide::Ancestor => "parent".into(),
-                PeerSide::Descendant => "child".into(),
-            };
-        }
+        lock_status(&args.status).set_state(LinkState::Connecting, args.clock.wall_ms());
         let mut st = LinkRun {
             me: args.me,
             peer,
@@ -314,6 +314,7 @@ impl Actor for LinkActor {
             clock: args.clock,
             link_id: args.link_id,
             status: args.status,
+            on_up: args.on_up,
             writer: wtx,
             reader_task,
             timer_at_ms: None,

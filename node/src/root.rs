@@ -3,7 +3,7 @@
 //! and answers status queries. A failed link is dropped (and the parent redialed); a failed store stops the node,
 //! because a node with broken storage must not keep acknowledging.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use protocol::{Role, SessionConfig};
@@ -43,7 +43,12 @@ pub struct NodeArgs {
     pub clock: Arc<dyn Clock>,
     pub session: SessionConfig,
     pub redial: RedialConfig,
+    /// After this long without hearing from its parent, a node also dials its next ancestor.
+    pub failover_after_ms: u64,
 }
+
+/// Default time without the parent before failing over to the next ancestor.
+pub const FAILOVER_AFTER_MS_DEFAULT: u64 = 3_000;
 
 /// Everything `topology show` and the admin API report about a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +57,11 @@ pub struct NodeStatus {
     pub tier: Tier,
     pub name: String,
     pub parent: Option<LinkStatus>,
+    /// The ancestor this node reports to while its parent is unreachable (`None` when not failed
+    /// over).
+    pub failover: Option<LinkStatus>,
+    /// Links with descendants: every child in the topology (connected or not), plus any deeper
+    /// descendant currently failed over to this node.
     pub children: Vec<LinkStatus>,
     pub store: StoreStats,
     /// Connections refused because the peer may not link here.
@@ -62,8 +72,13 @@ pub struct NodeStatus {
 pub enum NodeMsg {
     Accepted(Connection),
     AcceptFailed(TransportError),
-    DialParent,
-    Dialed(Result<Connection, TransportError>),
+    /// Dial this ancestor (the parent, or a failover target) unless already linked or dialing.
+    Dial(NodeId),
+    Dialed(NodeId, Result<Connection, TransportError>),
+    /// A link's hello exchange finished.
+    LinkUp(NodeId),
+    /// Time to check whether the parent has been gone long enough to fail over.
+    FailoverCheck,
     Status(RpcReplyPort<NodeStatus>),
     /// The store actor, for the admin API.
     Store(RpcReplyPort<ActorRef<StoreMsg>>),
@@ -74,19 +89,41 @@ struct LinkEntry {
     status: SharedStatus,
 }
 
+/// The node's links upward: the parent, and the ancestor it fails over to while the parent is gone.
+struct Uplink {
+    /// Ancestors, the parent first.
+    ancestors: Vec<NodeId>,
+    /// Wall ms since when the parent has not been heard from (`None` while its link is up).
+    parent_gone_since_ms: Option<u64>,
+    dialing: BTreeSet<NodeId>,
+    parent_backoff_ms: u64,
+    /// The ancestor currently failed over to (linked or being dialed).
+    failover: Option<NodeId>,
+    /// Index into `ancestors` of the next failover target to try (1 = grandparent).
+    next_failover: usize,
+    failover_check_pending: bool,
+}
+
 pub struct NodeRun {
     args: NodeArgs,
     store: ActorRef<StoreMsg>,
     links: BTreeMap<NodeId, LinkEntry>,
     next_link_id: u64,
     listener: ActorRef<ListenerMsg>,
-    dialing: bool,
-    redial_ms: u64,
+    up: Uplink,
     refused: u64,
     last_refusal: Option<String>,
 }
 
 pub struct NodeActor;
+
+fn after(myself: &ActorRef<NodeMsg>, wait_ms: u64, msg: NodeMsg) {
+    let me = myself.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        let _ = me.cast(msg);
+    });
+}
 
 impl NodeRun {
     fn parent(&self) -> Option<NodeId> {
@@ -101,10 +138,15 @@ impl NodeRun {
         })
     }
 
-    /// Whether `peer` may open a link to this node: for now, only its own children.
-    fn check_child(&self, peer: NodeId) -> Result<(), String> {
-        if peer.parent() != Some(self.args.me) {
-            return Err(format!("{peer} is not a child of {}", self.args.me));
+    fn connected(&self, peer: NodeId) -> bool {
+        self.links.get(&peer).is_some_and(|e| e.actor.is_some())
+    }
+
+    /// Whether `peer` may open a link to this node: any node of its subtree that the topology
+    /// knows (a child, or a deeper descendant failing over past its own parent).
+    fn check_descendant(&self, peer: NodeId) -> Result<(), String> {
+        if !peer.is_descendant_of(self.args.me) {
+            return Err(format!("{peer} is not a child of {} (nor in its subtree)", self.args.me));
         }
         if !self.args.topology.contains(peer) {
             return Err(format!("{peer} is not in the topology"));
@@ -112,9 +154,21 @@ impl NodeRun {
         Ok(())
     }
 
+    fn role_of(&self, peer: NodeId) -> &'static str {
+        if Some(peer) == self.parent() {
+            "parent"
+        } else if peer.is_ancestor_or_self_of(self.args.me) {
+            "failover"
+        } else if peer.parent() == Some(self.args.me) {
+            "child"
+        } else {
+            "descendant"
+        }
+    }
+
     async fn spawn_link(&mut self, myself: &ActorRef<NodeMsg>, conn: Connection, role: Role) {
         let peer = conn.peer;
-        let role_name = if role == Role::Dialer { "parent" } else { "child" };
+        let role_name = self.role_of(peer);
         let link_id = self.next_link_id;
         self.next_link_id += 1;
         let old = self.entry(peer, role_name).actor.take();
@@ -122,6 +176,8 @@ impl NodeRun {
             old.stop(Some("replaced by a new connection".into()));
         }
         let status = self.entry(peer, role_name).status.clone();
+        lock_status(&status).role = role_name.to_string();
+        let root = myself.clone();
         let args = LinkArgs {
             me: self.args.me,
             conn,
@@ -132,6 +188,9 @@ impl NodeRun {
             cfg: self.args.session,
             link_id,
             status: status.clone(),
+            on_up: Box::new(move |peer| {
+                let _ = root.cast(NodeMsg::LinkUp(peer));
+            }),
         };
         match Actor::spawn_linked(None, LinkActor, args, myself.get_cell()).await {
             Ok((actor, _)) => self.entry(peer, role_name).actor = Some(actor),
@@ -142,20 +201,109 @@ impl NodeRun {
                 s.set_state(LinkState::Down, self.args.clock.wall_ms());
                 drop(s);
                 if role == Role::Dialer {
-                    self.schedule_redial(myself);
+                    self.uplink_lost(myself, peer);
                 }
             }
         }
     }
 
-    fn schedule_redial(&mut self, myself: &ActorRef<NodeMsg>) {
-        let wait = self.redial_ms;
-        self.redial_ms = (self.redial_ms * 2).min(self.args.redial.max_ms);
+    fn dial(&mut self, myself: &ActorRef<NodeMsg>, target: NodeId) {
+        if self.up.dialing.contains(&target) || self.connected(target) {
+            return;
+        }
+        let Some(addr) = self.args.topology.get(target).map(|e| e.quic) else {
+            error!(node = %self.args.me, %target, "ancestor is not in the topology");
+            return;
+        };
+        self.up.dialing.insert(target);
+        {
+            let now = self.args.clock.wall_ms();
+            let role = self.role_of(target);
+            let e = self.entry(target, role);
+            let mut s = lock_status(&e.status);
+            if s.state != LinkState::Down {
+                s.set_state(LinkState::Connecting, now);
+            }
+        }
+        let dial = self.args.transport.dial(target, addr);
         let me = myself.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-            let _ = me.cast(NodeMsg::DialParent);
+            // quinn's dial has no timeout of its own (an unanswered address waits for the idle
+            // timeout); an ancestor that does not answer quickly counts as down.
+            let r = match tokio::time::timeout(std::time::Duration::from_millis(DIAL_TIMEOUT_MS), dial).await {
+                Ok(r) => r,
+                Err(_) => {
+                    Err(TransportError::Io(format!("no answer from {target} at {addr} within {DIAL_TIMEOUT_MS} ms")))
+                }
+            };
+            let _ = me.cast(NodeMsg::Dialed(target, r));
         });
+    }
+
+    /// Redials the parent with backoff, and makes sure a failover check is scheduled.
+    fn parent_unreachable(&mut self, myself: &ActorRef<NodeMsg>) {
+        let Some(parent) = self.parent() else { return };
+        let now = self.args.clock.wall_ms();
+        if self.up.parent_gone_since_ms.is_none() {
+            // Gone since it was last heard from.
+            let last_seen = self.links.get(&parent).map_or(0, |e| lock_status(&e.status).last_seen_ms);
+            self.up.parent_gone_since_ms = Some(if last_seen > 0 { last_seen.min(now) } else { now });
+        }
+        let wait = self.up.parent_backoff_ms;
+        self.up.parent_backoff_ms = (wait * 2).min(self.args.redial.max_ms);
+        after(myself, wait, NodeMsg::Dial(parent));
+        self.schedule_failover_check(myself);
+    }
+
+    fn schedule_failover_check(&mut self, myself: &ActorRef<NodeMsg>) {
+        if self.up.failover_check_pending || self.up.ancestors.len() < 2 {
+            return;
+        }
+        let Some(since) = self.up.parent_gone_since_ms else { return };
+        let due = since + self.args.failover_after_ms;
+        let wait = due.saturating_sub(self.args.clock.wall_ms());
+        self.up.failover_check_pending = true;
+        after(myself, wait, NodeMsg::FailoverCheck);
+    }
+
+    fn failover_check(&mut self, myself: &ActorRef<NodeMsg>) {
+        self.up.failover_check_pending = false;
+        let Some(since) = self.up.parent_gone_since_ms else { return };
+        if self.up.failover.is_some() {
+            return;
+        }
+        let now = self.args.clock.wall_ms();
+        if now < since + self.args.failover_after_ms {
+            self.schedule_failover_check(myself);
+            return;
+        }
+        let n = self.up.ancestors.len();
+        if n < 2 {
+            return;
+        }
+        if self.up.next_failover == 0 || self.up.next_failover >= n {
+            self.up.next_failover = 1;
+        }
+        let target = self.up.ancestors[self.up.next_failover];
+        let parent = self.up.ancestors[0];
+        warn!(node = %self.args.me, %parent, %target, gone_ms = now - since, "parent unreachable: failing over");
+        self.up.failover = Some(target);
+        self.dial(myself, target);
+    }
+
+    /// An uplink (parent or failover) ended or could not be made.
+    fn uplink_lost(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId) {
+        if Some(peer) == self.parent() {
+            self.parent_unreachable(myself);
+        } else if self.up.failover == Some(peer) {
+            self.up.failover = None;
+            if self.up.parent_gone_since_ms.is_some() {
+                // Try the next ancestor up after a pause.
+                self.up.next_failover += 1;
+                self.up.failover_check_pending = true;
+                after(myself, self.args.redial.min_ms, NodeMsg::FailoverCheck);
+            }
+        }
     }
 
     fn link_of(&self, cell: &ActorCell) -> Option<NodeId> {
@@ -164,22 +312,36 @@ impl NodeRun {
     }
 
     fn link_ended(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId, reason: Option<String>) {
-        let was_up;
         {
             let Some(e) = self.links.get_mut(&peer) else { return };
             e.actor = None;
             let mut s = lock_status(&e.status);
-            was_up = s.state == LinkState::Up;
             if reason.is_some() && s.last_error.is_none() {
                 s.last_error = reason;
             }
             s.set_state(LinkState::Down, self.args.clock.wall_ms());
         }
+        if peer.is_ancestor_or_self_of(self.args.me) {
+            self.uplink_lost(myself, peer);
+        } else if peer.parent() != Some(self.args.me) {
+            // A descendant that had failed over here went back to its own parent: forget it.
+            self.links.remove(&peer);
+        }
+    }
+
+    fn link_up(&mut self, peer: NodeId) {
         if Some(peer) == self.parent() {
-            if was_up {
-                self.redial_ms = self.args.redial.min_ms;
+            self.up.parent_gone_since_ms = None;
+            self.up.parent_backoff_ms = self.args.redial.min_ms;
+            self.up.next_failover = 1;
+            if let Some(f) = self.up.failover.take() {
+                info!(node = %self.args.me, parent = %peer, failover = %f, "parent is back: leaving the failover link");
+                if let Some(a) = self.links.get(&f).and_then(|e| e.actor.clone()) {
+                    a.stop(Some(format!("parent {peer} is back")));
+                }
             }
-            self.schedule_redial(myself);
+        } else if self.up.failover == Some(peer) {
+            info!(node = %self.args.me, ancestor = %peer, "failed over");
         }
     }
 }
@@ -204,15 +366,22 @@ impl Actor for NodeActor {
             myself.get_cell(),
         )
         .await?;
-        let redial_ms = args.redial.min_ms;
+        let up = Uplink {
+            ancestors: args.me.ancestors().filter(|a| args.topology.contains(*a)).collect(),
+            parent_gone_since_ms: None,
+            dialing: BTreeSet::new(),
+            parent_backoff_ms: args.redial.min_ms,
+            failover: None,
+            next_failover: 1,
+            failover_check_pending: false,
+        };
         let mut run = NodeRun {
             args,
             store,
             links: BTreeMap::new(),
             next_link_id: 1,
             listener,
-            dialing: false,
-            redial_ms,
+            up,
             refused: 0,
             last_refusal: None,
         };
@@ -224,7 +393,10 @@ impl Actor for NodeActor {
         }
         if let Some(p) = run.parent() {
             run.entry(p, "parent");
-            myself.cast(NodeMsg::DialParent)?;
+            // Never heard from yet: the failover clock starts now.
+            run.up.parent_gone_since_ms = Some(run.args.clock.wall_ms());
+            run.dial(&myself, p);
+            run.schedule_failover_check(&myself);
         }
         info!(node = %me_id, "node started");
         Ok(run)
@@ -239,7 +411,7 @@ impl Actor for NodeActor {
         match msg {
             NodeMsg::Accepted(mut conn) => {
                 let peer = conn.peer;
-                match st.check_child(peer) {
+                match st.check_descendant(peer) {
                     Ok(()) => st.spawn_link(&myself, conn, Role::Acceptor).await,
                     Err(reason) => {
                         warn!(node = %st.args.me, %peer, %reason, "connection refused");
@@ -254,74 +426,56 @@ impl Actor for NodeActor {
                 st.refused += 1;
                 st.last_refusal = Some(e.to_string());
             }
-            NodeMsg::DialParent => {
-                let Some(parent) = st.parent() else { return Ok(()) };
-                let connected = st.links.get(&parent).is_some_and(|e| e.actor.is_some());
-                if st.dialing || connected {
-                    return Ok(());
+            NodeMsg::Dial(target) => {
+                // A failover target no longer wanted (the parent came back) is not dialed.
+                if Some(target) == st.parent() || st.up.failover == Some(target) {
+                    st.dial(&myself, target);
                 }
-                let Some(addr) = st.args.topology.get(parent).map(|e| e.quic) else {
-                    error!(node = %st.args.me, %parent, "parent is not in the topology");
-                    return Ok(());
-                };
-                st.dialing = true;
-                {
-                    let now = st.args.clock.wall_ms();
-                    let e = st.entry(parent, "parent");
-                    let mut s = lock_status(&e.status);
-                    if s.state != LinkState::Down {
-                        s.set_state(LinkState::Connecting, now);
-                    }
-                }
-                let dial = st.args.transport.dial(parent, addr);
-                let me = myself.clone();
-                tokio::spawn(async move {
-                    // quinn's dial has no timeout of its own (an unanswered address waits for the
-                    // idle timeout); a parent that does not answer quickly counts as down.
-                    let r = match tokio::time::timeout(std::time::Duration::from_millis(DIAL_TIMEOUT_MS), dial).await {
-                        Ok(r) => r,
-                        Err(_) => Err(TransportError::Io(format!(
-                            "no answer from {parent} at {addr} within {DIAL_TIMEOUT_MS} ms"
-                        ))),
-                    };
-                    let _ = me.cast(NodeMsg::Dialed(r));
-                });
             }
-            NodeMsg::Dialed(result) => {
-                st.dialing = false;
+            NodeMsg::Dialed(target, result) => {
+                st.up.dialing.remove(&target);
+                let wanted = Some(target) == st.parent() || st.up.failover == Some(target);
                 match result {
+                    Ok(mut conn) if !wanted => conn.sender.close("not needed any more"),
                     Ok(conn) => st.spawn_link(&myself, conn, Role::Dialer).await,
                     Err(e) => {
-                        if let Some(parent) = st.parent() {
-                            let now = st.args.clock.wall_ms();
-                            let me = st.args.me;
-                            let entry = st.entry(parent, "parent");
-                            let mut s = lock_status(&entry.status);
-                            if s.last_error.as_deref() != Some(&e.to_string()) {
-                                warn!(node = %me, %parent, error = %e, "cannot reach parent; will retry");
-                            }
-                            s.last_error = Some(e.to_string());
-                            s.set_state(LinkState::Down, now);
+                        let now = st.args.clock.wall_ms();
+                        let me = st.args.me;
+                        let role = st.role_of(target);
+                        let entry = st.entry(target, role);
+                        let mut s = lock_status(&entry.status);
+                        if s.last_error.as_deref() != Some(&e.to_string()) {
+                            warn!(node = %me, %target, error = %e, "cannot reach {role}; will retry");
                         }
-                        st.schedule_redial(&myself);
+                        s.last_error = Some(e.to_string());
+                        s.set_state(LinkState::Down, now);
+                        drop(s);
+                        if wanted {
+                            st.uplink_lost(&myself, target);
+                        }
                     }
                 }
             }
+            NodeMsg::LinkUp(peer) => st.link_up(peer),
+            NodeMsg::FailoverCheck => st.failover_check(&myself),
             NodeMsg::Status(reply) => {
                 let store = ractor::call_t!(st.store, StoreMsg::Stats, 5_000).unwrap_or_default();
+                let me = st.args.me;
                 let parent = st.parent().and_then(|p| st.links.get(&p)).map(|e| lock_status(&e.status).clone());
+                let failover = st.up.failover.and_then(|f| st.links.get(&f)).map(|e| lock_status(&e.status).clone());
                 let children = st
                     .links
                     .iter()
-                    .filter(|(p, _)| Some(**p) != st.parent())
+                    .filter(|(p, _)| p.is_descendant_of(me))
                     .map(|(_, e)| lock_status(&e.status).clone())
                     .collect();
-                let name = st.args.topology.get(st.args.me).map(|e| e.name.clone()).unwrap_or_default();
+                let name = st.args.topology.get(me).map(|e| e.name.clone()).unwrap_or_default();
                 let _ = reply.send(NodeStatus {
-                    node: st.args.me,
-                    tier: st.args.me.tier(),
+                    node: me,
+                    tier: me.tier(),
                     name,
                     parent,
+                    failover,
                     children,
                     store,
                     refused: st.refused,

@@ -35,6 +35,13 @@ pub struct NodeConfig {
     /// Declare a peer gone after this long without hearing from it (ms).
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// Fail over to the next ancestor after this long without hearing from the parent (ms).
+    #[serde(default = "default_failover_after_ms")]
+    pub failover_after_ms: u64,
+}
+
+fn default_failover_after_ms() -> u64 {
+    crate::root::FAILOVER_AFTER_MS_DEFAULT
 }
 
 fn default_keepalive_ms() -> u64 {
@@ -54,6 +61,7 @@ impl NodeConfig {
             cert_dir,
             keepalive_ms: default_keepalive_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
+            failover_after_ms: default_failover_after_ms(),
         }
     }
 
@@ -136,6 +144,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         clock: Arc::new(SystemClock::new()),
         session: cfg.session(),
         redial: RedialConfig::default(),
+        failover_after_ms: cfg.failover_after_ms,
     };
     let (node, node_task) = Actor::spawn(None, NodeActor, args).await.context("node actors failed to start")?;
     let store = ractor::call_t!(node, NodeMsg::Store, 5_000).context("store actor")?;

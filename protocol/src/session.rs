@@ -45,8 +45,8 @@ impl Default for SessionConfig {
     fn default() -> SessionConfig {
         SessionConfig {
             rto_ms: 2_000,
-            keepalive_ms: 1_000,
-            idle_timeout_ms: 6_000,
+            keepalive_ms: 500,
+            idle_timeout_ms: 3_000,
             window_batches: 8,
             persist_pending_max: 64,
             batch_events_max: BATCH_EVENTS_MAX,

@@ -22,20 +22,29 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// Dials `peer` at `addr` as the holder of `creds` and returns the first thing the link yields:
+/// Dials `peer` at `addr` as the holder of `creds`, says hello as `claim`, and returns the first thing the link yields:
 /// `Ok(frame)` or the error that ended it.
-async fn dial_and_listen(creds: &NodeCredentials, peer: NodeId, addr: SocketAddr) -> Result<Vec<u8>, TransportError> {
+async fn dial_and_listen(
+    creds: &NodeCredentials,
+    claim: NodeId,
+    peer: NodeId,
+    addr: SocketAddr,
+) -> Result<Vec<u8>, TransportError> {
     let t = QuicTransport::bind("127.0.0.1:0".parse().unwrap(), creds)?;
     let mut conn = t.dial(peer, addr).await?;
     // Say hello in the real protocol so the listener reaches its decision.
     let hello = protocol::wire::Frame::Hello(protocol::wire::Hello {
         version: protocol::wire::PROTOCOL_VERSION,
-        node: creds.node(),
+        node: claim,
         cursors: vec![],
     });
     conn.sender.send(protocol::wire::encode_frame(&hello).unwrap()).await?;
     match tokio::time::timeout(Duration::from_secs(10), conn.receiver.recv()).await {
-        Ok(Ok(Some(frame))) => Ok(frame),
+        Ok(Ok(Some(frame))) => match protocol::wire::decode_frame(&frame) {
+            // The listener said goodbye: that is its refusal, with its reason.
+            Ok(protocol::wire::Frame::Goodbye { reason }) => Err(TransportError::Closed(reason)),
+            _ => Ok(frame),
+        },
         Ok(Ok(None)) => Err(TransportError::Closed("clean close".into())),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(TransportError::Io("no answer within 10 s".into())),
@@ -57,29 +66,31 @@ fn impostors_and_strangers_are_refused_with_a_logged_reason() {
     let addr = |n: NodeId| cluster.topology.get(n).unwrap().quic;
     let rt = runtime();
 
-    // 1. A school's (valid) certificate used to pose as a county towards the city: the city reads
-    //    the identity from the certificate, sees a school that is not its child, and refuses.
+    // 1. A school's (valid) certificate used to pose as its county towards the city: the city
+    //    takes the identity from the certificate, so the claim in the hello is refused.
     let creds_a = NodeCredentials::load(&cluster.cert_dir, school_a).unwrap();
-    let r = rt.block_on(dial_and_listen(&creds_a, city, addr(city)));
-    let err = r.expect_err("the city must refuse a school");
-    assert!(err.to_string().contains("130102-S0001 is not a child of 1301"), "{err}");
-    let (n, last) = refusals(&cluster, city);
-    assert_eq!(n, 1);
-    assert!(last.contains("130102-S0001 is not a child of 1301"), "{last}");
-    assert!(std::fs::read_to_string(cluster.log_path(city)).unwrap().contains("connection refused"));
+    let err = rt.block_on(dial_and_listen(&creds_a, county_a, city, addr(city))).expect_err("posing must fail");
+    assert!(err.to_string().contains("hello claims to be 130102 but the certificate says 130102-S0001"), "{err}");
+    let log = std::fs::read_to_string(cluster.log_path(city)).unwrap();
+    assert!(log.contains("certificate says 130102-S0001"), "the city logs why");
 
-    // 2. A real node that is not the listener's child (another county's school).
+    // 2. A real node that is not in the listener's subtree (another county's school) is refused
+    //    before any link exists, and counted.
     let creds_b = NodeCredentials::load(&cluster.cert_dir, school_b).unwrap();
-    let err = rt.block_on(dial_and_listen(&creds_b, county_a, addr(county_a))).expect_err("not its child");
+    let err = rt.block_on(dial_and_listen(&creds_b, school_b, county_a, addr(county_a))).expect_err("not its child");
     assert!(err.to_string().contains("130104-S0001 is not a child of 130102"), "{err}");
-    assert_eq!(refusals(&cluster, county_a).0, 1);
+    let (n, last) = refusals(&cluster, county_a);
+    assert_eq!(n, 1);
+    assert!(last.contains("130104-S0001 is not a child of 130102"), "{last}");
+    assert!(std::fs::read_to_string(cluster.log_path(county_a)).unwrap().contains("connection refused"));
 
     // 3. A certificate from another CA, naming a node that does exist: the TLS handshake fails.
     let foreign = dir.path().join("foreign-ca");
     tls::ca_init(&foreign).unwrap();
     tls::ca_issue(&foreign, id("130104-S0002")).unwrap();
     let creds_f = NodeCredentials::load(&foreign, id("130104-S0002")).unwrap();
-    let err = rt.block_on(dial_and_listen(&creds_f, county_b, addr(county_b))).expect_err("foreign CA");
+    let err =
+        rt.block_on(dial_and_listen(&creds_f, id("130104-S0002"), county_b, addr(county_b))).expect_err("foreign CA");
     assert!(matches!(err, TransportError::Handshake(_) | TransportError::Closed(_)), "{err}");
     let (n, last) = eventually(Duration::from_secs(5), "the county to count the failed handshake", || {
         let r = refusals(&cluster, county_b);

@@ -6,6 +6,7 @@
 mod cli;
 mod federation;
 mod links;
+mod outage;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
