@@ -212,6 +212,8 @@ impl Cluster {
                         let parent_running = id.parent().is_some_and(|p| self.procs.contains_key(&p));
                         if parent_running && s.parent.as_ref().is_none_or(|l| l.state != LinkState::Up) {
                             waiting.push(format!("{id} → parent"));
+                        } else if parent_running && s.store.restoring {
+                            waiting.push(format!("{id} (restoring)"));
                         }
                     }
                     Err(_) => waiting.push(format!("{id} (not answering)")),

@@ -153,6 +153,15 @@ impl LinkRun {
                 match ev {
                     SessionEvent::Up => {
                         info!(node = %self.me, peer = %self.peer, "link up");
+                        if self.session.side() == PeerSide::Ancestor {
+                            // What the ancestor holds of this node's own events: a fresh (wiped)
+                            // store must get back to there before it writes again. Told to the
+                            // store before anyone can see the link up.
+                            let own_seq = self.session.peer_cursor(self.me);
+                            self.store
+                                .cast(StoreMsg::AncestorHolds { own_seq })
+                                .map_err(|_| "store actor is gone".to_string())?;
+                        }
                         {
                             let mut s = lock_status(&self.status);
                             s.set_state(LinkState::Up, self.clock.wall_ms());

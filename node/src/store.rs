@@ -29,6 +29,9 @@ pub const LIST_LIMIT_MAX: usize = 100_000;
 const META_SCHEMA: &[u8] = b"schema";
 const META_NODE: &[u8] = b"node";
 const META_HLC: &[u8] = b"hlc";
+/// Present while a fresh store waits to learn (and recover) this node's own past events from an
+/// ancestor: until then it must not write, or it could reuse seqs it issued before a wipe.
+const META_RESTORING: &[u8] = b"restoring";
 
 /// An event as this node keeps it: with when it arrived here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,7 +138,14 @@ pub fn read_fetch(
 }
 
 /// Opens a node's storage: checks the schema and the owner, loads cursors and the HLC.
-fn open(me: NodeId, storage: &dyn Storage) -> Result<(Cursors, HlcClock), StorageError> {
+/// What [`open`] found.
+struct Opened {
+    cursors: Cursors,
+    hlc: HlcClock,
+    restoring: bool,
+}
+
+fn open(me: NodeId, storage: &dyn Storage) -> Result<Opened, StorageError> {
     match storage.get(Space::Meta, META_NODE)? {
         Some(owner) if owner != me.to_string().as_bytes() => {
             return Err(StorageError::WrongNode {
@@ -145,9 +155,14 @@ fn open(me: NodeId, storage: &dyn Storage) -> Result<(Cursors, HlcClock), Storag
         }
         Some(_) => {}
         None => {
+            // A fresh data dir: a new node, or one whose disk was wiped. Either way it learns its
+            // own history from an ancestor before writing (a new node learns there is none).
             let mut b = WriteBatch::default();
             b.put(Space::Meta, META_NODE, me.to_string().into_bytes());
             b.put(Space::Meta, META_SCHEMA, SCHEMA_VERSION.to_be_bytes().to_vec());
+            if me.parent().is_some() {
+                b.put(Space::Meta, META_RESTORING, vec![1]);
+            }
             storage.write(b)?;
         }
     }
@@ -168,7 +183,8 @@ fn open(me: NodeId, storage: &dyn Storage) -> Result<(Cursors, HlcClock), Storag
         Some(v) => HlcClock::new(decode(&v).map_err(|e| corrupt("hlc", e))?),
         None => HlcClock::default(),
     };
-    Ok((cursors, hlc))
+    let restoring = storage.get(Space::Meta, META_RESTORING)?.is_some();
+    Ok(Opened { cursors, hlc, restoring })
 }
 
 /// What a listing asks for.
@@ -193,6 +209,8 @@ pub struct StoreStats {
     pub flush_us_total: u64,
     pub origins: u64,
     pub own_seq: u64,
+    /// True while a fresh store recovers this node's own past events (local writes wait).
+    pub restoring: bool,
 }
 
 /// Called with `(origin, contiguous cursor)` pairs after a flush.
@@ -234,6 +252,10 @@ pub enum StoreMsg {
         reply: RpcReplyPort<Result<Vec<StoredEvent>, String>>,
     },
     Stats(RpcReplyPort<StoreStats>),
+    /// An ancestor's hello said it holds this node's own events up to `own_seq`.
+    AncestorHolds {
+        own_seq: u64,
+    },
     FlushDone(Result<(), StorageError>),
 }
 
@@ -261,6 +283,9 @@ pub struct StoreState {
     /// When the flush in progress began (for the stats).
     flush_started: Option<tokio::time::Instant>,
     subscribers: BTreeMap<u64, Subscriber>,
+    /// `Some` while restoring: `Some(None)` until an ancestor said how far it holds this node's
+    /// own events, then `Some(Some(seq))` until the store holds them all.
+    restore_target: Option<Option<u64>>,
     stats: StoreStats,
 }
 
@@ -300,6 +325,23 @@ impl StoreState {
     }
 
     fn append(&mut self, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, String> {
+        match self.restore_target {
+            None => {}
+            Some(None) => {
+                return Err(format!(
+                    "{} is restoring: its data dir is fresh and no ancestor has been reached yet to say what it \
+                     wrote before; local writes resume once one is",
+                    self.me
+                ));
+            }
+            Some(Some(target)) => {
+                return Err(format!(
+                    "{} is restoring its own past events from an ancestor ({} of {target}); local writes resume then",
+                    self.me,
+                    self.cursors.contiguous(self.me)
+                ));
+            }
+        }
         let first = self.cursors.contiguous(self.me) + 1;
         let now_us = unix_us();
         let wall = self.clock.wall_ms();
@@ -336,6 +378,18 @@ impl StoreState {
         self.stats.events_written_local += out.len() as u64;
         self.pending_changed.insert(self.me);
         Ok(out)
+    }
+
+    /// Ends the restore once an ancestor reported and this node holds its own events up to there.
+    fn check_restored(&mut self) -> Result<(), StorageError> {
+        let Some(Some(target)) = self.restore_target else { return Ok(()) };
+        let have = self.cursors.contiguous(self.me);
+        if have >= target {
+            self.restore_target = None;
+            self.storage.delete(Space::Meta, META_RESTORING)?;
+            info!(node = %self.me, own_seq = have, "restore complete: local writes resume");
+        }
+        Ok(())
     }
 
     /// Tells the links how far `progress` got. Used right after a write for relayed origins (a
@@ -396,6 +450,7 @@ impl StoreState {
             self.pending_changed.insert(o);
         }
         self.publish(&relayed);
+        self.check_restored()?;
         Ok(ranges.iter().map(|r| (r.origin, self.cursors.contiguous(r.origin))).collect())
     }
 
@@ -445,8 +500,11 @@ impl Actor for StoreActor {
     type Arguments = StoreArgs;
 
     async fn pre_start(&self, _myself: ActorRef<StoreMsg>, args: StoreArgs) -> Result<StoreState, ActorProcessingErr> {
-        let (cursors, hlc) = open(args.me, args.storage.as_ref())?;
+        let Opened { cursors, hlc, restoring } = open(args.me, args.storage.as_ref())?;
         args.storage.flush().await?;
+        if restoring {
+            info!(node = %args.me, "fresh store: local writes wait until an ancestor says what this node wrote before");
+        }
         let held: u64 = cursors.iter().map(|(_, r)| r.contiguous()).sum();
         info!(node = %args.me, origins = cursors.len(), own_seq = cursors.contiguous(args.me), "store opened");
         let stats = StoreStats { events_held: held, ..StoreStats::default() };
@@ -464,6 +522,7 @@ impl Actor for StoreActor {
             flushing: false,
             flush_started: None,
             subscribers: BTreeMap::new(),
+            restore_target: if restoring { Some(None) } else { None },
             stats,
         })
     }
@@ -508,10 +567,19 @@ impl Actor for StoreActor {
             StoreMsg::List { query, reply } => {
                 let _ = reply.send(st.list(&query).map_err(|e| e.to_string()));
             }
+            StoreMsg::AncestorHolds { own_seq } => {
+                if let Some(target) = st.restore_target {
+                    let t = target.unwrap_or(0).max(own_seq);
+                    st.restore_target = Some(Some(t));
+                    info!(node = %st.me, own_seq = t, have = st.cursors.contiguous(st.me), "an ancestor holds this node's history");
+                    st.check_restored()?;
+                }
+            }
             StoreMsg::Stats(reply) => {
                 let mut s = st.stats.clone();
                 s.origins = st.cursors.len() as u64;
                 s.own_seq = st.cursors.contiguous(st.me);
+                s.restoring = st.restore_target.is_some();
                 let _ = reply.send(s);
             }
             StoreMsg::FlushDone(result) => {

@@ -112,3 +112,79 @@ fn a_county_killed_under_load_loses_nothing_and_its_schools_fail_over() {
         raised.len()
     );
 }
+
+#[test]
+fn a_wiped_data_dir_is_restored_from_the_parent_without_reusing_seqs() {
+    let (_dir, mut cluster) = federation(1, 1, 2);
+    let province = cluster.topology.root();
+    let county: NodeId = "130102".parse().unwrap();
+    let school: NodeId = "130102-S0001".parse().unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let req = RaiseAlert { camera: format!("c{n}"), alert_type: "RODENT".into(), ..RaiseAlert::default() };
+        ids.push(cluster.client(school).raise_alert(&req).unwrap().id);
+    }
+    let notice = cluster
+        .client(county)
+        .send_directive(&node::admin::SendDirective {
+            to: school.to_string(),
+            title: "整改通知".into(),
+            text: String::new(),
+        })
+        .unwrap();
+    eventually(Duration::from_secs(15), "history at the province and the notice at the school", || {
+        let at_p = held(&cluster, province)?;
+        let notice_there = cluster.client(school).events(100).ok()?.iter().any(|e| e.id == notice.id);
+        (ids.iter().all(|id| at_p.contains_key(id)) && notice_there).then_some(())
+    });
+
+    // Wipe the county (certificate kept): it refills from its city and its schools.
+    cluster.stop(county).unwrap();
+    std::fs::remove_dir_all(cluster.data_dir(county)).unwrap();
+    cluster.start(county).unwrap();
+    cluster.wait_links_up(Duration::from_secs(20)).unwrap();
+    eventually(Duration::from_secs(20), "the county restored", || {
+        let st = cluster.status(county).ok()?;
+        let alerts = held(&cluster, county)?;
+        (!st.store.restoring && ids.iter().all(|id| alerts.contains_key(id))).then_some(())
+    });
+    assert!(cluster.client(county).events(100).unwrap().iter().any(|e| e.id == notice.id), "the county's own notice");
+
+    // Wipe the school while none of its ancestors can be reached: it must refuse local writes
+    // (a fresh store cannot know which seqs it issued before), then restore and go on at seq 6.
+    let city = county.parent().unwrap();
+    for n in [school, county, city, province] {
+        cluster.stop(n).unwrap();
+    }
+    std::fs::remove_dir_all(cluster.data_dir(school)).unwrap();
+    cluster.start(school).unwrap();
+    let req = RaiseAlert { camera: "after".into(), alert_type: "PHONE".into(), ..RaiseAlert::default() };
+    let err = eventually(Duration::from_secs(10), "the wiped school's answer", || {
+        cluster.client(school).raise_alert(&req).err().filter(|e| e.to_string().contains("restoring"))
+    });
+    assert!(err.to_string().contains("no ancestor has been reached yet"), "{err}");
+    assert!(cluster.status(school).unwrap().store.restoring);
+    for n in [province, city, county] {
+        cluster.start(n).unwrap();
+    }
+    let next = eventually(Duration::from_secs(20), "the restored school to accept an alert", || {
+        cluster.client(school).raise_alert(&req).ok()
+    });
+    assert_eq!(next.seq, 6, "a wiped school must not reuse its seqs");
+    let alerts = held(&cluster, school).unwrap();
+    assert!(ids.iter().all(|id| alerts.contains_key(id)), "the school got its own alerts back");
+    assert!(cluster.client(school).events(100).unwrap().iter().any(|e| e.id == notice.id), "and its notice");
+    // And the county's own sequence too.
+    let d2 = cluster
+        .client(county)
+        .send_directive(&node::admin::SendDirective {
+            to: county.to_string(),
+            title: "after".into(),
+            text: String::new(),
+        })
+        .unwrap();
+    assert_eq!(d2.seq, notice.seq + 1);
+    eventually(Duration::from_secs(15), "the new alert at the province", || {
+        held(&cluster, province).and_then(|h| (h.contains_key(&next.id) && h.len() == 6).then_some(()))
+    });
+}
