@@ -87,6 +87,15 @@ impl Cluster {
         })
     }
 
+    /// Makes node `id` bind its QUIC endpoint at `addr` while peers keep dialing the topology's
+    /// address (for putting a relay in front of it). Takes effect at its next start.
+    pub fn set_quic_bind(&mut self, id: NodeId, addr: SocketAddr) -> anyhow::Result<()> {
+        let mut cfg = NodeConfig::load(&self.config_path(id))?;
+        cfg.quic_bind = Some(addr);
+        std::fs::write(self.config_path(id), toml::to_string(&cfg)?)?;
+        Ok(())
+    }
+
     pub fn set_log(&mut self, filter: &str) {
         self.log = filter.to_string();
     }

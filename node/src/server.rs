@@ -35,6 +35,10 @@ pub struct NodeConfig {
     /// Declare a peer gone after this long without hearing from it (ms).
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// Bind the QUIC endpoint here instead of at the topology's address (a node behind a port
+    /// forward or NAT, where peers dial the public address the topology lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_bind: Option<SocketAddr>,
     /// Fail over to the next ancestor after this long without hearing from the parent (ms).
     #[serde(default = "default_failover_after_ms")]
     pub failover_after_ms: u64,
@@ -62,6 +66,7 @@ impl NodeConfig {
             keepalive_ms: default_keepalive_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
             failover_after_ms: default_failover_after_ms(),
+            quic_bind: None,
         }
     }
 
@@ -130,8 +135,8 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let creds = NodeCredentials::load(&cfg.cert_dir, me)
         .with_context(|| format!("certificates for {me} in {}", cfg.cert_dir.display()))?;
     let storage = SledStorage::open(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
-    let transport =
-        QuicTransport::bind(entry.quic, &creds).with_context(|| format!("QUIC endpoint on {}", entry.quic))?;
+    let bind = cfg.quic_bind.unwrap_or(entry.quic);
+    let transport = QuicTransport::bind(bind, &creds).with_context(|| format!("QUIC endpoint on {bind}"))?;
     let quic_addr = transport.local_addr().unwrap_or(entry.quic);
     let admin_listener =
         tokio::net::TcpListener::bind(entry.admin).await.with_context(|| format!("admin API on {}", entry.admin))?;

@@ -7,28 +7,19 @@ mod cli;
 mod federation;
 mod links;
 mod outage;
+mod partition;
+mod relay;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use node::cluster::Cluster;
 use topology::generate::SmallSpec;
 
-/// The `mingchu` binary, built once per test run in this test's profile.
+/// The `mingchu` program (this package's `mingchu-it` binary: the same `node::cli::main`),
+/// built by `cargo test` in the test profile.
 pub fn binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let run = escargot::CargoBuild::new()
-            .package("node")
-            .bin("mingchu")
-            .current_release()
-            .current_target()
-            .run()
-            .expect("building the mingchu binary");
-        run.path().to_path_buf()
-    })
-    .clone()
+    PathBuf::from(env!("CARGO_BIN_EXE_mingchu-it"))
 }
 
 /// A started federation of `cities × counties × schools` with every link up.

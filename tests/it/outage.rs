@@ -14,7 +14,7 @@ use crate::{eventually, federation};
 
 /// Raises one alert every `every` at the given schools, round-robin, until stopped; returns the
 /// ids raised, each with the instant it was acknowledged.
-fn steady_load(
+pub fn steady_load(
     cluster: &Cluster,
     schools: Vec<NodeId>,
     every: Duration,
@@ -37,7 +37,7 @@ fn steady_load(
     })
 }
 
-fn held(cluster: &Cluster, node: NodeId) -> Option<BTreeMap<String, usize>> {
+pub fn held(cluster: &Cluster, node: NodeId) -> Option<BTreeMap<String, usize>> {
     let list = cluster.client(node).alerts(100_000, None).ok()?;
     let mut counts = BTreeMap::new();
     for a in list {
@@ -48,7 +48,7 @@ fn held(cluster: &Cluster, node: NodeId) -> Option<BTreeMap<String, usize>> {
 
 /// Checks that each node in `nodes` holds exactly the alerts of `raised` from its subtree, each
 /// once, and (for nodes that never restarted) applied each exactly once.
-fn check_exact(cluster: &Cluster, raised: &[(String, NodeId)], nodes: &[NodeId], restarted: &[NodeId]) {
+pub fn check_exact(cluster: &Cluster, raised: &[(String, NodeId)], nodes: &[NodeId], restarted: &[NodeId]) {
     for &node in nodes {
         let expect: Vec<&String> =
             raised.iter().filter(|(_, s)| node.is_ancestor_or_self_of(*s)).map(|(id, _)| id).collect();
