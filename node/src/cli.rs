@@ -463,6 +463,9 @@ pub fn render_link(l: &LinkStatus, now_ms: u64) -> String {
         l.events_sent,
         l.events_received
     );
+    if l.oldest_unsent_age_ms > 0 {
+        s.push_str(&format!("  oldest queued {:.1} s", l.oldest_unsent_age_ms as f64 / 1000.0));
+    }
     if l.rejected > 0 {
         s.push_str(&format!("  rejected {}", l.rejected));
     }

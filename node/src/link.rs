@@ -5,6 +5,7 @@
 //! storage, and timers from the clock seam. Its status is shared with the node actor for
 //! `topology show`.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use protocol::holds::PeerSide;
@@ -20,7 +21,10 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::storage::Storage;
-use crate::store::{StoreMsg, Subscriber, read_fetch};
+use crate::store::{StoreMsg, Subscriber, read_fetch, read_range};
+
+/// Most backlogged origins read to find the oldest queued event.
+const OLDEST_SCAN_ORIGINS_MAX: usize = 8;
 use crate::transport::{Connection, TransportError};
 
 /// A link's state as an admin sees it.
@@ -54,8 +58,14 @@ pub struct LinkStatus {
     pub events_received: u64,
     pub retransmits: u64,
     pub rejected: u64,
+    /// How long the oldest event still queued for the peer has been held here (ms; 0: none).
+    pub oldest_unsent_age_ms: u64,
     /// Why the link last went down or failed to come up.
     pub last_error: Option<String>,
+    /// What the peer had confirmed holding when the link last ended (internal: lets the node
+    /// report the backlog towards a peer that is down).
+    #[serde(skip)]
+    pub acked: BTreeMap<NodeId, u64>,
 }
 
 impl LinkStatus {
@@ -72,7 +82,9 @@ impl LinkStatus {
             events_received: 0,
             retransmits: 0,
             rejected: 0,
+            oldest_unsent_age_ms: 0,
             last_error: None,
+            acked: BTreeMap::new(),
         }
     }
 
@@ -232,10 +244,31 @@ impl LinkRun {
         });
     }
 
+    /// Age of the oldest queued event, read from storage (a few origins at most; called on the
+    /// session's timer, not per frame).
+    fn oldest_unsent_age_ms(&self) -> u64 {
+        if self.session.backlog_out() == 0 {
+            return 0;
+        }
+        let now_us = crate::clock::unix_us();
+        let mut oldest = now_us;
+        for (origin, seq) in self.session.backlog_heads(OLDEST_SCAN_ORIGINS_MAX) {
+            if let Ok((found, _)) = read_range(self.storage.as_ref(), origin, seq - 1, u64::MAX, 1)
+                && let Some(first) = found.first()
+            {
+                oldest = oldest.min(first.received_at_us);
+            }
+        }
+        now_us.saturating_sub(oldest) / 1000
+    }
+
     fn publish_status(&self) {
         let stats = self.session.stats();
         let mut s = lock_status(&self.status);
         s.backlog_out = self.session.backlog_out();
+        if s.backlog_out == 0 {
+            s.oldest_unsent_age_ms = 0;
+        }
         s.backlog_in = self.session.backlog_in();
         s.events_sent = stats.events_sent;
         s.events_received = stats.events_received;
@@ -375,6 +408,8 @@ impl Actor for LinkActor {
             LinkMsg::Tick => {
                 st.timer_at_ms = None;
                 st.session.handle_timeout(now);
+                let age = st.oldest_unsent_age_ms();
+                lock_status(&st.status).oldest_unsent_age_ms = age;
             }
             LinkMsg::Close(reason) => st.session.close(now, &reason),
         }
@@ -393,7 +428,13 @@ impl Actor for LinkActor {
         }
         let _ = st.store.cast(StoreMsg::Unsubscribe { id: st.link_id });
         st.publish_status();
-        lock_status(&st.status).set_state(LinkState::Down, st.clock.wall_ms());
+        let mut s = lock_status(&st.status);
+        s.set_state(LinkState::Down, st.clock.wall_ms());
+        // Keep what the peer confirmed: more than before if this session learned more.
+        for (o, c) in st.session.peer_cursors() {
+            let e = s.acked.entry(*o).or_default();
+            *e = (*e).max(*c);
+        }
         Ok(())
     }
 }

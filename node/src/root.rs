@@ -346,6 +346,30 @@ impl NodeRun {
     }
 }
 
+/// Events held here and not confirmed by a peer that confirmed `acked`: how many, and how long
+/// the oldest has waited (ms), reading the first waiting event of the most behind origins.
+fn waiting_for(storage: &dyn Storage, held: &[(NodeId, u64)], acked: &BTreeMap<NodeId, u64>) -> (u64, u64) {
+    let mut behind: Vec<(u64, NodeId, u64)> = held
+        .iter()
+        .filter_map(|(o, c)| {
+            let a = acked.get(o).copied().unwrap_or(0);
+            (*c > a).then_some((c - a, *o, a))
+        })
+        .collect();
+    let backlog = behind.iter().map(|b| b.0).sum();
+    behind.sort_by(|a, b| b.0.cmp(&a.0));
+    let now_us = crate::clock::unix_us();
+    let mut oldest = now_us;
+    for (_, origin, after) in behind.into_iter().take(8) {
+        if let Ok((found, _)) = crate::store::read_range(storage, origin, after, u64::MAX, 1)
+            && let Some(first) = found.first()
+        {
+            oldest = oldest.min(first.received_at_us);
+        }
+    }
+    (backlog, now_us.saturating_sub(oldest) / 1000)
+}
+
 impl Actor for NodeActor {
     type Msg = NodeMsg;
     type State = NodeRun;
@@ -461,8 +485,16 @@ impl Actor for NodeActor {
             NodeMsg::Status(reply) => {
                 let store = ractor::call_t!(st.store, StoreMsg::Stats, 5_000).unwrap_or_default();
                 let me = st.args.me;
-                let parent = st.parent().and_then(|p| st.links.get(&p)).map(|e| lock_status(&e.status).clone());
+                let mut parent = st.parent().and_then(|p| st.links.get(&p)).map(|e| lock_status(&e.status).clone());
                 let failover = st.up.failover.and_then(|f| st.links.get(&f)).map(|e| lock_status(&e.status).clone());
+                // With no link to the parent, what waits for it is what it had not confirmed.
+                if let Some(p) = parent.as_mut().filter(|p| p.state != LinkState::Up) {
+                    let own = ractor::call_t!(st.store, |reply| StoreMsg::CursorsUnder { root: me, reply }, 5_000)
+                        .unwrap_or_default();
+                    let (backlog, age) = waiting_for(st.args.storage.as_ref(), &own, &p.acked);
+                    p.backlog_out = backlog;
+                    p.oldest_unsent_age_ms = age;
+                }
                 let children = st
                     .links
                     .iter()

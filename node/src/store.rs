@@ -252,6 +252,11 @@ pub enum StoreMsg {
         reply: RpcReplyPort<Result<Vec<StoredEvent>, String>>,
     },
     Stats(RpcReplyPort<StoreStats>),
+    /// Contiguous cursors of every origin in `root`'s subtree that this node holds.
+    CursorsUnder {
+        root: NodeId,
+        reply: RpcReplyPort<Vec<(NodeId, u64)>>,
+    },
     /// An ancestor's hello said it holds this node's own events up to `own_seq`.
     AncestorHolds {
         own_seq: u64,
@@ -566,6 +571,9 @@ impl Actor for StoreActor {
             }
             StoreMsg::List { query, reply } => {
                 let _ = reply.send(st.list(&query).map_err(|e| e.to_string()));
+            }
+            StoreMsg::CursorsUnder { root, reply } => {
+                let _ = reply.send(st.cursors.contiguous_vector(|o| root.is_ancestor_or_self_of(o)));
             }
             StoreMsg::AncestorHolds { own_seq } => {
                 if let Some(target) = st.restore_target {

@@ -244,6 +244,21 @@ impl Session {
         self.local.iter().map(|(o, &c)| c.saturating_sub(self.peer_cursor.get(o).copied().unwrap_or(0))).sum()
     }
 
+    /// Origins with events not yet acknowledged by the peer: `(origin, first unacknowledged seq)`,
+    /// the most behind first, at most `max` of them.
+    pub fn backlog_heads(&self, max: usize) -> Vec<(NodeId, u64)> {
+        let mut heads: Vec<(u64, NodeId, u64)> = self
+            .local
+            .iter()
+            .filter_map(|(o, &c)| {
+                let acked = self.peer_cursor.get(o).copied().unwrap_or(0);
+                (c > acked).then_some((c - acked, *o, acked + 1))
+            })
+            .collect();
+        heads.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        heads.into_iter().take(max).map(|(_, o, seq)| (o, seq)).collect()
+    }
+
     /// What the peer last said it has queued for me.
     pub fn backlog_in(&self) -> u64 {
         self.peer_backlog
@@ -257,6 +272,11 @@ impl Session {
     /// The peer's contiguous cursor for `origin`, as far as this session knows.
     pub fn peer_cursor(&self, origin: NodeId) -> u64 {
         self.peer_cursor.get(&origin).copied().unwrap_or(0)
+    }
+
+    /// Everything the peer confirmed holding, per origin this node sends it.
+    pub fn peer_cursors(&self) -> &BTreeMap<NodeId, u64> {
+        &self.peer_cursor
     }
 
     /// My cursors for the origins the peer sends me: what goes in my hello.

@@ -209,6 +209,13 @@ fn a_county_killed_under_load_loses_nothing_and_its_schools_fail_over() {
     let reached_after = killed.elapsed();
     let st = cluster.status(probe_school).unwrap();
     assert_eq!(st.failover.as_ref().map(|f| f.peer), Some(city), "the school failed over to its city");
+    // `topology show` tells the admin what waits for the dead county, and for how long.
+    let parent = st.parent.as_ref().unwrap();
+    assert_ne!(parent.state, node::link::LinkState::Up);
+    assert!(parent.backlog_out >= 1, "the probe waits for the county: {parent:?}");
+    assert!(parent.oldest_unsent_age_ms > 0, "{parent:?}");
+    let shown = node::cli::render_status(&st, node::clock::unix_ms());
+    assert!(shown.contains(&format!("failed over to {city}")) && shown.contains("oldest queued"), "{shown}");
     assert!(!cluster.is_running(county));
     std::thread::sleep(Duration::from_secs(1));
 
