@@ -357,7 +357,7 @@ fn waiting_for(storage: &dyn Storage, held: &[(NodeId, u64)], acked: &BTreeMap<N
         })
         .collect();
     let backlog = behind.iter().map(|b| b.0).sum();
-    behind.sort_by(|a, b| b.0.cmp(&a.0));
+    behind.sort_by_key(|b| std::cmp::Reverse(b.0));
     let now_us = crate::clock::unix_us();
     let mut oldest = now_us;
     for (_, origin, after) in behind.into_iter().take(8) {
