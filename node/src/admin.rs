@@ -290,6 +290,9 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
+/// Largest admin API answer the client reads (ureq's default stops at 10 MB).
+const RESPONSE_BYTES_MAX: u64 = 1 << 30;
+
 /// Blocking client for the CLI, the demo and tests.
 #[derive(Clone, Debug)]
 pub struct AdminClient {
@@ -309,7 +312,8 @@ impl AdminClient {
 
     fn decode<T: for<'de> Deserialize<'de>>(&self, mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<T> {
         let status = resp.status();
-        let text = resp.body_mut().read_to_string()?;
+        // Listings can be large (the province holds every alert of the province).
+        let text = resp.body_mut().with_config().limit(RESPONSE_BYTES_MAX).read_to_string()?;
         if status.is_success() {
             return serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("unexpected answer from the node: {e}"));
         }

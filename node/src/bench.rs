@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// Keep the working folder.
     #[arg(long)]
     pub keep: bool,
+    /// Also measure outages: a city killed for 10 s under a steady 640 alerts/s, and a city
+    /// killed in the middle of a 64,000-alert burst.
+    #[arg(long)]
+    pub outage: bool,
 }
 
 /// How long the throughput phase waits for the province to hold everything.
@@ -65,7 +69,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let spec = SmallSpec { cities: 2, counties_per_city: 2, schools_per_county: args.schools_per_county };
     let mut cluster = Cluster::create(&dir, &spec, &binary)?;
     cluster.set_log(&std::env::var("MINGCHU_BENCH_LOG").unwrap_or_else(|_| "warn".into()));
-    let result = bench_body(&mut cluster, &args);
+    let mut result = bench_body(&mut cluster, &args);
+    if result.is_ok() && args.outage {
+        result = crate::bench_outage::run(&mut cluster);
+    }
     if result.is_err() && std::env::var_os("MINGCHU_BENCH_HOLD").is_some() {
         eprintln!("holding the federation for inspection in {} (120 s)", cluster.dir.display());
         std::thread::sleep(Duration::from_secs(120));
