@@ -1,6 +1,7 @@
 //! The local admin API (HTTP + JSON on loopback) that the `mingchu` CLI talks to, and its client.
 //!
-//! Routes: `GET /api/status`, `GET|POST /api/alerts`, `POST /api/directives`, `GET /api/events`.
+//! Routes: `GET /api/status`, `GET|POST /api/alerts`, `POST /api/alerts/batch`,
+//! `POST /api/directives`, `GET /api/events`, `GET /api/cursors`.
 //! Errors are JSON `{"error": "..."}` with a 4xx/5xx status; bad input never reaches the store.
 
 use std::net::SocketAddr;
@@ -280,6 +281,23 @@ async fn list_events(State(s): State<AdminState>, Query(p): Query<ListParams>) -
     Ok(Json(events.iter().map(EventView::from_stored).collect()))
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct CursorParams {
+    pub under: Option<String>,
+}
+
+/// How far this node holds each origin of a subtree (contiguous seq), e.g. "what does the
+/// province hold of school X".
+async fn cursors(State(s): State<AdminState>, Query(p): Query<CursorParams>) -> ApiResult<Vec<(NodeId, u64)>> {
+    let root = match p.under {
+        Some(u) => u.parse::<NodeId>().map_err(|e| bad(e.to_string()))?,
+        None => s.me,
+    };
+    ractor::call_t!(s.store, |reply| StoreMsg::CursorsUnder { root, reply }, ADMIN_CALL_TIMEOUT_MS)
+        .map(Json)
+        .map_err(internal)
+}
+
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/api/status", get(status))
@@ -287,6 +305,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/alerts/batch", post(raise_alerts))
         .route("/api/directives", post(send_directive))
         .route("/api/events", get(list_events))
+        .route("/api/cursors", get(cursors))
         .with_state(state)
 }
 
@@ -353,6 +372,11 @@ impl AdminClient {
             path.push_str(&format!("&under={u}"));
         }
         self.get(&path)
+    }
+
+    /// Contiguous cursors of every origin under `under` that the node holds.
+    pub fn cursors(&self, under: NodeId) -> anyhow::Result<Vec<(NodeId, u64)>> {
+        self.get(&format!("/api/cursors?under={under}"))
     }
 
     pub fn send_directive(&self, req: &SendDirective) -> anyhow::Result<EventView> {
