@@ -29,6 +29,25 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
+/// Waits until `node` applied `want` events more than in `base` (or `timeout` passed) and returns
+/// its store counters then.
+fn wait_applied(
+    cluster: &Cluster,
+    node: NodeId,
+    base: &crate::store::StoreStats,
+    want: u64,
+    timeout: Duration,
+) -> anyhow::Result<crate::store::StoreStats> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let st = cluster.status(node)?.store;
+        if st.events_applied - base.events_applied >= want || Instant::now() > deadline {
+            return Ok(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     let province = cluster.topology.root();
     let city: NodeId = cluster.ids().into_iter().find(|n| n.tier() == Tier::City).context("no city")?;
@@ -92,14 +111,7 @@ pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     }
     // Every raise was acknowledged (no school was touched): the province must apply each once.
     let want = raised.len() as u64;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let now = loop {
-        let st = cluster.status(province)?.store;
-        if st.events_applied - base.events_applied >= want || Instant::now() > deadline {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let now = wait_applied(cluster, province, &base, want, Duration::from_secs(60))?;
     let applied = now.events_applied - base.events_applied;
     let lost = want.saturating_sub(applied);
     let duplicated = applied.saturating_sub(want);
@@ -167,14 +179,7 @@ pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     for t in burst {
         acked += t.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??;
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let now = loop {
-        let st = cluster.status(province)?.store;
-        if st.events_applied - base.events_applied >= acked || Instant::now() > deadline {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let now = wait_applied(cluster, province, &base, acked, Duration::from_secs(120))?;
     let applied = now.events_applied - base.events_applied;
     println!(
         "  {acked} alerts acknowledged by the schools; the province applied {applied} ({} lost, {} beyond the acknowledged) {:.2} s after the burst began;",
