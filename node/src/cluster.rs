@@ -10,6 +10,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -26,15 +27,24 @@ use crate::tls;
 pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
     let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let span = (nodes * 2) as u32;
+    // Ranges handed out by this process: two federations created at the same moment (parallel
+    // tests) must not pick overlapping ports before either binds them.
+    static TAKEN: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
     let seed = std::process::id().wrapping_mul(7919) ^ (crate::clock::unix_ms() as u32);
-    for attempt in 0..40u32 {
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    for attempt in 0..200u32 {
         let base = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(1543)) % (40_000 - span)) as u16;
+        let (lo, hi) = (base as u32, base as u32 + span);
+        if taken.iter().any(|&(a, b)| lo < b && a < hi) {
+            continue;
+        }
         let all_free = (0..nodes).all(|i| {
             let quic = base + 2 * i as u16;
             UdpSocket::bind(SocketAddr::new(host, quic)).is_ok()
                 && TcpListener::bind(SocketAddr::new(host, quic + 1)).is_ok()
         });
         if all_free {
+            taken.push((lo, hi));
             return Ok(base);
         }
     }
