@@ -46,6 +46,18 @@ pub fn held(cluster: &Cluster, node: NodeId) -> Option<BTreeMap<String, usize>> 
     Some(counts)
 }
 
+/// Raises an alert at `school` and waits until `at` holds it (`what` names the wait); returns its id.
+pub fn probe_reaches(cluster: &Cluster, school: NodeId, at: NodeId, what: &str) -> String {
+    let probe = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert { camera: "probe".into(), alert_type: "SMOKING".into(), ..RaiseAlert::default() })
+        .unwrap();
+    eventually(Duration::from_secs(15), what, || {
+        held(cluster, at).and_then(|h| h.contains_key(&probe.id).then_some(()))
+    });
+    probe.id
+}
+
 /// Checks that each node in `nodes` holds exactly the alerts of `raised` from its subtree, each
 /// once, and (for nodes that never restarted) applied each exactly once.
 pub fn check_exact(cluster: &Cluster, raised: &[(String, NodeId)], nodes: &[NodeId], restarted: &[NodeId]) {
@@ -74,13 +86,7 @@ fn outage_under_load(cluster: &mut Cluster, victim: NodeId, probe_school: NodeId
     std::thread::sleep(Duration::from_secs(1));
     cluster.kill(victim).unwrap();
     let killed = Instant::now();
-    let probe = cluster
-        .client(probe_school)
-        .raise_alert(&RaiseAlert { camera: "probe".into(), alert_type: "SMOKING".into(), ..RaiseAlert::default() })
-        .unwrap();
-    eventually(Duration::from_secs(15), &format!("the probe at {reaches} with {victim} down"), || {
-        held(cluster, reaches).and_then(|h| h.contains_key(&probe.id).then_some(()))
-    });
+    let probe = probe_reaches(cluster, probe_school, reaches, &format!("the probe at {reaches} with {victim} down"));
     let reached_after = killed.elapsed();
     assert!(!cluster.is_running(victim));
     std::thread::sleep(Duration::from_secs(1));
@@ -88,7 +94,7 @@ fn outage_under_load(cluster: &mut Cluster, victim: NodeId, probe_school: NodeId
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::SeqCst);
     let mut raised: Vec<(String, NodeId)> = load.join().unwrap().into_iter().map(|(id, s, _)| (id, s)).collect();
-    raised.push((probe.id, probe_school));
+    raised.push((probe, probe_school));
     let all: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() != Tier::School).collect();
     check_exact(cluster, &raised, &all, &[victim]);
     reached_after
@@ -199,13 +205,7 @@ fn a_county_killed_under_load_loses_nothing_and_its_schools_fail_over() {
     let killed = Instant::now();
     // While the county is dead, an alert raised at one of its schools reaches the province.
     let probe_school: NodeId = "130102-S0001".parse().unwrap();
-    let probe = cluster
-        .client(probe_school)
-        .raise_alert(&RaiseAlert { camera: "probe".into(), alert_type: "SMOKING".into(), ..RaiseAlert::default() })
-        .unwrap();
-    eventually(Duration::from_secs(15), "the probe at the province with the county down", || {
-        held(&cluster, province).and_then(|h| h.contains_key(&probe.id).then_some(()))
-    });
+    let probe = probe_reaches(&cluster, probe_school, province, "the probe at the province with the county down");
     let reached_after = killed.elapsed();
     let st = cluster.status(probe_school).unwrap();
     assert_eq!(st.failover.as_ref().map(|f| f.peer), Some(city), "the school failed over to its city");
@@ -223,7 +223,7 @@ fn a_county_killed_under_load_loses_nothing_and_its_schools_fail_over() {
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::SeqCst);
     let mut raised = load.join().unwrap();
-    raised.push((probe.id.clone(), probe_school, killed));
+    raised.push((probe, probe_school, killed));
 
     // Everything arrives exactly once, at every node that should hold it.
     for node in [province, city, county] {

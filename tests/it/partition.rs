@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use node::admin::RaiseAlert;
 use node::cluster::Cluster;
 use node::link::LinkState;
 use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
 
-use crate::outage::{check_exact, held, steady_load};
+use crate::outage::{check_exact, probe_reaches, steady_load};
 use crate::relay::UdpRelay;
 use crate::{binary, eventually};
 
@@ -43,13 +42,7 @@ fn an_unreachable_but_running_city_is_routed_around_and_caught_up() {
     relay.drop.store(true, Ordering::SeqCst);
     let cut = Instant::now();
     let probe_school: NodeId = "130102-S0001".parse().unwrap();
-    let probe = cluster
-        .client(probe_school)
-        .raise_alert(&RaiseAlert { camera: "probe".into(), alert_type: "FIRE_SMOKE".into(), ..RaiseAlert::default() })
-        .unwrap();
-    eventually(Duration::from_secs(15), "the probe at the province around the cut-off city", || {
-        held(&cluster, province).and_then(|h| h.contains_key(&probe.id).then_some(()))
-    });
+    let probe = probe_reaches(&cluster, probe_school, province, "the probe at the province around the cut-off city");
     eprintln!("with the city cut off, the probe reached the province after {:?}", cut.elapsed());
     // Unreachable, not dead: the city process runs and answers its own admin, its link to the
     // province is up, and its children see it as down while they report to the province.
@@ -65,7 +58,7 @@ fn an_unreachable_but_running_city_is_routed_around_and_caught_up() {
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::SeqCst);
     let mut raised: Vec<(String, NodeId)> = load.join().unwrap().into_iter().map(|(id, s, _)| (id, s)).collect();
-    raised.push((probe.id, probe_school));
+    raised.push((probe, probe_school));
     let nodes: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() != Tier::School).collect();
     check_exact(&cluster, &raised, &nodes, &[]);
     // And the counties went back to their city.
