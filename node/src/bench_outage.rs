@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use topology::{NodeId, Tier};
 
 use crate::admin::RaiseAlert;
+use crate::bench::percentile;
 use crate::cluster::Cluster;
 
 fn alert(n: usize) -> RaiseAlert {
@@ -20,13 +21,6 @@ fn alert(n: usize) -> RaiseAlert {
         snapshot: Some(format!("snapshots/{n:08}.jpg")),
         ..RaiseAlert::default()
     }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
 /// Waits until `node` applied `want` events more than in `base` (or `timeout` passed) and returns

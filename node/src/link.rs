@@ -21,10 +21,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::storage::Storage;
-use crate::store::{StoreMsg, Subscriber, read_fetch, read_range};
-
-/// Most backlogged origins read to find the oldest queued event.
-const OLDEST_SCAN_ORIGINS_MAX: usize = 8;
+use crate::store::{OLDEST_SCAN_ORIGINS_MAX, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch};
 use crate::transport::{Connection, TransportError};
 
 /// A link's state as an admin sees it.
@@ -244,22 +241,14 @@ impl LinkRun {
         });
     }
 
-    /// Age of the oldest queued event, read from storage (a few origins at most; called on the
-    /// session's timer, not per frame).
+    /// Age of the oldest queued event, read from storage (called on the session's timer, not per
+    /// frame).
     fn oldest_unsent_age_ms(&self) -> u64 {
         if self.session.backlog_out() == 0 {
             return 0;
         }
-        let now_us = crate::clock::unix_us();
-        let mut oldest = now_us;
-        for (origin, seq) in self.session.backlog_heads(OLDEST_SCAN_ORIGINS_MAX) {
-            if let Ok((found, _)) = read_range(self.storage.as_ref(), origin, seq - 1, u64::MAX, 1)
-                && let Some(first) = found.first()
-            {
-                oldest = oldest.min(first.received_at_us);
-            }
-        }
-        now_us.saturating_sub(oldest) / 1000
+        let heads = self.session.backlog_heads(OLDEST_SCAN_ORIGINS_MAX);
+        oldest_waiting_ms(self.storage.as_ref(), heads.into_iter().map(|(o, seq)| (o, seq - 1)))
     }
 
     fn publish_status(&self) {

@@ -347,7 +347,7 @@ impl NodeRun {
 }
 
 /// Events held here and not confirmed by a peer that confirmed `acked`: how many, and how long
-/// the oldest has waited (ms), reading the first waiting event of the most behind origins.
+/// the oldest has waited (ms).
 fn waiting_for(storage: &dyn Storage, held: &[(NodeId, u64)], acked: &BTreeMap<NodeId, u64>) -> (u64, u64) {
     let mut behind: Vec<(u64, NodeId, u64)> = held
         .iter()
@@ -358,16 +358,8 @@ fn waiting_for(storage: &dyn Storage, held: &[(NodeId, u64)], acked: &BTreeMap<N
         .collect();
     let backlog = behind.iter().map(|b| b.0).sum();
     behind.sort_by_key(|b| std::cmp::Reverse(b.0));
-    let now_us = crate::clock::unix_us();
-    let mut oldest = now_us;
-    for (_, origin, after) in behind.into_iter().take(8) {
-        if let Ok((found, _)) = crate::store::read_range(storage, origin, after, u64::MAX, 1)
-            && let Some(first) = found.first()
-        {
-            oldest = oldest.min(first.received_at_us);
-        }
-    }
-    (backlog, now_us.saturating_sub(oldest) / 1000)
+    let age = crate::store::oldest_waiting_ms(storage, behind.into_iter().map(|(_, o, after)| (o, after)));
+    (backlog, age)
 }
 
 impl Actor for NodeActor {

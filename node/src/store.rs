@@ -124,6 +124,25 @@ pub fn read_range(
     Ok((out, true))
 }
 
+/// Most origins read to find the oldest event still waiting for a peer.
+pub const OLDEST_SCAN_ORIGINS_MAX: usize = 8;
+
+/// How long (ms) the oldest of the events waiting for a peer has been held here, reading the first
+/// waiting event after `after` of each `(origin, after)` given (the most behind first; at most
+/// [`OLDEST_SCAN_ORIGINS_MAX`] are read). 0 when none is found.
+pub fn oldest_waiting_ms(storage: &dyn Storage, heads: impl IntoIterator<Item = (NodeId, u64)>) -> u64 {
+    let now_us = unix_us();
+    let mut oldest = now_us;
+    for (origin, after) in heads.into_iter().take(OLDEST_SCAN_ORIGINS_MAX) {
+        if let Ok((found, _)) = read_range(storage, origin, after, u64::MAX, 1)
+            && let Some(first) = found.first()
+        {
+            oldest = oldest.min(first.received_at_us);
+        }
+    }
+    now_us.saturating_sub(oldest) / 1000
+}
+
 /// Answers a session's fetch from storage (reads only; safe beside the store actor's writes, and
 /// only ever asked for ranges the store already published).
 pub fn read_fetch(
@@ -510,9 +529,8 @@ impl Actor for StoreActor {
         if restoring {
             info!(node = %args.me, "fresh store: local writes wait until an ancestor says what this node wrote before");
         }
-        let held: u64 = cursors.iter().map(|(_, r)| r.contiguous()).sum();
         info!(node = %args.me, origins = cursors.len(), own_seq = cursors.contiguous(args.me), "store opened");
-        let stats = StoreStats { events_held: held, ..StoreStats::default() };
+        let stats = StoreStats::default();
         Ok(StoreState {
             me: args.me,
             storage: args.storage,
@@ -587,6 +605,7 @@ impl Actor for StoreActor {
                 let mut s = st.stats.clone();
                 s.origins = st.cursors.len() as u64;
                 s.own_seq = st.cursors.contiguous(st.me);
+                s.events_held = st.cursors.iter().map(|(_, r)| r.contiguous()).sum();
                 s.restoring = st.restore_target.is_some();
                 let _ = reply.send(s);
             }

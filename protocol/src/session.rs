@@ -147,7 +147,6 @@ pub struct Session {
     persisting: BTreeSet<u64>,
     transmit: VecDeque<Frame>,
     events: VecDeque<SessionEvent>,
-    opened_at_ms: u64,
     /// When the last ping went out: pings also carry the backlog, so they go out every
     /// `keepalive_ms` even on a busy link.
     last_ping_ms: u64,
@@ -189,7 +188,6 @@ impl Session {
             persisting: BTreeSet::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
-            opened_at_ms: now_ms,
             last_ping_ms: now_ms,
             last_received_ms: now_ms,
             hello_sent_ms: now_ms,
@@ -316,7 +314,7 @@ impl Session {
         if let Err(reason) = self.handle_frame_inner(now_ms, frame) {
             self.close(now_ms, &reason);
         }
-        self.drive(now_ms);
+        self.drive();
     }
 
     fn check_hello(&self, hello: &Hello) -> Result<(), String> {
@@ -473,7 +471,7 @@ impl Session {
     }
 
     /// `me`'s contiguous cursor for `origin` advanced (after a flush), locally or from another link.
-    pub fn handle_local_progress(&mut self, now_ms: u64, origin: NodeId, contiguous: u64) {
+    pub fn handle_local_progress(&mut self, _now_ms: u64, origin: NodeId, contiguous: u64) {
         if sends_origin(self.peer, self.me, origin) {
             let r = self.receiving.entry(origin).or_default();
             *r = (*r).max(contiguous);
@@ -489,7 +487,7 @@ impl Session {
         if self.state == State::Up && contiguous > self.sent_of(origin) {
             self.ready.insert(origin);
         }
-        self.drive(now_ms);
+        self.drive();
     }
 
     /// The driver's answer to a [`FetchRequest`]: the ranges it covered (each `upto` possibly lower
@@ -529,7 +527,7 @@ impl Session {
             self.transmit.push_back(Frame::Batch(batch.clone()));
             self.inflight.push_back(InFlight { batch, sent_at_ms: now_ms });
         }
-        self.drive(now_ms);
+        self.drive();
     }
 
     /// Time passed: retransmits, keep-alives, the idle timeout.
@@ -569,7 +567,7 @@ impl Session {
             let backlog = self.backlog_out();
             self.transmit.push_back(Frame::Ping { backlog });
         }
-        self.drive(now_ms);
+        self.drive();
     }
 
     /// When `handle_timeout` should next be called.
@@ -596,7 +594,7 @@ impl Session {
     }
 
     /// Asks for the next batch's events when the window allows.
-    fn drive(&mut self, _now_ms: u64) {
+    fn drive(&mut self) {
         if self.state != State::Up || self.fetching.is_some() || self.inflight.len() >= self.cfg.window_batches {
             return;
         }
@@ -645,6 +643,5 @@ impl Session {
                 assert!(self.sent_of(*o) >= *c, "sent below peer cursor for {o}");
             }
         }
-        let _ = self.opened_at_ms;
     }
 }
