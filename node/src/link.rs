@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use protocol::holds::PeerSide;
-use protocol::wire::{decode_frame, encode_frame};
+use protocol::wire::{Lane, decode_frame, encode_frame};
 use protocol::{Role, Session, SessionConfig, SessionEvent};
 use ractor::concurrency::oneshot;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -21,8 +21,8 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::storage::Storage;
-use crate::store::{OLDEST_SCAN_ORIGINS_MAX, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch};
-use crate::transport::{Connection, TransportError};
+use crate::store::{OLDEST_SCAN_ORIGINS_MAX, Progress, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch};
+use crate::transport::{Connection, FrameSender, TransportError};
 
 /// A link's state as an admin sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +53,9 @@ pub struct LinkStatus {
     pub backlog_in: u64,
     pub events_sent: u64,
     pub events_received: u64,
+    /// Of `events_sent`, those sent on the priority lane ahead of a backlog.
+    #[serde(default)]
+    pub fresh_events_sent: u64,
     pub retransmits: u64,
     pub rejected: u64,
     /// How long the oldest event still queued for the peer has been held here (ms; 0: none).
@@ -77,6 +80,7 @@ impl LinkStatus {
             backlog_in: 0,
             events_sent: 0,
             events_received: 0,
+            fresh_events_sent: 0,
             retransmits: 0,
             rejected: 0,
             oldest_unsent_age_ms: 0,
@@ -119,7 +123,7 @@ pub enum LinkMsg {
     /// The reader ended: `None` for a clean close by the peer.
     ReaderEnded(Option<TransportError>),
     WriterFailed(TransportError),
-    Progress(Vec<(NodeId, u64)>),
+    Progress(Progress),
     Persisted {
         batch_id: u64,
         result: Result<Vec<(NodeId, u64)>, String>,
@@ -144,7 +148,9 @@ pub struct LinkRun {
     link_id: u64,
     status: SharedStatus,
     on_up: Box<dyn Fn(NodeId) + Send + Sync>,
+    /// The control lane's writer (also closes the connection) and the bulk lane's.
     writer: mpsc::UnboundedSender<WriterCmd>,
+    bulk_writer: mpsc::UnboundedSender<WriterCmd>,
     reader_task: JoinHandle<()>,
     /// The earliest deadline a timer task is already sleeping towards.
     timer_at_ms: Option<u64>,
@@ -152,6 +158,30 @@ pub struct LinkRun {
 }
 
 pub struct LinkActor;
+
+/// A lane's writer task: frames go out in order; a failure is reported once.
+fn spawn_writer(mut sender: Box<dyn FrameSender>, link: ActorRef<LinkMsg>) -> mpsc::UnboundedSender<WriterCmd> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<WriterCmd>();
+    tokio::spawn(async move {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                WriterCmd::Frame(bytes) => {
+                    if let Err(e) = sender.send(bytes).await {
+                        let _ = link.cast(LinkMsg::WriterFailed(e));
+                        break;
+                    }
+                }
+                WriterCmd::Close(reason) => {
+                    // Give the goodbye a moment to leave before the close frame.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    sender.close(&reason);
+                    break;
+                }
+            }
+        }
+    });
+    tx
+}
 
 impl LinkRun {
     fn drive(&mut self, myself: &ActorRef<LinkMsg>) -> Result<(), String> {
@@ -216,7 +246,11 @@ impl LinkRun {
             while let Some(frame) = self.session.poll_transmit() {
                 progressed = true;
                 let bytes = encode_frame(&frame).map_err(|e| format!("cannot encode {}: {e}", frame.name()))?;
-                self.writer.send(WriterCmd::Frame(bytes)).map_err(|_| "writer task ended".to_string())?;
+                let writer = match frame.lane() {
+                    Lane::Control => &self.writer,
+                    Lane::Bulk => &self.bulk_writer,
+                };
+                writer.send(WriterCmd::Frame(bytes)).map_err(|_| "writer task ended".to_string())?;
             }
             if !progressed {
                 break;
@@ -261,6 +295,7 @@ impl LinkRun {
         s.backlog_in = self.session.backlog_in();
         s.events_sent = stats.events_sent;
         s.events_received = stats.events_received;
+        s.fresh_events_sent = stats.fresh_events_sent;
         s.retransmits = stats.retransmits;
         s.rejected = stats.rejected;
     }
@@ -291,30 +326,9 @@ impl Actor for LinkActor {
                 return Err(e.into());
             }
         };
-        let Connection { sender, mut receiver, .. } = args.conn;
-
-        // Writer: frames go out in order; a failure is reported once.
-        let (wtx, mut wrx) = mpsc::unbounded_channel::<WriterCmd>();
-        let me = myself.clone();
-        let mut sender = sender;
-        tokio::spawn(async move {
-            while let Some(cmd) = wrx.recv().await {
-                match cmd {
-                    WriterCmd::Frame(bytes) => {
-                        if let Err(e) = sender.send(bytes).await {
-                            let _ = me.cast(LinkMsg::WriterFailed(e));
-                            break;
-                        }
-                    }
-                    WriterCmd::Close(reason) => {
-                        // Give the goodbye a moment to leave before the close frame.
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                        sender.close(&reason);
-                        break;
-                    }
-                }
-            }
-        });
+        let Connection { sender, bulk, mut receiver, .. } = args.conn;
+        let wtx = spawn_writer(sender, myself.clone());
+        let bulk_wtx = spawn_writer(bulk, myself.clone());
         let me = myself.clone();
         let reader_task = tokio::spawn(async move {
             loop {
@@ -347,6 +361,7 @@ impl Actor for LinkActor {
             status: args.status,
             on_up: args.on_up,
             writer: wtx,
+            bulk_writer: bulk_wtx,
             reader_task,
             timer_at_ms: None,
             closed: false,
@@ -386,8 +401,11 @@ impl Actor for LinkActor {
             }
             LinkMsg::WriterFailed(e) => st.session.close(now, &format!("send failed: {e}")),
             LinkMsg::Progress(progress) => {
-                for (origin, c) in progress {
+                for (origin, c) in progress.contiguous {
                     st.session.handle_local_progress(now, origin, c);
+                }
+                for r in progress.fresh {
+                    st.session.handle_fresh(now, r.origin, r.after, r.upto);
                 }
             }
             LinkMsg::Persisted { batch_id, result } => match result {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use protocol::apply::{apply_batch, fill_fetch};
 use protocol::holds::{check_event, relevant_origin, sends_origin};
 use protocol::wire::{decode, encode};
+use protocol::session::{FRESH_AGE_MS, FRESH_EVENTS_MAX};
 use protocol::{Body, Cursors, Event, EventKind, FetchRequest, HlcClock, SeqRange, SeqRanges};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -232,8 +233,17 @@ pub struct StoreStats {
     pub restoring: bool,
 }
 
-/// Called with `(origin, contiguous cursor)` pairs after a flush.
-pub type ProgressFn = Box<dyn Fn(Vec<(NodeId, u64)>) + Send + Sync>;
+/// How far the node's holdings got, as told to a link.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// `(origin, contiguous cursor)` pairs.
+    pub contiguous: Vec<(NodeId, u64)>,
+    /// Ranges of fresh events just come to be held (for the priority lane).
+    pub fresh: Vec<SeqRange>,
+}
+
+/// Called with the progress relevant to one link.
+pub type ProgressFn = Box<dyn Fn(Progress) + Send + Sync>;
 
 /// A link's interest in cursor progress: which peer it serves and how to tell it.
 pub struct Subscriber {
@@ -420,19 +430,20 @@ impl StoreState {
     /// relay may forward before its own flush: if it crashes first, the sender was not acked and
     /// sends again) and after the flush for the node's own origin (never send a seq that a crash
     /// could take back and reuse).
-    fn publish(&self, progress: &[(NodeId, u64)]) {
-        if progress.is_empty() {
+    fn publish(&self, progress: &[(NodeId, u64)], fresh: &[SeqRange]) {
+        if progress.is_empty() && fresh.is_empty() {
             return;
         }
         let me = self.me;
         for sub in self.subscribers.values() {
-            let mine: Vec<(NodeId, u64)> = progress
+            let contiguous: Vec<(NodeId, u64)> = progress
                 .iter()
                 .filter(|(o, _)| sends_origin(me, sub.peer, *o) || sends_origin(sub.peer, me, *o))
                 .copied()
                 .collect();
-            if !mine.is_empty() {
-                (sub.notify)(mine);
+            let fresh: Vec<SeqRange> = fresh.iter().filter(|r| sends_origin(me, sub.peer, r.origin)).copied().collect();
+            if !contiguous.is_empty() || !fresh.is_empty() {
+                (sub.notify)(Progress { contiguous, fresh });
             }
         }
     }
@@ -463,6 +474,7 @@ impl StoreState {
         }
         self.stats.events_applied += fresh.len() as u64;
         self.stats.duplicates_ignored += (events.len() - fresh.len()) as u64;
+        let fresh_ranges = fresh_in_batch(ranges, events, &changed, wall);
         let mut relayed = Vec::with_capacity(changed.len());
         for o in changed {
             if let Some(r) = next.get(o) {
@@ -473,7 +485,7 @@ impl StoreState {
             }
             self.pending_changed.insert(o);
         }
-        self.publish(&relayed);
+        self.publish(&relayed, &fresh_ranges);
         self.check_restored()?;
         Ok(ranges.iter().map(|r| (r.origin, self.cursors.contiguous(r.origin))).collect())
     }
@@ -499,6 +511,35 @@ impl StoreState {
         out.truncate(limit);
         Ok(out)
     }
+}
+
+/// The fresh part of a received batch, per range whose origin's holdings grew: from its first
+/// event written less than [`FRESH_AGE_MS`] ago (by its HLC) to the range's end, when that is at
+/// most [`FRESH_EVENTS_MAX`] events. The whole range is held once applied, so any tail is too.
+fn fresh_in_batch(ranges: &[SeqRange], events: &[Event], changed: &[NodeId], wall_ms: u64) -> Vec<SeqRange> {
+    let mut out = Vec::new();
+    for r in ranges {
+        if !changed.contains(&r.origin) {
+            continue;
+        }
+        let mine = events.iter().filter(|e| e.origin == r.origin && e.seq > r.after && e.seq <= r.upto);
+        let mut first_fresh = None;
+        let mut count = 0u64;
+        for e in mine {
+            if first_fresh.is_some() {
+                count += 1;
+            } else if e.hlc.wall_ms.saturating_add(FRESH_AGE_MS) >= wall_ms {
+                first_fresh = Some(e.seq);
+                count = 1;
+            }
+        }
+        if let Some(first) = first_fresh
+            && count <= FRESH_EVENTS_MAX
+        {
+            out.push(SeqRange { origin: r.origin, after: first - 1, upto: r.upto });
+        }
+    }
+    out
 }
 
 trait CloneFor {
@@ -635,14 +676,20 @@ impl Actor for StoreActor {
                     }
                 }
                 let mut own = Vec::new();
+                let mut fresh = Vec::new();
                 for (o, ranges) in changed {
                     let c = ranges.contiguous();
+                    let before = st.flushed.contiguous(o);
                     st.flushed.set(o, ranges);
                     if o == st.me && c > 0 {
                         own.push((o, c));
+                        // The node's own new events are fresh by definition (a bulk import is not).
+                        if c > before && c - before <= FRESH_EVENTS_MAX {
+                            fresh.push(SeqRange { origin: o, after: before, upto: c });
+                        }
                     }
                 }
-                st.publish(&own);
+                st.publish(&own, &fresh);
                 st.start_flush(&myself);
             }
         }

@@ -6,6 +6,9 @@
 
 pub mod alert;
 pub mod apply;
+pub mod case;
+#[cfg(test)]
+mod case_tests;
 pub mod cursor;
 pub mod event;
 pub mod holds;

@@ -11,18 +11,39 @@
 //! that claim seq ranges ("all of them you should hold"). The receiver hands a batch to its driver
 //! to persist, and acks only after the driver reports it persisted. Unacked batches are retransmitted
 //! after `rto_ms`; duplicates are harmless because applying a held `(origin, seq)` is a no-op.
+//!
+//! **The priority lane.** Bulk batches go out oldest first, so behind a backlog a fresh event would
+//! wait for all of it. The driver therefore also reports *fresh* ranges (events just written here,
+//! or just received and recent, see [`FRESH_AGE_MS`]); when the bulk lane has a queue (or the range
+//! lies above this node's contiguous cursor, so bulk cannot carry it yet), the session sends them
+//! at once as [`Frame::Fresh`] batches on the control lane, a few in flight at most. The receiver
+//! keeps them as islands in its cursors; once the peer acked an island, the bulk lane skips it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use topology::NodeId;
 
-use crate::cursor::Cursors;
+use crate::cursor::{Cursors, SeqRanges};
 use crate::event::Event;
 use crate::holds::{PeerSide, Violation, check_received, sends_origin};
 use crate::wire::{
     Ack, BATCH_EVENTS_MAX, BATCH_RANGES_MAX, Batch, Frame, HELLO_CURSORS_MAX, Hello, PROTOCOL_VERSION,
     REASON_BYTES_MAX, SeqRange,
 };
+
+/// Most events in one fresh range: a bigger jump is catch-up traffic, not a live event.
+pub const FRESH_EVENTS_MAX: u64 = 256;
+/// How recent (by its HLC wall time) a received event must be for a relay to treat it as fresh.
+pub const FRESH_AGE_MS: u64 = 2_000;
+/// The priority lane is used for ranges the bulk lane could carry only when at least this many
+/// seqs wait in the bulk lane (below that, bulk delivers them about as soon).
+pub const FRESH_BACKLOG_MIN: u64 = 1_024;
+/// Fresh batches sent and not yet acked.
+pub const FRESH_WINDOW: usize = 2;
+/// Fresh ranges queued; past it new ones are left to the bulk lane (nothing is lost).
+pub const FRESH_QUEUE_MAX: usize = 256;
+/// Islands per origin the peer may hold from this session's priority lane before more wait for bulk.
+pub const FRESH_ISLANDS_MAX: usize = 16;
 
 /// Timing and window settings of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +60,8 @@ pub struct SessionConfig {
     pub persist_pending_max: usize,
     /// Most events asked for in one fetch (one batch).
     pub batch_events_max: usize,
+    /// Send fresh events ahead of a backlog (off only to measure what it buys).
+    pub priority_lane: bool,
 }
 
 impl Default for SessionConfig {
@@ -50,6 +73,7 @@ impl Default for SessionConfig {
             window_batches: 8,
             persist_pending_max: 64,
             batch_events_max: BATCH_EVENTS_MAX,
+            priority_lane: true,
         }
     }
 }
@@ -74,6 +98,8 @@ pub struct FetchRequest {
     pub per_range_max: usize,
     /// Most events in all.
     pub total_max: usize,
+    /// A priority-lane fetch: its ranges may lie above the contiguous cursor.
+    pub fresh: bool,
 }
 
 /// Work for the driver.
@@ -105,6 +131,14 @@ enum State {
 struct InFlight {
     batch: Batch,
     sent_at_ms: u64,
+    /// Sent on the priority lane.
+    fresh: bool,
+}
+
+impl InFlight {
+    fn frame(&self) -> Frame {
+        if self.fresh { Frame::Fresh(self.batch.clone()) } else { Frame::Batch(self.batch.clone()) }
+    }
 }
 
 /// Counters for the admin API and the benchmark.
@@ -116,6 +150,9 @@ pub struct SessionStats {
     pub events_received: u64,
     pub retransmits: u64,
     pub rejected: u64,
+    /// Batches and events sent on the priority lane (included in the totals above).
+    pub fresh_batches_sent: u64,
+    pub fresh_events_sent: u64,
 }
 
 /// One link's sync state machine.
@@ -145,6 +182,12 @@ pub struct Session {
     next_batch_id: u64,
     /// Received batches handed to the driver and not yet persisted.
     persisting: BTreeSet<u64>,
+    /// Fresh ranges waiting for the priority lane, oldest first.
+    fresh: VecDeque<SeqRange>,
+    /// Ranges above its cursor the peer acked from the priority lane: the bulk lane skips them.
+    peer_islands: BTreeMap<NodeId, SeqRanges>,
+    /// Data frames that overtook the hello exchange (they travel another lane): replayed once up.
+    early: Vec<Frame>,
     transmit: VecDeque<Frame>,
     events: VecDeque<SessionEvent>,
     /// When the last ping went out: pings also carry the backlog, so they go out every
@@ -186,6 +229,9 @@ impl Session {
             inflight: VecDeque::new(),
             next_batch_id: 1,
             persisting: BTreeSet::new(),
+            fresh: VecDeque::new(),
+            peer_islands: BTreeMap::new(),
+            early: Vec::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             last_ping_ms: now_ms,
@@ -314,6 +360,14 @@ impl Session {
         if let Err(reason) = self.handle_frame_inner(now_ms, frame) {
             self.close(now_ms, &reason);
         }
+        if self.state == State::Up && !self.early.is_empty() {
+            for frame in std::mem::take(&mut self.early) {
+                if let Err(reason) = self.handle_frame_inner(now_ms, frame) {
+                    self.close(now_ms, &reason);
+                    break;
+                }
+            }
+        }
         self.drive();
     }
 
@@ -383,26 +437,39 @@ impl Session {
             }
             (Frame::Hello(_), Role::Dialer, _) => return Err("unexpected hello from the accepting side".into()),
             (Frame::HelloAck(_), Role::Acceptor, _) => return Err("unexpected hello-ack from the dialing side".into()),
-            // Before the hello exchange completes, data frames can only be reordered or early
-            // copies: drop them, the peer retransmits.
-            (_, _, State::Opening) => {}
             (Frame::Ping { backlog }, ..) => self.peer_backlog = backlog,
+            // Data frames travel another lane than the hello exchange and can overtake it: keep
+            // a bounded few for when the link is up (beyond that, the peer retransmits).
+            (frame, _, State::Opening) => {
+                if self.early.len() < self.cfg.persist_pending_max {
+                    self.early.push(frame);
+                }
+            }
             (Frame::Ack(ack), ..) => self.handle_ack(ack),
-            (Frame::Batch(batch), ..) => self.handle_batch(batch)?,
+            (Frame::Batch(batch), ..) => self.handle_batch(batch, false)?,
+            (Frame::Fresh(batch), ..) => self.handle_batch(batch, true)?,
         }
         Ok(())
     }
 
     fn handle_ack(&mut self, ack: Ack) {
-        if let Some(pos) = self.inflight.iter().position(|f| f.batch.id == ack.id) {
-            self.inflight.remove(pos);
+        if let Some(pos) = self.inflight.iter().position(|f| f.batch.id == ack.id)
+            && let Some(done) = self.inflight.remove(pos)
+            && done.fresh
+        {
+            for r in &done.batch.ranges {
+                self.peer_islands.entry(r.origin).or_default().insert(r.after, r.upto);
+            }
         }
         self.adopt_peer_cursors(&ack.cursors);
+        // Islands the peer's cursor has reached are of no more use.
+        let cursors = &self.peer_cursor;
+        self.peer_islands.retain(|o, isl| isl.max() > cursors.get(o).copied().unwrap_or(0));
     }
 
     /// Structural checks (a failure closes the link) and authority checks (a failure drops one
     /// event and is counted), then the batch goes to the driver to persist.
-    fn handle_batch(&mut self, batch: Batch) -> Result<(), String> {
+    fn handle_batch(&mut self, batch: Batch, fresh: bool) -> Result<(), String> {
         if batch.ranges.len() > BATCH_RANGES_MAX || batch.events.len() > BATCH_EVENTS_MAX {
             return Err(format!(
                 "batch {} too large: {} ranges, {} events",
@@ -436,10 +503,13 @@ impl Session {
             }
             last = Some((e.origin, e.seq));
         }
-        // A sender only sends from its contiguous holdings, so the peer now holds each range's
-        // origin up to `upto`: never echo those events back to it.
-        let held: Vec<(NodeId, u64)> = batch.ranges.iter().map(|r| (r.origin, r.upto)).collect();
-        self.adopt_peer_cursors(&held);
+        // A bulk sender only sends from its contiguous holdings, so the peer now holds each
+        // range's origin up to `upto`: never echo those events back to it. (Fresh ranges may be
+        // islands above the sender's cursor: they say nothing about what lies below.)
+        if !fresh {
+            let held: Vec<(NodeId, u64)> = batch.ranges.iter().map(|r| (r.origin, r.upto)).collect();
+            self.adopt_peer_cursors(&held);
+        }
         if self.persisting.len() >= self.cfg.persist_pending_max {
             return Err(format!("peer sent more than {} unacknowledged batches", self.cfg.persist_pending_max));
         }
@@ -490,6 +560,46 @@ impl Session {
         self.drive();
     }
 
+    /// `me` just came to hold `(after, upto]` of `origin`, and those events are fresh (written here,
+    /// or received while recent). Queued for the priority lane when the bulk lane cannot deliver
+    /// them soon: it has a queue, or the range lies above `me`'s contiguous cursor.
+    pub fn handle_fresh(&mut self, _now_ms: u64, origin: NodeId, after: u64, upto: u64) {
+        if !self.cfg.priority_lane || self.state != State::Up || !sends_origin(self.me, self.peer, origin) {
+            return;
+        }
+        if upto <= after || upto - after > FRESH_EVENTS_MAX || self.sent_of(origin) >= after {
+            return;
+        }
+        let island = after > self.local.get(&origin).copied().unwrap_or(0);
+        if !island && self.unsent_bulk() < FRESH_BACKLOG_MIN {
+            return;
+        }
+        if let Some(isl) = self.peer_islands.get(&origin)
+            && (isl.covers(after, upto) || isl.ranges().len() >= FRESH_ISLANDS_MAX)
+        {
+            return;
+        }
+        // Consecutive fresh ranges of an origin travel (and become an island) as one.
+        if let Some(last) = self.fresh.iter_mut().rev().find(|r| r.origin == origin)
+            && last.upto == after
+            && upto - last.after <= FRESH_EVENTS_MAX
+        {
+            last.upto = upto;
+        } else if self.fresh.len() < FRESH_QUEUE_MAX {
+            self.fresh.push_back(SeqRange { origin, after, upto });
+        }
+        self.drive();
+    }
+
+    /// Seqs waiting in the bulk lane (held here, not yet sent).
+    fn unsent_bulk(&self) -> u64 {
+        self.ready.iter().map(|o| self.local.get(o).copied().unwrap_or(0).saturating_sub(self.sent_of(*o))).sum()
+    }
+
+    fn inflight_fresh(&self) -> usize {
+        self.inflight.iter().filter(|f| f.fresh).count()
+    }
+
     /// The driver's answer to a [`FetchRequest`]: the ranges it covered (each `upto` possibly lower
     /// than asked when it hit a limit, `after` unchanged) and the events in them the peer should hold.
     pub fn handle_fetched(&mut self, now_ms: u64, fetch_id: u64, covered: Vec<SeqRange>, events: Vec<Event>) {
@@ -497,6 +607,11 @@ impl Session {
             return;
         };
         if self.state != State::Up {
+            return;
+        }
+        if req.fresh {
+            self.fetched_fresh(now_ms, &req, covered, events);
+            self.drive();
             return;
         }
         let mut ranges = Vec::with_capacity(covered.len());
@@ -525,9 +640,43 @@ impl Session {
             self.stats.batches_sent += 1;
             self.stats.events_sent += batch.events.len() as u64;
             self.transmit.push_back(Frame::Batch(batch.clone()));
-            self.inflight.push_back(InFlight { batch, sent_at_ms: now_ms });
+            self.inflight.push_back(InFlight { batch, sent_at_ms: now_ms, fresh: false });
         }
         self.drive();
+    }
+
+    /// A priority-lane fetch came back: send what it covered, queue the rest again (first).
+    fn fetched_fresh(&mut self, now_ms: u64, req: &FetchRequest, covered: Vec<SeqRange>, events: Vec<Event>) {
+        let mut ranges = Vec::with_capacity(covered.len());
+        for asked in req.ranges.iter().rev() {
+            let got = covered
+                .iter()
+                .find(|r| r.origin == asked.origin && r.after == asked.after && r.upto <= asked.upto && r.upto > r.after);
+            let done_upto = match got {
+                Some(r) => {
+                    ranges.push(*r);
+                    r.upto
+                }
+                None => asked.after,
+            };
+            if done_upto < asked.upto {
+                self.fresh.push_front(SeqRange { origin: asked.origin, after: done_upto, upto: asked.upto });
+            }
+        }
+        if ranges.is_empty() {
+            return;
+        }
+        ranges.sort_by_key(|r| r.origin);
+        let kept: BTreeSet<NodeId> = ranges.iter().map(|r| r.origin).collect();
+        let events: Vec<Event> = events.into_iter().filter(|e| kept.contains(&e.origin)).collect();
+        let batch = Batch { id: self.next_batch_id, ranges, events };
+        self.next_batch_id += 1;
+        self.stats.batches_sent += 1;
+        self.stats.events_sent += batch.events.len() as u64;
+        self.stats.fresh_batches_sent += 1;
+        self.stats.fresh_events_sent += batch.events.len() as u64;
+        self.transmit.push_back(Frame::Fresh(batch.clone()));
+        self.inflight.push_back(InFlight { batch, sent_at_ms: now_ms, fresh: true });
     }
 
     /// Time passed: retransmits, keep-alives, the idle timeout.
@@ -552,7 +701,7 @@ impl Session {
                 for f in self.inflight.iter_mut() {
                     if now_ms >= f.sent_at_ms + rto {
                         f.sent_at_ms = now_ms;
-                        resend.push(Frame::Batch(f.batch.clone()));
+                        resend.push(f.frame());
                     }
                 }
                 self.stats.retransmits += resend.len() as u64;
@@ -593,12 +742,18 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// Asks for the next batch's events when the window allows.
+    /// Asks for the next batch's events when the window allows: fresh ranges first.
     fn drive(&mut self) {
-        if self.state != State::Up || self.fetching.is_some() || self.inflight.len() >= self.cfg.window_batches {
+        if self.state != State::Up || self.fetching.is_some() {
             return;
         }
-        if self.ready.is_empty() {
+        if !self.fresh.is_empty() && self.inflight_fresh() < FRESH_WINDOW {
+            self.drive_fresh();
+            if self.fetching.is_some() {
+                return;
+            }
+        }
+        if self.inflight.len() - self.inflight_fresh() >= self.cfg.window_batches || self.ready.is_empty() {
             return;
         }
         // Round-robin over ready origins, starting after the last one served.
@@ -613,7 +768,22 @@ impl Session {
         order.truncate(BATCH_RANGES_MAX);
         let mut ranges = Vec::with_capacity(order.len());
         for o in order {
-            let r = SeqRange { origin: o, after: self.sent_of(o), upto: self.local.get(&o).copied().unwrap_or(0) };
+            let mut r = SeqRange { origin: o, after: self.sent_of(o), upto: self.local.get(&o).copied().unwrap_or(0) };
+            // Skip what the peer already holds from the priority lane, and stop below the next
+            // island (one range per origin in a batch).
+            if let Some(isl) = self.peer_islands.get(&o) {
+                for &(a, b) in isl.ranges() {
+                    if a <= r.after && r.after < b {
+                        r.after = b;
+                    } else if a > r.after {
+                        r.upto = r.upto.min(a);
+                        break;
+                    }
+                }
+                if r.after > self.sent_of(o) {
+                    self.sent.insert(o, r.after);
+                }
+            }
             if r.upto > r.after {
                 ranges.push(r);
             } else {
@@ -629,7 +799,44 @@ impl Session {
         ranges.sort_by_key(|r| r.origin);
         let total_max = self.cfg.batch_events_max;
         let per_range_max = (total_max / ranges.len()).max(16).min(total_max);
-        let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max };
+        let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max, fresh: false };
+        self.next_fetch_id += 1;
+        self.fetching = Some(req.clone());
+        self.events.push_back(SessionEvent::Fetch(req));
+    }
+
+    /// Asks for the queued fresh ranges: one range per origin, in queue order, within a batch's
+    /// limits. Ranges the bulk lane or an earlier island already carried are dropped.
+    fn drive_fresh(&mut self) {
+        let total_max = self.cfg.batch_events_max;
+        let mut ranges: Vec<SeqRange> = Vec::new();
+        let mut events = 0u64;
+        let mut later = VecDeque::new();
+        while let Some(mut r) = self.fresh.pop_front() {
+            r.after = r.after.max(self.sent_of(r.origin));
+            let held = self.peer_islands.get(&r.origin).is_some_and(|isl| isl.covers(r.after, r.upto));
+            if r.upto <= r.after || held {
+                continue;
+            }
+            let full = ranges.len() >= BATCH_RANGES_MAX || events + (r.upto - r.after) > total_max as u64;
+            if full || ranges.iter().any(|x| x.origin == r.origin) {
+                later.push_back(r);
+                if full {
+                    break;
+                }
+                continue;
+            }
+            events += r.upto - r.after;
+            ranges.push(r);
+        }
+        later.append(&mut self.fresh);
+        self.fresh = later;
+        if ranges.is_empty() {
+            return;
+        }
+        ranges.sort_by_key(|r| r.origin);
+        let per_range_max = FRESH_EVENTS_MAX as usize;
+        let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max, fresh: true };
         self.next_fetch_id += 1;
         self.fetching = Some(req.clone());
         self.events.push_back(SessionEvent::Fetch(req));
@@ -637,7 +844,7 @@ impl Session {
 
     /// Internal consistency, for tests and the simulator to call after every step.
     pub fn check_invariants(&self) {
-        assert!(self.inflight.len() <= self.cfg.window_batches + 1, "window exceeded");
+        assert!(self.inflight.len() <= self.cfg.window_batches + FRESH_WINDOW + 1, "window exceeded");
         if self.state == State::Up {
             for (o, c) in &self.peer_cursor {
                 assert!(self.sent_of(*o) >= *c, "sent below peer cursor for {o}");

@@ -83,6 +83,19 @@ pub enum Frame {
     Goodbye {
         reason: String,
     },
+    /// The priority lane: fresh events sent ahead of a backlog. Its ranges are complete like a
+    /// batch's, but they may lie above the sender's contiguous cursor ("islands"), so the
+    /// receiver must not read them as the sender's cursor. Acked like a batch.
+    Fresh(Batch),
+}
+
+/// Which transport lane a frame travels in. Control frames (and fresh events) go on a stream of
+/// their own with a higher priority, so keep-alives, acks and fresh alerts never queue behind
+/// bulk batches. Frames of different lanes may overtake each other; the session tolerates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Control,
+    Bulk,
 }
 
 impl Frame {
@@ -94,6 +107,14 @@ impl Frame {
             Frame::Ack(_) => "ack",
             Frame::Ping { .. } => "ping",
             Frame::Goodbye { .. } => "goodbye",
+            Frame::Fresh(_) => "fresh",
+        }
+    }
+
+    pub fn lane(&self) -> Lane {
+        match self {
+            Frame::Batch(_) => Lane::Bulk,
+            _ => Lane::Control,
         }
     }
 }
@@ -209,6 +230,11 @@ mod tests {
             Frame::Ack(Ack { id: 1, cursors: vec![(e.origin, 7)] }),
             Frame::Ping { backlog: 3 },
             Frame::Goodbye { reason: "bye".into() },
+            Frame::Fresh(Batch {
+                id: 2,
+                ranges: vec![SeqRange { origin: e.origin, after: 6, upto: 7 }],
+                events: vec![e.clone()],
+            }),
         ];
         for f in frames {
             let bytes = encode_frame(&f).unwrap();

@@ -1,4 +1,6 @@
-//! QUIC + mutual TLS transport: one quinn endpoint per node, one bidirectional stream per link.
+//! QUIC + mutual TLS transport: one quinn endpoint per node; per link one bidirectional control
+//! stream (opened by the dialer, high priority) and one unidirectional bulk stream each way
+//! (opened on first use, low priority), so keep-alives and acks never wait behind bulk data.
 //!
 //! Every connection authenticates both ends with certificates from the federation CA
 //! ([`crate::tls`]). The dialer names the node it expects (`peer.dns_name()` is the TLS server
@@ -44,6 +46,12 @@ const CLOSE_REASON_MAX: usize = 512;
 
 /// Length prefix size.
 const PREFIX: usize = 4;
+
+/// Stream priorities (quinn sends higher first): control frames overtake queued bulk data.
+const CONTROL_PRIORITY: i32 = 1;
+const BULK_PRIORITY: i32 = 0;
+/// Frames read ahead per lane before the reader waits for the link to take them.
+const LANE_QUEUE: usize = 16;
 
 /// The production [`Transport`]: QUIC with mutual TLS on one UDP socket, dialing and accepting.
 pub struct QuicTransport {
@@ -229,17 +237,21 @@ fn peer_node(conn: &quinn::Connection) -> Result<NodeId, TransportError> {
 }
 
 fn link(peer: NodeId, conn: quinn::Connection, send: quinn::SendStream, recv: quinn::RecvStream) -> Connection {
+    // Fails only on a stream already closed, which the first send then reports.
+    let _ = send.set_priority(CONTROL_PRIORITY);
     Connection {
         peer,
-        sender: Box::new(QuicSender { conn, send, interrupted: false }),
-        receiver: Box::new(QuicReceiver { recv, prefix: [0; PREFIX], prefix_got: 0, body: None, done: None }),
+        sender: Box::new(QuicSender { conn: conn.clone(), send: Some(send), interrupted: false }),
+        bulk: Box::new(QuicSender { conn: conn.clone(), send: None, interrupted: false }),
+        receiver: Box::new(LaneReceiver::start(conn, QuicReceiver::new(recv))),
     }
 }
 
-/// Sending half: the connection (for `close`) and the link's stream.
+/// Sending half of one lane: the connection (for `close`) and the lane's stream (the bulk lane's
+/// is opened on its first frame).
 struct QuicSender {
     conn: quinn::Connection,
-    send: quinn::SendStream,
+    send: Option<quinn::SendStream>,
     /// Set while a frame is being written; still set if that `send` future was dropped midway,
     /// in which case the stream holds half a frame and every later send is refused.
     interrupted: bool,
@@ -256,12 +268,20 @@ impl FrameSender for QuicSender {
                     "an earlier send was cancelled midway: the stream is out of sync".into(),
                 ));
             }
+            let send = match &mut self.send {
+                Some(send) => send,
+                None => {
+                    let send = self.conn.open_uni().await.map_err(|e| connection_error(&e))?;
+                    let _ = send.set_priority(BULK_PRIORITY);
+                    self.send.insert(send)
+                }
+            };
             // FRAME_BYTES_MAX < 4 GiB, so the length fits the prefix.
             let prefix = (frame.len() as u32).to_be_bytes();
             self.interrupted = true;
             let result = async {
-                self.send.write_all(&prefix).await?;
-                self.send.write_all(&frame).await
+                send.write_all(&prefix).await?;
+                send.write_all(&frame).await
             }
             .await;
             self.interrupted = false;
@@ -287,6 +307,10 @@ struct QuicReceiver {
 }
 
 impl QuicReceiver {
+    fn new(recv: quinn::RecvStream) -> QuicReceiver {
+        QuicReceiver { recv, prefix: [0; PREFIX], prefix_got: 0, body: None, done: None }
+    }
+
     async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
         if self.body.is_none() {
             while self.prefix_got < PREFIX {
@@ -335,6 +359,95 @@ impl FrameReceiver for QuicReceiver {
             }
             result
         })
+    }
+}
+
+/// Both lanes of a link as one [`FrameReceiver`]: a task per stream reads frames ahead (the bulk
+/// one first waits for the peer to open its stream); `recv` takes control frames first. The link
+/// ends with the control stream; the bulk stream ending on its own is not an end.
+struct LaneReceiver {
+    control: mpsc::Receiver<Result<Option<Vec<u8>>, TransportError>>,
+    bulk: mpsc::Receiver<Result<Vec<u8>, TransportError>>,
+    bulk_open: bool,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+    done: Option<Result<(), TransportError>>,
+}
+
+impl LaneReceiver {
+    fn start(conn: quinn::Connection, mut control: QuicReceiver) -> LaneReceiver {
+        let (ctx, crx) = mpsc::channel(LANE_QUEUE);
+        let (btx, brx) = mpsc::channel(LANE_QUEUE);
+        let control_task = tokio::spawn(async move {
+            loop {
+                let next = control.recv().await;
+                let more = matches!(next, Ok(Some(_)));
+                if ctx.send(next).await.is_err() || !more {
+                    break;
+                }
+            }
+        });
+        let bulk_task = tokio::spawn(async move {
+            let mut bulk = match conn.accept_uni().await {
+                Ok(recv) => QuicReceiver::new(recv),
+                Err(e) => {
+                    let _ = btx.send(Err(connection_error(&e))).await;
+                    return;
+                }
+            };
+            loop {
+                let item = match bulk.recv().await {
+                    Ok(Some(frame)) => Ok(frame),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                if btx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        LaneReceiver { control: crx, bulk: brx, bulk_open: true, tasks: [control_task, bulk_task], done: None }
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        loop {
+            tokio::select! {
+                biased;
+                c = self.control.recv() => return c.unwrap_or(Ok(None)),
+                b = self.bulk.recv(), if self.bulk_open => match b {
+                    Some(Ok(frame)) => return Ok(Some(frame)),
+                    Some(Err(e)) => return Err(e),
+                    None => self.bulk_open = false,
+                },
+            }
+        }
+    }
+}
+
+impl FrameReceiver for LaneReceiver {
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
+        Box::pin(async move {
+            match &self.done {
+                Some(Ok(())) => return Ok(None),
+                Some(Err(e)) => return Err(e.clone()),
+                None => {}
+            }
+            let result = self.next().await;
+            match &result {
+                Ok(Some(_)) => {}
+                Ok(None) => self.done = Some(Ok(())),
+                Err(e) => self.done = Some(Err(e.clone())),
+            }
+            result
+        })
+    }
+}
+
+impl Drop for LaneReceiver {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
