@@ -37,6 +37,12 @@ pub struct BenchArgs {
     /// killed in the middle of a 64,000-alert burst.
     #[arg(long)]
     pub outage: bool,
+    /// Also measure the priority lane: fresh alerts while a backlog of --backlog-events drains
+    /// (on its own federation, lane on and off).
+    #[arg(long)]
+    pub backlog: bool,
+    #[arg(long, default_value_t = 50_000)]
+    pub backlog_events: usize,
 }
 
 /// How long the throughput phase waits for the province to hold everything.
@@ -78,6 +84,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs(120));
     }
     cluster.stop_all();
+    if result.is_ok() && args.backlog {
+        result = crate::bench_backlog::bench(&binary, args.backlog_events, args.keep);
+    }
     result
 }
 

@@ -100,8 +100,13 @@ impl Cluster {
     /// Makes node `id` bind its QUIC endpoint at `addr` while peers keep dialing the topology's
     /// address (for putting a relay in front of it). Takes effect at its next start.
     pub fn set_quic_bind(&mut self, id: NodeId, addr: SocketAddr) -> anyhow::Result<()> {
+        self.edit_config(id, |cfg| cfg.quic_bind = Some(addr))
+    }
+
+    /// Changes node `id`'s configuration file; takes effect at its next start.
+    pub fn edit_config(&mut self, id: NodeId, edit: impl FnOnce(&mut NodeConfig)) -> anyhow::Result<()> {
         let mut cfg = NodeConfig::load(&self.config_path(id))?;
-        cfg.quic_bind = Some(addr);
+        edit(&mut cfg);
         std::fs::write(self.config_path(id), toml::to_string(&cfg)?)?;
         Ok(())
     }

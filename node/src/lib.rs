@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_backlog;
 pub mod bench_outage;
 pub mod cli;
 pub mod clock;

@@ -42,6 +42,13 @@ pub struct NodeConfig {
     /// Fail over to the next ancestor after this long without hearing from the parent (ms).
     #[serde(default = "default_failover_after_ms")]
     pub failover_after_ms: u64,
+    /// Send fresh events ahead of a backlog on the priority lane (off only to measure it).
+    #[serde(default = "default_true")]
+    pub priority_lane: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_failover_after_ms() -> u64 {
@@ -67,6 +74,7 @@ impl NodeConfig {
             idle_timeout_ms: default_idle_timeout_ms(),
             failover_after_ms: default_failover_after_ms(),
             quic_bind: None,
+            priority_lane: true,
         }
     }
 
@@ -89,6 +97,7 @@ impl NodeConfig {
         SessionConfig {
             keepalive_ms: self.keepalive_ms,
             idle_timeout_ms: self.idle_timeout_ms,
+            priority_lane: self.priority_lane,
             ..SessionConfig::default()
         }
     }
