@@ -112,7 +112,8 @@ pub fn run(cluster: &mut Cluster, county: NodeId, backlog: usize, every: Duratio
             let mut out = Vec::new();
             let mut i = 0usize;
             while !stop.load(Ordering::SeqCst) {
-                let req = RaiseAlert { camera: format!("live-{i}"), alert_type: "SMOKING".into(), ..RaiseAlert::default() };
+                let req =
+                    RaiseAlert { camera: format!("live-{i}"), alert_type: "SMOKING".into(), ..RaiseAlert::default() };
                 let a = client.raise_alert(&req)?;
                 out.push((a.id, a.received_at_us));
                 i += 1;
@@ -127,9 +128,11 @@ pub fn run(cluster: &mut Cluster, county: NodeId, backlog: usize, every: Duratio
         up_at_us = unix_us();
         Ok(uplink_state(cluster, county)?.0 == LinkState::Up)
     })?;
-    wait_until(Duration::from_secs(300), "the county's backlog to drain", || {
-        Ok(uplink_state(cluster, county)?.1 == 0)
-    })?;
+    wait_until(
+        Duration::from_secs(300),
+        "the county's backlog to drain",
+        || Ok(uplink_state(cluster, county)?.1 == 0),
+    )?;
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
     let fresh = trickle.join().map_err(|_| anyhow::anyhow!("trickle thread panicked"))??;

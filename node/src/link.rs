@@ -21,7 +21,9 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::storage::Storage;
-use crate::store::{OLDEST_SCAN_ORIGINS_MAX, Progress, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch};
+use crate::store::{
+    OLDEST_SCAN_ORIGINS_MAX, PriorityInbox, Progress, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch,
+};
 use crate::transport::{Connection, FrameSender, TransportError};
 
 /// A link's state as an admin sees it.
@@ -108,6 +110,7 @@ pub struct LinkArgs {
     pub conn: Connection,
     pub role: Role,
     pub store: ActorRef<StoreMsg>,
+    pub store_priority: PriorityInbox,
     pub storage: Arc<dyn Storage>,
     pub clock: Arc<dyn Clock>,
     pub cfg: SessionConfig,
@@ -143,6 +146,7 @@ pub struct LinkRun {
     peer: NodeId,
     session: Session,
     store: ActorRef<StoreMsg>,
+    store_priority: PriorityInbox,
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
     link_id: u64,
@@ -217,10 +221,14 @@ impl LinkRun {
                             .map_err(|e| format!("cannot read events to send: {e}"))?;
                         self.session.handle_fetched(now, req.id, covered, events);
                     }
-                    SessionEvent::Persist { batch_id, ranges, events } => {
+                    SessionEvent::Persist { batch_id, ranges, events, fresh } => {
                         let (tx, rx) = oneshot();
                         let msg = StoreMsg::Apply { ranges, events, reply: RpcReplyPort::from(tx) };
-                        self.store.cast(msg).map_err(|_| "store actor is gone".to_string())?;
+                        if fresh {
+                            self.store_priority.send(&self.store, msg)?;
+                        } else {
+                            self.store.cast(msg).map_err(|_| "store actor is gone".to_string())?;
+                        }
                         let me = myself.clone();
                         tokio::spawn(async move {
                             let result = rx.await.unwrap_or_else(|_| Err("store dropped the batch".into()));
@@ -355,6 +363,7 @@ impl Actor for LinkActor {
             peer,
             session,
             store: args.store,
+            store_priority: args.store_priority,
             storage: args.storage,
             clock: args.clock,
             link_id: args.link_id,

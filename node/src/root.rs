@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::link::{LinkActor, LinkArgs, LinkMsg, LinkState, LinkStatus, SharedStatus, lock_status};
 use crate::listener::{ListenerActor, ListenerArgs, ListenerMsg};
 use crate::storage::Storage;
-use crate::store::{StoreActor, StoreArgs, StoreMsg, StoreStats};
+use crate::store::{PriorityInbox, StoreActor, StoreArgs, StoreMsg, StoreStats};
 use crate::transport::{Connection, Transport, TransportError};
 
 /// How long a dial may take before the parent counts as unreachable.
@@ -107,6 +107,7 @@ struct Uplink {
 pub struct NodeRun {
     args: NodeArgs,
     store: ActorRef<StoreMsg>,
+    store_priority: PriorityInbox,
     links: BTreeMap<NodeId, LinkEntry>,
     next_link_id: u64,
     listener: ActorRef<ListenerMsg>,
@@ -183,6 +184,7 @@ impl NodeRun {
             conn,
             role,
             store: self.store.clone(),
+            store_priority: self.store_priority.clone(),
             storage: self.args.storage.clone(),
             clock: self.args.clock.clone(),
             cfg: self.args.session,
@@ -368,10 +370,16 @@ impl Actor for NodeActor {
     type Arguments = NodeArgs;
 
     async fn pre_start(&self, myself: ActorRef<NodeMsg>, args: NodeArgs) -> Result<NodeRun, ActorProcessingErr> {
+        let store_priority = PriorityInbox::default();
         let (store, _) = Actor::spawn_linked(
             None,
             StoreActor,
-            StoreArgs { me: args.me, storage: args.storage.clone(), clock: args.clock.clone() },
+            StoreArgs {
+                me: args.me,
+                storage: args.storage.clone(),
+                clock: args.clock.clone(),
+                priority: store_priority.clone(),
+            },
             myself.get_cell(),
         )
         .await?;
@@ -394,6 +402,7 @@ impl Actor for NodeActor {
         let mut run = NodeRun {
             args,
             store,
+            store_priority,
             links: BTreeMap::new(),
             next_link_id: 1,
             listener,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use protocol::apply::{apply_batch, fill_fetch};
 use protocol::holds::{check_event, relevant_origin, sends_origin};
-use protocol::wire::{decode, encode};
 use protocol::session::{FRESH_AGE_MS, FRESH_EVENTS_MAX};
+use protocol::wire::{decode, encode};
 use protocol::{Body, Cursors, Event, EventKind, FetchRequest, HlcClock, SeqRange, SeqRanges};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -291,6 +291,8 @@ pub enum StoreMsg {
         own_seq: u64,
     },
     FlushDone(Result<(), StorageError>),
+    /// Something waits in the [`PriorityInbox`].
+    Wake,
 }
 
 enum Waiter {
@@ -317,6 +319,7 @@ pub struct StoreState {
     /// When the flush in progress began (for the stats).
     flush_started: Option<tokio::time::Instant>,
     subscribers: BTreeMap<u64, Subscriber>,
+    priority: PriorityInbox,
     /// `Some` while restoring: `Some(None)` until an ancestor said how far it holds this node's
     /// own events, then `Some(Some(seq))` until the store holds them all.
     restore_target: Option<Option<u64>>,
@@ -327,6 +330,24 @@ pub struct StoreArgs {
     pub me: NodeId,
     pub storage: Arc<dyn Storage>,
     pub clock: Arc<dyn Clock>,
+    pub priority: PriorityInbox,
+}
+
+/// Messages the store handles ahead of its mailbox: a link puts a priority-lane batch here and
+/// casts [`StoreMsg::Wake`], so the fresh batch is applied before bulk batches queued earlier.
+#[derive(Clone, Default)]
+pub struct PriorityInbox(Arc<std::sync::Mutex<std::collections::VecDeque<StoreMsg>>>);
+
+impl PriorityInbox {
+    /// Queues `msg` ahead of the mailbox and wakes the store.
+    pub fn send(&self, store: &ActorRef<StoreMsg>, msg: StoreMsg) -> Result<(), String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push_back(msg);
+        store.cast(StoreMsg::Wake).map_err(|_| "store actor is gone".to_string())
+    }
+
+    fn take(&self) -> Option<StoreMsg> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
 }
 
 pub struct StoreActor;
@@ -586,6 +607,7 @@ impl Actor for StoreActor {
             flushing: false,
             flush_started: None,
             subscribers: BTreeMap::new(),
+            priority: args.priority,
             restore_target: if restoring { Some(None) } else { None },
             stats,
         })
@@ -597,7 +619,22 @@ impl Actor for StoreActor {
         msg: StoreMsg,
         st: &mut StoreState,
     ) -> Result<(), ActorProcessingErr> {
+        while let Some(first) = st.priority.take() {
+            self.handle_one(&myself, first, st)?;
+        }
+        self.handle_one(&myself, msg, st)
+    }
+}
+
+impl StoreActor {
+    fn handle_one(
+        &self,
+        myself: &ActorRef<StoreMsg>,
+        msg: StoreMsg,
+        st: &mut StoreState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
+            StoreMsg::Wake => {}
             StoreMsg::Append { items, reply } => match st.append(items) {
                 Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
                 Err(e) => {
@@ -690,10 +727,10 @@ impl Actor for StoreActor {
                     }
                 }
                 st.publish(&own, &fresh);
-                st.start_flush(&myself);
+                st.start_flush(myself);
             }
         }
-        st.start_flush(&myself);
+        st.start_flush(myself);
         Ok(())
     }
 }

@@ -273,6 +273,7 @@ impl fmt::Display for CaseStatus {
 /// What became of one step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepOutcome {
+    /// Applied to the state.
     Applied,
     /// Recorded but not applied, with the reason (a [`Refusal`]'s message).
     Refused(String),
@@ -368,6 +369,11 @@ impl CaseInput {
     pub fn by(&self) -> NodeId {
         self.id.origin
     }
+
+    /// The fold order, as [`crate::event::Event::order_key`]: HLC, then origin, then seq.
+    pub fn order_key(&self) -> (Hlc, NodeId, u64) {
+        (self.hlc, self.id.origin, self.id.seq)
+    }
 }
 
 /// Why a case step is refused.
@@ -445,6 +451,11 @@ pub fn check_case_event(id: EventId, scope: NodeId, event: &CaseEvent) -> Result
     authorize(id.origin, scope, &event.action)
 }
 
+/// `Ok` if `ok`, else the refusal `err` makes.
+fn ensure(ok: bool, err: impl FnOnce() -> Refusal) -> Result<(), Refusal> {
+    if ok { Ok(()) } else { Err(err()) }
+}
+
 fn non_blank(text: &str, what: &'static str) -> Result<(), Refusal> {
     if text.trim().is_empty() { Err(Refusal::Empty { what }) } else { Ok(()) }
 }
@@ -511,9 +522,7 @@ impl CaseState {
         match &input.action {
             CaseAction::Open { .. } => return Err(Refusal::AlreadyOpened),
             CaseAction::IssueNotice { deadline_ms, text } => {
-                if status != S::Open {
-                    return Err(wrong());
-                }
+                ensure(status == S::Open, wrong)?;
                 non_blank(text, "notice text")?;
                 if *deadline_ms <= at {
                     return Err(Refusal::DeadlineNotAfter { deadline_ms: *deadline_ms, at_ms: at });
@@ -524,12 +533,8 @@ impl CaseState {
                 self.first_deadline_ms = Some(*deadline_ms);
             }
             CaseAction::NoticeDelivery { refused } => {
-                if self.notice_at_ms.is_none() || status.is_terminal() {
-                    return Err(wrong());
-                }
-                if self.notice_delivered || self.notice_refused {
-                    return Err(Refusal::DeliveryRecorded);
-                }
+                ensure(self.notice_at_ms.is_some() && !status.is_terminal(), wrong)?;
+                ensure(!self.notice_delivered && !self.notice_refused, || Refusal::DeliveryRecorded)?;
                 if *refused {
                     self.notice_refused = true;
                 } else {
@@ -537,16 +542,12 @@ impl CaseState {
                 }
             }
             CaseAction::Acknowledge => {
-                if status != S::NoticeIssued {
-                    return Err(wrong());
-                }
+                ensure(status == S::NoticeIssued, wrong)?;
                 self.status = S::Rectifying;
                 self.notice_delivered = true;
             }
             CaseAction::Submit { evidence, .. } => {
-                if !matches!(status, S::NoticeIssued | S::Rectifying) {
-                    return Err(wrong());
-                }
+                ensure(matches!(status, S::NoticeIssued | S::Rectifying), wrong)?;
                 if evidence.iter().all(|e| e.trim().is_empty()) {
                     return Err(Refusal::Empty { what: "evidence" });
                 }
@@ -556,9 +557,7 @@ impl CaseState {
                 self.evidence = evidence.clone();
             }
             CaseAction::Review { passed, new_deadline_ms, .. } => {
-                if status != S::Submitted {
-                    return Err(wrong());
-                }
+                ensure(status == S::Submitted, wrong)?;
                 if *passed {
                     self.status = S::Reviewed;
                 } else {
@@ -580,25 +579,17 @@ impl CaseState {
                 }
             }
             CaseAction::Close { .. } => {
-                if status != S::Reviewed {
-                    return Err(wrong());
-                }
+                ensure(status == S::Reviewed, wrong)?;
                 self.finish(S::Closed, at);
             }
             CaseAction::Cancel { reason } => {
-                if !matches!(status, S::Open | S::NoticeIssued) {
-                    return Err(wrong());
-                }
+                ensure(matches!(status, S::Open | S::NoticeIssued), wrong)?;
                 non_blank(reason, "cancel reason")?;
                 self.finish(S::Cancelled, at);
             }
             CaseAction::MarkOverdue => {
-                if !matches!(status, S::NoticeIssued | S::Rectifying) {
-                    return Err(wrong());
-                }
-                if self.overdue {
-                    return Err(Refusal::AlreadyOverdue);
-                }
+                ensure(matches!(status, S::NoticeIssued | S::Rectifying), wrong)?;
+                ensure(!self.overdue, || Refusal::AlreadyOverdue)?;
                 let deadline = self.deadline_ms.ok_or_else(wrong)?;
                 if at <= deadline {
                     return Err(Refusal::NotPastDeadline { deadline_ms: deadline, at_ms: at });
@@ -607,9 +598,7 @@ impl CaseState {
                 self.overdue_marks = self.overdue_marks.saturating_add(1);
             }
             CaseAction::Escalate { to } => {
-                if status.is_terminal() || status == S::Reviewed {
-                    return Err(wrong());
-                }
+                ensure(!status.is_terminal() && status != S::Reviewed, wrong)?;
                 // At or below the current level (and on the school's path): a duplicate.
                 if to.tier() != Tier::School
                     && self.supervisor.is_ancestor_or_self_of(*to)
@@ -624,9 +613,7 @@ impl CaseState {
                 if !by.is_ancestor_or_self_of(self.supervisor) {
                     return Err(Refusal::BelowSupervisor { by, supervisor: self.supervisor });
                 }
-                if !self.overdue && self.rejected < ESCALATE_AFTER_REJECTIONS {
-                    return Err(Refusal::NotEligible);
-                }
+                ensure(self.overdue || self.rejected >= ESCALATE_AFTER_REJECTIONS, || Refusal::NotEligible)?;
                 self.supervisor = *to;
             }
         }
@@ -649,14 +636,8 @@ fn step(input: &CaseInput, outcome: StepOutcome) -> Step {
 fn fold_order<'a>(inputs: impl Iterator<Item = &'a CaseInput>) -> Vec<&'a CaseInput> {
     let mut sorted: Vec<&CaseInput> = inputs.collect();
     sorted.sort_by(|a, b| {
-        (a.hlc, a.id.origin, a.id.seq, a.scope, a.case, &a.action).cmp(&(
-            b.hlc,
-            b.id.origin,
-            b.id.seq,
-            b.scope,
-            b.case,
-            &b.action,
-        ))
+        let content = |i: &'a CaseInput| (i.scope, i.case, &i.action);
+        a.order_key().cmp(&b.order_key()).then_with(|| content(a).cmp(&content(b)))
     });
     let mut seen = BTreeSet::new();
     sorted.retain(|i| seen.insert(i.id));

@@ -111,7 +111,8 @@ pub enum SessionEvent {
     Fetch(FetchRequest),
     /// Persist (and flush) this received batch, then call [`Session::handle_persisted`]. `ranges`
     /// and `events` were checked: every event is one `me` may hold from this peer.
-    Persist { batch_id: u64, ranges: Vec<SeqRange>, events: Vec<Event> },
+    /// `fresh`: it came on the priority lane (persist it ahead of queued bulk batches).
+    Persist { batch_id: u64, ranges: Vec<SeqRange>, events: Vec<Event>, fresh: bool },
     /// An event in a received batch broke an authority rule; it was dropped, counted, and the
     /// rest of the batch goes on.
     Rejected { event: crate::event::EventId, violation: Violation },
@@ -526,7 +527,7 @@ impl Session {
             }
         }
         if self.persisting.insert(batch.id) {
-            self.events.push_back(SessionEvent::Persist { batch_id: batch.id, ranges: batch.ranges, events });
+            self.events.push_back(SessionEvent::Persist { batch_id: batch.id, ranges: batch.ranges, events, fresh });
         }
         Ok(())
     }
@@ -649,9 +650,9 @@ impl Session {
     fn fetched_fresh(&mut self, now_ms: u64, req: &FetchRequest, covered: Vec<SeqRange>, events: Vec<Event>) {
         let mut ranges = Vec::with_capacity(covered.len());
         for asked in req.ranges.iter().rev() {
-            let got = covered
-                .iter()
-                .find(|r| r.origin == asked.origin && r.after == asked.after && r.upto <= asked.upto && r.upto > r.after);
+            let got = covered.iter().find(|r| {
+                r.origin == asked.origin && r.after == asked.after && r.upto <= asked.upto && r.upto > r.after
+            });
             let done_upto = match got {
                 Some(r) => {
                     ranges.push(*r);

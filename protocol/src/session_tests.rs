@@ -180,7 +180,7 @@ impl Pair {
                 .unwrap();
                 side.session.handle_fetched(now, req.id, covered, events);
             }
-            SessionEvent::Persist { batch_id, ranges, events } => {
+            SessionEvent::Persist { batch_id, ranges, events, .. } => {
                 let (fresh, changed) = apply_batch(&mut side.store.cursors, &ranges, &events);
                 for e in fresh {
                     *side.store.applied.entry((e.origin, e.seq)).or_default() += 1;
@@ -458,7 +458,8 @@ fn a_fresh_event_overtakes_a_backlog() {
         all.push(child.append(school, alert()));
     }
     for lane in [true, false] {
-        let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, priority_lane: lane, ..SessionConfig::default() };
+        let cfg =
+            SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, priority_lane: lane, ..SessionConfig::default() };
         let store = Store {
             me: Some(school),
             cursors: child.cursors.clone(),
