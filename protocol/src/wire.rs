@@ -244,6 +244,23 @@ mod tests {
     }
 
     #[test]
+    fn only_batches_travel_in_the_bulk_lane() {
+        let e = sample_event();
+        let batch = Batch { id: 1, ranges: vec![], events: vec![e.clone()] };
+        assert_eq!(Frame::Batch(batch.clone()).lane(), Lane::Bulk);
+        for f in [
+            Frame::Hello(Hello { version: PROTOCOL_VERSION, node: e.origin, cursors: vec![] }),
+            Frame::HelloAck(Hello { version: PROTOCOL_VERSION, node: e.origin, cursors: vec![] }),
+            Frame::Ack(Ack { id: 1, cursors: vec![] }),
+            Frame::Ping { backlog: 0 },
+            Frame::Goodbye { reason: String::new() },
+            Frame::Fresh(batch),
+        ] {
+            assert_eq!(f.lane(), Lane::Control, "{}", f.name());
+        }
+    }
+
+    #[test]
     fn trailing_bytes_are_refused() {
         let mut bytes = encode_frame(&Frame::Ping { backlog: 1 }).unwrap();
         bytes.push(0);

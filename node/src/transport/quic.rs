@@ -752,6 +752,42 @@ mod tests {
         assert_eq!(got, vec![b"first".to_vec(), vec![9; max], b"last".to_vec()]);
     }
 
+    /// A control frame sent while megabytes of bulk frames are still queued arrives long before
+    /// the bulk lane drains: keep-alives and acks never wait behind bulk data.
+    #[tokio::test]
+    async fn control_frames_overtake_queued_bulk_frames() {
+        let dir = pki(&[county(), school()]);
+        let server = bind(&creds(dir.path(), county()));
+        let client = bind(&creds(dir.path(), school()));
+        let (at_school, mut at_county) = connect(&client, &server, county(), b"hello").await;
+        assert_eq!(soon(at_county.receiver.recv()).await.unwrap().as_deref(), Some(&b"hello"[..]));
+        let Connection { sender: mut control, bulk: mut bulk, receiver: _keep, .. } = at_school;
+        const BULK_FRAMES: usize = 64;
+        let writer = tokio::spawn(async move {
+            for i in 0..BULK_FRAMES {
+                bulk.send(vec![i as u8; 512 * 1024]).await.unwrap();
+            }
+            bulk
+        });
+        // Once bulk data flows, send one control frame; count the bulk frames that beat it.
+        let first = soon(at_county.receiver.recv()).await.unwrap().unwrap();
+        assert_eq!(first.len(), 512 * 1024);
+        soon(control.send(b"ping".to_vec())).await.unwrap();
+        let mut bulk_before = 1;
+        loop {
+            let frame = soon(at_county.receiver.recv()).await.unwrap().unwrap();
+            if frame == b"ping" {
+                break;
+            }
+            bulk_before += 1;
+        }
+        assert!(bulk_before < BULK_FRAMES / 2, "the control frame waited behind {bulk_before} bulk frames");
+        for _ in bulk_before..BULK_FRAMES {
+            assert_eq!(soon(at_county.receiver.recv()).await.unwrap().map(|f| f.len()), Some(512 * 1024));
+        }
+        let _bulk = writer.await.unwrap();
+    }
+
     #[tokio::test]
     async fn recv_is_cancel_safe() {
         let dir = pki(&[county(), school()]);
