@@ -761,7 +761,7 @@ mod tests {
         let client = bind(&creds(dir.path(), school()));
         let (at_school, mut at_county) = connect(&client, &server, county(), b"hello").await;
         assert_eq!(soon(at_county.receiver.recv()).await.unwrap().as_deref(), Some(&b"hello"[..]));
-        let Connection { sender: mut control, bulk: mut bulk, receiver: _keep, .. } = at_school;
+        let Connection { sender: mut control, mut bulk, receiver: _keep, .. } = at_school;
         const BULK_FRAMES: usize = 64;
         let writer = tokio::spawn(async move {
             for i in 0..BULK_FRAMES {
