@@ -162,6 +162,15 @@ impl EventView {
         let summary = match &s.event.body {
             Body::Alert(a) => format!("{} {} camera {}", a.alert_type.code(), a.alert_type.zh(), a.camera),
             Body::Directive(d) => d.title.clone(),
+            Body::Case(c) => format!("case {} {}", c.case, c.action.kind()),
+            Body::AlertUpdate(u) => {
+                let what = match &u.action {
+                    protocol::alert::AlertAction::Confirm { .. } => "confirmed",
+                    protocol::alert::AlertAction::Dismiss { .. } => "dismissed",
+                    protocol::alert::AlertAction::Repeat { .. } => "repeated",
+                };
+                format!("alert {} {what}", u.alert)
+            }
         };
         EventView {
             id: s.event.id().to_string(),

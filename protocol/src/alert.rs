@@ -295,3 +295,127 @@ mod tests {
         assert_eq!(AlertType::NoMask.default_severity(Zone::SpecialRoom), Severity::Serious);
     }
 }
+
+/// Longest note or reason on an alert update (bytes).
+pub const ALERT_NOTE_BYTES_MAX: usize = 1024;
+
+/// A verdict on an alert, or another detection merged into it. Scoped to the alert's school.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertUpdate {
+    pub alert: crate::event::EventId,
+    pub action: AlertAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertAction {
+    /// Checked by a person at the school or a supervisor: a real problem. `case` names the case it
+    /// opened or joined, if any.
+    Confirm { note: String, case: Option<crate::case::CaseId> },
+    /// A false positive (误报), with the reason.
+    Dismiss { reason: String },
+    /// The same camera saw the same thing again within the merge window (written by the school).
+    Repeat { detected_at_ms: u64 },
+}
+
+impl AlertUpdate {
+    pub fn validate(&self) -> Result<(), AlertError> {
+        let (field, text) = match &self.action {
+            AlertAction::Confirm { note, .. } => ("note", note),
+            AlertAction::Dismiss { reason } => {
+                if reason.trim().is_empty() {
+                    return Err(AlertError::Empty { field: "dismissal reason" });
+                }
+                ("reason", reason)
+            }
+            AlertAction::Repeat { .. } => return Ok(()),
+        };
+        if text.len() > ALERT_NOTE_BYTES_MAX {
+            return Err(AlertError::TooLong { field, len: text.len() });
+        }
+        Ok(())
+    }
+}
+
+/// Where an alert stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertStatus {
+    New,
+    Confirmed,
+    Dismissed,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::New => "new",
+            AlertStatus::Confirmed => "confirmed",
+            AlertStatus::Dismissed => "dismissed",
+        }
+    }
+}
+
+/// An alert's state: the fold of its updates in event order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertState {
+    pub status: AlertStatus,
+    /// Detections merged into the alert, itself included.
+    pub detections: u32,
+    pub last_detected_ms: u64,
+    /// Who gave the verdict, and its note or reason.
+    pub decided_by: Option<topology::NodeId>,
+    pub verdict_text: String,
+    pub case: Option<crate::case::CaseId>,
+    /// Later verdicts that contradicted the first (concurrent decisions): kept out, counted.
+    pub conflicting_verdicts: u32,
+}
+
+/// Folds an alert's updates, given as `(writer, action)` **sorted by event order** (HLC, origin,
+/// seq) and without duplicates: the first verdict stands; a later confirmation may attach the case
+/// the alert joined; a contradicting later verdict is counted, not applied.
+pub fn fold_alert<'a>(
+    detected_at_ms: u64,
+    updates: impl IntoIterator<Item = (topology::NodeId, &'a AlertAction)>,
+) -> AlertState {
+    let mut st = AlertState {
+        status: AlertStatus::New,
+        detections: 1,
+        last_detected_ms: detected_at_ms,
+        decided_by: None,
+        verdict_text: String::new(),
+        case: None,
+        conflicting_verdicts: 0,
+    };
+    for (by, action) in updates {
+        match action {
+            AlertAction::Repeat { detected_at_ms } => {
+                st.detections = st.detections.saturating_add(1);
+                st.last_detected_ms = st.last_detected_ms.max(*detected_at_ms);
+            }
+            AlertAction::Confirm { note, case } => match st.status {
+                AlertStatus::New => {
+                    st.status = AlertStatus::Confirmed;
+                    st.decided_by = Some(by);
+                    st.verdict_text = note.clone();
+                    st.case = *case;
+                }
+                AlertStatus::Confirmed => {
+                    if st.case.is_none() {
+                        st.case = *case;
+                    }
+                }
+                AlertStatus::Dismissed => st.conflicting_verdicts += 1,
+            },
+            AlertAction::Dismiss { reason } => match st.status {
+                AlertStatus::New => {
+                    st.status = AlertStatus::Dismissed;
+                    st.decided_by = Some(by);
+                    st.verdict_text = reason.clone();
+                }
+                AlertStatus::Dismissed => {}
+                AlertStatus::Confirmed => st.conflicting_verdicts += 1,
+            },
+        }
+    }
+    st
+}

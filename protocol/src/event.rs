@@ -8,7 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
-use crate::alert::AlertRaised;
+use crate::alert::{AlertRaised, AlertUpdate};
+use crate::case::CaseEvent;
 
 /// Identity of one event: the node that wrote it and its position in that node's sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,6 +79,8 @@ impl HlcClock {
 pub enum EventKind {
     Alert,
     Directive,
+    Case,
+    AlertUpdate,
 }
 
 impl EventKind {
@@ -85,7 +88,17 @@ impl EventKind {
         match self {
             EventKind::Alert => "alert",
             EventKind::Directive => "directive",
+            EventKind::Case => "case",
+            EventKind::AlertUpdate => "alert-update",
         }
+    }
+
+    /// Every kind, in discriminant order.
+    pub const ALL: [EventKind; 4] = [EventKind::Alert, EventKind::Directive, EventKind::Case, EventKind::AlertUpdate];
+
+    /// One byte naming the kind in storage indexes.
+    pub fn code(self) -> u8 {
+        self as u8
     }
 }
 
@@ -97,6 +110,10 @@ pub enum Body {
     /// A notice, directive or bulletin from a supervisor to the unit named by the event's scope
     /// (a school, a county-wide directive, a province-wide bulletin).
     Directive(Directive),
+    /// One step of a case's lifecycle (scope: the case's school).
+    Case(CaseEvent),
+    /// An alert confirmed, dismissed or repeated (scope: the alert's school).
+    AlertUpdate(AlertUpdate),
 }
 
 /// A supervisor's message down the tree; who receives it follows from the event's scope alone.
@@ -111,6 +128,8 @@ impl Body {
         match self {
             Body::Alert(_) => EventKind::Alert,
             Body::Directive(_) => EventKind::Directive,
+            Body::Case(_) => EventKind::Case,
+            Body::AlertUpdate(_) => EventKind::AlertUpdate,
         }
     }
 }

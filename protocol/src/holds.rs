@@ -7,6 +7,8 @@
 
 use topology::{NodeId, Tier};
 
+use crate::alert::AlertAction;
+use crate::case::check_case_event;
 use crate::event::{Body, Event};
 
 /// THE holds rule: `node` holds events scoped to `scope` iff `node` is an ancestor of (or is)
@@ -82,6 +84,8 @@ pub enum Violation {
     ZeroSeq { origin: NodeId, seq: u64 },
     #[error("invalid body: {0}")]
     Body(String),
+    #[error("case step refused: {0}")]
+    Case(#[from] crate::case::Refusal),
 }
 
 /// Checks the rules an event must satisfy wherever it is: the origin's authority over the scope and
@@ -124,6 +128,29 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
                     "directive title must be 1..={DIRECTIVE_TITLE_BYTES_MAX} bytes and text at most {DIRECTIVE_TEXT_BYTES_MAX}"
                 )));
             }
+        }
+        Body::Case(case) => check_case_event(event.id(), event.scope, case)?,
+        Body::AlertUpdate(update) => {
+            // About an alert of the scope's school, by that school (repeats, and its own verdict)
+            // or a supervisor of it.
+            let school = update.alert.origin;
+            if event.scope != school || school.tier() != Tier::School {
+                return Err(Violation::KindAuthority {
+                    kind: "alert update",
+                    rule: "an alert update is scoped to the alert's school",
+                    origin: event.origin,
+                    scope: event.scope,
+                });
+            }
+            if matches!(update.action, AlertAction::Repeat { .. }) && event.origin != school {
+                return Err(Violation::KindAuthority {
+                    kind: "alert repeat",
+                    rule: "only the school merges repeats into its alert",
+                    origin: event.origin,
+                    scope: event.scope,
+                });
+            }
+            update.validate().map_err(|e| Violation::Body(e.to_string()))?;
         }
     }
     Ok(())
