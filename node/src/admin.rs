@@ -27,6 +27,13 @@ pub struct AdminState {
     pub me: NodeId,
     pub node: ActorRef<NodeMsg>,
     pub store: ActorRef<StoreMsg>,
+    /// Read-only access for point reads (the store actor stays the only writer).
+    pub storage: std::sync::Arc<dyn crate::storage::Storage>,
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// `POST /api/clock/advance` allowed (tests only).
+    pub clock_control: bool,
+    /// Wakes the case scheduler (after the clock moved).
+    pub scan_now: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -171,6 +178,7 @@ impl EventView {
                 };
                 format!("alert {} {what}", u.alert)
             }
+            Body::Registry(r) => crate::registry::summary(r),
         };
         EventView {
             id: s.event.id().to_string(),
@@ -315,6 +323,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/directives", post(send_directive))
         .route("/api/events", get(list_events))
         .route("/api/cursors", get(cursors))
+        .merge(crate::cases::routes())
+        .merge(crate::registry::routes())
         .with_state(state)
 }
 

@@ -46,6 +46,9 @@ pub enum Cmd {
     /// Send notices, directives and bulletins down the tree.
     #[command(subcommand)]
     Directive(DirectiveCmd),
+    /// Cases: open, notice, ack, submit, review, close, cancel, escalate, list, show.
+    #[command(subcommand)]
+    Case(crate::cli_cases::CaseCmd),
     /// Measure throughput and latency on a real 71-process federation (prints numbers).
     Bench(crate::bench::BenchArgs),
 }
@@ -199,6 +202,30 @@ pub enum AlertCmd {
         /// Detector confidence, 0..=1000 ‰.
         #[arg(long)]
         confidence: Option<u16>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm an alert as a real problem; with --open-case a supervisor also opens a case and
+    /// issues its rectification notice, drafted from the alert.
+    Confirm {
+        #[command(flatten)]
+        target: Target,
+        /// The alert's id, e.g. 130102-S0001#17.
+        id: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        open_case: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dismiss an alert as a false positive (误报), with the reason.
+    Dismiss {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long)]
+        reason: String,
         #[arg(long)]
         json: bool,
     },
@@ -387,6 +414,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 Ok(())
             }
+        }
+        Cmd::Case(cmd) => crate::cli_cases::run(cmd),
+        Cmd::Alert(AlertCmd::Confirm { target, id, note, open_case, json }) => {
+            let v = crate::cases::AlertVerdict { note, open_case, reason: String::new() };
+            crate::cli_cases::verdict(target, &id, true, v, json)
+        }
+        Cmd::Alert(AlertCmd::Dismiss { target, id, reason, json }) => {
+            let v = crate::cases::AlertVerdict { reason, ..Default::default() };
+            crate::cli_cases::verdict(target, &id, false, v, json)
         }
         Cmd::Alert(AlertCmd::List { target, limit, under, json }) => {
             let alerts = target.client()?.alerts(limit, under)?;

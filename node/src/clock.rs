@@ -11,17 +11,24 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
     /// Unix milliseconds.
     fn wall_ms(&self) -> u64;
+    /// Moves wall time forward by `ms` (tests of deadlines); returns the total offset. Clocks that
+    /// cannot be moved refuse.
+    fn advance_ms(&self, _ms: u64) -> Result<u64, String> {
+        Err("this clock cannot be moved".into())
+    }
 }
 
 /// Real time: tokio's monotonic clock and the system's wall clock.
 #[derive(Debug)]
 pub struct SystemClock {
     start: Instant,
+    /// Added to the wall clock: 0 unless a test moved time forward.
+    offset_ms: std::sync::atomic::AtomicU64,
 }
 
 impl SystemClock {
     pub fn new() -> SystemClock {
-        SystemClock { start: Instant::now() }
+        SystemClock { start: Instant::now(), offset_ms: std::sync::atomic::AtomicU64::new(0) }
     }
 }
 
@@ -37,7 +44,11 @@ impl Clock for SystemClock {
     }
 
     fn wall_ms(&self) -> u64 {
-        unix_ms()
+        unix_ms().saturating_add(self.offset_ms.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    fn advance_ms(&self, ms: u64) -> Result<u64, String> {
+        Ok(self.offset_ms.fetch_add(ms, std::sync::atomic::Ordering::SeqCst).saturating_add(ms))
     }
 }
 

@@ -45,6 +45,25 @@ pub struct NodeConfig {
     /// Send fresh events ahead of a backlog on the priority lane (off only to measure it).
     #[serde(default = "default_true")]
     pub priority_lane: bool,
+    /// How often a supervising node looks for overdue cases to mark and escalate (ms).
+    #[serde(default = "default_case_scan_ms")]
+    pub case_scan_ms: u64,
+    /// Let `POST /api/clock/advance` move this node's wall clock forward. For tests of deadlines
+    /// only: never in production.
+    #[serde(default)]
+    pub clock_control: bool,
+    /// For a node the topology file does not list (a school registered at run time): where it
+    /// listens for QUIC. Used only when the node is absent from the topology and its parent is
+    /// present (see `crate::registry::add_joining_node`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_addr: Option<SocketAddr>,
+    /// With `quic_addr`: the admin API address of a node the topology file does not list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_addr: Option<SocketAddr>,
+}
+
+fn default_case_scan_ms() -> u64 {
+    crate::cases::CASE_SCAN_MS_DEFAULT
 }
 
 fn default_true() -> bool {
@@ -75,6 +94,10 @@ impl NodeConfig {
             failover_after_ms: default_failover_after_ms(),
             quic_bind: None,
             priority_lane: true,
+            case_scan_ms: default_case_scan_ms(),
+            clock_control: false,
+            quic_addr: None,
+            admin_addr: None,
         }
     }
 
@@ -113,12 +136,14 @@ pub struct RunningNode {
     admin_task: tokio::task::JoinHandle<()>,
     admin_stop: tokio::sync::oneshot::Sender<()>,
     storage: SledStorage,
+    scheduler: tokio::task::JoinHandle<()>,
 }
 
 impl RunningNode {
     /// Stops the actors, flushes storage and closes the endpoint.
     pub async fn shutdown(self) {
         let _ = self.admin_stop.send(());
+        self.scheduler.abort();
         self.node.stop(Some("shutdown".into()));
         let _ = self.node_task.await;
         let _ = self.admin_task.await;
@@ -134,7 +159,8 @@ impl RunningNode {
 
 /// Starts a node from its config: everything is checked before anything listens.
 pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
-    let topology = Topology::load(&cfg.topology).with_context(|| format!("topology {}", cfg.topology.display()))?;
+    let mut topology = Topology::load(&cfg.topology).with_context(|| format!("topology {}", cfg.topology.display()))?;
+    crate::registry::add_joining_node(&mut topology, cfg)?;
     let me = cfg.node;
     let entry =
         topology.get(me).with_context(|| format!("node {me} is not in the topology {}", cfg.topology.display()))?;
@@ -150,12 +176,14 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let admin_listener =
         tokio::net::TcpListener::bind(entry.admin).await.with_context(|| format!("admin API on {}", entry.admin))?;
     let admin_addr = admin_listener.local_addr()?;
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock::new());
+    let storage_seam: Arc<dyn crate::storage::Storage> = Arc::new(storage.clone());
     let args = NodeArgs {
         me,
         topology: Arc::new(topology),
         storage: Arc::new(storage.clone()),
         transport: Arc::new(transport),
-        clock: Arc::new(SystemClock::new()),
+        clock: clock.clone(),
         session: cfg.session(),
         redial: RedialConfig::default(),
         failover_after_ms: cfg.failover_after_ms,
@@ -163,7 +191,17 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let (node, node_task) = Actor::spawn(None, NodeActor, args).await.context("node actors failed to start")?;
     let store = ractor::call_t!(node, NodeMsg::Store, 5_000).context("store actor")?;
     let (admin_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(AdminState { me, node: node.clone(), store });
+    let scan_now = Arc::new(tokio::sync::Notify::new());
+    let scheduler = crate::cases::spawn_scheduler(me, store.clone(), clock.clone(), cfg.case_scan_ms, scan_now.clone());
+    let app = router(AdminState {
+        me,
+        node: node.clone(),
+        store,
+        storage: storage_seam,
+        clock,
+        clock_control: cfg.clock_control,
+        scan_now,
+    });
     let admin_task = tokio::spawn(async move {
         let _ = axum::serve(admin_listener, app)
             .with_graceful_shutdown(async move {
@@ -172,7 +210,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
             .await;
     });
     info!(node = %me, quic = %quic_addr, admin = %admin_addr, "listening");
-    Ok(RunningNode { me, admin_addr, quic_addr, node, node_task, admin_task, admin_stop, storage })
+    Ok(RunningNode { me, admin_addr, quic_addr, node, node_task, admin_task, admin_stop, storage, scheduler })
 }
 
 /// Runs a node until Ctrl-C / SIGTERM (or until it stops by itself).

@@ -8,11 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use protocol::alert::{AlertAction, AlertUpdate};
 use protocol::apply::{apply_batch, fill_fetch};
+use protocol::case::{CaseAction, CaseId};
 use protocol::holds::{check_event, relevant_origin, sends_origin};
 use protocol::session::{FRESH_AGE_MS, FRESH_EVENTS_MAX};
 use protocol::wire::{decode, encode};
-use protocol::{Body, Cursors, Event, EventKind, FetchRequest, HlcClock, SeqRange, SeqRanges};
+use protocol::{Body, Cursors, Event, EventId, EventKind, FetchRequest, HlcClock, SeqRange, SeqRanges};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
@@ -51,6 +53,51 @@ fn event_key(origin: NodeId, seq: u64) -> [u8; 16] {
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {e}"))
+}
+
+/// The index key of an event about a subject (a case's steps by case, alert updates by alert):
+/// `(kind, subject origin, subject seq, origin, seq)`. Other events are not indexed.
+fn index_key(e: &Event) -> Option<Vec<u8>> {
+    let (kind, subject) = match &e.body {
+        Body::Case(c) => (EventKind::Case, c.case.event_id()),
+        Body::AlertUpdate(u) => (EventKind::AlertUpdate, u.alert),
+        _ => return None,
+    };
+    let mut k = Vec::with_capacity(33);
+    k.push(kind.code());
+    k.extend_from_slice(&event_key(subject.origin, subject.seq));
+    k.extend_from_slice(&event_key(e.origin, e.seq));
+    Some(k)
+}
+
+/// A case id in an append request meaning "the case opened by an earlier item of this request"
+/// (its id, the Open event's own id, is known only once the store assigns the seq).
+pub fn pending_case(me: NodeId) -> CaseId {
+    CaseId { opened_by: me, seq: 0 }
+}
+
+/// Gives an `Open` the id of its own event, and pending references the last case opened in the
+/// same request.
+fn resolve_case_ids(body: &mut Body, me: NodeId, seq: u64, opened: &mut Option<CaseId>) -> Result<(), String> {
+    let pending = pending_case(me);
+    let resolve = |case: &mut CaseId, opened: &Option<CaseId>| -> Result<(), String> {
+        if *case == pending {
+            *case = opened.ok_or("a step refers to a case opened in the same request, but none was")?;
+        }
+        Ok(())
+    };
+    match body {
+        Body::Case(c) if matches!(c.action, CaseAction::Open { .. }) => {
+            c.case = CaseId { opened_by: me, seq };
+            *opened = Some(c.case);
+        }
+        Body::Case(c) => resolve(&mut c.case, opened)?,
+        Body::AlertUpdate(AlertUpdate { action: AlertAction::Confirm { case: Some(case), .. }, .. }) => {
+            resolve(case, opened)?
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Events are stored in runs: one key per run of one origin's events, `(origin, last seq)`, the
@@ -144,6 +191,32 @@ pub fn oldest_waiting_ms(storage: &dyn Storage, heads: impl IntoIterator<Item = 
     now_us.saturating_sub(oldest) / 1000
 }
 
+/// The indexed events of `kind`, all or about `subject`, sorted in event order.
+pub fn related(
+    storage: &dyn Storage,
+    kind: EventKind,
+    subject: Option<EventId>,
+) -> Result<Vec<StoredEvent>, StorageError> {
+    let mut prefix = vec![kind.code()];
+    if let Some(s) = subject {
+        prefix.extend_from_slice(&event_key(s.origin, s.seq));
+    }
+    let mut out = Vec::new();
+    for item in storage.scan_prefix(Space::Index, &prefix) {
+        let (k, _) = item?;
+        let k = k.get(k.len().saturating_sub(16)..).unwrap_or_default();
+        let origin = NodeId::from_key(k.get(..8).unwrap_or_default()).map_err(|e| corrupt("index key", e))?;
+        let seq = u64::from_be_bytes(k.get(8..16).and_then(|b| b.try_into().ok()).unwrap_or_default());
+        let (found, _) = read_range(storage, origin, seq.saturating_sub(1), seq, 1)?;
+        match found.into_iter().next() {
+            Some(s) => out.push(s),
+            None => return Err(corrupt("index", format!("{origin}#{seq} is indexed but not stored"))),
+        }
+    }
+    out.sort_by_key(|s| s.event.order_key());
+    Ok(out)
+}
+
 /// Answers a session's fetch from storage (reads only; safe beside the store actor's writes, and
 /// only ever asked for ranges the store already published).
 pub fn read_fetch(
@@ -231,6 +304,10 @@ pub struct StoreStats {
     pub own_seq: u64,
     /// True while a fresh store recovers this node's own past events (local writes wait).
     pub restoring: bool,
+    /// Case steps and alert verdicts refused at this node's admin API (no authority, or not
+    /// allowed in the case's state).
+    #[serde(default)]
+    pub refused_steps: u64,
 }
 
 /// How far the node's holdings got, as told to a link.
@@ -281,6 +358,13 @@ pub enum StoreMsg {
         reply: RpcReplyPort<Result<Vec<StoredEvent>, String>>,
     },
     Stats(RpcReplyPort<StoreStats>),
+    /// The indexed events of `kind` (case steps, alert updates), all or about one `subject`, in
+    /// event order.
+    Related {
+        kind: EventKind,
+        subject: Option<EventId>,
+        reply: RpcReplyPort<Result<Vec<StoredEvent>, String>>,
+    },
     /// Contiguous cursors of every origin in `root`'s subtree that this node holds.
     CursorsUnder {
         root: NodeId,
@@ -293,6 +377,8 @@ pub enum StoreMsg {
     FlushDone(Result<(), StorageError>),
     /// Something waits in the [`PriorityInbox`].
     Wake,
+    /// A case step or verdict was refused at the admin API.
+    CountRefused,
 }
 
 enum Waiter {
@@ -403,10 +489,15 @@ impl StoreState {
         let mut hlc = self.hlc;
         let mut out = Vec::with_capacity(items.len());
         let mut b = WriteBatch::default();
-        for (i, (scope, body)) in items.into_iter().enumerate() {
+        let mut opened = None;
+        for (i, (scope, mut body)) in items.into_iter().enumerate() {
             let seq = first + i as u64;
+            resolve_case_ids(&mut body, self.me, seq, &mut opened)?;
             let event = Event { origin: self.me, seq, hlc: hlc.tick(wall), scope, body };
             check_event(&event).map_err(|v| v.to_string())?;
+            if let Some(k) = index_key(&event) {
+                b.put(Space::Index, &k, Vec::new());
+            }
             out.push(StoredEvent { received_at_us: now_us, event });
         }
         if out.is_empty() {
@@ -477,6 +568,11 @@ impl StoreState {
         let mut b = WriteBatch::default();
         for e in &fresh {
             self.hlc.observe(e.hlc, wall);
+        }
+        for e in &fresh {
+            if let Some(k) = index_key(e) {
+                b.put(Space::Index, &k, Vec::new());
+            }
         }
         for run in runs(&fresh, &self.cursors) {
             if let Some(last) = run.last() {
@@ -635,6 +731,7 @@ impl StoreActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             StoreMsg::Wake => {}
+            StoreMsg::CountRefused => st.stats.refused_steps += 1,
             StoreMsg::Append { items, reply } => match st.append(items) {
                 Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
                 Err(e) => {
@@ -667,6 +764,9 @@ impl StoreActor {
             }
             StoreMsg::List { query, reply } => {
                 let _ = reply.send(st.list(&query).map_err(|e| e.to_string()));
+            }
+            StoreMsg::Related { kind, subject, reply } => {
+                let _ = reply.send(related(st.storage.as_ref(), kind, subject).map_err(|e| e.to_string()));
             }
             StoreMsg::CursorsUnder { root, reply } => {
                 let _ = reply.send(st.cursors.contiguous_vector(|o| root.is_ancestor_or_self_of(o)));

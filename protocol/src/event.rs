@@ -10,6 +10,7 @@ use topology::NodeId;
 
 use crate::alert::{AlertRaised, AlertUpdate};
 use crate::case::CaseEvent;
+use crate::registry::RegistryChange;
 
 /// Identity of one event: the node that wrote it and its position in that node's sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -81,6 +82,7 @@ pub enum EventKind {
     Directive,
     Case,
     AlertUpdate,
+    Registry,
 }
 
 impl EventKind {
@@ -90,11 +92,13 @@ impl EventKind {
             EventKind::Directive => "directive",
             EventKind::Case => "case",
             EventKind::AlertUpdate => "alert-update",
+            EventKind::Registry => "registry",
         }
     }
 
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 4] = [EventKind::Alert, EventKind::Directive, EventKind::Case, EventKind::AlertUpdate];
+    pub const ALL: [EventKind; 5] =
+        [EventKind::Alert, EventKind::Directive, EventKind::Case, EventKind::AlertUpdate, EventKind::Registry];
 
     /// One byte naming the kind in storage indexes.
     pub fn code(self) -> u8 {
@@ -114,6 +118,9 @@ pub enum Body {
     Case(CaseEvent),
     /// An alert confirmed, dismissed or repeated (scope: the alert's school).
     AlertUpdate(AlertUpdate),
+    /// A registry entity created, changed or removed by its one owner (scope: the entity's node;
+    /// see [`crate::registry`]).
+    Registry(RegistryChange),
 }
 
 /// A supervisor's message down the tree; who receives it follows from the event's scope alone.
@@ -130,6 +137,7 @@ impl Body {
             Body::Directive(_) => EventKind::Directive,
             Body::Case(_) => EventKind::Case,
             Body::AlertUpdate(_) => EventKind::AlertUpdate,
+            Body::Registry(_) => EventKind::Registry,
         }
     }
 }

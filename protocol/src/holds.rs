@@ -86,6 +86,8 @@ pub enum Violation {
     Body(String),
     #[error("case step refused: {0}")]
     Case(#[from] crate::case::Refusal),
+    #[error("registry change refused: {0}")]
+    Registry(String),
 }
 
 /// Checks the rules an event must satisfy wherever it is: the origin's authority over the scope and
@@ -151,6 +153,10 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
                 });
             }
             update.validate().map_err(|e| Violation::Body(e.to_string()))?;
+        }
+        // One owner, only writer (see `crate::registry`).
+        Body::Registry(change) => {
+            crate::registry::check_registry(event.origin, event.scope, change).map_err(Violation::Registry)?
         }
     }
     Ok(())

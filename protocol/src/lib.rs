@@ -12,6 +12,7 @@ mod case_tests;
 pub mod cursor;
 pub mod event;
 pub mod holds;
+pub mod registry;
 pub mod session;
 #[cfg(test)]
 mod session_tests;

@@ -4,6 +4,7 @@
 //! child processes whose stdin this test holds, so they stop when the test ends, however it ends.
 
 mod backlog;
+mod cases;
 mod cli;
 mod federation;
 mod links;

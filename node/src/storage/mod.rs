@@ -19,6 +19,9 @@ pub enum Space {
     Events,
     /// Seq ranges held per origin.
     Cursors,
+    /// Secondary index: `(kind, subject, origin, seq)` for events about something (a case, an
+    /// alert), so a case's events are found without scanning every alert.
+    Index,
 }
 
 impl Space {
@@ -27,6 +30,7 @@ impl Space {
             Space::Meta => b'm',
             Space::Events => b'e',
             Space::Cursors => b'c',
+            Space::Index => b'i',
         }
     }
 

@@ -1,0 +1,248 @@
+//! `mingchu case …` and `mingchu alert confirm|dismiss`: the case lifecycle from the command line
+//! (挂账 → 整改通知 → 整改 → 复核 → 销号, 督办), against a node's admin API.
+
+use clap::Subcommand;
+use topology::NodeId;
+
+use crate::cases::{AlertVerdict, CaseView, OpenCase, StepRequest, render_case};
+use crate::cli::Target;
+
+#[derive(Subcommand, Debug)]
+pub enum CaseCmd {
+    /// Put a problem on the books (挂账) at a school, with its rectification notice (supervisors).
+    Open {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        school: NodeId,
+        /// general (一般), serious (较重) or severe (严重): sets the deadline.
+        #[arg(long)]
+        severity: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        detail: String,
+        /// spot-check, on-site, rule-warning, complaint or self-check.
+        #[arg(long)]
+        source: Option<String>,
+        /// Open without issuing the notice yet.
+        #[arg(long)]
+        no_notice: bool,
+        /// The notice's text (default: a standard request to rectify and upload evidence).
+        #[arg(long)]
+        notice_text: Option<String>,
+        /// Deadline as unix ms (default: by severity, in working days).
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue the rectification notice of an open case (supervisors).
+    Notice {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The school acknowledges the notice and starts rectifying (the school).
+    Ack {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        /// Refuse the notice instead (recorded).
+        #[arg(long)]
+        refuse: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The school reports its rectification with evidence (the school).
+    Submit {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        /// Evidence references (photos, videos), one or more.
+        #[arg(long = "evidence", required = true)]
+        evidence: Vec<String>,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Review a submitted rectification: pass, or fail it back to rework (supervisors).
+    Review {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long, conflicts_with = "fail")]
+        pass: bool,
+        #[arg(long)]
+        fail: bool,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// New deadline after a failed review (unix ms; at most half the first span).
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close (销号) a reviewed case (supervisors).
+    Close {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long, default_value = "整改到位，予以销号")]
+        comment: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a case opened in error (误判), with the reason (supervisors).
+    Cancel {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Escalate (督办) an overdue case one level up (supervisors; the scheduler does it on time).
+    Escalate {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the cases a node holds (newest first).
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// Only cases of schools in this unit's subtree.
+        #[arg(long)]
+        under: Option<NodeId>,
+        /// `open`, or one status: open, notice-issued, rectifying, submitted, reviewed, closed, cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only cases this node supervises now (its 督办 list).
+        #[arg(long)]
+        supervised_here: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One case with its whole history, refused steps included.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Prints `text` (a rendered view) and succeeds.
+fn show(text: String) -> anyhow::Result<()> {
+    print!("{text}");
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn step(target: Target, id: &str, req: StepRequest, json: bool) -> anyhow::Result<()> {
+    let c = target.client()?.case_step(id, &req)?;
+    if json { print_json(&c) } else { show(render_case(&c)) }
+}
+
+pub fn run(cmd: CaseCmd) -> anyhow::Result<()> {
+    match cmd {
+        CaseCmd::Open {
+            target,
+            school,
+            severity,
+            title,
+            detail,
+            source,
+            no_notice,
+            notice_text,
+            deadline_ms,
+            json,
+        } => {
+            let req =
+                OpenCase { school, severity, source, title, detail, notice: !no_notice, notice_text, deadline_ms };
+            let c = target.client()?.open_case(&req)?;
+            if json { print_json(&c) } else { show(format!("opened {}", render_case(&c))) }
+        }
+        CaseCmd::Notice { target, id, text, deadline_ms, json } => {
+            step(target, &id, StepRequest::Notice { text, deadline_ms }, json)
+        }
+        CaseCmd::Ack { target, id, refuse, json } => {
+            step(target, &id, if refuse { StepRequest::RefuseNotice } else { StepRequest::Ack }, json)
+        }
+        CaseCmd::Submit { target, id, evidence, note, json } => {
+            step(target, &id, StepRequest::Submit { evidence, note }, json)
+        }
+        CaseCmd::Review { target, id, pass, fail, comment, deadline_ms, json } => {
+            if pass == fail {
+                anyhow::bail!("say --pass or --fail");
+            }
+            step(target, &id, StepRequest::Review { passed: pass, comment, new_deadline_ms: deadline_ms }, json)
+        }
+        CaseCmd::Close { target, id, comment, json } => step(target, &id, StepRequest::Close { comment }, json),
+        CaseCmd::Cancel { target, id, reason, json } => step(target, &id, StepRequest::Cancel { reason }, json),
+        CaseCmd::Escalate { target, id, json } => step(target, &id, StepRequest::Escalate, json),
+        CaseCmd::List { target, under, status, supervised_here, json } => {
+            let cases = target.client()?.cases(under, status.as_deref(), supervised_here)?;
+            if json { print_json(&cases) } else { show(render_list(&cases)) }
+        }
+        CaseCmd::Show { target, id, json } => {
+            let c = target.client()?.case(&id)?;
+            if json { print_json(&c) } else { show(render_case(&c)) }
+        }
+    }
+}
+
+fn render_list(cases: &[CaseView]) -> String {
+    use protocol::case::ChinaTime;
+    if cases.is_empty() {
+        return "no cases\n".into();
+    }
+    let mut out = String::new();
+    for c in cases {
+        let deadline = c.deadline_ms.map(|d| ChinaTime(d).to_string()).unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "{:<20} {:<14} {:<6} {:<14} {:<8} due {}{}  督办 {}  {}\n",
+            c.id,
+            c.school.to_string(),
+            c.status_zh,
+            c.status.as_str(),
+            c.severity,
+            deadline,
+            if c.overdue { " OVERDUE" } else { "" },
+            c.supervisor,
+            c.title
+        ));
+    }
+    out
+}
+
+/// `alert confirm` / `alert dismiss`.
+pub fn verdict(target: Target, id: &str, confirm: bool, verdict: AlertVerdict, json: bool) -> anyhow::Result<()> {
+    let client = target.client()?;
+    let v = if confirm { client.confirm_alert(id, &verdict)? } else { client.dismiss_alert(id, &verdict)? };
+    if json {
+        return print_json(&v);
+    }
+    let mut line = format!("alert {} is {}", v.id, v.state.status.as_str());
+    if let Some(case) = v.state.case {
+        line.push_str(&format!("; case {case} opened with its rectification notice"));
+    }
+    println!("{line}");
+    Ok(())
+}

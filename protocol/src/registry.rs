@@ -1,0 +1,709 @@
+//! The registry: who and what exists in the federation, as replicated events.
+//!
+//! **One owner, only writer.** Every entity has exactly one owner node, the only node allowed to
+//! write it:
+//!
+//! | entity | [`EntityRef::node`] (= the event's scope) | `id` | owner (the only writer) |
+//! |---|---|---|---|
+//! | [`City`] | the city | empty | the province |
+//! | [`Settings`] | the province | empty | the province |
+//! | [`School`] | the school | empty | the school's county |
+//! | [`Canteen`], [`Camera`], [`Staff`], [`HealthCertificate`] | the school | the school's own id | the school |
+//!
+//! The scope of a registry event is always the entity's node, so the holds rule places it: a
+//! school's registration and its canteens, cameras, staff and certificates live at the school, its
+//! county, city and the province, and nowhere else; a city at the city's subtree and the province;
+//! the settings everywhere. [`check_registry`] enforces the owner rule (a city cannot register a
+//! school, a school cannot register itself, a county cannot register another county's school, only
+//! the province writes settings and cities) and validates the body; it runs on every local write
+//! and on every received event (via [`crate::holds::check_event`]).
+//!
+//! [`registry_view`] folds registry events into the current entities: later changes of an entity
+//! replace earlier ones in `(hlc, origin, seq)` order. Each entity has one writer, so that order is
+//! simply the writer's own history; an event that fails [`check_registry`] is skipped.
+//!
+//! Wire: these types are encoded by bincode 2 through serde, positionally. Enum variants and struct
+//! fields are only ever appended; no untagged, flattened or floating-point fields.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use topology::{NodeId, Tier};
+
+use crate::alert::{ParseNameError, Zone};
+use crate::event::{Event, EventId, Hlc};
+
+/// Longest name, address, certificate number or removal reason (bytes).
+pub const REGISTRY_TEXT_BYTES_MAX: usize = 256;
+/// Longest school-local entity id (bytes).
+pub const REGISTRY_ID_BYTES_MAX: usize = 64;
+
+/// The kinds of registry entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntityKind {
+    City,
+    Settings,
+    School,
+    Canteen,
+    Camera,
+    Staff,
+    HealthCertificate,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 7] = [
+        EntityKind::City,
+        EntityKind::Settings,
+        EntityKind::School,
+        EntityKind::Canteen,
+        EntityKind::Camera,
+        EntityKind::Staff,
+        EntityKind::HealthCertificate,
+    ];
+
+    /// The name used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::City => "city",
+            EntityKind::Settings => "settings",
+            EntityKind::School => "school",
+            EntityKind::Canteen => "canteen",
+            EntityKind::Camera => "camera",
+            EntityKind::Staff => "staff",
+            EntityKind::HealthCertificate => "health-certificate",
+        }
+    }
+
+    /// Whether the entity is the node itself (city, settings, school: empty `id`) rather than a
+    /// school-local entity with its own id.
+    pub fn is_node_entity(self) -> bool {
+        matches!(self, EntityKind::City | EntityKind::Settings | EntityKind::School)
+    }
+
+    /// The tier of [`EntityRef::node`] for this kind.
+    pub fn node_tier(self) -> Tier {
+        match self {
+            EntityKind::City => Tier::City,
+            EntityKind::Settings => Tier::Province,
+            _ => Tier::School,
+        }
+    }
+}
+
+impl fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EntityKind {
+    type Err = ParseNameError;
+    fn from_str(s: &str) -> Result<EntityKind, ParseNameError> {
+        let want = s.trim().to_ascii_lowercase().replace('_', "-");
+        let want = if want == "cert" || want == "certificate" { "health-certificate".to_string() } else { want };
+        EntityKind::ALL.into_iter().find(|k| k.as_str() == want).ok_or_else(|| ParseNameError {
+            what: "registry kind",
+            given: s.to_string(),
+            expected: EntityKind::ALL.map(|k| k.as_str()).join(", "),
+        })
+    }
+}
+
+/// Which entity a change is about. The key of the registry: `(kind, node, id)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EntityRef {
+    pub kind: EntityKind,
+    /// The node the entity belongs to (the city, the province, the school) and the event's scope.
+    pub node: NodeId,
+    /// The entity's id within its school (`c1`, `cam-3`); empty for city, settings and school.
+    pub id: String,
+}
+
+impl EntityRef {
+    /// The only node that may write this entity (`None` when `node` has the wrong tier for the
+    /// kind).
+    pub fn owner(&self) -> Option<NodeId> {
+        if self.node.tier() != self.kind.node_tier() {
+            return None;
+        }
+        match self.kind {
+            EntityKind::City | EntityKind::School => self.node.parent(),
+            _ => Some(self.node),
+        }
+    }
+}
+
+impl fmt::Display for EntityRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.id.is_empty() {
+            write!(f, "{} {}", self.kind, self.node)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.node, self.id)
+        }
+    }
+}
+
+/// A city (地市), registered by the province.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct City {
+    pub name: String,
+}
+
+/// Province-wide settings: rule thresholds and case deadlines by severity. The defaults are
+/// DOMAIN.md's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// 一般: rectify within this many working days.
+    pub deadline_general_days: u32,
+    /// 较重: working days.
+    pub deadline_serious_days: u32,
+    /// 严重: rectify within this many hours.
+    pub deadline_severe_hours: u32,
+    /// A review is due this many working days after a submission.
+    pub review_days: u32,
+    /// Warn when a health certificate expires within this many days.
+    pub health_cert_warn_days: u32,
+    /// Smallest food sample kept (grams).
+    pub sample_min_grams: u32,
+    /// Food samples are kept at least this many hours.
+    pub sample_keep_hours: u32,
+    /// A camera counts as offline after this many seconds without a keep-alive.
+    pub camera_offline_after_s: u32,
+    /// Recordings are kept at least this many days.
+    pub recording_keep_days: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            deadline_general_days: 1,
+            deadline_serious_days: 3,
+            deadline_severe_hours: 72,
+            review_days: 2,
+            health_cert_warn_days: 30,
+            sample_min_grams: 125,
+            sample_keep_hours: 48,
+            camera_offline_after_s: 180,
+            recording_keep_days: 30,
+        }
+    }
+}
+
+/// A school (and its canteen operation), registered by its county.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct School {
+    pub name: String,
+    pub address: String,
+    /// How many canteens the school runs (as registered by the county).
+    pub canteens: u32,
+    /// Where the school's node listens for QUIC (`ip:port`; empty when not known yet). Informative:
+    /// children dial parents, so the county does not dial it, but operators see it here.
+    pub quic_addr: String,
+    /// The school node's admin API address (`ip:port`; empty when not known yet).
+    pub admin_addr: String,
+}
+
+/// One canteen of a school.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Canteen {
+    pub name: String,
+    pub address: String,
+}
+
+/// One kitchen camera.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Camera {
+    /// The id of the school's canteen it watches.
+    pub canteen: String,
+    pub name: String,
+    pub zone: Zone,
+    /// AI detection on.
+    pub ai_enabled: bool,
+    /// Parents may watch it (明厨亮灶 public view).
+    pub parent_visible: bool,
+}
+
+/// A staff member's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StaffRole {
+    /// 校长 (first responsible for food safety)
+    Principal,
+    /// 食品安全员
+    FoodSafetyOfficer,
+    /// 食堂经理
+    CanteenManager,
+    /// 厨师
+    Cook,
+    /// 帮厨 / 勤杂
+    Helper,
+}
+
+const ROLES: [(StaffRole, &str, &str); 5] = [
+    (StaffRole::Principal, "principal", "校长"),
+    (StaffRole::FoodSafetyOfficer, "food-safety-officer", "食品安全员"),
+    (StaffRole::CanteenManager, "canteen-manager", "食堂经理"),
+    (StaffRole::Cook, "cook", "厨师"),
+    (StaffRole::Helper, "helper", "帮厨"),
+];
+
+impl StaffRole {
+    pub fn as_str(self) -> &'static str {
+        ROLES[self as usize].1
+    }
+    pub fn zh(self) -> &'static str {
+        ROLES[self as usize].2
+    }
+}
+
+impl FromStr for StaffRole {
+    type Err = ParseNameError;
+    fn from_str(s: &str) -> Result<StaffRole, ParseNameError> {
+        let want = s.trim().to_ascii_lowercase().replace('_', "-");
+        ROLES.iter().find(|r| r.1 == want || r.2 == s.trim()).map(|r| r.0).ok_or_else(|| ParseNameError {
+            what: "staff role",
+            given: s.to_string(),
+            expected: ROLES.iter().map(|r| r.1).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+/// A member of a school's canteen staff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staff {
+    pub name: String,
+    pub role: StaffRole,
+    pub on_duty: bool,
+}
+
+/// A health certificate (健康证) of a staff member; valid one year.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCertificate {
+    /// The id of the school's staff member it belongs to.
+    pub staff: String,
+    pub number: String,
+    /// Unix ms after which it is expired.
+    pub valid_until_ms: u64,
+}
+
+/// An entity's data; the variant must match [`EntityRef::kind`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntityData {
+    City(City),
+    Settings(Settings),
+    School(School),
+    Canteen(Canteen),
+    Camera(Camera),
+    Staff(Staff),
+    HealthCertificate(HealthCertificate),
+}
+
+impl EntityData {
+    pub fn kind(&self) -> EntityKind {
+        match self {
+            EntityData::City(_) => EntityKind::City,
+            EntityData::Settings(_) => EntityKind::Settings,
+            EntityData::School(_) => EntityKind::School,
+            EntityData::Canteen(_) => EntityKind::Canteen,
+            EntityData::Camera(_) => EntityKind::Camera,
+            EntityData::Staff(_) => EntityKind::Staff,
+            EntityData::HealthCertificate(_) => EntityKind::HealthCertificate,
+        }
+    }
+
+    /// A short human description (the name, or a certificate's number).
+    pub fn label(&self) -> &str {
+        match self {
+            EntityData::City(c) => &c.name,
+            EntityData::Settings(_) => "settings",
+            EntityData::School(s) => &s.name,
+            EntityData::Canteen(c) => &c.name,
+            EntityData::Camera(c) => &c.name,
+            EntityData::Staff(s) => &s.name,
+            EntityData::HealthCertificate(h) => &h.number,
+        }
+    }
+
+    /// Checks the fields a user or peer could get wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            EntityData::City(c) => name("name", &c.name),
+            EntityData::Settings(s) => {
+                for (field, v) in [
+                    ("deadline_general_days", s.deadline_general_days),
+                    ("deadline_serious_days", s.deadline_serious_days),
+                    ("deadline_severe_hours", s.deadline_severe_hours),
+                    ("review_days", s.review_days),
+                    ("sample_keep_hours", s.sample_keep_hours),
+                    ("camera_offline_after_s", s.camera_offline_after_s),
+                    ("recording_keep_days", s.recording_keep_days),
+                ] {
+                    if v == 0 {
+                        return Err(format!("{field} must be at least 1"));
+                    }
+                }
+                Ok(())
+            }
+            EntityData::School(s) => {
+                name("name", &s.name)?;
+                text("address", &s.address)?;
+                addr("quic_addr", &s.quic_addr)?;
+                addr("admin_addr", &s.admin_addr)
+            }
+            EntityData::Canteen(c) => {
+                name("name", &c.name)?;
+                text("address", &c.address)
+            }
+            EntityData::Camera(c) => {
+                local_id("canteen", &c.canteen)?;
+                name("name", &c.name)
+            }
+            EntityData::Staff(s) => name("name", &s.name),
+            EntityData::HealthCertificate(h) => {
+                local_id("staff", &h.staff)?;
+                name("number", &h.number)
+            }
+        }
+    }
+}
+
+fn text(field: &str, v: &str) -> Result<(), String> {
+    if v.len() > REGISTRY_TEXT_BYTES_MAX {
+        return Err(format!("{field} is {} bytes, above the {REGISTRY_TEXT_BYTES_MAX}-byte limit", v.len()));
+    }
+    Ok(())
+}
+
+fn name(field: &str, v: &str) -> Result<(), String> {
+    if v.trim().is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    text(field, v)
+}
+
+fn addr(field: &str, v: &str) -> Result<(), String> {
+    if !v.is_empty() && v.parse::<SocketAddr>().is_err() {
+        return Err(format!("{field} `{v}` is not an ip:port address"));
+    }
+    Ok(())
+}
+
+/// A school-local id: 1..=[`REGISTRY_ID_BYTES_MAX`] bytes of ASCII letters, digits, `-`, `_`, `.`.
+pub fn local_id(field: &str, v: &str) -> Result<(), String> {
+    if v.is_empty() || v.len() > REGISTRY_ID_BYTES_MAX {
+        return Err(format!("{field} id must be 1..={REGISTRY_ID_BYTES_MAX} bytes, not {}", v.len()));
+    }
+    if !v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        return Err(format!("{field} id `{v}` may only hold ASCII letters, digits, `-`, `_` and `.`"));
+    }
+    Ok(())
+}
+
+/// What happens to the entity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistryOp {
+    /// Create it, or replace all its data.
+    Upsert(EntityData),
+    /// It no longer exists (a closed canteen, a staff member who left).
+    Remove { reason: String },
+}
+
+/// The body of a registry event (`Body::Registry`); its scope is `entity.node`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryChange {
+    pub entity: EntityRef,
+    pub op: RegistryOp,
+}
+
+/// Checks a registry change written by `origin` with event scope `scope`: the entity's shape, the
+/// one-owner rule, and the data. The message names the rule broken.
+pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) -> Result<(), String> {
+    let e = &change.entity;
+    if scope != e.node {
+        return Err(format!("a registry change about {e} must be scoped to {}, not {scope}", e.node));
+    }
+    if e.kind.is_node_entity() {
+        if !e.id.is_empty() {
+            return Err(format!("a {} is identified by its node alone; id `{}` must be empty", e.kind, e.id));
+        }
+    } else {
+        local_id(e.kind.as_str(), &e.id)?;
+    }
+    let Some(owner) = e.owner() else {
+        return Err(format!(
+            "a {} belongs to a {} node; {} is a {}",
+            e.kind,
+            e.kind.node_tier(),
+            e.node,
+            e.node.tier()
+        ));
+    };
+    if origin != owner {
+        let who = match e.kind {
+            EntityKind::City | EntityKind::Settings => "only the province".to_string(),
+            EntityKind::School => format!("only its county {owner}"),
+            _ => format!("only the school {owner} itself"),
+        };
+        return Err(format!("{origin} may not write {e}: {who} writes it (one owner, only writer)"));
+    }
+    match &change.op {
+        RegistryOp::Upsert(data) => {
+            if data.kind() != e.kind {
+                return Err(format!("{e} carries {} data", data.kind()));
+            }
+            data.validate().map_err(|m| format!("{e}: {m}"))
+        }
+        RegistryOp::Remove { reason } => name("removal reason", reason).map_err(|m| format!("{e}: {m}")),
+    }
+}
+
+/// One entity as the registry holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    pub entity: EntityRef,
+    pub data: EntityData,
+    /// The event that last set it.
+    pub updated_by: EventId,
+    pub updated_hlc: Hlc,
+}
+
+/// The current registry from registry events: later changes of an entity replace earlier ones in
+/// `(hlc, origin, seq)` order (the events may come in any order; duplicates and non-registry events
+/// are ignored, and so is an event that fails [`check_registry`]). A removed entity is absent.
+pub fn registry_view<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<EntityRef, Entity> {
+    let mut changes: Vec<(&Event, &RegistryChange)> = events
+        .into_iter()
+        .filter_map(|e| match &e.body {
+            crate::event::Body::Registry(c) => Some((e, c)),
+            _ => None,
+        })
+        .filter(|(e, c)| check_registry(e.origin, e.scope, c).is_ok())
+        .collect();
+    changes.sort_by_key(|(e, _)| e.order_key());
+    let mut view = BTreeMap::new();
+    for (event, change) in changes {
+        match &change.op {
+            RegistryOp::Upsert(data) => {
+                view.insert(
+                    change.entity.clone(),
+                    Entity {
+                        entity: change.entity.clone(),
+                        data: data.clone(),
+                        updated_by: event.id(),
+                        updated_hlc: event.hlc,
+                    },
+                );
+            }
+            RegistryOp::Remove { .. } => {
+                view.remove(&change.entity);
+            }
+        }
+    }
+    view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Body;
+    use crate::holds::check_event;
+
+    fn id(s: &str) -> NodeId {
+        s.parse().unwrap()
+    }
+
+    fn school(n: &str) -> EntityData {
+        EntityData::School(School {
+            name: n.into(),
+            address: String::new(),
+            canteens: 1,
+            quic_addr: "127.0.0.1:4000".into(),
+            admin_addr: String::new(),
+        })
+    }
+
+    fn canteen(n: &str) -> EntityData {
+        EntityData::Canteen(Canteen { name: n.into(), address: String::new() })
+    }
+
+    fn upsert(kind: EntityKind, node: &str, eid: &str, data: EntityData) -> RegistryChange {
+        RegistryChange { entity: EntityRef { kind, node: id(node), id: eid.into() }, op: RegistryOp::Upsert(data) }
+    }
+
+    fn ev(origin: &str, seq: u64, wall_ms: u64, change: RegistryChange) -> Event {
+        Event {
+            origin: id(origin),
+            seq,
+            hlc: Hlc { wall_ms, logical: 0 },
+            scope: change.entity.node,
+            body: Body::Registry(change),
+        }
+    }
+
+    #[test]
+    fn one_owner_only_writer() {
+        let reg = upsert(EntityKind::School, "130102-S0017", "", school("new school"));
+        let s = id("130102-S0017");
+        // Its county registers it.
+        assert_eq!(check_registry(id("130102"), s, &reg), Ok(()));
+        // Nobody else: not the school itself, not a sibling school, not the city or province, not
+        // another county.
+        for who in ["130102-S0017", "130102-S0001", "1301", "13", "130104"] {
+            let err = check_registry(id(who), s, &reg).unwrap_err();
+            assert!(err.contains("only its county 130102"), "{who}: {err}");
+        }
+        // School-owned entities: only the school.
+        let c = upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen("一食堂"));
+        assert_eq!(check_registry(id("130102-S0001"), id("130102-S0001"), &c), Ok(()));
+        for who in ["130102", "13", "130102-S0002"] {
+            assert!(check_registry(id(who), id("130102-S0001"), &c).unwrap_err().contains("only the school"), "{who}");
+        }
+        // Province-owned: cities and settings.
+        let city = upsert(EntityKind::City, "1301", "", EntityData::City(City { name: "石家庄市".into() }));
+        assert_eq!(check_registry(id("13"), id("1301"), &city), Ok(()));
+        assert!(check_registry(id("1301"), id("1301"), &city).unwrap_err().contains("only the province"));
+        let settings = upsert(EntityKind::Settings, "13", "", EntityData::Settings(Settings::default()));
+        assert_eq!(check_registry(id("13"), id("13"), &settings), Ok(()));
+        assert!(check_registry(id("1301"), id("13"), &settings).is_err());
+    }
+
+    #[test]
+    fn shape_and_data_are_checked() {
+        let s = id("130102-S0001");
+        // The scope must be the entity's node.
+        let c = upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen("x"));
+        assert!(check_registry(s, id("130102"), &c).unwrap_err().contains("must be scoped to"));
+        // Wrong tier for the kind: a "school" that is a county.
+        let bad = upsert(EntityKind::School, "130102", "", school("x"));
+        assert!(check_registry(id("1301"), id("130102"), &bad).unwrap_err().contains("belongs to a"));
+        // Data of another kind.
+        let mixed = upsert(EntityKind::Camera, "130102-S0001", "cam1", canteen("x"));
+        assert!(check_registry(s, s, &mixed).unwrap_err().contains("carries canteen data"));
+        // Ids: node entities have none, local ones need a clean one.
+        let with_id = upsert(EntityKind::School, "130102-S0001", "x", school("x"));
+        assert!(check_registry(id("130102"), s, &with_id).unwrap_err().contains("must be empty"));
+        for bad_id in ["", "a b", "c/1", &"x".repeat(REGISTRY_ID_BYTES_MAX + 1)] {
+            let c = upsert(EntityKind::Canteen, "130102-S0001", bad_id, canteen("x"));
+            assert!(check_registry(s, s, &c).is_err(), "{bad_id:?}");
+        }
+        // Names and lengths.
+        assert!(check_registry(s, s, &upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen("  "))).is_err());
+        let long = "长".repeat(REGISTRY_TEXT_BYTES_MAX);
+        assert!(check_registry(s, s, &upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen(&long))).is_err());
+        let mut sch = school("x");
+        if let EntityData::School(d) = &mut sch {
+            d.quic_addr = "not-an-address".into();
+        }
+        let err = check_registry(id("130102"), s, &upsert(EntityKind::School, "130102-S0001", "", sch)).unwrap_err();
+        assert!(err.contains("quic_addr"), "{err}");
+        let zero = Settings { deadline_general_days: 0, ..Settings::default() };
+        assert!(
+            check_registry(id("13"), id("13"), &upsert(EntityKind::Settings, "13", "", EntityData::Settings(zero)))
+                .is_err()
+        );
+        // A removal needs a reason.
+        let rm = RegistryChange {
+            entity: EntityRef { kind: EntityKind::Canteen, node: s, id: "c1".into() },
+            op: RegistryOp::Remove { reason: String::new() },
+        };
+        assert!(check_registry(s, s, &rm).is_err());
+    }
+
+    #[test]
+    fn check_event_applies_the_registry_rules() {
+        let reg = upsert(EntityKind::School, "130102-S0017", "", school("new"));
+        assert!(check_event(&ev("130102", 1, 1, reg.clone())).is_ok());
+        let err = check_event(&ev("130102-S0017", 1, 1, reg)).unwrap_err().to_string();
+        assert!(err.contains("only its county"), "{err}");
+        // A county writing a school of another county fails the scope rule already.
+        let other = upsert(EntityKind::School, "130104-S0001", "", school("other"));
+        assert!(check_event(&ev("130102", 2, 2, other)).is_err());
+    }
+
+    #[test]
+    fn the_fold_keeps_the_last_change_whatever_the_arrival_order() {
+        let s = "130102-S0001";
+        let events = vec![
+            ev(s, 1, 10, upsert(EntityKind::Canteen, s, "c1", canteen("old name"))),
+            ev(s, 2, 20, upsert(EntityKind::Canteen, s, "c2", canteen("second"))),
+            ev(s, 3, 30, upsert(EntityKind::Canteen, s, "c1", canteen("new name"))),
+            ev(
+                s,
+                4,
+                40,
+                RegistryChange {
+                    entity: EntityRef { kind: EntityKind::Canteen, node: id(s), id: "c2".into() },
+                    op: RegistryOp::Remove { reason: "closed".into() },
+                },
+            ),
+            ev("130102", 7, 5, upsert(EntityKind::School, s, "", school("一中"))),
+            // Not the owner: ignored by the fold.
+            ev("130102", 8, 50, upsert(EntityKind::Canteen, s, "c9", canteen("forged"))),
+        ];
+        let expect = |view: &BTreeMap<EntityRef, Entity>| {
+            let got: Vec<(String, String)> =
+                view.values().map(|e| (e.entity.to_string(), e.data.label().to_string())).collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("school 130102-S0001".to_string(), "一中".to_string()),
+                    ("canteen 130102-S0001/c1".to_string(), "new name".to_string()),
+                ]
+            );
+            let c1 = view.values().find(|e| e.entity.id == "c1").unwrap();
+            assert_eq!(c1.updated_by, EventId { origin: id(s), seq: 3 });
+        };
+        expect(&registry_view(&events));
+        let mut reversed = events.clone();
+        reversed.reverse();
+        // Duplicates are harmless too.
+        reversed.extend(events.iter().cloned());
+        expect(&registry_view(&reversed));
+    }
+
+    #[test]
+    fn bodies_survive_the_wire_codec() {
+        let changes = [
+            upsert(EntityKind::Settings, "13", "", EntityData::Settings(Settings::default())),
+            upsert(
+                EntityKind::Camera,
+                "130102-S0001",
+                "cam1",
+                EntityData::Camera(Camera {
+                    canteen: "c1".into(),
+                    name: "后厨".into(),
+                    zone: Zone::Cooking,
+                    ai_enabled: true,
+                    parent_visible: false,
+                }),
+            ),
+            upsert(
+                EntityKind::Staff,
+                "130102-S0001",
+                "st1",
+                EntityData::Staff(Staff { name: "张三".into(), role: StaffRole::Cook, on_duty: true }),
+            ),
+        ];
+        for (i, c) in changes.into_iter().enumerate() {
+            let e = ev(&c.entity.node.to_string(), i as u64 + 1, 1, c);
+            let bytes = crate::wire::encode_event(&e).unwrap();
+            assert_eq!(crate::wire::decode_event(&bytes).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn names_parse() {
+        assert_eq!("cert".parse::<EntityKind>().unwrap(), EntityKind::HealthCertificate);
+        assert_eq!("School".parse::<EntityKind>().unwrap(), EntityKind::School);
+        assert!("schul".parse::<EntityKind>().unwrap_err().to_string().contains("school"));
+        assert_eq!("food_safety_officer".parse::<StaffRole>().unwrap(), StaffRole::FoodSafetyOfficer);
+        assert_eq!("厨师".parse::<StaffRole>().unwrap(), StaffRole::Cook);
+    }
+}
