@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use protocol::alert::{AlertAction, AlertUpdate};
 use protocol::{AlertRaised, AlertType, Body, Directive, EventKind, Severity, Zone};
 use ractor::ActorRef;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,7 @@ pub struct AdminState {
     pub clock_control: bool,
     /// Wakes the case scheduler (after the clock moved).
     pub scan_now: std::sync::Arc<tokio::sync::Notify>,
+    pub recent_alerts: RecentAlerts,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -70,7 +72,19 @@ pub struct RaiseAlert {
     pub snapshot: Option<String>,
     #[serde(default)]
     pub detected_at_ms: Option<u64>,
+    /// Do not merge into a recent alert of the same camera and type (a separate alert every time).
+    #[serde(default)]
+    pub no_merge: bool,
 }
+
+/// Repeats of the same camera and type within this window merge into the first alert
+/// (DOMAIN.md: 30 min by default).
+pub const MERGE_WINDOW_MS: u64 = 30 * 60_000;
+
+/// The latest alert per (camera, type) at a school, for merging repeats. In memory: after a
+/// restart the next detection opens a new alert.
+pub type RecentAlerts =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, AlertType), (protocol::EventId, u64)>>>;
 
 impl RaiseAlert {
     /// Parses the request into an alert body, with a clear message for each bad field.
@@ -129,6 +143,26 @@ pub struct AlertView {
     pub raised_at_ms: u64,
     /// When this node persisted it (unix µs, this node's clock).
     pub received_at_us: u64,
+    /// new, confirmed or dismissed (from the verdicts this node holds).
+    #[serde(default = "new_status")]
+    pub status: String,
+    /// Detections merged into it, itself included.
+    #[serde(default = "one")]
+    pub detections: u32,
+    /// The case it opened or joined.
+    #[serde(default)]
+    pub case: Option<String>,
+    /// This raise was merged into the existing alert `id` (a repeat), not written as a new one.
+    #[serde(default)]
+    pub merged: bool,
+}
+
+fn new_status() -> String {
+    "new".into()
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl AlertView {
@@ -147,7 +181,19 @@ impl AlertView {
             detected_at_ms: a.detected_at_ms,
             raised_at_ms: s.event.hlc.wall_ms,
             received_at_us: s.received_at_us,
+            status: new_status(),
+            detections: 1,
+            case: None,
+            merged: false,
         })
+    }
+
+    /// Adds what the alert's updates say.
+    pub fn with_state(mut self, st: &protocol::alert::AlertState) -> AlertView {
+        self.status = st.status.as_str().to_string();
+        self.detections = st.detections;
+        self.case = st.case.map(|c| c.to_string());
+        self
     }
 }
 
@@ -231,8 +277,34 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
         return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
     }
     let alert = req.to_alert(crate::clock::unix_ms()).map_err(bad)?;
+    let key = (alert.camera.clone(), alert.alert_type);
+    let recent = if req.no_merge {
+        None
+    } else {
+        let map = s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&key).copied().filter(|(_, at)| alert.detected_at_ms.abs_diff(*at) <= MERGE_WINDOW_MS)
+    };
+    if let Some((first, _)) = recent {
+        // A repeat: one more detection of the alert already raised.
+        let update = AlertUpdate { alert: first, action: AlertAction::Repeat { detected_at_ms: alert.detected_at_ms } };
+        append(&s, vec![(s.me, Body::AlertUpdate(update))]).await?;
+        // The window slides with each detection.
+        s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (first, alert.detected_at_ms));
+        let (found, _) = crate::store::read_range(s.storage.as_ref(), first.origin, first.seq - 1, first.seq, 1)
+            .map_err(internal)?;
+        let stored = found.first().ok_or_else(|| internal("the merged alert is gone"))?;
+        let view = AlertView::from_stored(stored).ok_or_else(|| internal("not an alert"))?;
+        let st = crate::cases::alert_state(&s.store, first, view.detected_at_ms).await.map_err(internal)?;
+        return Ok(Json(AlertView { merged: true, ..view.with_state(&st) }));
+    }
     let stored = append(&s, vec![(s.me, Body::Alert(alert))]).await?;
-    stored.first().and_then(AlertView::from_stored).map(Json).ok_or_else(|| internal("stored event is not an alert"))
+    let view =
+        stored.first().and_then(AlertView::from_stored).ok_or_else(|| internal("stored event is not an alert"))?;
+    if !req.no_merge {
+        let id = protocol::EventId { origin: view.school, seq: view.seq };
+        s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (id, view.detected_at_ms));
+    }
+    Ok(Json(view))
 }
 
 /// Many alerts in one request (a camera gateway's batch; the benchmark's load).
@@ -287,7 +359,31 @@ async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -
     let events = ractor::call_t!(s.store, |reply| StoreMsg::List { query, reply }, ADMIN_CALL_TIMEOUT_MS)
         .map_err(internal)?
         .map_err(internal)?;
-    Ok(Json(events.iter().filter_map(AlertView::from_stored).collect()))
+    // Verdicts and repeats, folded per alert.
+    let updates = ractor::call_t!(
+        s.store,
+        |reply| StoreMsg::Related { kind: EventKind::AlertUpdate, subject: None, reply },
+        ADMIN_CALL_TIMEOUT_MS
+    )
+    .map_err(internal)?
+    .map_err(internal)?;
+    let mut by_alert: std::collections::HashMap<protocol::EventId, Vec<(NodeId, &AlertAction)>> = Default::default();
+    for u in &updates {
+        if let Body::AlertUpdate(AlertUpdate { alert, action }) = &u.event.body {
+            by_alert.entry(*alert).or_default().push((u.event.origin, action));
+        }
+    }
+    let views = events
+        .iter()
+        .filter_map(|e| {
+            let v = AlertView::from_stored(e)?;
+            match by_alert.get(&e.event.id()) {
+                Some(ups) => Some(v.with_state(&protocol::alert::fold_alert(e.event.hlc.wall_ms, ups.iter().copied()))),
+                None => Some(v),
+            }
+        })
+        .collect();
+    Ok(Json(views))
 }
 
 async fn list_events(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<EventView>> {

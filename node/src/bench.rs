@@ -56,6 +56,7 @@ fn sample(n: usize) -> RaiseAlert {
         canteen: Some("main-canteen".into()),
         zone: Some("cooking".into()),
         snapshot: Some(format!("snapshots/2026/11/28/{n:08}.jpg")),
+        no_merge: true,
         ..RaiseAlert::default()
     }
 }

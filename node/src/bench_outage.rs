@@ -19,6 +19,7 @@ fn alert(n: usize) -> RaiseAlert {
         camera: format!("cam-{:02}", n % 8 + 1),
         alert_type: "NO_MASK".into(),
         snapshot: Some(format!("snapshots/{n:08}.jpg")),
+        no_merge: true,
         ..RaiseAlert::default()
     }
 }

@@ -202,6 +202,9 @@ pub enum AlertCmd {
         /// Detector confidence, 0..=1000 ‰.
         #[arg(long)]
         confidence: Option<u16>,
+        /// Always a new alert, even when the same camera saw the same type within 30 min.
+        #[arg(long)]
+        no_merge: bool,
         #[arg(long)]
         json: bool,
     },
@@ -391,7 +394,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             })
         }
-        Cmd::Alert(AlertCmd::Raise { target, camera, alert_type, severity, zone, canteen, confidence, json }) => {
+        Cmd::Alert(AlertCmd::Raise {
+            target,
+            camera,
+            alert_type,
+            severity,
+            zone,
+            canteen,
+            confidence,
+            no_merge,
+            json,
+        }) => {
             let req = RaiseAlert {
                 camera,
                 alert_type,
@@ -401,12 +414,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 confidence_permille: confidence,
                 snapshot: None,
                 detected_at_ms: None,
+                no_merge,
             };
             // Check the fields here too, so a typo is reported without a running node.
             req.to_alert(0).map_err(|e| anyhow::anyhow!(e))?;
             let view = target.client()?.raise_alert(&req)?;
             if json {
                 print_json(&view)
+            } else if view.merged {
+                println!(
+                    "merged into {} at {} (same camera and type within 30 min): {} detections",
+                    view.id, view.school, view.detections
+                );
+                Ok(())
             } else {
                 println!(
                     "raised {} at {}: {} {} ({})",
@@ -559,14 +579,17 @@ pub fn render_alerts(alerts: &[AlertView]) -> String {
     let mut out = String::new();
     for a in alerts {
         out.push_str(&format!(
-            "{:<22} {:<14} {:<16} {:<10} {:<8} camera {:<10} zone {}\n",
+            "{:<22} {:<14} {:<16} {:<10} {:<8} camera {:<10} zone {:<13} {}{}{}\n",
             a.id,
             a.school.to_string(),
             a.alert_type,
             a.type_zh,
             a.severity,
             a.camera,
-            a.zone
+            a.zone,
+            a.status,
+            if a.detections > 1 { format!(" ×{}", a.detections) } else { String::new() },
+            a.case.as_ref().map(|c| format!(" case {c}")).unwrap_or_default()
         ));
     }
     out

@@ -101,6 +101,7 @@ fn raise(cluster: &Cluster, school: NodeId, n: usize) -> anyhow::Result<AlertVie
         camera: format!("cam-{:02}", n % 8 + 1),
         alert_type: DEMO_TYPES[n % DEMO_TYPES.len()].to_string(),
         zone: Some(if n.is_multiple_of(3) { "special-room" } else { "cooking" }.into()),
+        no_merge: true,
         ..RaiseAlert::default()
     };
     cluster.client(school).raise_alert(&req).with_context(|| format!("raising an alert at {school}"))

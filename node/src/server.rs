@@ -201,6 +201,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         clock,
         clock_control: cfg.clock_control,
         scan_now,
+        recent_alerts: Default::default(),
     });
     let admin_task = tokio::spawn(async move {
         let _ = axum::serve(admin_listener, app)

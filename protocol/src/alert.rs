@@ -263,39 +263,6 @@ impl AlertRaised {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn taxonomy_table_matches_declaration_order() {
-        for (i, t) in TAXONOMY.iter().enumerate() {
-            assert_eq!(t.0 as usize, i, "{}", t.1);
-            assert_eq!(t.1.parse::<AlertType>().unwrap(), t.0);
-        }
-        for (i, z) in ZONES.iter().enumerate() {
-            assert_eq!(z.0 as usize, i);
-            assert_eq!(z.1.parse::<Zone>().unwrap(), z.0);
-            assert_eq!(z.2.parse::<Zone>().unwrap(), z.0);
-        }
-    }
-
-    #[test]
-    fn names_parse_leniently_and_fail_clearly() {
-        assert_eq!("no_mask".parse::<AlertType>().unwrap(), AlertType::NoMask);
-        assert_eq!("严重".parse::<Severity>().unwrap(), Severity::Severe);
-        let e = "NO_HAT".parse::<AlertType>().unwrap_err().to_string();
-        assert!(e.contains("NO_HAT") && e.contains("NO_CHEF_HAT"), "{e}");
-    }
-
-    #[test]
-    fn default_severity_follows_domain() {
-        assert_eq!(AlertType::Smoking.default_severity(Zone::Cooking), Severity::Severe);
-        assert_eq!(AlertType::NoMask.default_severity(Zone::Cooking), Severity::General);
-        assert_eq!(AlertType::NoMask.default_severity(Zone::SpecialRoom), Severity::Serious);
-    }
-}
-
 /// Longest note or reason on an alert update (bytes).
 pub const ALERT_NOTE_BYTES_MAX: usize = 1024;
 
@@ -418,4 +385,52 @@ pub fn fold_alert<'a>(
         }
     }
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taxonomy_table_matches_declaration_order() {
+        for (i, t) in TAXONOMY.iter().enumerate() {
+            assert_eq!(t.0 as usize, i, "{}", t.1);
+            assert_eq!(t.1.parse::<AlertType>().unwrap(), t.0);
+        }
+        for (i, z) in ZONES.iter().enumerate() {
+            assert_eq!(z.0 as usize, i);
+            assert_eq!(z.1.parse::<Zone>().unwrap(), z.0);
+            assert_eq!(z.2.parse::<Zone>().unwrap(), z.0);
+        }
+    }
+
+    #[test]
+    fn names_parse_leniently_and_fail_clearly() {
+        assert_eq!("no_mask".parse::<AlertType>().unwrap(), AlertType::NoMask);
+        assert_eq!("严重".parse::<Severity>().unwrap(), Severity::Severe);
+        let e = "NO_HAT".parse::<AlertType>().unwrap_err().to_string();
+        assert!(e.contains("NO_HAT") && e.contains("NO_CHEF_HAT"), "{e}");
+    }
+
+    #[test]
+    fn default_severity_follows_domain() {
+        assert_eq!(AlertType::Smoking.default_severity(Zone::Cooking), Severity::Severe);
+        assert_eq!(AlertType::NoMask.default_severity(Zone::Cooking), Severity::General);
+        assert_eq!(AlertType::NoMask.default_severity(Zone::SpecialRoom), Severity::Serious);
+    }
+
+    #[test]
+    fn the_first_verdict_stands_and_repeats_count() {
+        let (school, county) = ("130102-S0001".parse().unwrap(), "130102".parse().unwrap());
+        let dismiss = AlertAction::Dismiss { reason: "shadow".into() };
+        let confirm = AlertAction::Confirm { note: String::new(), case: None };
+        let repeat = AlertAction::Repeat { detected_at_ms: 50 };
+        let st = fold_alert(10, [(school, &repeat), (school, &dismiss), (county, &confirm), (school, &repeat)]);
+        assert_eq!(st.status, AlertStatus::Dismissed);
+        assert_eq!(st.decided_by, Some(school));
+        assert_eq!((st.detections, st.last_detected_ms, st.conflicting_verdicts), (3, 50, 1));
+        let st = fold_alert(10, [(county, &confirm), (school, &dismiss)]);
+        assert_eq!((st.status, st.conflicting_verdicts), (AlertStatus::Confirmed, 1));
+        assert_eq!(fold_alert(10, []).status, AlertStatus::New);
+    }
 }

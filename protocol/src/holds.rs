@@ -229,6 +229,33 @@ mod tests {
         assert!(!sends_origin(id("130104"), school, school));
     }
 
+    /// Case steps and alert verdicts carry their authority rules on every path: a school closing
+    /// its own case, a county acting on another county's school, or a supervisor forging a school's
+    /// repeat is refused wherever the event shows up (written locally or received from a peer).
+    #[test]
+    fn case_and_verdict_authority() {
+        use crate::alert::{AlertAction, AlertUpdate};
+        use crate::case::{CaseAction, CaseEvent, CaseId};
+        use crate::event::{EventId, Hlc};
+        let (school, county, other) = (id("130102-S0001"), id("130102"), id("130104"));
+        let case = CaseId { opened_by: county, seq: 1 };
+        let ev = |origin: NodeId, body: Body| Event { origin, seq: 5, hlc: Hlc::default(), scope: school, body };
+        let close = Body::Case(CaseEvent { case, action: CaseAction::Close { comment: "done".into() } });
+        assert!(matches!(check_event(&ev(school, close.clone())), Err(Violation::Case(_))));
+        assert!(check_event(&ev(county, close.clone())).is_ok());
+        // Another county may not even write about the school (outside its subtree).
+        assert!(check_event(&ev(other, close)).is_err());
+        let ack = Body::Case(CaseEvent { case, action: CaseAction::Acknowledge });
+        assert!(check_event(&ev(school, ack.clone())).is_ok());
+        assert!(matches!(check_event(&ev(county, ack)), Err(Violation::Case(_))));
+        let alert = EventId { origin: school, seq: 3 };
+        let repeat = Body::AlertUpdate(AlertUpdate { alert, action: AlertAction::Repeat { detected_at_ms: 1 } });
+        assert!(check_event(&ev(school, repeat.clone())).is_ok());
+        assert!(check_event(&ev(county, repeat)).is_err(), "only the school merges repeats");
+        let dismiss = Body::AlertUpdate(AlertUpdate { alert, action: AlertAction::Dismiss { reason: String::new() } });
+        assert!(check_event(&ev(county, dismiss)).is_err(), "a dismissal needs its reason");
+    }
+
     #[test]
     fn peer_side() {
         assert_eq!(PeerSide::of(id("130102-S0001"), id("13")), Some(PeerSide::Ancestor));

@@ -183,6 +183,16 @@ fn a_confirmed_alert_opens_a_case_and_a_dismissed_one_is_recorded() {
             .id
     };
     let (real, false_positive) = (raise("cam-store"), raise("cam-dining"));
+    // The same camera seeing the same thing again within 30 min is one alert with two detections.
+    let again = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert { camera: "cam-store".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
+        .unwrap();
+    assert!(again.merged && again.id == real && again.detections == 2, "{again:?}");
+    eventually(Duration::from_secs(15), "the repeat at the province", || {
+        let held = cluster.client(province).alerts(100, None).ok()?;
+        held.iter().find(|a| a.id == real && a.detections == 2).map(|_| ())
+    });
     eventually(Duration::from_secs(15), "both alerts at the county", || {
         let held = cluster.client(county).alerts(100, None).ok()?;
         (held.iter().filter(|a| a.id == real || a.id == false_positive).count() == 2).then_some(())
@@ -203,6 +213,11 @@ fn a_confirmed_alert_opens_a_case_and_a_dismissed_one_is_recorded() {
     assert!(cluster.client(county).confirm_alert(&false_positive, &AlertVerdict::default()).is_err());
     assert_eq!(refused(&cluster, county), before + 1);
     // The drafted case and its notice reach the school and the province.
+    eventually(Duration::from_secs(15), "the verdicts listed at the province", || {
+        let held = cluster.client(province).alerts(100, None).ok()?;
+        let status = |id: &str| held.iter().find(|a| a.id == id).map(|a| a.status.clone());
+        (status(&real)? == "confirmed" && status(&false_positive)? == "dismissed").then_some(())
+    });
     for n in [school, province] {
         let c = case_at(&cluster, n, &case, "the drafted case", |c| c.status == CaseStatus::NoticeIssued);
         assert!(c.title.contains("RODENT"), "{}", c.title);

@@ -50,7 +50,12 @@ pub fn held(cluster: &Cluster, node: NodeId) -> Option<BTreeMap<String, usize>> 
 pub fn probe_reaches(cluster: &Cluster, school: NodeId, at: NodeId, what: &str) -> String {
     let probe = cluster
         .client(school)
-        .raise_alert(&RaiseAlert { camera: "probe".into(), alert_type: "SMOKING".into(), ..RaiseAlert::default() })
+        .raise_alert(&RaiseAlert {
+            camera: "probe".into(),
+            alert_type: "SMOKING".into(),
+            no_merge: true,
+            ..RaiseAlert::default()
+        })
         .unwrap();
     eventually(Duration::from_secs(15), what, || {
         held(cluster, at).and_then(|h| h.contains_key(&probe.id).then_some(()))
