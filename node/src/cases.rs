@@ -549,6 +549,7 @@ pub fn spawn_scheduler(
     tokio::spawn(async move {
         loop {
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep(Duration::from_millis(every_ms.max(10))) => {}
                 _ = now.notified() => {}
             }

@@ -11,6 +11,10 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
     /// Unix milliseconds.
     fn wall_ms(&self) -> u64;
+    /// Unix microseconds (latency measurements); by default `wall_ms` × 1000.
+    fn wall_us(&self) -> u64 {
+        self.wall_ms().saturating_mul(1000)
+    }
     /// Moves wall time forward by `ms` (tests of deadlines); returns the total offset. Clocks that
     /// cannot be moved refuse.
     fn advance_ms(&self, _ms: u64) -> Result<u64, String> {
@@ -45,6 +49,10 @@ impl Clock for SystemClock {
 
     fn wall_ms(&self) -> u64 {
         unix_ms().saturating_add(self.offset_ms.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    fn wall_us(&self) -> u64 {
+        unix_us().saturating_add(self.offset_ms.load(std::sync::atomic::Ordering::SeqCst).saturating_mul(1000))
     }
 
     fn advance_ms(&self, ms: u64) -> Result<u64, String> {

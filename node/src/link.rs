@@ -290,7 +290,7 @@ impl LinkRun {
             return 0;
         }
         let heads = self.session.backlog_heads(OLDEST_SCAN_ORIGINS_MAX);
-        oldest_waiting_ms(self.storage.as_ref(), heads.into_iter().map(|(o, seq)| (o, seq - 1)))
+        oldest_waiting_ms(self.storage.as_ref(), self.clock.wall_us(), heads.into_iter().map(|(o, seq)| (o, seq - 1)))
     }
 
     fn publish_status(&self) {

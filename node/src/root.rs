@@ -350,7 +350,12 @@ impl NodeRun {
 
 /// Events held here and not confirmed by a peer that confirmed `acked`: how many, and how long
 /// the oldest has waited (ms).
-fn waiting_for(storage: &dyn Storage, held: &[(NodeId, u64)], acked: &BTreeMap<NodeId, u64>) -> (u64, u64) {
+fn waiting_for(
+    storage: &dyn Storage,
+    now_us: u64,
+    held: &[(NodeId, u64)],
+    acked: &BTreeMap<NodeId, u64>,
+) -> (u64, u64) {
     let mut behind: Vec<(u64, NodeId, u64)> = held
         .iter()
         .filter_map(|(o, c)| {
@@ -360,7 +365,7 @@ fn waiting_for(storage: &dyn Storage, held: &[(NodeId, u64)], acked: &BTreeMap<N
         .collect();
     let backlog = behind.iter().map(|b| b.0).sum();
     behind.sort_by_key(|b| std::cmp::Reverse(b.0));
-    let age = crate::store::oldest_waiting_ms(storage, behind.into_iter().map(|(_, o, after)| (o, after)));
+    let age = crate::store::oldest_waiting_ms(storage, now_us, behind.into_iter().map(|(_, o, after)| (o, after)));
     (backlog, age)
 }
 
@@ -492,7 +497,7 @@ impl Actor for NodeActor {
                 if let Some(p) = parent.as_mut().filter(|p| p.state != LinkState::Up) {
                     let own = ractor::call_t!(st.store, |reply| StoreMsg::CursorsUnder { root: me, reply }, 5_000)
                         .unwrap_or_default();
-                    let (backlog, age) = waiting_for(st.args.storage.as_ref(), &own, &p.acked);
+                    let (backlog, age) = waiting_for(st.args.storage.as_ref(), st.args.clock.wall_us(), &own, &p.acked);
                     p.backlog_out = backlog;
                     p.oldest_unsent_age_ms = age;
                 }

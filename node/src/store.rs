@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use topology::NodeId;
 use tracing::{error, info};
 
-use crate::clock::{Clock, unix_us};
+use crate::clock::Clock;
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
 /// Storage schema written by this build.
@@ -178,8 +178,7 @@ pub const OLDEST_SCAN_ORIGINS_MAX: usize = 8;
 /// How long (ms) the oldest of the events waiting for a peer has been held here, reading the first
 /// waiting event after `after` of each `(origin, after)` given (the most behind first; at most
 /// [`OLDEST_SCAN_ORIGINS_MAX`] are read). 0 when none is found.
-pub fn oldest_waiting_ms(storage: &dyn Storage, heads: impl IntoIterator<Item = (NodeId, u64)>) -> u64 {
-    let now_us = unix_us();
+pub fn oldest_waiting_ms(storage: &dyn Storage, now_us: u64, heads: impl IntoIterator<Item = (NodeId, u64)>) -> u64 {
     let mut oldest = now_us;
     for (origin, after) in heads.into_iter().take(OLDEST_SCAN_ORIGINS_MAX) {
         if let Ok((found, _)) = read_range(storage, origin, after, u64::MAX, 1)
@@ -484,7 +483,7 @@ impl StoreState {
             }
         }
         let first = self.cursors.contiguous(self.me) + 1;
-        let now_us = unix_us();
+        let now_us = self.clock.wall_us();
         let wall = self.clock.wall_ms();
         let mut hlc = self.hlc;
         let mut out = Vec::with_capacity(items.len());
@@ -563,7 +562,7 @@ impl StoreState {
     fn apply(&mut self, ranges: &[SeqRange], events: &[Event]) -> Result<Vec<(NodeId, u64)>, StorageError> {
         let mut next = self.cursors.clone_for(ranges.iter().map(|r| r.origin));
         let (fresh, changed) = apply_batch(&mut next, ranges, events);
-        let now_us = unix_us();
+        let now_us = self.clock.wall_us();
         let wall = self.clock.wall_ms();
         let mut b = WriteBatch::default();
         for e in &fresh {
