@@ -51,6 +51,9 @@ pub enum Cmd {
     Case(crate::cli_cases::CaseCmd),
     /// Measure throughput and latency on a real 71-process federation (prints numbers).
     Bench(crate::bench::BenchArgs),
+    /// The registry: schools, canteens, cameras, staff, health certificates (one owner writes each).
+    #[command(subcommand)]
+    Registry(crate::cli_registry::RegistryCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,6 +138,12 @@ pub enum NodeCmd {
         /// Also stop when standard input closes (for a supervising process that owns the node).
         #[arg(long)]
         stop_on_stdin_eof: bool,
+        /// A node the topology file does not list (a school registered at run time): its QUIC address.
+        #[arg(long, requires = "admin_addr")]
+        quic_addr: Option<SocketAddr>,
+        /// With --quic-addr: its admin API address.
+        #[arg(long, requires = "quic_addr")]
+        admin_addr: Option<SocketAddr>,
     },
 }
 
@@ -160,10 +169,7 @@ impl Target {
             return Ok(a);
         }
         let (topo_path, node) = match (&self.config, &self.topology, self.node) {
-            (Some(c), _, _) => {
-                let cfg = NodeConfig::load(c)?;
-                (cfg.topology, cfg.node)
-            }
+            (Some(c), _, _) => return crate::registry::config_admin_addr(&NodeConfig::load(c)?),
             (None, Some(t), Some(n)) => (t.clone(), n),
             _ => bail!("say which node: --admin ADDR, --config FILE, or --topology FILE --node ID"),
         };
@@ -303,6 +309,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Demo(args) => crate::demo::run(args),
         Cmd::Bench(args) => crate::bench::run(args),
+        Cmd::Registry(cmd) => crate::cli_registry::run(cmd),
         Cmd::Ca(CaCmd::Init { dir }) => {
             tls::ca_init(&dir)?;
             println!("created the federation CA in {}", dir.display());
@@ -370,12 +377,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        Cmd::Node(NodeCmd::Run { config, topology, node, data, certs, stop_on_stdin_eof }) => {
-            let cfg = match (config, topology, node, data, certs) {
+        Cmd::Node(NodeCmd::Run { config, topology, node, data, certs, stop_on_stdin_eof, quic_addr, admin_addr }) => {
+            let mut cfg = match (config, topology, node, data, certs) {
                 (Some(c), ..) => NodeConfig::load(&c)?,
                 (None, Some(t), Some(n), Some(d), Some(c)) => NodeConfig::new(n, t, d, c),
                 _ => bail!("give --config FILE, or all of --topology FILE --node ID --data DIR --certs DIR"),
             };
+            (cfg.quic_addr, cfg.admin_addr) = (quic_addr.or(cfg.quic_addr), admin_addr.or(cfg.admin_addr));
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 if stop_on_stdin_eof {

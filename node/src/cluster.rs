@@ -59,6 +59,8 @@ pub struct Cluster {
     pub cert_dir: PathBuf,
     binary: PathBuf,
     procs: BTreeMap<NodeId, Child>,
+    /// Nodes added at run time that the topology file does not list, with their admin address.
+    joined: BTreeMap<NodeId, SocketAddr>,
     /// Extra `RUST_LOG` for the children.
     log: String,
 }
@@ -93,6 +95,7 @@ impl Cluster {
             cert_dir,
             binary: binary.to_path_buf(),
             procs: BTreeMap::new(),
+            joined: BTreeMap::new(),
             log: "info".into(),
         })
     }
@@ -132,7 +135,28 @@ impl Cluster {
     }
 
     pub fn admin_addr(&self, id: NodeId) -> SocketAddr {
-        self.topology.get(id).map(|e| e.admin).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9)))
+        self.joined
+            .get(&id)
+            .copied()
+            .or_else(|| self.topology.get(id).map(|e| e.admin))
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9)))
+    }
+
+    /// Adds node `id`, which the topology file does not list (a school registered at run time by
+    /// its county), listening at `quic` and `admin`: writes its config with those addresses. Its
+    /// parent must be in the topology, and its certificate issued (`mingchu ca issue`) before
+    /// [`Cluster::start`]. The topology file is not changed: nobody else restarts or reloads.
+    pub fn add_joining(&mut self, id: NodeId, quic: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
+        if self.topology.contains(id) || self.joined.contains_key(&id) {
+            bail!("node {id} is already part of this federation");
+        }
+        let mut cfg = NodeConfig::new(id, self.topology_path.clone(), self.data_dir(id), self.cert_dir.clone());
+        (cfg.quic_addr, cfg.admin_addr) = (Some(quic), Some(admin));
+        // The same check the node makes when it starts (the parent is there, the addresses are free).
+        crate::registry::add_joining_node(&mut self.topology.clone(), &cfg)?;
+        std::fs::write(self.config_path(id), toml::to_string(&cfg)?)?;
+        self.joined.insert(id, admin);
+        Ok(())
     }
 
     pub fn client(&self, id: NodeId) -> AdminClient {

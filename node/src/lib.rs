@@ -9,6 +9,7 @@ pub mod bench_outage;
 pub mod cases;
 pub mod cli;
 pub mod cli_cases;
+pub mod cli_registry;
 pub mod clock;
 pub mod cluster;
 pub mod demo;

@@ -40,7 +40,7 @@ use topology::{NodeEntry, NodeId, Topology};
 
 use crate::admin::{AdminClient, AdminState, ApiError};
 use crate::server::NodeConfig;
-use crate::store::{EventQuery, LIST_LIMIT_MAX, StoreMsg};
+use crate::store::StoreMsg;
 
 const CALL_TIMEOUT_MS: u64 = 10_000;
 
@@ -116,15 +116,13 @@ pub struct RegistryParams {
 
 /// The registry folded from this node's store.
 pub async fn load_view(store: &ActorRef<StoreMsg>) -> Result<BTreeMap<EntityRef, Entity>, String> {
-    let query = EventQuery { kind: Some(EventKind::Registry), under: None, limit: LIST_LIMIT_MAX };
-    let events = ractor::call_t!(store, |reply| StoreMsg::List { query, reply }, CALL_TIMEOUT_MS)
-        .map_err(|e| format!("store did not answer: {e}"))??;
-    if events.len() >= LIST_LIMIT_MAX {
-        return Err(format!(
-            "this node holds {LIST_LIMIT_MAX} or more registry events, above what one listing reads; \
-             the registry cannot be answered completely"
-        ));
-    }
+    // Registry events are indexed by the unit they are about: no scan of the node's alerts.
+    let events = ractor::call_t!(
+        store,
+        |reply| StoreMsg::Related { kind: EventKind::Registry, subject: None, reply },
+        CALL_TIMEOUT_MS
+    )
+    .map_err(|e| format!("store did not answer: {e}"))??;
     Ok(registry_view(events.iter().map(|s| &s.event)))
 }
 

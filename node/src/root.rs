@@ -441,7 +441,14 @@ impl Actor for NodeActor {
         match msg {
             NodeMsg::Accepted(mut conn) => {
                 let peer = conn.peer;
-                match st.check_descendant(peer) {
+                let verdict = match st.check_descendant(peer) {
+                    // A descendant the topology file lacks may still be registered (joined at run time).
+                    Err(_) if peer.is_descendant_of(st.args.me) => {
+                        crate::registry::check_registered(&st.store, peer).await
+                    }
+                    v => v,
+                };
+                match verdict {
                     Ok(()) => st.spawn_link(&myself, conn, Role::Acceptor).await,
                     Err(reason) => {
                         warn!(node = %st.args.me, %peer, %reason, "connection refused");

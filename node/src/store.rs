@@ -61,6 +61,8 @@ fn index_key(e: &Event) -> Option<Vec<u8>> {
     let (kind, subject) = match &e.body {
         Body::Case(c) => (EventKind::Case, c.case.event_id()),
         Body::AlertUpdate(u) => (EventKind::AlertUpdate, u.alert),
+        // Registry changes by the unit they are about (its scope).
+        Body::Registry(_) => (EventKind::Registry, EventId { origin: e.scope, seq: 0 }),
         _ => return None,
     };
     let mut k = Vec::with_capacity(33);
@@ -170,6 +172,29 @@ pub fn read_range(
         }
     }
     Ok((out, true))
+}
+
+/// Every event in `storage`, in `(origin, seq)` order (the simulator's checker and digest).
+pub fn all_events(storage: &dyn Storage) -> Result<Vec<StoredEvent>, StorageError> {
+    let mut out = Vec::new();
+    for item in storage.scan_prefix(Space::Events, b"") {
+        let (_, v) = item?;
+        let (received_at_us, events) = decode_run(&v)?;
+        out.extend(events.into_iter().map(|event| StoredEvent { received_at_us, event }));
+    }
+    Ok(out)
+}
+
+/// Every origin's held seq ranges in `storage`.
+pub fn all_cursors(storage: &dyn Storage) -> Result<Cursors, StorageError> {
+    let mut cursors = Cursors::default();
+    for item in storage.scan_prefix(Space::Cursors, b"") {
+        let (k, v) = item?;
+        let origin = NodeId::from_key(&k).map_err(|e| corrupt("cursor key", e))?;
+        let ranges: SeqRanges = decode(&v).map_err(|e| corrupt("cursor", e))?;
+        cursors.set(origin, ranges);
+    }
+    Ok(cursors)
 }
 
 /// Most origins read to find the oldest event still waiting for a peer.

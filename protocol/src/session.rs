@@ -197,6 +197,8 @@ pub struct Session {
     last_received_ms: u64,
     hello_sent_ms: u64,
     peer_backlog: u64,
+    /// Σ over origins of local − peer cursor: [`Session::backlog_out`], kept up to date.
+    backlog: u64,
     stats: SessionStats,
 }
 
@@ -239,6 +241,7 @@ impl Session {
             last_received_ms: now_ms,
             hello_sent_ms: now_ms,
             peer_backlog: 0,
+            backlog: 0,
             stats: SessionStats::default(),
         };
         for (origin, ranges) in local.iter() {
@@ -248,6 +251,7 @@ impl Session {
             }
             if sends_origin(me, peer, origin) {
                 s.local.insert(origin, c);
+                s.backlog += c;
             }
             if sends_origin(peer, me, origin) {
                 s.receiving.insert(origin, c);
@@ -286,7 +290,14 @@ impl Session {
 
     /// Seqs I hold that the peer has not acknowledged (an upper bound on events for filtered origins).
     pub fn backlog_out(&self) -> u64 {
-        self.local.iter().map(|(o, &c)| c.saturating_sub(self.peer_cursor.get(o).copied().unwrap_or(0))).sum()
+        self.backlog
+    }
+
+    /// Keeps `backlog` (Σ local − peer cursor) in step when `local` or `peer_cursor` of `origin`
+    /// changes from `before` = (local, peer) to now.
+    fn rebacklog(&mut self, origin: NodeId, before: (u64, u64)) {
+        let now = (self.local.get(&origin).copied().unwrap_or(0), self.peer_cursor(origin));
+        self.backlog = self.backlog - before.0.saturating_sub(before.1) + now.0.saturating_sub(now.1);
     }
 
     /// Origins with events not yet acknowledged by the peer: `(origin, first unacknowledged seq)`,
@@ -391,8 +402,10 @@ impl Session {
     fn adopt_peer_cursors(&mut self, cursors: &[(NodeId, u64)]) {
         for &(origin, c) in cursors {
             if sends_origin(self.me, self.peer, origin) {
+                let before = (self.local.get(&origin).copied().unwrap_or(0), self.peer_cursor(origin));
                 let e = self.peer_cursor.entry(origin).or_default();
                 *e = (*e).max(c);
+                self.rebacklog(origin, before);
                 // Never keep "sent" below what the peer confirmed it holds.
                 if self.state == State::Up {
                     let s = self.sent.entry(origin).or_default();
@@ -550,11 +563,13 @@ impl Session {
         if !sends_origin(self.me, self.peer, origin) {
             return;
         }
+        let before = (self.local.get(&origin).copied().unwrap_or(0), self.peer_cursor(origin));
         let e = self.local.entry(origin).or_default();
         if contiguous <= *e {
             return;
         }
         *e = contiguous;
+        self.rebacklog(origin, before);
         if self.state == State::Up && contiguous > self.sent_of(origin) {
             self.ready.insert(origin);
         }
@@ -846,6 +861,9 @@ impl Session {
     /// Internal consistency, for tests and the simulator to call after every step.
     pub fn check_invariants(&self) {
         assert!(self.inflight.len() <= self.cfg.window_batches + FRESH_WINDOW + 1, "window exceeded");
+        let backlog: u64 =
+            self.local.iter().map(|(o, &c)| c.saturating_sub(self.peer_cursor.get(o).copied().unwrap_or(0))).sum();
+        assert_eq!(self.backlog, backlog, "backlog count out of step");
         if self.state == State::Up {
             for (o, c) in &self.peer_cursor {
                 assert!(self.sent_of(*o) >= *c, "sent below peer cursor for {o}");

@@ -1,8 +1,15 @@
-//! The deterministic simulation harness — not built yet.
-//!
-//! It will run the real node actors (the `node` crate's store, link and root actors) for the whole
-//! province on one tokio current-thread runtime with a paused clock, over a seeded in-memory
-//! network and in-memory storage (the `node` crate's `storage::mem::MemStorage` already drops unflushed
-//! writes on a crash), with faults drawn from a seed, invariant checks after every step and a
-//! report. Its own issue ("The simulation harness") builds it; until then this crate holds only
-//! this description so the workspace layout is in place.
+//! The deterministic simulation harness: the whole province (or a smaller tree) through a school
+//! day on one machine. The **real node actors** (root, store, listener, links, case scheduler from
+//! the `node` crate) run on one tokio current-thread runtime with a paused clock, over a seeded
+//! in-memory network ([`net::SimNet`]: latency, loss, duplication, reordering, partitions) and
+//! in-memory storage (`node::storage::mem::MemStorage`: a crash drops what was not flushed).
+//! A workload drawn from the seed ([`workload`]) and faults from the seed or a scenario file
+//! ([`faults`]) drive it; [`sim::run`] checks safety during the run and liveness after it, and
+//! returns a [`sim::Report`] with a digest of every node's events: same seed, same digest.
+
+pub mod faults;
+pub mod net;
+pub mod report;
+pub mod sim;
+pub mod workload;
+pub mod world;

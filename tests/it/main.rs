@@ -10,6 +10,7 @@ mod federation;
 mod links;
 mod outage;
 mod partition;
+mod registry;
 mod relay;
 
 use std::path::PathBuf;

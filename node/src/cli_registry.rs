@@ -1,0 +1,500 @@
+//! `mingchu registry …`: the registry from the command line, against a node's admin API.
+//!
+//! Each entity is written at its one owner: the province registers cities and sets the settings, a
+//! county registers its schools, a school its canteens, cameras, staff and health certificates.
+//! Every listing shows what the node holds (its subtree, plus its city and the province's
+//! settings) and takes `--json`; so does every write.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use protocol::Zone;
+use protocol::registry::{
+    Camera, Canteen, City, EntityData, EntityKind, HealthCertificate, RegistryOp, School, Settings, Staff, StaffRole,
+};
+use topology::NodeId;
+
+use crate::cli::Target;
+use crate::registry::{EntityView, RegistryRequest, RegistryWritten};
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCmd {
+    /// List the registry a node holds (optionally one kind, optionally only under one unit).
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// city, settings, school, canteen, camera, staff or health-certificate (cert).
+        #[arg(long)]
+        kind: Option<EntityKind>,
+        #[command(flatten)]
+        list: ListOpts,
+    },
+    /// Schools: registered by their county.
+    #[command(subcommand)]
+    School(SchoolCmd),
+    /// Canteens: registered by their school.
+    #[command(subcommand)]
+    Canteen(CanteenCmd),
+    /// Kitchen cameras: registered by their school.
+    #[command(subcommand)]
+    Camera(CameraCmd),
+    /// Canteen staff: registered by their school.
+    #[command(subcommand)]
+    Staff(StaffCmd),
+    /// Health certificates (健康证) of staff: registered by their school.
+    #[command(subcommand)]
+    Cert(CertCmd),
+    /// Cities: registered by the province.
+    #[command(subcommand)]
+    City(CityCmd),
+    /// Province-wide settings (rule thresholds, deadlines by severity): set by the province.
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+    /// Remove an entity the node owns.
+    Remove {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        kind: EntityKind,
+        /// The entity's node (a school, a city); default the node itself.
+        #[arg(long)]
+        of: Option<NodeId>,
+        /// The school-local id (canteen, camera, staff, certificate).
+        #[arg(long, default_value = "")]
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ListOpts {
+    /// Only entities of this unit's subtree.
+    #[arg(long)]
+    pub under: Option<NodeId>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub list: ListOpts,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchoolCmd {
+    /// Register (or update) a school of this county.
+    Add {
+        #[command(flatten)]
+        target: Target,
+        /// The school, e.g. 130102-S0017.
+        #[arg(long)]
+        school: NodeId,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        address: String,
+        #[arg(long, default_value_t = 1)]
+        canteens: u32,
+        /// Where the school's node listens for QUIC.
+        #[arg(long)]
+        school_quic: Option<SocketAddr>,
+        /// The school node's admin API address.
+        #[arg(long)]
+        school_admin: Option<SocketAddr>,
+        #[arg(long)]
+        json: bool,
+    },
+    List(ListArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CanteenCmd {
+    /// Register (or update) a canteen of this school.
+    Add {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List(ListArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CameraCmd {
+    /// Register (or update) a kitchen camera of this school.
+    Add {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        id: String,
+        /// The canteen it watches (registered first).
+        #[arg(long)]
+        canteen: String,
+        #[arg(long)]
+        name: String,
+        /// rough-processing, cutting, cooking, special-room, washing, serving, sampling, storage,
+        /// entrance, dining.
+        #[arg(long)]
+        zone: Zone,
+        /// AI detection off.
+        #[arg(long)]
+        no_ai: bool,
+        /// Parents may watch it.
+        #[arg(long)]
+        parent_visible: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    List(ListArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StaffCmd {
+    /// Register (or update) a staff member of this school.
+    Add {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// principal, food-safety-officer, canteen-manager, cook or helper.
+        #[arg(long)]
+        role: StaffRole,
+        /// Registered as not on duty.
+        #[arg(long)]
+        off_duty: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    List(ListArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCmd {
+    /// Register (or renew) a staff member's health certificate.
+    Add {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        id: String,
+        /// The staff member (registered first).
+        #[arg(long)]
+        staff: String,
+        #[arg(long)]
+        number: String,
+        /// Last valid day (YYYY-MM-DD, China time) or unix ms.
+        #[arg(long)]
+        valid_until: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List(ListArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CityCmd {
+    /// Register (or rename) a city of the province.
+    Add {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        city: NodeId,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List(ListArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SettingsCmd {
+    /// Change province-wide settings (unnamed ones keep their current value).
+    Set {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        deadline_general_days: Option<u32>,
+        #[arg(long)]
+        deadline_serious_days: Option<u32>,
+        #[arg(long)]
+        deadline_severe_hours: Option<u32>,
+        #[arg(long)]
+        review_days: Option<u32>,
+        #[arg(long)]
+        health_cert_warn_days: Option<u32>,
+        #[arg(long)]
+        sample_min_grams: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the settings the node holds (the defaults when the province has set none).
+    Show {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn write(target: &Target, req: RegistryRequest, json: bool) -> anyhow::Result<()> {
+    let done: RegistryWritten = target.client()?.registry_write(&req)?;
+    if json {
+        return print_json(&done);
+    }
+    let what = if done.id.is_empty() { done.node.to_string() } else { format!("{}/{}", done.node, done.id) };
+    println!("{} {} {what} ({})", done.op, done.kind, done.event);
+    Ok(())
+}
+
+fn upsert(target: &Target, node: Option<NodeId>, id: String, data: EntityData, json: bool) -> anyhow::Result<()> {
+    // Checked here too, so a typo is reported without a running node.
+    data.validate().map_err(|e| anyhow::anyhow!(e))?;
+    write(target, RegistryRequest { kind: data.kind(), node, id, op: RegistryOp::Upsert(data) }, json)
+}
+
+fn list(target: &Target, kind: Option<EntityKind>, opts: &ListOpts) -> anyhow::Result<()> {
+    let entities = target.client()?.registry(kind, opts.under)?;
+    if opts.json {
+        return print_json(&entities);
+    }
+    print!("{}", render(&entities));
+    Ok(())
+}
+
+/// Runs a `mingchu registry` command.
+pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
+    match cmd {
+        RegistryCmd::List { target, kind, list: opts } => list(&target, kind, &opts),
+        RegistryCmd::School(SchoolCmd::Add {
+            target,
+            school,
+            name,
+            address,
+            canteens,
+            school_quic,
+            school_admin,
+            json,
+        }) => {
+            let s = School {
+                name,
+                address,
+                canteens,
+                quic_addr: school_quic.map(|a| a.to_string()).unwrap_or_default(),
+                admin_addr: school_admin.map(|a| a.to_string()).unwrap_or_default(),
+            };
+            upsert(&target, Some(school), String::new(), EntityData::School(s), json)
+        }
+        RegistryCmd::School(SchoolCmd::List(a)) => list(&a.target, Some(EntityKind::School), &a.list),
+        RegistryCmd::Canteen(CanteenCmd::Add { target, id, name, address, json }) => {
+            upsert(&target, None, id, EntityData::Canteen(Canteen { name, address }), json)
+        }
+        RegistryCmd::Canteen(CanteenCmd::List(a)) => list(&a.target, Some(EntityKind::Canteen), &a.list),
+        RegistryCmd::Camera(CameraCmd::Add { target, id, canteen, name, zone, no_ai, parent_visible, json }) => {
+            let c = Camera { canteen, name, zone, ai_enabled: !no_ai, parent_visible };
+            upsert(&target, None, id, EntityData::Camera(c), json)
+        }
+        RegistryCmd::Camera(CameraCmd::List(a)) => list(&a.target, Some(EntityKind::Camera), &a.list),
+        RegistryCmd::Staff(StaffCmd::Add { target, id, name, role, off_duty, json }) => {
+            upsert(&target, None, id, EntityData::Staff(Staff { name, role, on_duty: !off_duty }), json)
+        }
+        RegistryCmd::Staff(StaffCmd::List(a)) => list(&a.target, Some(EntityKind::Staff), &a.list),
+        RegistryCmd::Cert(CertCmd::Add { target, id, staff, number, valid_until, json }) => {
+            let valid_until_ms = parse_day_or_ms(&valid_until)?;
+            let h = HealthCertificate { staff, number, valid_until_ms };
+            upsert(&target, None, id, EntityData::HealthCertificate(h), json)
+        }
+        RegistryCmd::Cert(CertCmd::List(a)) => list(&a.target, Some(EntityKind::HealthCertificate), &a.list),
+        RegistryCmd::City(CityCmd::Add { target, city, name, json }) => {
+            upsert(&target, Some(city), String::new(), EntityData::City(City { name }), json)
+        }
+        RegistryCmd::City(CityCmd::List(a)) => list(&a.target, Some(EntityKind::City), &a.list),
+        RegistryCmd::Settings(SettingsCmd::Set {
+            target,
+            deadline_general_days,
+            deadline_serious_days,
+            deadline_severe_hours,
+            review_days,
+            health_cert_warn_days,
+            sample_min_grams,
+            json,
+        }) => {
+            let mut s = current_settings(&target)?;
+            let fields = [
+                (&mut s.deadline_general_days, deadline_general_days),
+                (&mut s.deadline_serious_days, deadline_serious_days),
+                (&mut s.deadline_severe_hours, deadline_severe_hours),
+                (&mut s.review_days, review_days),
+                (&mut s.health_cert_warn_days, health_cert_warn_days),
+                (&mut s.sample_min_grams, sample_min_grams),
+            ];
+            for (field, given) in fields {
+                if let Some(v) = given {
+                    *field = v;
+                }
+            }
+            upsert(&target, None, String::new(), EntityData::Settings(s), json)
+        }
+        RegistryCmd::Settings(SettingsCmd::Show { target, json }) => {
+            let s = current_settings(&target)?;
+            if json {
+                return print_json(&s);
+            }
+            if let serde_json::Value::Object(fields) = serde_json::to_value(&s)? {
+                for (k, v) in fields {
+                    println!("{k} = {v}");
+                }
+            }
+            Ok(())
+        }
+        RegistryCmd::Remove { target, kind, of, id, reason, json } => {
+            write(&target, RegistryRequest { kind, node: of, id, op: RegistryOp::Remove { reason } }, json)
+        }
+    }
+}
+
+/// The settings the node holds, or the defaults.
+fn current_settings(target: &Target) -> anyhow::Result<Settings> {
+    let found = target.client()?.registry(Some(EntityKind::Settings), None)?;
+    Ok(found
+        .into_iter()
+        .find_map(|e| match e.data {
+            EntityData::Settings(s) => Some(s),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
+
+const DAY_MS: u64 = 86_400_000;
+const CHINA_OFFSET_MS: u64 = 8 * 3_600_000;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` → the last millisecond of that day in China time (UTC+8); a plain number is unix ms.
+pub fn parse_day_or_ms(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().with_context(|| format!("`{s}` is not a unix time in ms"));
+    }
+    let parts: Vec<&str> = s.split('-').collect();
+    let bad = || anyhow::anyhow!("`{s}` is neither a date YYYY-MM-DD nor unix ms");
+    let [y, m, d] = parts.as_slice() else { return Err(bad()) };
+    let (y, m, d): (i64, i64, i64) =
+        (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
+        bail!("`{s}` is not a valid date from 1970 on");
+    }
+    let next_day_ms = (days_from_civil(y, m, d) as u64 + 1) * DAY_MS;
+    Ok(next_day_ms.saturating_sub(CHINA_OFFSET_MS).saturating_sub(1))
+}
+
+/// `YYYY-MM-DD` (China time) of a unix-ms instant.
+pub fn china_day(ms: u64) -> String {
+    let days = ((ms + CHINA_OFFSET_MS) / DAY_MS) as i64;
+    // Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The text form of a registry listing: one line per entity.
+pub fn render(entities: &[EntityView]) -> String {
+    if entities.is_empty() {
+        return "no registry entries\n".into();
+    }
+    let mut out = Vec::new();
+    for e in entities {
+        let key = if e.id.is_empty() { e.node.to_string() } else { format!("{}/{}", e.node, e.id) };
+        let details = match &e.data {
+            EntityData::City(_) => String::new(),
+            EntityData::Settings(s) => format!(
+                "deadlines {}d/{}d/{}h, review {}d, health cert warning {}d, samples ≥ {} g",
+                s.deadline_general_days,
+                s.deadline_serious_days,
+                s.deadline_severe_hours,
+                s.review_days,
+                s.health_cert_warn_days,
+                s.sample_min_grams
+            ),
+            EntityData::School(s) => {
+                format!("{} canteen(s) quic {} admin {}", s.canteens, or_dash(&s.quic_addr), or_dash(&s.admin_addr))
+            }
+            EntityData::Canteen(c) => c.address.clone(),
+            EntityData::Camera(c) => format!(
+                "canteen {} zone {} ai {} parents {}",
+                c.canteen,
+                c.zone.as_str(),
+                if c.ai_enabled { "on" } else { "off" },
+                if c.parent_visible { "see it" } else { "do not see it" }
+            ),
+            EntityData::Staff(s) => {
+                format!("{} ({}) {}", s.role.as_str(), s.role.zh(), if s.on_duty { "on duty" } else { "off duty" })
+            }
+            EntityData::HealthCertificate(h) => {
+                format!("staff {} valid until {}", h.staff, china_day(h.valid_until_ms))
+            }
+        };
+        let _ = writeln!(out, "{:<18} {:<24} {:<20} {}", e.kind.as_str(), key, e.data.label(), details);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parse_and_print() {
+        // 2025-03-01 23:59:59.999 China time = 2025-03-01 15:59:59.999 UTC.
+        assert_eq!(parse_day_or_ms("2025-03-01").unwrap(), 1_740_844_799_999);
+        assert_eq!(china_day(1_740_844_799_999), "2025-03-01");
+        assert_eq!(china_day(1_740_844_800_000), "2025-03-02");
+        assert_eq!(parse_day_or_ms("1740844799999").unwrap(), 1_740_844_799_999);
+        assert_eq!(china_day(parse_day_or_ms("2024-02-29").unwrap()), "2024-02-29");
+        for bad in ["2025-02-29", "2025-13-01", "yesterday", "2025-1", ""] {
+            assert!(parse_day_or_ms(bad).is_err(), "{bad}");
+        }
+    }
+}

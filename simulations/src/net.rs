@@ -1,0 +1,1506 @@
+//! The simulator's seeded in-memory network: a [`SimNet`] of [`SimEndpoint`]s, each a
+//! [`node::transport::Transport`], so the real node actors run over it unchanged.
+//!
+//! # Model
+//!
+//! - Every node registers one endpoint at a (fake) `SocketAddr`. A dial reaches the endpoint
+//!   registered at that address if it is up, names the expected node, and neither the pair is
+//!   partitioned nor either side isolated. It succeeds after one simulated round trip; an
+//!   unreachable peer makes the dial fail with [`TransportError::Handshake`] after
+//!   [`DIAL_FAIL_MS`] (quinn would wait for its idle timeout; the node's own dial timeout usually
+//!   fires first). The acceptor learns the dialer's `NodeId` from the net (standing for mTLS).
+//! - A connection has two lanes per direction (control, bulk). Each frame gets a latency drawn
+//!   from [`LinkFaults::latency_ms`]; its delivery time is `max(previous delivery time on the lane,
+//!   now + latency)`, so each lane stays ordered. Frames wait in a queue per lane; the receiver
+//!   sleeps (tokio timer) until the earliest head is due — no task per frame or per lane. When
+//!   frames of both lanes are due, control comes first.
+//! - Beyond the transport contract, for stressing the sessions: with probability `loss` a frame is
+//!   dropped, `duplicate` delivered twice, `reorder` swapped with the next frame of its lane (if that
+//!   frame comes while it is still queued; otherwise it arrives on time). Frames are never cut.
+//! - `close(reason)` on a sender closes the whole connection: this end fails at once (`Closed("connection
+//!   closed locally")`), the peer's receiver gets `Closed(reason)` after the frames sent before it on
+//!   that lane, and the peer's sends fail from the moment the close arrives. Dropping both senders
+//!   of an end finishes its lanes: the peer's receiver gets `Ok(None)` once the control lane has
+//!   drained (frames still queued on the bulk lane are lost then, as with quic.rs).
+//! - Partitions and isolation break existing connections at once on both ends with
+//!   `Closed("partitioned")` / `Closed("isolated")`. An endpoint shut down (or crashed with
+//!   [`SimNet::endpoint_down`]) fails its own connections at once and tells each peer after the
+//!   latency, stops accepting, and can no longer dial or be dialled.
+//!
+//! # Determinism
+//!
+//! One `ChaCha8Rng` seeded from the seed draws every random choice (latencies, faults, round trips)
+//! in the order the calls happen; the state lives in `BTreeMap`s behind one mutex; time is tokio's
+//! (`Instant`, `sleep_until`), which a paused runtime advances only when everything is idle. There
+//! are no threads, no real I/O and no `std::time`. So on a `current_thread` runtime the same seed and
+//! the same sequence of calls give the same run.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use node::transport::{BoxFuture, Connection, FrameReceiver, FrameSender, Transport, TransportError};
+use protocol::wire::FRAME_BYTES_MAX;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
+use topology::{NodeId, Tier};
+
+/// Default time after which a dial to an unreachable peer fails (unregistered address, endpoint
+/// down, partitioned or isolated). Longer than the node's own dial timeout, like quinn's.
+pub const DIAL_FAIL_MS: u64 = 5_000;
+/// Latencies are capped at this many milliseconds (an hour), so instants cannot overflow.
+pub const LATENCY_MS_MAX: u64 = 3_600_000;
+
+/// Close reason on both ends of connections broken by [`SimNet::partition`].
+pub const REASON_PARTITIONED: &str = "partitioned";
+/// Close reason on both ends of connections broken by [`SimNet::isolate`].
+pub const REASON_ISOLATED: &str = "isolated";
+/// Close reason a peer sees when an endpoint is shut down ([`Transport::shutdown`]).
+pub const REASON_SHUTDOWN: &str = "endpoint shut down";
+/// Close reason for both ends when an endpoint crashes ([`SimNet::endpoint_down`]).
+pub const REASON_DOWN: &str = "endpoint down";
+/// Close reason an end sees for its own connection once it closed it (as quinn's `LocallyClosed`).
+pub const REASON_LOCAL: &str = "connection closed locally";
+/// Close reason a peer's sends see once every handle of the other end was dropped.
+pub const REASON_PEER_GONE: &str = "closed by peer (code 0)";
+
+/// Fault settings for every link of the net; changeable at run time with [`SimNet::set_faults`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkFaults {
+    /// One-way latency per frame, drawn uniformly from `min..=max` milliseconds.
+    pub latency_ms: (u64, u64),
+    /// Probability that a frame is dropped.
+    pub loss: f64,
+    /// Probability that a frame is delivered twice.
+    pub duplicate: f64,
+    /// Probability that a frame is swapped with the next frame of its lane.
+    pub reorder: f64,
+}
+
+impl Default for LinkFaults {
+    /// Latency 2..=20 ms, no loss, no duplication, no reordering.
+    fn default() -> LinkFaults {
+        LinkFaults { latency_ms: (2, 20), loss: 0.0, duplicate: 0.0, reorder: 0.0 }
+    }
+}
+
+impl LinkFaults {
+    /// Probabilities clamped to `[0, 1]` (NaN counts as 0), latencies ordered and capped.
+    fn sanitized(self) -> LinkFaults {
+        let p = |x: f64| if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
+        let (a, b) = self.latency_ms;
+        let (a, b) = (a.min(LATENCY_MS_MAX), b.min(LATENCY_MS_MAX));
+        LinkFaults {
+            latency_ms: (a.min(b), a.max(b)),
+            loss: p(self.loss),
+            duplicate: p(self.duplicate),
+            reorder: p(self.reorder),
+        }
+    }
+}
+
+/// A number of frames and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    /// Frames.
+    pub frames: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+}
+
+impl Count {
+    fn add(&mut self, bytes: usize) {
+        self.frames += 1;
+        self.bytes += bytes as u64;
+    }
+
+    fn plus(self, other: Count) -> Count {
+        Count { frames: self.frames + other.frames, bytes: self.bytes + other.bytes }
+    }
+}
+
+/// Frame counters of the nodes of one tier, as senders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TierStats {
+    /// Frames accepted by `send` on a live connection.
+    pub sent: Count,
+    /// Frames handed to the receiving node (a duplicate counts twice).
+    pub delivered: Count,
+    /// Frames dropped by the `loss` fault.
+    pub dropped: Count,
+    /// Extra copies made by the `duplicate` fault.
+    pub duplicated: Count,
+    /// Frames swapped with the next one by the `reorder` fault.
+    pub reordered: Count,
+    /// Frames lost because their connection broke (or the receiving handle was dropped) first.
+    pub discarded: Count,
+}
+
+impl TierStats {
+    fn plus(self, o: TierStats) -> TierStats {
+        TierStats {
+            sent: self.sent.plus(o.sent),
+            delivered: self.delivered.plus(o.delivered),
+            dropped: self.dropped.plus(o.dropped),
+            duplicated: self.duplicated.plus(o.duplicated),
+            reordered: self.reordered.plus(o.reordered),
+            discarded: self.discarded.plus(o.discarded),
+        }
+    }
+}
+
+/// Counters of the whole net for the report ([`SimNet::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frame counters by the sender's tier.
+    pub by_tier: BTreeMap<Tier, TierStats>,
+    /// Dials that produced a connection.
+    pub dials_ok: u64,
+    /// Dials that failed (unreachable, wrong node, endpoint closed).
+    pub dials_failed: u64,
+    /// Connections with at least one end still held by a node.
+    pub connections_open: u64,
+}
+
+impl NetStats {
+    /// The counters of all tiers summed.
+    pub fn total(&self) -> TierStats {
+        self.by_tier.values().fold(TierStats::default(), |acc, s| acc.plus(*s))
+    }
+}
+
+/// The seeded in-memory network. Cheap to clone (all clones share one state); `Send + Sync`.
+#[derive(Clone)]
+pub struct SimNet {
+    inner: Arc<Mutex<Net>>,
+}
+
+impl std::fmt::Debug for SimNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let net = self.lock();
+        f.debug_struct("SimNet")
+            .field("faults", &net.faults)
+            .field("endpoints", &net.endpoints.len())
+            .field("connections", &net.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One node's endpoint on a [`SimNet`]: the node's [`Transport`].
+#[derive(Clone)]
+pub struct SimEndpoint {
+    net: SimNet,
+    node: NodeId,
+    addr: SocketAddr,
+    /// Tells this registration apart from an earlier or later one of the same node (a restart).
+    generation: u64,
+    /// Woken when a connection is queued for `accept` or the endpoint goes down.
+    notify: Arc<Notify>,
+}
+
+impl std::fmt::Debug for SimEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimEndpoint").field("node", &self.node).field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+const CONTROL: usize = 0;
+const BULK: usize = 1;
+const DIALER: usize = 0;
+const ACCEPTOR: usize = 1;
+
+struct Net {
+    rng: ChaCha8Rng,
+    faults: LinkFaults,
+    dial_fail: Duration,
+    endpoints: BTreeMap<NodeId, Endpoint>,
+    addrs: BTreeMap<SocketAddr, NodeId>,
+    /// Partitioned pairs, smaller id first.
+    partitions: BTreeSet<(NodeId, NodeId)>,
+    isolated: BTreeSet<NodeId>,
+    conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    next_generation: u64,
+    stats: NetStats,
+}
+
+struct Endpoint {
+    addr: SocketAddr,
+    generation: u64,
+    up: bool,
+    /// Connections dialled to this endpoint that `accept` has not returned yet.
+    pending: VecDeque<u64>,
+    notify: Arc<Notify>,
+}
+
+struct Conn {
+    /// `[dialer, acceptor]`.
+    nodes: [NodeId; 2],
+    generations: [u64; 2],
+    ends: [End; 2],
+}
+
+/// One end of a connection: what travels towards it, and the state of its handles.
+struct End {
+    /// Frames on their way to this end, per lane (`CONTROL`, `BULK`).
+    inbound: [LaneQueue; 2],
+    /// This end failed (closed locally, partitioned, endpoint down): every call fails at once.
+    broken: Option<String>,
+    /// The other end closed: when the news reaches this end, and why. Sends fail from then on
+    /// (before then they vanish: the other end no longer reads).
+    peer_closed: Option<(Instant, String)>,
+    senders: [bool; 2],
+    receiver: bool,
+    notify: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct LaneQueue {
+    queue: VecDeque<Item>,
+    last_at: Option<Instant>,
+    /// The frame at the back was drawn for reordering: the next frame of the lane overtakes it.
+    swap_next: bool,
+}
+
+struct Item {
+    at: Instant,
+    kind: ItemKind,
+}
+
+enum ItemKind {
+    Frame(Vec<u8>),
+    /// The sender closed the connection with this reason.
+    Close(String),
+    /// The sender dropped this lane's sender: the lane is finished.
+    End,
+}
+
+enum DialPlan {
+    /// The dialer's own endpoint is shut down.
+    Closed,
+    /// Fails with the error after the delay.
+    Fail(Duration, TransportError),
+    /// The peer answers: complete after the round trip.
+    Connect(Duration),
+}
+
+enum Incoming {
+    /// A connection to hand out: its id, the dialer, the acceptor end's notifier.
+    Conn { id: u64, dialer: NodeId, notify: Arc<Notify> },
+    /// The endpoint is shut down.
+    Closed,
+    /// Nothing queued yet.
+    None,
+}
+
+enum RecvPoll {
+    Ready(Result<Option<Vec<u8>>, TransportError>),
+    /// Nothing due: sleep until the instant (the earliest queued item), or until notified.
+    Pending(Option<Instant>),
+}
+
+impl End {
+    fn new() -> End {
+        End {
+            inbound: [LaneQueue::default(), LaneQueue::default()],
+            broken: None,
+            peer_closed: None,
+            senders: [true, true],
+            receiver: true,
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    fn has_handles(&self) -> bool {
+        self.senders[CONTROL] || self.senders[BULK] || self.receiver
+    }
+}
+
+fn closed(reason: &str) -> TransportError {
+    TransportError::Closed(reason.to_string())
+}
+
+impl Net {
+    fn reachable(&self, a: NodeId, b: NodeId) -> bool {
+        !self.isolated.contains(&a) && !self.isolated.contains(&b) && !self.partitions.contains(&pair(a, b))
+    }
+
+    fn endpoint_up(&self, node: NodeId, generation: u64) -> bool {
+        self.endpoints.get(&node).is_some_and(|e| e.generation == generation && e.up)
+    }
+
+    fn tier_stats(&mut self, sender: NodeId) -> &mut TierStats {
+        self.stats.by_tier.entry(sender.tier()).or_default()
+    }
+
+    fn latency(&mut self) -> Duration {
+        let (min, max) = self.faults.latency_ms;
+        let ms = if min == max { min } else { self.rng.random_range(min..=max) };
+        Duration::from_millis(ms)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random::<f64>() < p
+    }
+
+    /// Decides a dial at its start; draws the round trip when the peer answers.
+    fn plan_dial(&mut self, me: NodeId, generation: u64, peer: NodeId, addr: SocketAddr) -> DialPlan {
+        if !self.endpoint_up(me, generation) {
+            self.stats.dials_failed += 1;
+            return DialPlan::Closed;
+        }
+        match self.answering(me, addr) {
+            Some(_) => {
+                let rtt = self.latency() + self.latency();
+                DialPlan::Connect(rtt)
+            }
+            None => {
+                self.stats.dials_failed += 1;
+                DialPlan::Fail(self.dial_fail, unreachable(peer, addr))
+            }
+        }
+    }
+
+    /// The node whose endpoint answers at `addr` for a dial from `me`, if any.
+    fn answering(&self, me: NodeId, addr: SocketAddr) -> Option<NodeId> {
+        let &node = self.addrs.get(&addr)?;
+        let ep = self.endpoints.get(&node)?;
+        (ep.up && ep.addr == addr && self.reachable(me, node)).then_some(node)
+    }
+
+    /// Ends a dial after its round trip: the connection's id and the dialer end's notifier, or
+    /// the error with how much longer to wait before reporting it.
+    fn complete_dial(
+        &mut self,
+        me: NodeId,
+        generation: u64,
+        peer: NodeId,
+        addr: SocketAddr,
+        rtt: Duration,
+    ) -> Result<(u64, Arc<Notify>), (Duration, TransportError)> {
+        if !self.endpoint_up(me, generation) {
+            self.stats.dials_failed += 1;
+            return Err((Duration::ZERO, TransportError::EndpointClosed));
+        }
+        let Some(found) = self.answering(me, addr) else {
+            self.stats.dials_failed += 1;
+            return Err((self.dial_fail.saturating_sub(rtt), unreachable(peer, addr)));
+        };
+        if found != peer {
+            self.stats.dials_failed += 1;
+            return Err((
+                Duration::ZERO,
+                TransportError::Handshake(format!(
+                    "dialing {peer} at {addr}: invalid peer certificate: it names {found}, not {peer}"
+                )),
+            ));
+        }
+        let Some(ep) = self.endpoints.get_mut(&peer) else {
+            return Err((Duration::ZERO, unreachable(peer, addr)));
+        };
+        let id = self.next_conn;
+        self.next_conn += 1;
+        ep.pending.push_back(id);
+        ep.notify.notify_waiters();
+        let peer_generation = ep.generation;
+        let conn =
+            Conn { nodes: [me, peer], generations: [generation, peer_generation], ends: [End::new(), End::new()] };
+        let notify = conn.ends[DIALER].notify.clone();
+        self.conns.insert(id, conn);
+        self.stats.dials_ok += 1;
+        Ok((id, notify))
+    }
+
+    /// The next connection queued for `accept` at this endpoint.
+    fn take_pending(&mut self, node: NodeId, generation: u64) -> Incoming {
+        if !self.endpoint_up(node, generation) {
+            return Incoming::Closed;
+        }
+        let Some(ep) = self.endpoints.get_mut(&node) else { return Incoming::Closed };
+        while let Some(id) = ep.pending.pop_front() {
+            if let Some(conn) = self.conns.get(&id) {
+                return Incoming::Conn { id, dialer: conn.nodes[DIALER], notify: conn.ends[ACCEPTOR].notify.clone() };
+            }
+        }
+        Incoming::None
+    }
+
+    /// The delivery time of the next item on a lane towards `to`, keeping the lane ordered.
+    fn next_at(&mut self, id: u64, to: usize, lane: usize, now: Instant) -> Instant {
+        let latency = self.latency();
+        let last = self.conns.get(&id).and_then(|c| c.ends[to].inbound[lane].last_at);
+        let at = now + latency;
+        last.map_or(at, |last| last.max(at))
+    }
+
+    fn send(&mut self, id: u64, side: usize, lane: usize, frame: Vec<u8>) -> Result<(), TransportError> {
+        if frame.len() > FRAME_BYTES_MAX {
+            return Err(TransportError::FrameTooLarge { len: frame.len() as u64, max: FRAME_BYTES_MAX });
+        }
+        let now = Instant::now();
+        let Some(conn) = self.conns.get(&id) else { return Err(closed(REASON_LOCAL)) };
+        let sender = conn.nodes[side];
+        let end = &conn.ends[side];
+        if let Some(reason) = &end.broken {
+            return Err(closed(reason));
+        }
+        let len = frame.len();
+        if let Some((at, reason)) = &end.peer_closed {
+            if *at <= now {
+                return Err(closed(reason));
+            }
+            let stats = self.tier_stats(sender);
+            stats.sent.add(len);
+            stats.discarded.add(len);
+            return Ok(());
+        }
+        let to = 1 - side;
+        let peer_end = &conn.ends[to];
+        let peer_gone = peer_end.broken.is_some() || !peer_end.receiver;
+        self.tier_stats(sender).sent.add(len);
+        if peer_gone {
+            self.tier_stats(sender).discarded.add(len);
+            return Ok(());
+        }
+        let faults = self.faults;
+        if self.chance(faults.loss) {
+            self.tier_stats(sender).dropped.add(len);
+            return Ok(());
+        }
+        let at = self.next_at(id, to, lane, now);
+        let duplicate = self.chance(faults.duplicate);
+        let swap = self.conns.get(&id).is_some_and(|c| {
+            let q = &c.ends[to].inbound[lane];
+            q.swap_next && matches!(q.queue.back(), Some(Item { kind: ItemKind::Frame(_), .. }))
+        });
+        // The partner of a swap is not drawn for reordering itself.
+        let reorder = !swap && self.chance(faults.reorder);
+        if duplicate {
+            self.tier_stats(sender).duplicated.add(len);
+        }
+        let Some(conn) = self.conns.get_mut(&id) else { return Err(closed(REASON_LOCAL)) };
+        let q = &mut conn.ends[to].inbound[lane];
+        let held = if swap { q.queue.pop_back() } else { None };
+        if duplicate {
+            q.queue.push_back(Item { at, kind: ItemKind::Frame(frame.clone()) });
+        }
+        q.queue.push_back(Item { at, kind: ItemKind::Frame(frame) });
+        let mut held_len = None;
+        if let Some(mut held) = held {
+            if let ItemKind::Frame(f) = &held.kind {
+                held_len = Some(f.len());
+            }
+            held.at = at;
+            q.queue.push_back(held);
+        }
+        q.swap_next = reorder;
+        q.last_at = Some(at);
+        conn.ends[to].notify.notify_waiters();
+        if let Some(held_len) = held_len {
+            // Counted for the held frame's sender: the same end sent both.
+            self.tier_stats(sender).reordered.add(held_len);
+        }
+        Ok(())
+    }
+
+    /// Puts a marker (close or end of lane) on a lane towards `to`, after what is queued there.
+    fn push_marker(&mut self, id: u64, to: usize, lane: usize, kind: ItemKind, now: Instant) -> Option<Instant> {
+        let live = self.conns.get(&id).is_some_and(|c| c.ends[to].broken.is_none());
+        if !live {
+            return None;
+        }
+        let at = self.next_at(id, to, lane, now);
+        let conn = self.conns.get_mut(&id)?;
+        let q = &mut conn.ends[to].inbound[lane];
+        q.queue.push_back(Item { at, kind });
+        q.swap_next = false;
+        q.last_at = Some(at);
+        conn.ends[to].notify.notify_waiters();
+        Some(at)
+    }
+
+    /// Fails one end at once with `reason`, losing what was on its way to it.
+    fn break_end(&mut self, id: u64, side: usize, reason: &str) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let from = conn.nodes[1 - side];
+        let end = &mut conn.ends[side];
+        if end.broken.is_some() {
+            return;
+        }
+        end.broken = Some(reason.to_string());
+        end.notify.notify_waiters();
+        let mut lost = Vec::new();
+        for q in &mut end.inbound {
+            for item in q.queue.drain(..) {
+                if let ItemKind::Frame(f) = item.kind {
+                    lost.push(f.len());
+                }
+            }
+            q.swap_next = false;
+        }
+        for len in lost {
+            self.tier_stats(from).discarded.add(len);
+        }
+    }
+
+    /// End `side` closes the connection: it fails at once with `local`; the peer learns `reason`
+    /// after what `side` sent before on `lane`.
+    fn close_from(&mut self, id: u64, side: usize, lane: usize, reason: &str, local: &str) {
+        let Some(conn) = self.conns.get(&id) else { return };
+        if conn.ends[side].broken.is_some() {
+            return;
+        }
+        self.break_end(id, side, local);
+        let now = Instant::now();
+        if let Some(at) = self.push_marker(id, 1 - side, lane, ItemKind::Close(reason.to_string()), now)
+            && let Some(conn) = self.conns.get_mut(&id)
+        {
+            conn.ends[1 - side].peer_closed = Some((at, reason.to_string()));
+        }
+    }
+
+    fn poll_recv(&mut self, id: u64, side: usize) -> RecvPoll {
+        let now = Instant::now();
+        loop {
+            let Some(conn) = self.conns.get_mut(&id) else { return RecvPoll::Ready(Err(closed(REASON_LOCAL))) };
+            let from = conn.nodes[1 - side];
+            let end = &mut conn.ends[side];
+            if let Some(reason) = &end.broken {
+                return RecvPoll::Ready(Err(closed(reason)));
+            }
+            // Control first when both lanes have something due.
+            let due = [CONTROL, BULK].into_iter().find(|&l| end.inbound[l].queue.front().is_some_and(|i| i.at <= now));
+            let Some(lane) = due else {
+                let next = end.inbound.iter().filter_map(|q| q.queue.front().map(|i| i.at)).min();
+                return RecvPoll::Pending(next);
+            };
+            let Some(item) = end.inbound[lane].queue.pop_front() else { continue };
+            match item.kind {
+                ItemKind::Frame(frame) => {
+                    self.tier_stats(from).delivered.add(frame.len());
+                    return RecvPoll::Ready(Ok(Some(frame)));
+                }
+                ItemKind::Close(reason) => {
+                    self.break_end(id, side, &reason);
+                    return RecvPoll::Ready(Err(TransportError::Closed(reason)));
+                }
+                // The control lane's end is the connection's end; the bulk lane's alone is not.
+                ItemKind::End if lane == CONTROL => return RecvPoll::Ready(Ok(None)),
+                ItemKind::End => {}
+            }
+        }
+    }
+
+    /// A sender handle was dropped: its lane is finished (the peer sees the end after the latency).
+    fn sender_dropped(&mut self, id: u64, side: usize, lane: usize) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        conn.ends[side].senders[lane] = false;
+        if conn.ends[side].broken.is_none() {
+            let now = Instant::now();
+            self.push_marker(id, 1 - side, lane, ItemKind::End, now);
+        }
+        self.handle_dropped(id, side);
+    }
+
+    fn receiver_dropped(&mut self, id: u64, side: usize) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        conn.ends[side].receiver = false;
+        let from = conn.nodes[1 - side];
+        let mut lost = Vec::new();
+        for q in &mut conn.ends[side].inbound {
+            for item in q.queue.drain(..) {
+                if let ItemKind::Frame(f) = item.kind {
+                    lost.push(f.len());
+                }
+            }
+        }
+        for len in lost {
+            self.tier_stats(from).discarded.add(len);
+        }
+        self.handle_dropped(id, side);
+    }
+
+    /// After a handle of `side` was dropped: once none is left, the peer's sends start failing
+    /// (quinn closes a connection whose handles are all gone), and once neither end has one, the
+    /// connection is forgotten.
+    fn handle_dropped(&mut self, id: u64, side: usize) {
+        let Some(conn) = self.conns.get(&id) else { return };
+        if conn.ends[side].has_handles() {
+            return;
+        }
+        if conn.ends[side].broken.is_none() {
+            let now = Instant::now();
+            let at = self.next_at(id, 1 - side, CONTROL, now);
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.ends[side].broken = Some(REASON_LOCAL.to_string());
+                let peer = &mut conn.ends[1 - side];
+                if peer.broken.is_none() && peer.peer_closed.is_none() {
+                    peer.peer_closed = Some((at, REASON_PEER_GONE.to_string()));
+                }
+            }
+        }
+        if self.conns.get(&id).is_some_and(|c| !c.ends.iter().any(End::has_handles)) {
+            self.conns.remove(&id);
+        }
+    }
+
+    /// Connections with an end at `node` (of the given generation, if any), in id order.
+    fn conns_of(&self, node: NodeId, generation: Option<u64>) -> Vec<(u64, usize)> {
+        let mut out = Vec::new();
+        for (&id, conn) in &self.conns {
+            for side in [DIALER, ACCEPTOR] {
+                if conn.nodes[side] == node && generation.is_none_or(|g| conn.generations[side] == g) {
+                    out.push((id, side));
+                }
+            }
+        }
+        out
+    }
+
+    /// Stops an endpoint: no more accepts or dials; its connections fail at once with `local`, and
+    /// their peers get `peer_reason` after the latency.
+    fn stop_endpoint(&mut self, node: NodeId, generation: Option<u64>, peer_reason: &str, local: &str) {
+        let Some(ep) = self.endpoints.get_mut(&node) else { return };
+        if generation.is_some_and(|g| g != ep.generation) || !ep.up {
+            return;
+        }
+        let generation = ep.generation;
+        ep.up = false;
+        ep.notify.notify_waiters();
+        let pending: Vec<u64> = ep.pending.drain(..).collect();
+        for (id, side) in self.conns_of(node, Some(generation)) {
+            self.close_from(id, side, CONTROL, peer_reason, local);
+        }
+        // Connections nobody accepted will never get acceptor handles.
+        for id in pending {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                let end = &mut conn.ends[ACCEPTOR];
+                end.senders = [false, false];
+                end.receiver = false;
+            }
+            self.handle_dropped(id, ACCEPTOR);
+        }
+    }
+
+    /// Breaks both ends of every connection matching `between` at once.
+    fn break_links(&mut self, reason: &str, between: impl Fn([NodeId; 2]) -> bool) {
+        let ids: Vec<u64> = self.conns.iter().filter(|(_, c)| between(c.nodes)).map(|(&id, _)| id).collect();
+        for id in ids {
+            self.break_end(id, DIALER, reason);
+            self.break_end(id, ACCEPTOR, reason);
+        }
+    }
+}
+
+fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+fn unreachable(peer: NodeId, addr: SocketAddr) -> TransportError {
+    TransportError::Handshake(format!("dialing {peer} at {addr}: timed out"))
+}
+
+impl SimNet {
+    /// A network whose every random choice comes from `seed`, with `faults` on every link.
+    pub fn new(seed: u64, faults: LinkFaults) -> SimNet {
+        let net = Net {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            faults: faults.sanitized(),
+            dial_fail: Duration::from_millis(DIAL_FAIL_MS),
+            endpoints: BTreeMap::new(),
+            addrs: BTreeMap::new(),
+            partitions: BTreeSet::new(),
+            isolated: BTreeSet::new(),
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            next_generation: 0,
+            stats: NetStats::default(),
+        };
+        SimNet { inner: Arc::new(Mutex::new(net)) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Net> {
+        // Nothing under the lock panics on purpose; if it did, the state is still consistent
+        // enough to report from.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `node`'s endpoint listening at `addr` and returns it, up. Registering a node
+    /// again (a restart) replaces its earlier endpoint: that one is stopped as by
+    /// [`SimNet::endpoint_down`] if it was still up. The last registration at an address wins it.
+    pub fn endpoint(&self, node: NodeId, addr: SocketAddr) -> SimEndpoint {
+        let mut net = self.lock();
+        net.stop_endpoint(node, None, REASON_DOWN, REASON_DOWN);
+        if let Some(old) = net.endpoints.get(&node).map(|e| e.addr)
+            && net.addrs.get(&old) == Some(&node)
+        {
+            net.addrs.remove(&old);
+        }
+        let generation = net.next_generation;
+        net.next_generation += 1;
+        let notify = Arc::new(Notify::new());
+        net.endpoints
+            .insert(node, Endpoint { addr, generation, up: true, pending: VecDeque::new(), notify: notify.clone() });
+        net.addrs.insert(addr, node);
+        SimEndpoint { net: self.clone(), node, addr, generation, notify }
+    }
+
+    /// Cuts the link between `a` and `b`: their connections fail at once on both ends with
+    /// `Closed("partitioned")`, and dials between them fail until [`SimNet::heal`].
+    pub fn partition(&self, a: NodeId, b: NodeId) {
+        let mut net = self.lock();
+        net.partitions.insert(pair(a, b));
+        let (x, y) = pair(a, b);
+        net.break_links(REASON_PARTITIONED, |n| pair(n[0], n[1]) == (x, y));
+    }
+
+    /// Undoes [`SimNet::partition`] for the pair (new dials succeed again; broken connections stay
+    /// broken).
+    pub fn heal(&self, a: NodeId, b: NodeId) {
+        self.lock().partitions.remove(&pair(a, b));
+    }
+
+    /// Cuts `node`'s machine off the network (the process keeps running): its connections fail at
+    /// once on both ends with `Closed("isolated")`; it can dial nobody and nobody can dial it.
+    pub fn isolate(&self, node: NodeId) {
+        let mut net = self.lock();
+        net.isolated.insert(node);
+        net.break_links(REASON_ISOLATED, |n| n.contains(&node));
+    }
+
+    /// Undoes [`SimNet::isolate`].
+    pub fn rejoin(&self, node: NodeId) {
+        self.lock().isolated.remove(&node);
+    }
+
+    /// Replaces the fault settings for frames sent from now on (probabilities are clamped to
+    /// `[0, 1]`, the latency range ordered).
+    pub fn set_faults(&self, faults: LinkFaults) {
+        self.lock().faults = faults.sanitized();
+    }
+
+    /// The current fault settings.
+    pub fn faults(&self) -> LinkFaults {
+        self.lock().faults
+    }
+
+    /// Sets how long a dial to an unreachable peer takes to fail (default [`DIAL_FAIL_MS`]).
+    pub fn set_dial_fail_ms(&self, ms: u64) {
+        self.lock().dial_fail = Duration::from_millis(ms.min(LATENCY_MS_MAX));
+    }
+
+    /// A crashed node: its endpoint stops as with [`Transport::shutdown`], except that both ends
+    /// see `Closed("endpoint down")`. Register the node again with [`SimNet::endpoint`] to restart it.
+    pub fn endpoint_down(&self, node: NodeId) {
+        self.lock().stop_endpoint(node, None, REASON_DOWN, REASON_DOWN);
+    }
+
+    /// Whether `node` has an endpoint that is up.
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.lock().endpoints.get(&node).is_some_and(|e| e.up)
+    }
+
+    /// Whether a dial between `a` and `b` could pass (neither isolated, the pair not partitioned);
+    /// says nothing about endpoints being up.
+    pub fn reachable(&self, a: NodeId, b: NodeId) -> bool {
+        self.lock().reachable(a, b)
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> NetStats {
+        let net = self.lock();
+        let mut stats = net.stats.clone();
+        stats.connections_open = net.conns.len() as u64;
+        stats
+    }
+}
+
+impl SimEndpoint {
+    /// The node this endpoint authenticates as.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// The handles of one end of connection `id`.
+fn connection(net: &SimNet, id: u64, side: usize, peer: NodeId, notify: Arc<Notify>) -> Connection {
+    let sender = |lane| Box::new(SimSender { net: net.clone(), id, side, lane }) as Box<dyn FrameSender>;
+    Connection {
+        peer,
+        sender: sender(CONTROL),
+        bulk: sender(BULK),
+        receiver: Box::new(SimReceiver { net: net.clone(), id, side, notify, done: None }),
+    }
+}
+
+impl Transport for SimEndpoint {
+    fn dial(&self, peer: NodeId, addr: SocketAddr) -> BoxFuture<'static, Result<Connection, TransportError>> {
+        let (net, me, generation) = (self.net.clone(), self.node, self.generation);
+        Box::pin(async move {
+            let plan = net.lock().plan_dial(me, generation, peer, addr);
+            match plan {
+                DialPlan::Closed => Err(TransportError::EndpointClosed),
+                DialPlan::Fail(after, e) => {
+                    tokio::time::sleep(after).await;
+                    Err(e)
+                }
+                DialPlan::Connect(rtt) => {
+                    tokio::time::sleep(rtt).await;
+                    let done = net.lock().complete_dial(me, generation, peer, addr, rtt);
+                    match done {
+                        Ok((id, notify)) => Ok(connection(&net, id, DIALER, peer, notify)),
+                        Err((wait, e)) => {
+                            tokio::time::sleep(wait).await;
+                            Err(e)
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    fn accept(&self) -> BoxFuture<'_, Result<Connection, TransportError>> {
+        Box::pin(async move {
+            loop {
+                let notified = self.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let next = self.net.lock().take_pending(self.node, self.generation);
+                match next {
+                    Incoming::Conn { id, dialer, notify } => {
+                        return Ok(connection(&self.net, id, ACCEPTOR, dialer, notify));
+                    }
+                    Incoming::Closed => return Err(TransportError::EndpointClosed),
+                    Incoming::None => notified.await,
+                }
+            }
+        })
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        Some(self.addr)
+    }
+
+    fn shutdown(&self) {
+        self.net.lock().stop_endpoint(self.node, Some(self.generation), REASON_SHUTDOWN, REASON_LOCAL);
+    }
+}
+
+/// One lane's sending half.
+struct SimSender {
+    net: SimNet,
+    id: u64,
+    side: usize,
+    lane: usize,
+}
+
+impl FrameSender for SimSender {
+    fn send(&mut self, frame: Vec<u8>) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move { self.net.lock().send(self.id, self.side, self.lane, frame) })
+    }
+
+    fn close(&mut self, reason: &str) {
+        self.net.lock().close_from(self.id, self.side, self.lane, reason, REASON_LOCAL);
+    }
+}
+
+impl Drop for SimSender {
+    fn drop(&mut self) {
+        self.net.lock().sender_dropped(self.id, self.side, self.lane);
+    }
+}
+
+/// Both lanes' receiving half. Cancel-safe: a frame leaves its queue only in the same step that
+/// returns it. The first error or end is sticky.
+struct SimReceiver {
+    net: SimNet,
+    id: u64,
+    side: usize,
+    notify: Arc<Notify>,
+    done: Option<Result<(), TransportError>>,
+}
+
+impl FrameReceiver for SimReceiver {
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
+        Box::pin(async move {
+            match &self.done {
+                Some(Ok(())) => return Ok(None),
+                Some(Err(e)) => return Err(e.clone()),
+                None => {}
+            }
+            let result = loop {
+                let notified = self.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let poll = self.net.lock().poll_recv(self.id, self.side);
+                match poll {
+                    RecvPoll::Ready(result) => break result,
+                    RecvPoll::Pending(Some(at)) => {
+                        tokio::select! {
+                            biased;
+                            () = &mut notified => {}
+                            () = tokio::time::sleep_until(at) => {}
+                        }
+                    }
+                    RecvPoll::Pending(None) => notified.await,
+                }
+            };
+            match &result {
+                Ok(Some(_)) => {}
+                Ok(None) => self.done = Some(Ok(())),
+                Err(e) => self.done = Some(Err(e.clone())),
+            }
+            result
+        })
+    }
+}
+
+impl Drop for SimReceiver {
+    fn drop(&mut self) {
+        self.net.lock().receiver_dropped(self.id, self.side);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        s.parse().unwrap()
+    }
+
+    fn county() -> NodeId {
+        id("130102")
+    }
+
+    fn school() -> NodeId {
+        id("130102-S0001")
+    }
+
+    fn school2() -> NodeId {
+        id("130102-S0002")
+    }
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, n], 4433))
+    }
+
+    fn fixed(ms: u64) -> LinkFaults {
+        LinkFaults { latency_ms: (ms, ms), ..LinkFaults::default() }
+    }
+
+    fn ms_since(t0: Instant) -> u64 {
+        u64::try_from(t0.elapsed().as_millis()).unwrap()
+    }
+
+    /// `client` dials `server` (registered as `peer`) and `server` accepts: (dialer's, acceptor's).
+    async fn connect(client: &SimEndpoint, server: &SimEndpoint) -> (Connection, Connection) {
+        let (dialed, accepted) = tokio::join!(client.dial(server.node(), server.addr()), server.accept());
+        (dialed.unwrap(), accepted.unwrap())
+    }
+
+    /// A recv that must not complete within `ms` of paused time.
+    async fn silent_for(conn: &mut Connection, ms: u64) {
+        let r = tokio::time::timeout(Duration::from_millis(ms), conn.receiver.recv()).await;
+        assert!(r.is_err(), "expected nothing, got {r:?}");
+    }
+
+    async fn recv_frame(conn: &mut Connection) -> Vec<u8> {
+        conn.receiver.recv().await.unwrap().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dial_takes_one_round_trip_and_the_acceptor_learns_the_dialer() {
+        let net = SimNet::new(1, fixed(7));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let t0 = Instant::now();
+        let (at_school, at_county) = connect(&s, &c).await;
+        assert_eq!(ms_since(t0), 14);
+        assert_eq!(at_school.peer, county());
+        assert_eq!(at_county.peer, school());
+        assert_eq!(c.local_addr(), Some(addr(1)));
+        assert_eq!(net.stats().dials_ok, 1);
+        assert_eq!(net.stats().connections_open, 1);
+        drop((at_school, at_county));
+        assert_eq!(net.stats().connections_open, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lanes_deliver_in_order_after_their_latency_both_ways() {
+        let net = SimNet::new(7, LinkFaults { latency_ms: (10, 30), ..LinkFaults::default() });
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        for upwards in [true, false] {
+            let (from, to) = if upwards { (&mut at_school, &mut at_county) } else { (&mut at_county, &mut at_school) };
+            let t0 = Instant::now();
+            for i in 0..20u8 {
+                from.sender.send(vec![0, i]).await.unwrap();
+                from.bulk.send(vec![1, i]).await.unwrap();
+            }
+            let mut next = [0u8; 2];
+            let mut times = Vec::new();
+            for _ in 0..40 {
+                let f = recv_frame(to).await;
+                let lane = usize::from(f[0]);
+                assert_eq!(f[1], next[lane], "lane {lane} out of order");
+                next[lane] += 1;
+                times.push(ms_since(t0));
+            }
+            assert_eq!(next, [20, 20]);
+            // Every frame took between the minimum and the maximum latency (all were sent at t0, so
+            // keeping the order never pushes one past the maximum).
+            assert!(times.iter().all(|&t| (10..=30).contains(&t)), "{times:?}");
+            assert!(times.windows(2).all(|w| w[0] <= w[1]));
+            // The latency is really drawn: not all the same.
+            assert!(times.first() != times.last(), "{times:?}");
+            silent_for(to, 1_000).await;
+        }
+        let total = net.stats().total();
+        assert_eq!(total.sent, Count { frames: 80, bytes: 160 });
+        assert_eq!(total.delivered, total.sent);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_holds_per_frame_and_order_holds_under_jitter() {
+        let net = SimNet::new(3, fixed(50));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        let t0 = Instant::now();
+        at_school.sender.send(b"a".to_vec()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        at_school.sender.send(b"b".to_vec()).await.unwrap();
+        assert_eq!(recv_frame(&mut at_county).await, b"a");
+        assert_eq!(ms_since(t0), 50);
+        assert_eq!(recv_frame(&mut at_county).await, b"b");
+        assert_eq!(ms_since(t0), 70);
+
+        // A slow frame holds back a faster one behind it on the same lane.
+        net.set_faults(fixed(100));
+        let t1 = Instant::now();
+        at_school.bulk.send(b"slow".to_vec()).await.unwrap();
+        net.set_faults(fixed(1));
+        at_school.bulk.send(b"fast".to_vec()).await.unwrap();
+        at_school.sender.send(b"control".to_vec()).await.unwrap();
+        // The other lane is not held back.
+        assert_eq!(recv_frame(&mut at_county).await, b"control");
+        assert_eq!(ms_since(t1), 1);
+        assert_eq!(recv_frame(&mut at_county).await, b"slow");
+        assert_eq!(recv_frame(&mut at_county).await, b"fast");
+        assert_eq!(ms_since(t1), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn control_frames_come_before_bulk_frames_when_both_are_queued() {
+        let net = SimNet::new(1, fixed(5));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        for i in 0..3u8 {
+            at_school.bulk.send(vec![b'b', i]).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for i in 0..3u8 {
+            at_school.sender.send(vec![b'c', i]).await.unwrap();
+        }
+        // The receiver was busy; everything is due when it asks.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(recv_frame(&mut at_county).await);
+        }
+        let want: Vec<Vec<u8>> =
+            [(b'c', 0), (b'c', 1), (b'c', 2), (b'b', 0), (b'b', 1), (b'b', 2)].map(|(l, i)| vec![l, i]).to_vec();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recv_is_cancel_safe() {
+        let net = SimNet::new(1, fixed(50));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        let t0 = Instant::now();
+        at_school.sender.send(b"x".to_vec()).await.unwrap();
+        silent_for(&mut at_county, 30).await;
+        assert_eq!(recv_frame(&mut at_county).await, b"x");
+        assert_eq!(ms_since(t0), 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_receiver_wakes_for_frames_sent_later() {
+        let net = SimNet::new(1, fixed(5));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, at_county) = connect(&s, &c).await;
+        let t0 = Instant::now();
+        let Connection { mut receiver, .. } = at_county;
+        let waiting = tokio::spawn(async move {
+            // A timeout, so a receiver that misses its wake-up fails instead of hanging.
+            let first = tokio::time::timeout(Duration::from_secs(1), receiver.recv()).await.expect("never woken");
+            (first, ms_since(t0), receiver)
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        at_school.bulk.send(b"late".to_vec()).await.unwrap();
+        let (first, at, mut receiver) = waiting.await.unwrap();
+        assert_eq!(first.unwrap().as_deref(), Some(&b"late"[..]));
+        assert_eq!(at, 105);
+        // Woken by a break too.
+        let waiting = tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_secs(1), receiver.recv()).await.expect("never woken")
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        net.partition(county(), school());
+        assert_eq!(waiting.await.unwrap().unwrap_err(), TransportError::Closed(REASON_PARTITIONED.into()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dials_fail_unless_the_right_peer_is_up_and_reachable() {
+        let net = SimNet::new(1, fixed(5));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+
+        // Nobody at the address: fails after the dial timeout.
+        let t0 = Instant::now();
+        let err = s.dial(county(), addr(9)).await.unwrap_err();
+        assert!(matches!(&err, TransportError::Handshake(m) if m.contains("timed out")), "{err}");
+        assert_eq!(ms_since(t0), DIAL_FAIL_MS);
+
+        // Another node at the address: refused after the round trip, naming the expected node.
+        let t0 = Instant::now();
+        let err = s.dial(id("130104"), addr(1)).await.unwrap_err();
+        assert!(matches!(&err, TransportError::Handshake(m) if m.contains("130104")), "{err}");
+        assert_eq!(ms_since(t0), 10);
+
+        // Partitioned: fails; healed: succeeds.
+        net.set_dial_fail_ms(3_000);
+        net.partition(county(), school());
+        assert!(!net.reachable(school(), county()));
+        let t0 = Instant::now();
+        assert!(matches!(s.dial(county(), addr(1)).await, Err(TransportError::Handshake(_))));
+        assert_eq!(ms_since(t0), 3_000);
+        net.heal(school(), county());
+        let (_a, _b) = connect(&s, &c).await;
+
+        // A peer down: fails; the dialer shut down: EndpointClosed at once.
+        net.endpoint_down(county());
+        assert!(!net.is_up(county()));
+        assert!(matches!(s.dial(county(), addr(1)).await, Err(TransportError::Handshake(_))));
+        s.shutdown();
+        let t0 = Instant::now();
+        assert_eq!(s.dial(county(), addr(1)).await.unwrap_err(), TransportError::EndpointClosed);
+        assert_eq!(ms_since(t0), 0);
+
+        // A partition starting during the handshake fails the dial too.
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let dial = tokio::spawn(s.dial(county(), addr(1)));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        net.partition(county(), school());
+        assert!(matches!(dial.await.unwrap(), Err(TransportError::Handshake(_))));
+        net.heal(county(), school());
+        let (_a, _b) = connect(&s, &c).await;
+        assert_eq!(net.stats().dials_ok, 2);
+        assert_eq!(net.stats().dials_failed, 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partition_breaks_connections_on_both_ends_with_the_reason() {
+        let net = SimNet::new(1, fixed(5));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let s2 = net.endpoint(school2(), addr(3));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        let (mut at_school2, mut at_county2) = connect(&s2, &c).await;
+        at_school.sender.send(b"in flight".to_vec()).await.unwrap();
+
+        net.partition(school(), county());
+        let want = TransportError::Closed(REASON_PARTITIONED.into());
+        let t0 = Instant::now();
+        assert_eq!(at_county.receiver.recv().await.unwrap_err(), want);
+        assert_eq!(at_school.receiver.recv().await.unwrap_err(), want);
+        assert_eq!(ms_since(t0), 0, "broken at once");
+        assert_eq!(at_county.receiver.recv().await.unwrap_err(), want, "sticky");
+        assert_eq!(at_school.sender.send(b"x".to_vec()).await.unwrap_err(), want);
+        assert_eq!(at_county.bulk.send(b"x".to_vec()).await.unwrap_err(), want);
+        assert_eq!(net.stats().total().discarded.frames, 1);
+
+        // Other pairs are untouched.
+        at_school2.sender.send(b"still here".to_vec()).await.unwrap();
+        assert_eq!(recv_frame(&mut at_county2).await, b"still here");
+        at_county2.bulk.send(b"yes".to_vec()).await.unwrap();
+        assert_eq!(recv_frame(&mut at_school2).await, b"yes");
+
+        // Healing does not revive broken connections, but new dials work.
+        net.heal(county(), school());
+        assert_eq!(at_county.receiver.recv().await.unwrap_err(), want);
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        at_school.sender.send(b"again".to_vec()).await.unwrap();
+        assert_eq!(recv_frame(&mut at_county).await, b"again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn isolate_cuts_a_node_off_and_rejoin_restores_it() {
+        let net = SimNet::new(1, fixed(5));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let s2 = net.endpoint(school2(), addr(3));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        let (mut at_school2, mut at_county2) = connect(&s2, &c).await;
+
+        net.isolate(county());
+        let want = TransportError::Closed(REASON_ISOLATED.into());
+        for conn in [&mut at_school, &mut at_county, &mut at_school2, &mut at_county2] {
+            assert_eq!(conn.receiver.recv().await.unwrap_err(), want);
+        }
+        net.set_dial_fail_ms(100);
+        assert!(matches!(s.dial(county(), addr(1)).await, Err(TransportError::Handshake(_))));
+        assert!(matches!(c.dial(school(), addr(2)).await, Err(TransportError::Handshake(_))));
+        // The others still reach each other; the isolated node still runs (its endpoint is up).
+        assert!(net.is_up(county()));
+        let (_x, mut y) = connect(&s, &s2).await;
+        assert_eq!(y.peer, school());
+        silent_for(&mut y, 10).await;
+
+        net.rejoin(county());
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        at_county.sender.send(b"back".to_vec()).await.unwrap();
+        assert_eq!(recv_frame(&mut at_school).await, b"back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_reaches_the_peer_after_the_frames_sent_before_it() {
+        let net = SimNet::new(1, fixed(10));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        let t0 = Instant::now();
+        at_school.sender.send(b"goodbye".to_vec()).await.unwrap();
+        at_school.sender.close("going away");
+        // The closing end fails at once.
+        let local = TransportError::Closed(REASON_LOCAL.into());
+        assert_eq!(at_school.receiver.recv().await.unwrap_err(), local);
+        assert_eq!(at_school.bulk.send(b"x".to_vec()).await.unwrap_err(), local);
+        // The peer's sends vanish until the close arrives, then fail.
+        at_county.sender.send(b"lost".to_vec()).await.unwrap();
+        assert_eq!(recv_frame(&mut at_county).await, b"goodbye");
+        let err = at_county.receiver.recv().await.unwrap_err();
+        assert_eq!(err, TransportError::Closed("going away".into()));
+        assert_eq!(ms_since(t0), 10);
+        assert_eq!(at_county.receiver.recv().await.unwrap_err(), err, "sticky");
+        assert_eq!(at_county.sender.send(b"x".to_vec()).await.unwrap_err(), err);
+        // Closing twice changes nothing.
+        at_school.bulk.close("again");
+        assert_eq!(at_county.receiver.recv().await.unwrap_err(), err);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_both_senders_ends_the_peer_cleanly_after_the_control_lane_drains() {
+        let net = SimNet::new(1, fixed(10));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (at_school, mut at_county) = connect(&s, &c).await;
+        let Connection { mut sender, mut bulk, receiver: _keep, .. } = at_school;
+        bulk.send(b"early batch".to_vec()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        sender.send(b"one".to_vec()).await.unwrap();
+        bulk.send(b"late batch".to_vec()).await.unwrap();
+        sender.send(b"two".to_vec()).await.unwrap();
+        drop(bulk);
+        drop(sender);
+        // Bulk frames due before the control lane's end arrive; those due with it are lost, as
+        // the control lane ends the connection (like quic.rs).
+        assert_eq!(recv_frame(&mut at_county).await, b"early batch");
+        assert_eq!(recv_frame(&mut at_county).await, b"one");
+        assert_eq!(recv_frame(&mut at_county).await, b"two");
+        assert_eq!(at_county.receiver.recv().await.unwrap(), None);
+        assert_eq!(at_county.receiver.recv().await.unwrap(), None, "sticky");
+
+        // The bulk lane ending alone is no end.
+        let (at_school, mut at_county) = connect(&s, &c).await;
+        let Connection { mut sender, bulk, receiver: _keep, .. } = at_school;
+        drop(bulk);
+        sender.send(b"alive".to_vec()).await.unwrap();
+        assert_eq!(recv_frame(&mut at_county).await, b"alive");
+        silent_for(&mut at_county, 1_000).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_closes_connections_and_stops_accepting() {
+        let net = SimNet::new(1, fixed(10));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        // An accept waiting when the endpoint shuts down returns EndpointClosed.
+        let c2 = c.clone();
+        let waiting = tokio::spawn(async move { c2.accept().await.map(|conn| conn.peer) });
+        tokio::task::yield_now().await;
+        c.shutdown();
+        assert_eq!(waiting.await.unwrap().unwrap_err(), TransportError::EndpointClosed);
+        assert_eq!(c.accept().await.unwrap_err(), TransportError::EndpointClosed);
+        assert_eq!(at_county.receiver.recv().await.unwrap_err(), TransportError::Closed(REASON_LOCAL.into()));
+        let t0 = Instant::now();
+        assert_eq!(at_school.receiver.recv().await.unwrap_err(), TransportError::Closed(REASON_SHUTDOWN.into()));
+        assert_eq!(ms_since(t0), 10);
+        assert_eq!(c.dial(school(), addr(2)).await.unwrap_err(), TransportError::EndpointClosed);
+        net.set_dial_fail_ms(100);
+        assert!(matches!(s.dial(county(), addr(1)).await, Err(TransportError::Handshake(_))));
+
+        // A crash, then a restart: a new endpoint for the node serves again; the old one stays shut.
+        let c = net.endpoint(county(), addr(1));
+        let (mut at_school, _at_county) = connect(&s, &c).await;
+        net.endpoint_down(county());
+        assert_eq!(at_school.receiver.recv().await.unwrap_err(), TransportError::Closed(REASON_DOWN.into()));
+        assert_eq!(c.accept().await.unwrap_err(), TransportError::EndpointClosed);
+        let old = c;
+        let c = net.endpoint(county(), addr(1));
+        assert_eq!(old.accept().await.unwrap_err(), TransportError::EndpointClosed);
+        old.shutdown(); // no effect on the new endpoint
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        at_school.sender.send(b"hi".to_vec()).await.unwrap();
+        assert_eq!(recv_frame(&mut at_county).await, b"hi");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_above_the_limit_are_refused() {
+        let net = SimNet::new(1, fixed(1));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        let max = FRAME_BYTES_MAX;
+        let err = at_school.bulk.send(vec![0; max + 1]).await.unwrap_err();
+        assert_eq!(err, TransportError::FrameTooLarge { len: max as u64 + 1, max });
+        at_school.bulk.send(vec![7; max]).await.unwrap();
+        assert_eq!(recv_frame(&mut at_county).await.len(), max);
+    }
+
+    /// Sends `n` numbered frames on the control lane and returns what arrives in 10 s.
+    async fn through_faults(faults: LinkFaults, n: u8) -> (Vec<u8>, TierStats) {
+        let net = SimNet::new(1, fixed(5));
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let (mut at_school, mut at_county) = connect(&s, &c).await;
+        net.set_faults(faults);
+        for i in 0..n {
+            at_school.sender.send(vec![i]).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while let Ok(frame) = tokio::time::timeout(Duration::from_secs(10), at_county.receiver.recv()).await {
+            got.extend(frame.unwrap().unwrap());
+        }
+        let stats = net.stats().by_tier.get(&Tier::School).copied().unwrap_or_default();
+        (got, stats)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn loss_duplication_and_reordering_at_certainty() {
+        let (got, stats) = through_faults(LinkFaults { loss: 1.0, ..fixed(5) }, 4).await;
+        assert_eq!(got, Vec::<u8>::new());
+        assert_eq!(stats.dropped, Count { frames: 4, bytes: 4 });
+        assert_eq!(stats.delivered, Count::default());
+
+        let (got, stats) = through_faults(LinkFaults { duplicate: 1.0, ..fixed(5) }, 3).await;
+        assert_eq!(got, [0, 0, 1, 1, 2, 2]);
+        assert_eq!(stats.duplicated.frames, 3);
+        assert_eq!(stats.delivered.frames, 6);
+
+        // Each frame drawn for reordering is overtaken by the next; the last has no partner.
+        let (got, stats) = through_faults(LinkFaults { reorder: 1.0, ..fixed(5) }, 5).await;
+        assert_eq!(got, [1, 0, 3, 2, 4]);
+        assert_eq!(stats.reordered.frames, 2);
+
+        let (got, _) = through_faults(LinkFaults::default(), 5).await;
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+
+        // Partial probabilities: some of each, frames intact.
+        let (got, stats) =
+            through_faults(LinkFaults { latency_ms: (1, 30), loss: 0.2, duplicate: 0.2, reorder: 0.2 }, 200).await;
+        assert!(stats.dropped.frames > 10 && stats.dropped.frames < 80, "{stats:?}");
+        assert!(stats.duplicated.frames > 5, "{stats:?}");
+        assert!(stats.reordered.frames > 5, "{stats:?}");
+        assert_eq!(got.len() as u64, 200 - stats.dropped.frames + stats.duplicated.frames);
+    }
+
+    type Trace = Vec<(u64, u8, Vec<u8>)>;
+
+    /// A fixed script of dials, sends on both lanes both ways, a partition and a redial; the trace
+    /// is what the receivers saw, with the paused time, the receiver, and the frame (whose first
+    /// byte is its lane).
+    async fn scripted_run(seed: u64) -> (Trace, NetStats) {
+        let faults = LinkFaults { latency_ms: (2, 20), loss: 0.05, duplicate: 0.05, reorder: 0.05 };
+        let net = SimNet::new(seed, faults);
+        let c = net.endpoint(county(), addr(1));
+        let s = net.endpoint(school(), addr(2));
+        let s2 = net.endpoint(school2(), addr(3));
+        let t0 = Instant::now();
+        let trace = Arc::new(Mutex::new(Trace::new()));
+        let reader = |mut receiver: Box<dyn FrameReceiver>, tag: u8| {
+            let trace = trace.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(f)) = receiver.recv().await {
+                    trace.lock().unwrap().push((ms_since(t0), tag, f));
+                }
+            })
+        };
+        let mut kept = Vec::new();
+        let mut readers = Vec::new();
+        for (round, (from, tag)) in [(&s, 0u8), (&s2, 1), (&s, 2)].into_iter().enumerate() {
+            let (dialed, accepted) = connect(from, &c).await;
+            let Connection { sender: mut up_ctl, bulk: mut up_blk, receiver: down, .. } = dialed;
+            let Connection { sender: mut down_ctl, bulk: down_blk, receiver: up, .. } = accepted;
+            readers.push(reader(up, tag));
+            readers.push(reader(down, tag + 10));
+            for i in 0..60u8 {
+                up_ctl.send(vec![0, tag, i]).await.unwrap_or_default();
+                if i % 3 == 0 {
+                    up_blk.send(vec![1, tag, i]).await.unwrap_or_default();
+                    down_ctl.send(vec![0, tag + 10, i]).await.unwrap_or_default();
+                }
+                tokio::time::sleep(Duration::from_millis(u64::from(i % 4))).await;
+            }
+            if round == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                net.partition(school(), county());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                net.heal(school(), county());
+            }
+            kept.push((up_ctl, up_blk, down_ctl, down_blk));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for r in &readers {
+            r.abort();
+        }
+        for r in readers {
+            let _ = r.await;
+        }
+        drop(kept);
+        let trace = trace.lock().unwrap().clone();
+        (trace, net.stats())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn same_seed_same_trace_other_seed_other_trace() {
+        let (a, stats_a) = scripted_run(42).await;
+        let (b, stats_b) = scripted_run(42).await;
+        let (c, _) = scripted_run(43).await;
+        assert!(a.len() > 150, "{} frames", a.len());
+        assert_eq!(a, b);
+        assert_eq!(stats_a, stats_b);
+        assert_ne!(a, c);
+        // Every receiver of the script got frames, the redial after the partition's included.
+        for tag in [0, 1, 2, 10, 11, 12] {
+            assert!(a.iter().any(|(_, t, _)| *t == tag), "nothing received by {tag}");
+        }
+        let total = stats_a.total();
+        assert!(total.dropped.frames > 0 && total.duplicated.frames > 0 && total.reordered.frames > 0, "{total:?}");
+    }
+}

@@ -1,0 +1,92 @@
+//! The run's report as text (`--json` prints [`Report`] itself).
+
+use std::fmt::Write as _;
+
+use crate::sim::Report;
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let verdict = if r.passed() { "PASS" } else { "FAIL" };
+    let _ = writeln!(o, "\n== mingchu-sim {verdict}: seed {} ({}) ==", r.seed, r.scale);
+    let nodes: Vec<String> = r.nodes_by_tier.iter().map(|(t, n)| format!("{} {t}", thousands(*n as u64))).collect();
+    let _ = writeln!(o, "tree: {}; {:.1} simulated hours", nodes.join(", "), r.simulated_hours);
+    let w = &r.workload;
+    let _ = writeln!(
+        o,
+        "workload: {} alerts, {} verdicts, {} cases opened ({} from spot checks), {} case steps, {} directives; \
+         skipped: {} (node down), {} (state moved on)",
+        thousands(w.alerts),
+        thousands(w.verdicts),
+        thousands(w.cases_opened),
+        w.spot_check_cases,
+        thousands(w.steps),
+        w.directives,
+        w.skipped_down,
+        w.skipped_state
+    );
+    let kinds: Vec<String> = r.events_by_kind.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
+    let tiers: Vec<String> = r.events_by_origin_tier.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
+    let _ = writeln!(o, "events written: {} (by origin: {})", kinds.join(", "), tiers.join(", "));
+    let _ = writeln!(
+        o,
+        "delivered: {} of {} (node, event) pairs; lost {}, duplicated {}, held against the rules {}",
+        thousands(r.deliveries_done),
+        thousands(r.deliveries_expected),
+        r.lost,
+        r.duplicated,
+        r.unauthorised
+    );
+    let statuses: Vec<String> = r.cases_by_status.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(
+        o,
+        "cases: {} ({}), {} escalation steps, {} diverged between nodes",
+        r.cases,
+        statuses.join(", "),
+        r.escalations,
+        r.cases_diverged
+    );
+    let l = &r.alert_latency;
+    let _ = writeln!(
+        o,
+        "alert latency school → province (simulated): p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.1} s ({} alerts)",
+        l.p50_ms,
+        l.p90_ms,
+        l.p99_ms,
+        l.max_ms / 1000.0,
+        thousands(l.count as u64)
+    );
+    if !r.faults.is_empty() {
+        let _ = writeln!(o, "faults:");
+        for f in &r.faults {
+            let cu = f.catch_up_s.map_or("-".to_string(), |s| format!("caught up {s:.1} s after"));
+            let _ = writeln!(o, "  {}  {:<60} {cu}", f.at, f.what);
+        }
+    }
+    let traffic: Vec<String> = r
+        .traffic
+        .iter()
+        .map(|(t, (frames, bytes))| format!("{t} {} frames / {:.1} MB", thousands(*frames), *bytes as f64 / 1e6))
+        .collect();
+    let _ = writeln!(o, "traffic sent by tier: {}", traffic.join(", "));
+    let _ = writeln!(
+        o,
+        "safety checks: {} full passes; wall {:.1} s, peak RSS {:.0} MB; digest {}",
+        r.safety_checks, r.wall_s, r.peak_rss_mb, r.digest
+    );
+    for f in r.failures.iter().take(20) {
+        let _ = writeln!(o, "FAILURE: {f}");
+    }
+    o
+}

@@ -1,0 +1,668 @@
+//! One simulation run: build the province, run the day's workload and faults, check, report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant as WallInstant};
+
+use node::store::{StoredEvent, all_events, read_range};
+use protocol::case::{CaseId, CaseState, StepOutcome, authorize};
+use protocol::holds::{check_event, holds};
+use protocol::{Body, EventId, EventKind};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use topology::generate::{AddrPlan, SmallSpec, generate_hebei, generate_small};
+use topology::{NodeId, Tier, Topology};
+
+use crate::faults::{Fault, FaultPlan};
+use crate::net::{LinkFaults, SimNet};
+use crate::workload::{Action, Workload, WorkloadStats, fold_case};
+use crate::world::{NodeSettings, SimClock, World, WriteError};
+
+const MIN: u64 = 60_000;
+
+/// Monday 2026-11-30 00:00 China time (UTC+8), in unix ms: the simulated day.
+pub const DAY_START_WALL_MS: u64 = 1_764_432_000_000;
+
+/// Which tree to simulate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Scale {
+    /// All of Hebei: 1 + 11 + 167 + 17,183 nodes.
+    Hebei,
+    Small {
+        cities: u32,
+        counties_per_city: u32,
+        schools_per_county: u32,
+    },
+}
+
+impl Scale {
+    pub fn topology(&self, seed: u64) -> Result<Topology, String> {
+        let plan = AddrPlan::default();
+        match self {
+            Scale::Hebei => generate_hebei(seed, false, &plan).map_err(|e| e.to_string()),
+            Scale::Small { cities, counties_per_city, schools_per_county } => generate_small(
+                &SmallSpec {
+                    cities: *cities,
+                    counties_per_city: *counties_per_city,
+                    schools_per_county: *schools_per_county,
+                },
+                &plan,
+            )
+            .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The command-line form, for `reproduce with:`.
+    pub fn flag(&self) -> String {
+        match self {
+            Scale::Hebei => "--hebei".into(),
+            Scale::Small { cities, counties_per_city, schools_per_county } => {
+                format!("--cities {cities} --counties {counties_per_city} --schools {schools_per_county}")
+            }
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub scale: Scale,
+    /// Simulated length of the school day (the workload's 24 hours are scaled onto it).
+    pub day_ms: u64,
+    /// Alert rate relative to DOMAIN.md's.
+    pub intensity: f64,
+    /// `None`: faults drawn from the seed; `Some(plan)`: a scenario (possibly empty).
+    pub faults: Option<FaultPlan>,
+    pub settings: NodeSettings,
+    /// Full safety checks of every node this often (simulated ms), and at the end.
+    pub check_every_ms: u64,
+    /// After the day: quiet time for everything to settle before liveness is checked.
+    pub settle_ms: u64,
+    /// Print progress every simulated hour.
+    pub progress: bool,
+    /// Checker self-test: lose this node's disk for good after the run, before the checks (the
+    /// checker must then report the loss).
+    pub lose_disk_at_end: Option<NodeId>,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64, scale: Scale) -> SimConfig {
+        SimConfig {
+            seed,
+            scale,
+            day_ms: 24 * 60 * MIN,
+            intensity: 1.0,
+            faults: None,
+            settings: NodeSettings::default(),
+            check_every_ms: 60 * MIN,
+            settle_ms: 30 * MIN,
+            progress: false,
+            lose_disk_at_end: None,
+        }
+    }
+}
+
+/// Latency percentiles (simulated ms).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    fn of(mut us: Vec<u64>) -> Percentiles {
+        us.sort_unstable();
+        let p = |q: f64| -> f64 {
+            if us.is_empty() {
+                return 0.0;
+            }
+            us[(((us.len() - 1) as f64) * q).round() as usize] as f64 / 1000.0
+        };
+        Percentiles { count: us.len(), p50_ms: p(0.5), p90_ms: p(0.9), p99_ms: p(0.99), max_ms: p(1.0) }
+    }
+}
+
+/// A fault as it happened, with how long the affected node took to catch up after it ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultReport {
+    pub at: String,
+    pub what: String,
+    /// Simulated seconds from the end of the fault until the node held everything it should
+    /// have received meanwhile (None: nothing was owed).
+    pub catch_up_s: Option<f64>,
+}
+
+/// The verdict and the numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub scale: String,
+    pub nodes_by_tier: BTreeMap<String, usize>,
+    pub simulated_hours: f64,
+    pub workload: WorkloadStats,
+    /// Events written, by kind and by the origin's tier.
+    pub events_by_kind: BTreeMap<String, u64>,
+    pub events_by_origin_tier: BTreeMap<String, u64>,
+    /// (node, event) pairs that should exist at the end, and those that do.
+    pub deliveries_expected: u64,
+    pub deliveries_done: u64,
+    /// Acknowledged events missing where they should be (0 for a pass).
+    pub lost: u64,
+    /// Events stored twice at a node (0 for a pass).
+    pub duplicated: u64,
+    /// Events held where the holds rule says they must not be, or failing the authority checks.
+    pub unauthorised: u64,
+    /// Cases whose state differs between nodes holding them.
+    pub cases: usize,
+    pub cases_diverged: usize,
+    pub cases_by_status: BTreeMap<String, usize>,
+    pub escalations: u64,
+    /// School → province latency of alerts, simulated time.
+    pub alert_latency: Percentiles,
+    pub faults: Vec<FaultReport>,
+    /// Frames and bytes sent, by the sender's tier.
+    pub traffic: BTreeMap<String, (u64, u64)>,
+    pub safety_checks: u64,
+    pub wall_s: f64,
+    pub peak_rss_mb: f64,
+    /// FNV-1a over every node's events (id, HLC, scope, arrival time) in order: same seed, same digest.
+    pub digest: String,
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// FNV-1a, 64 bit: a stable digest (no per-process keys).
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn add_u64(&mut self, v: u64) {
+        self.add(&v.to_be_bytes());
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn clock_of_day(ms: u64, day_ms: u64) -> String {
+    let minutes = (ms as f64 / day_ms as f64 * 24.0 * 60.0) as u64;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// Runs a whole simulation on a fresh current-thread runtime with a paused clock.
+pub fn run(cfg: &SimConfig) -> Result<Report, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(run_async(cfg))
+}
+
+struct Active {
+    /// When the fault ends (simulated ms) and what ends it.
+    until: u64,
+    fault: Fault,
+    started: u64,
+    index: usize,
+}
+
+async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
+    let wall = WallInstant::now();
+    let topology = cfg.scale.topology(cfg.seed)?;
+    let net = SimNet::new(cfg.seed, LinkFaults::default());
+    // The warm-up's 30 s come before the day: wall time reaches the day's start when work begins.
+    let clock = Arc::new(SimClock::new(DAY_START_WALL_MS - 30_000));
+    let t0 = tokio::time::Instant::now();
+    let mut world = World::new(topology, net.clone(), clock.clone(), cfg.settings);
+    let topo = world.topology.clone();
+    let mut report = Report {
+        seed: cfg.seed,
+        scale: cfg.scale.flag(),
+        simulated_hours: cfg.day_ms as f64 / 3_600_000.0,
+        ..Report::default()
+    };
+    for e in topo.nodes() {
+        *report.nodes_by_tier.entry(e.id.tier().to_string()).or_default() += 1;
+    }
+    // Start the tree from the root down, then let the links come up.
+    let ids: Vec<NodeId> = topo.nodes().map(|e| e.id).collect();
+    for id in &ids {
+        world.start(*id).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let mut workload = Workload::plan(&topo, cfg.seed, cfg.day_ms, cfg.intensity);
+    let plan = match &cfg.faults {
+        Some(p) => p.clone(),
+        None => FaultPlan::random(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xfa_u64), &topo, cfg.day_ms),
+    };
+    let mut pending_faults: std::collections::VecDeque<(u64, Fault)> = plan.faults.iter().cloned().collect();
+    let mut active: Vec<Active> = Vec::new();
+    let mut fault_log: Vec<(u64, u64, Fault)> = Vec::new(); // (start, end, fault)
+    let mut next_check = cfg.check_every_ms;
+    let mut next_progress = cfg.day_ms / 24;
+    let base = t0 + Duration::from_secs(30);
+    let now_ms = |t: tokio::time::Instant| t.saturating_duration_since(base).as_millis() as u64;
+
+    loop {
+        let next_action = workload.next_at().unwrap_or(u64::MAX);
+        let next_fault = pending_faults.front().map_or(u64::MAX, |f| f.0);
+        let next_end = active.iter().map(|a| a.until).min().unwrap_or(u64::MAX);
+        let next = next_action.min(next_fault).min(next_end).min(next_check).min(next_progress);
+        if next >= cfg.day_ms && active.is_empty() && pending_faults.is_empty() {
+            break;
+        }
+        tokio::time::sleep_until(base + Duration::from_millis(next)).await;
+        let now = now_ms(tokio::time::Instant::now());
+        if next == next_progress {
+            next_progress += cfg.day_ms / 24;
+            if cfg.progress {
+                eprintln!(
+                    "[{} simulated] {} alerts, {} cases, {} steps; {} faults active; wall {:.0} s, rss {:.0} MB",
+                    clock_of_day(now, cfg.day_ms),
+                    workload.stats.alerts,
+                    workload.stats.cases_opened,
+                    workload.stats.steps,
+                    active.len(),
+                    wall.elapsed().as_secs_f64(),
+                    peak_rss_mb()
+                );
+            }
+        } else if next == next_check {
+            next_check += cfg.check_every_ms;
+            safety(&world, &mut report);
+        } else if next == next_end {
+            if let Some(pos) = active.iter().position(|a| a.until == next) {
+                let a = active.remove(pos);
+                end_fault(&mut world, &a.fault).await;
+                fault_log.push((a.started, now, a.fault));
+                let _ = a.index;
+            }
+        } else if next == next_fault {
+            if let Some((_, f)) = pending_faults.pop_front() {
+                let until = start_fault(&mut world, &f, now).await;
+                let index = fault_log.len() + active.len();
+                active.push(Active { until, fault: f, started: now, index });
+            }
+        } else if let Some((_, action)) = workload.pop() {
+            act(&mut world, &mut workload, now, action).await;
+        }
+    }
+    // Settle: everything healed, give the links time to catch up.
+    tokio::time::sleep(Duration::from_millis(cfg.settle_ms)).await;
+    world.shutdown().await;
+    if let Some(n) = cfg.lose_disk_at_end.and_then(|n| world.nodes.get(&n)) {
+        n.storage.wipe();
+    }
+    safety(&world, &mut report);
+    final_checks(&world, &workload, &mut report);
+    for (start, end, fault) in &fault_log {
+        report.faults.push(FaultReport {
+            at: clock_of_day(*start, cfg.day_ms),
+            what: fault.describe(),
+            catch_up_s: catch_up(&world, &workload, fault, *start, *end),
+        });
+    }
+    report.workload = workload.stats.clone();
+    for (tier, t) in net.stats().by_tier {
+        report.traffic.insert(tier.to_string(), (t.sent.frames, t.sent.bytes));
+    }
+    report.wall_s = wall.elapsed().as_secs_f64();
+    report.peak_rss_mb = peak_rss_mb();
+    Ok(report)
+}
+
+async fn start_fault(world: &mut World, f: &Fault, now: u64) -> u64 {
+    match f {
+        Fault::Dark { node, ms } => {
+            world.net.isolate(*node);
+            now + ms
+        }
+        Fault::Partition { a, b, ms } => {
+            world.net.partition(*a, *b);
+            now + ms
+        }
+        Fault::Crash { node, ms } => {
+            world.crash(*node, false).await;
+            now + ms
+        }
+        Fault::Wipe { node } => {
+            world.crash(*node, true).await;
+            now + 1_000
+        }
+        Fault::Flap { node, times } => {
+            if let Some(p) = node.parent() {
+                for _ in 0..*times {
+                    world.net.partition(*node, p);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    world.net.heal(*node, p);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            now + u64::from(*times) * 2_000
+        }
+        Fault::Lossy { rate, ms } => {
+            world.net.set_faults(LinkFaults { loss: *rate, duplicate: *rate, reorder: *rate, ..LinkFaults::default() });
+            now + ms
+        }
+    }
+}
+
+async fn end_fault(world: &mut World, f: &Fault) {
+    match f {
+        Fault::Dark { node, .. } => world.net.rejoin(*node),
+        Fault::Partition { a, b, .. } => world.net.heal(*a, *b),
+        Fault::Crash { node, .. } | Fault::Wipe { node } => {
+            if let Err(e) = world.start(*node).await {
+                eprintln!("restart of {node} failed: {e}");
+            }
+        }
+        Fault::Flap { .. } => {}
+        Fault::Lossy { .. } => world.net.set_faults(LinkFaults::default()),
+    }
+}
+
+fn stored_at(world: &World, node: NodeId, id: EventId) -> Option<StoredEvent> {
+    let n = world.nodes.get(&node)?;
+    read_range(&n.storage, id.origin, id.seq.saturating_sub(1), id.seq, 1).ok()?.0.into_iter().next()
+}
+
+async fn act(world: &mut World, w: &mut Workload, now: u64, action: Action) {
+    let wall = DAY_START_WALL_MS + now;
+    match &action {
+        Action::Verdict { by, alert, confirm, open_case } => {
+            let Some(stored) = stored_at(world, *by, *alert) else {
+                w.stats.skipped_state += 1;
+                return;
+            };
+            let Body::Alert(raised) = &stored.event.body else { return };
+            let items = w.verdict_bodies(wall, *by, *alert, raised, *confirm, *open_case);
+            match world.append(*by, items).await {
+                Ok(stored) => {
+                    w.stats.verdicts += 1;
+                    w.acked(&stored, now);
+                    if let Some(Body::Case(c)) = stored.first().map(|s| &s.event.body)
+                        && stored.len() > 1
+                    {
+                        w.stats.cases_opened += 1;
+                        w.after_open(now, alert.origin, c.case);
+                    }
+                }
+                Err(e) => skipped(w, e),
+            }
+        }
+        Action::Step { by, case, step } => {
+            let state = world.nodes.get(by).and_then(|n| {
+                let events = node::store::related(&n.storage, EventKind::Case, Some(case.event_id())).ok()?;
+                fold_case(&events, *case)
+            });
+            let Some((writer, items)) = w.bodies(wall, &action, state.as_ref()) else {
+                w.stats.skipped_state += 1;
+                return;
+            };
+            let failed = items.iter().any(|(_, b)| {
+                matches!(b, Body::Case(c) if matches!(c.action, protocol::case::CaseAction::Review { passed: false, .. }))
+            });
+            match world.append(writer, items).await {
+                Ok(stored) => {
+                    w.stats.steps += 1;
+                    w.acked(&stored, now);
+                    if let Some(st) = &state {
+                        w.after_step(now, *by, *case, st.school, *step, failed);
+                    }
+                }
+                Err(e) => skipped(w, e),
+            }
+        }
+        _ => {
+            let Some((writer, items)) = w.bodies(wall, &action, None) else { return };
+            match world.append(writer, items).await {
+                Ok(stored) => {
+                    w.acked(&stored, now);
+                    match &action {
+                        Action::Alert { school } => {
+                            w.stats.alerts += 1;
+                            if let Some(s) = stored.first() {
+                                w.after_alert(now, *school, s.event.id());
+                            }
+                        }
+                        Action::SpotCheckCase { school } => {
+                            w.stats.spot_check_cases += 1;
+                            w.stats.cases_opened += 1;
+                            if let Some(Body::Case(c)) = stored.first().map(|s| &s.event.body) {
+                                w.after_open(now, *school, c.case);
+                            }
+                        }
+                        Action::Directive { .. } => w.stats.directives += 1,
+                        _ => {}
+                    }
+                }
+                Err(e) => skipped(w, e),
+            }
+        }
+    }
+}
+
+fn skipped(w: &mut Workload, e: WriteError) {
+    match e {
+        WriteError::Down => w.stats.skipped_down += 1,
+        WriteError::Refused(_) => w.stats.skipped_state += 1,
+    }
+}
+
+/// Safety over every node's storage: each event held is one it should hold and passes the
+/// authority checks; none is stored twice; no case state came from an unauthorised step.
+fn safety(world: &World, report: &mut Report) {
+    report.safety_checks += 1;
+    for (id, n) in &world.nodes {
+        let events = match all_events(&n.storage) {
+            Ok(e) => e,
+            Err(e) => {
+                report.failures.push(format!("{id}: storage unreadable: {e}"));
+                continue;
+            }
+        };
+        let mut seen = BTreeSet::new();
+        for s in &events {
+            let e = &s.event;
+            if !seen.insert(e.id()) {
+                report.duplicated += 1;
+                report.failures.push(format!("{id} stores {} twice", e.id()));
+            }
+            if !holds(*id, e.scope) || check_event(e).is_err() {
+                report.unauthorised += 1;
+                report.failures.push(format!("{id} holds {} (scope {}) against the rules", e.id(), e.scope));
+            }
+        }
+        let cases: BTreeSet<CaseId> = events
+            .iter()
+            .filter_map(|s| match &s.event.body {
+                Body::Case(c) => Some(c.case),
+                _ => None,
+            })
+            .collect();
+        for c in cases {
+            if let Some(st) = fold_case(&events, c) {
+                for step in st.history.iter().filter(|s| s.outcome == StepOutcome::Applied) {
+                    let action = events.iter().find(|s| s.event.id() == step.event).and_then(|s| match &s.event.body {
+                        Body::Case(ce) => Some(ce.action.clone()),
+                        _ => None,
+                    });
+                    if let Some(a) = action
+                        && authorize(step.by, st.school, &a).is_err()
+                    {
+                        report.unauthorised += 1;
+                        report.failures.push(format!("{id}: case {c} applied an unauthorised {}", step.action));
+                    }
+                }
+            }
+        }
+        if report.failures.len() > 50 {
+            return;
+        }
+    }
+}
+
+/// Liveness after the settle time: every event any node wrote is held by every node that should
+/// hold it; every acknowledged write survived; every case folds the same on its whole path.
+fn final_checks(world: &World, w: &Workload, report: &mut Report) {
+    let mut held: BTreeMap<NodeId, BTreeMap<EventId, StoredEvent>> = BTreeMap::new();
+    let mut truth: BTreeMap<EventId, StoredEvent> = BTreeMap::new();
+    let mut digest = Fnv::new();
+    for (id, n) in &world.nodes {
+        let events = all_events(&n.storage).unwrap_or_default();
+        digest.add(id.to_string().as_bytes());
+        for s in &events {
+            digest.add(s.event.origin.to_string().as_bytes());
+            digest.add_u64(s.event.seq);
+            digest.add_u64(s.event.hlc.wall_ms);
+            digest.add_u64(u64::from(s.event.hlc.logical));
+            digest.add(s.event.scope.to_string().as_bytes());
+            digest.add_u64(s.received_at_us);
+            truth.entry(s.event.id()).or_insert_with(|| s.clone());
+        }
+        held.insert(*id, events.into_iter().map(|s| (s.event.id(), s)).collect());
+    }
+    report.digest = format!("{:016x}", digest.0);
+    for s in truth.values() {
+        *report.events_by_kind.entry(s.event.kind().as_str().to_string()).or_default() += 1;
+        *report.events_by_origin_tier.entry(s.event.origin.tier().to_string()).or_default() += 1;
+        if let Body::Case(c) = &s.event.body
+            && matches!(c.action, protocol::case::CaseAction::Escalate { .. })
+        {
+            report.escalations += 1;
+        }
+    }
+    // Every acknowledged write is still at its origin.
+    for id in w.ledger.keys() {
+        if !held.get(&id.origin).is_some_and(|h| h.contains_key(id)) {
+            report.lost += 1;
+            if report.failures.len() < 50 {
+                report.failures.push(format!("acknowledged {id} is gone from its origin"));
+            }
+        }
+    }
+    // Deliveries: scopes index the truth, each node takes what it should hold.
+    let mut by_scope: BTreeMap<NodeId, Vec<EventId>> = BTreeMap::new();
+    for (id, s) in &truth {
+        by_scope.entry(s.event.scope).or_default().push(*id);
+    }
+    for (node, have) in &held {
+        for (scope, ids) in &by_scope {
+            if !holds(*node, *scope) {
+                continue;
+            }
+            for id in ids {
+                report.deliveries_expected += 1;
+                if have.contains_key(id) {
+                    report.deliveries_done += 1;
+                } else {
+                    report.lost += 1;
+                    if report.failures.len() < 50 {
+                        report.failures.push(format!("{node} never got {id} (scope {scope})"));
+                    }
+                }
+            }
+        }
+    }
+    // Latency school → province.
+    let province = world.topology.root();
+    if let Some(at_province) = held.get(&province) {
+        let lat: Vec<u64> = truth
+            .values()
+            .filter(|s| matches!(s.event.body, Body::Alert(_)))
+            .filter_map(|s| {
+                let origin = held.get(&s.event.origin)?.get(&s.event.id())?;
+                let p = at_province.get(&s.event.id())?;
+                Some(p.received_at_us.saturating_sub(origin.received_at_us))
+            })
+            .collect();
+        report.alert_latency = Percentiles::of(lat);
+    }
+    // Cases agree along their path.
+    let cases: BTreeMap<CaseId, NodeId> = truth
+        .values()
+        .filter_map(|s| match &s.event.body {
+            Body::Case(c) => Some((c.case, s.event.scope)),
+            _ => None,
+        })
+        .collect();
+    report.cases = cases.len();
+    for (case, school) in &cases {
+        let mut path: Vec<NodeId> = school.ancestors().collect();
+        path.push(*school);
+        let states: Vec<(NodeId, Option<CaseState>)> = path
+            .iter()
+            .map(|n| {
+                let events: Vec<StoredEvent> = held.get(n).map(|h| h.values().cloned().collect()).unwrap_or_default();
+                (*n, fold_case(&events, *case))
+            })
+            .collect();
+        let first = &states[0].1;
+        if let Some(st) = first {
+            *report.cases_by_status.entry(st.status.as_str().to_string()).or_default() += 1;
+        }
+        if states.iter().any(|(_, s)| s != first) {
+            report.cases_diverged += 1;
+            if report.failures.len() < 50 {
+                let who: Vec<String> =
+                    states.iter().map(|(n, s)| format!("{n}: {:?}", s.as_ref().map(|s| s.status))).collect();
+                report.failures.push(format!("case {case} diverged: {}", who.join(", ")));
+            }
+        }
+    }
+}
+
+/// How long after a fault ended its node held everything it should have received meanwhile.
+fn catch_up(world: &World, w: &Workload, fault: &Fault, start: u64, end: u64) -> Option<f64> {
+    let end_wall_us = (DAY_START_WALL_MS + end) * 1000;
+    let node = match fault {
+        Fault::Dark { node, .. } | Fault::Crash { node, .. } | Fault::Wipe { node } => *node,
+        Fault::Partition { a, .. } => *a,
+        Fault::Flap { .. } | Fault::Lossy { .. } => return None,
+    };
+    let storage = &world.nodes.get(&node)?.storage;
+    let mut last = None::<u64>;
+    for (id, a) in w.ledger.range(..) {
+        if a.at_ms < start || a.at_ms > end || !holds(node, a.scope) || id.origin == node {
+            continue;
+        }
+        let (found, _) = read_range(storage, id.origin, id.seq - 1, id.seq, 1).ok()?;
+        let at = found.first()?.received_at_us;
+        last = Some(last.map_or(at, |l: u64| l.max(at)));
+    }
+    last.map(|l| l.saturating_sub(end_wall_us) as f64 / 1e6)
+}
+
+/// Tier names in report order.
+pub fn tier_name(t: Tier) -> String {
+    t.to_string()
+}

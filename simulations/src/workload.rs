@@ -1,0 +1,367 @@
+//! A school day's work, drawn from the seed at DOMAIN.md's rates: AI alerts at every school (with
+//! the day's peaks), verdicts on half of them, cases from confirmed alerts and from the province's
+//! online spot checks, every case's lifecycle (acknowledge, rectify, review — one in ten rejected
+//! once — close; some never rectified, so they go overdue and the schedulers escalate them),
+//! directives and bulletins. Everything is an [`Action`] at a simulated instant; actions taken
+//! schedule their follow-ups.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use protocol::alert::{AlertAction, AlertRaised, AlertType, AlertUpdate, Severity, Zone};
+use protocol::case::{CaseAction, CaseEvent, CaseId, CaseRules, CaseSource, CaseStatus, draft_from_alert, fold};
+use protocol::{Body, Directive, EventId, EventKind};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use topology::{NodeId, Tier, Topology};
+
+const MIN: u64 = 60_000;
+const HOUR: u64 = 60 * MIN;
+
+/// What one simulated person or device does.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// A camera at `school` detects something.
+    Alert { school: NodeId },
+    /// A verdict on an alert: confirm (opening a case when `open_case`) or dismiss.
+    Verdict { by: NodeId, alert: EventId, confirm: bool, open_case: bool },
+    /// The province's online spot check of a school's canteen that failed: a case opened by the province.
+    SpotCheckCase { school: NodeId },
+    /// A step on a case by `by`.
+    Step { by: NodeId, case: CaseId, step: Step },
+    /// A directive from `from` to the unit `to` (a bulletin when `to` is the province).
+    Directive { from: NodeId, to: NodeId },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    Ack,
+    Submit,
+    Review,
+    Close,
+}
+
+/// Counters of what the workload did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WorkloadStats {
+    pub alerts: u64,
+    pub verdicts: u64,
+    pub cases_opened: u64,
+    pub spot_check_cases: u64,
+    pub steps: u64,
+    pub directives: u64,
+    /// Actions not taken: the acting node was down, or the case had moved on meanwhile.
+    pub skipped_down: u64,
+    pub skipped_state: u64,
+}
+
+/// An event the system acknowledged: it must end up at every node that should hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acked {
+    pub scope: NodeId,
+    pub kind: EventKind,
+    /// Simulated ms when it was written.
+    pub at_ms: u64,
+}
+
+pub struct Workload {
+    rng: ChaCha8Rng,
+    queue: BinaryHeap<Reverse<(u64, u64, Action)>>,
+    next: u64,
+    pub stats: WorkloadStats,
+    /// Every acknowledged event.
+    pub ledger: BTreeMap<EventId, Acked>,
+    schools: Vec<NodeId>,
+    counties: Vec<NodeId>,
+    end_ms: u64,
+}
+
+/// Alerts per school day at DOMAIN.md's rate: ≈ 0.5 per AI camera, half of ≈ 7.8 cameras per
+/// canteen run AI → ≈ 1.96 per school (33,600 over Hebei's 17,183 schools).
+pub const ALERTS_PER_SCHOOL_DAY: f64 = 33_600.0 / 17_183.0;
+
+/// The day's shape: weights per hour of the day (peaks 06:00–07:30, 09:30–12:00, 15:30–17:30).
+const HOUR_WEIGHTS: [f64; 24] = [
+    0.2, 0.2, 0.2, 0.2, 0.2, 0.4, 3.0, 2.0, 1.0, 2.0, 3.0, 3.0, 1.0, 0.6, 0.8, 2.0, 3.0, 2.0, 0.8, 0.6, 0.4, 0.3, 0.3,
+    0.2,
+];
+
+impl Workload {
+    /// Plans a day of `day_ms` simulated ms over `topology`, starting at 00:00 of the day.
+    /// `intensity` scales the alert rate (1.0 = DOMAIN.md's).
+    pub fn plan(topology: &Topology, seed: u64, day_ms: u64, intensity: f64) -> Workload {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0da1_1da7);
+        let schools: Vec<NodeId> = topology.nodes().map(|e| e.id).filter(|n| n.tier() == Tier::School).collect();
+        let counties: Vec<NodeId> = topology.nodes().map(|e| e.id).filter(|n| n.tier() == Tier::County).collect();
+        let mut w = Workload {
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x00ac_c705),
+            queue: BinaryHeap::new(),
+            next: 0,
+            stats: WorkloadStats::default(),
+            ledger: BTreeMap::new(),
+            schools: schools.clone(),
+            counties: counties.clone(),
+            end_ms: day_ms,
+        };
+        // Alerts, shaped by the hour weights, over the day (scaled to `day_ms`).
+        let total_weight: f64 = HOUR_WEIGHTS.iter().sum();
+        let alerts = (schools.len() as f64 * ALERTS_PER_SCHOOL_DAY * intensity).round() as u64;
+        for _ in 0..alerts {
+            let mut pick = rng.random::<f64>() * total_weight;
+            let mut hour = 0;
+            while hour < 23 && pick >= HOUR_WEIGHTS[hour] {
+                pick -= HOUR_WEIGHTS[hour];
+                hour += 1;
+            }
+            let at = ((hour as f64 + rng.random::<f64>()) / 24.0 * day_ms as f64) as u64;
+            let school = schools[rng.random_range(0..schools.len())];
+            w.push(at, Action::Alert { school });
+        }
+        // Spot checks: ≥ 200 canteens a day, 50 fail with ≈ 1.6 problems each → ≈ 80 cases, in
+        // office hours (scaled with the tree's size).
+        let share = schools.len() as f64 / 17_183.0;
+        let spot_cases = (80.0 * share * intensity).ceil() as u64;
+        for _ in 0..spot_cases {
+            let at = ((9.0 + 8.0 * rng.random::<f64>()) / 24.0 * day_ms as f64) as u64;
+            let school = schools[rng.random_range(0..schools.len())];
+            w.push(at, Action::SpotCheckCase { school });
+        }
+        // A directive per county in the morning and a province bulletin in the afternoon.
+        let province = topology.root();
+        for c in &counties {
+            if rng.random_bool(0.5) {
+                let at = ((8.0 + rng.random::<f64>()) / 24.0 * day_ms as f64) as u64;
+                w.push(at, Action::Directive { from: *c, to: *c });
+            }
+        }
+        w.push(day_ms * 15 / 24, Action::Directive { from: province, to: province });
+        w
+    }
+
+    fn push(&mut self, at: u64, a: Action) {
+        self.next += 1;
+        self.queue.push(Reverse((at, self.next, a)));
+    }
+
+    /// When the next action is due.
+    pub fn next_at(&self) -> Option<u64> {
+        self.queue.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    pub fn pop(&mut self) -> Option<(u64, Action)> {
+        self.queue.pop().map(|Reverse((t, _, a))| (t, a))
+    }
+
+    fn later(&mut self, now: u64, min: u64, max: u64, a: Action) {
+        let at = now + self.rng.random_range(min..=max.max(min));
+        if at < self.end_ms {
+            self.push(at, a);
+        }
+    }
+
+    /// A random alert body.
+    pub fn alert_body(&mut self, now_wall_ms: u64) -> AlertRaised {
+        // DOMAIN.md's mix (no mask 30%, no hat 22%, no uniform 14%, phone 9%, bins 10%, floor 5%,
+        // smoking 3%, leave post 3%, rodent 2%, stranger 1%, fire 0.3%, video 0.7%).
+        const MIX: [(AlertType, f64); 12] = [
+            (AlertType::NoMask, 30.0),
+            (AlertType::NoChefHat, 22.0),
+            (AlertType::NoUniform, 14.0),
+            (AlertType::Phone, 9.0),
+            (AlertType::BinUncovered, 10.0),
+            (AlertType::FloorWater, 5.0),
+            (AlertType::Smoking, 3.0),
+            (AlertType::LeavePost, 3.0),
+            (AlertType::Rodent, 2.0),
+            (AlertType::Stranger, 1.0),
+            (AlertType::FireSmoke, 0.3),
+            (AlertType::VideoLost, 0.7),
+        ];
+        let mut pick = self.rng.random::<f64>() * 100.0;
+        let mut kind = AlertType::NoMask;
+        for (k, w) in MIX {
+            if pick < w {
+                kind = k;
+                break;
+            }
+            pick -= w;
+        }
+        let zone = [Zone::Cooking, Zone::Cutting, Zone::SpecialRoom, Zone::Washing, Zone::Storage]
+            [self.rng.random_range(0..5)];
+        let camera = format!("cam-{:02}", self.rng.random_range(1..=8));
+        AlertRaised {
+            camera,
+            canteen: "main".into(),
+            zone,
+            alert_type: kind,
+            severity: kind.default_severity(zone),
+            detected_at_ms: now_wall_ms,
+            confidence_permille: self.rng.random_range(700..=990),
+            snapshot: String::new(),
+            repeat_count: 1,
+        }
+    }
+
+    /// Records what a node acknowledged.
+    pub fn acked(&mut self, stored: &[node::store::StoredEvent], at_ms: u64) {
+        for s in stored {
+            self.ledger.insert(s.event.id(), Acked { scope: s.event.scope, kind: s.event.kind(), at_ms });
+        }
+    }
+
+    /// Follow-ups of a raised alert: half get a verdict within two hours (by the school's
+    /// food-safety officer, or the county); one in ten confirmations opens a case (5% of all).
+    pub fn after_alert(&mut self, now: u64, school: NodeId, alert: EventId) {
+        if !self.rng.random_bool(0.5) {
+            return;
+        }
+        let confirm = self.rng.random_bool(0.5);
+        let open_case = confirm && self.rng.random_bool(0.2);
+        let by = if open_case || self.rng.random_bool(0.3) { school.parent().unwrap_or(school) } else { school };
+        self.later(now, 5 * MIN, 2 * HOUR, Action::Verdict { by, alert, confirm, open_case });
+    }
+
+    /// Follow-ups of a case just opened with its notice: the school acknowledges within hours;
+    /// most rectify in time, ≈ 8% never do (they go overdue and get escalated).
+    pub fn after_open(&mut self, now: u64, school: NodeId, case: CaseId) {
+        self.later(now, 20 * MIN, 3 * HOUR, Action::Step { by: school, case, step: Step::Ack });
+        if !self.rng.random_bool(0.08) {
+            self.later(now, 4 * HOUR, 20 * HOUR, Action::Step { by: school, case, step: Step::Submit });
+        }
+    }
+
+    /// The bodies an action writes at its node, given the node's current view of the case (for
+    /// steps). `None`: nothing to write (the case moved on, or the action does not apply).
+    pub fn bodies(
+        &mut self,
+        now_wall_ms: u64,
+        action: &Action,
+        case: Option<&protocol::case::CaseState>,
+    ) -> Option<(NodeId, Vec<(NodeId, Body)>)> {
+        let rules = CaseRules::default();
+        match action {
+            Action::Alert { school } => {
+                let a = self.alert_body(now_wall_ms);
+                Some((*school, vec![(*school, Body::Alert(a))]))
+            }
+            Action::Verdict { .. } => None, // needs the alert body: see `verdict_bodies`
+            Action::SpotCheckCase { school } => {
+                let severity = [Severity::General, Severity::General, Severity::Serious][self.rng.random_range(0..3)];
+                let area = ["food processing", "ingredient placement", "staff attire", "environmental hygiene"]
+                    [self.rng.random_range(0..4)];
+                let open = CaseAction::Open {
+                    school: *school,
+                    severity,
+                    source: CaseSource::SpotCheck,
+                    title: format!("online spot check failed: {area}"),
+                    detail: String::new(),
+                };
+                let notice = CaseAction::IssueNotice {
+                    deadline_ms: protocol::case::notice_deadline(&rules, severity, now_wall_ms),
+                    text: "rectify and upload evidence".into(),
+                };
+                let root = school.ancestors().last().unwrap_or(*school);
+                let pending = node::store::pending_case(root);
+                let items = [open, notice]
+                    .into_iter()
+                    .map(|action| (*school, Body::Case(CaseEvent { case: pending, action })))
+                    .collect();
+                Some((root, items))
+            }
+            Action::Step { by, case: id, step } => {
+                let st = case?;
+                let action = match (step, st.status) {
+                    (Step::Ack, CaseStatus::NoticeIssued) => CaseAction::Acknowledge,
+                    (Step::Submit, CaseStatus::NoticeIssued | CaseStatus::Rectifying) => {
+                        CaseAction::Submit { evidence: vec![format!("evidence/{id}.jpg")], note: "rectified".into() }
+                    }
+                    (Step::Review, CaseStatus::Submitted) => {
+                        let passed = !self.rng.random_bool(0.10) || st.rework > 0;
+                        CaseAction::Review { passed, comment: String::new(), new_deadline_ms: None }
+                    }
+                    (Step::Close, CaseStatus::Reviewed) => CaseAction::Close { comment: "rectified".into() },
+                    _ => return None,
+                };
+                Some((*by, vec![(st.school, Body::Case(CaseEvent { case: *id, action }))]))
+            }
+            Action::Directive { from, to } => {
+                let title = if to.tier() == Tier::Province { "province bulletin" } else { "county directive" };
+                let body = Body::Directive(Directive { title: title.into(), text: "see attached".into() });
+                Some((*from, vec![(*to, body)]))
+            }
+        }
+    }
+
+    /// The bodies of a verdict on `alert` (whose body is `raised`).
+    pub fn verdict_bodies(
+        &self,
+        now_wall_ms: u64,
+        by: NodeId,
+        alert: EventId,
+        raised: &AlertRaised,
+        confirm: bool,
+        open_case: bool,
+    ) -> Vec<(NodeId, Body)> {
+        let school = alert.origin;
+        let mut items = Vec::new();
+        let open_case = open_case && by != school;
+        if open_case {
+            let (open, notice) = draft_from_alert(alert, school, raised, &CaseRules::default(), now_wall_ms);
+            for action in [open, notice] {
+                items.push((school, Body::Case(CaseEvent { case: node::store::pending_case(by), action })));
+            }
+        }
+        let action = if confirm {
+            AlertAction::Confirm { note: String::new(), case: open_case.then(|| node::store::pending_case(by)) }
+        } else {
+            AlertAction::Dismiss { reason: "false positive".into() }
+        };
+        items.push((school, Body::AlertUpdate(AlertUpdate { alert, action })));
+        items
+    }
+
+    /// Follow-ups after a step was written.
+    pub fn after_step(&mut self, now: u64, by: NodeId, case: CaseId, school: NodeId, step: Step, failed_review: bool) {
+        let county = school.parent().unwrap_or(by);
+        match step {
+            Step::Ack => {}
+            Step::Submit => self.later(now, HOUR, 10 * HOUR, Action::Step { by: county, case, step: Step::Review }),
+            Step::Review if failed_review => {
+                self.later(now, 2 * HOUR, 10 * HOUR, Action::Step { by: school, case, step: Step::Submit })
+            }
+            Step::Review => self.later(now, 0, 2 * HOUR, Action::Step { by: county, case, step: Step::Close }),
+            Step::Close => {}
+        }
+    }
+
+    pub fn counties(&self) -> &[NodeId] {
+        &self.counties
+    }
+
+    pub fn schools(&self) -> &[NodeId] {
+        &self.schools
+    }
+
+    /// A random draw for the harness (faults), from the workload's stream.
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+}
+
+/// Folds case `id` from the events of one node (helper for the harness).
+pub fn fold_case(events: &[node::store::StoredEvent], id: CaseId) -> Option<protocol::case::CaseState> {
+    let inputs: Vec<protocol::case::CaseInput> = events
+        .iter()
+        .filter_map(|s| match &s.event.body {
+            Body::Case(c) if c.case == id => Some(protocol::case::CaseInput {
+                id: s.event.id(),
+                hlc: s.event.hlc,
+                scope: s.event.scope,
+                case: c.case,
+                action: c.action.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    fold(id, &inputs)
+}

@@ -1,0 +1,199 @@
+//! The simulated province: every node's real actors (root, store, listener, links, case
+//! scheduler) on one tokio current-thread runtime with a paused clock, over [`SimNet`] and
+//! [`MemStorage`]. Crashing a node stops its actors and drops what its storage had not flushed;
+//! restarting it starts fresh actors on the same storage, exactly as a process restart would.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use node::clock::Clock;
+use node::root::{NodeActor, NodeArgs, NodeMsg, RedialConfig};
+use node::storage::mem::MemStorage;
+use node::store::{StoreMsg, StoredEvent};
+use protocol::{Body, SessionConfig};
+use ractor::{Actor, ActorRef};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use topology::{NodeId, Topology};
+
+use crate::net::SimNet;
+
+/// Simulated time: tokio's paused clock, with wall time starting at `base_wall_ms`.
+#[derive(Debug)]
+pub struct SimClock {
+    start: Instant,
+    base_wall_ms: u64,
+}
+
+impl SimClock {
+    pub fn new(base_wall_ms: u64) -> SimClock {
+        SimClock { start: Instant::now(), base_wall_ms }
+    }
+
+    /// Simulated milliseconds since the run began.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> u64 {
+        self.elapsed_ms()
+    }
+
+    fn wall_ms(&self) -> u64 {
+        self.base_wall_ms + self.elapsed_ms()
+    }
+
+    fn wall_us(&self) -> u64 {
+        self.base_wall_ms * 1000 + self.start.elapsed().as_micros() as u64
+    }
+}
+
+/// How the nodes are configured in a run.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeSettings {
+    pub session: SessionConfig,
+    pub failover_after_ms: u64,
+    pub case_scan_ms: u64,
+}
+
+impl Default for NodeSettings {
+    /// Production keeps links alive every 0.5 s; a simulated province of 17,000 links over a whole
+    /// day would spend its time on keep-alives, so the simulation uses slower timers (failover after
+    /// 6 minutes instead of 3 s, keep-alives every 2 minutes instead of 0.5 s). The protocol is the same; only the constants differ.
+    fn default() -> NodeSettings {
+        NodeSettings {
+            session: SessionConfig {
+                keepalive_ms: 120_000,
+                idle_timeout_ms: 360_000,
+                rto_ms: 5_000,
+                ..SessionConfig::default()
+            },
+            failover_after_ms: 360_000,
+            case_scan_ms: 300_000,
+        }
+    }
+}
+
+/// One node: its disk, and its actors while it runs.
+pub struct SimNode {
+    pub storage: MemStorage,
+    running: Option<Running>,
+}
+
+struct Running {
+    node: ActorRef<NodeMsg>,
+    store: ActorRef<StoreMsg>,
+    task: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
+}
+
+pub struct World {
+    pub topology: Arc<Topology>,
+    pub net: SimNet,
+    pub clock: Arc<SimClock>,
+    pub settings: NodeSettings,
+    pub nodes: BTreeMap<NodeId, SimNode>,
+}
+
+/// Why a write at a node did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The node is down (crashed and not restarted yet).
+    Down,
+    /// The node refused it (restoring, or a check failed): the text says why.
+    Refused(String),
+}
+
+impl World {
+    /// Builds the world (nothing runs yet).
+    pub fn new(topology: Topology, net: SimNet, clock: Arc<SimClock>, settings: NodeSettings) -> World {
+        let nodes = topology.nodes().map(|e| (e.id, SimNode { storage: MemStorage::new(), running: None })).collect();
+        World { topology: Arc::new(topology), net, clock, settings, nodes }
+    }
+
+    pub fn is_running(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.running.is_some())
+    }
+
+    /// Starts node `id`'s actors on its storage.
+    pub async fn start(&mut self, id: NodeId) -> Result<(), String> {
+        let entry = self.topology.get(id).ok_or_else(|| format!("{id} is not in the topology"))?;
+        let addr = entry.quic;
+        let Some(n) = self.nodes.get_mut(&id) else { return Err(format!("{id} unknown")) };
+        if n.running.is_some() {
+            return Ok(());
+        }
+        let transport = self.net.endpoint(id, addr);
+        let clock: Arc<dyn Clock> = self.clock.clone();
+        let args = NodeArgs {
+            me: id,
+            topology: self.topology.clone(),
+            storage: Arc::new(n.storage.clone()),
+            transport: Arc::new(transport),
+            clock: clock.clone(),
+            session: self.settings.session,
+            redial: RedialConfig { min_ms: 1_000, max_ms: 30_000 },
+            failover_after_ms: self.settings.failover_after_ms,
+        };
+        let (node, task) = Actor::spawn(None, NodeActor, args).await.map_err(|e| format!("{id}: {e}"))?;
+        let store = ractor::call_t!(node, NodeMsg::Store, 60_000).map_err(|e| format!("{id}: {e}"))?;
+        let scheduler = node::cases::spawn_scheduler(
+            id,
+            store.clone(),
+            clock,
+            self.settings.case_scan_ms,
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        n.running = Some(Running { node, store, task, scheduler });
+        Ok(())
+    }
+
+    /// Stops node `id` as a power cut would: its actors end, its endpoint disappears, and its
+    /// storage keeps only what was flushed. `wipe` also loses the disk.
+    pub async fn crash(&mut self, id: NodeId, wipe: bool) {
+        let Some(n) = self.nodes.get_mut(&id) else { return };
+        if let Some(r) = n.running.take() {
+            r.scheduler.abort();
+            r.node.stop(Some("crash".into()));
+            let _ = r.task.await;
+        }
+        self.net.endpoint_down(id);
+        n.storage.crash();
+        if wipe {
+            n.storage.wipe();
+        }
+    }
+
+    fn store(&self, id: NodeId) -> Result<ActorRef<StoreMsg>, WriteError> {
+        self.nodes.get(&id).and_then(|n| n.running.as_ref()).map(|r| r.store.clone()).ok_or(WriteError::Down)
+    }
+
+    /// Writes local events at node `id` (as its admin API would), durably.
+    pub async fn append(&self, id: NodeId, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, WriteError> {
+        let store = self.store(id)?;
+        match ractor::call_t!(store, |reply| StoreMsg::Append { items, reply }, 600_000) {
+            Ok(Ok(stored)) => Ok(stored),
+            Ok(Err(e)) => Err(WriteError::Refused(e)),
+            Err(_) => Err(WriteError::Down),
+        }
+    }
+
+    /// Node `id`'s store actor, when running (for queries such as case folds).
+    pub fn store_of(&self, id: NodeId) -> Option<ActorRef<StoreMsg>> {
+        self.store(id).ok()
+    }
+
+    /// Stops every node (end of run).
+    pub async fn shutdown(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if let Some(r) = self.nodes.get_mut(&id).and_then(|n| n.running.take()) {
+                r.scheduler.abort();
+                r.node.stop(None);
+                let _ = r.task.await;
+            }
+        }
+    }
+}
