@@ -636,7 +636,12 @@ pub fn render_case(c: &CaseState) -> String {
             StepOutcome::Applied => "applied".to_string(),
             StepOutcome::Refused(why) => format!("REFUSED: {why}"),
         };
-        out.push_str(&format!("    {}  {by:<14} {action:<14} {outcome}  ({event})\n", ChinaTime(*at_ms)));
+        out.push_str(&format!(
+            "    {}  {:<14} {:<14} {outcome}  ({event})\n",
+            ChinaTime(*at_ms),
+            by.to_string(),
+            action.to_string()
+        ));
     }
     out
 }

@@ -122,12 +122,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let [p, c, k, s] = cluster.topology.count_by_tier();
     let total = cluster.topology.len();
     println!(
-        "\n[1/6] topology: {p} province, {c} cities, {k} counties, {s} schools = {total} nodes → {}",
+        "\n[1/7] topology: {p} province, {c} cities, {k} counties, {s} schools = {total} nodes → {}",
         cluster.topology_path.display()
     );
     let sample = cluster.ids().into_iter().find(|n| n.tier() == Tier::School).unwrap_or(cluster.topology.root());
     println!(
-        "[2/6] federation CA + {total} node certificates, each naming its node in one DNS SAN (e.g. {sample} → {})",
+        "[2/7] federation CA + {total} node certificates, each naming its node in one DNS SAN (e.g. {sample} → {})",
         sample.dns_name()
     );
 
@@ -151,7 +151,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     let province = cluster.topology.root();
     let total = cluster.topology.len();
-    print!("[3/6] starting {total} node processes (own QUIC endpoint + sled store each) … ");
+    print!("[3/7] starting {total} node processes (own QUIC endpoint + sled store each) … ");
     cluster.start_all()?;
     cluster.wait_links_up(Duration::from_secs(30))?;
     println!("all {} links up after {:.1} s", total - 1, started.elapsed().as_secs_f64());
@@ -159,7 +159,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
 
     // Phase 1: an alert at every school, followed to the province.
     let schools: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).collect();
-    println!("\n[4/6] one alert raised at each of the {} schools, followed up the tree:", schools.len());
+    println!("\n[4/7] one alert raised at each of the {} schools, followed up the tree:", schools.len());
     let mut raised = Vec::new();
     for (n, &school) in schools.iter().enumerate() {
         raised.push(raise(cluster, school, n)?);
@@ -204,7 +204,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     let county = schools[0].parent().context("school without county")?;
     let city = county.parent().context("county without city")?;
     let its_schools: Vec<NodeId> = schools.iter().copied().filter(|s| s.parent() == Some(county)).collect();
-    println!("\n[5/6] county {county} is killed (kill -9); its {} schools keep accepting alerts:", its_schools.len());
+    println!("\n[5/7] county {county} is killed (kill -9); its {} schools keep accepting alerts:", its_schools.len());
     cluster.kill(county)?;
     let outage = Instant::now();
     let mut queued = Vec::new();
@@ -250,8 +250,60 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     cluster.wait_links_up(Duration::from_secs(15))?;
     check_interrupt()?;
 
-    // Phase 3: the live tree.
-    println!("\n[6/6] the tree as each node reports it (`mingchu topology show`):");
+    // Phase 3: a case across the tree, from a confirmed alert to its closing.
+    let school = its_schools[0];
+    let alert = raised.iter().find(|a| a.school == school).context("no alert at the school")?;
+    println!(
+        "\n[6/7] a case (问题台账) from alert {}: confirmed by county {county}, rectified by the school, closed:",
+        alert.id
+    );
+    let verdict =
+        crate::cases::AlertVerdict { note: "checked the video".into(), open_case: true, ..Default::default() };
+    let confirmed = cluster.client(county).confirm_alert(&alert.id, &verdict)?;
+    let case = confirmed.state.case.context("no case opened")?.to_string();
+    let wait_status = |node: NodeId, status: protocol::case::CaseStatus| -> anyhow::Result<protocol::case::CaseState> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(c) = cluster.client(node).case(&case)
+                && c.status == status
+            {
+                return Ok(c);
+            }
+            if Instant::now() > deadline {
+                bail!("case {case} did not reach {} at {node}", status.as_str());
+            }
+            pause(20)?;
+        }
+    };
+    use crate::cases::StepRequest;
+    use protocol::case::CaseStatus;
+    let c = wait_status(school, CaseStatus::NoticeIssued)?;
+    println!(
+        "      county opened {case} with its notice (deadline {}); the school has it",
+        protocol::case::ChinaTime(c.deadline_ms.unwrap_or(0))
+    );
+    let refused = cluster.client(school).case_step(&case, &StepRequest::Close { comment: "done".into() });
+    if let Err(e) = refused {
+        println!("      the school tries to close it itself → refused: {e}");
+    }
+    cluster.client(school).case_step(&case, &StepRequest::Ack)?;
+    let evidence = vec!["rectify/after-01.jpg".to_string()];
+    cluster.client(school).case_step(&case, &StepRequest::Submit { evidence, note: "staff retrained".into() })?;
+    wait_status(county, CaseStatus::Submitted)?;
+    cluster.client(county).case_step(
+        &case,
+        &StepRequest::Review { passed: true, comment: "video checked".into(), new_deadline_ms: None },
+    )?;
+    cluster.client(county).case_step(&case, &StepRequest::Close { comment: "整改到位".into() })?;
+    let closed = wait_status(province, CaseStatus::Closed)?;
+    for line in crate::cases::render_case(&closed).lines() {
+        println!("      {line}");
+    }
+    println!("      (as the province folds it; the school, county and city fold the same events to the same state)");
+    check_interrupt()?;
+
+    // Phase 4: the live tree.
+    println!("\n[7/7] the tree as each node reports it (`mingchu topology show`):");
     let now = crate::clock::unix_ms();
     for e in cluster.topology.nodes() {
         if e.id.tier() == Tier::School {
@@ -274,6 +326,8 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     println!(
         "  • with county {county} killed, its schools kept working and failed over to their city; nothing was lost"
     );
-    println!("    or applied twice, and when the county came back it caught up and its schools returned to it.");
+    println!("    or applied twice, and when the county came back it caught up and its schools returned to it;");
+    println!("  • a confirmed alert became a case that the county and the school worked through to its closing, with");
+    println!("    a step outside the school's authority refused.");
     Ok(())
 }

@@ -324,6 +324,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     }
     safety(&world, &mut report);
     final_checks(&world, &workload, &mut report);
+    fault_log.sort_by_key(|f| f.0);
     for (start, end, fault) in &fault_log {
         report.faults.push(FaultReport {
             at: clock_of_day(*start, cfg.day_ms),
