@@ -51,7 +51,7 @@ fn internal(msg: impl std::fmt::Display) -> (StatusCode, Json<ApiError>) {
 }
 
 /// The case inputs of stored events (others are skipped).
-fn inputs(events: &[StoredEvent]) -> Vec<CaseInput> {
+pub fn inputs(events: &[StoredEvent]) -> Vec<CaseInput> {
     events
         .iter()
         .filter_map(|s| match &s.event.body {

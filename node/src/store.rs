@@ -289,13 +289,7 @@ fn open(me: NodeId, storage: &dyn Storage) -> Result<Opened, StorageError> {
             return Err(StorageError::Schema { expected: SCHEMA_VERSION, found });
         }
     }
-    let mut cursors = Cursors::default();
-    for item in storage.scan_prefix(Space::Cursors, b"") {
-        let (k, v) = item?;
-        let origin = NodeId::from_key(&k).map_err(|e| corrupt("cursor key", e))?;
-        let ranges: SeqRanges = decode(&v).map_err(|e| corrupt("cursor", e))?;
-        cursors.set(origin, ranges);
-    }
+    let cursors = all_cursors(storage)?;
     let hlc = match storage.get(Space::Meta, META_HLC)? {
         Some(v) => HlcClock::new(decode(&v).map_err(|e| corrupt("hlc", e))?),
         None => HlcClock::default(),

@@ -649,16 +649,27 @@ impl Session {
             self.rotation = Some(last.origin);
         }
         if !ranges.is_empty() {
-            let kept: BTreeSet<NodeId> = ranges.iter().map(|r| r.origin).collect();
-            let events: Vec<Event> = events.into_iter().filter(|e| kept.contains(&e.origin)).collect();
-            let batch = Batch { id: self.next_batch_id, ranges, events };
-            self.next_batch_id += 1;
-            self.stats.batches_sent += 1;
-            self.stats.events_sent += batch.events.len() as u64;
-            self.transmit.push_back(Frame::Batch(batch.clone()));
-            self.inflight.push_back(InFlight { batch, sent_at_ms: now_ms, fresh: false });
+            self.send_batch(now_ms, ranges, events, false);
         }
         self.drive();
+    }
+
+    /// Sends a batch of `ranges` (sorted by origin) with the fetched events that fall in them, on
+    /// the bulk lane or (`fresh`) the priority lane, and keeps it until acked.
+    fn send_batch(&mut self, now_ms: u64, ranges: Vec<SeqRange>, events: Vec<Event>, fresh: bool) {
+        let kept: BTreeSet<NodeId> = ranges.iter().map(|r| r.origin).collect();
+        let events: Vec<Event> = events.into_iter().filter(|e| kept.contains(&e.origin)).collect();
+        let batch = Batch { id: self.next_batch_id, ranges, events };
+        self.next_batch_id += 1;
+        self.stats.batches_sent += 1;
+        self.stats.events_sent += batch.events.len() as u64;
+        if fresh {
+            self.stats.fresh_batches_sent += 1;
+            self.stats.fresh_events_sent += batch.events.len() as u64;
+        }
+        let f = InFlight { batch, sent_at_ms: now_ms, fresh };
+        self.transmit.push_back(f.frame());
+        self.inflight.push_back(f);
     }
 
     /// A priority-lane fetch came back: send what it covered, queue the rest again (first).
@@ -683,16 +694,7 @@ impl Session {
             return;
         }
         ranges.sort_by_key(|r| r.origin);
-        let kept: BTreeSet<NodeId> = ranges.iter().map(|r| r.origin).collect();
-        let events: Vec<Event> = events.into_iter().filter(|e| kept.contains(&e.origin)).collect();
-        let batch = Batch { id: self.next_batch_id, ranges, events };
-        self.next_batch_id += 1;
-        self.stats.batches_sent += 1;
-        self.stats.events_sent += batch.events.len() as u64;
-        self.stats.fresh_batches_sent += 1;
-        self.stats.fresh_events_sent += batch.events.len() as u64;
-        self.transmit.push_back(Frame::Fresh(batch.clone()));
-        self.inflight.push_back(InFlight { batch, sent_at_ms: now_ms, fresh: true });
+        self.send_batch(now_ms, ranges, events, true);
     }
 
     /// Time passed: retransmits, keep-alives, the idle timeout.

@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use node::transport::{BoxFuture, Connection, FrameReceiver, FrameSender, Transport, TransportError};
+use node::transport::{BoxFuture, Connection, FrameReceiver, FrameSender, StickyEnd, Transport, TransportError};
 use protocol::wire::FRAME_BYTES_MAX;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -836,7 +836,7 @@ fn connection(net: &SimNet, id: u64, side: usize, peer: NodeId, notify: Arc<Noti
         peer,
         sender: sender(CONTROL),
         bulk: sender(BULK),
-        receiver: Box::new(SimReceiver { net: net.clone(), id, side, notify, done: None }),
+        receiver: Box::new(SimReceiver { net: net.clone(), id, side, notify, done: StickyEnd::default() }),
     }
 }
 
@@ -924,17 +924,23 @@ struct SimReceiver {
     id: u64,
     side: usize,
     notify: Arc<Notify>,
-    done: Option<Result<(), TransportError>>,
+    done: StickyEnd,
 }
 
 impl FrameReceiver for SimReceiver {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
         Box::pin(async move {
-            match &self.done {
-                Some(Ok(())) => return Ok(None),
-                Some(Err(e)) => return Err(e.clone()),
-                None => {}
-            }
+            let mut done = std::mem::take(&mut self.done);
+            let result = done.recv(self.next()).await;
+            self.done = done;
+            result
+        })
+    }
+}
+
+impl SimReceiver {
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        {
             let result = loop {
                 let notified = self.notify.notified();
                 tokio::pin!(notified);
@@ -952,13 +958,8 @@ impl FrameReceiver for SimReceiver {
                     RecvPoll::Pending(None) => notified.await,
                 }
             };
-            match &result {
-                Ok(Some(_)) => {}
-                Ok(None) => self.done = Some(Ok(())),
-                Err(e) => self.done = Some(Err(e.clone())),
-            }
             result
-        })
+        }
     }
 }
 

@@ -350,18 +350,5 @@ impl Workload {
 
 /// Folds case `id` from the events of one node (helper for the harness).
 pub fn fold_case(events: &[node::store::StoredEvent], id: CaseId) -> Option<protocol::case::CaseState> {
-    let inputs: Vec<protocol::case::CaseInput> = events
-        .iter()
-        .filter_map(|s| match &s.event.body {
-            Body::Case(c) if c.case == id => Some(protocol::case::CaseInput {
-                id: s.event.id(),
-                hlc: s.event.hlc,
-                scope: s.event.scope,
-                case: c.case,
-                action: c.action.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-    fold(id, &inputs)
+    fold(id, &node::cases::inputs(events))
 }

@@ -74,6 +74,32 @@ pub trait FrameReceiver: Send + 'static {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>>;
 }
 
+/// The end of a receiver, made sticky: once a receive returned `Ok(None)` or an error, every
+/// later one returns the same, as [`FrameReceiver`] promises.
+#[derive(Debug, Default)]
+pub struct StickyEnd(Option<Result<(), TransportError>>);
+
+impl StickyEnd {
+    /// Runs `next` unless the receiver already ended, and remembers an end.
+    pub async fn recv(
+        &mut self,
+        next: impl Future<Output = Result<Option<Vec<u8>>, TransportError>>,
+    ) -> Result<Option<Vec<u8>>, TransportError> {
+        match &self.0 {
+            Some(Ok(())) => return Ok(None),
+            Some(Err(e)) => return Err(e.clone()),
+            None => {}
+        }
+        let result = next.await;
+        match &result {
+            Ok(Some(_)) => {}
+            Ok(None) => self.0 = Some(Ok(())),
+            Err(e) => self.0 = Some(Err(e.clone())),
+        }
+        result
+    }
+}
+
 /// Dials parents and accepts children.
 pub trait Transport: Send + Sync + 'static {
     /// Connects to `peer` at `addr`; succeeds only once the peer proved it is `peer`.

@@ -27,7 +27,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use topology::NodeId;
 
-use super::{BoxFuture, Connection, FrameReceiver, FrameSender, Transport, TransportError};
+use super::{BoxFuture, Connection, FrameReceiver, FrameSender, StickyEnd, Transport, TransportError};
 use crate::tls::{self, NodeCredentials};
 
 /// Time an incoming connection gets to finish its handshake and open its stream.
@@ -303,12 +303,12 @@ struct QuicReceiver {
     /// The frame being read and how many of its bytes have arrived.
     body: Option<(Vec<u8>, usize)>,
     /// Set once the stream ended or failed: every later call returns the same outcome.
-    done: Option<Result<(), TransportError>>,
+    done: StickyEnd,
 }
 
 impl QuicReceiver {
     fn new(recv: quinn::RecvStream) -> QuicReceiver {
-        QuicReceiver { recv, prefix: [0; PREFIX], prefix_got: 0, body: None, done: None }
+        QuicReceiver { recv, prefix: [0; PREFIX], prefix_got: 0, body: None, done: StickyEnd::default() }
     }
 
     async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
@@ -346,17 +346,9 @@ impl QuicReceiver {
 impl FrameReceiver for QuicReceiver {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
         Box::pin(async move {
-            match &self.done {
-                Some(Ok(())) => return Ok(None),
-                Some(Err(e)) => return Err(e.clone()),
-                None => {}
-            }
-            let result = self.next_frame().await;
-            match &result {
-                Ok(Some(_)) => {}
-                Ok(None) => self.done = Some(Ok(())),
-                Err(e) => self.done = Some(Err(e.clone())),
-            }
+            let mut done = std::mem::take(&mut self.done);
+            let result = done.recv(self.next_frame()).await;
+            self.done = done;
             result
         })
     }
@@ -370,7 +362,7 @@ struct LaneReceiver {
     bulk: mpsc::Receiver<Result<Vec<u8>, TransportError>>,
     bulk_open: bool,
     tasks: [tokio::task::JoinHandle<()>; 2],
-    done: Option<Result<(), TransportError>>,
+    done: StickyEnd,
 }
 
 impl LaneReceiver {
@@ -406,7 +398,13 @@ impl LaneReceiver {
                 }
             }
         });
-        LaneReceiver { control: crx, bulk: brx, bulk_open: true, tasks: [control_task, bulk_task], done: None }
+        LaneReceiver {
+            control: crx,
+            bulk: brx,
+            bulk_open: true,
+            tasks: [control_task, bulk_task],
+            done: StickyEnd::default(),
+        }
     }
 
     async fn next(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
@@ -427,17 +425,9 @@ impl LaneReceiver {
 impl FrameReceiver for LaneReceiver {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, TransportError>> {
         Box::pin(async move {
-            match &self.done {
-                Some(Ok(())) => return Ok(None),
-                Some(Err(e)) => return Err(e.clone()),
-                None => {}
-            }
-            let result = self.next().await;
-            match &result {
-                Ok(Some(_)) => {}
-                Ok(None) => self.done = Some(Ok(())),
-                Err(e) => self.done = Some(Err(e.clone())),
-            }
+            let mut done = std::mem::take(&mut self.done);
+            let result = done.recv(self.next()).await;
+            self.done = done;
             result
         })
     }
