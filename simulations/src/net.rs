@@ -939,26 +939,24 @@ impl FrameReceiver for SimReceiver {
 }
 
 impl SimReceiver {
+    /// Waits for the next frame or end of either lane (control first when both are due).
     async fn next(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
-        {
-            let result = loop {
-                let notified = self.notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                let poll = self.net.lock().poll_recv(self.id, self.side);
-                match poll {
-                    RecvPoll::Ready(result) => break result,
-                    RecvPoll::Pending(Some(at)) => {
-                        tokio::select! {
-                            biased;
-                            () = &mut notified => {}
-                            () = tokio::time::sleep_until(at) => {}
-                        }
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let poll = self.net.lock().poll_recv(self.id, self.side);
+            match poll {
+                RecvPoll::Ready(result) => return result,
+                RecvPoll::Pending(Some(at)) => {
+                    tokio::select! {
+                        biased;
+                        () = &mut notified => {}
+                        () = tokio::time::sleep_until(at) => {}
                     }
-                    RecvPoll::Pending(None) => notified.await,
                 }
-            };
-            result
+                RecvPoll::Pending(None) => notified.await,
+            }
         }
     }
 }
