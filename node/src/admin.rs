@@ -244,6 +244,11 @@ pub struct ListParams {
     pub limit: Option<usize>,
     pub under: Option<String>,
     pub kind: Option<String>,
+    /// Alerts only: new, confirmed or dismissed.
+    pub status: Option<String>,
+    /// Alerts only: still new this many hours after they were raised (DOMAIN.md: unhandled after
+    /// 24 h, an alert goes to the county's queue).
+    pub unhandled_hours: Option<u64>,
 }
 
 impl ListParams {
@@ -382,6 +387,11 @@ async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -
                 None => Some(v),
             }
         })
+        .filter(|v: &AlertView| p.status.as_ref().is_none_or(|st| &v.status == st))
+        .filter(|v: &AlertView| {
+            p.unhandled_hours
+                .is_none_or(|h| v.status == "new" && v.raised_at_ms.saturating_add(h * 3_600_000) <= s.clock.wall_ms())
+        })
         .collect();
     Ok(Json(views))
 }
@@ -482,9 +492,26 @@ impl AdminClient {
     }
 
     pub fn alerts(&self, limit: usize, under: Option<NodeId>) -> anyhow::Result<Vec<AlertView>> {
+        self.alerts_where(limit, under, None, None)
+    }
+
+    /// Alerts among the newest `limit`, by status and/or still unhandled after some hours.
+    pub fn alerts_where(
+        &self,
+        limit: usize,
+        under: Option<NodeId>,
+        status: Option<&str>,
+        unhandled_hours: Option<u64>,
+    ) -> anyhow::Result<Vec<AlertView>> {
         let mut path = format!("/api/alerts?limit={limit}");
         if let Some(u) = under {
             path.push_str(&format!("&under={u}"));
+        }
+        if let Some(st) = status {
+            path.push_str(&format!("&status={st}"));
+        }
+        if let Some(h) = unhandled_hours {
+            path.push_str(&format!("&unhandled_hours={h}"));
         }
         self.get(&path)
     }

@@ -247,6 +247,12 @@ pub enum AlertCmd {
         /// Only alerts from this unit's subtree.
         #[arg(long)]
         under: Option<NodeId>,
+        /// Only new, confirmed or dismissed alerts.
+        #[arg(long, value_parser = ["new", "confirmed", "dismissed"])]
+        status: Option<String>,
+        /// The county's queue: alerts still unhandled this many hours after they were raised (24).
+        #[arg(long)]
+        unhandled_hours: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -452,8 +458,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let v = crate::cases::AlertVerdict { reason, ..Default::default() };
             crate::cli_cases::verdict(target, &id, false, v, json)
         }
-        Cmd::Alert(AlertCmd::List { target, limit, under, json }) => {
-            let alerts = target.client()?.alerts(limit, under)?;
+        Cmd::Alert(AlertCmd::List { target, limit, under, status, unhandled_hours, json }) => {
+            let alerts = target.client()?.alerts_where(limit, under, status.as_deref(), unhandled_hours)?;
             if json {
                 print_json(&alerts)
             } else {

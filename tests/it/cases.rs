@@ -167,6 +167,25 @@ fn an_overdue_case_escalates_county_city_province_on_schedule() {
         "{escalations:?}"
     );
     assert_eq!(end.status, CaseStatus::NoticeIssued, "escalation does not change the status");
+
+    // An alert nobody handles for 24 h shows in the county's queue, until somebody judges it.
+    let a = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert { camera: "late".into(), alert_type: "PHONE".into(), ..RaiseAlert::default() })
+        .unwrap();
+    eventually(Duration::from_secs(15), "the alert at the county", || {
+        cluster.client(county).alerts(100, None).ok()?.iter().any(|x| x.id == a.id).then_some(())
+    });
+    let queue = |cluster: &Cluster| cluster.client(county).alerts_where(100, None, None, Some(24)).unwrap();
+    assert!(queue(&cluster).iter().all(|x| x.id != a.id), "not yet 24 h old");
+    let now = cluster.client(county).advance_clock(Duration::ZERO).unwrap().wall_ms;
+    move_to(&cluster, now + 25 * hour);
+    assert!(queue(&cluster).iter().any(|x| x.id == a.id), "in the county's queue after 24 h");
+    cluster
+        .client(county)
+        .dismiss_alert(&a.id, &AlertVerdict { reason: "staff break".into(), ..AlertVerdict::default() })
+        .unwrap();
+    assert!(queue(&cluster).iter().all(|x| x.id != a.id), "judged: out of the queue");
     cluster.stop_all();
 }
 
