@@ -158,10 +158,52 @@ pub struct LinkRun {
     reader_task: JoinHandle<()>,
     /// The earliest deadline a timer task is already sleeping towards.
     timer_at_ms: Option<u64>,
+    /// The deadline the timer task sleeps towards.
+    timer: tokio::sync::watch::Sender<Option<u64>>,
+    timer_task: JoinHandle<()>,
     closed: bool,
 }
 
 pub struct LinkActor;
+
+/// The link's timer: sleeps until the deadline last sent and then ticks the link once; a new
+/// deadline re-arms it. Ends with the link.
+fn spawn_timer(
+    link: ActorRef<LinkMsg>,
+    clock: Arc<dyn Clock>,
+) -> (tokio::sync::watch::Sender<Option<u64>>, JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::watch::channel::<Option<u64>>(None);
+    let task = tokio::spawn(async move {
+        loop {
+            let deadline = *rx.borrow_and_update();
+            let Some(at) = deadline else {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+                continue;
+            };
+            let wait = std::time::Duration::from_millis(at.saturating_sub(clock.now_ms()));
+            tokio::select! {
+                biased;
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep(wait) => {
+                    if link.cast(LinkMsg::Tick).is_err() {
+                        break;
+                    }
+                    // Sleep again only once the link set its next deadline.
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (tx, task)
+}
 
 /// A lane's writer task: frames go out in order; a failure is reported once.
 fn spawn_writer(mut sender: Box<dyn FrameSender>, link: ActorRef<LinkMsg>) -> mpsc::UnboundedSender<WriterCmd> {
@@ -264,23 +306,21 @@ impl LinkRun {
                 break;
             }
         }
-        self.schedule_timer(myself);
+        self.schedule_timer();
         self.publish_status();
         Ok(())
     }
 
-    fn schedule_timer(&mut self, myself: &ActorRef<LinkMsg>) {
+    /// Points the link's one timer task at the session's next deadline (an earlier one already
+    /// set stands: an early tick is harmless). No task per deadline: a busy province would
+    /// otherwise keep thousands of stale sleeps in the timer wheel.
+    fn schedule_timer(&mut self) {
         let Some(deadline) = self.session.poll_timeout() else { return };
         if self.timer_at_ms.is_some_and(|t| t <= deadline) {
             return;
         }
         self.timer_at_ms = Some(deadline);
-        let wait = deadline.saturating_sub(self.clock.now_ms());
-        let me = myself.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-            let _ = me.cast(LinkMsg::Tick);
-        });
+        let _ = self.timer.send(Some(deadline));
     }
 
     /// Age of the oldest queued event, read from storage (called on the session's timer, not per
@@ -358,6 +398,7 @@ impl Actor for LinkActor {
             }
         });
         lock_status(&args.status).set_state(LinkState::Connecting, args.clock.wall_ms());
+        let (timer, timer_task) = spawn_timer(myself.clone(), args.clock.clone());
         let mut st = LinkRun {
             me: args.me,
             peer,
@@ -373,6 +414,8 @@ impl Actor for LinkActor {
             bulk_writer: bulk_wtx,
             reader_task,
             timer_at_ms: None,
+            timer,
+            timer_task,
             closed: false,
         };
         st.drive(&myself)?;
@@ -439,6 +482,7 @@ impl Actor for LinkActor {
 
     async fn post_stop(&self, _myself: ActorRef<LinkMsg>, st: &mut LinkRun) -> Result<(), ActorProcessingErr> {
         st.reader_task.abort();
+        st.timer_task.abort();
         if !st.closed {
             let _ = st.writer.send(WriterCmd::Close("link stopped".into()));
         }

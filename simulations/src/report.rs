@@ -25,7 +25,7 @@ pub fn render(r: &Report) -> String {
     let w = &r.workload;
     let _ = writeln!(
         o,
-        "workload: {} alerts, {} verdicts, {} cases opened ({} from spot checks), {} case steps, {} directives; \
+        "workload: {} alerts, {} verdicts, {} cases opened ({} from spot checks), {} case steps, {} directives, {} registry changes; \
          skipped: {} (node down), {} (state moved on)",
         thousands(w.alerts),
         thousands(w.verdicts),
@@ -33,6 +33,7 @@ pub fn render(r: &Report) -> String {
         w.spot_check_cases,
         thousands(w.steps),
         w.directives,
+        w.registry_changes,
         w.skipped_down,
         w.skipped_state
     );

@@ -16,7 +16,7 @@ use topology::{NodeId, Tier, Topology};
 
 use crate::faults::{Fault, FaultPlan};
 use crate::net::{LinkFaults, SimNet};
-use crate::workload::{Action, Workload, WorkloadStats, fold_case};
+use crate::workload::{Action, Workload, WorkloadStats, cases_of, fold_case};
 use crate::world::{NodeSettings, SimClock, World, WriteError};
 
 const MIN: u64 = 60_000;
@@ -463,6 +463,7 @@ async fn act(world: &mut World, w: &mut Workload, now: u64, action: Action) {
                             }
                         }
                         Action::Directive { .. } => w.stats.directives += 1,
+                        Action::Registry { .. } => w.stats.registry_changes += stored.len() as u64,
                         _ => {}
                     }
                 }
@@ -503,22 +504,13 @@ fn safety(world: &World, report: &mut Report) {
                 report.failures.push(format!("{id} holds {} (scope {}) against the rules", e.id(), e.scope));
             }
         }
-        let cases: BTreeSet<CaseId> = events
-            .iter()
-            .filter_map(|s| match &s.event.body {
-                Body::Case(c) => Some(c.case),
-                _ => None,
-            })
-            .collect();
-        for c in cases {
-            if let Some(st) = fold_case(&events, c) {
+        for (c, inputs) in cases_of(&events) {
+            if let Some(st) = protocol::case::fold(c, &inputs) {
+                let actions: BTreeMap<EventId, &protocol::case::CaseAction> =
+                    inputs.iter().map(|i| (i.id, &i.action)).collect();
                 for step in st.history.iter().filter(|s| s.outcome == StepOutcome::Applied) {
-                    let action = events.iter().find(|s| s.event.id() == step.event).and_then(|s| match &s.event.body {
-                        Body::Case(ce) => Some(ce.action.clone()),
-                        _ => None,
-                    });
-                    if let Some(a) = action
-                        && authorize(step.by, st.school, &a).is_err()
+                    if let Some(a) = actions.get(&step.event)
+                        && authorize(step.by, st.school, a).is_err()
                     {
                         report.unauthorised += 1;
                         report.failures.push(format!("{id}: case {c} applied an unauthorised {}", step.action));
@@ -617,14 +609,22 @@ fn final_checks(world: &World, w: &Workload, report: &mut Report) {
         })
         .collect();
     report.cases = cases.len();
+    // Each node's case events, grouped by case once.
+    let mut by_node: BTreeMap<NodeId, BTreeMap<CaseId, Vec<protocol::case::CaseInput>>> = BTreeMap::new();
+    for (n, h) in &held {
+        let events: Vec<StoredEvent> = h.values().filter(|s| matches!(s.event.body, Body::Case(_))).cloned().collect();
+        if !events.is_empty() {
+            by_node.insert(*n, cases_of(&events));
+        }
+    }
     for (case, school) in &cases {
         let mut path: Vec<NodeId> = school.ancestors().collect();
         path.push(*school);
         let states: Vec<(NodeId, Option<CaseState>)> = path
             .iter()
             .map(|n| {
-                let events: Vec<StoredEvent> = held.get(n).map(|h| h.values().cloned().collect()).unwrap_or_default();
-                (*n, fold_case(&events, *case))
+                let inputs = by_node.get(n).and_then(|m| m.get(case)).map(Vec::as_slice).unwrap_or_default();
+                (*n, protocol::case::fold(*case, inputs))
             })
             .collect();
         let first = &states[0].1;

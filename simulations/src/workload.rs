@@ -31,6 +31,8 @@ pub enum Action {
     Step { by: NodeId, case: CaseId, step: Step },
     /// A directive from `from` to the unit `to` (a bulletin when `to` is the province).
     Directive { from: NodeId, to: NodeId },
+    /// A school registers a new staff member with a health certificate (registry changes).
+    Registry { school: NodeId },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,6 +52,7 @@ pub struct WorkloadStats {
     pub spot_check_cases: u64,
     pub steps: u64,
     pub directives: u64,
+    pub registry_changes: u64,
     /// Actions not taken: the acting node was down, or the case had moved on meanwhile.
     pub skipped_down: u64,
     pub skipped_state: u64,
@@ -135,6 +138,13 @@ impl Workload {
             }
         }
         w.push(day_ms * 15 / 24, Action::Directive { from: province, to: province });
+        // Staff changes: about one school in twenty registers a new staff member (with a health
+        // certificate) during office hours.
+        for _ in 0..(schools.len() / 20).max(1) {
+            let at = ((8.0 + 9.0 * rng.random::<f64>()) / 24.0 * day_ms as f64) as u64;
+            let school = schools[rng.random_range(0..schools.len())];
+            w.push(at, Action::Registry { school });
+        }
         w
     }
 
@@ -284,6 +294,30 @@ impl Workload {
                 };
                 Some((*by, vec![(st.school, Body::Case(CaseEvent { case: *id, action }))]))
             }
+            Action::Registry { school } => {
+                use protocol::registry::{
+                    EntityData, EntityKind, EntityRef, HealthCertificate, RegistryChange, RegistryOp, Staff, StaffRole,
+                };
+                let n = self.rng.random_range(100..100_000);
+                let staff_id = format!("staff-{n}");
+                let staff = RegistryChange {
+                    entity: EntityRef { kind: EntityKind::Staff, node: *school, id: staff_id.clone() },
+                    op: RegistryOp::Upsert(EntityData::Staff(Staff {
+                        name: format!("cook {n}"),
+                        role: StaffRole::Cook,
+                        on_duty: true,
+                    })),
+                };
+                let cert = RegistryChange {
+                    entity: EntityRef { kind: EntityKind::HealthCertificate, node: *school, id: format!("hc-{n}") },
+                    op: RegistryOp::Upsert(EntityData::HealthCertificate(HealthCertificate {
+                        staff: staff_id,
+                        number: format!("HC{n:08}"),
+                        valid_until_ms: now_wall_ms + 365 * 24 * HOUR,
+                    })),
+                };
+                Some((*school, vec![(*school, Body::Registry(staff)), (*school, Body::Registry(cert))]))
+            }
             Action::Directive { from, to } => {
                 let title = if to.tier() == Tier::Province { "province bulletin" } else { "county directive" };
                 let body = Body::Directive(Directive { title: title.into(), text: "see attached".into() });
@@ -346,6 +380,15 @@ impl Workload {
     pub fn rng(&mut self) -> &mut ChaCha8Rng {
         &mut self.rng
     }
+}
+
+/// Every case a node's events mention, with its inputs (one pass over the events).
+pub fn cases_of(events: &[node::store::StoredEvent]) -> BTreeMap<CaseId, Vec<protocol::case::CaseInput>> {
+    let mut out: BTreeMap<CaseId, Vec<protocol::case::CaseInput>> = BTreeMap::new();
+    for input in node::cases::inputs(events) {
+        out.entry(input.case).or_default().push(input);
+    }
+    out
 }
 
 /// Folds case `id` from the events of one node (helper for the harness).

@@ -61,16 +61,16 @@ pub struct NodeSettings {
 impl Default for NodeSettings {
     /// Production keeps links alive every 0.5 s; a simulated province of 17,000 links over a whole
     /// day would spend its time on keep-alives, so the simulation uses slower timers (failover after
-    /// 6 minutes instead of 3 s, keep-alives every 2 minutes instead of 0.5 s). The protocol is the same; only the constants differ.
+    /// 15 minutes instead of 3 s, keep-alives every 5 minutes instead of 0.5 s). The protocol is the same; only the constants differ.
     fn default() -> NodeSettings {
         NodeSettings {
             session: SessionConfig {
-                keepalive_ms: 120_000,
-                idle_timeout_ms: 360_000,
+                keepalive_ms: 300_000,
+                idle_timeout_ms: 900_000,
                 rto_ms: 5_000,
                 ..SessionConfig::default()
             },
-            failover_after_ms: 360_000,
+            failover_after_ms: 900_000,
             case_scan_ms: 300_000,
         }
     }

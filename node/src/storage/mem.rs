@@ -1,6 +1,7 @@
 //! In-memory storage with crash semantics: `crash()` forgets every write not yet flushed.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{ScanIter, Space, Storage, StorageError, WriteBatch};
@@ -49,28 +50,51 @@ impl MemStorage {
     }
 }
 
+/// A lazy scan: each step takes the lock and reads one item after the last one returned, so a
+/// reader that stops early (a point read, a limited fetch) pays only for what it read.
+struct MemScan<'a> {
+    storage: &'a MemStorage,
+    from: Bound<Vec<u8>>,
+    to: Bound<Vec<u8>>,
+    prefix: Option<Vec<u8>>,
+}
+
+impl Iterator for MemScan<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>), StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let g = self.storage.lock();
+        let (k, v) = g.live.range::<Vec<u8>, _>((self.from.clone(), self.to.clone())).next()?;
+        if self.prefix.as_ref().is_some_and(|p| !k.starts_with(p)) {
+            return None;
+        }
+        self.from = Bound::Excluded(k.clone());
+        Some(Ok((k[1..].to_vec(), v.clone())))
+    }
+}
+
 impl Storage for MemStorage {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.lock().live.get(&space.key(key)).cloned())
     }
 
     fn scan(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_> {
-        let g = self.lock();
-        let items: Vec<_> =
-            g.live.range(space.key(from)..=space.key(to)).map(|(k, v)| Ok((k[1..].to_vec(), v.clone()))).collect();
-        Box::new(items.into_iter())
+        Box::new(MemScan {
+            storage: self,
+            from: Bound::Included(space.key(from)),
+            to: Bound::Included(space.key(to)),
+            prefix: None,
+        })
     }
 
     fn scan_prefix(&self, space: Space, prefix: &[u8]) -> ScanIter<'_> {
-        let g = self.lock();
         let start = space.key(prefix);
-        let items: Vec<_> = g
-            .live
-            .range(start.clone()..)
-            .take_while(|(k, _)| k.starts_with(&start))
-            .map(|(k, v)| Ok((k[1..].to_vec(), v.clone())))
-            .collect();
-        Box::new(items.into_iter())
+        Box::new(MemScan {
+            storage: self,
+            from: Bound::Included(start.clone()),
+            to: Bound::Unbounded,
+            prefix: Some(start),
+        })
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
