@@ -52,9 +52,10 @@ pub fn render(r: &Report) -> String {
     let statuses: Vec<String> = r.cases_by_status.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(
         o,
-        "cases: {} ({}), {} escalation steps, {} diverged between nodes",
+        "cases: {} ({}), {} marked overdue, {} escalation steps, {} diverged between nodes",
         r.cases,
         statuses.join(", "),
+        r.overdue_marks,
         r.escalations,
         r.cases_diverged
     );

@@ -162,6 +162,8 @@ pub struct Report {
     pub cases_diverged: usize,
     pub cases_by_status: BTreeMap<String, usize>,
     pub escalations: u64,
+    /// Cases marked overdue by the schedulers.
+    pub overdue_marks: u64,
     /// School → province latency of alerts, simulated time.
     pub alert_latency: Percentiles,
     pub faults: Vec<FaultReport>,
@@ -548,10 +550,12 @@ fn final_checks(world: &World, w: &Workload, report: &mut Report) {
     for s in truth.values() {
         *report.events_by_kind.entry(s.event.kind().as_str().to_string()).or_default() += 1;
         *report.events_by_origin_tier.entry(s.event.origin.tier().to_string()).or_default() += 1;
-        if let Body::Case(c) = &s.event.body
-            && matches!(c.action, protocol::case::CaseAction::Escalate { .. })
-        {
-            report.escalations += 1;
+        if let Body::Case(c) = &s.event.body {
+            match c.action {
+                protocol::case::CaseAction::Escalate { .. } => report.escalations += 1,
+                protocol::case::CaseAction::MarkOverdue => report.overdue_marks += 1,
+                _ => {}
+            }
         }
     }
     // Every acknowledged write is still at its origin.

@@ -92,3 +92,22 @@ fn the_checker_reports_a_lost_disk() {
     assert!(!r.passed() && r.lost > 0, "{:?}", r.failures);
     assert!(r.failures.iter().any(|f| f.contains("130102-S0001")), "{:?}", r.failures);
 }
+
+/// Over a fortnight (the day's workload stretched over 14 days, 40 times the rate, on 11 nodes),
+/// cases that are never rectified go overdue and the schedulers escalate them; everything still
+/// converges.
+#[test]
+fn a_fortnight_of_cases_escalates_overdue_ones() {
+    let scale = Scale::Small { cities: 1, counties_per_city: 2, schools_per_county: 4 };
+    let mut cfg = SimConfig::new(4, scale);
+    cfg.day_ms = 14 * 24 * 3_600_000;
+    cfg.intensity = 40.0;
+    cfg.check_every_ms = 24 * 3_600_000;
+    let r = run(&cfg).unwrap();
+    assert!(
+        r.passed(),
+        "{:?}\nreproduce with: cargo run --release -p simulations --bin mingchu-sim -- --cities 1 --counties 2 --schools 4 --hours 336 --intensity 40 --seed 4",
+        r.failures
+    );
+    assert!(r.overdue_marks > 0 && r.escalations > 0, "no escalation in a fortnight: {:?}", r.cases_by_status);
+}

@@ -98,8 +98,8 @@ fn main_inner(args: &Args) -> Result<Report, String> {
     } else {
         Scale::Small { cities: args.cities, counties_per_city: args.counties, schools_per_county: args.schools }
     };
-    if !(args.hours > 0.0 && args.hours <= 48.0) {
-        return Err(format!("--hours {} outside (0, 48]", args.hours));
+    if !(args.hours > 0.0 && args.hours <= 720.0) {
+        return Err(format!("--hours {} outside (0, 720]", args.hours));
     }
     if !(args.intensity > 0.0 && args.intensity <= 100.0) {
         return Err(format!("--intensity {} outside (0, 100]", args.intensity));
