@@ -225,6 +225,9 @@ impl EventView {
                 format!("alert {} {what}", u.alert)
             }
             Body::Registry(r) => crate::registry::summary(r),
+            Body::SpotCheck(c) => {
+                format!("spot check of {}: {}", c.canteen, if c.passed() { "passed" } else { "failed" })
+            }
         };
         EventView {
             id: s.event.id().to_string(),

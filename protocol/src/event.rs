@@ -11,6 +11,7 @@ use topology::NodeId;
 use crate::alert::{AlertRaised, AlertUpdate};
 use crate::case::CaseEvent;
 use crate::registry::RegistryChange;
+use crate::spot::SpotCheck;
 
 /// Identity of one event: the node that wrote it and its position in that node's sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -83,6 +84,7 @@ pub enum EventKind {
     Case,
     AlertUpdate,
     Registry,
+    SpotCheck,
 }
 
 impl EventKind {
@@ -93,12 +95,19 @@ impl EventKind {
             EventKind::Case => "case",
             EventKind::AlertUpdate => "alert-update",
             EventKind::Registry => "registry",
+            EventKind::SpotCheck => "spot-check",
         }
     }
 
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 5] =
-        [EventKind::Alert, EventKind::Directive, EventKind::Case, EventKind::AlertUpdate, EventKind::Registry];
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Alert,
+        EventKind::Directive,
+        EventKind::Case,
+        EventKind::AlertUpdate,
+        EventKind::Registry,
+        EventKind::SpotCheck,
+    ];
 
     /// One byte naming the kind in storage indexes.
     pub fn code(self) -> u8 {
@@ -121,6 +130,8 @@ pub enum Body {
     /// A registry entity created, changed or removed by its one owner (scope: the entity's node;
     /// see [`crate::registry`]).
     Registry(RegistryChange),
+    /// An online spot check of a canteen of the scope's school, by a supervisor.
+    SpotCheck(SpotCheck),
 }
 
 /// A supervisor's message down the tree; who receives it follows from the event's scope alone.
@@ -138,6 +149,7 @@ impl Body {
             Body::Case(_) => EventKind::Case,
             Body::AlertUpdate(_) => EventKind::AlertUpdate,
             Body::Registry(_) => EventKind::Registry,
+            Body::SpotCheck(_) => EventKind::SpotCheck,
         }
     }
 }

@@ -158,6 +158,18 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
         Body::Registry(change) => {
             crate::registry::check_registry(event.origin, event.scope, change).map_err(Violation::Registry)?
         }
+        Body::SpotCheck(check) => {
+            // Supervisors inspect a school's canteen.
+            if event.origin.tier() == Tier::School || event.scope.tier() != Tier::School {
+                return Err(Violation::KindAuthority {
+                    kind: "spot check",
+                    rule: "a supervisor (county and above) spot-checks a school",
+                    origin: event.origin,
+                    scope: event.scope,
+                });
+            }
+            check.validate().map_err(Violation::Body)?;
+        }
     }
     Ok(())
 }
@@ -254,6 +266,13 @@ mod tests {
         assert!(check_event(&ev(county, repeat)).is_err(), "only the school merges repeats");
         let dismiss = Body::AlertUpdate(AlertUpdate { alert, action: AlertAction::Dismiss { reason: String::new() } });
         assert!(check_event(&ev(county, dismiss)).is_err(), "a dismissal needs its reason");
+        let spot = Body::SpotCheck(crate::spot::SpotCheck {
+            canteen: "main".into(),
+            results: vec![(crate::spot::FocusArea::StaffAttire, false)],
+            note: String::new(),
+        });
+        assert!(check_event(&ev(county, spot.clone())).is_ok());
+        assert!(check_event(&ev(school, spot)).is_err(), "a school does not spot-check itself");
     }
 
     #[test]

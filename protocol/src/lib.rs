@@ -16,6 +16,7 @@ pub mod registry;
 pub mod session;
 #[cfg(test)]
 mod session_tests;
+pub mod spot;
 pub mod wire;
 
 pub use alert::{AlertRaised, AlertType, Severity, Zone};

@@ -25,10 +25,11 @@ pub fn render(r: &Report) -> String {
     let w = &r.workload;
     let _ = writeln!(
         o,
-        "workload: {} alerts, {} verdicts, {} cases opened ({} from spot checks), {} case steps, {} directives, {} registry changes; \
+        "workload: {} alerts, {} verdicts, {} spot checks, {} cases opened ({} from spot checks), {} case steps, {} directives, {} registry changes; \
          skipped: {} (node down), {} (state moved on)",
         thousands(w.alerts),
         thousands(w.verdicts),
+        w.spot_checks,
         thousands(w.cases_opened),
         w.spot_check_cases,
         thousands(w.steps),
@@ -59,6 +60,14 @@ pub fn render(r: &Report) -> String {
         r.escalations,
         r.cases_diverged
     );
+    let (checked, passed) = r.spot_checks;
+    if checked > 0 {
+        let _ = writeln!(
+            o,
+            "spot checks at the province: {checked} checked, {passed} passed ({:.1}%)",
+            passed as f64 * 100.0 / checked as f64
+        );
+    }
     let l = &r.alert_latency;
     let _ = writeln!(
         o,

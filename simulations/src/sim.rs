@@ -164,6 +164,8 @@ pub struct Report {
     pub escalations: u64,
     /// Cases marked overdue by the schedulers.
     pub overdue_marks: u64,
+    /// Spot checks as the province holds them: checked, passed.
+    pub spot_checks: (u64, u64),
     /// School → province latency of alerts, simulated time.
     pub alert_latency: Percentiles,
     pub faults: Vec<FaultReport>,
@@ -457,11 +459,16 @@ async fn act(world: &mut World, w: &mut Workload, now: u64, action: Action) {
                                 w.after_alert(now, *school, s.event.id());
                             }
                         }
-                        Action::SpotCheckCase { school } => {
-                            w.stats.spot_check_cases += 1;
-                            w.stats.cases_opened += 1;
-                            if let Some(Body::Case(c)) = stored.first().map(|s| &s.event.body) {
-                                w.after_open(now, *school, c.case);
+                        Action::SpotCheck { school, .. } => {
+                            w.stats.spot_checks += 1;
+                            for s in &stored {
+                                if let Body::Case(c) = &s.event.body
+                                    && matches!(c.action, protocol::case::CaseAction::Open { .. })
+                                {
+                                    w.stats.spot_check_cases += 1;
+                                    w.stats.cases_opened += 1;
+                                    w.after_open(now, *school, c.case);
+                                }
                             }
                         }
                         Action::Directive { .. } => w.stats.directives += 1,
@@ -590,8 +597,14 @@ fn final_checks(world: &World, w: &Workload, report: &mut Report) {
             }
         }
     }
-    // Latency school → province.
+    // Latency school → province, and the province's spot-check pass rate.
     let province = world.topology.root();
+    if let Some(at_province) = held.get(&province) {
+        let rates = protocol::spot::pass_rates(at_province.values().map(|s| &s.event));
+        if let Some(r) = rates.get(&province) {
+            report.spot_checks = (r.checked, r.passed);
+        }
+    }
     if let Some(at_province) = held.get(&province) {
         let lat: Vec<u64> = truth
             .values()

@@ -25,8 +25,9 @@ pub enum Action {
     Alert { school: NodeId },
     /// A verdict on an alert: confirm (opening a case when `open_case`) or dismiss.
     Verdict { by: NodeId, alert: EventId, confirm: bool, open_case: bool },
-    /// The province's online spot check of a school's canteen that failed: a case opened by the province.
-    SpotCheckCase { school: NodeId },
+    /// The province's online spot check of a school's canteen; a failed one opens a case per
+    /// problem found.
+    SpotCheck { school: NodeId, fail: bool },
     /// A step on a case by `by`.
     Step { by: NodeId, case: CaseId, step: Step },
     /// A directive from `from` to the unit `to` (a bulletin when `to` is the province).
@@ -49,6 +50,7 @@ pub struct WorkloadStats {
     pub alerts: u64,
     pub verdicts: u64,
     pub cases_opened: u64,
+    pub spot_checks: u64,
     pub spot_check_cases: u64,
     pub steps: u64,
     pub directives: u64,
@@ -120,14 +122,14 @@ impl Workload {
             let school = schools[rng.random_range(0..schools.len())];
             w.push(at, Action::Alert { school });
         }
-        // Spot checks: ≥ 200 canteens a day, 50 fail with ≈ 1.6 problems each → ≈ 80 cases, in
-        // office hours (scaled with the tree's size).
+        // Spot checks: ≥ 200 canteens a day (scaled with the tree's size), in office hours; a
+        // quarter fail, with ≈ 1.6 problems each (≈ 80 cases a day for Hebei).
         let share = schools.len() as f64 / 17_183.0;
-        let spot_cases = (80.0 * share * intensity).ceil() as u64;
-        for _ in 0..spot_cases {
+        let checks = (200.0 * share * intensity).ceil() as u64;
+        for _ in 0..checks {
             let at = ((9.0 + 8.0 * rng.random::<f64>()) / 24.0 * day_ms as f64) as u64;
             let school = schools[rng.random_range(0..schools.len())];
-            w.push(at, Action::SpotCheckCase { school });
+            w.push(at, Action::SpotCheck { school, fail: rng.random_bool(0.25) });
         }
         // A directive per county in the morning and a province bulletin in the afternoon.
         let province = topology.root();
@@ -255,27 +257,41 @@ impl Workload {
                 Some((*school, vec![(*school, Body::Alert(a))]))
             }
             Action::Verdict { .. } => None, // needs the alert body: see `verdict_bodies`
-            Action::SpotCheckCase { school } => {
-                let severity = [Severity::General, Severity::General, Severity::Serious][self.rng.random_range(0..3)];
-                let area = ["food processing", "ingredient placement", "staff attire", "environmental hygiene"]
-                    [self.rng.random_range(0..4)];
-                let open = CaseAction::Open {
-                    school: *school,
-                    severity,
-                    source: CaseSource::SpotCheck,
-                    title: format!("online spot check failed: {area}"),
-                    detail: String::new(),
-                };
-                let notice = CaseAction::IssueNotice {
-                    deadline_ms: protocol::case::notice_deadline(&rules, severity, now_wall_ms),
-                    text: "rectify and upload evidence".into(),
-                };
+            Action::SpotCheck { school, fail } => {
+                use protocol::spot::{FocusArea, SpotCheck};
+                // A failed check has one or two failing areas (≈ 1.6 problems on average).
+                let failing = if *fail { if self.rng.random_bool(0.6) { 2 } else { 1 } } else { 0 };
+                let first = self.rng.random_range(0..4);
+                let results: Vec<(FocusArea, bool)> =
+                    (0..4).map(|i| (FocusArea::ALL[(first + i) % 4], i >= failing)).collect();
                 let root = school.ancestors().last().unwrap_or(*school);
                 let pending = node::store::pending_case(root);
-                let items = [open, notice]
-                    .into_iter()
-                    .map(|action| (*school, Body::Case(CaseEvent { case: pending, action })))
-                    .collect();
+                let mut items = vec![(
+                    *school,
+                    Body::SpotCheck(SpotCheck {
+                        canteen: "main".into(),
+                        results: results.clone(),
+                        note: String::new(),
+                    }),
+                )];
+                for (area, _) in results.iter().filter(|(_, ok)| !ok) {
+                    let severity =
+                        [Severity::General, Severity::General, Severity::Serious][self.rng.random_range(0..3)];
+                    let open = CaseAction::Open {
+                        school: *school,
+                        severity,
+                        source: CaseSource::SpotCheck,
+                        title: format!("online spot check failed: {}", area.as_str()),
+                        detail: String::new(),
+                    };
+                    let notice = CaseAction::IssueNotice {
+                        deadline_ms: protocol::case::notice_deadline(&rules, severity, now_wall_ms),
+                        text: "rectify and upload evidence".into(),
+                    };
+                    for action in [open, notice] {
+                        items.push((*school, Body::Case(CaseEvent { case: pending, action })));
+                    }
+                }
                 Some((root, items))
             }
             Action::Step { by, case: id, step } => {
