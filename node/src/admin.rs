@@ -43,14 +43,19 @@ pub struct ApiError {
     pub error: String,
 }
 
-type ApiResult<T> = Result<Json<T>, (StatusCode, Json<ApiError>)>;
+pub(crate) type ApiResult<T> = Result<Json<T>, (StatusCode, Json<ApiError>)>;
 
-fn bad(msg: impl Into<String>) -> (StatusCode, Json<ApiError>) {
-    (StatusCode::BAD_REQUEST, Json(ApiError { error: msg.into() }))
+/// An error answer: the status and `{"error": msg}`.
+pub(crate) fn api_err(code: StatusCode, msg: impl Into<String>) -> (StatusCode, Json<ApiError>) {
+    (code, Json(ApiError { error: msg.into() }))
 }
 
-fn internal(msg: impl std::fmt::Display) -> (StatusCode, Json<ApiError>) {
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(ApiError { error: msg.to_string() }))
+pub(crate) fn bad(msg: impl Into<String>) -> (StatusCode, Json<ApiError>) {
+    api_err(StatusCode::BAD_REQUEST, msg)
+}
+
+pub(crate) fn internal(msg: impl std::fmt::Display) -> (StatusCode, Json<ApiError>) {
+    api_err(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
 }
 
 /// An alert to raise at this school (the CLI's `alert raise`).
@@ -274,7 +279,11 @@ async fn status(State(s): State<AdminState>) -> ApiResult<NodeStatus> {
     ractor::call_t!(s.node, NodeMsg::Status, ADMIN_CALL_TIMEOUT_MS).map(Json).map_err(internal)
 }
 
-async fn append(s: &AdminState, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, (StatusCode, Json<ApiError>)> {
+/// Writes local events at this node (answered after the flush); a refusal is a 400 with the reason.
+pub(crate) async fn append(
+    s: &AdminState,
+    items: Vec<(NodeId, Body)>,
+) -> Result<Vec<StoredEvent>, (StatusCode, Json<ApiError>)> {
     let r =
         ractor::call_t!(s.store, |reply| StoreMsg::Append { items, reply }, ADMIN_CALL_TIMEOUT_MS).map_err(internal)?;
     r.map_err(bad)

@@ -30,25 +30,11 @@ use serde::{Deserialize, Serialize};
 use topology::{NodeId, Tier};
 use tracing::{info, warn};
 
-use crate::admin::{AdminClient, AdminState, ApiError};
+use crate::admin::{AdminClient, AdminState, ApiError, ApiResult, api_err as err, append, bad, internal};
 use crate::clock::Clock;
 use crate::store::{StoreMsg, StoredEvent, pending_case};
 
 const CALL_TIMEOUT_MS: u64 = 10_000;
-
-type ApiResult<T> = Result<Json<T>, (StatusCode, Json<ApiError>)>;
-
-fn err(code: StatusCode, msg: impl Into<String>) -> (StatusCode, Json<ApiError>) {
-    (code, Json(ApiError { error: msg.into() }))
-}
-
-fn bad(msg: impl Into<String>) -> (StatusCode, Json<ApiError>) {
-    err(StatusCode::BAD_REQUEST, msg)
-}
-
-fn internal(msg: impl std::fmt::Display) -> (StatusCode, Json<ApiError>) {
-    err(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
-}
 
 /// The case inputs of stored events (others are skipped).
 pub fn inputs(events: &[StoredEvent]) -> Vec<CaseInput> {
@@ -260,10 +246,6 @@ async fn precheck(
         }
     }
     Ok(())
-}
-
-async fn append(s: &AdminState, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, (StatusCode, Json<ApiError>)> {
-    ractor::call_t!(s.store, |reply| StoreMsg::Append { items, reply }, CALL_TIMEOUT_MS).map_err(internal)?.map_err(bad)
 }
 
 async fn open_case(State(s): State<AdminState>, Json(req): Json<OpenCase>) -> ApiResult<CaseState> {

@@ -421,18 +421,7 @@ pub fn parse_day_or_ms(s: &str) -> anyhow::Result<u64> {
 
 /// `YYYY-MM-DD` (China time) of a unix-ms instant.
 pub fn china_day(ms: u64) -> String {
-    let days = ((ms + CHINA_OFFSET_MS) / DAY_MS) as i64;
-    // Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    protocol::case::ChinaTime(ms).date()
 }
 
 /// The text form of a registry listing: one line per entity.

@@ -38,7 +38,7 @@ use ractor::ActorRef;
 use serde::{Deserialize, Serialize};
 use topology::{NodeEntry, NodeId, Topology};
 
-use crate::admin::{AdminClient, AdminState, ApiError};
+use crate::admin::{AdminClient, AdminState, ApiError, api_err as err};
 use crate::server::NodeConfig;
 use crate::store::StoreMsg;
 
@@ -46,10 +46,6 @@ const CALL_TIMEOUT_MS: u64 = 10_000;
 
 type ApiFail = (StatusCode, Json<ApiError>);
 type ApiResult<T> = Result<Json<T>, ApiFail>;
-
-fn err(code: StatusCode, msg: impl Into<String>) -> ApiFail {
-    (code, Json(ApiError { error: msg.into() }))
-}
 
 /// An entity as the admin API and the CLI show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

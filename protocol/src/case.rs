@@ -778,9 +778,10 @@ pub fn working_days_between(a_ms: u64, b_ms: u64) -> u32 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChinaTime(pub u64);
 
-impl fmt::Display for ChinaTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (day, time_of_day) = china_day(self.0);
+impl ChinaTime {
+    /// The China-time calendar date: `2024-03-01`.
+    pub fn date(&self) -> String {
+        let (day, _) = china_day(self.0);
         // Civil date from a day number (H. Hinnant's algorithm); `day` < 2^38, so no overflow.
         let z = day + 719_468;
         let (era, doe) = (z / 146_097, z % 146_097);
@@ -790,8 +791,15 @@ impl fmt::Display for ChinaTime {
         let d = doy - (153 * mp + 2) / 5 + 1;
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + u64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+}
+
+impl fmt::Display for ChinaTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (_, time_of_day) = china_day(self.0);
         let minutes = time_of_day / 60_000;
-        write!(f, "{y:04}-{m:02}-{d:02} {:02}:{:02} (UTC+8)", minutes / 60, minutes % 60)
+        write!(f, "{} {:02}:{:02} (UTC+8)", self.date(), minutes / 60, minutes % 60)
     }
 }
 
