@@ -657,7 +657,11 @@ fn fresh_in_batch(ranges: &[SeqRange], events: &[Event], changed: &[NodeId], wal
         if !changed.contains(&r.origin) {
             continue;
         }
-        let mine = events.iter().filter(|e| e.origin == r.origin && e.seq > r.after && e.seq <= r.upto);
+        // A checked batch's events are sorted by (origin, seq): find this origin's by bisection
+        // rather than scanning the whole batch once per range.
+        let from = events.partition_point(|e| e.origin < r.origin);
+        let to = events.partition_point(|e| e.origin <= r.origin);
+        let mine = events.get(from..to).unwrap_or_default().iter().filter(|e| e.seq > r.after && e.seq <= r.upto);
         let mut first_fresh = None;
         let mut count = 0u64;
         for e in mine {

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use topology::generate::{AddrPlan, SmallSpec, generate_hebei, generate_small};
-use topology::{NodeId, Tier, Topology};
+use topology::{NodeId, Topology};
 
 use crate::faults::{Fault, FaultPlan};
 use crate::net::{LinkFaults, SimNet};
@@ -235,7 +235,6 @@ struct Active {
     until: u64,
     fault: Fault,
     started: u64,
-    index: usize,
 }
 
 async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
@@ -308,13 +307,11 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
                 let a = active.remove(pos);
                 end_fault(&mut world, &a.fault).await;
                 fault_log.push((a.started, now, a.fault));
-                let _ = a.index;
             }
         } else if next == next_fault {
             if let Some((_, f)) = pending_faults.pop_front() {
                 let until = start_fault(&mut world, &f, now).await;
-                let index = fault_log.len() + active.len();
-                active.push(Active { until, fault: f, started: now, index });
+                active.push(Active { until, fault: f, started: now });
             }
         } else if let Some((_, action)) = workload.pop() {
             act(&mut world, &mut workload, now, action).await;
@@ -678,9 +675,4 @@ fn catch_up(world: &World, w: &Workload, fault: &Fault, start: u64, end: u64) ->
         last = Some(last.map_or(at, |l: u64| l.max(at)));
     }
     last.map(|l| l.saturating_sub(end_wall_us) as f64 / 1e6)
-}
-
-/// Tier names in report order.
-pub fn tier_name(t: Tier) -> String {
-    t.to_string()
 }

@@ -76,8 +76,6 @@ pub struct Workload {
     pub stats: WorkloadStats,
     /// Every acknowledged event.
     pub ledger: BTreeMap<EventId, Acked>,
-    schools: Vec<NodeId>,
-    counties: Vec<NodeId>,
     end_ms: u64,
 }
 
@@ -104,8 +102,6 @@ impl Workload {
             next: 0,
             stats: WorkloadStats::default(),
             ledger: BTreeMap::new(),
-            schools: schools.clone(),
-            counties: counties.clone(),
             end_ms: day_ms,
         };
         // Alerts, shaped by the hour weights, over the day (scaled to `day_ms`).
@@ -382,19 +378,6 @@ impl Workload {
             Step::Review => self.later(now, 0, 2 * HOUR, Action::Step { by: county, case, step: Step::Close }),
             Step::Close => {}
         }
-    }
-
-    pub fn counties(&self) -> &[NodeId] {
-        &self.counties
-    }
-
-    pub fn schools(&self) -> &[NodeId] {
-        &self.schools
-    }
-
-    /// A random draw for the harness (faults), from the workload's stream.
-    pub fn rng(&mut self) -> &mut ChaCha8Rng {
-        &mut self.rng
     }
 }
 

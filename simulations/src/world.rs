@@ -180,11 +180,6 @@ impl World {
         }
     }
 
-    /// Node `id`'s store actor, when running (for queries such as case folds).
-    pub fn store_of(&self, id: NodeId) -> Option<ActorRef<StoreMsg>> {
-        self.store(id).ok()
-    }
-
     /// Stops every node (end of run).
     pub async fn shutdown(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
