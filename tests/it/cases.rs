@@ -227,7 +227,11 @@ fn a_confirmed_alert_opens_a_case_and_a_dismissed_one_is_recorded() {
         .dismiss_alert(&false_positive, &AlertVerdict { reason: "a cat toy".into(), ..AlertVerdict::default() })
         .unwrap();
     assert_eq!(dismissed.state.status.as_str(), "dismissed");
-    // A later contradicting verdict is refused and counted.
+    // A later contradicting verdict (once the county holds the dismissal) is refused and counted.
+    eventually(Duration::from_secs(15), "the dismissal at the county", || {
+        let held = cluster.client(county).alerts(100, None).ok()?;
+        held.iter().any(|a| a.id == false_positive && a.status == "dismissed").then_some(())
+    });
     let before = refused(&cluster, county);
     assert!(cluster.client(county).confirm_alert(&false_positive, &AlertVerdict::default()).is_err());
     assert_eq!(refused(&cluster, county), before + 1);
