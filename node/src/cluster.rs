@@ -32,8 +32,9 @@ pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
     static TAKEN: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
     let seed = std::process::id().wrapping_mul(7919) ^ (crate::clock::unix_ms() as u32);
     let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let (lo_port, hi_port) = fixed_port_window(span);
     for attempt in 0..200u32 {
-        let base = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(1543)) % (40_000 - span)) as u16;
+        let base = (lo_port + seed.wrapping_add(attempt.wrapping_mul(1543)) % (hi_port - lo_port - span)) as u16;
         let (lo, hi) = (base as u32, base as u32 + span);
         if taken.iter().any(|&(a, b)| lo < b && a < hi) {
             continue;
@@ -49,6 +50,23 @@ pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
         }
     }
     bail!("no free range of {span} loopback ports found")
+}
+
+/// Ports to hand out: outside the kernel's ephemeral range, which every outgoing connection
+/// (admin clients, QUIC dialers) draws from. A node restarted in a test binds its ports again;
+/// inside that range some other client may have been given one of them meanwhile.
+fn fixed_port_window(span: u32) -> (u32, u32) {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok().and_then(|t| {
+        let mut it = t.split_whitespace().map(|v| v.parse::<u32>().ok());
+        Some((it.next()??, it.next()??))
+    });
+    const ROOM: u32 = 2_000;
+    match ephemeral {
+        Some((lo, _)) if lo >= 10_000 + span + ROOM => (10_000, lo),
+        Some((_, hi)) if hi + 1 + span + ROOM <= 65_535 => (hi + 1, 65_535),
+        // No room outside it (or not Linux): the old window, and hope.
+        _ => (20_000, 60_000),
+    }
 }
 
 /// One federation on this machine.
@@ -296,8 +314,36 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// What a failed test needs to find out why: every running node's links as `topology show`
+    /// prints them, and the end of every node's log. Printed to stderr (the test harness shows
+    /// it with the failure).
+    fn post_mortem(&self) {
+        let now = crate::clock::unix_ms();
+        let mut out = String::from("\n==== cluster post-mortem: node status and log tails ====\n");
+        for id in self.ids().into_iter().chain(self.joined.keys().copied()) {
+            out.push_str(&format!(
+                "---- {id} ({}) ----\n",
+                if self.is_running(id) { "running" } else { "not running" }
+            ));
+            if self.is_running(id) {
+                match self.client(id).status() {
+                    Ok(st) => out.push_str(&crate::cli::render_status(&st, now)),
+                    Err(e) => out.push_str(&format!("status: {e:#}\n")),
+                }
+            }
+            out.push_str(&self.log_tail(id, 25));
+            out.push('\n');
+        }
+        eprintln!("{out}");
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("MINGCHU_NO_POST_MORTEM").is_none() {
+            self.post_mortem();
+        }
         for child in self.procs.values_mut() {
             let _ = child.kill();
             let _ = child.wait();

@@ -12,6 +12,9 @@ use topology::{NodeId, Tier};
 
 use crate::{eventually, federation};
 
+/// How long a level stays dead in the outage tests.
+const OUTAGE: Duration = Duration::from_secs(10);
+
 /// Raises one alert every `every` at the given schools, round-robin, until stopped; returns the
 /// ids raised, each with the instant it was acknowledged.
 pub fn steady_load(
@@ -83,7 +86,7 @@ pub fn check_exact(cluster: &Cluster, raised: &[(String, NodeId)], nodes: &[Node
 }
 
 /// Kills `victim` under a steady load from every school, checks that an alert raised below it
-/// reaches `reaches` while it is down, restarts it, and checks every alert arrived exactly once.
+/// reaches `reaches` while it is down, restarts it after [`OUTAGE`], and checks every alert arrived exactly once.
 fn outage_under_load(cluster: &mut Cluster, victim: NodeId, probe_school: NodeId, reaches: NodeId) -> Duration {
     let schools: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).collect();
     let stop = Arc::new(AtomicBool::new(false));
@@ -94,7 +97,7 @@ fn outage_under_load(cluster: &mut Cluster, victim: NodeId, probe_school: NodeId
     let probe = probe_reaches(cluster, probe_school, reaches, &format!("the probe at {reaches} with {victim} down"));
     let reached_after = killed.elapsed();
     assert!(!cluster.is_running(victim));
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(OUTAGE.saturating_sub(killed.elapsed()));
     cluster.start(victim).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::SeqCst);
@@ -222,7 +225,7 @@ fn a_county_killed_under_load_loses_nothing_and_its_schools_fail_over() {
     let shown = node::cli::render_status(&st, node::clock::unix_ms());
     assert!(shown.contains(&format!("failed over to {city}")) && shown.contains("oldest queued"), "{shown}");
     assert!(!cluster.is_running(county));
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(OUTAGE.saturating_sub(killed.elapsed()));
 
     cluster.start(county).unwrap();
     std::thread::sleep(Duration::from_secs(2));
