@@ -372,7 +372,13 @@ async fn send_directive(State(s): State<AdminState>, Json(req): Json<SendDirecti
 }
 
 async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<AlertView>> {
-    let query = p.query(Some(EventKind::Alert)).map_err(bad)?;
+    let mut query = p.query(Some(EventKind::Alert)).map_err(bad)?;
+    // A status filter applies to folded alerts: read them all, filter, then keep `limit`.
+    let limit = query.limit;
+    let filtered = p.status.is_some() || p.unhandled_hours.is_some();
+    if filtered {
+        query.limit = crate::store::LIST_LIMIT_MAX;
+    }
     let events = ractor::call_t!(s.store, |reply| StoreMsg::List { query, reply }, ADMIN_CALL_TIMEOUT_MS)
         .map_err(internal)?
         .map_err(internal)?;
@@ -404,6 +410,7 @@ async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -
             p.unhandled_hours
                 .is_none_or(|h| v.status == "new" && v.raised_at_ms.saturating_add(h * 3_600_000) <= s.clock.wall_ms())
         })
+        .take(if limit == 0 { 100 } else { limit })
         .collect();
     Ok(Json(views))
 }
@@ -443,6 +450,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/cursors", get(cursors))
         .merge(crate::cases::routes())
         .merge(crate::registry::routes())
+        .merge(crate::spot::routes())
         .with_state(state)
 }
 
@@ -507,7 +515,7 @@ impl AdminClient {
         self.alerts_where(limit, under, None, None)
     }
 
-    /// Alerts among the newest `limit`, by status and/or still unhandled after some hours.
+    /// The newest `limit` alerts with a status and/or still unhandled after some hours.
     pub fn alerts_where(
         &self,
         limit: usize,

@@ -54,6 +54,9 @@ pub enum Cmd {
     /// The registry: schools, canteens, cameras, staff, health certificates (one owner writes each).
     #[command(subcommand)]
     Registry(crate::cli_registry::RegistryCmd),
+    /// Online spot checks (网络巡查): record one, list them, pass rates by unit.
+    #[command(subcommand)]
+    Spot(crate::cli_spot::SpotCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -305,7 +308,7 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -316,6 +319,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Demo(args) => crate::demo::run(args),
         Cmd::Bench(args) => crate::bench::run(args),
         Cmd::Registry(cmd) => crate::cli_registry::run(cmd),
+        Cmd::Spot(cmd) => crate::cli_spot::run(cmd),
         Cmd::Ca(CaCmd::Init { dir }) => {
             tls::ca_init(&dir)?;
             println!("created the federation CA in {}", dir.display());

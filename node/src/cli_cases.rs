@@ -5,7 +5,7 @@ use clap::Subcommand;
 use topology::NodeId;
 
 use crate::cases::{AlertVerdict, CaseView, OpenCase, StepRequest, render_case};
-use crate::cli::Target;
+use crate::cli::{Target, print_json};
 
 #[derive(Subcommand, Debug)]
 pub enum CaseCmd {
@@ -147,11 +147,6 @@ pub enum CaseCmd {
 /// Prints `text` (a rendered view) and succeeds.
 fn show(text: String) -> anyhow::Result<()> {
     print!("{text}");
-    Ok(())
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use protocol::registry::{
 };
 use topology::NodeId;
 
-use crate::cli::Target;
+use crate::cli::{Target, print_json};
 use crate::registry::{EntityView, RegistryRequest, RegistryWritten};
 
 #[derive(Subcommand, Debug)]
@@ -250,11 +250,6 @@ pub enum SettingsCmd {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
 }
 
 fn write(target: &Target, req: RegistryRequest, json: bool) -> anyhow::Result<()> {

@@ -9,8 +9,10 @@ use topology::NodeId;
 
 use crate::event::{Body, Event};
 
-/// The four focus areas of DOMAIN.md.
+/// The four focus areas of DOMAIN.md. Named in kebab case in JSON and on the command line
+/// (`staff-attire`); on the wire (bincode) by position, so the order is fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FocusArea {
     FoodProcessing,
     IngredientPlacement,
@@ -33,6 +35,43 @@ impl FocusArea {
             FocusArea::StaffAttire => "staff attire",
             FocusArea::EnvironmentalHygiene => "environmental hygiene",
         }
+    }
+
+    /// The name the API and the command line use: `food-processing`.
+    pub fn key(self) -> &'static str {
+        match self {
+            FocusArea::FoodProcessing => "food-processing",
+            FocusArea::IngredientPlacement => "ingredient-placement",
+            FocusArea::StaffAttire => "staff-attire",
+            FocusArea::EnvironmentalHygiene => "environmental-hygiene",
+        }
+    }
+
+    /// 食品加工, 食材摆放, 人员着装, 环境卫生.
+    pub fn zh(self) -> &'static str {
+        match self {
+            FocusArea::FoodProcessing => "食品加工",
+            FocusArea::IngredientPlacement => "食材摆放",
+            FocusArea::StaffAttire => "人员着装",
+            FocusArea::EnvironmentalHygiene => "环境卫生",
+        }
+    }
+}
+
+impl std::fmt::Display for FocusArea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl std::str::FromStr for FocusArea {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<FocusArea, String> {
+        FocusArea::ALL.into_iter().find(|a| a.key() == s.trim()).ok_or_else(|| {
+            let keys: Vec<&str> = FocusArea::ALL.iter().map(|a| a.key()).collect();
+            format!("unknown focus area `{s}`; expected one of {}", keys.join(", "))
+        })
     }
 }
 
@@ -134,5 +173,15 @@ mod tests {
         assert_eq!(rates[&province], PassRate { checked: 3, passed: 2 });
         assert!((rates[&province].percent() - 66.666).abs() < 0.01);
         assert!(!rates.contains_key(&school), "rates roll up to units above the school");
+    }
+
+    #[test]
+    fn focus_areas_parse_from_their_keys_and_nothing_else() {
+        for a in FocusArea::ALL {
+            assert_eq!(a.key().parse::<FocusArea>(), Ok(a));
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{}\"", a.key()));
+        }
+        let e = "staff attire".parse::<FocusArea>().unwrap_err();
+        assert!(e.contains("unknown focus area") && e.contains("staff-attire"), "{e}");
     }
 }

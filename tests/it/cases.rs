@@ -241,6 +241,9 @@ fn a_confirmed_alert_opens_a_case_and_a_dismissed_one_is_recorded() {
         let status = |id: &str| held.iter().find(|a| a.id == id).map(|a| a.status.clone());
         (status(&real)? == "confirmed" && status(&false_positive)? == "dismissed").then_some(())
     });
+    // A status filter looks past newer alerts of other statuses: the newest is the dismissed one.
+    let confirmed_only = cluster.client(province).alerts_where(1, None, Some("confirmed"), None).unwrap();
+    assert_eq!(confirmed_only.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [real.as_str()]);
     for n in [school, province] {
         let c = case_at(&cluster, n, &case, "the drafted case", |c| c.status == CaseStatus::NoticeIssued);
         assert!(c.title.contains("RODENT"), "{}", c.title);

@@ -1,14 +1,6 @@
 //! Bad input on the command line and in files gives a clear error and a failing exit code.
 
-use std::process::Command;
-
-use crate::binary;
-
-/// Runs `mingchu args…` and returns (success, stdout, stderr).
-fn mingchu(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary()).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use crate::mingchu;
 
 fn check_fails(args: &[&str], expect: &[&str]) {
     let (ok, _, err) = mingchu(args);

@@ -12,6 +12,7 @@ mod outage;
 mod partition;
 mod registry;
 mod relay;
+mod spot;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,6 +24,12 @@ use topology::generate::SmallSpec;
 /// built by `cargo test` in the test profile.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mingchu-it"))
+}
+
+/// Runs `mingchu args…` (the CLI, as an admin types it); returns (success, stdout, stderr).
+pub fn mingchu(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(binary()).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 /// A started federation of `cities × counties × schools` with every link up.

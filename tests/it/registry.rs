@@ -3,7 +3,6 @@
 //! owner may write it. Writes and listings go through the `mingchu registry` CLI with `--json`.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use node::admin::RaiseAlert;
@@ -13,13 +12,7 @@ use node::registry::{EntityView, RegistryRequest, RegistryWritten};
 use protocol::registry::{Canteen, EntityData, EntityKind, RegistryOp};
 use topology::{NodeId, Tier};
 
-use crate::{binary, eventually, federation};
-
-/// Runs `mingchu args…`; returns (success, stdout, stderr).
-fn mingchu(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary()).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use crate::{eventually, federation, mingchu};
 
 /// Runs a `mingchu registry …` write against `node` that must succeed, and parses its `--json`.
 fn write_ok(cluster: &Cluster, node: NodeId, args: &[&str]) -> RegistryWritten {
