@@ -300,6 +300,40 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
         println!("      {line}");
     }
     println!("      (as the province folds it; the school, county and city fold the same events to the same state)");
+    // 网络巡查: the province spot-checks two canteens; a failed area opens a case at once.
+    let checked: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).take(2).collect();
+    for (n, &s) in checked.iter().enumerate() {
+        let failed = if n == 1 { vec![protocol::spot::FocusArea::StaffAttire] } else { vec![] };
+        let req = crate::spot::RecordSpotCheck {
+            school: s,
+            canteen: "main".into(),
+            failed,
+            note: String::new(),
+            severity: None,
+        };
+        let done = cluster.client(province).spot_check(&req)?;
+        println!("      province spot check: {}", crate::spot::render_check(&done.check));
+        for c in &done.cases {
+            println!("        → case {c} opened at {s} with its rectification notice");
+        }
+    }
+    let unit = checked.first().and_then(|s| s.parent()).context("no school")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let expect = checked.iter().filter(|s| unit.is_ancestor_or_self_of(**s)).count() as u64;
+    let rate = loop {
+        let r = cluster.client(unit).pass_rates(None, None, None)?;
+        if let Some(r) = r.into_iter().find(|r| r.unit == unit && r.checked == expect) {
+            break r;
+        }
+        if Instant::now() > deadline {
+            bail!("the spot checks did not reach {unit}");
+        }
+        pause(20)?;
+    };
+    println!(
+        "      county {unit}'s spot-check pass rate, from its own store: {}/{} = {:.1}%",
+        rate.passed, rate.checked, rate.percent
+    );
     check_interrupt()?;
 
     // Phase 4: the live tree.
@@ -328,6 +362,6 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     );
     println!("    or applied twice, and when the county came back it caught up and its schools returned to it;");
     println!("  • a confirmed alert became a case that the county and the school worked through to its closing, with");
-    println!("    a step outside the school's authority refused.");
+    println!("    a step outside the school's authority refused; a failed spot check opened a case of its own.");
     Ok(())
 }

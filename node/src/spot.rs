@@ -30,6 +30,44 @@ use crate::store::{EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, pending_ca
 
 const CALL_TIMEOUT_MS: u64 = 10_000;
 
+/// What recording a check of `school` by `by` writes, in one request: the check (all four areas
+/// scored, `failed` failing), then for each failed area a case opened at the school with its
+/// rectification notice (deadline by severity from `now_ms`). Shared by the admin API and the
+/// simulator's workload.
+pub fn check_items(
+    by: NodeId,
+    school: NodeId,
+    canteen: &str,
+    failed: &[(FocusArea, Severity)],
+    note: &str,
+    now_ms: u64,
+) -> Result<Vec<(NodeId, Body)>, (StatusCode, Json<ApiError>)> {
+    let check = SpotCheck {
+        canteen: canteen.to_string(),
+        results: FocusArea::ALL.into_iter().map(|a| (a, !failed.iter().any(|(f, _)| *f == a))).collect(),
+        note: note.to_string(),
+    };
+    check.validate().map_err(bad)?;
+    let mut items = vec![(school, Body::SpotCheck(check))];
+    for &(area, severity) in failed {
+        let open = CaseAction::Open {
+            school,
+            severity,
+            source: CaseSource::SpotCheck,
+            title: format!("网络巡查不合格: {} ({})", area.zh(), area.as_str()),
+            detail: if note.is_empty() { format!("canteen {canteen}") } else { format!("canteen {canteen}: {note}") },
+        };
+        let notice = CaseAction::IssueNotice {
+            deadline_ms: notice_deadline(&CaseRules::default(), severity, now_ms),
+            text: format!("请按期整改{}并上传佐证材料。Rectify {} and upload evidence.", area.zh(), area.as_str()),
+        };
+        for action in [open, notice] {
+            items.push((school, Body::Case(CaseEvent { case: pending_case(by), action })));
+        }
+    }
+    Ok(items)
+}
+
 /// A spot check to record (the CLI's `spot record`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -197,31 +235,8 @@ async fn record(State(s): State<AdminState>, Json(req): Json<RecordSpotCheck>) -
     if failed.windows(2).any(|w| w[0] == w[1]) {
         return Err(bad("a focus area is named as failed twice"));
     }
-    let check = SpotCheck {
-        canteen: req.canteen.clone(),
-        results: FocusArea::ALL.into_iter().map(|a| (a, !failed.contains(&a))).collect(),
-        note: req.note.clone(),
-    };
-    check.validate().map_err(bad)?;
-    let now = s.clock.wall_ms();
-    let mut items = vec![(school, Body::SpotCheck(check))];
-    for area in &failed {
-        let title = format!("网络巡查不合格: {} ({})", area.zh(), area.as_str());
-        let open = CaseAction::Open {
-            school,
-            severity,
-            source: CaseSource::SpotCheck,
-            title,
-            detail: format!("canteen {}: {}", req.canteen, req.note),
-        };
-        let notice = CaseAction::IssueNotice {
-            deadline_ms: notice_deadline(&CaseRules::default(), severity, now),
-            text: format!("请按期整改{}并上传佐证材料。Rectify {} and upload evidence.", area.zh(), area.as_str()),
-        };
-        for action in [open, notice] {
-            items.push((school, Body::Case(CaseEvent { case: pending_case(s.me), action })));
-        }
-    }
+    let failed: Vec<(FocusArea, Severity)> = failed.into_iter().map(|a| (a, severity)).collect();
+    let items = check_items(s.me, school, &req.canteen, &failed, &req.note, s.clock.wall_ms())?;
     let stored = append(&s, items).await?;
     let view =
         stored.first().and_then(SpotCheckView::from_stored).ok_or_else(|| internal("the check was not stored"))?;

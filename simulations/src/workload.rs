@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use protocol::alert::{AlertAction, AlertRaised, AlertType, AlertUpdate, Severity, Zone};
-use protocol::case::{CaseAction, CaseEvent, CaseId, CaseRules, CaseSource, CaseStatus, draft_from_alert, fold};
+use protocol::case::{CaseAction, CaseEvent, CaseId, CaseRules, CaseStatus, draft_from_alert, fold};
 use protocol::{Body, Directive, EventId, EventKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -246,7 +246,6 @@ impl Workload {
         action: &Action,
         case: Option<&protocol::case::CaseState>,
     ) -> Option<(NodeId, Vec<(NodeId, Body)>)> {
-        let rules = CaseRules::default();
         match action {
             Action::Alert { school } => {
                 let a = self.alert_body(now_wall_ms);
@@ -254,40 +253,19 @@ impl Workload {
             }
             Action::Verdict { .. } => None, // needs the alert body: see `verdict_bodies`
             Action::SpotCheck { school, fail } => {
-                use protocol::spot::{FocusArea, SpotCheck};
+                use protocol::spot::FocusArea;
                 // A failed check has one or two failing areas (≈ 1.6 problems on average).
                 let failing = if *fail { if self.rng.random_bool(0.6) { 2 } else { 1 } } else { 0 };
                 let first = self.rng.random_range(0..4);
-                let results: Vec<(FocusArea, bool)> =
-                    (0..4).map(|i| (FocusArea::ALL[(first + i) % 4], i >= failing)).collect();
+                let failed: Vec<(FocusArea, Severity)> = (0..failing)
+                    .map(|i| {
+                        let severity =
+                            [Severity::General, Severity::General, Severity::Serious][self.rng.random_range(0..3)];
+                        (FocusArea::ALL[(first + i) % 4], severity)
+                    })
+                    .collect();
                 let root = school.ancestors().last().unwrap_or(*school);
-                let pending = node::store::pending_case(root);
-                let mut items = vec![(
-                    *school,
-                    Body::SpotCheck(SpotCheck {
-                        canteen: "main".into(),
-                        results: results.clone(),
-                        note: String::new(),
-                    }),
-                )];
-                for (area, _) in results.iter().filter(|(_, ok)| !ok) {
-                    let severity =
-                        [Severity::General, Severity::General, Severity::Serious][self.rng.random_range(0..3)];
-                    let open = CaseAction::Open {
-                        school: *school,
-                        severity,
-                        source: CaseSource::SpotCheck,
-                        title: format!("online spot check failed: {}", area.as_str()),
-                        detail: String::new(),
-                    };
-                    let notice = CaseAction::IssueNotice {
-                        deadline_ms: protocol::case::notice_deadline(&rules, severity, now_wall_ms),
-                        text: "rectify and upload evidence".into(),
-                    };
-                    for action in [open, notice] {
-                        items.push((*school, Body::Case(CaseEvent { case: pending, action })));
-                    }
-                }
+                let items = node::spot::check_items(root, *school, "main", &failed, "", now_wall_ms).ok()?;
                 Some((root, items))
             }
             Action::Step { by, case: id, step } => {
