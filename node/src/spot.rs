@@ -41,13 +41,13 @@ pub fn check_items(
     failed: &[(FocusArea, Severity)],
     note: &str,
     now_ms: u64,
-) -> Result<Vec<(NodeId, Body)>, (StatusCode, Json<ApiError>)> {
+) -> Result<Vec<(NodeId, Body)>, String> {
     let check = SpotCheck {
         canteen: canteen.to_string(),
         results: FocusArea::ALL.into_iter().map(|a| (a, !failed.iter().any(|(f, _)| *f == a))).collect(),
         note: note.to_string(),
     };
-    check.validate().map_err(bad)?;
+    check.validate()?;
     let mut items = vec![(school, Body::SpotCheck(check))];
     for &(area, severity) in failed {
         let open = CaseAction::Open {
@@ -236,7 +236,7 @@ async fn record(State(s): State<AdminState>, Json(req): Json<RecordSpotCheck>) -
         return Err(bad("a focus area is named as failed twice"));
     }
     let failed: Vec<(FocusArea, Severity)> = failed.into_iter().map(|a| (a, severity)).collect();
-    let items = check_items(s.me, school, &req.canteen, &failed, &req.note, s.clock.wall_ms())?;
+    let items = check_items(s.me, school, &req.canteen, &failed, &req.note, s.clock.wall_ms()).map_err(bad)?;
     let stored = append(&s, items).await?;
     let view =
         stored.first().and_then(SpotCheckView::from_stored).ok_or_else(|| internal("the check was not stored"))?;
