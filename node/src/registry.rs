@@ -20,7 +20,9 @@
 //!
 //! Limits: the listing and the join check read the node's registry events with one store listing of
 //! at most [`LIST_LIMIT_MAX`] events; a registry above that is refused with a clear error rather than
-//! answered partially. Removing a school does not close a link already up; it refuses the next one.
+//! answered partially. Removing a school (or city) that joined at run time closes its link at the
+//! node that removed it, and the join check refuses its next connection; a node the topology file
+//! lists keeps its link (the file is the authority for it).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -196,6 +198,10 @@ async fn write(State(s): State<AdminState>, Json(req): Json<RegistryRequest>) ->
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
     let event = stored.first().ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "nothing stored"))?;
+    if removing && matches!(entity.kind, EntityKind::School | EntityKind::City) {
+        // A node that joined at run time loses its link now, not at its next reconnect.
+        let _ = s.node.cast(crate::root::NodeMsg::Unregistered(entity.node));
+    }
     Ok(Json(RegistryWritten {
         event: event.event.id().to_string(),
         kind: entity.kind,

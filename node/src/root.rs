@@ -79,6 +79,10 @@ pub enum NodeMsg {
     LinkUp(NodeId),
     /// Time to check whether the parent has been gone long enough to fail over.
     FailoverCheck,
+    /// This node's registry removed `peer` (a school or city that joined at run time): close its
+    /// link; its next connection is refused by the join check. A peer the topology file lists is
+    /// not affected (the file is the authority for it).
+    Unregistered(NodeId),
     Status(RpcReplyPort<NodeStatus>),
     /// The store actor, for the admin API.
     Store(RpcReplyPort<ActorRef<StoreMsg>>),
@@ -495,6 +499,16 @@ impl Actor for NodeActor {
             }
             NodeMsg::LinkUp(peer) => st.link_up(peer),
             NodeMsg::FailoverCheck => st.failover_check(&myself),
+            NodeMsg::Unregistered(peer) => {
+                if st.check_descendant(peer).is_err()
+                    && let Some(link) = st.links.get(&peer).and_then(|e| e.actor.clone())
+                {
+                    warn!(node = %st.args.me, %peer, "removed from the registry: closing its link");
+                    st.refused += 1;
+                    st.last_refusal = Some(format!("{peer}: removed from the registry"));
+                    link.stop(Some(format!("{peer} was removed from {}'s registry", st.args.me)));
+                }
+            }
             NodeMsg::Status(reply) => {
                 let store = ractor::call_t!(st.store, StoreMsg::Stats, 5_000).unwrap_or_default();
                 let me = st.args.me;

@@ -147,6 +147,26 @@ fn a_county_registers_a_school_that_joins_at_run_time_and_the_province_sees_it()
     let other_county = of_tier(&cluster, Tier::County)[1];
     assert!(list(&cluster, other_county, Some("school")).iter().all(|e| e.node != new_school));
 
+    // The county removes it: its link closes at once, and its redials are refused.
+    let refused_before = cluster.status(county).unwrap().refused;
+    let removed = write_ok(
+        &cluster,
+        county,
+        &["remove", "--kind", "school", "--of", &new_school.to_string(), "--reason", "merged into S0001"],
+    );
+    assert_eq!(removed.op, "remove");
+    let link_down =
+        |st: &node::root::NodeStatus| st.children.iter().all(|c| c.peer != new_school || c.state != LinkState::Up);
+    eventually(Duration::from_secs(20), "the county to close the removed school's link", || {
+        let st = cluster.status(county).ok()?;
+        link_down(&st).then_some(())
+    });
+    eventually(Duration::from_secs(20), "the removed school's redial to be refused", || {
+        let st = cluster.status(county).ok()?;
+        (st.refused >= refused_before + 2).then_some(())
+    });
+    assert!(link_down(&cluster.status(county).unwrap()), "the removed school is linked again");
+
     // Nobody restarted: every process started at the beginning is still running.
     assert_eq!(cluster.exited(), vec![]);
     for id in cluster.ids() {
