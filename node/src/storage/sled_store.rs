@@ -9,6 +9,9 @@ use crate::transport::BoxFuture;
 /// sled's page cache per node (its default is 1 GiB per Db).
 pub const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// How long [`SledStorage::open`] waits for a locked data directory.
+pub const LOCKED_WAIT_MS: u64 = 3_000;
+
 fn io(e: sled::Error) -> StorageError {
     match e {
         sled::Error::Corruption { .. } => StorageError::Corrupt(e.to_string()),
@@ -23,16 +26,35 @@ pub struct SledStorage {
 
 impl SledStorage {
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// sled locks the directory while a `Db` on it is open, and a closed `Db`'s background threads
+    /// may hold the lock a moment longer (as may a previous process of this node that is still
+    /// exiting): a locked directory is retried for up to [`LOCKED_WAIT_MS`], then reported.
     pub fn open(dir: &Path) -> Result<SledStorage, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(SLED_CACHE_BYTES)
-            .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
-        Ok(SledStorage { db })
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCKED_WAIT_MS);
+        loop {
+            let opened = sled::Config::new()
+                .path(dir)
+                .cache_capacity(SLED_CACHE_BYTES)
+                .flush_every_ms(None)
+                .mode(sled::Mode::HighThroughput)
+                .open();
+            match opened {
+                Ok(db) => return Ok(SledStorage { db }),
+                // sled words it "could not acquire lock on …" (its own io::Error, kind Other).
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StorageError::Io(format!(
+                            "{}: the data directory is in use by another process (is this node already running?): {e}",
+                            dir.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(StorageError::Io(format!("{}: {e}", dir.display()))),
+            }
+        }
     }
 }
 
@@ -97,5 +119,13 @@ mod tests {
         assert_eq!(s.get(Space::Cursors, b"k1").unwrap(), Some(b"c1".to_vec()));
         let all: Vec<_> = s.scan_prefix(Space::Events, b"").collect::<Result<_, _>>().unwrap();
         assert_eq!(all.len(), 1);
+    }
+
+    #[test]
+    fn a_directory_in_use_is_reported_not_opened_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = SledStorage::open(dir.path()).unwrap();
+        let err = SledStorage::open(dir.path()).err().expect("a second open of a locked directory fails");
+        assert!(err.to_string().contains("in use by another process"), "{err}");
     }
 }
