@@ -86,10 +86,59 @@ pub struct RaiseAlert {
 /// (DOMAIN.md: 30 min by default).
 pub const MERGE_WINDOW_MS: u64 = 30 * 60_000;
 
-/// The latest alert per (camera, type) at a school, for merging repeats. In memory: after a
-/// restart the next detection opens a new alert.
+/// The latest alert per (camera, type) at a school, with its last detection, for merging
+/// repeats. Kept in memory and refilled from the store when the node starts
+/// ([`recent_alerts_from_store`]), so a restart does not split a merge window.
 pub type RecentAlerts =
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, AlertType), (protocol::EventId, u64)>>>;
+
+/// The merge windows still open at a school, from its own alerts and repeats: for each (camera,
+/// type) the newest alert and its last detection, when that was within [`MERGE_WINDOW_MS`] of
+/// `now_ms`. Reads at most the school's newest [`RECENT_SCAN_MAX`] alerts. Other tiers: empty.
+pub async fn recent_alerts_from_store(
+    me: NodeId,
+    store: &ActorRef<StoreMsg>,
+    now_ms: u64,
+) -> Result<RecentAlerts, String> {
+    let out = RecentAlerts::default();
+    if me.tier() != Tier::School {
+        return Ok(out);
+    }
+    let query = EventQuery { kind: Some(EventKind::Alert), under: Some(me), limit: RECENT_SCAN_MAX };
+    let alerts = ractor::call_t!(store, |reply| StoreMsg::List { query, reply }, ADMIN_CALL_TIMEOUT_MS)
+        .map_err(|e| e.to_string())??;
+    let updates = ractor::call_t!(
+        store,
+        |reply| StoreMsg::Related { kind: EventKind::AlertUpdate, subject: None, reply },
+        ADMIN_CALL_TIMEOUT_MS
+    )
+    .map_err(|e| e.to_string())??;
+    let mut last_seen: std::collections::HashMap<protocol::EventId, u64> = Default::default();
+    for u in &updates {
+        if u.event.origin == me
+            && let Body::AlertUpdate(AlertUpdate { alert, action: AlertAction::Repeat { detected_at_ms } }) =
+                &u.event.body
+        {
+            let e = last_seen.entry(*alert).or_default();
+            *e = (*e).max(*detected_at_ms);
+        }
+    }
+    let mut map = out.lock().unwrap_or_else(|e| e.into_inner());
+    // Oldest first, so the newest alert of a (camera, type) wins.
+    for e in alerts.iter().rev() {
+        let Body::Alert(a) = &e.event.body else { continue };
+        let id = e.event.id();
+        let last = last_seen.get(&id).copied().unwrap_or(0).max(a.detected_at_ms);
+        if now_ms.abs_diff(last) <= MERGE_WINDOW_MS {
+            map.insert((a.camera.clone(), a.alert_type), (id, last));
+        }
+    }
+    drop(map);
+    Ok(out)
+}
+
+/// Most alerts [`recent_alerts_from_store`] reads (a school raises a handful a day).
+pub const RECENT_SCAN_MAX: usize = 2_000;
 
 impl RaiseAlert {
     /// Parses the request into an alert body, with a clear message for each bad field.

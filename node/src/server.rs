@@ -193,6 +193,9 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let (admin_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let scan_now = Arc::new(tokio::sync::Notify::new());
     let scheduler = crate::cases::spawn_scheduler(me, store.clone(), clock.clone(), cfg.case_scan_ms, scan_now.clone());
+    let recent_alerts = crate::admin::recent_alerts_from_store(me, &store, crate::clock::unix_ms())
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the school's recent alerts: {e}"))?;
     let app = router(AdminState {
         me,
         node: node.clone(),
@@ -201,7 +204,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         clock,
         clock_control: cfg.clock_control,
         scan_now,
-        recent_alerts: Default::default(),
+        recent_alerts,
     });
     let admin_task = tokio::spawn(async move {
         let _ = axum::serve(admin_listener, app)

@@ -131,4 +131,8 @@ fn an_acknowledged_alert_survives_kill_9_and_still_reaches_the_province() {
     // A new alert continues the school's sequence: seqs are never reused after a crash.
     let b = cluster.client(school).raise_alert(&alert(8)).unwrap();
     assert_eq!(b.seq, a.seq + 1);
+    // The same camera seeing the same thing again within 30 min is still a repeat of the alert
+    // raised before the crash: the merge window survives a restart.
+    let again = cluster.client(school).raise_alert(&alert(7)).unwrap();
+    assert!(again.merged && again.id == a.id && again.detections == 2, "{again:?}");
 }
