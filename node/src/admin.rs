@@ -296,7 +296,7 @@ impl EventView {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct ListParams {
     pub limit: Option<usize>,
     pub under: Option<String>,
@@ -420,55 +420,79 @@ async fn send_directive(State(s): State<AdminState>, Json(req): Json<SendDirecti
     stored.first().map(|e| Json(EventView::from_stored(e))).ok_or_else(|| internal("nothing stored"))
 }
 
-async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<AlertView>> {
-    let mut query = p.query(Some(EventKind::Alert)).map_err(bad)?;
-    // A status filter applies to folded alerts: read them all, filter, then keep `limit`.
-    let limit = query.limit;
+/// Runs a read of this node's storage on the blocking pool, beside the store actor (which stays
+/// the only writer): a listing over a month of a province's events never delays replication.
+pub(crate) async fn read_storage<T: Send + 'static>(
+    s: &AdminState,
+    read: impl FnOnce(&dyn crate::storage::Storage) -> Result<T, String> + Send + 'static,
+) -> Result<T, (StatusCode, Json<ApiError>)> {
+    let storage = s.storage.clone();
+    tokio::task::spawn_blocking(move || read(storage.as_ref())).await.map_err(internal)?.map_err(internal)
+}
+
+/// The admin API's alert listing, read from storage: the newest alerts matching `p`, each folded
+/// with its verdicts and repeats. Without a status filter only the listed alerts' updates are
+/// read (one index lookup each); with one, every update, since the filter needs every fold.
+pub fn alert_views(
+    storage: &dyn crate::storage::Storage,
+    p: &ListParams,
+    now_ms: u64,
+) -> Result<Result<Vec<AlertView>, String>, crate::storage::StorageError> {
+    let query = match p.query(Some(EventKind::Alert)) {
+        Ok(q) => q,
+        Err(e) => return Ok(Err(e)),
+    };
     let filtered = p.status.is_some() || p.unhandled_hours.is_some();
-    if filtered {
-        query.limit = crate::store::LIST_LIMIT_MAX;
-    }
-    let events = ractor::call_t!(s.store, |reply| StoreMsg::List { query, reply }, ADMIN_CALL_TIMEOUT_MS)
-        .map_err(internal)?
-        .map_err(internal)?;
-    // Verdicts and repeats, folded per alert.
-    let updates = ractor::call_t!(
-        s.store,
-        |reply| StoreMsg::Related { kind: EventKind::AlertUpdate, subject: None, reply },
-        ADMIN_CALL_TIMEOUT_MS
-    )
-    .map_err(internal)?
-    .map_err(internal)?;
-    let mut by_alert: std::collections::HashMap<protocol::EventId, Vec<(NodeId, &AlertAction)>> = Default::default();
-    for u in &updates {
-        if let Body::AlertUpdate(AlertUpdate { alert, action }) = &u.event.body {
-            by_alert.entry(*alert).or_default().push((u.event.origin, action));
-        }
-    }
-    let views = events
-        .iter()
-        .filter_map(|e| {
-            let v = AlertView::from_stored(e)?;
-            match by_alert.get(&e.event.id()) {
-                Some(ups) => Some(v.with_state(&protocol::alert::fold_alert(e.event.hlc.wall_ms, ups.iter().copied()))),
-                None => Some(v),
+    let fold = |e: &StoredEvent, ups: Option<&Vec<(NodeId, AlertAction)>>| -> Option<AlertView> {
+        let v = AlertView::from_stored(e)?;
+        Some(match ups {
+            Some(ups) => {
+                v.with_state(&protocol::alert::fold_alert(e.event.hlc.wall_ms, ups.iter().map(|(o, a)| (*o, a))))
             }
+            None => v,
         })
-        .filter(|v: &AlertView| p.status.as_ref().is_none_or(|st| &v.status == st))
-        .filter(|v: &AlertView| {
-            p.unhandled_hours
-                .is_none_or(|h| v.status == "new" && v.raised_at_ms.saturating_add(h * 3_600_000) <= s.clock.wall_ms())
-        })
-        .take(if limit == 0 { 100 } else { limit })
-        .collect();
-    Ok(Json(views))
+    };
+    let wanted = |v: &AlertView| {
+        p.status.as_ref().is_none_or(|st| &v.status == st)
+            && p.unhandled_hours
+                .is_none_or(|h| v.status == "new" && v.raised_at_ms.saturating_add(h * 3_600_000) <= now_ms)
+    };
+    let by_alert = |updates: Vec<StoredEvent>| {
+        let mut by: std::collections::HashMap<protocol::EventId, Vec<(NodeId, AlertAction)>> = Default::default();
+        for u in updates {
+            if let Body::AlertUpdate(AlertUpdate { alert, action }) = u.event.body {
+                by.entry(alert).or_default().push((u.event.origin, action));
+            }
+        }
+        by
+    };
+    if filtered {
+        // Every alert's fold is needed to filter: all updates first, then the newest matches.
+        let by = by_alert(crate::store::related(storage, EventKind::AlertUpdate, None)?);
+        let events = crate::store::list_events_where(storage, &query, |e| {
+            fold(e, by.get(&e.event.id())).is_some_and(|v| wanted(&v))
+        })?;
+        return Ok(Ok(events.iter().filter_map(|e| fold(e, by.get(&e.event.id()))).collect()));
+    }
+    // Only the listed alerts' updates, one index lookup each.
+    let events = crate::store::list_events(storage, &query)?;
+    let mut updates = Vec::new();
+    for e in &events {
+        updates.extend(crate::store::related(storage, EventKind::AlertUpdate, Some(e.event.id()))?);
+    }
+    let by = by_alert(updates);
+    Ok(Ok(events.iter().filter_map(|e| fold(e, by.get(&e.event.id()))).collect()))
+}
+
+async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<AlertView>> {
+    let now = s.clock.wall_ms();
+    let views = read_storage(&s, move |st| alert_views(st, &p, now).map_err(|e| e.to_string())).await?;
+    views.map(Json).map_err(bad)
 }
 
 async fn list_events(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<EventView>> {
     let query = p.query(None).map_err(bad)?;
-    let events = ractor::call_t!(s.store, |reply| StoreMsg::List { query, reply }, ADMIN_CALL_TIMEOUT_MS)
-        .map_err(internal)?
-        .map_err(internal)?;
+    let events = read_storage(&s, move |st| crate::store::list_events(st, &query).map_err(|e| e.to_string())).await?;
     Ok(Json(events.iter().map(EventView::from_stored).collect()))
 }
 

@@ -43,6 +43,14 @@ pub struct BenchArgs {
     pub backlog: bool,
     #[arg(long, default_value_t = 50_000)]
     pub backlog_events: usize,
+    /// Only measure the admin listings on a province store of --listing-alerts alerts (a month of
+    /// the province's alerts, each with a verdict), and replication behind a listing. No federation.
+    #[arg(long)]
+    pub listing: bool,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub listing_alerts: usize,
+    #[arg(long, default_value_t = 1_000)]
+    pub listing_schools: u32,
 }
 
 /// How long the throughput phase waits for the province to hold everything.
@@ -70,6 +78,11 @@ pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.listing {
+        println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return rt.block_on(crate::bench_listing::run(args.listing_alerts, args.listing_schools));
+    }
     let binary = std::env::current_exe().context("cannot find the mingchu binary")?;
     let tmp = tempfile::Builder::new().prefix("mingchu-bench-").tempdir()?;
     let dir = if args.keep { tmp.keep() } else { tmp.path().to_path_buf() };

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod bench;
 pub mod bench_backlog;
+pub mod bench_listing;
 pub mod bench_outage;
 pub mod cases;
 pub mod cli;

@@ -25,10 +25,8 @@ use serde::{Deserialize, Serialize};
 use topology::{NodeId, Tier};
 use tracing::info;
 
-use crate::admin::{AdminClient, AdminState, ApiError, ApiResult, api_err, append, bad, internal};
-use crate::store::{EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, pending_case};
-
-const CALL_TIMEOUT_MS: u64 = 10_000;
+use crate::admin::{AdminClient, AdminState, ApiError, ApiResult, api_err, append, bad, internal, read_storage};
+use crate::store::{EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events, pending_case};
 
 /// What recording a check of `school` by `by` writes, in one request: the check (all four areas
 /// scored, `failed` failing), then for each failed area a case opened at the school with its
@@ -179,9 +177,7 @@ async fn held_checks(s: &AdminState, p: &SpotParams) -> Result<Vec<StoredEvent>,
     let period = period(p).map_err(bad)?;
     let under = p.under.unwrap_or(s.me);
     let query = EventQuery { kind: Some(EventKind::SpotCheck), under: None, limit: LIST_LIMIT_MAX };
-    let events = ractor::call_t!(s.store, |reply| StoreMsg::List { query, reply }, CALL_TIMEOUT_MS)
-        .map_err(internal)?
-        .map_err(internal)?;
+    let events = read_storage(s, move |st| list_events(st, &query).map_err(|e| e.to_string())).await?;
     Ok(events
         .into_iter()
         .filter(|e| under.is_ancestor_or_self_of(e.event.scope))

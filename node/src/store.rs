@@ -225,16 +225,40 @@ pub fn related(
     if let Some(s) = subject {
         prefix.extend_from_slice(&event_key(s.origin, s.seq));
     }
-    let mut out = Vec::new();
+    // The indexed events, per origin; then each origin's runs that hold them, each run read once
+    // (not one read per event: a province's month of verdicts is a million of them).
+    let mut wanted: BTreeMap<NodeId, Vec<u64>> = BTreeMap::new();
     for item in storage.scan_prefix(Space::Index, &prefix) {
         let (k, _) = item?;
         let k = k.get(k.len().saturating_sub(16)..).unwrap_or_default();
         let origin = NodeId::from_key(k.get(..8).unwrap_or_default()).map_err(|e| corrupt("index key", e))?;
         let seq = u64::from_be_bytes(k.get(8..16).and_then(|b| b.try_into().ok()).unwrap_or_default());
-        let (found, _) = read_range(storage, origin, seq.saturating_sub(1), seq, 1)?;
-        match found.into_iter().next() {
-            Some(s) => out.push(s),
-            None => return Err(corrupt("index", format!("{origin}#{seq} is indexed but not stored"))),
+        wanted.entry(origin).or_default().push(seq);
+    }
+    let mut out = Vec::new();
+    for (origin, mut seqs) in wanted {
+        seqs.sort_unstable();
+        seqs.dedup();
+        let mut run: Option<(u64, Vec<Event>)> = None;
+        for seq in seqs {
+            let in_run = run.as_ref().is_some_and(|(_, evs)| {
+                evs.first().is_some_and(|f| f.seq <= seq) && evs.last().is_some_and(|l| l.seq >= seq)
+            });
+            if !in_run {
+                // The run holding `seq`: the first whose key (its last seq) is at or above it.
+                run = match storage.scan(Space::Events, &event_key(origin, seq), &event_key(origin, u64::MAX)).next() {
+                    Some(item) => Some(decode_run(&item?.1)?),
+                    None => None,
+                };
+            }
+            let found = run.as_ref().and_then(|(at, evs)| {
+                let i = evs.binary_search_by_key(&seq, |e| e.seq).ok()?;
+                Some(StoredEvent { received_at_us: *at, event: evs[i].clone() })
+            });
+            match found {
+                Some(s) => out.push(s),
+                None => return Err(corrupt("index", format!("{origin}#{seq} is indexed but not stored"))),
+            }
         }
     }
     out.sort_by_key(|s| s.event.order_key());
@@ -626,26 +650,72 @@ impl StoreState {
     }
 
     fn list(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
-        let limit = if q.limit == 0 { 100 } else { q.limit.min(LIST_LIMIT_MAX) };
-        let prefix: Vec<u8> = Vec::new();
-        let mut out = Vec::new();
-        for item in self.storage.scan_prefix(Space::Events, &prefix) {
-            let (_, v) = item?;
-            let (received_at_us, events) = decode_run(&v)?;
-            for event in events {
-                if q.kind.is_some_and(|k| k != event.kind()) {
-                    continue;
-                }
-                if q.under.is_some_and(|u| !u.is_ancestor_or_self_of(event.origin)) {
-                    continue;
-                }
-                out.push(StoredEvent { received_at_us, event });
+        list_events(self.storage.as_ref(), q)
+    }
+}
+
+/// The newest events matching `q`, read from storage (reads only: the admin API calls it beside
+/// the store actor, so a long listing never holds up replication). Runs of origins outside
+/// `q.under` are skipped by their key, undecoded; the newest `limit` are kept in a bounded heap.
+pub fn list_events(storage: &dyn Storage, q: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
+    list_events_where(storage, q, |_| true)
+}
+
+/// [`list_events`] keeping only the events `keep` accepts (the newest `limit` of those).
+pub fn list_events_where(
+    storage: &dyn Storage,
+    q: &EventQuery,
+    mut keep: impl FnMut(&StoredEvent) -> bool,
+) -> Result<Vec<StoredEvent>, StorageError> {
+    /// Ordered by the event's order key alone.
+    struct ByKey(StoredEvent);
+    impl PartialEq for ByKey {
+        fn eq(&self, o: &Self) -> bool {
+            self.0.event.order_key() == o.0.event.order_key()
+        }
+    }
+    impl Eq for ByKey {}
+    impl PartialOrd for ByKey {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for ByKey {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            self.0.event.order_key().cmp(&o.0.event.order_key())
+        }
+    }
+    let limit = if q.limit == 0 { 100 } else { q.limit.min(LIST_LIMIT_MAX) };
+    // A min-heap of the newest `limit` seen so far.
+    let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<ByKey>> = Default::default();
+    for item in storage.scan_prefix(Space::Events, b"") {
+        let (k, v) = item?;
+        if let Some(under) = q.under {
+            let origin = NodeId::from_key(k.get(..8).unwrap_or_default()).map_err(|e| corrupt("event key", e))?;
+            if !under.is_ancestor_or_self_of(origin) {
+                continue;
             }
         }
-        out.sort_by_key(|s| std::cmp::Reverse(s.event.order_key()));
-        out.truncate(limit);
-        Ok(out)
+        let (received_at_us, events) = decode_run(&v)?;
+        for event in events {
+            if q.kind.is_some_and(|k| k != event.kind()) {
+                continue;
+            }
+            if newest.len() == limit && newest.peek().is_some_and(|m| m.0.0.event.order_key() >= event.order_key()) {
+                continue;
+            }
+            let stored = StoredEvent { received_at_us, event };
+            if !keep(&stored) {
+                continue;
+            }
+            newest.push(std::cmp::Reverse(ByKey(stored)));
+            if newest.len() > limit {
+                newest.pop();
+            }
+        }
     }
+    // Newest first.
+    Ok(newest.into_sorted_vec().into_iter().map(|r| r.0.0).collect())
 }
 
 /// The fresh part of a received batch, per range whose origin's holdings grew: from its first
@@ -904,5 +974,63 @@ mod tests {
                 }
             }
         }
+    }
+    /// Listings are the newest matching events, whatever their runs; index reads find every
+    /// related event across runs and origins, each once.
+    #[test]
+    fn listings_and_index_reads_across_runs() {
+        use protocol::alert::{AlertAction, AlertUpdate};
+        let storage = MemStorage::new();
+        let (county, other): (NodeId, NodeId) = ("130102".parse().unwrap(), "130104".parse().unwrap());
+        let school: NodeId = "130102-S0001".parse().unwrap();
+        let alert = EventId { origin: school, seq: 1 };
+        // Directives of two counties, interleaved in time, in runs of three; every third of the
+        // county's events is a verdict on the same alert.
+        let mut events: Vec<Event> = Vec::new();
+        for seq in 1..=12u64 {
+            let mut e = ev(county, seq);
+            e.hlc.wall_ms = seq * 10;
+            if seq % 3 == 0 {
+                e.scope = school;
+                e.body = Body::AlertUpdate(AlertUpdate {
+                    alert,
+                    action: AlertAction::Dismiss { reason: format!("r{seq}") },
+                });
+            }
+            events.push(e);
+            let mut o = ev(other, seq);
+            o.hlc.wall_ms = seq * 10 + 5;
+            events.push(o);
+        }
+        let mut b = WriteBatch::default();
+        for origin in [county, other] {
+            let mine: Vec<&Event> = events.iter().filter(|e| e.origin == origin).collect();
+            for run in mine.chunks(3) {
+                b.put(Space::Events, &event_key(origin, run[run.len() - 1].seq), encode_run(1, run).unwrap());
+            }
+        }
+        for e in &events {
+            if let Some(k) = index_key(e) {
+                b.put(Space::Index, &k, Vec::new());
+            }
+        }
+        storage.write(b).unwrap();
+
+        let q = |kind, under, limit| EventQuery { kind, under, limit };
+        let seqs = |v: Vec<StoredEvent>| v.iter().map(|s| (s.event.origin, s.event.seq)).collect::<Vec<_>>();
+        // Newest first across both origins.
+        let newest = seqs(list_events(&storage, &q(None, None, 3)).unwrap());
+        assert_eq!(newest, [(other, 12), (county, 12), (other, 11)]);
+        let mine = seqs(list_events(&storage, &q(Some(EventKind::Directive), Some(county), 2)).unwrap());
+        assert_eq!(mine, [(county, 11), (county, 10)]);
+        let odd = list_events_where(&storage, &q(None, Some(other), 2), |s| s.event.seq % 2 == 1).unwrap();
+        assert_eq!(seqs(odd), [(other, 11), (other, 9)]);
+        // The four verdicts, oldest first, found through the index by subject and by kind.
+        let want: Vec<(NodeId, u64)> = [3, 6, 9, 12].into_iter().map(|s| (county, s)).collect();
+        assert_eq!(seqs(related(&storage, EventKind::AlertUpdate, Some(alert)).unwrap()), want);
+        assert_eq!(seqs(related(&storage, EventKind::AlertUpdate, None).unwrap()), want);
+        assert!(
+            related(&storage, EventKind::AlertUpdate, Some(EventId { origin: school, seq: 2 })).unwrap().is_empty()
+        );
     }
 }
