@@ -14,7 +14,7 @@ use protocol::case::{CaseAction, CaseId};
 use protocol::holds::{check_event, relevant_origin, sends_origin};
 use protocol::session::{FRESH_AGE_MS, FRESH_EVENTS_MAX};
 use protocol::wire::{decode, encode};
-use protocol::{Body, Cursors, Event, EventId, EventKind, FetchRequest, HlcClock, SeqRange, SeqRanges};
+use protocol::{Body, Cursors, Event, EventId, EventKind, FetchRequest, Hlc, HlcClock, SeqRange, SeqRanges};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
@@ -35,6 +35,9 @@ const META_HLC: &[u8] = b"hlc";
 /// Present while a fresh store waits to learn (and recover) this node's own past events from an
 /// ancestor: until then it must not write, or it could reuse seqs it issued before a wipe.
 const META_RESTORING: &[u8] = b"restoring";
+/// Set once every run has its [`Space::Recent`] entry (data dirs from before that index get
+/// theirs when first opened).
+const META_RECENT_INDEX: &[u8] = b"recent-index";
 
 /// An event as this node keeps it: with when it arrived here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +52,47 @@ fn event_key(origin: NodeId, seq: u64) -> [u8; 16] {
     k[..8].copy_from_slice(&origin.to_key());
     k[8..].copy_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// A run's [`Space::Recent`] key: its newest event's HLC (so keys sort by time), then the run's
+/// own key. Every event of the run is at or before that HLC.
+fn recent_key(run: &[&Event]) -> Option<[u8; 28]> {
+    let newest = run.iter().map(|e| e.hlc).max()?;
+    let last = run.last()?;
+    let mut k = [0u8; 28];
+    k[..8].copy_from_slice(&newest.wall_ms.to_be_bytes());
+    k[8..12].copy_from_slice(&newest.logical.to_be_bytes());
+    k[12..].copy_from_slice(&event_key(last.origin, last.seq));
+    Some(k)
+}
+
+/// Puts a run and its [`Space::Recent`] entry.
+fn put_run(b: &mut WriteBatch, received_at_us: u64, run: &[&Event]) -> Result<(), StorageError> {
+    let (Some(last), Some(recent)) = (run.last(), recent_key(run)) else { return Ok(()) };
+    b.put(Space::Events, &event_key(last.origin, last.seq), encode_run(received_at_us, run)?);
+    b.put(Space::Recent, &recent, Vec::new());
+    Ok(())
+}
+
+/// Gives every run its [`Space::Recent`] entry, once per data dir (in batches of 10,000).
+fn build_recent_index(storage: &dyn Storage) -> Result<(), StorageError> {
+    if storage.get(Space::Meta, META_RECENT_INDEX)?.is_some() {
+        return Ok(());
+    }
+    let mut b = WriteBatch::default();
+    for item in storage.scan_prefix(Space::Events, b"") {
+        let (_, v) = item?;
+        let (_, events) = decode_run(&v)?;
+        let refs: Vec<&Event> = events.iter().collect();
+        if let Some(k) = recent_key(&refs) {
+            b.put(Space::Recent, &k, Vec::new());
+        }
+        if b.len() >= 10_000 {
+            storage.write(std::mem::take(&mut b))?;
+        }
+    }
+    b.put(Space::Meta, META_RECENT_INDEX, vec![1]);
+    storage.write(b)
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StorageError {
@@ -313,6 +357,7 @@ fn open(me: NodeId, storage: &dyn Storage) -> Result<Opened, StorageError> {
             return Err(StorageError::Schema { expected: SCHEMA_VERSION, found });
         }
     }
+    build_recent_index(storage)?;
     let cursors = all_cursors(storage)?;
     let hlc = match storage.get(Space::Meta, META_HLC)? {
         Some(v) => HlcClock::new(decode(&v).map_err(|e| corrupt("hlc", e))?),
@@ -548,12 +593,7 @@ impl StoreState {
         // New seqs lie above everything held: only the size cap splits them.
         for run in out.chunks(RUN_EVENTS_MAX) {
             let events: Vec<&Event> = run.iter().map(|s| &s.event).collect();
-            let last_seq = events.last().map_or(first, |e| e.seq);
-            b.put(
-                Space::Events,
-                &event_key(self.me, last_seq),
-                encode_run(now_us, &events).map_err(|e| e.to_string())?,
-            );
+            put_run(&mut b, now_us, &events).map_err(|e| e.to_string())?;
         }
         let last = first + out.len() as u64 - 1;
         let mut ranges = self.cursors.get(self.me).cloned().unwrap_or_default();
@@ -617,9 +657,7 @@ impl StoreState {
             }
         }
         for run in runs(&fresh, &self.cursors) {
-            if let Some(last) = run.last() {
-                b.put(Space::Events, &event_key(last.origin, last.seq), encode_run(now_us, &run)?);
-            }
+            put_run(&mut b, now_us, &run)?;
         }
         for o in &changed {
             let r = next.get(*o).cloned().unwrap_or_default();
@@ -688,14 +726,29 @@ pub fn list_events_where(
     let limit = if q.limit == 0 { 100 } else { q.limit.min(LIST_LIMIT_MAX) };
     // A min-heap of the newest `limit` seen so far.
     let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<ByKey>> = Default::default();
-    for item in storage.scan_prefix(Space::Events, b"") {
-        let (k, v) = item?;
+    // Runs newest first, by their newest event; once the heap is full and holds only events
+    // after a run's newest, nothing older can enter it.
+    for item in storage.scan_rev(Space::Recent, &[0u8; 28], &[0xffu8; 28]) {
+        let (k, _) = item?;
+        let (Some(wall), Some(logical), Some(run_key)) = (k.get(..8), k.get(8..12), k.get(12..28)) else {
+            return Err(corrupt("recent key", format!("{} bytes", k.len())));
+        };
+        let run_newest = Hlc {
+            wall_ms: u64::from_be_bytes(wall.try_into().unwrap_or_default()),
+            logical: u32::from_be_bytes(logical.try_into().unwrap_or_default()),
+        };
+        if newest.len() == limit && newest.peek().is_some_and(|m| m.0.0.event.hlc > run_newest) {
+            break;
+        }
         if let Some(under) = q.under {
-            let origin = NodeId::from_key(k.get(..8).unwrap_or_default()).map_err(|e| corrupt("event key", e))?;
+            let origin = NodeId::from_key(&run_key[..8]).map_err(|e| corrupt("recent key", e))?;
             if !under.is_ancestor_or_self_of(origin) {
                 continue;
             }
         }
+        let Some(v) = storage.get(Space::Events, run_key)? else {
+            return Err(corrupt("recent index", "names a run that is not stored"));
+        };
         let (received_at_us, events) = decode_run(&v)?;
         for event in events {
             if q.kind.is_some_and(|k| k != event.kind()) {
@@ -1002,11 +1055,17 @@ mod tests {
             o.hlc.wall_ms = seq * 10 + 5;
             events.push(o);
         }
+        // The county's runs as this build writes them; the other's as written before the recent
+        // index existed, which opening the store adds.
         let mut b = WriteBatch::default();
         for origin in [county, other] {
             let mine: Vec<&Event> = events.iter().filter(|e| e.origin == origin).collect();
             for run in mine.chunks(3) {
-                b.put(Space::Events, &event_key(origin, run[run.len() - 1].seq), encode_run(1, run).unwrap());
+                if origin == county {
+                    put_run(&mut b, 1, run).unwrap();
+                } else {
+                    b.put(Space::Events, &event_key(origin, run[run.len() - 1].seq), encode_run(1, run).unwrap());
+                }
             }
         }
         for e in &events {
@@ -1015,6 +1074,10 @@ mod tests {
             }
         }
         storage.write(b).unwrap();
+        let recent = |s: &MemStorage| s.scan_prefix(Space::Recent, b"").count();
+        assert_eq!(recent(&storage), 4, "only the county's runs are in the index yet");
+        open(county, &storage).unwrap();
+        assert_eq!(recent(&storage), 8, "opening the store indexed the older runs");
 
         let q = |kind, under, limit| EventQuery { kind, under, limit };
         let seqs = |v: Vec<StoredEvent>| v.iter().map(|s| (s.event.origin, s.event.seq)).collect::<Vec<_>>();

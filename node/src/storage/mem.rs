@@ -57,6 +57,8 @@ struct MemScan<'a> {
     from: Bound<Vec<u8>>,
     to: Bound<Vec<u8>>,
     prefix: Option<Vec<u8>>,
+    /// Descending: each step reads the last item before the previous one.
+    rev: bool,
 }
 
 impl Iterator for MemScan<'_> {
@@ -64,11 +66,16 @@ impl Iterator for MemScan<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let g = self.storage.lock();
-        let (k, v) = g.live.range::<Vec<u8>, _>((self.from.clone(), self.to.clone())).next()?;
+        let mut range = g.live.range::<Vec<u8>, _>((self.from.clone(), self.to.clone()));
+        let (k, v) = if self.rev { range.next_back()? } else { range.next()? };
         if self.prefix.as_ref().is_some_and(|p| !k.starts_with(p)) {
             return None;
         }
-        self.from = Bound::Excluded(k.clone());
+        if self.rev {
+            self.to = Bound::Excluded(k.clone());
+        } else {
+            self.from = Bound::Excluded(k.clone());
+        }
         Some(Ok((k[1..].to_vec(), v.clone())))
     }
 }
@@ -84,6 +91,17 @@ impl Storage for MemStorage {
             from: Bound::Included(space.key(from)),
             to: Bound::Included(space.key(to)),
             prefix: None,
+            rev: false,
+        })
+    }
+
+    fn scan_rev(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_> {
+        Box::new(MemScan {
+            storage: self,
+            from: Bound::Included(space.key(from)),
+            to: Bound::Included(space.key(to)),
+            prefix: None,
+            rev: true,
         })
     }
 
@@ -94,6 +112,7 @@ impl Storage for MemStorage {
             from: Bound::Included(start.clone()),
             to: Bound::Unbounded,
             prefix: Some(start),
+            rev: false,
         })
     }
 

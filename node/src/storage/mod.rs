@@ -22,6 +22,9 @@ pub enum Space {
     /// Secondary index: `(kind, subject, origin, seq)` for events about something (a case, an
     /// alert), so a case's events are found without scanning every alert.
     Index,
+    /// Runs by their newest event: `(hlc wall ms, hlc logical, origin, last seq)`, so listings
+    /// read newest first and stop early instead of decoding every event held.
+    Recent,
 }
 
 impl Space {
@@ -31,6 +34,7 @@ impl Space {
             Space::Events => b'e',
             Space::Cursors => b'c',
             Space::Index => b'i',
+            Space::Recent => b'r',
         }
     }
 
@@ -98,6 +102,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Pairs whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, space: Space, prefix: &[u8]) -> ScanIter<'_>;
+
+    /// Like [`Storage::scan`], from `to` down to `from` (keys in descending order).
+    fn scan_rev(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_>;
 
     fn put(&self, space: Space, key: &[u8], value: Vec<u8>) -> Result<(), StorageError> {
         let mut b = WriteBatch::default();

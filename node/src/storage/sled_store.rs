@@ -71,6 +71,15 @@ impl Storage for SledStorage {
         )
     }
 
+    fn scan_rev(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_> {
+        Box::new(
+            self.db
+                .range(space.key(from)..=space.key(to))
+                .rev()
+                .map(|r| r.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(io)),
+        )
+    }
+
     fn scan_prefix(&self, space: Space, prefix: &[u8]) -> ScanIter<'_> {
         Box::new(
             self.db.scan_prefix(space.key(prefix)).map(|r| r.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(io)),
