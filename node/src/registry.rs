@@ -149,7 +149,12 @@ async fn list(State(s): State<AdminState>, Query(p): Query<RegistryParams>) -> A
         None | Some("") => None,
         Some(u) => Some(u.parse::<NodeId>().map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?),
     };
-    let view = load_view(&s.store).await.map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    // Read beside the store actor (a province's registry is large): replication goes on meanwhile.
+    let events = crate::admin::read_storage(&s, |st| {
+        crate::store::related(st, EventKind::Registry, None).map_err(|e| e.to_string())
+    })
+    .await?;
+    let view = registry_view(events.iter().map(|s| &s.event));
     Ok(Json(
         view.values()
             .filter(|e| kind.is_none_or(|k| e.entity.kind == k))
