@@ -696,14 +696,15 @@ impl StoreState {
 /// the store actor, so a long listing never holds up replication). Runs of origins outside
 /// `q.under` are skipped by their key, undecoded; the newest `limit` are kept in a bounded heap.
 pub fn list_events(storage: &dyn Storage, q: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
-    list_events_where(storage, q, |_| true)
+    list_events_where(storage, q, |_| Some(true))
 }
 
-/// [`list_events`] keeping only the events `keep` accepts (the newest `limit` of those).
+/// [`list_events`] keeping only the events `keep` accepts (the newest `limit` of those); `keep`
+/// answering `None` ends the listing there, with what it kept so far.
 pub fn list_events_where(
     storage: &dyn Storage,
     q: &EventQuery,
-    mut keep: impl FnMut(&StoredEvent) -> bool,
+    mut keep: impl FnMut(&StoredEvent) -> Option<bool>,
 ) -> Result<Vec<StoredEvent>, StorageError> {
     /// Ordered by the event's order key alone.
     struct ByKey(StoredEvent);
@@ -728,7 +729,7 @@ pub fn list_events_where(
     let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<ByKey>> = Default::default();
     // Runs newest first, by their newest event; once the heap is full and holds only events
     // after a run's newest, nothing older can enter it.
-    for item in storage.scan_rev(Space::Recent, &[0u8; 28], &[0xffu8; 28]) {
+    'runs: for item in storage.scan_rev(Space::Recent, &[0u8; 28], &[0xffu8; 28]) {
         let (k, _) = item?;
         let (Some(wall), Some(logical), Some(run_key)) = (k.get(..8), k.get(8..12), k.get(12..28)) else {
             return Err(corrupt("recent key", format!("{} bytes", k.len())));
@@ -758,8 +759,11 @@ pub fn list_events_where(
                 continue;
             }
             let stored = StoredEvent { received_at_us, event };
-            if !keep(&stored) {
-                continue;
+            match keep(&stored) {
+                Some(true) => {}
+                Some(false) => continue,
+                // The caller stops the listing: what was kept so far.
+                None => break 'runs,
             }
             newest.push(std::cmp::Reverse(ByKey(stored)));
             if newest.len() > limit {
@@ -1086,7 +1090,7 @@ mod tests {
         assert_eq!(newest, [(other, 12), (county, 12), (other, 11)]);
         let mine = seqs(list_events(&storage, &q(Some(EventKind::Directive), Some(county), 2)).unwrap());
         assert_eq!(mine, [(county, 11), (county, 10)]);
-        let odd = list_events_where(&storage, &q(None, Some(other), 2), |s| s.event.seq % 2 == 1).unwrap();
+        let odd = list_events_where(&storage, &q(None, Some(other), 2), |s| Some(s.event.seq % 2 == 1)).unwrap();
         assert_eq!(seqs(odd), [(other, 11), (other, 9)]);
         // The four verdicts, oldest first, found through the index by subject and by kind.
         let want: Vec<(NodeId, u64)> = [3, 6, 9, 12].into_iter().map(|s| (county, s)).collect();

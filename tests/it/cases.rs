@@ -244,6 +244,19 @@ fn a_confirmed_alert_opens_a_case_and_a_dismissed_one_is_recorded() {
     // A status filter looks past newer alerts of other statuses: the newest is the dismissed one.
     let confirmed_only = cluster.client(province).alerts_where(1, None, Some("confirmed"), None).unwrap();
     assert_eq!(confirmed_only.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [real.as_str()]);
+    // A status only older alerts have: the listing gives up folding the newest one by one and
+    // folds every alert instead, and still finds it.
+    let newer: Vec<RaiseAlert> = (0..2 * node::admin::LAZY_FOLDS_PER_ROW)
+        .map(|n| RaiseAlert {
+            camera: format!("bulk-{n}"),
+            alert_type: "PHONE".into(),
+            no_merge: true,
+            ..RaiseAlert::default()
+        })
+        .collect();
+    cluster.client(school).raise_alerts(newer).unwrap();
+    let dismissed_only = cluster.client(school).alerts_where(1, None, Some("dismissed"), None).unwrap();
+    assert_eq!(dismissed_only.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [false_positive.as_str()]);
     for n in [school, province] {
         let c = case_at(&cluster, n, &case, "the drafted case", |c| c.status == CaseStatus::NoticeIssued);
         assert!(c.title.contains("RODENT"), "{}", c.title);
