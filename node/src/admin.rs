@@ -4,6 +4,7 @@
 //! `POST /api/directives`, `GET /api/events`, `GET /api/cursors`.
 //! Errors are JSON `{"error": "..."}` with a 4xx/5xx status; bad input never reaches the store.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use protocol::alert::{AlertAction, AlertUpdate};
+use protocol::alert::{AlertAction, AlertUpdate, fold_alert};
 use protocol::{AlertRaised, AlertType, Body, Directive, EventKind, Severity, Zone};
 use ractor::ActorRef;
 use serde::{Deserialize, Serialize};
@@ -113,28 +114,32 @@ pub async fn recent_alerts_from_store(
         ADMIN_CALL_TIMEOUT_MS
     )
     .map_err(|e| e.to_string())??;
-    let mut last_seen: std::collections::HashMap<protocol::EventId, u64> = Default::default();
-    for u in &updates {
-        if u.event.origin == me
-            && let Body::AlertUpdate(AlertUpdate { alert, action: AlertAction::Repeat { detected_at_ms } }) =
-                &u.event.body
-        {
-            let e = last_seen.entry(*alert).or_default();
-            *e = (*e).max(*detected_at_ms);
-        }
-    }
+    let by = updates_by_alert(updates);
     let mut map = out.lock().unwrap_or_else(|e| e.into_inner());
     // Oldest first, so the newest alert of a (camera, type) wins.
     for e in alerts.iter().rev() {
         let Body::Alert(a) = &e.event.body else { continue };
         let id = e.event.id();
-        let last = last_seen.get(&id).copied().unwrap_or(0).max(a.detected_at_ms);
+        let ups = by.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let last = fold_alert(a.detected_at_ms, ups.iter().map(|(o, u)| (*o, u))).last_detected_ms;
         if now_ms.abs_diff(last) <= MERGE_WINDOW_MS {
             map.insert((a.camera.clone(), a.alert_type), (id, last));
         }
     }
     drop(map);
     Ok(out)
+}
+
+/// Alert updates (verdicts, repeats) grouped by the alert they are about, each as
+/// `(writer, action)` in the order given (event order, as the store returns them).
+fn updates_by_alert(updates: Vec<StoredEvent>) -> HashMap<protocol::EventId, Vec<(NodeId, AlertAction)>> {
+    let mut by: HashMap<protocol::EventId, Vec<(NodeId, AlertAction)>> = HashMap::new();
+    for u in updates {
+        if let Body::AlertUpdate(AlertUpdate { alert, action }) = u.event.body {
+            by.entry(alert).or_default().push((u.event.origin, action));
+        }
+    }
+    by
 }
 
 /// Most alerts [`recent_alerts_from_store`] reads (a school raises a handful a day).
@@ -446,9 +451,7 @@ pub fn alert_views(
     let fold = |e: &StoredEvent, ups: Option<&Vec<(NodeId, AlertAction)>>| -> Option<AlertView> {
         let v = AlertView::from_stored(e)?;
         Some(match ups {
-            Some(ups) => {
-                v.with_state(&protocol::alert::fold_alert(e.event.hlc.wall_ms, ups.iter().map(|(o, a)| (*o, a))))
-            }
+            Some(ups) => v.with_state(&fold_alert(e.event.hlc.wall_ms, ups.iter().map(|(o, a)| (*o, a)))),
             None => v,
         })
     };
@@ -457,28 +460,18 @@ pub fn alert_views(
             && p.unhandled_hours
                 .is_none_or(|h| v.status == "new" && v.raised_at_ms.saturating_add(h * 3_600_000) <= now_ms)
     };
-    let by_alert = |updates: Vec<StoredEvent>| {
-        let mut by: std::collections::HashMap<protocol::EventId, Vec<(NodeId, AlertAction)>> = Default::default();
-        for u in updates {
-            if let Body::AlertUpdate(AlertUpdate { alert, action }) = u.event.body {
-                by.entry(alert).or_default().push((u.event.origin, action));
-            }
-        }
-        by
-    };
     let own_updates = |e: &StoredEvent| crate::store::related(storage, EventKind::AlertUpdate, Some(e.event.id()));
-    let listed = |events: Vec<StoredEvent>| -> Result<Vec<AlertView>, crate::storage::StorageError> {
-        let mut updates = Vec::new();
-        for e in &events {
-            updates.extend(own_updates(e)?);
-        }
-        let by = by_alert(updates);
-        Ok(events.iter().filter_map(|e| fold(e, by.get(&e.event.id()))).collect())
-    };
     if !filtered {
         // Only the listed alerts' updates, one index lookup each.
-        return Ok(Ok(listed(crate::store::list_events(storage, &query)?)?));
+        let events = crate::store::list_events(storage, &query)?;
+        let mut views = Vec::with_capacity(events.len());
+        for e in &events {
+            views.extend(fold(e, updates_by_alert(own_updates(e)?).get(&e.event.id())));
+        }
+        return Ok(Ok(views));
     }
+    // The views folded on the way (at most the budget's worth), so no alert's updates are read twice.
+    let mut kept: HashMap<protocol::EventId, AlertView> = HashMap::new();
     // A common status ("new") fills the page from the newest alerts: fold them one at a time,
     // each from its own updates, for up to LAZY_FOLDS_PER_ROW alerts per row asked for.
     let limit = if query.limit == 0 { 100 } else { query.limit };
@@ -490,22 +483,27 @@ pub fn alert_views(
             return None;
         }
         budget -= 1;
-        match own_updates(e) {
-            Ok(ups) => Some(fold(e, by_alert(ups).get(&e.event.id())).is_some_and(|v| wanted(&v))),
+        let ups = match own_updates(e) {
+            Ok(ups) => updates_by_alert(ups),
             Err(err) => {
                 failed = Some(err);
-                None
+                return None;
             }
-        }
+        };
+        let v = fold(e, ups.get(&e.event.id())).filter(|v| wanted(v));
+        let keep = v.is_some();
+        kept.extend(v.map(|v| (e.event.id(), v)));
+        Some(keep)
     })?;
     if let Some(err) = failed {
         return Err(err);
     }
     if !gave_up {
-        return Ok(Ok(listed(events)?));
+        return Ok(Ok(events.iter().filter_map(|e| kept.remove(&e.event.id())).collect()));
     }
-    // A rare status: fold every alert, all updates read first, then the newest matches.
-    let by = by_alert(crate::store::related(storage, EventKind::AlertUpdate, None)?);
+    // A rare status: fold every alert, all updates read first, then the newest matches (folded
+    // again for the page rather than kept: the matches can be most of a month's alerts).
+    let by = updates_by_alert(crate::store::related(storage, EventKind::AlertUpdate, None)?);
     let events = crate::store::list_events_where(storage, &query, |e| {
         Some(fold(e, by.get(&e.event.id())).is_some_and(|v| wanted(&v)))
     })?;
