@@ -26,7 +26,7 @@ use topology::{NodeId, Tier};
 use tracing::info;
 
 use crate::admin::{AdminClient, AdminState, ApiError, ApiResult, api_err, append, bad, internal, read_storage};
-use crate::store::{EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events, pending_case};
+use crate::store::{EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events_where, pending_case};
 
 /// What recording a check of `school` by `by` writes, in one request: the check (all four areas
 /// scored, `failed` failing), then for each failed area a case opened at the school with its
@@ -151,49 +151,54 @@ pub struct SpotParams {
     pub limit: Option<usize>,
 }
 
-/// The period filter of a listing: a China-time day or month prefix, checked for shape.
+/// The period filter of a listing: a China-time day (`2026-11-28`) or month (`2026-11`) as the
+/// prefix of a check's date, validated by the CLI's own date parser.
 fn period(p: &SpotParams) -> Result<Option<String>, String> {
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    let ok_month = |m: &str| m.split_once('-').is_some_and(|(y, mm)| digits(y, 4) && digits(mm, 2));
+    // Zero-padded, as `ChinaTime::date` writes it; not unix ms (which the parser also takes).
+    let is_date = |d: &str| d.len() == 10 && d.contains('-') && crate::cli_registry::parse_day_or_ms(d).is_ok();
     match (&p.day, &p.month) {
         (Some(_), Some(_)) => Err("give a day or a month, not both".into()),
-        (Some(d), None) => {
-            let shaped = d.len() == 10 && ok_month(&d[..7]) && d.as_bytes()[7] == b'-' && digits(&d[8..], 2);
-            if shaped { Ok(Some(d.clone())) } else { Err(format!("day `{d}` is not YYYY-MM-DD")) }
-        }
-        (None, Some(m)) => {
-            if ok_month(m) {
-                Ok(Some(format!("{m}-")))
-            } else {
-                Err(format!("month `{m}` is not YYYY-MM"))
-            }
-        }
+        (Some(d), None) if is_date(d) => Ok(Some(d.clone())),
+        (Some(d), None) => Err(format!("day `{d}` is not YYYY-MM-DD")),
+        (None, Some(m)) if is_date(&format!("{m}-01")) => Ok(Some(format!("{m}-"))),
+        (None, Some(m)) => Err(format!("month `{m}` is not YYYY-MM")),
         (None, None) => Ok(None),
     }
 }
 
-/// The spot checks this node holds of schools under `under`, in the period, newest first.
-async fn held_checks(s: &AdminState, p: &SpotParams) -> Result<Vec<StoredEvent>, (StatusCode, Json<ApiError>)> {
+/// The newest `limit` spot checks this node holds of schools under `under`, in the period: the
+/// filter runs inside the listing, which stops once it has them.
+async fn held_checks(
+    s: &AdminState,
+    p: &SpotParams,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, (StatusCode, Json<ApiError>)> {
     let period = period(p).map_err(bad)?;
     let under = p.under.unwrap_or(s.me);
-    let query = EventQuery { kind: Some(EventKind::SpotCheck), under: None, limit: LIST_LIMIT_MAX };
-    let events = read_storage(s, move |st| list_events(st, &query).map_err(|e| e.to_string())).await?;
-    Ok(events
-        .into_iter()
-        .filter(|e| under.is_ancestor_or_self_of(e.event.scope))
-        .filter(|e| period.as_ref().is_none_or(|pre| ChinaTime(e.event.hlc.wall_ms).date().starts_with(pre.as_str())))
-        .collect())
+    let query = EventQuery { kind: Some(EventKind::SpotCheck), under: None, limit };
+    read_storage(s, move |st| {
+        list_events_where(st, &query, |e| {
+            Some(
+                under.is_ancestor_or_self_of(e.event.scope)
+                    && period
+                        .as_ref()
+                        .is_none_or(|pre| ChinaTime(e.event.hlc.wall_ms).date().starts_with(pre.as_str())),
+            )
+        })
+        .map_err(|e| e.to_string())
+    })
+    .await
 }
 
 async fn list(State(s): State<AdminState>, Query(p): Query<SpotParams>) -> ApiResult<Vec<SpotCheckView>> {
     let limit = p.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
-    let events = held_checks(&s, &p).await?;
-    Ok(Json(events.iter().filter_map(SpotCheckView::from_stored).take(limit).collect()))
+    let events = held_checks(&s, &p, limit).await?;
+    Ok(Json(events.iter().filter_map(SpotCheckView::from_stored).collect()))
 }
 
 async fn rates(State(s): State<AdminState>, Query(p): Query<SpotParams>) -> ApiResult<Vec<RateView>> {
     let under = p.under.unwrap_or(s.me);
-    let events = held_checks(&s, &p).await?;
+    let events = held_checks(&s, &p, LIST_LIMIT_MAX).await?;
     let rolled: BTreeMap<NodeId, PassRate> = pass_rates(events.iter().map(|e| &e.event));
     // Units of this subtree only: above it, this node holds only part of their checks.
     Ok(Json(
