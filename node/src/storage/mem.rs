@@ -80,29 +80,30 @@ impl Iterator for MemScan<'_> {
     }
 }
 
+impl MemStorage {
+    /// A lazy scan of `space` from `from` to `to` (both included), descending if `rev`.
+    fn range(&self, space: Space, from: &[u8], to: &[u8], rev: bool) -> MemScan<'_> {
+        MemScan {
+            storage: self,
+            from: Bound::Included(space.key(from)),
+            to: Bound::Included(space.key(to)),
+            prefix: None,
+            rev,
+        }
+    }
+}
+
 impl Storage for MemStorage {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.lock().live.get(&space.key(key)).cloned())
     }
 
     fn scan(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_> {
-        Box::new(MemScan {
-            storage: self,
-            from: Bound::Included(space.key(from)),
-            to: Bound::Included(space.key(to)),
-            prefix: None,
-            rev: false,
-        })
+        Box::new(self.range(space, from, to, false))
     }
 
     fn scan_rev(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_> {
-        Box::new(MemScan {
-            storage: self,
-            from: Bound::Included(space.key(from)),
-            to: Bound::Included(space.key(to)),
-            prefix: None,
-            rev: true,
-        })
+        Box::new(self.range(space, from, to, true))
     }
 
     fn scan_prefix(&self, space: Space, prefix: &[u8]) -> ScanIter<'_> {
