@@ -1,27 +1,16 @@
-//! The mingchu node: the actors (root, store, one link per connection), the three seams they use
-//! to reach the world (Transport, Storage, Clock) with their production implementations (QUIC +
-//! mTLS, sled, system time), the admin API, and the `mingchu` command line.
+//! The mingchu node: the actors (`runtime`), the three seams they reach the world through
+//! (`transport`, `storage`, `clock`) with their production implementations (QUIC + mTLS, sled,
+//! system time), the certificates (`tls`), the admin API (`api`), and `server`, the one place
+//! that composes them into a running node from its `config`.
+//!
+//! Direction: `server → api → runtime → seams → protocol → topology`; never `runtime → api`
+//! (ARCHITECTURE.md, enforced by the tidy test in `tests/it/tidy.rs`).
 
-pub mod admin;
-pub mod bench;
-pub mod bench_backlog;
-pub mod bench_listing;
-pub mod bench_outage;
-pub mod cases;
-pub mod cli;
-pub mod cli_cases;
-pub mod cli_registry;
-pub mod cli_spot;
+pub mod api;
 pub mod clock;
-pub mod cluster;
-pub mod demo;
-pub mod link;
-pub mod listener;
-pub mod registry;
-pub mod root;
+pub mod config;
+pub mod runtime;
 pub mod server;
-pub mod spot;
 pub mod storage;
-pub mod store;
 pub mod tls;
 pub mod transport;

@@ -34,13 +34,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use topology::{NodeId, Tier};
 
 use crate::alert::{AlertRaised, Severity};
-use crate::event::{EventId, Hlc};
+use crate::calendar::HOUR_MS;
+pub use crate::calendar::{ChinaTime, add_working_days, working_days_between};
+pub use crate::ids::CaseId;
+use crate::ids::{EventId, Hlc};
 
 /// A case's severity: the alert taxonomy's 一般 / 较重 / 严重, shared with alerts.
 pub type CaseSeverity = Severity;
@@ -49,55 +51,10 @@ pub type CaseSeverity = Severity;
 /// (DOMAIN.md: "rejected twice → city 督办"). A constant, not a rule, so every node folds alike.
 pub const ESCALATE_AFTER_REJECTIONS: u32 = 2;
 
-const HOUR_MS: u64 = 3_600_000;
-const DAY_MS: u64 = 24 * HOUR_MS;
-/// China time is UTC+8 all year.
-const CHINA_OFFSET_MS: u64 = 8 * HOUR_MS;
-
-/// A case's identity: the [`EventId`] of the event that opened it. Displays as `130102#17`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CaseId {
-    /// The supervisor that wrote the `Open` event.
-    pub opened_by: NodeId,
-    /// The `Open` event's seq in its origin's sequence.
-    pub seq: u64,
-}
-
-impl CaseId {
-    /// The id of the case opened by the event `id`.
-    pub fn of_open(id: EventId) -> CaseId {
-        CaseId { opened_by: id.origin, seq: id.seq }
-    }
-
-    /// The id of the `Open` event.
-    pub fn event_id(self) -> EventId {
-        EventId { origin: self.opened_by, seq: self.seq }
-    }
-}
-
-impl fmt::Display for CaseId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.opened_by, self.seq)
-    }
-}
-
-/// Why a string is not a [`CaseId`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a case id: expected <opening node>#<seq>, e.g. 130102#17")]
-pub struct CaseIdError(pub String);
-
-impl FromStr for CaseId {
-    type Err = CaseIdError;
-    fn from_str(s: &str) -> Result<CaseId, CaseIdError> {
-        let bad = || CaseIdError(s.to_string());
-        let (node, seq) = s.trim().split_once('#').ok_or_else(bad)?;
-        let opened_by: NodeId = node.parse().map_err(|_| bad())?;
-        let seq: u64 = seq.parse().map_err(|_| bad())?;
-        if seq == 0 {
-            return Err(bad());
-        }
-        Ok(CaseId { opened_by, seq })
-    }
+/// A case id in a write meaning "the case opened by an earlier item of the same write" (its id,
+/// the `Open` event's own id, is known only once the store assigns the seq).
+pub fn pending_case(me: NodeId) -> CaseId {
+    CaseId { opened_by: me, seq: 0 }
 }
 
 /// Where a case came from.
@@ -712,6 +669,21 @@ impl Default for CaseRules {
     }
 }
 
+impl CaseRules {
+    /// The rules of the settings in force (deadlines, review window, escalation thresholds).
+    pub fn from_settings(s: &crate::registry::Settings) -> CaseRules {
+        CaseRules {
+            general_days: s.deadline_general_days,
+            serious_days: s.deadline_serious_days,
+            severe_hours: s.deadline_severe_hours,
+            review_days: s.review_days,
+            overdue_county_days: s.overdue_county_days,
+            overdue_city_days: s.overdue_city_days,
+            ..CaseRules::default()
+        }
+    }
+}
+
 /// The rectification deadline of a notice issued at `notice_at_ms`: 一般 and 较重 in working days,
 /// 严重 in calendar hours.
 pub fn notice_deadline(rules: &CaseRules, severity: CaseSeverity, notice_at_ms: u64) -> u64 {
@@ -719,87 +691,6 @@ pub fn notice_deadline(rules: &CaseRules, severity: CaseSeverity, notice_at_ms: 
         Severity::General => add_working_days(notice_at_ms, rules.general_days),
         Severity::Serious => add_working_days(notice_at_ms, rules.serious_days),
         Severity::Severe => notice_at_ms.saturating_add(u64::from(rules.severe_hours).saturating_mul(HOUR_MS)),
-    }
-}
-
-/// China-time `(day number since 1970-01-01, ms into that day)`.
-fn china_day(ms: u64) -> (u64, u64) {
-    let local = ms.saturating_add(CHINA_OFFSET_MS);
-    (local / DAY_MS, local % DAY_MS)
-}
-
-fn from_china_day(day: u64, time_of_day: u64) -> u64 {
-    day.saturating_mul(DAY_MS).saturating_add(time_of_day).saturating_sub(CHINA_OFFSET_MS)
-}
-
-// Day numbers shifted by 3 count from Monday 1969-12-29 (1970-01-01 was a Thursday), so that
-// `shifted % 7` is the weekday with Monday = 0.
-const MONDAY_SHIFT: u64 = 3;
-
-fn is_working_day(day: u64) -> bool {
-    (day + MONDAY_SHIFT) % 7 < 5
-}
-
-/// Working days among the shifted days `[0, shifted)`.
-fn working_days_before(shifted: u64) -> u64 {
-    shifted / 7 * 5 + (shifted % 7).min(5)
-}
-
-/// The shifted day of the working day with 0-based index `k`.
-fn nth_working_day(k: u64) -> u64 {
-    k / 5 * 7 + k % 5
-}
-
-/// The same China time of day on the `days`-th working day after `from_ms` (a notice on Friday
-/// with 1 working day is due on Monday; one on Saturday too). `days == 0` returns `from_ms`.
-pub fn add_working_days(from_ms: u64, days: u32) -> u64 {
-    if days == 0 {
-        return from_ms;
-    }
-    let (day, time_of_day) = china_day(from_ms);
-    let k = working_days_before(day + MONDAY_SHIFT + 1) + u64::from(days) - 1;
-    from_china_day(nth_working_day(k).saturating_sub(MONDAY_SHIFT), time_of_day)
-}
-
-/// Whole working days from `a_ms` to `b_ms`: the largest `n` with `add_working_days(a_ms, n) <= b_ms`
-/// (0 when `b_ms <= a_ms`).
-pub fn working_days_between(a_ms: u64, b_ms: u64) -> u32 {
-    if b_ms <= a_ms {
-        return 0;
-    }
-    let ((da, ta), (db, tb)) = (china_day(a_ms), china_day(b_ms));
-    // Working days in (da, db]; the last one only counts once its time of day is reached.
-    let days = working_days_before(db + MONDAY_SHIFT + 1) - working_days_before(da + MONDAY_SHIFT + 1);
-    let days = if is_working_day(db) && tb < ta { days.saturating_sub(1) } else { days };
-    u32::try_from(days).unwrap_or(u32::MAX)
-}
-
-/// A unix-ms instant shown in China time: `2024-03-01 10:00 (UTC+8)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChinaTime(pub u64);
-
-impl ChinaTime {
-    /// The China-time calendar date: `2024-03-01`.
-    pub fn date(&self) -> String {
-        let (day, _) = china_day(self.0);
-        // Civil date from a day number (H. Hinnant's algorithm); `day` < 2^38, so no overflow.
-        let z = day + 719_468;
-        let (era, doe) = (z / 146_097, z % 146_097);
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + u64::from(m <= 2);
-        format!("{y:04}-{m:02}-{d:02}")
-    }
-}
-
-impl fmt::Display for ChinaTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (_, time_of_day) = china_day(self.0);
-        let minutes = time_of_day / 60_000;
-        write!(f, "{} {:02}:{:02} (UTC+8)", self.date(), minutes / 60, minutes % 60)
     }
 }
 

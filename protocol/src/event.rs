@@ -3,8 +3,6 @@
 //! `(origin, seq)` identifies an event; the origin's `seq` is dense (1, 2, 3, …) and never reused.
 //! The `scope` decides which nodes hold it (see [`crate::holds`]); the body says what happened.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
@@ -13,68 +11,7 @@ use crate::case::CaseEvent;
 use crate::registry::RegistryChange;
 use crate::spot::SpotCheck;
 
-/// Identity of one event: the node that wrote it and its position in that node's sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct EventId {
-    pub origin: NodeId,
-    pub seq: u64,
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.origin, self.seq)
-    }
-}
-
-/// A hybrid logical clock timestamp: wall-clock milliseconds plus a logical counter, ordered
-/// lexicographically, with the origin as the final tie-break in [`Event::order_key`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Hlc {
-    pub wall_ms: u64,
-    pub logical: u32,
-}
-
-/// The HLC state of one node. Pure: the caller passes the physical time in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HlcClock {
-    last: Hlc,
-}
-
-impl HlcClock {
-    pub fn new(last: Hlc) -> HlcClock {
-        HlcClock { last }
-    }
-
-    pub fn last(&self) -> Hlc {
-        self.last
-    }
-
-    /// A timestamp for a new local event at physical time `now_ms`: strictly after every timestamp
-    /// this clock has issued or observed.
-    pub fn tick(&mut self, now_ms: u64) -> Hlc {
-        self.last = if now_ms > self.last.wall_ms {
-            Hlc { wall_ms: now_ms, logical: 0 }
-        } else {
-            Hlc { wall_ms: self.last.wall_ms, logical: self.last.logical.saturating_add(1) }
-        };
-        self.last
-    }
-
-    /// Merges a timestamp seen on a received event, so later local events order after it.
-    pub fn observe(&mut self, remote: Hlc, now_ms: u64) {
-        let wall = now_ms.max(remote.wall_ms).max(self.last.wall_ms);
-        let logical = if wall == self.last.wall_ms && wall == remote.wall_ms {
-            self.last.logical.max(remote.logical)
-        } else if wall == self.last.wall_ms {
-            self.last.logical
-        } else if wall == remote.wall_ms {
-            remote.logical
-        } else {
-            0
-        };
-        self.last = Hlc { wall_ms: wall, logical };
-    }
-}
+pub use crate::ids::{EventId, Hlc, HlcClock};
 
 /// What kind of data an event carries (the body's discriminant, for counting and filtering).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

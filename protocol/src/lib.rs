@@ -6,22 +6,26 @@
 
 pub mod alert;
 pub mod apply;
+pub mod calendar;
 pub mod case;
 #[cfg(test)]
 mod case_tests;
 pub mod cursor;
 pub mod event;
 pub mod holds;
+pub mod ids;
 pub mod registry;
 pub mod session;
 #[cfg(test)]
 mod session_tests;
 pub mod spot;
+pub mod verdict;
 pub mod wire;
 
 pub use alert::{AlertRaised, AlertType, Severity, Zone};
 pub use cursor::{Cursors, SeqRanges};
-pub use event::{Body, Directive, Event, EventId, EventKind, Hlc, HlcClock};
+pub use event::{Body, Directive, Event, EventKind};
 pub use holds::{PeerSide, Violation, holds};
+pub use ids::{CaseId, EventId, Hlc, HlcClock};
 pub use session::{FetchRequest, Role, Session, SessionConfig, SessionEvent};
 pub use wire::{Frame, SeqRange};

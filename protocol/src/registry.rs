@@ -127,7 +127,12 @@ impl EntityRef {
     /// The only node that may write this entity (`None` when `node` has the wrong tier for the
     /// kind).
     pub fn owner(&self) -> Option<NodeId> {
-        if self.node.tier() != self.kind.node_tier() {
+        // Settings: the province's are the default, a county's override them for its schools.
+        let tier_ok = match self.kind {
+            EntityKind::Settings => matches!(self.node.tier(), Tier::Province | Tier::County),
+            _ => self.node.tier() == self.kind.node_tier(),
+        };
+        if !tier_ok {
             return None;
         }
         match self.kind {
@@ -176,6 +181,10 @@ pub struct Settings {
     pub camera_offline_after_s: u32,
     /// Recordings are kept at least this many days.
     pub recording_keep_days: u32,
+    /// Overdue this many working days → the case goes from the county to the city (county 督办).
+    pub overdue_county_days: u32,
+    /// Overdue this many working days → from the city to the province (city 督办).
+    pub overdue_city_days: u32,
 }
 
 impl Default for Settings {
@@ -190,7 +199,38 @@ impl Default for Settings {
             sample_keep_hours: 48,
             camera_offline_after_s: 180,
             recording_keep_days: 30,
+            overdue_county_days: 3,
+            overdue_city_days: 7,
         }
+    }
+}
+
+/// Where the settings in force for a unit come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingsSource {
+    /// Nobody wrote settings: the built-in defaults.
+    Default,
+    /// The province's settings.
+    Province,
+    /// The county's override.
+    County,
+}
+
+/// The settings in force for `unit` (a school, or a county): its county's override if the county
+/// wrote one, else the province's, else the built-in defaults — with where they came from.
+pub fn effective_settings(view: &BTreeMap<EntityRef, Entity>, unit: NodeId) -> (Settings, SettingsSource) {
+    let of = |node: NodeId| match view.get(&EntityRef { kind: EntityKind::Settings, node, id: String::new() }) {
+        Some(Entity { data: EntityData::Settings(s), .. }) => Some(s.clone()),
+        _ => None,
+    };
+    let county = unit.ancestor_at(Tier::County);
+    if let Some(s) = county.and_then(of) {
+        return (s, SettingsSource::County);
+    }
+    match unit.ancestor_at(Tier::Province).and_then(of) {
+        Some(s) => (s, SettingsSource::Province),
+        None => (Settings::default(), SettingsSource::Default),
     }
 }
 
@@ -343,6 +383,8 @@ impl EntityData {
                     ("sample_keep_hours", s.sample_keep_hours),
                     ("camera_offline_after_s", s.camera_offline_after_s),
                     ("recording_keep_days", s.recording_keep_days),
+                    ("overdue_county_days", s.overdue_county_days),
+                    ("overdue_city_days", s.overdue_city_days),
                 ] {
                     if v == 0 {
                         return Err(format!("{field} must be at least 1"));

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 
-use node::store::{StoredEvent, all_events, read_range};
+use node::runtime::store::{StoredEvent, all_events, read_range};
 use protocol::case::{CaseId, CaseState, StepOutcome, authorize};
 use protocol::holds::{check_event, holds};
 use protocol::{Body, EventId, EventKind};
@@ -423,7 +423,7 @@ async fn act(world: &mut World, w: &mut Workload, now: u64, action: Action) {
         }
         Action::Step { by, case, step } => {
             let state = world.nodes.get(by).and_then(|n| {
-                let events = node::store::related(&n.storage, EventKind::Case, Some(case.event_id())).ok()?;
+                let events = node::runtime::store::related(&n.storage, EventKind::Case, Some(case.event_id())).ok()?;
                 fold_case(&events, *case)
             });
             let Some((writer, items)) = w.bodies(wall, &action, state.as_ref()) else {

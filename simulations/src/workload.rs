@@ -8,8 +8,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use protocol::alert::{AlertAction, AlertRaised, AlertType, AlertUpdate, Severity, Zone};
-use protocol::case::{CaseAction, CaseEvent, CaseId, CaseRules, CaseStatus, draft_from_alert, fold};
+use protocol::alert::{AlertRaised, AlertType, Severity, Zone};
+use protocol::case::{CaseAction, CaseEvent, CaseId, CaseRules, CaseStatus, fold};
 use protocol::{Body, Directive, EventId, EventKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -211,7 +211,7 @@ impl Workload {
     }
 
     /// Records what a node acknowledged.
-    pub fn acked(&mut self, stored: &[node::store::StoredEvent], at_ms: u64) {
+    pub fn acked(&mut self, stored: &[node::runtime::store::StoredEvent], at_ms: u64) {
         for s in stored {
             self.ledger.insert(s.event.id(), Acked { scope: s.event.scope, kind: s.event.kind(), at_ms });
         }
@@ -265,7 +265,16 @@ impl Workload {
                     })
                     .collect();
                 let root = school.ancestors().last().unwrap_or(*school);
-                let items = node::spot::check_items(root, *school, "main", &failed, "", now_wall_ms).ok()?;
+                let items = protocol::verdict::check_items(
+                    root,
+                    *school,
+                    "main",
+                    &failed,
+                    "",
+                    &CaseRules::default(),
+                    now_wall_ms,
+                )
+                .ok()?;
                 Some((root, items))
             }
             Action::Step { by, case: id, step } => {
@@ -326,22 +335,16 @@ impl Workload {
         confirm: bool,
         open_case: bool,
     ) -> Vec<(NodeId, Body)> {
-        let school = alert.origin;
-        let mut items = Vec::new();
-        let open_case = open_case && by != school;
-        if open_case {
-            let (open, notice) = draft_from_alert(alert, school, raised, &CaseRules::default(), now_wall_ms);
-            for action in [open, notice] {
-                items.push((school, Body::Case(CaseEvent { case: node::store::pending_case(by), action })));
-            }
-        }
-        let action = if confirm {
-            AlertAction::Confirm { note: String::new(), case: open_case.then(|| node::store::pending_case(by)) }
+        use protocol::verdict::{Verdict, verdict_items};
+        // The workload judges alerts it has not judged yet: a fresh state; a school confirms
+        // without opening a case.
+        let fresh = protocol::alert::fold_alert(raised.detected_at_ms, std::iter::empty());
+        let verdict = if confirm {
+            Verdict::Confirm { note: String::new(), open_case: open_case && by != alert.origin }
         } else {
-            AlertAction::Dismiss { reason: "false positive".into() }
+            Verdict::Dismiss { reason: "false positive".into() }
         };
-        items.push((school, Body::AlertUpdate(AlertUpdate { alert, action })));
-        items
+        verdict_items(by, alert, raised, &fresh, verdict, &CaseRules::default(), now_wall_ms).unwrap_or_default()
     }
 
     /// Follow-ups after a step was written.
@@ -360,15 +363,15 @@ impl Workload {
 }
 
 /// Every case a node's events mention, with its inputs (one pass over the events).
-pub fn cases_of(events: &[node::store::StoredEvent]) -> BTreeMap<CaseId, Vec<protocol::case::CaseInput>> {
+pub fn cases_of(events: &[node::runtime::store::StoredEvent]) -> BTreeMap<CaseId, Vec<protocol::case::CaseInput>> {
     let mut out: BTreeMap<CaseId, Vec<protocol::case::CaseInput>> = BTreeMap::new();
-    for input in node::cases::inputs(events) {
+    for input in node::runtime::reads::case_inputs(events) {
         out.entry(input.case).or_default().push(input);
     }
     out
 }
 
 /// Folds case `id` from the events of one node (helper for the harness).
-pub fn fold_case(events: &[node::store::StoredEvent], id: CaseId) -> Option<protocol::case::CaseState> {
-    fold(id, &node::cases::inputs(events))
+pub fn fold_case(events: &[node::runtime::store::StoredEvent], id: CaseId) -> Option<protocol::case::CaseState> {
+    fold(id, &node::runtime::reads::case_inputs(events))
 }

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use node::clock::Clock;
-use node::root::{NodeActor, NodeArgs, NodeMsg, RedialConfig};
+use node::runtime::root::{NodeActor, NodeArgs, NodeMsg, RedialConfig};
+use node::runtime::store::{StoreMsg, StoredEvent};
 use node::storage::mem::MemStorage;
-use node::store::{StoreMsg, StoredEvent};
 use protocol::{Body, SessionConfig};
 use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
@@ -131,6 +131,7 @@ impl World {
             me: id,
             topology: self.topology.clone(),
             storage: Arc::new(n.storage.clone()),
+            reads: node::runtime::reads::Reads::inline(Arc::new(n.storage.clone())),
             transport: Arc::new(transport),
             clock: clock.clone(),
             session: self.settings.session,
@@ -139,9 +140,10 @@ impl World {
         };
         let (node, task) = Actor::spawn(None, NodeActor, args).await.map_err(|e| format!("{id}: {e}"))?;
         let store = ractor::call_t!(node, NodeMsg::Store, 60_000).map_err(|e| format!("{id}: {e}"))?;
-        let scheduler = node::cases::spawn_scheduler(
+        let scheduler = node::runtime::scheduler::spawn_scheduler(
             id,
             store.clone(),
+            node::runtime::reads::Reads::inline(Arc::new(n.storage.clone())),
             clock,
             self.settings.case_scan_ms,
             Arc::new(tokio::sync::Notify::new()),
@@ -175,7 +177,7 @@ impl World {
         let store = self.store(id)?;
         match ractor::call_t!(store, |reply| StoreMsg::Append { items, reply }, 600_000) {
             Ok(Ok(stored)) => Ok(stored),
-            Ok(Err(e)) => Err(WriteError::Refused(e)),
+            Ok(Err(e)) => Err(WriteError::Refused(e.to_string())),
             Err(_) => Err(WriteError::Down),
         }
     }

@@ -2,5 +2,5 @@
 //! once for both the tests and the processes they start.
 
 fn main() -> std::process::ExitCode {
-    node::cli::main()
+    mingchu::main()
 }

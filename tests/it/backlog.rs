@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use node::bench_backlog;
-use node::cluster::Cluster;
+use harness::bench_backlog;
+use harness::cluster::Cluster;
 use topology::generate::SmallSpec;
 
 #[test]

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use node::admin::RaiseAlert;
-use node::cases::{AlertVerdict, OpenCase, StepRequest};
-use node::cluster::Cluster;
+use harness::cluster::Cluster;
+use node::api::alerts::AlertVerdict;
+use node::api::alerts::RaiseAlert;
+use node::api::cases::{OpenCase, StepRequest};
 use protocol::case::{CaseState, CaseStatus, add_working_days};
 use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
@@ -246,7 +247,7 @@ fn a_confirmed_alert_opens_a_case_and_a_dismissed_one_is_recorded() {
     assert_eq!(confirmed_only.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [real.as_str()]);
     // A status only older alerts have: the listing gives up folding the newest one by one and
     // folds every alert instead, and still finds it.
-    let newer: Vec<RaiseAlert> = (0..2 * node::admin::LAZY_FOLDS_PER_ROW)
+    let newer: Vec<RaiseAlert> = (0..2 * node::api::alerts::LAZY_FOLDS_PER_ROW)
         .map(|n| RaiseAlert {
             camera: format!("bulk-{n}"),
             alert_type: "PHONE".into(),

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use node::admin::{RaiseAlert, SendDirective};
+use node::api::alerts::RaiseAlert;
+use node::api::directives::SendDirective;
 use topology::{NodeId, Tier};
 
 use crate::{eventually, federation};

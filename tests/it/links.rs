@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use node::admin::RaiseAlert;
-use node::link::LinkState;
+use node::api::alerts::RaiseAlert;
+use node::runtime::link::LinkState;
 use node::tls::{self, NodeCredentials};
 use node::transport::quic::QuicTransport;
 use node::transport::{Transport, TransportError};
@@ -51,7 +51,7 @@ async fn dial_and_listen(
     }
 }
 
-fn refusals(cluster: &node::cluster::Cluster, node: NodeId) -> (u64, String) {
+fn refusals(cluster: &harness::cluster::Cluster, node: NodeId) -> (u64, String) {
     let st = cluster.status(node).unwrap();
     (st.refused, st.last_refusal.unwrap_or_default())
 }

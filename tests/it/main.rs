@@ -17,10 +17,10 @@ mod spot;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use node::cluster::Cluster;
+use harness::cluster::Cluster;
 use topology::generate::SmallSpec;
 
-/// The `mingchu` program (this package's `mingchu-it` binary: the same `node::cli::main`),
+/// The `mingchu` program (this package's `mingchu-it` binary: the same `mingchu::main`),
 /// built by `cargo test` in the test profile.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mingchu-it"))

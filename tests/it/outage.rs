@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use node::admin::RaiseAlert;
-use node::cluster::Cluster;
+use harness::cluster::Cluster;
+use node::api::alerts::RaiseAlert;
 use topology::{NodeId, Tier};
 
 use crate::{eventually, federation};
@@ -219,10 +219,10 @@ fn a_county_killed_under_load_loses_nothing_and_its_schools_fail_over() {
     assert_eq!(st.failover.as_ref().map(|f| f.peer), Some(city), "the school failed over to its city");
     // `topology show` tells the admin what waits for the dead county, and for how long.
     let parent = st.parent.as_ref().unwrap();
-    assert_ne!(parent.state, node::link::LinkState::Up);
+    assert_ne!(parent.state, node::runtime::link::LinkState::Up);
     assert!(parent.backlog_out >= 1, "the probe waits for the county: {parent:?}");
     assert!(parent.oldest_unsent_age_ms > 0, "{parent:?}");
-    let shown = node::cli::render_status(&st, node::clock::unix_ms());
+    let shown = client::render::render_status(&st, node::clock::unix_ms());
     assert!(shown.contains(&format!("failed over to {city}")) && shown.contains("oldest queued"), "{shown}");
     assert!(!cluster.is_running(county));
     std::thread::sleep(OUTAGE.saturating_sub(killed.elapsed()));
@@ -255,7 +255,7 @@ fn a_county_killed_under_load_loses_nothing_and_its_schools_fail_over() {
             .filter(|s| s.parent() == Some(county))
             .all(|s| {
                 cluster.status(*s).is_ok_and(|st| {
-                    st.failover.is_none() && st.parent.is_some_and(|p| p.state == node::link::LinkState::Up)
+                    st.failover.is_none() && st.parent.is_some_and(|p| p.state == node::runtime::link::LinkState::Up)
                 })
             })
             .then_some(())
@@ -279,7 +279,7 @@ fn a_wiped_data_dir_is_restored_from_the_parent_without_reusing_seqs() {
     }
     let notice = cluster
         .client(county)
-        .send_directive(&node::admin::SendDirective {
+        .send_directive(&node::api::directives::SendDirective {
             to: school.to_string(),
             title: "整改通知".into(),
             text: String::new(),
@@ -330,7 +330,7 @@ fn a_wiped_data_dir_is_restored_from_the_parent_without_reusing_seqs() {
     // And the county's own sequence too.
     let d2 = cluster
         .client(county)
-        .send_directive(&node::admin::SendDirective {
+        .send_directive(&node::api::directives::SendDirective {
             to: county.to_string(),
             title: "after".into(),
             text: String::new(),

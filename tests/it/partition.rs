@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use node::cluster::Cluster;
-use node::link::LinkState;
+use harness::cluster::Cluster;
+use node::runtime::link::LinkState;
 use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
 

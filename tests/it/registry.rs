@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use node::admin::RaiseAlert;
-use node::cluster::{Cluster, free_base_port};
-use node::link::LinkState;
-use node::registry::{EntityView, RegistryRequest, RegistryWritten};
+use harness::cluster::{Cluster, free_base_port};
+use node::api::alerts::RaiseAlert;
+use node::api::registry::{EntityView, RegistryRequest, RegistryWritten};
+use node::runtime::link::LinkState;
 use protocol::registry::{Canteen, EntityData, EntityKind, RegistryOp};
 use topology::{NodeId, Tier};
 
@@ -113,7 +113,7 @@ fn a_county_registers_a_school_that_joins_at_run_time_and_the_province_sees_it()
     let cfg = cluster.config_path(new_school);
     let (ok, out, err) = mingchu(&["topology", "show", "--config", cfg.to_str().unwrap(), "--json"]);
     assert!(ok, "{err}");
-    let st: node::root::NodeStatus = serde_json::from_str(&out).unwrap();
+    let st: node::runtime::root::NodeStatus = serde_json::from_str(&out).unwrap();
     assert_eq!(st.node, new_school);
 
     // It raises an alert (once it has learnt from its county that it has no past to restore).
@@ -155,8 +155,9 @@ fn a_county_registers_a_school_that_joins_at_run_time_and_the_province_sees_it()
         &["remove", "--kind", "school", "--of", &new_school.to_string(), "--reason", "merged into S0001"],
     );
     assert_eq!(removed.op, "remove");
-    let link_down =
-        |st: &node::root::NodeStatus| st.children.iter().all(|c| c.peer != new_school || c.state != LinkState::Up);
+    let link_down = |st: &node::runtime::root::NodeStatus| {
+        st.children.iter().all(|c| c.peer != new_school || c.state != LinkState::Up)
+    };
     eventually(Duration::from_secs(20), "the county to close the removed school's link", || {
         let st = cluster.status(county).ok()?;
         link_down(&st).then_some(())

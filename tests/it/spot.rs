@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use node::spot::{RateView, RecordSpotCheck, SpotCheckRecorded};
+use node::api::spot::{RateView, RecordSpotCheck, SpotCheckRecorded};
 use protocol::case::{CaseSource, CaseStatus, ChinaTime};
 use protocol::spot::FocusArea;
 use topology::NodeId;

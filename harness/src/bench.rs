@@ -10,8 +10,8 @@ use clap::Args;
 use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
 
-use crate::admin::RaiseAlert;
 use crate::cluster::Cluster;
+use node::api::alerts::RaiseAlert;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -149,10 +149,10 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
             break;
         }
         if Instant::now() > deadline {
-            let now = crate::clock::unix_ms();
+            let now = node::clock::unix_ms();
             for id in cluster.ids().into_iter().filter(|n| n.tier() != Tier::School) {
                 if let Ok(st) = cluster.status(id) {
-                    eprint!("{}", crate::cli::render_status(&st, now));
+                    eprint!("{}", client::render::render_status(&st, now));
                 }
             }
             bail!("province got {applied} of {total} alerts within {} s", BENCH_WAIT_S);

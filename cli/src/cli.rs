@@ -6,14 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use client::AdminClient;
+use client::render::{render_alerts, render_status};
+use node::api::alerts::RaiseAlert;
+use node::api::directives::{EventView, SendDirective};
+use node::config::NodeConfig;
+use node::server::run_until_signal;
+use node::tls;
 use topology::generate::{AddrPlan, SmallSpec, generate_hebei, generate_small};
-use topology::{NodeId, Tier, Topology};
-
-use crate::admin::{AdminClient, AlertView, EventView, RaiseAlert, SendDirective};
-use crate::link::{LinkState, LinkStatus};
-use crate::root::NodeStatus;
-use crate::server::{NodeConfig, run_until_signal};
-use crate::tls;
+use topology::{NodeId, Topology};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,7 +31,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Start a small real federation on loopback (23 processes, QUIC + mTLS, sled), raise alerts at
     /// every school, show them arrive at the province, and stop.
-    Demo(crate::demo::DemoArgs),
+    Demo(harness::demo::DemoArgs),
     /// The federation CA and node certificates.
     #[command(subcommand)]
     Ca(CaCmd),
@@ -48,15 +49,15 @@ pub enum Cmd {
     Directive(DirectiveCmd),
     /// Cases: open, notice, ack, submit, review, close, cancel, escalate, list, show.
     #[command(subcommand)]
-    Case(crate::cli_cases::CaseCmd),
+    Case(crate::cases::CaseCmd),
     /// Measure throughput and latency on a real 71-process federation (prints numbers).
-    Bench(crate::bench::BenchArgs),
+    Bench(harness::bench::BenchArgs),
     /// The registry: schools, canteens, cameras, staff, health certificates (one owner writes each).
     #[command(subcommand)]
-    Registry(crate::cli_registry::RegistryCmd),
+    Registry(crate::registry::RegistryCmd),
     /// Online spot checks (网络巡查): record one, list them, pass rates by unit.
     #[command(subcommand)]
-    Spot(crate::cli_spot::SpotCmd),
+    Spot(crate::spot::SpotCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,7 +173,7 @@ impl Target {
             return Ok(a);
         }
         let (topo_path, node) = match (&self.config, &self.topology, self.node) {
-            (Some(c), _, _) => return crate::registry::config_admin_addr(&NodeConfig::load(c)?),
+            (Some(c), _, _) => return node::config::config_admin_addr(&NodeConfig::load(c)?),
             (None, Some(t), Some(n)) => (t.clone(), n),
             _ => bail!("say which node: --admin ADDR, --config FILE, or --topology FILE --node ID"),
         };
@@ -316,10 +317,10 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Demo(args) => crate::demo::run(args),
-        Cmd::Bench(args) => crate::bench::run(args),
-        Cmd::Registry(cmd) => crate::cli_registry::run(cmd),
-        Cmd::Spot(cmd) => crate::cli_spot::run(cmd),
+        Cmd::Demo(args) => harness::demo::run(args),
+        Cmd::Bench(args) => harness::bench::run(args),
+        Cmd::Registry(cmd) => crate::registry::run(cmd),
+        Cmd::Spot(cmd) => crate::spot::run(cmd),
         Cmd::Ca(CaCmd::Init { dir }) => {
             tls::ca_init(&dir)?;
             println!("created the federation CA in {}", dir.display());
@@ -383,7 +384,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&status)
             } else {
-                print!("{}", render_status(&status, crate::clock::unix_ms()));
+                print!("{}", render_status(&status, node::clock::unix_ms()));
                 Ok(())
             }
         }
@@ -403,7 +404,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                         let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
                         let _ = tx.send(());
                     });
-                    crate::server::run_until(&cfg, async move {
+                    node::server::run_until(&cfg, async move {
                         let _ = rx.await;
                     })
                     .await
@@ -453,14 +454,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        Cmd::Case(cmd) => crate::cli_cases::run(cmd),
+        Cmd::Case(cmd) => crate::cases::run(cmd),
         Cmd::Alert(AlertCmd::Confirm { target, id, note, open_case, json }) => {
-            let v = crate::cases::AlertVerdict { note, open_case, reason: String::new() };
-            crate::cli_cases::verdict(target, &id, true, v, json)
+            let v = node::api::alerts::AlertVerdict { note, open_case, reason: String::new() };
+            crate::cases::verdict(target, &id, true, v, json)
         }
         Cmd::Alert(AlertCmd::Dismiss { target, id, reason, json }) => {
-            let v = crate::cases::AlertVerdict { reason, ..Default::default() };
-            crate::cli_cases::verdict(target, &id, false, v, json)
+            let v = node::api::alerts::AlertVerdict { reason, ..Default::default() };
+            crate::cases::verdict(target, &id, false, v, json)
         }
         Cmd::Alert(AlertCmd::List { target, limit, under, status, unhandled_hours, json }) => {
             let alerts = target.client()?.alerts_where(limit, under, status.as_deref(), unhandled_hours)?;
@@ -497,118 +498,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
-}
-
-/// Human age of a unix-ms instant, relative to `now_ms`.
-pub fn ago(now_ms: u64, then_ms: u64) -> String {
-    if then_ms == 0 {
-        return "never".into();
-    }
-    let d = now_ms.saturating_sub(then_ms);
-    if d < 1_000 {
-        format!("{d} ms ago")
-    } else if d < 120_000 {
-        format!("{:.1} s ago", d as f64 / 1000.0)
-    } else {
-        format!("{} min ago", d / 60_000)
-    }
-}
-
-fn state_word(l: &LinkStatus) -> &'static str {
-    match l.state {
-        LinkState::Never => "never-up",
-        LinkState::Connecting => "connecting",
-        LinkState::Up => "up",
-        LinkState::Down => "down",
-    }
-}
-
-/// One line per link.
-pub fn render_link(l: &LinkStatus, now_ms: u64) -> String {
-    let mut s = format!(
-        "{:<8} {:<14} {:<10} since {:<12} last seen {:<12} backlog out {:>6} in {:>6}  sent {} recv {}",
-        l.role,
-        l.peer.to_string(),
-        state_word(l),
-        ago(now_ms, l.since_ms),
-        ago(now_ms, l.last_seen_ms),
-        l.backlog_out,
-        l.backlog_in,
-        l.events_sent,
-        l.events_received
-    );
-    if l.oldest_unsent_age_ms > 0 {
-        s.push_str(&format!("  oldest queued {:.1} s", l.oldest_unsent_age_ms as f64 / 1000.0));
-    }
-    if l.rejected > 0 {
-        s.push_str(&format!("  rejected {}", l.rejected));
-    }
-    if l.state != LinkState::Up
-        && let Some(e) = &l.last_error
-    {
-        s.push_str(&format!("  ({e})"));
-    }
-    s
-}
-
-/// The text form of `topology show`.
-pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
-    let mut out = format!(
-        "{} {} ({})  holds {} origins, own seq {}, applied {} received events, {} duplicates ignored\n",
-        st.node,
-        st.name,
-        st.tier,
-        st.store.origins,
-        st.store.own_seq,
-        st.store.events_applied,
-        st.store.duplicates_ignored
-    );
-    match &st.parent {
-        Some(p) => {
-            out.push_str(&format!("  {}\n", render_link(p, now_ms)));
-            if let Some(f) = &st.failover {
-                out.push_str(&format!("  failed over to {}: {}\n", f.peer, render_link(f, now_ms)));
-            }
-        }
-        None if st.tier == Tier::Province => out.push_str("  (root: no parent)\n"),
-        None => {}
-    }
-    let up = st.children.iter().filter(|c| c.state == LinkState::Up).count();
-    if !st.children.is_empty() {
-        out.push_str(&format!("  {} children, {up} up\n", st.children.len()));
-    }
-    for c in &st.children {
-        out.push_str(&format!("  {}\n", render_link(c, now_ms)));
-    }
-    if st.refused > 0 {
-        out.push_str(&format!(
-            "  refused {} connection(s); last: {}\n",
-            st.refused,
-            st.last_refusal.as_deref().unwrap_or("-")
-        ));
-    }
-    out
-}
-
-pub fn render_alerts(alerts: &[AlertView]) -> String {
-    if alerts.is_empty() {
-        return "no alerts\n".into();
-    }
-    let mut out = String::new();
-    for a in alerts {
-        out.push_str(&format!(
-            "{:<22} {:<14} {:<16} {:<10} {:<8} camera {:<10} zone {:<13} {}{}{}\n",
-            a.id,
-            a.school.to_string(),
-            a.alert_type,
-            a.type_zh,
-            a.severity,
-            a.camera,
-            a.zone,
-            a.status,
-            if a.detections > 1 { format!(" ×{}", a.detections) } else { String::new() },
-            a.case.as_ref().map(|c| format!(" case {c}")).unwrap_or_default()
-        ));
-    }
-    out
 }

@@ -18,53 +18,17 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use protocol::case::{CaseAction, CaseEvent, CaseRules, CaseSource, ChinaTime, notice_deadline};
-use protocol::spot::{FocusArea, PassRate, SpotCheck, pass_rates};
+use protocol::case::{CaseAction, ChinaTime};
+use protocol::spot::{FocusArea, PassRate, pass_rates};
+use protocol::verdict::check_items;
 use protocol::{Body, EventKind, Severity};
 use serde::{Deserialize, Serialize};
 use topology::{NodeId, Tier};
 use tracing::info;
 
-use crate::admin::{AdminClient, AdminState, ApiError, ApiResult, api_err, append, bad, internal, read_storage};
-use crate::store::{EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events_where, pending_case};
-
-/// What recording a check of `school` by `by` writes, in one request: the check (all four areas
-/// scored, `failed` failing), then for each failed area a case opened at the school with its
-/// rectification notice (deadline by severity from `now_ms`). Shared by the admin API and the
-/// simulator's workload.
-pub fn check_items(
-    by: NodeId,
-    school: NodeId,
-    canteen: &str,
-    failed: &[(FocusArea, Severity)],
-    note: &str,
-    now_ms: u64,
-) -> Result<Vec<(NodeId, Body)>, String> {
-    let check = SpotCheck {
-        canteen: canteen.to_string(),
-        results: FocusArea::ALL.into_iter().map(|a| (a, !failed.iter().any(|(f, _)| *f == a))).collect(),
-        note: note.to_string(),
-    };
-    check.validate()?;
-    let mut items = vec![(school, Body::SpotCheck(check))];
-    for &(area, severity) in failed {
-        let open = CaseAction::Open {
-            school,
-            severity,
-            source: CaseSource::SpotCheck,
-            title: format!("网络巡查不合格: {} ({})", area.zh(), area.as_str()),
-            detail: if note.is_empty() { format!("canteen {canteen}") } else { format!("canteen {canteen}: {note}") },
-        };
-        let notice = CaseAction::IssueNotice {
-            deadline_ms: notice_deadline(&CaseRules::default(), severity, now_ms),
-            text: format!("请按期整改{}并上传佐证材料。Rectify {} and upload evidence.", area.zh(), area.as_str()),
-        };
-        for action in [open, notice] {
-            items.push((school, Body::Case(CaseEvent { case: pending_case(by), action })));
-        }
-    }
-    Ok(items)
-}
+use crate::api::AdminState;
+use crate::api::kit::{ApiError, ApiResult, api_err, append, bad, internal, parse_limit, read_fail, read_storage};
+use crate::runtime::store::{EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events_where};
 
 /// A spot check to record (the CLI's `spot record`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,20 +112,23 @@ pub struct SpotParams {
     pub day: Option<String>,
     /// `2026-11`.
     pub month: Option<String>,
-    pub limit: Option<usize>,
+    /// 1 to [`LIST_LIMIT_MAX`], or `all`.
+    pub limit: Option<String>,
 }
 
 /// The period filter of a listing: a China-time day (`2026-11-28`) or month (`2026-11`) as the
 /// prefix of a check's date, validated by the CLI's own date parser.
 fn period(p: &SpotParams) -> Result<Option<String>, String> {
-    // Zero-padded, as `ChinaTime::date` writes it; not unix ms (which the parser also takes).
-    let is_date = |d: &str| d.len() == 10 && d.contains('-') && crate::cli_registry::parse_day_or_ms(d).is_ok();
     match (&p.day, &p.month) {
         (Some(_), Some(_)) => Err("give a day or a month, not both".into()),
-        (Some(d), None) if is_date(d) => Ok(Some(d.clone())),
-        (Some(d), None) => Err(format!("day `{d}` is not YYYY-MM-DD")),
-        (None, Some(m)) if is_date(&format!("{m}-01")) => Ok(Some(format!("{m}-"))),
-        (None, Some(m)) => Err(format!("month `{m}` is not YYYY-MM")),
+        (Some(d), None) => {
+            protocol::calendar::parse_day(d).map_err(|e| e.to_string())?;
+            Ok(Some(d.trim().to_string()))
+        }
+        (None, Some(m)) => {
+            protocol::calendar::parse_month(m).map_err(|e| e.to_string())?;
+            Ok(Some(format!("{}-", m.trim())))
+        }
         (None, None) => Ok(None),
     }
 }
@@ -185,13 +152,12 @@ async fn held_checks(
                         .is_none_or(|pre| ChinaTime(e.event.hlc.wall_ms).date().starts_with(pre.as_str())),
             )
         })
-        .map_err(|e| e.to_string())
     })
     .await
 }
 
 async fn list(State(s): State<AdminState>, Query(p): Query<SpotParams>) -> ApiResult<Vec<SpotCheckView>> {
-    let limit = p.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX);
+    let limit = parse_limit(p.limit.as_deref(), LIST_LIMIT_MAX)?;
     let events = held_checks(&s, &p, limit).await?;
     Ok(Json(events.iter().filter_map(SpotCheckView::from_stored).collect()))
 }
@@ -237,7 +203,8 @@ async fn record(State(s): State<AdminState>, Json(req): Json<RecordSpotCheck>) -
         return Err(bad("a focus area is named as failed twice"));
     }
     let failed: Vec<(FocusArea, Severity)> = failed.into_iter().map(|a| (a, severity)).collect();
-    let items = check_items(s.me, school, &req.canteen, &failed, &req.note, s.clock.wall_ms()).map_err(bad)?;
+    let rules = s.reads.case_rules_for(school).await.map_err(read_fail)?;
+    let items = check_items(s.me, school, &req.canteen, &failed, &req.note, &rules, s.clock.wall_ms()).map_err(bad)?;
     let stored = append(&s, items).await?;
     let view =
         stored.first().and_then(SpotCheckView::from_stored).ok_or_else(|| internal("the check was not stored"))?;
@@ -255,78 +222,4 @@ async fn record(State(s): State<AdminState>, Json(req): Json<RecordSpotCheck>) -
 /// The spot-check routes, merged into the admin router.
 pub fn routes() -> Router<AdminState> {
     Router::new().route("/api/spot-checks", get(list).post(record)).route("/api/spot-checks/rates", get(rates))
-}
-
-/// A listing's query string.
-fn query_string(under: Option<NodeId>, day: Option<&str>, month: Option<&str>, limit: Option<usize>) -> String {
-    let mut q = Vec::new();
-    if let Some(u) = under {
-        q.push(format!("under={u}"));
-    }
-    if let Some(d) = day {
-        q.push(format!("day={d}"));
-    }
-    if let Some(m) = month {
-        q.push(format!("month={m}"));
-    }
-    if let Some(l) = limit {
-        q.push(format!("limit={l}"));
-    }
-    q.join("&")
-}
-
-impl AdminClient {
-    pub fn spot_check(&self, req: &RecordSpotCheck) -> anyhow::Result<SpotCheckRecorded> {
-        self.post("/api/spot-checks", req)
-    }
-
-    pub fn spot_checks(
-        &self,
-        under: Option<NodeId>,
-        day: Option<&str>,
-        month: Option<&str>,
-        limit: usize,
-    ) -> anyhow::Result<Vec<SpotCheckView>> {
-        self.get(&format!("/api/spot-checks?{}", query_string(under, day, month, Some(limit))))
-    }
-
-    pub fn pass_rates(
-        &self,
-        under: Option<NodeId>,
-        day: Option<&str>,
-        month: Option<&str>,
-    ) -> anyhow::Result<Vec<RateView>> {
-        self.get(&format!("/api/spot-checks/rates?{}", query_string(under, day, month, None)))
-    }
-}
-
-/// One line per check.
-pub fn render_check(c: &SpotCheckView) -> String {
-    let verdict = if c.passed {
-        "passed".to_string()
-    } else {
-        let failed: Vec<String> = c.failed.iter().map(|a| format!("{} {}", a.key(), a.zh())).collect();
-        format!("FAILED: {}", failed.join(", "))
-    };
-    let note = if c.note.is_empty() { String::new() } else { format!("  \"{}\"", c.note) };
-    format!("{}  {}  {} canteen {}  by {}  {verdict}{note}", c.id, c.day, c.school, c.canteen, c.by)
-}
-
-/// The pass-rate table.
-pub fn render_rates(rates: &[RateView]) -> String {
-    if rates.is_empty() {
-        return "no spot checks in this period\n".into();
-    }
-    let mut out = format!("{:<14} {:<9} {:>8} {:>8} {:>9}\n", "unit", "tier", "checked", "passed", "pass rate");
-    for r in rates {
-        out.push_str(&format!(
-            "{:<14} {:<9} {:>8} {:>8} {:>8.2}%\n",
-            r.unit.to_string(),
-            r.tier.as_str(),
-            r.checked,
-            r.passed,
-            r.percent
-        ));
-    }
-    out
 }

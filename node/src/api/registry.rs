@@ -24,30 +24,17 @@
 //! node that removed it, and the join check refuses its next connection; a node the topology file
 //! lists keeps its link (the file is the authority for it).
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-
-use anyhow::{Context, bail};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use protocol::registry::{
-    Entity, EntityData, EntityKind, EntityRef, RegistryChange, RegistryOp, check_registry, registry_view,
-};
-use protocol::{Body, EventKind};
-use ractor::ActorRef;
+use protocol::Body;
+use protocol::registry::{Entity, EntityData, EntityKind, EntityRef, RegistryChange, RegistryOp, check_registry};
 use serde::{Deserialize, Serialize};
-use topology::{NodeEntry, NodeId, Topology};
+use topology::NodeId;
 
-use crate::admin::{AdminClient, AdminState, ApiError, api_err as err};
-use crate::server::NodeConfig;
-use crate::store::StoreMsg;
-
-const CALL_TIMEOUT_MS: u64 = 10_000;
-
-type ApiFail = (StatusCode, Json<ApiError>);
-type ApiResult<T> = Result<Json<T>, ApiFail>;
+use crate::api::AdminState;
+use crate::api::kit::{ApiResult, api_err as err, append, parse_under, read_fail};
 
 /// An entity as the admin API and the CLI show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,49 +99,14 @@ pub struct RegistryParams {
     pub under: Option<String>,
 }
 
-/// The registry folded from this node's store.
-pub async fn load_view(store: &ActorRef<StoreMsg>) -> Result<BTreeMap<EntityRef, Entity>, String> {
-    // Registry events are indexed by the unit they are about: no scan of the node's alerts.
-    let events = ractor::call_t!(
-        store,
-        |reply| StoreMsg::Related { kind: EventKind::Registry, subject: None, reply },
-        CALL_TIMEOUT_MS
-    )
-    .map_err(|e| format!("store did not answer: {e}"))??;
-    Ok(registry_view(events.iter().map(|s| &s.event)))
-}
-
-/// Whether `peer`, a descendant of this node absent from its topology file, is registered in this
-/// node's own registry (as a school, or a city) and not removed.
-pub async fn check_registered(store: &ActorRef<StoreMsg>, peer: NodeId) -> Result<(), String> {
-    let kind = match peer.tier() {
-        topology::Tier::School => EntityKind::School,
-        topology::Tier::City => EntityKind::City,
-        t => return Err(format!("{peer} is not in the topology (a {t} cannot be registered at run time)")),
-    };
-    let view = load_view(store).await.map_err(|e| format!("{peer} is not in the topology; {e}"))?;
-    if view.contains_key(&EntityRef { kind, node: peer, id: String::new() }) {
-        Ok(())
-    } else {
-        Err(format!("{peer} is neither in the topology nor a registered {kind} in this node's registry"))
-    }
-}
-
 async fn list(State(s): State<AdminState>, Query(p): Query<RegistryParams>) -> ApiResult<Vec<EntityView>> {
     let kind = match p.kind.as_deref() {
         None | Some("") => None,
         Some(k) => Some(k.parse::<EntityKind>().map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?),
     };
-    let under = match p.under.as_deref() {
-        None | Some("") => None,
-        Some(u) => Some(u.parse::<NodeId>().map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?),
-    };
+    let under = parse_under(p.under.as_deref())?;
     // Read beside the store actor (a province's registry is large): replication goes on meanwhile.
-    let events = crate::admin::read_storage(&s, |st| {
-        crate::store::related(st, EventKind::Registry, None).map_err(|e| e.to_string())
-    })
-    .await?;
-    let view = registry_view(events.iter().map(|s| &s.event));
+    let view = s.reads.registry().await.map_err(read_fail)?;
     Ok(Json(
         view.values()
             .filter(|e| kind.is_none_or(|k| e.entity.kind == k))
@@ -184,7 +136,7 @@ async fn write(State(s): State<AdminState>, Json(req): Json<RegistryRequest>) ->
     };
     let removing = matches!(change.op, RegistryOp::Remove { .. });
     if needs.is_some() || removing {
-        let view = load_view(&s.store).await.map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        let view = s.reads.registry().await.map_err(read_fail)?;
         if let Some((kind, id)) = needs
             && !view.contains_key(&EntityRef { kind, node: entity.node, id: id.clone() })
         {
@@ -199,13 +151,11 @@ async fn write(State(s): State<AdminState>, Json(req): Json<RegistryRequest>) ->
     }
     let op = if removing { "remove" } else { "upsert" };
     let items = vec![(entity.node, Body::Registry(change))];
-    let stored = ractor::call_t!(s.store, |reply| StoreMsg::Append { items, reply }, CALL_TIMEOUT_MS)
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
+    let stored = append(&s, items).await?;
     let event = stored.first().ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "nothing stored"))?;
     if removing && matches!(entity.kind, EntityKind::School | EntityKind::City) {
         // A node that joined at run time loses its link now, not at its next reconnect.
-        let _ = s.node.cast(crate::root::NodeMsg::Unregistered(entity.node));
+        let _ = s.node.cast(crate::runtime::root::NodeMsg::Unregistered(entity.node));
     }
     Ok(Json(RegistryWritten {
         event: event.event.id().to_string(),
@@ -219,52 +169,6 @@ async fn write(State(s): State<AdminState>, Json(req): Json<RegistryRequest>) ->
 /// The registry routes, merged into the admin router.
 pub fn routes() -> Router<AdminState> {
     Router::new().route("/api/registry", get(list).post(write))
-}
-
-impl AdminClient {
-    /// The registry the node holds, optionally one kind, optionally only entities under `under`.
-    pub fn registry(&self, kind: Option<EntityKind>, under: Option<NodeId>) -> anyhow::Result<Vec<EntityView>> {
-        let mut path = "/api/registry?".to_string();
-        if let Some(k) = kind {
-            path.push_str(&format!("kind={k}&"));
-        }
-        if let Some(u) = under {
-            path.push_str(&format!("under={u}"));
-        }
-        self.get(&path)
-    }
-
-    /// Upserts or removes an entity the node owns.
-    pub fn registry_write(&self, req: &RegistryRequest) -> anyhow::Result<RegistryWritten> {
-        self.post("/api/registry", req)
-    }
-}
-
-/// Lets a node absent from the topology file start (a school registered at run time): when the
-/// config names its `quic_addr` and `admin_addr`, it is added to the in-memory topology under its
-/// parent, which the file must hold. A node the file lists keeps the file's addresses.
-pub fn add_joining_node(topology: &mut Topology, cfg: &NodeConfig) -> anyhow::Result<()> {
-    let me = cfg.node;
-    if topology.contains(me) {
-        return Ok(());
-    }
-    let (Some(quic), Some(admin)) = (cfg.quic_addr, cfg.admin_addr) else {
-        bail!(
-            "node {me} is not in the topology {}; a node registered at run time needs its quic_addr and \
-             admin_addr in its config (or --quic-addr and --admin-addr)",
-            cfg.topology.display()
-        );
-    };
-    topology
-        .insert(NodeEntry { id: me, name: me.to_string(), quic, admin })
-        .with_context(|| format!("node {me} joins the topology {} at run time", cfg.topology.display()))
-}
-
-/// The admin address of a node config: the topology's, or for a joining node its `admin_addr`.
-pub fn config_admin_addr(cfg: &NodeConfig) -> anyhow::Result<SocketAddr> {
-    let mut topo = Topology::load(&cfg.topology).with_context(|| format!("topology {}", cfg.topology.display()))?;
-    add_joining_node(&mut topo, cfg)?;
-    topo.get(cfg.node).map(|e| e.admin).with_context(|| format!("node {} is not in the topology", cfg.node))
 }
 
 /// One line about a registry change, for event listings.

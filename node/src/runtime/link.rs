@@ -20,10 +20,10 @@ use topology::NodeId;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
-use crate::storage::Storage;
-use crate::store::{
+use crate::runtime::store::{
     OLDEST_SCAN_ORIGINS_MAX, PriorityInbox, Progress, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch,
 };
+use crate::storage::Storage;
 use crate::transport::{Connection, FrameSender, TransportError};
 
 /// A link's state as an admin sees it.

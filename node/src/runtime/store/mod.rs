@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use protocol::alert::{AlertAction, AlertUpdate};
-use protocol::apply::{apply_batch, fill_fetch};
-use protocol::case::{CaseAction, CaseId};
+use protocol::apply::apply_batch;
+use protocol::case::{CaseAction, CaseId, pending_case};
 use protocol::holds::{check_event, relevant_origin, sends_origin};
 use protocol::session::{FRESH_AGE_MS, FRESH_EVENTS_MAX};
 use protocol::wire::{decode, encode};
-use protocol::{Body, Cursors, Event, EventId, EventKind, FetchRequest, Hlc, HlcClock, SeqRange, SeqRanges};
+use protocol::{Body, Cursors, Event, EventId, EventKind, HlcClock, SeqRange, SeqRanges};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
@@ -23,11 +23,14 @@ use tracing::{error, info};
 use crate::clock::Clock;
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
+pub mod read;
+pub use read::{
+    EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, list_events, list_events_where,
+    oldest_waiting_ms, read_fetch, read_range, related,
+};
+
 /// Storage schema written by this build.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Most events one listing returns.
-pub const LIST_LIMIT_MAX: usize = 100_000;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_NODE: &[u8] = b"node";
@@ -116,12 +119,6 @@ fn index_key(e: &Event) -> Option<Vec<u8>> {
     Some(k)
 }
 
-/// A case id in an append request meaning "the case opened by an earlier item of this request"
-/// (its id, the Open event's own id, is known only once the store assigns the seq).
-pub fn pending_case(me: NodeId) -> CaseId {
-    CaseId { opened_by: me, seq: 0 }
-}
-
 /// Gives an `Open` the id of its own event, and pending references the last case opened in the
 /// same request.
 fn resolve_case_ids(body: &mut Body, me: NodeId, seq: u64, opened: &mut Option<CaseId>) -> Result<(), String> {
@@ -184,142 +181,48 @@ fn runs<'a>(events: &[&'a Event], before: &Cursors) -> Vec<Vec<&'a Event>> {
     out
 }
 
-/// Reads up to `max` stored events of `origin` with `after < seq <= upto`, in seq order, and
-/// whether that exhausted the range.
-pub fn read_range(
-    storage: &dyn Storage,
-    origin: NodeId,
-    after: u64,
-    upto: u64,
-    max: usize,
-) -> Result<(Vec<StoredEvent>, bool), StorageError> {
-    let mut out = Vec::new();
-    if upto <= after {
-        return Ok((out, true));
-    }
-    let from = event_key(origin, after.saturating_add(1));
-    let to = event_key(origin, u64::MAX);
-    for item in storage.scan(Space::Events, &from, &to) {
-        let (_, v) = item?;
-        let (received_at_us, events) = decode_run(&v)?;
-        if events.first().is_none_or(|e| e.seq > upto) {
-            break;
-        }
-        for event in events {
-            if event.seq <= after || event.seq > upto {
-                continue;
+/// Why a local write was not made. Nothing of a refused write is stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The writer has no authority for it (one owner, only writer; who may take a case step).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The data is malformed (a blank title, a bad reference within the write).
+    #[error("{0}")]
+    Invalid(String),
+    /// The node's data dir is fresh and it is still restoring its own past events.
+    #[error("{0}")]
+    Restoring(String),
+    /// Storage failed; the node stops.
+    #[error("{0}")]
+    Storage(StorageError),
+    /// The store did not answer (stopped, or too slow).
+    #[error("the node's store did not answer: {0}")]
+    Unavailable(String),
+}
+
+impl WriteError {
+    /// An event breaking an authority rule is forbidden; one breaking a shape rule is invalid.
+    pub fn from_violation(v: protocol::Violation) -> WriteError {
+        use protocol::Violation as V;
+        use protocol::case::Refusal as R;
+        match &v {
+            V::ScopeOutsideOrigin { .. } | V::NotHeld { .. } | V::KindAuthority { .. } | V::ForeignOrigin { .. } => {
+                WriteError::Forbidden(v.to_string())
             }
-            if out.len() == max {
-                return Ok((out, false));
+            V::Case(R::Unrelated { .. } | R::SupervisorOnly { .. } | R::SchoolOnly { .. }) => {
+                WriteError::Forbidden(v.to_string())
             }
-            out.push(StoredEvent { received_at_us, event });
-        }
-    }
-    Ok((out, true))
-}
-
-/// Every event in `storage`, in `(origin, seq)` order (the simulator's checker and digest).
-pub fn all_events(storage: &dyn Storage) -> Result<Vec<StoredEvent>, StorageError> {
-    let mut out = Vec::new();
-    for item in storage.scan_prefix(Space::Events, b"") {
-        let (_, v) = item?;
-        let (received_at_us, events) = decode_run(&v)?;
-        out.extend(events.into_iter().map(|event| StoredEvent { received_at_us, event }));
-    }
-    Ok(out)
-}
-
-/// Every origin's held seq ranges in `storage`.
-pub fn all_cursors(storage: &dyn Storage) -> Result<Cursors, StorageError> {
-    let mut cursors = Cursors::default();
-    for item in storage.scan_prefix(Space::Cursors, b"") {
-        let (k, v) = item?;
-        let origin = NodeId::from_key(&k).map_err(|e| corrupt("cursor key", e))?;
-        let ranges: SeqRanges = decode(&v).map_err(|e| corrupt("cursor", e))?;
-        cursors.set(origin, ranges);
-    }
-    Ok(cursors)
-}
-
-/// Most origins read to find the oldest event still waiting for a peer.
-pub const OLDEST_SCAN_ORIGINS_MAX: usize = 8;
-
-/// How long (ms) the oldest of the events waiting for a peer has been held here, reading the first
-/// waiting event after `after` of each `(origin, after)` given (the most behind first; at most
-/// [`OLDEST_SCAN_ORIGINS_MAX`] are read). 0 when none is found.
-pub fn oldest_waiting_ms(storage: &dyn Storage, now_us: u64, heads: impl IntoIterator<Item = (NodeId, u64)>) -> u64 {
-    let mut oldest = now_us;
-    for (origin, after) in heads.into_iter().take(OLDEST_SCAN_ORIGINS_MAX) {
-        if let Ok((found, _)) = read_range(storage, origin, after, u64::MAX, 1)
-            && let Some(first) = found.first()
-        {
-            oldest = oldest.min(first.received_at_us);
+            V::Registry(why) if why.contains("one owner, only writer") => WriteError::Forbidden(v.to_string()),
+            _ => WriteError::Invalid(v.to_string()),
         }
     }
-    now_us.saturating_sub(oldest) / 1000
 }
 
-/// The indexed events of `kind`, all or about `subject`, sorted in event order.
-pub fn related(
-    storage: &dyn Storage,
-    kind: EventKind,
-    subject: Option<EventId>,
-) -> Result<Vec<StoredEvent>, StorageError> {
-    let mut prefix = vec![kind.code()];
-    if let Some(s) = subject {
-        prefix.extend_from_slice(&event_key(s.origin, s.seq));
+impl From<StorageError> for WriteError {
+    fn from(e: StorageError) -> WriteError {
+        WriteError::Storage(e)
     }
-    // The indexed events, per origin; then each origin's runs that hold them, each run read once
-    // (not one read per event: a province's month of verdicts is a million of them).
-    let mut wanted: BTreeMap<NodeId, Vec<u64>> = BTreeMap::new();
-    for item in storage.scan_prefix(Space::Index, &prefix) {
-        let (k, _) = item?;
-        let k = k.get(k.len().saturating_sub(16)..).unwrap_or_default();
-        let origin = NodeId::from_key(k.get(..8).unwrap_or_default()).map_err(|e| corrupt("index key", e))?;
-        let seq = u64::from_be_bytes(k.get(8..16).and_then(|b| b.try_into().ok()).unwrap_or_default());
-        wanted.entry(origin).or_default().push(seq);
-    }
-    let mut out = Vec::new();
-    for (origin, mut seqs) in wanted {
-        seqs.sort_unstable();
-        seqs.dedup();
-        let mut run: Option<(u64, Vec<Event>)> = None;
-        for seq in seqs {
-            let in_run = run.as_ref().is_some_and(|(_, evs)| {
-                evs.first().is_some_and(|f| f.seq <= seq) && evs.last().is_some_and(|l| l.seq >= seq)
-            });
-            if !in_run {
-                // The run holding `seq`: the first whose key (its last seq) is at or above it.
-                run = match storage.scan(Space::Events, &event_key(origin, seq), &event_key(origin, u64::MAX)).next() {
-                    Some(item) => Some(decode_run(&item?.1)?),
-                    None => None,
-                };
-            }
-            let found = run.as_ref().and_then(|(at, evs)| {
-                let i = evs.binary_search_by_key(&seq, |e| e.seq).ok()?;
-                Some(StoredEvent { received_at_us: *at, event: evs[i].clone() })
-            });
-            match found {
-                Some(s) => out.push(s),
-                None => return Err(corrupt("index", format!("{origin}#{seq} is indexed but not stored"))),
-            }
-        }
-    }
-    out.sort_by_key(|s| s.event.order_key());
-    Ok(out)
-}
-
-/// Answers a session's fetch from storage (reads only; safe beside the store actor's writes, and
-/// only ever asked for ranges the store already published).
-pub fn read_fetch(
-    storage: &dyn Storage,
-    peer: NodeId,
-    req: &FetchRequest,
-) -> Result<(Vec<SeqRange>, Vec<Event>), StorageError> {
-    fill_fetch(peer, req, |r, max| {
-        read_range(storage, r.origin, r.after, r.upto, max)
-            .map(|(found, exhausted)| (found.into_iter().map(|s| s.event).collect(), exhausted))
-    })
 }
 
 /// Opens a node's storage: checks the schema and the owner, loads cursors and the HLC.
@@ -367,16 +270,6 @@ fn open(me: NodeId, storage: &dyn Storage) -> Result<Opened, StorageError> {
     Ok(Opened { cursors, hlc, restoring })
 }
 
-/// What a listing asks for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventQuery {
-    pub kind: Option<EventKind>,
-    /// Only events whose origin lies in this subtree.
-    pub under: Option<NodeId>,
-    /// Newest first, at most this many.
-    pub limit: usize,
-}
-
 /// Counters for the admin API.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreStats {
@@ -420,7 +313,7 @@ pub enum StoreMsg {
     /// they are flushed. All or none: a body that fails its checks refuses the whole request.
     Append {
         items: Vec<(NodeId, Body)>,
-        reply: RpcReplyPort<Result<Vec<StoredEvent>, String>>,
+        reply: RpcReplyPort<Result<Vec<StoredEvent>, WriteError>>,
     },
     /// Applies a checked batch received from a peer; answers with the contiguous cursors of its
     /// origins after the flush.
@@ -469,7 +362,7 @@ pub enum StoreMsg {
 }
 
 enum Waiter {
-    Append(RpcReplyPort<Result<Vec<StoredEvent>, String>>, Vec<StoredEvent>),
+    Append(RpcReplyPort<Result<Vec<StoredEvent>, WriteError>>, Vec<StoredEvent>),
     Apply(RpcReplyPort<Result<Vec<(NodeId, u64)>, String>>, Vec<(NodeId, u64)>),
 }
 
@@ -552,22 +445,22 @@ impl StoreState {
         Ok(())
     }
 
-    fn append(&mut self, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, String> {
+    fn append(&mut self, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, WriteError> {
         match self.restore_target {
             None => {}
             Some(None) => {
-                return Err(format!(
+                return Err(WriteError::Restoring(format!(
                     "{} is restoring: its data dir is fresh and no ancestor has been reached yet to say what it \
                      wrote before; local writes resume once one is",
                     self.me
-                ));
+                )));
             }
             Some(Some(target)) => {
-                return Err(format!(
+                return Err(WriteError::Restoring(format!(
                     "{} is restoring its own past events from an ancestor ({} of {target}); local writes resume then",
                     self.me,
                     self.cursors.contiguous(self.me)
-                ));
+                )));
             }
         }
         let first = self.cursors.contiguous(self.me) + 1;
@@ -579,9 +472,9 @@ impl StoreState {
         let mut opened = None;
         for (i, (scope, mut body)) in items.into_iter().enumerate() {
             let seq = first + i as u64;
-            resolve_case_ids(&mut body, self.me, seq, &mut opened)?;
+            resolve_case_ids(&mut body, self.me, seq, &mut opened).map_err(WriteError::Invalid)?;
             let event = Event { origin: self.me, seq, hlc: hlc.tick(wall), scope, body };
-            check_event(&event).map_err(|v| v.to_string())?;
+            check_event(&event).map_err(WriteError::from_violation)?;
             if let Some(k) = index_key(&event) {
                 b.put(Space::Index, &k, Vec::new());
             }
@@ -593,14 +486,14 @@ impl StoreState {
         // New seqs lie above everything held: only the size cap splits them.
         for run in out.chunks(RUN_EVENTS_MAX) {
             let events: Vec<&Event> = run.iter().map(|s| &s.event).collect();
-            put_run(&mut b, now_us, &events).map_err(|e| e.to_string())?;
+            put_run(&mut b, now_us, &events)?;
         }
         let last = first + out.len() as u64 - 1;
         let mut ranges = self.cursors.get(self.me).cloned().unwrap_or_default();
         ranges.insert(first - 1, last);
-        b.put(Space::Cursors, &self.me.to_key(), encode(&ranges).map_err(|e| e.to_string())?);
-        b.put(Space::Meta, META_HLC, encode(&hlc.last()).map_err(|e| e.to_string())?);
-        self.storage.write(b).map_err(|e| e.to_string())?;
+        b.put(Space::Cursors, &self.me.to_key(), encode(&ranges).map_err(|e| corrupt("cursor", e))?);
+        b.put(Space::Meta, META_HLC, encode(&hlc.last()).map_err(|e| corrupt("hlc", e))?);
+        self.storage.write(b)?;
         self.hlc = hlc;
         self.cursors.set(self.me, ranges);
         self.stats.events_written_local += out.len() as u64;
@@ -690,89 +583,6 @@ impl StoreState {
     fn list(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
         list_events(self.storage.as_ref(), q)
     }
-}
-
-/// The newest events matching `q`, read from storage (reads only: the admin API calls it beside
-/// the store actor, so a long listing never holds up replication). Runs of origins outside
-/// `q.under` are skipped by their key, undecoded; the newest `limit` are kept in a bounded heap.
-pub fn list_events(storage: &dyn Storage, q: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
-    list_events_where(storage, q, |_| Some(true))
-}
-
-/// [`list_events`] keeping only the events `keep` accepts (the newest `limit` of those); `keep`
-/// answering `None` ends the listing there, with what it kept so far.
-pub fn list_events_where(
-    storage: &dyn Storage,
-    q: &EventQuery,
-    mut keep: impl FnMut(&StoredEvent) -> Option<bool>,
-) -> Result<Vec<StoredEvent>, StorageError> {
-    /// Ordered by the event's order key alone.
-    struct ByKey(StoredEvent);
-    impl PartialEq for ByKey {
-        fn eq(&self, o: &Self) -> bool {
-            self.0.event.order_key() == o.0.event.order_key()
-        }
-    }
-    impl Eq for ByKey {}
-    impl PartialOrd for ByKey {
-        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-            Some(self.cmp(o))
-        }
-    }
-    impl Ord for ByKey {
-        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-            self.0.event.order_key().cmp(&o.0.event.order_key())
-        }
-    }
-    let limit = if q.limit == 0 { 100 } else { q.limit.min(LIST_LIMIT_MAX) };
-    // A min-heap of the newest `limit` seen so far.
-    let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<ByKey>> = Default::default();
-    // Runs newest first, by their newest event; once the heap is full and holds only events
-    // after a run's newest, nothing older can enter it.
-    'runs: for item in storage.scan_rev(Space::Recent, &[0u8; 28], &[0xffu8; 28]) {
-        let (k, _) = item?;
-        let (Some(wall), Some(logical), Some(run_key)) = (k.get(..8), k.get(8..12), k.get(12..28)) else {
-            return Err(corrupt("recent key", format!("{} bytes", k.len())));
-        };
-        let run_newest = Hlc {
-            wall_ms: u64::from_be_bytes(wall.try_into().unwrap_or_default()),
-            logical: u32::from_be_bytes(logical.try_into().unwrap_or_default()),
-        };
-        if newest.len() == limit && newest.peek().is_some_and(|m| m.0.0.event.hlc > run_newest) {
-            break;
-        }
-        if let Some(under) = q.under {
-            let origin = NodeId::from_key(&run_key[..8]).map_err(|e| corrupt("recent key", e))?;
-            if !under.is_ancestor_or_self_of(origin) {
-                continue;
-            }
-        }
-        let Some(v) = storage.get(Space::Events, run_key)? else {
-            return Err(corrupt("recent index", "names a run that is not stored"));
-        };
-        let (received_at_us, events) = decode_run(&v)?;
-        for event in events {
-            if q.kind.is_some_and(|k| k != event.kind()) {
-                continue;
-            }
-            if newest.len() == limit && newest.peek().is_some_and(|m| m.0.0.event.order_key() >= event.order_key()) {
-                continue;
-            }
-            let stored = StoredEvent { received_at_us, event };
-            match keep(&stored) {
-                Some(true) => {}
-                Some(false) => continue,
-                // The caller stops the listing: what was kept so far.
-                None => break 'runs,
-            }
-            newest.push(std::cmp::Reverse(ByKey(stored)));
-            if newest.len() > limit {
-                newest.pop();
-            }
-        }
-    }
-    // Newest first.
-    Ok(newest.into_sorted_vec().into_iter().map(|r| r.0.0).collect())
 }
 
 /// The fresh part of a received batch, per range whose origin's holdings grew: from its first
@@ -944,7 +754,7 @@ impl StoreActor {
                     error!(node = %st.me, error = %e, "flush failed: stopping the node");
                     for w in waiters {
                         match w {
-                            Waiter::Append(r, _) => drop(r.send(Err(format!("storage failed: {e}")))),
+                            Waiter::Append(r, _) => drop(r.send(Err(WriteError::Storage(e.clone())))),
                             Waiter::Apply(r, _) => drop(r.send(Err(format!("storage failed: {e}")))),
                         }
                     }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use topology::{NodeId, Tier};
 
-use crate::admin::RaiseAlert;
 use crate::bench::percentile;
 use crate::cluster::Cluster;
+use node::api::alerts::RaiseAlert;
 
 fn alert(n: usize) -> RaiseAlert {
     RaiseAlert {
@@ -29,10 +29,10 @@ fn alert(n: usize) -> RaiseAlert {
 fn wait_applied(
     cluster: &Cluster,
     node: NodeId,
-    base: &crate::store::StoreStats,
+    base: &node::runtime::store::StoreStats,
     want: u64,
     timeout: Duration,
-) -> anyhow::Result<crate::store::StoreStats> {
+) -> anyhow::Result<node::runtime::store::StoreStats> {
     let deadline = Instant::now() + timeout;
     loop {
         let st = cluster.status(node)?.store;

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use topology::{NodeId, Tier};
 
-use crate::admin::RaiseAlert;
-use crate::clock::unix_us;
 use crate::cluster::Cluster;
-use crate::link::LinkState;
+use node::api::alerts::RaiseAlert;
+use node::clock::unix_us;
+use node::runtime::link::LinkState;
 
 /// What one run found.
 #[derive(Clone, Debug, Default)]

@@ -1,11 +1,12 @@
 //! `mingchu spot …`: online spot checks (网络巡查) from the command line, against a node's admin API.
 
 use clap::{Args, Subcommand};
+use client::render::{render_check, render_rates};
+use node::api::spot::RecordSpotCheck;
 use protocol::spot::FocusArea;
 use topology::NodeId;
 
 use crate::cli::{Target, print_json};
-use crate::spot::{RecordSpotCheck, render_check, render_rates};
 
 #[derive(Subcommand, Debug)]
 pub enum SpotCmd {

@@ -5,11 +5,12 @@
 //! Every listing shows what the node holds (its subtree, plus its city and the province's
 //! settings) and takes `--json`; so does every write.
 
-use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use client::render::render_registry;
+use node::api::registry::{RegistryRequest, RegistryWritten};
 use protocol::Zone;
 use protocol::registry::{
     Camera, Canteen, City, EntityData, EntityKind, HealthCertificate, RegistryOp, School, Settings, Staff, StaffRole,
@@ -17,7 +18,6 @@ use protocol::registry::{
 use topology::NodeId;
 
 use crate::cli::{Target, print_json};
-use crate::registry::{EntityView, RegistryRequest, RegistryWritten};
 
 #[derive(Subcommand, Debug)]
 pub enum RegistryCmd {
@@ -273,7 +273,7 @@ fn list(target: &Target, kind: Option<EntityKind>, opts: &ListOpts) -> anyhow::R
     if opts.json {
         return print_json(&entities);
     }
-    print!("{}", render(&entities));
+    print!("{}", render_registry(&entities));
     Ok(())
 }
 
@@ -417,52 +417,6 @@ pub fn parse_day_or_ms(s: &str) -> anyhow::Result<u64> {
 /// `YYYY-MM-DD` (China time) of a unix-ms instant.
 pub fn china_day(ms: u64) -> String {
     protocol::case::ChinaTime(ms).date()
-}
-
-/// The text form of a registry listing: one line per entity.
-pub fn render(entities: &[EntityView]) -> String {
-    if entities.is_empty() {
-        return "no registry entries\n".into();
-    }
-    let mut out = Vec::new();
-    for e in entities {
-        let key = if e.id.is_empty() { e.node.to_string() } else { format!("{}/{}", e.node, e.id) };
-        let details = match &e.data {
-            EntityData::City(_) => String::new(),
-            EntityData::Settings(s) => format!(
-                "deadlines {}d/{}d/{}h, review {}d, health cert warning {}d, samples ≥ {} g",
-                s.deadline_general_days,
-                s.deadline_serious_days,
-                s.deadline_severe_hours,
-                s.review_days,
-                s.health_cert_warn_days,
-                s.sample_min_grams
-            ),
-            EntityData::School(s) => {
-                format!("{} canteen(s) quic {} admin {}", s.canteens, or_dash(&s.quic_addr), or_dash(&s.admin_addr))
-            }
-            EntityData::Canteen(c) => c.address.clone(),
-            EntityData::Camera(c) => format!(
-                "canteen {} zone {} ai {} parents {}",
-                c.canteen,
-                c.zone.as_str(),
-                if c.ai_enabled { "on" } else { "off" },
-                if c.parent_visible { "see it" } else { "do not see it" }
-            ),
-            EntityData::Staff(s) => {
-                format!("{} ({}) {}", s.role.as_str(), s.role.zh(), if s.on_duty { "on duty" } else { "off duty" })
-            }
-            EntityData::HealthCertificate(h) => {
-                format!("staff {} valid until {}", h.staff, china_day(h.valid_until_ms))
-            }
-        };
-        let _ = writeln!(out, "{:<18} {:<24} {:<20} {}", e.kind.as_str(), key, e.data.label(), details);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn or_dash(s: &str) -> &str {
-    if s.is_empty() { "-" } else { s }
 }
 
 #[cfg(test)]

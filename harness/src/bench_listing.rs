@@ -13,11 +13,11 @@ use protocol::{AlertRaised, AlertType, Body, Event, EventKind, Hlc, SeqRange, Zo
 use ractor::{Actor, ActorRef};
 use topology::NodeId;
 
-use crate::admin::{ListParams, alert_views};
-use crate::clock::SystemClock;
-use crate::storage::Storage;
-use crate::storage::sled_store::SledStorage;
-use crate::store::{EventQuery, LIST_LIMIT_MAX, PriorityInbox, StoreActor, StoreArgs, StoreMsg};
+use node::api::alerts::{ListParams, alert_views};
+use node::clock::SystemClock;
+use node::runtime::store::{EventQuery, LIST_LIMIT_MAX, PriorityInbox, StoreActor, StoreArgs, StoreMsg};
+use node::storage::Storage;
+use node::storage::sled_store::SledStorage;
 
 /// Events per applied batch while filling (one origin per batch, as a link delivers them).
 const FILL_BATCH: usize = 1_000;
@@ -77,7 +77,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
 
     // Fill: per school, its alerts in batches; then each county's verdicts.
     let t0 = Instant::now();
-    let base_ms = crate::clock::unix_ms() - 30 * 86_400_000;
+    let base_ms = node::clock::unix_ms() - 30 * 86_400_000;
     let per_school = alerts / schools.len();
     let mut county_seq = std::collections::BTreeMap::<NodeId, u64>::new();
     let mut verdicts: std::collections::BTreeMap<NodeId, Vec<(NodeId, u64, u64)>> = Default::default();
@@ -131,7 +131,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
     println!("  filled {} events in {:.1} s", held * 2, t0.elapsed().as_secs_f64());
 
     // The listings, read beside the store actor (median of 3).
-    let now = crate::clock::unix_ms();
+    let now = node::clock::unix_ms();
     let time = |p: ListParams| {
         let storage = storage.clone();
         move || -> anyhow::Result<(Duration, usize)> {
@@ -145,16 +145,16 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
             Ok((median(runs), n))
         }
     };
-    let newest = ListParams { limit: Some(100), ..ListParams::default() };
+    let newest = ListParams { limit: Some("100".into()), ..ListParams::default() };
     let (t, n) = tokio::task::spawn_blocking(time(newest.clone())).await??;
     println!("  `alert list` (newest 100):                       {} ({n} listed)", ms(t));
-    let under = ListParams { limit: Some(100), under: Some(schools[0].to_string()), ..ListParams::default() };
+    let under = ListParams { limit: Some("100".into()), under: Some(schools[0].to_string()), ..ListParams::default() };
     let (t, n) = tokio::task::spawn_blocking(time(under)).await??;
     println!("  `alert list --under <a school>` (newest 100):    {} ({n} listed)", ms(t));
-    let dismissed = ListParams { limit: Some(100), status: Some("dismissed".into()), ..ListParams::default() };
+    let dismissed = ListParams { limit: Some("100".into()), status: Some("dismissed".into()), ..ListParams::default() };
     let (t, n) = tokio::task::spawn_blocking(time(dismissed)).await??;
     println!("  `alert list --status dismissed` (newest 100):    {} ({n} listed)", ms(t));
-    let none_new = ListParams { limit: Some(100), status: Some("new".into()), ..ListParams::default() };
+    let none_new = ListParams { limit: Some("100".into()), status: Some("new".into()), ..ListParams::default() };
     let (t, n) = tokio::task::spawn_blocking(time(none_new.clone())).await??;
     println!("  `alert list --status new` (none is):             {} ({n} listed)", ms(t));
 
@@ -179,7 +179,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
         let e = Event {
             origin: county,
             seq: *s,
-            hlc: Hlc { wall_ms: crate::clock::unix_ms(), logical: 0 },
+            hlc: Hlc { wall_ms: node::clock::unix_ms(), logical: 0 },
             scope: county,
             body: Body::Directive(protocol::Directive { title: "bench".into(), text: String::new() }),
         };

@@ -17,11 +17,11 @@ use anyhow::{Context, bail};
 use topology::generate::{AddrPlan, SmallSpec, generate_small};
 use topology::{NodeId, Topology};
 
-use crate::admin::AdminClient;
-use crate::link::LinkState;
-use crate::root::NodeStatus;
-use crate::server::NodeConfig;
-use crate::tls;
+use client::AdminClient;
+use node::config::NodeConfig;
+use node::runtime::link::LinkState;
+use node::runtime::root::NodeStatus;
+use node::tls;
 
 /// Finds a base port where every node's QUIC (UDP) and admin (TCP) port is free right now.
 pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
@@ -30,7 +30,7 @@ pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
     // Ranges handed out by this process: two federations created at the same moment (parallel
     // tests) must not pick overlapping ports before either binds them.
     static TAKEN: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
-    let seed = std::process::id().wrapping_mul(7919) ^ (crate::clock::unix_ms() as u32);
+    let seed = std::process::id().wrapping_mul(7919) ^ (node::clock::unix_ms() as u32);
     let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
     let (lo_port, hi_port) = fixed_port_window(span);
     for attempt in 0..200u32 {
@@ -171,7 +171,7 @@ impl Cluster {
         let mut cfg = NodeConfig::new(id, self.topology_path.clone(), self.data_dir(id), self.cert_dir.clone());
         (cfg.quic_addr, cfg.admin_addr) = (Some(quic), Some(admin));
         // The same check the node makes when it starts (the parent is there, the addresses are free).
-        crate::registry::add_joining_node(&mut self.topology.clone(), &cfg)?;
+        node::config::add_joining_node(&mut self.topology.clone(), &cfg)?;
         std::fs::write(self.config_path(id), toml::to_string(&cfg)?)?;
         self.joined.insert(id, admin);
         Ok(())
@@ -319,7 +319,7 @@ impl Cluster {
     /// prints them, and the end of every node's log. Printed to stderr (the test harness shows
     /// it with the failure).
     fn post_mortem(&self) {
-        let now = crate::clock::unix_ms();
+        let now = node::clock::unix_ms();
         let mut out = String::from("\n==== cluster post-mortem: node status and log tails ====\n");
         for id in self.ids().into_iter().chain(self.joined.keys().copied()) {
             out.push_str(&format!(
@@ -328,7 +328,7 @@ impl Cluster {
             ));
             if self.is_running(id) {
                 match self.client(id).status() {
-                    Ok(st) => out.push_str(&crate::cli::render_status(&st, now)),
+                    Ok(st) => out.push_str(&client::render::render_status(&st, now)),
                     Err(e) => out.push_str(&format!("status: {e:#}\n")),
                 }
             }

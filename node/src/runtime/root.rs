@@ -13,10 +13,10 @@ use topology::{NodeId, Tier, Topology};
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::link::{LinkActor, LinkArgs, LinkMsg, LinkState, LinkStatus, SharedStatus, lock_status};
-use crate::listener::{ListenerActor, ListenerArgs, ListenerMsg};
+use crate::runtime::link::{LinkActor, LinkArgs, LinkMsg, LinkState, LinkStatus, SharedStatus, lock_status};
+use crate::runtime::listener::{ListenerActor, ListenerArgs, ListenerMsg};
+use crate::runtime::store::{PriorityInbox, StoreActor, StoreArgs, StoreMsg, StoreStats};
 use crate::storage::Storage;
-use crate::store::{PriorityInbox, StoreActor, StoreArgs, StoreMsg, StoreStats};
 use crate::transport::{Connection, Transport, TransportError};
 
 /// How long a dial may take before the parent counts as unreachable.
@@ -39,6 +39,8 @@ pub struct NodeArgs {
     pub me: NodeId,
     pub topology: Arc<Topology>,
     pub storage: Arc<dyn Storage>,
+    /// Long reads beside the store actor (the join check).
+    pub reads: crate::runtime::reads::Reads,
     pub transport: Arc<dyn Transport>,
     pub clock: Arc<dyn Clock>,
     pub session: SessionConfig,
@@ -369,7 +371,8 @@ fn waiting_for(
         .collect();
     let backlog = behind.iter().map(|b| b.0).sum();
     behind.sort_by_key(|b| std::cmp::Reverse(b.0));
-    let age = crate::store::oldest_waiting_ms(storage, now_us, behind.into_iter().map(|(_, o, after)| (o, after)));
+    let age =
+        crate::runtime::store::oldest_waiting_ms(storage, now_us, behind.into_iter().map(|(_, o, after)| (o, after)));
     (backlog, age)
 }
 
@@ -448,7 +451,7 @@ impl Actor for NodeActor {
                 let verdict = match st.check_descendant(peer) {
                     // A descendant the topology file lacks may still be registered (joined at run time).
                     Err(_) if peer.is_descendant_of(st.args.me) => {
-                        crate::registry::check_registered(&st.store, peer).await
+                        crate::runtime::join::check_registered(&st.args.reads, peer).await
                     }
                     v => v,
                 };

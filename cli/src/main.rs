@@ -1,5 +1,5 @@
 //! The `mingchu` binary: one node of the federation, and the tools around it.
 
 fn main() -> std::process::ExitCode {
-    node::cli::main()
+    mingchu::main()
 }

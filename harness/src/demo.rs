@@ -13,9 +13,9 @@ use protocol::AlertType;
 use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
 
-use crate::admin::{AlertView, RaiseAlert};
-use crate::cli::render_status;
 use crate::cluster::Cluster;
+use client::render::render_status;
+use node::api::alerts::{AlertView, RaiseAlert};
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -258,7 +258,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
         alert.id
     );
     let verdict =
-        crate::cases::AlertVerdict { note: "checked the video".into(), open_case: true, ..Default::default() };
+        node::api::alerts::AlertVerdict { note: "checked the video".into(), open_case: true, ..Default::default() };
     let confirmed = cluster.client(county).confirm_alert(&alert.id, &verdict)?;
     let case = confirmed.state.case.context("no case opened")?.to_string();
     let wait_status = |node: NodeId, status: protocol::case::CaseStatus| -> anyhow::Result<protocol::case::CaseState> {
@@ -275,7 +275,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
             pause(20)?;
         }
     };
-    use crate::cases::StepRequest;
+    use node::api::cases::StepRequest;
     use protocol::case::CaseStatus;
     let c = wait_status(school, CaseStatus::NoticeIssued)?;
     println!(
@@ -296,7 +296,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     )?;
     cluster.client(county).case_step(&case, &StepRequest::Close { comment: "整改到位".into() })?;
     let closed = wait_status(province, CaseStatus::Closed)?;
-    for line in crate::cases::render_case(&closed).lines() {
+    for line in client::render::render_case(&closed).lines() {
         println!("      {line}");
     }
     println!("      (as the province folds it; the school, county and city fold the same events to the same state)");
@@ -304,7 +304,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     let checked: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).take(2).collect();
     for (n, &s) in checked.iter().enumerate() {
         let failed = if n == 1 { vec![protocol::spot::FocusArea::StaffAttire] } else { vec![] };
-        let req = crate::spot::RecordSpotCheck {
+        let req = node::api::spot::RecordSpotCheck {
             school: s,
             canteen: "main".into(),
             failed,
@@ -312,7 +312,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
             severity: None,
         };
         let done = cluster.client(province).spot_check(&req)?;
-        println!("      province spot check: {}", crate::spot::render_check(&done.check));
+        println!("      province spot check: {}", client::render::render_check(&done.check));
         for c in &done.cases {
             println!("        → case {c} opened at {s} with its rectification notice");
         }
@@ -338,7 +338,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
 
     // Phase 4: the live tree.
     println!("\n[7/7] the tree as each node reports it (`mingchu topology show`):");
-    let now = crate::clock::unix_ms();
+    let now = node::clock::unix_ms();
     for e in cluster.topology.nodes() {
         if e.id.tier() == Tier::School {
             continue;

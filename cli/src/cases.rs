@@ -2,9 +2,11 @@
 //! (挂账 → 整改通知 → 整改 → 复核 → 销号, 督办), against a node's admin API.
 
 use clap::Subcommand;
+use client::render::render_case;
+use node::api::alerts::AlertVerdict;
+use node::api::cases::{CaseView, OpenCase, StepRequest};
 use topology::NodeId;
 
-use crate::cases::{AlertVerdict, CaseView, OpenCase, StepRequest, render_case};
 use crate::cli::{Target, print_json};
 
 #[derive(Subcommand, Debug)]

@@ -1,63 +1,28 @@
-//! The local admin API (HTTP + JSON on loopback) that the `mingchu` CLI talks to, and its client.
-//!
-//! Routes: `GET /api/status`, `GET|POST /api/alerts`, `POST /api/alerts/batch`,
-//! `POST /api/directives`, `GET /api/events`, `GET /api/cursors`.
-//! Errors are JSON `{"error": "..."}` with a 4xx/5xx status; bad input never reaches the store.
+//! Alerts: raising (with the 30-minute merge window), listing, and verdicts.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use protocol::alert::{AlertAction, AlertUpdate, fold_alert};
-use protocol::{AlertRaised, AlertType, Body, Directive, EventKind, Severity, Zone};
-use ractor::ActorRef;
+use protocol::case::CaseId;
+use protocol::verdict::{Verdict, VerdictRefusal, verdict_items};
+use protocol::{AlertRaised, AlertType, Body, EventId, EventKind, Severity, Zone};
 use serde::{Deserialize, Serialize};
 use topology::{NodeId, Tier};
 
-use crate::root::{NodeMsg, NodeStatus};
-use crate::store::{EventQuery, StoreMsg, StoredEvent};
-
-/// How long an admin request waits for the node's actors (a local write waits for a flush).
-const ADMIN_CALL_TIMEOUT_MS: u64 = 10_000;
-
-#[derive(Clone)]
-pub struct AdminState {
-    pub me: NodeId,
-    pub node: ActorRef<NodeMsg>,
-    pub store: ActorRef<StoreMsg>,
-    /// Read-only access for point reads (the store actor stays the only writer).
-    pub storage: std::sync::Arc<dyn crate::storage::Storage>,
-    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
-    /// `POST /api/clock/advance` allowed (tests only).
-    pub clock_control: bool,
-    /// Wakes the case scheduler (after the clock moved).
-    pub scan_now: std::sync::Arc<tokio::sync::Notify>,
-    pub recent_alerts: RecentAlerts,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ApiError {
-    pub error: String,
-}
-
-pub(crate) type ApiResult<T> = Result<Json<T>, (StatusCode, Json<ApiError>)>;
-
-/// An error answer: the status and `{"error": msg}`.
-pub(crate) fn api_err(code: StatusCode, msg: impl Into<String>) -> (StatusCode, Json<ApiError>) {
-    (code, Json(ApiError { error: msg.into() }))
-}
-
-pub(crate) fn bad(msg: impl Into<String>) -> (StatusCode, Json<ApiError>) {
-    api_err(StatusCode::BAD_REQUEST, msg)
-}
-
-pub(crate) fn internal(msg: impl std::fmt::Display) -> (StatusCode, Json<ApiError>) {
-    api_err(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
-}
+use crate::api::AdminState;
+use crate::api::kit::{
+    ApiError, ApiFail, ApiResult, api_err as err, append, bad, internal, one_of, parse_limit, parse_under, read_fail,
+    read_storage, refuse,
+};
+use crate::runtime::reads::Reads;
+use crate::runtime::store::{
+    EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events, list_events_where, read_range, related,
+};
+use crate::storage::StorageError;
 
 /// An alert to raise at this school (the CLI's `alert raise`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -96,24 +61,14 @@ pub type RecentAlerts =
 /// The merge windows still open at a school, from its own alerts and repeats: for each (camera,
 /// type) the newest alert and its last detection, when that was within [`MERGE_WINDOW_MS`] of
 /// `now_ms`. Reads at most the school's newest [`RECENT_SCAN_MAX`] alerts. Other tiers: empty.
-pub async fn recent_alerts_from_store(
-    me: NodeId,
-    store: &ActorRef<StoreMsg>,
-    now_ms: u64,
-) -> Result<RecentAlerts, String> {
+pub async fn recent_alerts_from_store(me: NodeId, reads: &Reads, now_ms: u64) -> Result<RecentAlerts, StorageError> {
     let out = RecentAlerts::default();
     if me.tier() != Tier::School {
         return Ok(out);
     }
     let query = EventQuery { kind: Some(EventKind::Alert), under: Some(me), limit: RECENT_SCAN_MAX };
-    let alerts = ractor::call_t!(store, |reply| StoreMsg::List { query, reply }, ADMIN_CALL_TIMEOUT_MS)
-        .map_err(|e| e.to_string())??;
-    let updates = ractor::call_t!(
-        store,
-        |reply| StoreMsg::Related { kind: EventKind::AlertUpdate, subject: None, reply },
-        ADMIN_CALL_TIMEOUT_MS
-    )
-    .map_err(|e| e.to_string())??;
+    let (alerts, updates) =
+        reads.run(move |st| Ok((list_events(st, &query)?, related(st, EventKind::AlertUpdate, None)?))).await?;
     let by = updates_by_alert(updates);
     let mut map = out.lock().unwrap_or_else(|e| e.into_inner());
     // Oldest first, so the newest alert of a (camera, type) wins.
@@ -172,16 +127,6 @@ impl RaiseAlert {
         alert.validate().map_err(|e| e.to_string())?;
         Ok(alert)
     }
-}
-
-/// A directive to send down the tree (scope = the unit that receives it, with its subtree).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendDirective {
-    pub to: String,
-    pub title: String,
-    #[serde(default)]
-    pub text: String,
 }
 
 /// An alert as the admin API and CLI show it.
@@ -256,55 +201,12 @@ impl AlertView {
     }
 }
 
-/// A directive as the admin API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventView {
-    pub id: String,
-    pub origin: NodeId,
-    pub seq: u64,
-    pub scope: NodeId,
-    pub kind: String,
-    pub summary: String,
-    pub hlc_ms: u64,
-    pub received_at_us: u64,
-}
-
-impl EventView {
-    pub fn from_stored(s: &StoredEvent) -> EventView {
-        let summary = match &s.event.body {
-            Body::Alert(a) => format!("{} {} camera {}", a.alert_type.code(), a.alert_type.zh(), a.camera),
-            Body::Directive(d) => d.title.clone(),
-            Body::Case(c) => format!("case {} {}", c.case, c.action.kind()),
-            Body::AlertUpdate(u) => {
-                let what = match &u.action {
-                    protocol::alert::AlertAction::Confirm { .. } => "confirmed",
-                    protocol::alert::AlertAction::Dismiss { .. } => "dismissed",
-                    protocol::alert::AlertAction::Repeat { .. } => "repeated",
-                };
-                format!("alert {} {what}", u.alert)
-            }
-            Body::Registry(r) => crate::registry::summary(r),
-            Body::SpotCheck(c) => {
-                format!("spot check of {}: {}", c.canteen, if c.passed() { "passed" } else { "failed" })
-            }
-        };
-        EventView {
-            id: s.event.id().to_string(),
-            origin: s.event.origin,
-            seq: s.event.seq,
-            scope: s.event.scope,
-            kind: s.event.kind().as_str().to_string(),
-            summary,
-            hlc_ms: s.event.hlc.wall_ms,
-            received_at_us: s.received_at_us,
-        }
-    }
-}
-
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ListParams {
-    pub limit: Option<usize>,
+    /// 1 to [`LIST_LIMIT_MAX`], or `all`; default [`LIMIT_DEFAULT`].
+    pub limit: Option<String>,
     pub under: Option<String>,
+    /// Events only: one event kind (`alert`, `directive`, `case`, …).
     pub kind: Option<String>,
     /// Alerts only: new, confirmed or dismissed.
     pub status: Option<String>,
@@ -313,41 +215,34 @@ pub struct ListParams {
     pub unhandled_hours: Option<u64>,
 }
 
+/// The statuses an alert listing filters on.
+pub const ALERT_STATUSES: [&str; 3] = ["new", "confirmed", "dismissed"];
+
 impl ListParams {
-    fn query(&self, kind: Option<EventKind>) -> Result<EventQuery, String> {
-        let under = match &self.under {
-            Some(u) => Some(u.parse::<NodeId>().map_err(|e| e.to_string())?),
-            None => None,
+    /// The store query these parameters ask for (`kind` unless the parameters name one).
+    pub fn query(&self, kind: Option<EventKind>) -> Result<EventQuery, ApiFail> {
+        let under = parse_under(self.under.as_deref())?;
+        let kind = match self.kind.as_deref().map(str::trim) {
+            None | Some("") => kind,
+            Some(k) => {
+                let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                let name = one_of("kind", k, &names)?;
+                EventKind::ALL.into_iter().find(|e| e.as_str() == name)
+            }
         };
-        let kind = match self.kind.as_deref() {
-            None => kind,
-            Some("alert") => Some(EventKind::Alert),
-            Some("directive") => Some(EventKind::Directive),
-            Some(other) => return Err(format!("unknown event kind `{other}`; expected alert or directive")),
-        };
-        Ok(EventQuery { kind, under, limit: self.limit.unwrap_or(100) })
+        if let Some(st) = self.status.as_deref() {
+            one_of("status", st.trim(), &ALERT_STATUSES)?;
+        }
+        let limit = parse_limit(self.limit.as_deref(), LIST_LIMIT_MAX)?;
+        Ok(EventQuery { kind, under, limit })
     }
-}
-
-async fn status(State(s): State<AdminState>) -> ApiResult<NodeStatus> {
-    ractor::call_t!(s.node, NodeMsg::Status, ADMIN_CALL_TIMEOUT_MS).map(Json).map_err(internal)
-}
-
-/// Writes local events at this node (answered after the flush); a refusal is a 400 with the reason.
-pub(crate) async fn append(
-    s: &AdminState,
-    items: Vec<(NodeId, Body)>,
-) -> Result<Vec<StoredEvent>, (StatusCode, Json<ApiError>)> {
-    let r =
-        ractor::call_t!(s.store, |reply| StoreMsg::Append { items, reply }, ADMIN_CALL_TIMEOUT_MS).map_err(internal)?;
-    r.map_err(bad)
 }
 
 async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -> ApiResult<AlertView> {
     if s.me.tier() != Tier::School {
         return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
     }
-    let alert = req.to_alert(crate::clock::unix_ms()).map_err(bad)?;
+    let alert = req.to_alert(s.clock.wall_ms()).map_err(bad)?;
     let key = (alert.camera.clone(), alert.alert_type);
     let recent = if req.no_merge {
         None
@@ -361,11 +256,10 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
         append(&s, vec![(s.me, Body::AlertUpdate(update))]).await?;
         // The window slides with each detection.
         s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (first, alert.detected_at_ms));
-        let (found, _) = crate::store::read_range(s.storage.as_ref(), first.origin, first.seq - 1, first.seq, 1)
-            .map_err(internal)?;
+        let (found, _) = read_range(s.reads.storage(), first.origin, first.seq - 1, first.seq, 1).map_err(internal)?;
         let stored = found.first().ok_or_else(|| internal("the merged alert is gone"))?;
         let view = AlertView::from_stored(stored).ok_or_else(|| internal("not an alert"))?;
-        let st = crate::cases::alert_state(&s.store, first, view.detected_at_ms).await.map_err(internal)?;
+        let st = alert_state(&s.reads, first, view.detected_at_ms).await.map_err(read_fail)?;
         return Ok(Json(AlertView { merged: true, ..view.with_state(&st) }));
     }
     let stored = append(&s, vec![(s.me, Body::Alert(alert))]).await?;
@@ -402,7 +296,7 @@ async fn raise_alerts(State(s): State<AdminState>, Json(req): Json<RaiseAlerts>)
     if req.alerts.len() > RAISE_BATCH_MAX {
         return Err(bad(format!("{} alerts in one request; at most {RAISE_BATCH_MAX}", req.alerts.len())));
     }
-    let now = crate::clock::unix_ms();
+    let now = s.clock.wall_ms();
     let mut bodies = Vec::with_capacity(req.alerts.len());
     for (i, a) in req.alerts.iter().enumerate() {
         bodies.push(Body::Alert(a.to_alert(now).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
@@ -415,26 +309,6 @@ async fn raise_alerts(State(s): State<AdminState>, Json(req): Json<RaiseAlerts>)
     Ok(Json(RaisedBatch { count, first_seq, last_seq }))
 }
 
-async fn send_directive(State(s): State<AdminState>, Json(req): Json<SendDirective>) -> ApiResult<EventView> {
-    let to: NodeId = req.to.parse().map_err(|e: topology::IdError| bad(e.to_string()))?;
-    if !s.me.is_ancestor_or_self_of(to) {
-        return Err(bad(format!("{} can only direct units in its own subtree; {to} is not", s.me)));
-    }
-    let body = Body::Directive(Directive { title: req.title, text: req.text });
-    let stored = append(&s, vec![(to, body)]).await?;
-    stored.first().map(|e| Json(EventView::from_stored(e))).ok_or_else(|| internal("nothing stored"))
-}
-
-/// Runs a read of this node's storage on the blocking pool, beside the store actor (which stays
-/// the only writer): a listing over a month of a province's events never delays replication.
-pub(crate) async fn read_storage<T: Send + 'static>(
-    s: &AdminState,
-    read: impl FnOnce(&dyn crate::storage::Storage) -> Result<T, String> + Send + 'static,
-) -> Result<T, (StatusCode, Json<ApiError>)> {
-    let storage = s.storage.clone();
-    tokio::task::spawn_blocking(move || read(storage.as_ref())).await.map_err(internal)?.map_err(internal)
-}
-
 /// The admin API's alert listing, read from storage: the newest alerts matching `p`, each folded
 /// with its verdicts and repeats. Without a status filter only the listed alerts' updates are
 /// read (one index lookup each); with one, every update, since the filter needs every fold.
@@ -445,7 +319,7 @@ pub fn alert_views(
 ) -> Result<Result<Vec<AlertView>, String>, crate::storage::StorageError> {
     let query = match p.query(Some(EventKind::Alert)) {
         Ok(q) => q,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(e.1.0.error)),
     };
     let filtered = p.status.is_some() || p.unhandled_hours.is_some();
     let fold = |e: &StoredEvent, ups: Option<&Vec<(NodeId, AlertAction)>>| -> Option<AlertView> {
@@ -456,14 +330,14 @@ pub fn alert_views(
         })
     };
     let wanted = |v: &AlertView| {
-        p.status.as_ref().is_none_or(|st| &v.status == st)
+        p.status.as_ref().is_none_or(|st| v.status == st.trim())
             && p.unhandled_hours
                 .is_none_or(|h| v.status == "new" && v.raised_at_ms.saturating_add(h * 3_600_000) <= now_ms)
     };
-    let own_updates = |e: &StoredEvent| crate::store::related(storage, EventKind::AlertUpdate, Some(e.event.id()));
+    let own_updates = |e: &StoredEvent| related(storage, EventKind::AlertUpdate, Some(e.event.id()));
     if !filtered {
         // Only the listed alerts' updates, one index lookup each.
-        let events = crate::store::list_events(storage, &query)?;
+        let events = list_events(storage, &query)?;
         let mut views = Vec::with_capacity(events.len());
         for e in &events {
             views.extend(fold(e, updates_by_alert(own_updates(e)?).get(&e.event.id())));
@@ -477,7 +351,7 @@ pub fn alert_views(
     let limit = if query.limit == 0 { 100 } else { query.limit };
     let mut budget = limit.saturating_mul(LAZY_FOLDS_PER_ROW);
     let (mut gave_up, mut failed) = (false, None);
-    let events = crate::store::list_events_where(storage, &query, |e| {
+    let events = list_events_where(storage, &query, |e| {
         if budget == 0 {
             gave_up = true;
             return None;
@@ -503,10 +377,9 @@ pub fn alert_views(
     }
     // A rare status: fold every alert, all updates read first, then the newest matches (folded
     // again for the page rather than kept: the matches can be most of a month's alerts).
-    let by = updates_by_alert(crate::store::related(storage, EventKind::AlertUpdate, None)?);
-    let events = crate::store::list_events_where(storage, &query, |e| {
-        Some(fold(e, by.get(&e.event.id())).is_some_and(|v| wanted(&v)))
-    })?;
+    let by = updates_by_alert(related(storage, EventKind::AlertUpdate, None)?);
+    let events =
+        list_events_where(storage, &query, |e| Some(fold(e, by.get(&e.event.id())).is_some_and(|v| wanted(&v))))?;
     Ok(Ok(events.iter().filter_map(|e| fold(e, by.get(&e.event.id()))).collect()))
 }
 
@@ -516,139 +389,101 @@ pub const LAZY_FOLDS_PER_ROW: usize = 20;
 
 async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<AlertView>> {
     let now = s.clock.wall_ms();
-    let views = read_storage(&s, move |st| alert_views(st, &p, now).map_err(|e| e.to_string())).await?;
+    let views = read_storage(&s, move |st| alert_views(st, &p, now)).await?;
     views.map(Json).map_err(bad)
 }
 
-async fn list_events(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<EventView>> {
-    let query = p.query(None).map_err(bad)?;
-    let events = read_storage(&s, move |st| crate::store::list_events(st, &query).map_err(|e| e.to_string())).await?;
-    Ok(Json(events.iter().map(EventView::from_stored).collect()))
+/// A verdict on an alert (the CLI's `alert confirm|dismiss`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertVerdict {
+    #[serde(default)]
+    pub note: String,
+    /// Confirm: also open a case and issue its notice, drafted from the alert (supervisors only).
+    #[serde(default)]
+    pub open_case: bool,
+    /// Dismiss: why it is a false positive (误报).
+    #[serde(default)]
+    pub reason: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct CursorParams {
-    pub under: Option<String>,
+/// An alert's state as the node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertStateView {
+    pub id: String,
+    pub state: protocol::alert::AlertState,
 }
 
-/// How far this node holds each origin of a subtree (contiguous seq), e.g. "what does the
-/// province hold of school X".
-async fn cursors(State(s): State<AdminState>, Query(p): Query<CursorParams>) -> ApiResult<Vec<(NodeId, u64)>> {
-    let root = match p.under {
-        Some(u) => u.parse::<NodeId>().map_err(|e| bad(e.to_string()))?,
-        None => s.me,
+async fn alert_event(s: &AdminState, id: EventId) -> Result<StoredEvent, (StatusCode, Json<ApiError>)> {
+    let (found, _) = read_range(s.reads.storage(), id.origin, id.seq.saturating_sub(1), id.seq, 1).map_err(internal)?;
+    match found.into_iter().next() {
+        Some(e) if matches!(e.event.body, Body::Alert(_)) => Ok(e),
+        _ => Err(err(StatusCode::NOT_FOUND, format!("{} holds no alert {id}", s.me))),
+    }
+}
+
+/// The alert's state folded from its updates.
+pub async fn alert_state(
+    reads: &Reads,
+    id: EventId,
+    detected_at_ms: u64,
+) -> Result<protocol::alert::AlertState, StorageError> {
+    let updates = reads.related(EventKind::AlertUpdate, Some(id)).await?;
+    Ok(fold_alert(
+        detected_at_ms,
+        updates.iter().filter_map(|u| match &u.event.body {
+            Body::AlertUpdate(AlertUpdate { action, .. }) => Some((u.event.origin, action)),
+            _ => None,
+        }),
+    ))
+}
+
+fn parse_event_id(id: &str) -> Result<EventId, (StatusCode, Json<ApiError>)> {
+    id.parse::<CaseId>().map(CaseId::event_id).map_err(|e| bad(format!("bad alert id `{id}`: {e}")))
+}
+
+async fn verdict(s: &AdminState, id: &str, confirm: bool, req: AlertVerdict) -> ApiResult<AlertStateView> {
+    let id = parse_event_id(id)?;
+    let stored = alert_event(s, id).await?;
+    let Body::Alert(alert) = &stored.event.body else { return Err(internal("not an alert")) };
+    let current = alert_state(&s.reads, id, alert.detected_at_ms).await.map_err(read_fail)?;
+    let rules = s.reads.case_rules_for(id.origin).await.map_err(read_fail)?;
+    let verdict = if confirm {
+        Verdict::Confirm { note: req.note, open_case: req.open_case }
+    } else {
+        Verdict::Dismiss { reason: req.reason }
     };
-    ractor::call_t!(s.store, |reply| StoreMsg::CursorsUnder { root, reply }, ADMIN_CALL_TIMEOUT_MS)
-        .map(Json)
-        .map_err(internal)
+    let items = match verdict_items(s.me, id, alert, &current, verdict, &rules, s.clock.wall_ms()) {
+        Ok(items) => items,
+        Err(VerdictRefusal::Invalid(why)) => return Err(bad(why)),
+        Err(VerdictRefusal::Forbidden(why)) => return Err(refuse(s, StatusCode::FORBIDDEN, why).await),
+        Err(VerdictRefusal::Conflict(why)) => return Err(refuse(s, StatusCode::CONFLICT, why).await),
+    };
+    append(s, items).await?;
+    let state = alert_state(&s.reads, id, alert.detected_at_ms).await.map_err(read_fail)?;
+    Ok(Json(AlertStateView { id: id.to_string(), state }))
 }
 
-pub fn router(state: AdminState) -> Router {
+async fn confirm(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    Json(req): Json<AlertVerdict>,
+) -> ApiResult<AlertStateView> {
+    verdict(&s, &id, true, req).await
+}
+
+async fn dismiss(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    Json(req): Json<AlertVerdict>,
+) -> ApiResult<AlertStateView> {
+    verdict(&s, &id, false, req).await
+}
+
+pub fn routes() -> Router<AdminState> {
     Router::new()
-        .route("/api/status", get(status))
         .route("/api/alerts", get(list_alerts).post(raise_alert))
         .route("/api/alerts/batch", post(raise_alerts))
-        .route("/api/directives", post(send_directive))
-        .route("/api/events", get(list_events))
-        .route("/api/cursors", get(cursors))
-        .merge(crate::cases::routes())
-        .merge(crate::registry::routes())
-        .merge(crate::spot::routes())
-        .with_state(state)
-}
-
-/// Largest admin API answer the client reads (ureq's default stops at 10 MB).
-const RESPONSE_BYTES_MAX: u64 = 1 << 30;
-
-/// Blocking client for the CLI, the demo and tests.
-#[derive(Clone, Debug)]
-pub struct AdminClient {
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl AdminClient {
-    pub fn new(addr: SocketAddr) -> AdminClient {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(15)))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        AdminClient { base: format!("http://{addr}"), agent }
-    }
-
-    fn decode<T: for<'de> Deserialize<'de>>(&self, mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<T> {
-        let status = resp.status();
-        // Listings can be large (the province holds every alert of the province).
-        let text = resp.body_mut().with_config().limit(RESPONSE_BYTES_MAX).read_to_string()?;
-        if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("unexpected answer from the node: {e}"));
-        }
-        let msg = serde_json::from_str::<ApiError>(&text).map(|e| e.error).unwrap_or(text);
-        anyhow::bail!("{msg}")
-    }
-
-    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
-        anyhow::anyhow!("cannot reach the node's admin API at {}: {e} (is the node running?)", self.base)
-    }
-
-    pub fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> anyhow::Result<T> {
-        let resp = self.agent.get(&format!("{}{path}", self.base)).call().map_err(|e| self.unreachable(e))?;
-        self.decode(resp)
-    }
-
-    pub fn post<B: Serialize, T: for<'de> Deserialize<'de>>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        let resp = self.agent.post(&format!("{}{path}", self.base)).send_json(body).map_err(|e| self.unreachable(e))?;
-        self.decode(resp)
-    }
-
-    pub fn status(&self) -> anyhow::Result<NodeStatus> {
-        self.get("/api/status")
-    }
-
-    pub fn raise_alert(&self, req: &RaiseAlert) -> anyhow::Result<AlertView> {
-        self.post("/api/alerts", req)
-    }
-
-    pub fn raise_alerts(&self, alerts: Vec<RaiseAlert>) -> anyhow::Result<RaisedBatch> {
-        self.post("/api/alerts/batch", &RaiseAlerts { alerts })
-    }
-
-    pub fn alerts(&self, limit: usize, under: Option<NodeId>) -> anyhow::Result<Vec<AlertView>> {
-        self.alerts_where(limit, under, None, None)
-    }
-
-    /// The newest `limit` alerts with a status and/or still unhandled after some hours.
-    pub fn alerts_where(
-        &self,
-        limit: usize,
-        under: Option<NodeId>,
-        status: Option<&str>,
-        unhandled_hours: Option<u64>,
-    ) -> anyhow::Result<Vec<AlertView>> {
-        let mut path = format!("/api/alerts?limit={limit}");
-        if let Some(u) = under {
-            path.push_str(&format!("&under={u}"));
-        }
-        if let Some(st) = status {
-            path.push_str(&format!("&status={st}"));
-        }
-        if let Some(h) = unhandled_hours {
-            path.push_str(&format!("&unhandled_hours={h}"));
-        }
-        self.get(&path)
-    }
-
-    /// Contiguous cursors of every origin under `under` that the node holds.
-    pub fn cursors(&self, under: NodeId) -> anyhow::Result<Vec<(NodeId, u64)>> {
-        self.get(&format!("/api/cursors?under={under}"))
-    }
-
-    pub fn send_directive(&self, req: &SendDirective) -> anyhow::Result<EventView> {
-        self.post("/api/directives", req)
-    }
-
-    pub fn events(&self, limit: usize) -> anyhow::Result<Vec<EventView>> {
-        self.get(&format!("/api/events?limit={limit}"))
-    }
+        .route("/api/alerts/{id}/confirm", post(confirm))
+        .route("/api/alerts/{id}/dismiss", post(dismiss))
 }

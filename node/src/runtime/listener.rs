@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
-use crate::root::NodeMsg;
+use crate::runtime::root::NodeMsg;
 use crate::transport::{Transport, TransportError};
 
 pub struct ListenerActor;

@@ -1,0 +1,8 @@
+//! The `mingchu` command line: argument parsing, the small commands, and `main`.
+
+pub mod cases;
+pub mod cli;
+pub mod registry;
+pub mod spot;
+
+pub use cli::main;

@@ -1,0 +1,227 @@
+//! The blocking client of a node's admin API (for the CLI, the harness and tests), and the text
+//! rendering of what a node answers (`render`).
+
+pub mod render;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use node::api::alerts::{AlertStateView, AlertVerdict, AlertView, RaiseAlert, RaiseAlerts, RaisedBatch};
+use node::api::cases::{CaseView, OpenCase, StepRequest};
+use node::api::directives::{EventView, SendDirective};
+use node::api::kit::ApiError;
+use node::api::registry::{EntityView, RegistryRequest, RegistryWritten};
+use node::api::spot::{RateView, RecordSpotCheck, SpotCheckRecorded, SpotCheckView};
+use node::api::status::{AdvanceClock, ClockView};
+use node::runtime::root::NodeStatus;
+use protocol::case::CaseState;
+use protocol::registry::EntityKind;
+use serde::{Deserialize, Serialize};
+use topology::NodeId;
+
+/// Largest admin API answer the client reads (ureq's default stops at 10 MB).
+const RESPONSE_BYTES_MAX: u64 = 1 << 30;
+
+/// Blocking client for the CLI, the demo and tests.
+#[derive(Clone, Debug)]
+pub struct AdminClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl AdminClient {
+    pub fn new(addr: SocketAddr) -> AdminClient {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(15)))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        AdminClient { base: format!("http://{addr}"), agent }
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(&self, mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<T> {
+        let status = resp.status();
+        // Listings can be large (the province holds every alert of the province).
+        let text = resp.body_mut().with_config().limit(RESPONSE_BYTES_MAX).read_to_string()?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("unexpected answer from the node: {e}"));
+        }
+        let msg = serde_json::from_str::<ApiError>(&text).map(|e| e.error).unwrap_or(text);
+        anyhow::bail!("{msg}")
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
+        anyhow::anyhow!("cannot reach the node's admin API at {}: {e} (is the node running?)", self.base)
+    }
+
+    pub fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> anyhow::Result<T> {
+        let resp = self.agent.get(&format!("{}{path}", self.base)).call().map_err(|e| self.unreachable(e))?;
+        self.decode(resp)
+    }
+
+    pub fn post<B: Serialize, T: for<'de> Deserialize<'de>>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        let resp = self.agent.post(&format!("{}{path}", self.base)).send_json(body).map_err(|e| self.unreachable(e))?;
+        self.decode(resp)
+    }
+
+    pub fn status(&self) -> anyhow::Result<NodeStatus> {
+        self.get("/api/status")
+    }
+
+    pub fn raise_alert(&self, req: &RaiseAlert) -> anyhow::Result<AlertView> {
+        self.post("/api/alerts", req)
+    }
+
+    pub fn raise_alerts(&self, alerts: Vec<RaiseAlert>) -> anyhow::Result<RaisedBatch> {
+        self.post("/api/alerts/batch", &RaiseAlerts { alerts })
+    }
+
+    pub fn alerts(&self, limit: usize, under: Option<NodeId>) -> anyhow::Result<Vec<AlertView>> {
+        self.alerts_where(limit, under, None, None)
+    }
+
+    /// The newest `limit` alerts with a status and/or still unhandled after some hours.
+    pub fn alerts_where(
+        &self,
+        limit: usize,
+        under: Option<NodeId>,
+        status: Option<&str>,
+        unhandled_hours: Option<u64>,
+    ) -> anyhow::Result<Vec<AlertView>> {
+        let mut path = format!("/api/alerts?limit={limit}");
+        if let Some(u) = under {
+            path.push_str(&format!("&under={u}"));
+        }
+        if let Some(st) = status {
+            path.push_str(&format!("&status={st}"));
+        }
+        if let Some(h) = unhandled_hours {
+            path.push_str(&format!("&unhandled_hours={h}"));
+        }
+        self.get(&path)
+    }
+
+    /// Contiguous cursors of every origin under `under` that the node holds.
+    pub fn cursors(&self, under: NodeId) -> anyhow::Result<Vec<(NodeId, u64)>> {
+        self.get(&format!("/api/cursors?under={under}"))
+    }
+
+    pub fn send_directive(&self, req: &SendDirective) -> anyhow::Result<EventView> {
+        self.post("/api/directives", req)
+    }
+
+    pub fn events(&self, limit: usize) -> anyhow::Result<Vec<EventView>> {
+        self.get(&format!("/api/events?limit={limit}"))
+    }
+}
+
+fn case_path(id: &str) -> String {
+    format!("/api/cases/{}", id.replace('#', "%23"))
+}
+
+impl AdminClient {
+    pub fn cases(
+        &self,
+        under: Option<NodeId>,
+        status: Option<&str>,
+        supervised_here: bool,
+    ) -> anyhow::Result<Vec<CaseView>> {
+        let mut q = vec![];
+        if let Some(u) = under {
+            q.push(format!("under={u}"));
+        }
+        if let Some(st) = status {
+            q.push(format!("status={st}"));
+        }
+        if supervised_here {
+            q.push("supervised_here=true".into());
+        }
+        self.get(&format!("/api/cases?{}", q.join("&")))
+    }
+
+    pub fn case(&self, id: &str) -> anyhow::Result<CaseState> {
+        self.get(&case_path(id))
+    }
+
+    pub fn open_case(&self, req: &OpenCase) -> anyhow::Result<CaseState> {
+        self.post("/api/cases", req)
+    }
+
+    pub fn case_step(&self, id: &str, step: &StepRequest) -> anyhow::Result<CaseState> {
+        self.post(&format!("{}/steps", case_path(id)), step)
+    }
+
+    pub fn confirm_alert(&self, id: &str, v: &AlertVerdict) -> anyhow::Result<AlertStateView> {
+        self.post(&format!("/api/alerts/{}/confirm", id.replace('#', "%23")), v)
+    }
+
+    pub fn dismiss_alert(&self, id: &str, v: &AlertVerdict) -> anyhow::Result<AlertStateView> {
+        self.post(&format!("/api/alerts/{}/dismiss", id.replace('#', "%23")), v)
+    }
+
+    pub fn advance_clock(&self, by: Duration) -> anyhow::Result<ClockView> {
+        self.post("/api/clock/advance", &AdvanceClock { ms: by.as_millis() as u64 })
+    }
+}
+
+impl AdminClient {
+    /// The registry the node holds, optionally one kind, optionally only entities under `under`.
+    pub fn registry(&self, kind: Option<EntityKind>, under: Option<NodeId>) -> anyhow::Result<Vec<EntityView>> {
+        let mut path = "/api/registry?".to_string();
+        if let Some(k) = kind {
+            path.push_str(&format!("kind={k}&"));
+        }
+        if let Some(u) = under {
+            path.push_str(&format!("under={u}"));
+        }
+        self.get(&path)
+    }
+
+    /// Upserts or removes an entity the node owns.
+    pub fn registry_write(&self, req: &RegistryRequest) -> anyhow::Result<RegistryWritten> {
+        self.post("/api/registry", req)
+    }
+}
+
+/// A listing's query string.
+fn query_string(under: Option<NodeId>, day: Option<&str>, month: Option<&str>, limit: Option<usize>) -> String {
+    let mut q = Vec::new();
+    if let Some(u) = under {
+        q.push(format!("under={u}"));
+    }
+    if let Some(d) = day {
+        q.push(format!("day={d}"));
+    }
+    if let Some(m) = month {
+        q.push(format!("month={m}"));
+    }
+    if let Some(l) = limit {
+        q.push(format!("limit={l}"));
+    }
+    q.join("&")
+}
+
+impl AdminClient {
+    pub fn spot_check(&self, req: &RecordSpotCheck) -> anyhow::Result<SpotCheckRecorded> {
+        self.post("/api/spot-checks", req)
+    }
+
+    pub fn spot_checks(
+        &self,
+        under: Option<NodeId>,
+        day: Option<&str>,
+        month: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<SpotCheckView>> {
+        self.get(&format!("/api/spot-checks?{}", query_string(under, day, month, Some(limit))))
+    }
+
+    pub fn pass_rates(
+        &self,
+        under: Option<NodeId>,
+        day: Option<&str>,
+        month: Option<&str>,
+    ) -> anyhow::Result<Vec<RateView>> {
+        self.get(&format!("/api/spot-checks/rates?{}", query_string(under, day, month, None)))
+    }
+}

@@ -1,0 +1,10 @@
+//! Tooling around real nodes: a federation of `mingchu node run` processes on loopback
+//! ([`cluster::Cluster`]), the demo, and the benchmarks. Used by the `mingchu` CLI and the
+//! integration tests; never by a node.
+
+pub mod bench;
+pub mod bench_backlog;
+pub mod bench_listing;
+pub mod bench_outage;
+pub mod cluster;
+pub mod demo;

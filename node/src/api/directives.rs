@@ -1,0 +1,125 @@
+//! Directives down the tree, and the event listing.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use protocol::{Body, Directive, EventKind};
+use serde::{Deserialize, Serialize};
+use topology::NodeId;
+
+use crate::api::AdminState;
+use crate::api::alerts::ListParams;
+use crate::api::kit::{ApiResult, append, bad, internal, read_storage};
+use crate::runtime::store::StoredEvent;
+use crate::runtime::store::read::list_events;
+
+/// A directive to send down the tree (scope = the unit that receives it, with its subtree).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendDirective {
+    pub to: String,
+    pub title: String,
+    #[serde(default)]
+    pub text: String,
+}
+
+/// A directive as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: String,
+    pub origin: NodeId,
+    pub seq: u64,
+    pub scope: NodeId,
+    pub kind: String,
+    pub summary: String,
+    pub hlc_ms: u64,
+    pub received_at_us: u64,
+}
+
+impl EventView {
+    pub fn from_stored(s: &StoredEvent) -> EventView {
+        let summary = match &s.event.body {
+            Body::Alert(a) => format!("{} {} camera {}", a.alert_type.code(), a.alert_type.zh(), a.camera),
+            Body::Directive(d) => d.title.clone(),
+            Body::Case(c) => format!("case {} {}", c.case, c.action.kind()),
+            Body::AlertUpdate(u) => {
+                let what = match &u.action {
+                    protocol::alert::AlertAction::Confirm { .. } => "confirmed",
+                    protocol::alert::AlertAction::Dismiss { .. } => "dismissed",
+                    protocol::alert::AlertAction::Repeat { .. } => "repeated",
+                };
+                format!("alert {} {what}", u.alert)
+            }
+            Body::Registry(r) => crate::api::registry::summary(r),
+            Body::SpotCheck(c) => {
+                format!("spot check of {}: {}", c.canteen, if c.passed() { "passed" } else { "failed" })
+            }
+        };
+        EventView {
+            id: s.event.id().to_string(),
+            origin: s.event.origin,
+            seq: s.event.seq,
+            scope: s.event.scope,
+            kind: s.event.kind().as_str().to_string(),
+            summary,
+            hlc_ms: s.event.hlc.wall_ms,
+            received_at_us: s.received_at_us,
+        }
+    }
+}
+
+async fn send_directive(State(s): State<AdminState>, Json(req): Json<SendDirective>) -> ApiResult<EventView> {
+    let to: NodeId = req.to.parse().map_err(|e: topology::IdError| bad(e.to_string()))?;
+    if !s.me.is_ancestor_or_self_of(to) {
+        return Err(bad(format!("{} can only direct units in its own subtree; {to} is not", s.me)));
+    }
+    let body = Body::Directive(Directive { title: req.title, text: req.text });
+    let stored = append(&s, vec![(to, body)]).await?;
+    stored.first().map(|e| Json(EventView::from_stored(e))).ok_or_else(|| internal("nothing stored"))
+}
+
+async fn list_events_route(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<EventView>> {
+    let query = p.query(None)?;
+    let events = read_storage(&s, move |st| list_events(st, &query)).await?;
+    Ok(Json(events.iter().map(EventView::from_stored).collect()))
+}
+
+/// Directives this node holds, newest first: the filter runs in the listing, before the limit.
+async fn list_directives(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<DirectiveView>> {
+    let query = ListParams { kind: None, ..p }.query(Some(EventKind::Directive))?;
+    let events = read_storage(&s, move |st| list_events(st, &query)).await?;
+    Ok(Json(events.iter().filter_map(DirectiveView::from_stored).collect()))
+}
+
+/// A directive as listed: who sent it to whom, its title and its whole text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectiveView {
+    pub id: String,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub title: String,
+    pub text: String,
+    pub sent_at_ms: u64,
+    pub sent_at: String,
+}
+
+impl DirectiveView {
+    pub fn from_stored(s: &StoredEvent) -> Option<DirectiveView> {
+        let Body::Directive(d) = &s.event.body else { return None };
+        Some(DirectiveView {
+            id: s.event.id().to_string(),
+            from: s.event.origin,
+            to: s.event.scope,
+            title: d.title.clone(),
+            text: d.text.clone(),
+            sent_at_ms: s.event.hlc.wall_ms,
+            sent_at: protocol::calendar::rfc3339(s.event.hlc.wall_ms),
+        })
+    }
+}
+
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/api/directives", get(list_directives).post(send_directive))
+        .route("/api/events", get(list_events_route))
+}

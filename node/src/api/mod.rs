@@ -1,0 +1,47 @@
+//! The local admin API (HTTP + JSON on loopback) that the `mingchu` CLI talks to: one module per
+//! feature (alerts, cases, directives, registry, spot checks, status) and the shared kit.
+//! Errors are JSON `{"error": "..."}` with a 4xx/5xx status; bad input never reaches the store.
+
+pub mod alerts;
+pub mod cases;
+pub mod directives;
+pub mod kit;
+pub mod registry;
+pub mod spot;
+pub mod status;
+
+use axum::Router;
+use ractor::ActorRef;
+use topology::NodeId;
+
+use crate::runtime::reads::Reads;
+use crate::runtime::root::NodeMsg;
+use crate::runtime::store::StoreMsg;
+
+/// What every route may use.
+#[derive(Clone)]
+pub struct AdminState {
+    pub me: NodeId,
+    pub node: ActorRef<NodeMsg>,
+    pub store: ActorRef<StoreMsg>,
+    /// Reads beside the store actor (which stays the only writer).
+    pub reads: Reads,
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// `POST /api/clock/advance` allowed (tests only).
+    pub clock_control: bool,
+    /// Wakes the case scheduler (after the clock moved).
+    pub scan_now: std::sync::Arc<tokio::sync::Notify>,
+    pub recent_alerts: alerts::RecentAlerts,
+}
+
+/// The admin API: every feature's routes over the node's state.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .merge(alerts::routes())
+        .merge(cases::routes())
+        .merge(directives::routes())
+        .merge(registry::routes())
+        .merge(spot::routes())
+        .merge(status::routes())
+        .with_state(state)
+}

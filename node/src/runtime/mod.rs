@@ -1,0 +1,12 @@
+//! The node's actors and tasks: the root (supervision, links, failover), one link per connection,
+//! the listener, the store (the only writer of storage; its read paths in `store::read`), the case
+//! scheduler and the join check. They reach the world only through the seams (`Transport`,
+//! `Storage`, `Clock`), so the simulator runs them unchanged.
+
+pub mod join;
+pub mod link;
+pub mod listener;
+pub mod reads;
+pub mod root;
+pub mod scheduler;
+pub mod store;

@@ -1,0 +1,116 @@
+//! Reads beside the store actor. The store actor is the only writer of storage; long reads — a
+//! listing over a month of a province's alerts, the case scheduler's scan of every case, the join
+//! check's registry — never go through its mailbox, so they never hold up replication.
+//!
+//! A running node reads on tokio's blocking pool. The simulator reads inline, in the task that
+//! asks: its clock is paused and everything runs on one thread, and a read on another thread would
+//! let the clock move while it runs — the same seed must give the same run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use protocol::case::{CaseId, CaseInput, CaseRules, CaseState, fold, fold_all};
+use protocol::registry::{Entity, EntityRef, Settings, SettingsSource, effective_settings, registry_view};
+use protocol::{Body, EventId, EventKind};
+use topology::NodeId;
+
+use crate::runtime::store::{StoredEvent, related};
+use crate::storage::{Storage, StorageError};
+
+/// Where a node's long reads run.
+#[derive(Clone)]
+pub struct Reads {
+    storage: Arc<dyn Storage>,
+    inline: bool,
+}
+
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reads").field("inline", &self.inline).finish_non_exhaustive()
+    }
+}
+
+impl Reads {
+    /// A running node: reads on tokio's blocking pool.
+    pub fn blocking_pool(storage: Arc<dyn Storage>) -> Reads {
+        Reads { storage, inline: false }
+    }
+
+    /// The simulator: reads in the calling task, deterministically.
+    pub fn inline(storage: Arc<dyn Storage>) -> Reads {
+        Reads { storage, inline: true }
+    }
+
+    /// The storage, for a point read that cannot take long.
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// Runs `read` on this node's storage, beside the store actor.
+    pub async fn run<T: Send + 'static, E: From<StorageError> + Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn Storage) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        if self.inline {
+            return read(self.storage.as_ref());
+        }
+        let storage = self.storage.clone();
+        match tokio::task::spawn_blocking(move || read(storage.as_ref())).await {
+            Ok(r) => r,
+            Err(e) => Err(StorageError::Io(format!("a storage read did not finish: {e}")).into()),
+        }
+    }
+
+    /// The indexed events of `kind`, all or about `subject`, in event order.
+    pub async fn related(&self, kind: EventKind, subject: Option<EventId>) -> Result<Vec<StoredEvent>, StorageError> {
+        self.run(move |st| related(st, kind, subject)).await
+    }
+
+    /// Every case this node holds, folded.
+    pub async fn all_cases(&self) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
+        self.run(|st| Ok(fold_all(&case_inputs(&related(st, EventKind::Case, None)?)))).await
+    }
+
+    /// One case, folded from its own steps (an index lookup).
+    pub async fn case(&self, id: CaseId) -> Result<Option<CaseState>, StorageError> {
+        self.run(move |st| Ok(fold(id, &case_inputs(&related(st, EventKind::Case, Some(id.event_id()))?)))).await
+    }
+
+    /// The registry folded from this node's store (registry events are indexed: no scan of alerts).
+    pub async fn registry(&self) -> Result<BTreeMap<EntityRef, Entity>, StorageError> {
+        self.run(|st| {
+            let events = related(st, EventKind::Registry, None)?;
+            Ok(registry_view(events.iter().map(|s| &s.event)))
+        })
+        .await
+    }
+}
+
+impl Reads {
+    /// The settings in force for `unit` (its county's override, the province's, or the defaults).
+    pub async fn settings_for(&self, unit: NodeId) -> Result<(Settings, SettingsSource), StorageError> {
+        Ok(effective_settings(&self.registry().await?, unit))
+    }
+
+    /// The case rules in force for `unit`.
+    pub async fn case_rules_for(&self, unit: NodeId) -> Result<CaseRules, StorageError> {
+        Ok(CaseRules::from_settings(&self.settings_for(unit).await?.0))
+    }
+}
+
+/// The case inputs of stored events (others are skipped).
+pub fn case_inputs(events: &[StoredEvent]) -> Vec<CaseInput> {
+    events
+        .iter()
+        .filter_map(|s| match &s.event.body {
+            Body::Case(c) => Some(CaseInput {
+                id: s.event.id(),
+                hlc: s.event.hlc,
+                scope: s.event.scope,
+                case: c.case,
+                action: c.action.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,80 @@
+//! The supervising node's case scheduler: every `case_scan_ms` (and at once when the clock moves),
+//! it folds every case the node holds — read beside the store actor ([`Reads`]) — and writes the
+//! `MarkOverdue` and `Escalate` steps that [`protocol::case::due`] says are owed, with the rules of
+//! the settings in force at this node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::Body;
+use protocol::case::{CaseEvent, CaseRules, due};
+use protocol::registry::effective_settings;
+use ractor::ActorRef;
+use topology::{NodeId, Tier};
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::runtime::reads::Reads;
+use crate::runtime::store::{StoreMsg, WriteError};
+
+/// How long the scheduler waits for the store's flush.
+const CALL_TIMEOUT_MS: u64 = 10_000;
+
+/// The supervising node's scheduler step: marks overdue and escalates what is due at `now_ms`,
+/// one storage write for all of it. Returns how many steps it wrote.
+pub async fn scan(
+    me: NodeId,
+    store: &ActorRef<StoreMsg>,
+    reads: &Reads,
+    clock: &Arc<dyn Clock>,
+) -> Result<usize, WriteError> {
+    if me.tier() == Tier::School {
+        return Ok(0);
+    }
+    let now = clock.wall_ms();
+    let registry = reads.registry().await?;
+    let mut items = Vec::new();
+    for (id, state) in reads.all_cases().await? {
+        let rules = CaseRules::from_settings(&effective_settings(&registry, state.school).0);
+        for action in due(&state, now, me, &rules) {
+            items.push((state.school, Body::Case(CaseEvent { case: id, action })));
+        }
+    }
+    let n = items.len();
+    if n > 0 {
+        ractor::call_t!(store, |reply| StoreMsg::Append { items, reply }, CALL_TIMEOUT_MS)
+            .map_err(|e| WriteError::Unavailable(e.to_string()))??;
+        info!(node = %me, steps = n, "case scheduler: overdue and escalation steps written");
+    }
+    Ok(n)
+}
+
+/// How often a supervising node looks for overdue cases by default.
+pub const CASE_SCAN_MS_DEFAULT: u64 = 60_000;
+
+/// Runs [`scan`] every `every_ms` of tokio time, and at once when `now` is notified (the clock
+/// moved). Ends when the store is gone.
+pub fn spawn_scheduler(
+    me: NodeId,
+    store: ActorRef<StoreMsg>,
+    reads: Reads,
+    clock: Arc<dyn Clock>,
+    every_ms: u64,
+    now: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep(Duration::from_millis(every_ms.max(10))) => {}
+                _ = now.notified() => {}
+            }
+            if let Err(e) = scan(me, &store, &reads, &clock).await {
+                if store.get_status() != ractor::ActorStatus::Running {
+                    break;
+                }
+                warn!(node = %me, error = %e, "case scheduler: scan failed");
+            }
+        }
+    })
+}
