@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use client::AdminClient;
 use client::render::{render_alerts, render_status};
 use node::api::alerts::RaiseAlert;
-use node::api::directives::{EventView, SendDirective};
+use node::api::directives::SendDirective;
 use node::config::NodeConfig;
 use node::server::run_until_signal;
 use node::tls;
@@ -23,8 +23,36 @@ use topology::{NodeId, Topology};
     about = "School-canteen food-safety supervision (互联网+明厨亮灶): one node of the province → city → county → school federation."
 )]
 pub struct Cli {
+    /// Log lines as text (default) or one JSON object per line.
+    #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
+    pub log_format: String,
     #[command(subcommand)]
     pub cmd: Cmd,
+}
+
+/// Log times in China time with the offset shown: `2026-12-05T17:00:00.000+08:00`.
+struct ChinaTimer;
+
+impl tracing_subscriber::fmt::time::FormatTime for ChinaTimer {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", protocol::calendar::rfc3339(node::clock::unix_ms()))
+    }
+}
+
+/// The exit code of a failed command: what a script (or a monitoring system) can tell apart.
+/// 1 other, 2 bad request (400), 3 no authority (403), 4 not found (404), 5 conflict with the
+/// current state (409), 6 node restoring or busy (503), 7 node unreachable, 8 node failure (500).
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<client::CallError>() {
+        Some(client::CallError::Refused { status: 400, .. }) => 2,
+        Some(client::CallError::Refused { status: 403, .. }) => 3,
+        Some(client::CallError::Refused { status: 404, .. }) => 4,
+        Some(client::CallError::Refused { status: 409, .. }) => 5,
+        Some(client::CallError::Refused { status: 503, .. }) => 6,
+        Some(client::CallError::Unreachable(_)) => 7,
+        Some(client::CallError::Refused { status: 500, .. }) => 8,
+        _ => 1,
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,7 +274,8 @@ pub enum AlertCmd {
     List {
         #[command(flatten)]
         target: Target,
-        #[arg(long, default_value_t = 50)]
+        /// How many: 1 to 100000, or `all`.
+        #[arg(long, default_value = "50", value_parser = parse_limit)]
         limit: usize,
         /// Only alerts from this unit's subtree.
         #[arg(long)]
@@ -279,11 +308,12 @@ pub enum DirectiveCmd {
         #[arg(long)]
         json: bool,
     },
-    /// List the directives a node holds.
+    /// List the directives a node holds (newest first).
     List {
         #[command(flatten)]
         target: Target,
-        #[arg(long, default_value_t = 50)]
+        /// How many: 1 to 100000, or `all`.
+        #[arg(long, default_value = "50", value_parser = parse_limit)]
         limit: usize,
         #[arg(long)]
         json: bool,
@@ -299,12 +329,19 @@ pub fn main() -> std::process::ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_timer(ChinaTimer);
+    if cli.log_format == "json" {
+        fmt.json().init();
+    } else {
+        // Colour only for a person at a terminal, never into a log file or a pipe.
+        fmt.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_code(&e))
         }
     }
 }
@@ -482,20 +519,47 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Directive(DirectiveCmd::List { target, limit, json }) => {
-            let events: Vec<EventView> =
-                target.client()?.events(limit)?.into_iter().filter(|e| e.kind == "directive").collect();
+            let directives = target.client()?.directives(limit)?;
             if json {
-                print_json(&events)
+                print_json(&directives)
             } else {
                 let mut out = std::io::stdout().lock();
-                if events.is_empty() {
+                if directives.is_empty() {
                     writeln!(out, "no directives")?;
                 }
-                for e in events {
-                    writeln!(out, "{:<22} to {:<14} {}", e.id, e.scope.to_string(), e.summary)?;
+                for d in &directives {
+                    writeln!(
+                        out,
+                        "{}  {}  from {} to {}  {}",
+                        d.id,
+                        protocol::calendar::ChinaTime(d.sent_at_ms).minute(),
+                        d.from,
+                        d.to,
+                        d.title
+                    )?;
+                    for line in d.text.lines() {
+                        writeln!(out, "    {line}")?;
+                    }
+                }
+                if directives.len() == limit {
+                    writeln!(out, "(the newest {limit}; there may be more: --limit all)")?;
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// `--limit`: 1 to 100000, or `all` (0 would silently list nothing).
+pub fn parse_limit(s: &str) -> Result<usize, String> {
+    let max = node::runtime::store::LIST_LIMIT_MAX;
+    match s.trim() {
+        "all" => Ok(max),
+        t => match t.parse::<usize>() {
+            Ok(0) => Err(format!("0 lists nothing; give 1 to {max}, or `all`")),
+            Ok(n) if n <= max => Ok(n),
+            Ok(n) => Err(format!("{n} is above the maximum {max}; give 1 to {max}, or `all`")),
+            Err(_) => Err(format!("`{t}` is not a number; give 1 to {max}, or `all`")),
+        },
     }
 }

@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use client::render::render_registry;
 use node::api::registry::{RegistryRequest, RegistryWritten};
@@ -197,7 +196,7 @@ pub enum CertCmd {
         staff: String,
         #[arg(long)]
         number: String,
-        /// Last valid day (YYYY-MM-DD, China time) or unix ms.
+        /// Last valid day, e.g. 2026-12-05 (China time).
         #[arg(long)]
         valid_until: String,
         #[arg(long)]
@@ -315,7 +314,7 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
         }
         RegistryCmd::Staff(StaffCmd::List(a)) => list(&a.target, Some(EntityKind::Staff), &a.list),
         RegistryCmd::Cert(CertCmd::Add { target, id, staff, number, valid_until, json }) => {
-            let valid_until_ms = parse_day_or_ms(&valid_until)?;
+            let valid_until_ms = parse_date(&valid_until)?;
             let h = HealthCertificate { staff, number, valid_until_ms };
             upsert(&target, None, id, EntityData::HealthCertificate(h), json)
         }
@@ -380,43 +379,9 @@ fn current_settings(target: &Target) -> anyhow::Result<Settings> {
         .unwrap_or_default())
 }
 
-const DAY_MS: u64 = 86_400_000;
-const CHINA_OFFSET_MS: u64 = 8 * 3_600_000;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `YYYY-MM-DD` → the last millisecond of that day in China time (UTC+8); a plain number is unix ms.
-pub fn parse_day_or_ms(s: &str) -> anyhow::Result<u64> {
-    let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().with_context(|| format!("`{s}` is not a unix time in ms"));
-    }
-    let parts: Vec<&str> = s.split('-').collect();
-    let bad = || anyhow::anyhow!("`{s}` is neither a date YYYY-MM-DD nor unix ms");
-    let [y, m, d] = parts.as_slice() else { return Err(bad()) };
-    let (y, m, d): (i64, i64, i64) =
-        (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, d.parse().map_err(|_| bad())?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
-        bail!("`{s}` is not a valid date from 1970 on");
-    }
-    let next_day_ms = (days_from_civil(y, m, d) as u64 + 1) * DAY_MS;
-    Ok(next_day_ms.saturating_sub(CHINA_OFFSET_MS).saturating_sub(1))
-}
-
-/// `YYYY-MM-DD` (China time) of a unix-ms instant.
-pub fn china_day(ms: u64) -> String {
-    protocol::case::ChinaTime(ms).date()
+/// A date a person typed, `2026-12-05` (the end of that day, China time) or `2026-12-05 17:00`.
+pub fn parse_date(s: &str) -> anyhow::Result<u64> {
+    protocol::calendar::parse_deadline(s).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[cfg(test)]
@@ -424,15 +389,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn days_parse_and_print() {
-        // 2025-03-01 23:59:59.999 China time = 2025-03-01 15:59:59.999 UTC.
-        assert_eq!(parse_day_or_ms("2025-03-01").unwrap(), 1_740_844_799_999);
-        assert_eq!(china_day(1_740_844_799_999), "2025-03-01");
-        assert_eq!(china_day(1_740_844_800_000), "2025-03-02");
-        assert_eq!(parse_day_or_ms("1740844799999").unwrap(), 1_740_844_799_999);
-        assert_eq!(china_day(parse_day_or_ms("2024-02-29").unwrap()), "2024-02-29");
-        for bad in ["2025-02-29", "2025-13-01", "yesterday", "2025-1", ""] {
-            assert!(parse_day_or_ms(bad).is_err(), "{bad}");
+    fn a_date_is_a_date_never_unix_ms() {
+        assert_eq!(protocol::calendar::ChinaTime(parse_date("2025-03-01").unwrap()).date(), "2025-03-01");
+        // `--valid-until 20261210` was stored as 20,261,210 ms after 1970.
+        for bad in ["20261210", "1740844799999", "2025-02-30", "2025-3-1", ""] {
+            assert!(parse_date(bad).is_err(), "{bad}");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use node::api::alerts::{AlertStateView, AlertVerdict, AlertView, RaiseAlert, RaiseAlerts, RaisedBatch};
 use node::api::cases::{CaseView, OpenCase, StepRequest};
-use node::api::directives::{EventView, SendDirective};
+use node::api::directives::{DirectiveView, EventView, SendDirective};
 use node::api::kit::ApiError;
 use node::api::registry::{EntityView, RegistryRequest, RegistryWritten};
 use node::api::spot::{RateView, RecordSpotCheck, SpotCheckRecorded, SpotCheckView};
@@ -21,6 +21,25 @@ use topology::NodeId;
 
 /// Largest admin API answer the client reads (ureq's default stops at 10 MB).
 const RESPONSE_BYTES_MAX: u64 = 1 << 30;
+
+/// Why a call to a node failed: it refused (with the HTTP status of the refusal) or could not be
+/// reached. Carried inside the `anyhow::Error` the client returns; the CLI maps it to exit codes.
+#[derive(Debug)]
+pub enum CallError {
+    Refused { status: u16, message: String },
+    Unreachable(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Refused { message, .. } => f.write_str(message),
+            CallError::Unreachable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
 
 /// Blocking client for the CLI, the demo and tests.
 #[derive(Clone, Debug)]
@@ -46,12 +65,16 @@ impl AdminClient {
         if status.is_success() {
             return serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("unexpected answer from the node: {e}"));
         }
-        let msg = serde_json::from_str::<ApiError>(&text).map(|e| e.error).unwrap_or(text);
-        anyhow::bail!("{msg}")
+        let message = serde_json::from_str::<ApiError>(&text).map(|e| e.error).unwrap_or(text);
+        Err(CallError::Refused { status: status.as_u16(), message }.into())
     }
 
     fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
-        anyhow::anyhow!("cannot reach the node's admin API at {}: {e} (is the node running?)", self.base)
+        CallError::Unreachable(format!(
+            "cannot reach the node's admin API at {}: {e} (is the node running?)",
+            self.base
+        ))
+        .into()
     }
 
     pub fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> anyhow::Result<T> {
@@ -108,6 +131,11 @@ impl AdminClient {
 
     pub fn send_directive(&self, req: &SendDirective) -> anyhow::Result<EventView> {
         self.post("/api/directives", req)
+    }
+
+    /// The newest `limit` directives the node holds (filtered on the node, before the limit).
+    pub fn directives(&self, limit: usize) -> anyhow::Result<Vec<DirectiveView>> {
+        self.get(&format!("/api/directives?limit={limit}"))
     }
 
     pub fn events(&self, limit: usize) -> anyhow::Result<Vec<EventView>> {

@@ -417,6 +417,11 @@ fn non_blank(text: &str, what: &'static str) -> Result<(), Refusal> {
     if text.trim().is_empty() { Err(Refusal::Empty { what }) } else { Ok(()) }
 }
 
+/// Whether `input` can open case `case` (authority, scope, a title): the reason it cannot.
+pub fn check_open(case: CaseId, input: &CaseInput) -> Result<(), Refusal> {
+    CaseState::open(case, input).map(|_| ())
+}
+
 impl CaseState {
     /// Starts a case from its `Open` event.
     fn open(case: CaseId, input: &CaseInput) -> Result<CaseState, Refusal> {

@@ -8,11 +8,13 @@ mod cases;
 mod cli;
 mod federation;
 mod links;
+mod loose_ends;
 mod outage;
 mod partition;
 mod registry;
 mod relay;
 mod spot;
+mod tidy;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

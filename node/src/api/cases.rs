@@ -197,6 +197,12 @@ async fn precheck(
             action: a.clone(),
         });
     }
+    if existing.is_empty()
+        && let Some(first) = all.first()
+        && let Err(why) = protocol::case::check_open(id, first)
+    {
+        return Err(refuse(s, StatusCode::BAD_REQUEST, format!("open refused: {why}")).await);
+    }
     let state = fold(id, &all).ok_or_else(|| bad(format!("no case {id}")))?;
     let tail = state.history.iter().rev().take(actions.len());
     for step in tail {

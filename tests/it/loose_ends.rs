@@ -1,0 +1,131 @@
+//! What a new administrator ran into, each fixed and held here: a refused command writes nothing,
+//! the settings drive deadlines (with a county's override), directives are listed by the node
+//! before the limit, limits and dates a person types are checked, and exit codes tell refusals
+//! apart.
+
+use node::api::cases::OpenCase;
+use node::api::directives::SendDirective;
+use node::api::registry::RegistryRequest;
+use protocol::case::add_working_days;
+use protocol::registry::{EntityData, EntityKind, RegistryOp, Settings};
+use topology::NodeId;
+
+use crate::{federation, mingchu};
+
+fn id(s: &str) -> NodeId {
+    s.parse().unwrap()
+}
+
+fn open(school: NodeId, title: &str) -> OpenCase {
+    OpenCase {
+        school,
+        severity: "general".into(),
+        source: None,
+        title: title.into(),
+        detail: String::new(),
+        notice: true,
+        notice_text: None,
+        deadline_ms: None,
+    }
+}
+
+#[test]
+fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
+    let (_dir, cluster) = federation(1, 1, 1);
+    let (province, county) = (id("13"), id("130102"));
+    let school = NodeId::school(county, 1).unwrap();
+    let admin = cluster.admin_addr(county).to_string();
+
+    // A case with a blank title: refused as a bad request, and nothing is written (it used to
+    // write the open and notice events first: "ghost" cases at the province).
+    let before = cluster.status(county).unwrap().store.own_seq;
+    let e = cluster.client(county).open_case(&open(school, "")).unwrap_err();
+    assert!(e.to_string().contains("title"), "{e}");
+    let (ok, _, err) = mingchu(&[
+        "case",
+        "open",
+        "--admin",
+        &admin,
+        "--school",
+        &school.to_string(),
+        "--severity",
+        "general",
+        "--title",
+        "",
+    ]);
+    assert!(!ok && err.contains("title"), "{err}");
+    assert_eq!(cluster.status(county).unwrap().store.own_seq, before, "a refused case open wrote events");
+
+    // The county overrides the deadline of 一般 problems: 5 working days, not the default 1.
+    let settings = Settings { deadline_general_days: 5, ..Settings::default() };
+    cluster
+        .client(county)
+        .registry_write(&RegistryRequest {
+            kind: EntityKind::Settings,
+            node: None,
+            id: String::new(),
+            op: RegistryOp::Upsert(EntityData::Settings(settings)),
+        })
+        .unwrap();
+    let case = cluster.client(county).open_case(&open(school, "抹布未分类")).unwrap();
+    let opened = case.opened_at_ms;
+    let deadline = case.deadline_ms.unwrap();
+    assert!(
+        deadline.abs_diff(add_working_days(opened, 5)) < 60_000,
+        "deadline {deadline} is not 5 working days after {opened}"
+    );
+
+    // Directives: 3 sent, then many other events; `directive list --limit 2` lists 2 directives.
+    for n in 0..3 {
+        let d =
+            SendDirective { to: school.to_string(), title: format!("通知 {n}"), text: format!("第 {n} 号正文") };
+        cluster.client(county).send_directive(&d).unwrap();
+    }
+    for n in 0..5 {
+        cluster.client(county).open_case(&open(school, &format!("问题 {n}"))).unwrap();
+    }
+    let listed = cluster.client(county).directives(2).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0].title, "通知 2");
+    assert_eq!(listed[0].text, "第 2 号正文", "the body is shown, not only the title");
+    let (ok, out, _) = mingchu(&["directive", "list", "--admin", &admin, "--limit", "all"]);
+    assert!(ok && out.contains("第 0 号正文") && out.contains("通知 1"), "{out}");
+
+    // A limit of 0, an unknown filter value, a date that is not one: refused, with what is valid.
+    let (ok, _, err) = mingchu(&["directive", "list", "--admin", &admin, "--limit", "0"]);
+    assert!(!ok && err.contains("all"), "{err}");
+    let (ok, _, err) = mingchu(&["case", "list", "--admin", &admin, "--status", "bogus"]);
+    assert!(!ok && err.contains("rectifying"), "{err}");
+    let out = std::process::Command::new(crate::binary())
+        .args(["case", "list", "--admin", &admin, "--status", "bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad request exits with 2");
+    let s_admin = cluster.admin_addr(school).to_string();
+    let (ok, _, err) =
+        mingchu(&["registry", "staff", "add", "--admin", &s_admin, "--id", "s1", "--name", "张三", "--role", "cook"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = mingchu(&[
+        "registry",
+        "cert",
+        "add",
+        "--admin",
+        &s_admin,
+        "--id",
+        "c1",
+        "--staff",
+        "s1",
+        "--number",
+        "HC1",
+        "--valid-until",
+        "20261210",
+    ]);
+    assert!(!ok && err.contains("2026-12-05"), "{err}");
+
+    // A refusal for lack of authority exits with 3: the province may not write the county's school.
+    let out = std::process::Command::new(crate::binary())
+        .args(["case", "ack", "--admin", &cluster.admin_addr(province).to_string(), &case.id.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+}
