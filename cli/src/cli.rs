@@ -49,7 +49,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(client::CallError::Refused { status: 404, .. }) => 4,
         Some(client::CallError::Refused { status: 409, .. }) => 5,
         Some(client::CallError::Refused { status: 503, .. }) => 6,
-        Some(client::CallError::Unreachable(_)) => 7,
+        Some(client::CallError::Unreachable(_) | client::CallError::WrongNode(_)) => 7,
         Some(client::CallError::Refused { status: 500, .. }) => 8,
         _ => 1,
     }
@@ -105,6 +105,10 @@ pub enum CaCmd {
         topology: Option<PathBuf>,
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
+        /// Replace a node's existing key and certificate (a running node keeps the old ones until
+        /// it restarts). Without it, a node that already has a key is refused.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -210,8 +214,18 @@ impl Target {
         Ok(entry.admin)
     }
 
+    /// A client of the node; when the node was named (`--node`, or a `--config`), every answer
+    /// must come from it.
     pub fn client(&self) -> anyhow::Result<AdminClient> {
-        Ok(AdminClient::new(self.admin_addr()?))
+        let client = AdminClient::new(self.admin_addr()?);
+        let named = match (&self.config, self.node) {
+            (Some(c), _) => Some(NodeConfig::load(c)?.node),
+            (None, n) => n,
+        };
+        Ok(match named {
+            Some(n) => client.expecting(n),
+            None => client,
+        })
     }
 }
 
@@ -363,12 +377,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created the federation CA in {}", dir.display());
             Ok(())
         }
-        Cmd::Ca(CaCmd::Issue { node, topology, dir }) => {
+        Cmd::Ca(CaCmd::Issue { node, topology, dir, force }) => {
             let nodes: Vec<NodeId> = match (node, topology) {
                 (Some(n), _) => vec![n],
                 (None, Some(t)) => Topology::load(&t)?.nodes().map(|e| e.id).collect(),
                 (None, None) => bail!("say --node ID or --topology FILE"),
             };
+            // Checked for every node before anything is written: all or nothing.
+            let existing: Vec<String> = nodes
+                .iter()
+                .map(|n| tls::node_paths(&dir, *n).1)
+                .filter(|key| key.exists())
+                .map(|key| key.display().to_string())
+                .collect();
+            if !force && !existing.is_empty() {
+                bail!(
+                    "{} 个节点已有密钥，未改动任何文件（重新签发会替换它们，运行中的节点需重启才用新证书；确要替换请加 --force） / \
+                     {} node(s) already have a key; nothing was written (add --force to replace): {}",
+                    existing.len(),
+                    existing.len(),
+                    existing.join(", ")
+                );
+            }
             for n in &nodes {
                 let (cert, _) = tls::ca_issue(&dir, *n)?;
                 if nodes.len() == 1 {
@@ -473,7 +503,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 no_merge,
             };
             // Check the fields here too, so a typo is reported without a running node.
-            req.to_alert(0).map_err(|e| anyhow::anyhow!(e))?;
+            req.check_fields().map_err(|e| anyhow::anyhow!(e))?;
             let view = target.client()?.raise_alert(&req)?;
             if json {
                 print_json(&view)

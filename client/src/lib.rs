@@ -26,15 +26,20 @@ const RESPONSE_BYTES_MAX: u64 = 1 << 30;
 /// reached. Carried inside the `anyhow::Error` the client returns; the CLI maps it to exit codes.
 #[derive(Debug)]
 pub enum CallError {
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+    },
     Unreachable(String),
+    /// Another node (or program) answered at the address.
+    WrongNode(String),
 }
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Refused { message, .. } => f.write_str(message),
-            CallError::Unreachable(m) => f.write_str(m),
+            CallError::Unreachable(m) | CallError::WrongNode(m) => f.write_str(m),
         }
     }
 }
@@ -46,6 +51,8 @@ impl std::error::Error for CallError {}
 pub struct AdminClient {
     base: String,
     agent: ureq::Agent,
+    /// The node this client means to talk to: every answer must come from it.
+    expect: Option<NodeId>,
 }
 
 impl AdminClient {
@@ -55,11 +62,33 @@ impl AdminClient {
             .http_status_as_error(false)
             .build()
             .new_agent();
-        AdminClient { base: format!("http://{addr}"), agent }
+        AdminClient { base: format!("http://{addr}"), agent, expect: None }
+    }
+
+    /// Refuses every answer that does not come from `node` (its admin API names itself in the
+    /// `x-mingchu-node` header): a stale topology or a port reused by another node is caught
+    /// before its answer is shown or acted on.
+    pub fn expecting(mut self, node: NodeId) -> AdminClient {
+        self.expect = Some(node);
+        self
     }
 
     fn decode<T: for<'de> Deserialize<'de>>(&self, mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<T> {
         let status = resp.status();
+        if let Some(want) = self.expect {
+            let said = resp.headers().get(node::api::NODE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            if said.as_deref() != Some(want.to_string().as_str()) {
+                return Err(CallError::WrongNode(format!(
+                    "{} 处应答的是节点 {}，不是所要的 {want}（拓扑文件过期，或端口被别的节点占用？） / the admin API at {} \
+                     answered as {}, not {want}",
+                    self.base,
+                    said.as_deref().unwrap_or("?"),
+                    self.base,
+                    said.as_deref().unwrap_or("an unknown program"),
+                ))
+                .into());
+            }
+        }
         // Listings can be large (the province holds every alert of the province).
         let text = resp.body_mut().with_config().limit(RESPONSE_BYTES_MAX).read_to_string()?;
         if status.is_success() {

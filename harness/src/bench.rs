@@ -62,7 +62,6 @@ fn sample(n: usize) -> RaiseAlert {
         camera: format!("cam-{:02}", n % 8 + 1),
         alert_type: ["NO_MASK", "NO_CHEF_HAT", "NO_UNIFORM", "PHONE"][n % 4].into(),
         canteen: Some("main-canteen".into()),
-        zone: Some("cooking".into()),
         snapshot: Some(format!("snapshots/2026/11/28/{n:08}.jpg")),
         no_merge: true,
         ..RaiseAlert::default()
@@ -115,11 +114,12 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
     cluster.start_all()?;
     cluster.wait_links_up(Duration::from_secs(60))?;
+    cluster.register_cameras()?;
 
     let cpu_before = cpu_by_tier(cluster);
     // Throughput: every school raises `per_school` alerts as fast as it accepts them.
     let total = schools.len() * args.per_school;
-    let before = cluster.status(province)?.store.events_applied;
+    let before = cluster.status(province)?.store.alerts_applied;
     let t0 = Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut handles = Vec::new();
@@ -144,7 +144,7 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     let accepted = t0.elapsed();
     let deadline = Instant::now() + Duration::from_secs(BENCH_WAIT_S);
     loop {
-        let applied = cluster.status(province)?.store.events_applied - before;
+        let applied = cluster.status(province)?.store.alerts_applied - before;
         if applied as usize >= total {
             break;
         }

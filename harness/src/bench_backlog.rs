@@ -69,7 +69,7 @@ pub fn run(cluster: &mut Cluster, county: NodeId, backlog: usize, every: Duratio
     let city = county.parent().context("a county has a city")?;
     let schools: Vec<NodeId> =
         cluster.ids().into_iter().filter(|n| n.tier() == Tier::School && county.is_ancestor_or_self_of(*n)).collect();
-    let base_applied = cluster.status(province)?.store.events_applied;
+    let base_applied = cluster.status(province)?.store.alerts_applied;
 
     cluster.kill(city)?;
     wait_until(Duration::from_secs(30), "the county to see its city gone", || {
@@ -112,8 +112,12 @@ pub fn run(cluster: &mut Cluster, county: NodeId, backlog: usize, every: Duratio
             let mut out = Vec::new();
             let mut i = 0usize;
             while !stop.load(Ordering::SeqCst) {
-                let req =
-                    RaiseAlert { camera: format!("live-{i}"), alert_type: "SMOKING".into(), ..RaiseAlert::default() };
+                let req = RaiseAlert {
+                    camera: format!("cam-{:02}", i % 8 + 1),
+                    alert_type: "SMOKING".into(),
+                    no_merge: true,
+                    ..RaiseAlert::default()
+                };
                 let a = client.raise_alert(&req)?;
                 out.push((a.id, a.received_at_us));
                 i += 1;
@@ -142,10 +146,10 @@ pub fn run(cluster: &mut Cluster, county: NodeId, backlog: usize, every: Duratio
     // Everything at the province, each once.
     let want = raised.len() as u64;
     wait_until(Duration::from_secs(120), "the province to hold everything", || {
-        Ok(cluster.status(province)?.store.events_applied - base_applied >= want)
+        Ok(cluster.status(province)?.store.alerts_applied - base_applied >= want)
     })
     .ok();
-    let applied = cluster.status(province)?.store.events_applied - base_applied;
+    let applied = cluster.status(province)?.store.alerts_applied - base_applied;
     let listed = cluster.client(province).alerts(raised.len() + 10_000, Some(county))?;
     let mut at_province: BTreeMap<String, (u64, usize)> = BTreeMap::new();
     for a in &listed {
@@ -200,6 +204,7 @@ pub fn bench(binary: &std::path::Path, backlog: usize, keep: bool) -> anyhow::Re
         cluster.start_all()?;
         let result = cluster
             .wait_links_up(Duration::from_secs(60))
+            .and_then(|()| cluster.register_cameras())
             .and_then(|()| run(&mut cluster, county, backlog, Duration::from_millis(5)));
         cluster.stop_all();
         let r = result?;

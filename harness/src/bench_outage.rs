@@ -36,7 +36,7 @@ fn wait_applied(
     let deadline = Instant::now() + timeout;
     loop {
         let st = cluster.status(node)?.store;
-        if st.events_applied - base.events_applied >= want || Instant::now() > deadline {
+        if st.alerts_applied - base.alerts_applied >= want || Instant::now() > deadline {
             return Ok(st);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -107,7 +107,7 @@ pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     // Every raise was acknowledged (no school was touched): the province must apply each once.
     let want = raised.len() as u64;
     let now = wait_applied(cluster, province, &base, want, Duration::from_secs(60))?;
-    let applied = now.events_applied - base.events_applied;
+    let applied = now.alerts_applied - base.alerts_applied;
     let lost = want.saturating_sub(applied);
     let duplicated = applied.saturating_sub(want);
     let at_province: BTreeMap<String, u64> = cluster
@@ -175,7 +175,7 @@ pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
         acked += t.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??;
     }
     let now = wait_applied(cluster, province, &base, acked, Duration::from_secs(120))?;
-    let applied = now.events_applied - base.events_applied;
+    let applied = now.alerts_applied - base.alerts_applied;
     println!(
         "  {acked} alerts acknowledged by the schools; the province applied {applied} ({} lost, {} beyond the acknowledged) {:.2} s after the burst began;",
         acked.saturating_sub(applied),

@@ -23,6 +23,18 @@ use node::runtime::link::LinkState;
 use node::runtime::root::NodeStatus;
 use node::tls;
 
+/// The cameras [`Cluster::register_cameras`] registers at each school, with the zone each watches.
+pub const CAMERAS: [(&str, protocol::Zone); 8] = [
+    ("cam-01", protocol::Zone::Cooking),
+    ("cam-02", protocol::Zone::Cutting),
+    ("cam-03", protocol::Zone::RoughProcessing),
+    ("cam-04", protocol::Zone::SpecialRoom),
+    ("cam-05", protocol::Zone::Washing),
+    ("cam-06", protocol::Zone::Serving),
+    ("cam-07", protocol::Zone::Sampling),
+    ("cam-08", protocol::Zone::Cooking),
+];
+
 /// Finds a base port where every node's QUIC (UDP) and admin (TCP) port is free right now.
 pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
     let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -177,8 +189,46 @@ impl Cluster {
         Ok(())
     }
 
+    /// A client of node `id`'s admin API; answers from any other node are refused.
     pub fn client(&self, id: NodeId) -> AdminClient {
-        AdminClient::new(self.admin_addr(id))
+        AdminClient::new(self.admin_addr(id)).expecting(id)
+    }
+
+    /// Registers the kitchen of every running school the way a school registers its own: canteen
+    /// `main` and the cameras [`CAMERAS`] (`cam-01` … `cam-08`, one per zone of the kitchen), so
+    /// their AI alerts are accepted.
+    pub fn register_cameras(&self) -> anyhow::Result<()> {
+        let schools: Vec<NodeId> = self.procs.keys().copied().filter(|n| n.tier() == topology::Tier::School).collect();
+        for school in schools {
+            self.register_cameras_at(school)?;
+        }
+        Ok(())
+    }
+
+    /// [`Cluster::register_cameras`] at one school.
+    pub fn register_cameras_at(&self, school: NodeId) -> anyhow::Result<()> {
+        use node::api::registry::RegistryRequest;
+        use protocol::registry::{Camera, Canteen, EntityData, EntityKind, RegistryOp};
+        let client = self.client(school);
+        let write = |kind, id: &str, data| {
+            client.registry_write(&RegistryRequest { kind, node: None, id: id.into(), op: RegistryOp::Upsert(data) })
+        };
+        write(
+            EntityKind::Canteen,
+            "main",
+            EntityData::Canteen(Canteen { name: "学生食堂".into(), address: String::new() }),
+        )?;
+        for (i, (id, zone)) in CAMERAS.iter().enumerate() {
+            let camera = Camera {
+                canteen: "main".into(),
+                name: format!("{} {}", zone.zh(), i + 1),
+                zone: *zone,
+                ai_enabled: true,
+                parent_visible: i == 0,
+            };
+            write(EntityKind::Camera, id, EntityData::Camera(camera))?;
+        }
+        Ok(())
     }
 
     /// Starts node `id` as a child process (appending to its log).

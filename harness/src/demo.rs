@@ -100,7 +100,6 @@ fn raise(cluster: &Cluster, school: NodeId, n: usize) -> anyhow::Result<AlertVie
     let req = RaiseAlert {
         camera: format!("cam-{:02}", n % 8 + 1),
         alert_type: DEMO_TYPES[n % DEMO_TYPES.len()].to_string(),
-        zone: Some(if n.is_multiple_of(3) { "special-room" } else { "cooking" }.into()),
         no_merge: true,
         ..RaiseAlert::default()
     };
@@ -154,6 +153,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     print!("[3/7] starting {total} node processes (own QUIC endpoint + sled store each) … ");
     cluster.start_all()?;
     cluster.wait_links_up(Duration::from_secs(30))?;
+    cluster.register_cameras()?;
     println!("all {} links up after {:.1} s", total - 1, started.elapsed().as_secs_f64());
     check_interrupt()?;
 

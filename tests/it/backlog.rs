@@ -15,6 +15,7 @@ fn fresh_alerts_overtake_a_50_000_alert_backlog() {
     let county = bench_backlog::prepare(&mut cluster).unwrap();
     cluster.start_all().unwrap();
     cluster.wait_links_up(Duration::from_secs(30)).unwrap();
+    cluster.register_cameras().unwrap();
     let r = bench_backlog::run(&mut cluster, county, 50_000, Duration::from_millis(10)).unwrap();
     cluster.stop_all();
     eprintln!(

@@ -118,6 +118,7 @@ fn an_overdue_case_escalates_county_city_province_on_schedule() {
     }
     cluster.start_all().unwrap();
     cluster.wait_links_up(Duration::from_secs(30)).unwrap();
+    cluster.register_cameras().unwrap();
     let (province, city, county) = (id("13"), id("1301"), id("130102"));
     let school = NodeId::school(county, 1).unwrap();
     let path = [school, county, city, province];
@@ -172,7 +173,7 @@ fn an_overdue_case_escalates_county_city_province_on_schedule() {
     // An alert nobody handles for 24 h shows in the county's queue, until somebody judges it.
     let a = cluster
         .client(school)
-        .raise_alert(&RaiseAlert { camera: "late".into(), alert_type: "PHONE".into(), ..RaiseAlert::default() })
+        .raise_alert(&RaiseAlert { camera: "cam-01".into(), alert_type: "PHONE".into(), ..RaiseAlert::default() })
         .unwrap();
     eventually(Duration::from_secs(15), "the alert at the county", || {
         cluster.client(county).alerts(100, None).ok()?.iter().any(|x| x.id == a.id).then_some(())
@@ -202,11 +203,11 @@ fn a_confirmed_alert_opens_a_case_and_a_dismissed_one_is_recorded() {
             .unwrap()
             .id
     };
-    let (real, false_positive) = (raise("cam-store"), raise("cam-dining"));
+    let (real, false_positive) = (raise("cam-04"), raise("cam-06"));
     // The same camera seeing the same thing again within 30 min is one alert with two detections.
     let again = cluster
         .client(school)
-        .raise_alert(&RaiseAlert { camera: "cam-store".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
+        .raise_alert(&RaiseAlert { camera: "cam-04".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
         .unwrap();
     assert!(again.merged && again.id == real && again.detections == 2, "{again:?}");
     eventually(Duration::from_secs(15), "the repeat at the province", || {
@@ -249,7 +250,7 @@ fn a_confirmed_alert_opens_a_case_and_a_dismissed_one_is_recorded() {
     // folds every alert instead, and still finds it.
     let newer: Vec<RaiseAlert> = (0..2 * node::api::alerts::LAZY_FOLDS_PER_ROW)
         .map(|n| RaiseAlert {
-            camera: format!("bulk-{n}"),
+            camera: format!("cam-{:02}", n % 8 + 1),
             alert_type: "PHONE".into(),
             no_merge: true,
             ..RaiseAlert::default()

@@ -12,8 +12,9 @@ use crate::{eventually, federation};
 
 fn alert(n: usize) -> RaiseAlert {
     RaiseAlert {
-        camera: format!("cam-{n}"),
+        camera: format!("cam-{:02}", n % 8 + 1),
         alert_type: ["NO_MASK", "SMOKING", "RODENT"][n % 3].into(),
+        no_merge: true,
         ..RaiseAlert::default()
     }
 }
@@ -51,7 +52,7 @@ fn every_alert_is_held_exactly_once_at_its_county_city_and_province() {
             assert_eq!(counts.get(id), Some(&1), "{node} should hold {id} exactly once");
         }
         let st = cluster.status(node).unwrap();
-        assert_eq!(st.store.events_applied as usize, expect.len(), "{node} applied each event once");
+        assert_eq!(st.store.alerts_applied as usize, expect.len(), "{node} applied each alert once");
     }
     // A school holds only its own alerts.
     let s0 = schools[0];
@@ -119,7 +120,8 @@ fn an_acknowledged_alert_survives_kill_9_and_still_reaches_the_province() {
     // Take the county away so the alert can only live at the school, then kill the school hard
     // right after the raise was acknowledged.
     cluster.stop(county).unwrap();
-    let a = cluster.client(school).raise_alert(&alert(7)).unwrap();
+    let mergeable = |n| RaiseAlert { no_merge: false, ..alert(n) };
+    let a = cluster.client(school).raise_alert(&mergeable(7)).unwrap();
     cluster.kill(school).unwrap();
     cluster.start(school).unwrap();
     cluster.start(county).unwrap();
@@ -130,10 +132,10 @@ fn an_acknowledged_alert_survives_kill_9_and_still_reaches_the_province() {
         cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())
     });
     // A new alert continues the school's sequence: seqs are never reused after a crash.
-    let b = cluster.client(school).raise_alert(&alert(8)).unwrap();
+    let b = cluster.client(school).raise_alert(&mergeable(8)).unwrap();
     assert_eq!(b.seq, a.seq + 1);
     // The same camera seeing the same thing again within 30 min is still a repeat of the alert
     // raised before the crash: the merge window survives a restart.
-    let again = cluster.client(school).raise_alert(&alert(7)).unwrap();
+    let again = cluster.client(school).raise_alert(&mergeable(7)).unwrap();
     assert!(again.merged && again.id == a.id && again.detections == 2, "{again:?}");
 }

@@ -161,7 +161,7 @@ fn bad_frames_close_only_that_link_and_the_node_goes_on() {
     let province = cluster.topology.root();
     let a = cluster
         .client(id("130102-S0001"))
-        .raise_alert(&RaiseAlert { camera: "c".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
+        .raise_alert(&RaiseAlert { camera: "cam-01".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
         .unwrap();
     eventually(Duration::from_secs(15), "the alert at the province after the bad frames", || {
         cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())

@@ -3,6 +3,7 @@
 //! before the limit, limits and dates a person types are checked, and exit codes tell refusals
 //! apart.
 
+use node::api::alerts::RaiseAlert;
 use node::api::cases::OpenCase;
 use node::api::directives::SendDirective;
 use node::api::registry::RegistryRequest;
@@ -121,6 +122,33 @@ fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
         "20261210",
     ]);
     assert!(!ok && err.contains("2026-12-05"), "{err}");
+
+    // An alert takes its canteen and zone from the registered camera; an unregistered camera is
+    // refused with the command that registers it.
+    let raised = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert { camera: "cam-07".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
+        .unwrap();
+    assert_eq!((raised.zone.as_str(), raised.canteen.as_str()), ("sampling", "main"), "{raised:?}");
+    let e = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert { camera: "cam-99".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
+        .unwrap_err();
+    assert!(e.to_string().contains("mingchu registry camera add --id cam-99"), "{e}");
+    let e = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert {
+            camera: "cam-07".into(),
+            alert_type: "RODENT".into(),
+            zone: Some("cooking".into()),
+            ..RaiseAlert::default()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("sampling"), "{e}");
+
+    // The CLI checks that the node which answered is the node it asked for.
+    let (ok, _, err) = mingchu(&["case", "list", "--admin", &admin, "--node", "130102-S0001"]);
+    assert!(!ok && err.contains("130102"), "{err}");
 
     // A refusal for lack of authority exits with 3: the province may not write the county's school.
     let out = std::process::Command::new(crate::binary())

@@ -41,6 +41,7 @@ pub fn federation(cities: u32, counties_per_city: u32, schools_per_county: u32) 
     let mut cluster = Cluster::create(dir.path(), &spec, &binary()).unwrap();
     cluster.start_all().unwrap();
     cluster.wait_links_up(Duration::from_secs(30)).unwrap();
+    cluster.register_cameras().unwrap();
     (dir, cluster)
 }
 

@@ -27,6 +27,7 @@ fn city_behind_relay() -> (tempfile::TempDir, Cluster, UdpRelay, NodeId) {
     let relay = UdpRelay::start(public, real);
     cluster.start_all().unwrap();
     cluster.wait_links_up(Duration::from_secs(30)).unwrap();
+    cluster.register_cameras().unwrap();
     (dir, cluster, relay, city)
 }
 

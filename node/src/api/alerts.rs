@@ -1,6 +1,6 @@
 //! Alerts: raising (with the 30-minute merge window), listing, and verdicts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use protocol::alert::{AlertAction, AlertUpdate, fold_alert};
 use protocol::case::CaseId;
+use protocol::registry::{Camera, EntityData};
 use protocol::verdict::{Verdict, VerdictRefusal, verdict_items};
 use protocol::{AlertRaised, AlertType, Body, EventId, EventKind, Severity, Zone};
 use serde::{Deserialize, Serialize};
@@ -15,12 +16,12 @@ use topology::{NodeId, Tier};
 
 use crate::api::AdminState;
 use crate::api::kit::{
-    ApiError, ApiFail, ApiResult, api_err as err, append, bad, internal, one_of, parse_limit, parse_under, read_fail,
-    read_storage, refuse,
+    ADMIN_CALL_TIMEOUT_MS, ApiError, ApiFail, ApiResult, api_err as err, append, bad, internal, one_of, parse_limit,
+    parse_under, read_fail, read_storage, refuse, write_fail,
 };
 use crate::runtime::reads::Reads;
 use crate::runtime::store::{
-    EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events, list_events_where, read_range, related,
+    EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, WriteError, list_events, list_events_where, read_range, related,
 };
 use crate::storage::StorageError;
 
@@ -101,21 +102,59 @@ fn updates_by_alert(updates: Vec<StoredEvent>) -> HashMap<protocol::EventId, Vec
 pub const RECENT_SCAN_MAX: usize = 2_000;
 
 impl RaiseAlert {
-    /// Parses the request into an alert body, with a clear message for each bad field.
-    pub fn to_alert(&self, now_ms: u64) -> Result<AlertRaised, String> {
+    /// The fields that can be checked without the node (type, zone, severity names), so a typo
+    /// is reported before any call.
+    pub fn check_fields(&self) -> Result<(), String> {
+        let name = |e: protocol::alert::ParseNameError| e.to_string();
+        self.alert_type.parse::<AlertType>().map_err(name)?;
+        if let Some(z) = &self.zone {
+            z.parse::<Zone>().map_err(name)?;
+        }
+        if let Some(s) = &self.severity {
+            s.parse::<Severity>().map_err(name)?;
+        }
+        Ok(())
+    }
+
+    /// Parses the request into an alert body, with a clear message for each bad field. The
+    /// canteen and zone are the registered camera's (`cameras` holds this school's cameras): an
+    /// unregistered camera is refused with the command that registers it, and a request naming
+    /// another canteen or zone than the camera's is refused.
+    pub fn to_alert(&self, now_ms: u64, cameras: &BTreeMap<String, Camera>) -> Result<AlertRaised, String> {
         let alert_type: AlertType =
             self.alert_type.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?;
-        let zone: Zone = match &self.zone {
-            Some(z) => z.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?,
-            None => Zone::Cooking,
+        let Some(camera) = cameras.get(self.camera.trim()) else {
+            return Err(format!(
+                "摄像头 `{cam}` 未登记，先登记它 / camera `{cam}` is not registered; register it first: \
+                 mingchu registry camera add --id {cam} --canteen <食堂> --name <名称> --zone <区域>",
+                cam = self.camera.trim()
+            ));
         };
+        if let Some(z) = &self.zone {
+            let zone: Zone = z.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?;
+            if zone != camera.zone {
+                return Err(format!(
+                    "camera `{}` watches the {} zone ({}), not {}",
+                    self.camera,
+                    camera.zone.as_str(),
+                    camera.zone.zh(),
+                    zone.as_str()
+                ));
+            }
+        }
+        if let Some(c) = &self.canteen
+            && *c != camera.canteen
+        {
+            return Err(format!("camera `{}` is in canteen `{}`, not `{c}`", self.camera, camera.canteen));
+        }
+        let zone = camera.zone;
         let severity: Severity = match &self.severity {
             Some(s) => s.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?,
             None => alert_type.default_severity(zone),
         };
         let alert = AlertRaised {
-            camera: self.camera.clone(),
-            canteen: self.canteen.clone().unwrap_or_else(|| "main".into()),
+            camera: self.camera.trim().to_string(),
+            canteen: camera.canteen.clone(),
             zone,
             alert_type,
             severity,
@@ -127,6 +166,29 @@ impl RaiseAlert {
         alert.validate().map_err(|e| e.to_string())?;
         Ok(alert)
     }
+}
+
+/// The cameras registered at school `me`, by id. A school whose fresh data dir is still being
+/// restored from its ancestors does not know its cameras yet: that is said (503), not that the
+/// camera is unregistered.
+async fn cameras_of(s: &AdminState) -> Result<BTreeMap<String, Camera>, ApiFail> {
+    let stats = ractor::call_t!(s.store, StoreMsg::Stats, ADMIN_CALL_TIMEOUT_MS)
+        .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?;
+    if stats.restoring {
+        return Err(write_fail(WriteError::Restoring(format!(
+            "{} is restoring: its data dir is fresh and no ancestor has been reached yet to say what it wrote \
+             before (its registry, cameras included, comes back with it); local writes resume once one is",
+            s.me
+        ))));
+    }
+    let registry = s.reads.registry_of(s.me).await.map_err(read_fail)?;
+    Ok(registry
+        .into_values()
+        .filter_map(|e| match e.data {
+            EntityData::Camera(c) if e.entity.node == s.me => Some((e.entity.id, c)),
+            _ => None,
+        })
+        .collect())
 }
 
 /// An alert as the admin API and CLI show it.
@@ -242,7 +304,8 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
     if s.me.tier() != Tier::School {
         return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
     }
-    let alert = req.to_alert(s.clock.wall_ms()).map_err(bad)?;
+    let cameras = cameras_of(&s).await?;
+    let alert = req.to_alert(s.clock.wall_ms(), &cameras).map_err(bad)?;
     let key = (alert.camera.clone(), alert.alert_type);
     let recent = if req.no_merge {
         None
@@ -297,9 +360,10 @@ async fn raise_alerts(State(s): State<AdminState>, Json(req): Json<RaiseAlerts>)
         return Err(bad(format!("{} alerts in one request; at most {RAISE_BATCH_MAX}", req.alerts.len())));
     }
     let now = s.clock.wall_ms();
+    let cameras = cameras_of(&s).await?;
     let mut bodies = Vec::with_capacity(req.alerts.len());
     for (i, a) in req.alerts.iter().enumerate() {
-        bodies.push(Body::Alert(a.to_alert(now).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
+        bodies.push(Body::Alert(a.to_alert(now, &cameras).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
     }
     // One storage batch and one flush for the whole request.
     let stored = append(&s, bodies.into_iter().map(|b| (s.me, b)).collect()).await?;

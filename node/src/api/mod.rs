@@ -34,8 +34,22 @@ pub struct AdminState {
     pub recent_alerts: alerts::RecentAlerts,
 }
 
-/// The admin API: every feature's routes over the node's state.
+/// The response header in which every answer names the node that gave it.
+pub const NODE_HEADER: &str = "x-mingchu-node";
+
+/// The admin API: every feature's routes over the node's state. Every answer carries the node's id
+/// in [`NODE_HEADER`], so a client can check it reached the node it meant.
 pub fn router(state: AdminState) -> Router {
+    let me = axum::http::HeaderValue::from_str(&state.me.to_string()).ok();
+    let name_me = axum::middleware::map_response(move |mut resp: axum::response::Response| {
+        let me = me.clone();
+        async move {
+            if let Some(me) = me {
+                resp.headers_mut().insert(NODE_HEADER, me);
+            }
+            resp
+        }
+    });
     Router::new()
         .merge(alerts::routes())
         .merge(cases::routes())
@@ -44,4 +58,5 @@ pub fn router(state: AdminState) -> Router {
         .merge(spot::routes())
         .merge(status::routes())
         .with_state(state)
+        .layer(name_me)
 }

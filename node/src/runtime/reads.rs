@@ -66,6 +66,15 @@ impl Reads {
         self.run(move |st| related(st, kind, subject)).await
     }
 
+    /// The registry entities of one unit (a school's canteens, cameras, staff…): an index lookup.
+    pub async fn registry_of(&self, unit: NodeId) -> Result<BTreeMap<EntityRef, Entity>, StorageError> {
+        self.run(move |st| {
+            let events = related(st, EventKind::Registry, Some(EventId { origin: unit, seq: 0 }))?;
+            Ok(registry_view(events.iter().map(|s| &s.event)))
+        })
+        .await
+    }
+
     /// Every case this node holds, folded.
     pub async fn all_cases(&self) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
         self.run(|st| Ok(fold_all(&case_inputs(&related(st, EventKind::Case, None)?)))).await

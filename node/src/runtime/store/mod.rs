@@ -276,6 +276,9 @@ pub struct StoreStats {
     pub events_held: u64,
     pub events_written_local: u64,
     pub events_applied: u64,
+    /// Of `events_applied`, the alerts (AI detections and warnings raised at schools).
+    #[serde(default)]
+    pub alerts_applied: u64,
     pub duplicates_ignored: u64,
     pub flushes: u64,
     /// Total time spent in flushes (µs): with `flushes`, the mean cost of making writes durable.
@@ -563,6 +566,7 @@ impl StoreState {
             self.storage.write(b)?;
         }
         self.stats.events_applied += fresh.len() as u64;
+        self.stats.alerts_applied += fresh.iter().filter(|e| e.kind() == EventKind::Alert).count() as u64;
         self.stats.duplicates_ignored += (events.len() - fresh.len()) as u64;
         let fresh_ranges = fresh_in_batch(ranges, events, &changed, wall);
         let mut relayed = Vec::with_capacity(changed.len());
