@@ -80,6 +80,11 @@ pub enum Cmd {
     Case(crate::cases::CaseCmd),
     /// Measure throughput and latency on a real 71-process federation (prints numbers).
     Bench(harness::bench::BenchArgs),
+    /// Run the deterministic simulator (the same as `mingchu-sim`).
+    ///
+    /// The real node actors over a seeded in-memory network and storage with a paused clock,
+    /// faults, checks, and a report headed by the complete command that reproduces the run.
+    Sim(simulations::cli::SimArgs),
     /// The registry: schools, canteens, cameras, staff, health certificates (one owner writes each).
     #[command(subcommand)]
     Registry(crate::registry::RegistryCmd),
@@ -370,6 +375,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Demo(args) => harness::demo::run(args),
         Cmd::Bench(args) => harness::bench::run(args),
+        Cmd::Sim(args) => simulations::cli::run(args).map(drop).map_err(Into::into),
         Cmd::Registry(cmd) => crate::registry::run(cmd),
         Cmd::Spot(cmd) => crate::spot::run(cmd),
         Cmd::Ca(CaCmd::Init { dir }) => {

@@ -6,7 +6,9 @@
 //! A workload drawn from the seed ([`workload`]) and faults from the seed or a scenario file
 //! ([`faults`]) drive it; [`sim::run`] checks safety during the run and liveness after it, and
 //! returns a [`sim::Report`] with a digest of every node's events: same seed, same digest.
+//! [`cli`] is the command line (`mingchu sim`, and the standalone `mingchu-sim`).
 
+pub mod cli;
 pub mod faults;
 pub mod net;
 pub mod report;

@@ -1,4 +1,5 @@
-//! The run's report as text (`--json` prints [`Report`] itself).
+//! The run's report as text (`--json` prints [`Report`] itself), headed by the complete command
+//! that reproduces the run.
 
 use std::fmt::Write as _;
 
@@ -19,7 +20,10 @@ fn thousands(n: u64) -> String {
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let verdict = if r.passed() { "PASS" } else { "FAIL" };
-    let _ = writeln!(o, "\n== mingchu-sim {verdict}: seed {} ({}) ==", r.seed, r.scale);
+    let _ = writeln!(o, "\n== mingchu sim {verdict}: seed {} ({}) ==", r.seed, r.scale);
+    if !r.command.is_empty() {
+        let _ = writeln!(o, "reproduce with: {}", r.command);
+    }
     let nodes: Vec<String> = r.nodes_by_tier.iter().map(|(t, n)| format!("{} {t}", thousands(*n as u64))).collect();
     let _ = writeln!(o, "tree: {}; {:.1} simulated hours", nodes.join(", "), r.simulated_hours);
     let w = &r.workload;

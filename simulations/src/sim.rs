@@ -80,7 +80,7 @@ pub struct SimConfig {
     pub check_every_ms: u64,
     /// After the day: quiet time for everything to settle before liveness is checked.
     pub settle_ms: u64,
-    /// Print progress every simulated hour.
+    /// Print progress (stderr) 24 times over the run, as simulated hours done of `day_ms`.
     pub progress: bool,
     /// Checker self-test: lose this node's disk for good after the run, before the checks (the
     /// checker must then report the loss).
@@ -140,6 +140,9 @@ pub struct FaultReport {
 /// The verdict and the numbers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
+    /// The complete command that reproduces this run (`mingchu sim …`, every argument that shapes
+    /// the run, defaults resolved); empty when the run was configured in code.
+    pub command: String,
     pub seed: u64,
     pub scale: String,
     pub nodes_by_tier: BTreeMap<String, usize>,
@@ -220,6 +223,27 @@ fn clock_of_day(ms: u64, day_ms: u64) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
+/// Where a progress line stands: simulated hours done of the run's (`--hours`), the percentage,
+/// and the clock of the day's workload (24 hours scaled onto the run, as the faults are shown):
+/// `[simulated 14.0 h of 336 h (4%), day clock 01:00]`.
+fn progress_head(now_ms: u64, day_ms: u64) -> String {
+    let total_h = day_ms as f64 / 3_600_000.0;
+    // Enough decimals that the 24 steps of a short run are told apart.
+    let decimals = if total_h >= 2.4 {
+        1
+    } else if total_h >= 0.24 {
+        2
+    } else {
+        3
+    };
+    format!(
+        "[simulated {:.decimals$} h of {total_h} h ({:.0}%), day clock {}]",
+        now_ms as f64 / 3_600_000.0,
+        now_ms as f64 * 100.0 / day_ms.max(1) as f64,
+        clock_of_day(now_ms.min(day_ms), day_ms)
+    )
+}
+
 /// Runs a whole simulation on a fresh current-thread runtime with a paused clock.
 pub fn run(cfg: &SimConfig) -> Result<Report, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -247,6 +271,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     let mut world = World::new(topology, net.clone(), clock.clone(), cfg.settings);
     let topo = world.topology.clone();
     let mut report = Report {
+        command: String::new(),
         seed: cfg.seed,
         scale: cfg.scale.flag(),
         simulated_hours: cfg.day_ms as f64 / 3_600_000.0,
@@ -271,6 +296,8 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     let mut active: Vec<Active> = Vec::new();
     let mut fault_log: Vec<(u64, u64, Fault)> = Vec::new(); // (start, end, fault)
     let mut next_check = cfg.check_every_ms;
+    // Progress steps are a 24th of the run whether printed or not: they are part of the schedule,
+    // so `--progress` never changes the digest (and a 24-hour run wakes every simulated hour).
     let mut next_progress = cfg.day_ms / 24;
     let base = t0 + Duration::from_secs(30);
     let now_ms = |t: tokio::time::Instant| t.saturating_duration_since(base).as_millis() as u64;
@@ -289,8 +316,8 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
             next_progress += cfg.day_ms / 24;
             if cfg.progress {
                 eprintln!(
-                    "[{} simulated] {} alerts, {} cases, {} steps; {} faults active; wall {:.0} s, rss {:.0} MB",
-                    clock_of_day(now, cfg.day_ms),
+                    "{} {} alerts, {} cases, {} steps; {} faults active; wall {:.0} s, rss {:.0} MB",
+                    progress_head(now, cfg.day_ms),
                     workload.stats.alerts,
                     workload.stats.cases_opened,
                     workload.stats.steps,
@@ -316,6 +343,16 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
         } else if let Some((_, action)) = workload.pop() {
             act(&mut world, &mut workload, now, action).await;
         }
+    }
+    if cfg.progress {
+        eprintln!(
+            "{} the run is over: {} alerts, {} cases, {} steps; settling {} simulated min, then the final checks",
+            progress_head(now_ms(tokio::time::Instant::now()), cfg.day_ms),
+            workload.stats.alerts,
+            workload.stats.cases_opened,
+            workload.stats.steps,
+            cfg.settle_ms / MIN
+        );
     }
     // Settle: everything healed, give the links time to catch up.
     tokio::time::sleep(Duration::from_millis(cfg.settle_ms)).await;
@@ -675,4 +712,22 @@ fn catch_up(world: &World, w: &Workload, fault: &Fault, start: u64, end: u64) ->
         last = Some(last.map_or(at, |l: u64| l.max(at)));
     }
     last.map(|l| l.saturating_sub(end_wall_us) as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_head;
+
+    const H: u64 = 3_600_000;
+
+    /// Progress counts the hours of the run asked for (`--hours`), not of a fixed day.
+    #[test]
+    fn progress_follows_the_hours_of_the_run() {
+        assert_eq!(progress_head(H, 24 * H), "[simulated 1.0 h of 24 h (4%), day clock 01:00]");
+        assert_eq!(progress_head(14 * H, 336 * H), "[simulated 14.0 h of 336 h (4%), day clock 01:00]");
+        assert_eq!(progress_head(168 * H, 336 * H), "[simulated 168.0 h of 336 h (50%), day clock 12:00]");
+        assert_eq!(progress_head(3 * H, 12 * H), "[simulated 3.0 h of 12 h (25%), day clock 06:00]");
+        assert_eq!(progress_head(H / 4, H), "[simulated 0.25 h of 1 h (25%), day clock 06:00]");
+        assert_eq!(progress_head(12 * H, 12 * H), "[simulated 12.0 h of 12 h (100%), day clock 24:00]");
+    }
 }

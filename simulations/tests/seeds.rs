@@ -2,27 +2,36 @@
 //! seed), the named scenarios, and the determinism check. Each run must pass every safety and
 //! liveness check; a failure prints the command that reproduces it.
 
+use clap::Parser;
+use simulations::cli::SimArgs;
 use simulations::faults::FaultPlan;
 use simulations::sim::{Report, Scale, SimConfig, run};
 
-const SCALE: Scale = Scale::Small { cities: 2, counties_per_city: 2, schools_per_county: 6 };
-
-fn config(seed: u64) -> SimConfig {
-    let mut cfg = SimConfig::new(seed, SCALE);
-    // A 12-hour day with twice DOMAIN.md's alert rate, so a small tree sees cases run their course.
-    cfg.day_ms = 12 * 3_600_000;
-    cfg.intensity = 4.0;
-    cfg.check_every_ms = 30 * 60_000;
-    cfg
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    args: SimArgs,
 }
 
-fn check(report: &Report, args: &str) {
-    assert!(
-        report.passed(),
-        "simulation failed: {:?}\nreproduce with: cargo run --release -p simulations --bin mingchu-sim -- {} {args}",
-        report.failures,
-        SCALE.flag()
-    );
+/// The simulator's arguments from a command line (without `mingchu sim`).
+fn args(line: &str) -> SimArgs {
+    Cli::try_parse_from(std::iter::once("mingchu-sim").chain(line.split_whitespace())).unwrap().args
+}
+
+/// A reduced tree (2 cities, 2 counties each, 6 schools each) through a 12-hour day with four
+/// times DOMAIN.md's alert rate, so a small tree sees cases run their course.
+fn small(seed: u64, more: &str) -> SimArgs {
+    args(&format!(
+        "--cities 2 --counties 2 --schools 6 --hours 12 --intensity 4 --check-every-min 30 --seed {seed} {more}"
+    ))
+}
+
+fn config(seed: u64) -> SimConfig {
+    small(seed, "").config().unwrap()
+}
+
+fn check(report: &Report, args: &SimArgs) {
+    assert!(report.passed(), "simulation failed: {:?}\nreproduce with: {}", report.failures, args.command());
     assert!(report.deliveries_expected > 0 && report.deliveries_done == report.deliveries_expected);
     assert_eq!((report.lost, report.duplicated, report.unauthorised, report.cases_diverged), (0, 0, 0, 0));
 }
@@ -30,8 +39,9 @@ fn check(report: &Report, args: &str) {
 #[test]
 fn fixed_seeds_with_faults_pass() {
     for seed in [1, 2, 3] {
-        let r = run(&config(seed)).unwrap();
-        check(&r, &format!("--hours 12 --intensity 4 --seed {seed}"));
+        let a = small(seed, "");
+        let r = run(&a.config().unwrap()).unwrap();
+        check(&r, &a);
         assert!(!r.faults.is_empty(), "seed {seed} drew no faults");
         assert!(
             r.workload.alerts > 50 && r.cases > 0,
@@ -44,13 +54,10 @@ fn fixed_seeds_with_faults_pass() {
 #[test]
 fn named_scenarios_pass() {
     for name in ["county-dark", "crashes"] {
-        let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut cfg = config(11);
-        let topology = cfg.scale.topology(cfg.seed).unwrap();
-        cfg.faults = Some(FaultPlan::load(&text, &topology, cfg.day_ms).unwrap());
+        let a = small(11, &format!("--scenario {}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR")));
+        let cfg = a.config().unwrap();
         let r = run(&cfg).unwrap();
-        check(&r, &format!("--hours 12 --intensity 4 --scenario {path} --seed 11"));
+        check(&r, &a);
         assert_eq!(r.faults.len(), cfg.faults.as_ref().unwrap().faults.len());
     }
 }
@@ -98,16 +105,11 @@ fn the_checker_reports_a_lost_disk() {
 /// converges.
 #[test]
 fn a_fortnight_of_cases_escalates_overdue_ones() {
-    let scale = Scale::Small { cities: 1, counties_per_city: 2, schools_per_county: 4 };
-    let mut cfg = SimConfig::new(4, scale);
-    cfg.day_ms = 14 * 24 * 3_600_000;
-    cfg.intensity = 40.0;
-    cfg.check_every_ms = 24 * 3_600_000;
+    let a = args("--cities 1 --counties 2 --schools 4 --hours 336 --intensity 40 --check-every-min 1440 --seed 4");
+    let cfg = a.config().unwrap();
+    assert_eq!(cfg.scale, Scale::Small { cities: 1, counties_per_city: 2, schools_per_county: 4 });
+    assert_eq!((cfg.day_ms, cfg.check_every_ms), (14 * 24 * 3_600_000, 24 * 3_600_000));
     let r = run(&cfg).unwrap();
-    assert!(
-        r.passed(),
-        "{:?}\nreproduce with: cargo run --release -p simulations --bin mingchu-sim -- --cities 1 --counties 2 --schools 4 --hours 336 --intensity 40 --seed 4",
-        r.failures
-    );
+    assert!(r.passed(), "{:?}\nreproduce with: {}", r.failures, a.command());
     assert!(r.overdue_marks > 0 && r.escalations > 0, "no escalation in a fortnight: {:?}", r.cases_by_status);
 }
