@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use client::render::render_case;
 use node::api::alerts::AlertVerdict;
-use node::api::cases::{CaseView, OpenCase, StepRequest};
+use node::api::cases::{OpenCase, StepRequest};
 use topology::NodeId;
 
 use crate::cli::{Target, print_json};
@@ -196,37 +196,13 @@ pub fn run(cmd: CaseCmd) -> anyhow::Result<()> {
         CaseCmd::Escalate { target, id, json } => step(target, &id, StepRequest::Escalate, json),
         CaseCmd::List { target, under, status, supervised_here, json } => {
             let cases = target.client()?.cases(under, status.as_deref(), supervised_here)?;
-            if json { print_json(&cases) } else { show(render_list(&cases)) }
+            if json { print_json(&cases) } else { show(client::render::render_cases(&cases)) }
         }
         CaseCmd::Show { target, id, json } => {
             let c = target.client()?.case(&id)?;
             if json { print_json(&c) } else { show(render_case(&c)) }
         }
     }
-}
-
-fn render_list(cases: &[CaseView]) -> String {
-    use protocol::case::ChinaTime;
-    if cases.is_empty() {
-        return "no cases\n".into();
-    }
-    let mut out = String::new();
-    for c in cases {
-        let deadline = c.deadline_ms.map(|d| ChinaTime(d).to_string()).unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "{:<20} {:<14} {:<6} {:<14} {:<8} due {}{}  督办 {}  {}\n",
-            c.id,
-            c.school.to_string(),
-            c.status_zh,
-            c.status.as_str(),
-            c.severity,
-            deadline,
-            if c.overdue { " OVERDUE" } else { "" },
-            c.supervisor,
-            c.title
-        ));
-    }
-    out
 }
 
 /// `alert confirm` / `alert dismiss`.
@@ -236,9 +212,14 @@ pub fn verdict(target: Target, id: &str, confirm: bool, verdict: AlertVerdict, j
     if json {
         return print_json(&v);
     }
-    let mut line = format!("alert {} is {}", v.id, v.state.status.as_str());
+    let status = match v.state.status {
+        protocol::alert::AlertStatus::New => "待处理",
+        protocol::alert::AlertStatus::Confirmed => "已确认",
+        protocol::alert::AlertStatus::Dismissed => "已判为误报",
+    };
+    let mut line = format!("告警 {} {status}", v.id);
     if let Some(case) = v.state.case {
-        line.push_str(&format!("; case {case} opened with its rectification notice"));
+        line.push_str(&format!("；已挂账 {case} 并下发整改通知"));
     }
     println!("{line}");
     Ok(())

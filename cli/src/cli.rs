@@ -1,6 +1,5 @@
 //! The `mingchu` command line: argument parsing and the small commands. Every query takes `--json`.
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -380,7 +379,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Spot(cmd) => crate::spot::run(cmd),
         Cmd::Ca(CaCmd::Init { dir }) => {
             tls::ca_init(&dir)?;
-            println!("created the federation CA in {}", dir.display());
+            println!("已在 {} 创建联盟 CA (created the federation CA)", dir.display());
             Ok(())
         }
         Cmd::Ca(CaCmd::Issue { node, topology, dir, force }) => {
@@ -408,11 +407,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             for n in &nodes {
                 let (cert, _) = tls::ca_issue(&dir, *n)?;
                 if nodes.len() == 1 {
-                    println!("issued {} for {n} ({})", cert.display(), n.dns_name());
+                    println!("已为 {n} 签发证书 {}（{}）", cert.display(), n.dns_name());
                 }
             }
             if nodes.len() > 1 {
-                println!("issued {} node certificates in {}", nodes.len(), dir.join(tls::NODES_DIR).display());
+                println!("已签发 {} 个节点证书，存于 {}", nodes.len(), dir.join(tls::NODES_DIR).display());
             }
             Ok(())
         }
@@ -515,14 +514,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&view)
             } else if view.merged {
                 println!(
-                    "merged into {} at {} (same camera and type within 30 min): {} detections",
-                    view.id, view.school, view.detections
+                    "已并入 {} 的告警 {}（同一摄像头、同一类型 30 分钟内重复）：共 {} 次",
+                    view.school, view.id, view.detections
                 );
                 Ok(())
             } else {
                 println!(
-                    "raised {} at {}: {} {} ({})",
-                    view.id, view.school, view.alert_type, view.type_zh, view.severity
+                    "已在 {} 报警 {}：{}（{}），{}，{}",
+                    view.school, view.id, view.type_zh, view.alert_type, view.zone_zh, view.severity_zh
                 );
                 Ok(())
             }
@@ -550,7 +549,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&view)
             } else {
-                println!("sent {} to {}: {}", view.id, view.scope, view.summary);
+                println!("已发送 {} 至 {}：{}", view.id, view.scope, client::render::clean(&view.summary));
                 Ok(())
             }
         }
@@ -559,27 +558,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&directives)
             } else {
-                let mut out = std::io::stdout().lock();
-                if directives.is_empty() {
-                    writeln!(out, "no directives")?;
-                }
-                for d in &directives {
-                    writeln!(
-                        out,
-                        "{}  {}  from {} to {}  {}",
-                        d.id,
-                        protocol::calendar::ChinaTime(d.sent_at_ms).minute(),
-                        d.from,
-                        d.to,
-                        d.title
-                    )?;
-                    for line in d.text.lines() {
-                        writeln!(out, "    {line}")?;
-                    }
-                }
-                if directives.len() == limit {
-                    writeln!(out, "(the newest {limit}; there may be more: --limit all)")?;
-                }
+                print!("{}", client::render::render_directives(&directives, limit));
                 Ok(())
             }
         }

@@ -12,7 +12,7 @@ use client::render::render_registry;
 use node::api::registry::{RegistryRequest, RegistryWritten};
 use protocol::Zone;
 use protocol::registry::{
-    Camera, Canteen, City, EntityData, EntityKind, HealthCertificate, RegistryOp, School, Settings, Staff, StaffRole,
+    Camera, Canteen, City, EntityData, EntityKind, HealthCertificate, RegistryOp, School, Staff, StaffRole,
 };
 use topology::NodeId;
 
@@ -223,7 +223,8 @@ pub enum CityCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum SettingsCmd {
-    /// Change province-wide settings (unnamed ones keep their current value).
+    /// Change the settings: at the province the default for every school, at a county its
+    /// override for its own schools (unnamed ones keep their value in force).
     Set {
         #[command(flatten)]
         target: Target,
@@ -239,13 +240,23 @@ pub enum SettingsCmd {
         health_cert_warn_days: Option<u32>,
         #[arg(long)]
         sample_min_grams: Option<u32>,
+        /// Overdue this many working days: the case goes from the county to the city (督办).
+        #[arg(long)]
+        overdue_county_days: Option<u32>,
+        /// Overdue this many working days: from the city to the province.
+        #[arg(long)]
+        overdue_city_days: Option<u32>,
         #[arg(long)]
         json: bool,
     },
-    /// Show the settings the node holds (the defaults when the province has set none).
+    /// Show the settings in force (the county's override, the province's, or the defaults) and
+    /// where they come from.
     Show {
         #[command(flatten)]
         target: Target,
+        /// For this unit (default: the node asked).
+        #[arg(long)]
+        unit: Option<NodeId>,
         #[arg(long)]
         json: bool,
     },
@@ -257,7 +268,8 @@ fn write(target: &Target, req: RegistryRequest, json: bool) -> anyhow::Result<()
         return print_json(&done);
     }
     let what = if done.id.is_empty() { done.node.to_string() } else { format!("{}/{}", done.node, done.id) };
-    println!("{} {} {what} ({})", done.op, done.kind, done.event);
+    let op = if done.op == "remove" { "已删除" } else { "已登记" };
+    println!("{op} {} {what}（事件 {}）", done.kind, done.event);
     Ok(())
 }
 
@@ -331,9 +343,11 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
             review_days,
             health_cert_warn_days,
             sample_min_grams,
+            overdue_county_days,
+            overdue_city_days,
             json,
         }) => {
-            let mut s = current_settings(&target)?;
+            let mut s = target.client()?.settings(None)?.settings;
             let fields = [
                 (&mut s.deadline_general_days, deadline_general_days),
                 (&mut s.deadline_serious_days, deadline_serious_days),
@@ -341,6 +355,8 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
                 (&mut s.review_days, review_days),
                 (&mut s.health_cert_warn_days, health_cert_warn_days),
                 (&mut s.sample_min_grams, sample_min_grams),
+                (&mut s.overdue_county_days, overdue_county_days),
+                (&mut s.overdue_city_days, overdue_city_days),
             ];
             for (field, given) in fields {
                 if let Some(v) = given {
@@ -349,14 +365,20 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
             }
             upsert(&target, None, String::new(), EntityData::Settings(s), json)
         }
-        RegistryCmd::Settings(SettingsCmd::Show { target, json }) => {
-            let s = current_settings(&target)?;
+        RegistryCmd::Settings(SettingsCmd::Show { target, unit, json }) => {
+            let v = target.client()?.settings(unit)?;
             if json {
-                return print_json(&s);
+                return print_json(&v);
             }
-            if let serde_json::Value::Object(fields) = serde_json::to_value(&s)? {
-                for (k, v) in fields {
-                    println!("{k} = {v}");
+            let from = match v.source {
+                protocol::registry::SettingsSource::County => "县级单位的设置（覆盖省级）",
+                protocol::registry::SettingsSource::Province => "省级设置",
+                protocol::registry::SettingsSource::Default => "内置默认值（省里尚未设置）",
+            };
+            println!("{} 现行设置，来自{from}:", v.unit);
+            if let serde_json::Value::Object(fields) = serde_json::to_value(&v.settings)? {
+                for (k, val) in fields {
+                    println!("  {k} = {val}");
                 }
             }
             Ok(())
@@ -365,18 +387,6 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
             write(&target, RegistryRequest { kind, node: of, id, op: RegistryOp::Remove { reason } }, json)
         }
     }
-}
-
-/// The settings the node holds, or the defaults.
-fn current_settings(target: &Target) -> anyhow::Result<Settings> {
-    let found = target.client()?.registry(Some(EntityKind::Settings), None)?;
-    Ok(found
-        .into_iter()
-        .find_map(|e| match e.data {
-            EntityData::Settings(s) => Some(s),
-            _ => None,
-        })
-        .unwrap_or_default())
 }
 
 /// A date a person typed, `2026-12-05` (the end of that day, China time) or `2026-12-05 17:00`.

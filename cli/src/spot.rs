@@ -75,9 +75,9 @@ pub fn run(cmd: SpotCmd) -> anyhow::Result<()> {
             if json {
                 return print_json(&done);
             }
-            println!("recorded {}", render_check(&done.check));
+            print!("已记录巡查:\n{}", render_check(&done.check));
             for case in &done.cases {
-                println!("  case {case} opened at {school} with its rectification notice");
+                println!("  已对 {school} 挂账 {case} 并下发整改通知");
             }
             Ok(())
         }
@@ -86,12 +86,7 @@ pub fn run(cmd: SpotCmd) -> anyhow::Result<()> {
             if json {
                 return print_json(&checks);
             }
-            if checks.is_empty() {
-                println!("no spot checks");
-            }
-            for c in &checks {
-                println!("{}", render_check(c));
-            }
+            print!("{}", client::render::render_checks(&checks));
             Ok(())
         }
         SpotCmd::Rates { target, period: p, json } => {

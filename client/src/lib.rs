@@ -234,6 +234,14 @@ impl AdminClient {
         self.get(&path)
     }
 
+    /// The settings in force for `unit` (default: the node), and where they come from.
+    pub fn settings(&self, unit: Option<NodeId>) -> anyhow::Result<node::api::registry::SettingsView> {
+        match unit {
+            Some(u) => self.get(&format!("/api/settings?unit={u}")),
+            None => self.get("/api/settings"),
+        }
+    }
+
     /// Upserts or removes an entity the node owns.
     pub fn registry_write(&self, req: &RegistryRequest) -> anyhow::Result<RegistryWritten> {
         self.post("/api/registry", req)

@@ -1,235 +1,464 @@
-//! Rendering.
+//! What a person reads: the text form of a node's answers, in Chinese, as tables with a header
+//! row whose columns line up with Chinese text (comfy-table measures display width), dates in
+//! China time (`2026-12-05 17:00`), names beside codes.
+//!
+//! Everything a peer or a user wrote (titles, notes, reasons, names) passes through [`clean`]
+//! before it reaches a terminal: a control character (an ESC sequence raised at a school) is
+//! shown escaped, never executed by the province's terminal.
 
-use std::io::Write;
-
+use comfy_table::{ContentArrangement, Table, presets};
 use node::api::alerts::AlertView;
+use node::api::cases::CaseView;
+use node::api::directives::DirectiveView;
 use node::api::registry::EntityView;
 use node::api::spot::{RateView, SpotCheckView};
 use node::runtime::link::{LinkState, LinkStatus};
 use node::runtime::root::NodeStatus;
-use protocol::case::{CaseState, Step, StepOutcome};
+use protocol::calendar::ChinaTime;
+use protocol::case::{CaseActionKind, CaseState, StepOutcome};
 use protocol::registry::EntityData;
 use topology::Tier;
 
-/// Renders a case for `case show`.
-pub fn render_case(c: &CaseState) -> String {
-    use protocol::case::ChinaTime;
-    let mut out = format!(
-        "case {}  {} ({})  school {}  severity {}\n  {}\n",
-        c.id,
-        c.status.zh(),
-        c.status.as_str(),
-        c.school,
-        c.severity.as_str(),
-        c.title
-    );
-    if let Some(d) = c.deadline_ms {
-        out.push_str(&format!("  deadline {}{}\n", ChinaTime(d), if c.overdue { "  OVERDUE" } else { "" }));
-    }
-    out.push_str(&format!("  supervised by {}  rework {}  rejected {}\n", c.supervisor, c.rework, c.rejected));
-    out.push_str("  history:\n");
-    for Step { event, at_ms, by, action, outcome } in &c.history {
-        let outcome = match outcome {
-            StepOutcome::Applied => "applied".to_string(),
-            StepOutcome::Refused(why) => format!("REFUSED: {why}"),
-        };
-        out.push_str(&format!(
-            "    {}  {:<14} {:<14} {outcome}  ({event})\n",
-            ChinaTime(*at_ms),
-            by.to_string(),
-            action.to_string()
-        ));
+/// Text from a peer or a user, safe for a terminal: control characters (ESC, BEL, backspace,
+/// C1 controls…) are shown as `\u{1b}`; with `keep_newlines`, line breaks stay.
+pub fn clean_text(s: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\n' && keep_newlines {
+            out.push(c);
+        } else if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
     }
     out
 }
 
-/// One line per check.
+/// [`clean_text`] on one line.
+pub fn clean(s: &str) -> String {
+    clean_text(s, false)
+}
+
+/// A table with a header row, aligned by display width (CJK characters count two).
+fn table<const N: usize>(header: [&str; N]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_HORIZONTAL_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    t
+}
+
+fn finish(t: Table) -> String {
+    let mut s = t.to_string();
+    s.push('\n');
+    s
+}
+
+/// `2026-12-05 17:00` (China time), or `-`.
+fn when(ms: u64) -> String {
+    if ms == 0 { "-".into() } else { ChinaTime(ms).minute() }
+}
+
+/// A code with its name: `130102-S0001 路南区第1学校食堂`.
+fn named(code: impl std::fmt::Display, name: &str) -> String {
+    if name.is_empty() { code.to_string() } else { format!("{code} {}", clean(name)) }
+}
+
+/// The Chinese name of a tier.
+pub fn tier_zh(t: Tier) -> &'static str {
+    match t {
+        Tier::Province => "省",
+        Tier::City => "市",
+        Tier::County => "县(区)",
+        Tier::School => "学校",
+    }
+}
+
+fn alert_status_zh(s: &str) -> &'static str {
+    match s {
+        "new" => "待处理",
+        "confirmed" => "已确认",
+        "dismissed" => "误报",
+        _ => "?",
+    }
+}
+
+fn step_zh(k: CaseActionKind) -> &'static str {
+    match k {
+        CaseActionKind::Open => "挂账",
+        CaseActionKind::IssueNotice => "整改通知",
+        CaseActionKind::NoticeDelivery => "送达",
+        CaseActionKind::Acknowledge => "签收",
+        CaseActionKind::Submit => "提交整改",
+        CaseActionKind::Review => "复核",
+        CaseActionKind::Close => "销号",
+        CaseActionKind::Cancel => "撤销",
+        CaseActionKind::MarkOverdue => "逾期",
+        CaseActionKind::Escalate => "督办",
+    }
+}
+
+/// `alert list`.
+pub fn render_alerts(alerts: &[AlertView]) -> String {
+    if alerts.is_empty() {
+        return "没有告警 (no alerts)\n".into();
+    }
+    let mut t =
+        table(["编号", "学校", "摄像头", "区域", "类型", "严重程度", "状态", "次数", "案件", "发现时间", "处理说明"]);
+    for a in alerts {
+        let verdict = match &a.verdict_by {
+            Some(by) if a.verdict_text.is_empty() => by.to_string(),
+            Some(by) => format!("{by}: {}", clean(&a.verdict_text)),
+            None => String::new(),
+        };
+        t.add_row(vec![
+            a.id.clone(),
+            named(a.school, &a.school_name),
+            clean(&a.camera),
+            if a.zone_zh.is_empty() { a.zone.clone() } else { a.zone_zh.clone() },
+            format!("{} {}", a.type_zh, a.alert_type),
+            if a.severity_zh.is_empty() { a.severity.clone() } else { a.severity_zh.clone() },
+            alert_status_zh(&a.status).to_string(),
+            a.detections.to_string(),
+            a.case.clone().unwrap_or_default(),
+            when(a.detected_at_ms),
+            verdict,
+        ]);
+    }
+    finish(t)
+}
+
+/// `case list`.
+pub fn render_cases(cases: &[CaseView]) -> String {
+    if cases.is_empty() {
+        return "没有案件 (no cases)\n".into();
+    }
+    let mut t = table(["台账编号", "编号", "学校", "状态", "严重程度", "整改期限", "督办", "标题"]);
+    for c in cases {
+        let deadline = match c.deadline_ms {
+            Some(d) if c.overdue => format!("{} 已逾期", when(d)),
+            Some(d) => when(d),
+            None => "-".into(),
+        };
+        t.add_row(vec![
+            c.number.clone(),
+            c.id.clone(),
+            named(c.school, &c.school_name),
+            c.status_zh.clone(),
+            c.severity_zh.clone(),
+            deadline,
+            c.supervisor.to_string(),
+            clean(&c.title),
+        ]);
+    }
+    finish(t)
+}
+
+/// `case show`: the case, then its whole history with what every step said.
+pub fn render_case(c: &CaseState) -> String {
+    let mut out = format!(
+        "案件 {}（{}）  {}  学校 {}  {}\n标题: {}\n",
+        c.ledger_no(),
+        c.id,
+        c.status.zh(),
+        c.school,
+        c.severity.zh(),
+        clean(&c.title)
+    );
+    if !c.detail.is_empty() {
+        for line in clean_text(&c.detail, true).lines() {
+            out.push_str(&format!("      {line}\n"));
+        }
+    }
+    if let Some(d) = c.deadline_ms {
+        out.push_str(&format!("整改期限: {}{}\n", when(d), if c.overdue { "（已逾期）" } else { "" }));
+    }
+    out.push_str(&format!("督办层级: {}  整改轮次: {}  复核不通过: {}\n", c.supervisor, c.rework, c.rejected));
+    if !c.evidence.is_empty() {
+        out.push_str(&format!("佐证材料: {}\n", c.evidence.iter().map(|e| clean(e)).collect::<Vec<_>>().join(", ")));
+    }
+    let mut t = table(["时间", "操作方", "步骤", "结果", "内容", "事件"]);
+    for s in &c.history {
+        let outcome = match &s.outcome {
+            StepOutcome::Applied => "已执行".to_string(),
+            StepOutcome::Refused(why) => format!("被拒: {}", clean(why)),
+        };
+        t.add_row(vec![
+            when(s.at_ms),
+            s.by.to_string(),
+            step_zh(s.action).to_string(),
+            outcome,
+            clean_text(&s.text, true),
+            s.event.to_string(),
+        ]);
+    }
+    out.push_str("经过:\n");
+    out.push_str(&finish(t));
+    out
+}
+
+/// `spot list`: one row per check.
+pub fn render_checks(checks: &[SpotCheckView]) -> String {
+    if checks.is_empty() {
+        return "没有巡查记录 (no spot checks)\n".into();
+    }
+    let mut t = table(["编号", "日期", "学校", "食堂", "巡查方", "结果", "说明"]);
+    for c in checks {
+        let verdict = if c.passed {
+            "合格".to_string()
+        } else {
+            let failed: Vec<&str> = c.failed.iter().map(|a| a.zh()).collect();
+            format!("不合格: {}", failed.join("、"))
+        };
+        t.add_row(vec![
+            c.id.clone(),
+            c.day.clone(),
+            c.school.to_string(),
+            clean(&c.canteen),
+            c.by.to_string(),
+            verdict,
+            clean(&c.note),
+        ]);
+    }
+    finish(t)
+}
+
+/// One check, as recorded.
 pub fn render_check(c: &SpotCheckView) -> String {
-    let verdict = if c.passed {
-        "passed".to_string()
-    } else {
-        let failed: Vec<String> = c.failed.iter().map(|a| format!("{} {}", a.key(), a.zh())).collect();
-        format!("FAILED: {}", failed.join(", "))
-    };
-    let note = if c.note.is_empty() { String::new() } else { format!("  \"{}\"", c.note) };
-    format!("{}  {}  {} canteen {}  by {}  {verdict}{note}", c.id, c.day, c.school, c.canteen, c.by)
+    render_checks(std::slice::from_ref(c))
 }
 
 /// The pass-rate table.
 pub fn render_rates(rates: &[RateView]) -> String {
     if rates.is_empty() {
-        return "no spot checks in this period\n".into();
+        return "这一时期没有巡查 (no spot checks in this period)\n".into();
     }
-    let mut out = format!("{:<14} {:<9} {:>8} {:>8} {:>9}\n", "unit", "tier", "checked", "passed", "pass rate");
+    let mut t = table(["单位", "层级", "巡查", "合格", "合格率"]);
     for r in rates {
-        out.push_str(&format!(
-            "{:<14} {:<9} {:>8} {:>8} {:>8.2}%\n",
+        t.add_row(vec![
             r.unit.to_string(),
-            r.tier.as_str(),
-            r.checked,
-            r.passed,
-            r.percent
-        ));
+            tier_zh(r.tier).to_string(),
+            r.checked.to_string(),
+            r.passed.to_string(),
+            format!("{:.2}%", r.percent),
+        ]);
+    }
+    finish(t)
+}
+
+/// `directive list`: each directive with its whole text.
+pub fn render_directives(directives: &[DirectiveView], limit: usize) -> String {
+    if directives.is_empty() {
+        return "没有通知 (no directives)\n".into();
+    }
+    let mut t = table(["编号", "时间", "发自", "发往", "标题", "正文"]);
+    for d in directives {
+        t.add_row(vec![
+            d.id.clone(),
+            when(d.sent_at_ms),
+            d.from.to_string(),
+            d.to.to_string(),
+            clean(&d.title),
+            clean_text(&d.text, true),
+        ]);
+    }
+    let mut out = finish(t);
+    if directives.len() == limit {
+        out.push_str(&format!("（只列出最新的 {limit} 条，可能还有更多: --limit all）\n"));
     }
     out
+}
+
+/// The text form of a registry listing.
+pub fn render_registry(entities: &[EntityView]) -> String {
+    if entities.is_empty() {
+        return "登记簿为空 (no registry entries)\n".into();
+    }
+    let mut t = table(["类别", "单位", "编号", "名称", "详情", "更新时间"]);
+    for e in entities {
+        let details = match &e.data {
+            EntityData::City(_) => String::new(),
+            EntityData::Settings(s) => format!(
+                "整改期限 一般 {} 个工作日 / 较重 {} 个工作日 / 严重 {} 小时；复核 {} 个工作日；逾期 {} / {} 个工作日督办至市 / 省；健康证提前 {} 天预警；留样 ≥ {} 克",
+                s.deadline_general_days,
+                s.deadline_serious_days,
+                s.deadline_severe_hours,
+                s.review_days,
+                s.overdue_county_days,
+                s.overdue_city_days,
+                s.health_cert_warn_days,
+                s.sample_min_grams
+            ),
+            EntityData::School(s) => {
+                format!("{} 个食堂  QUIC {}  管理 {}", s.canteens, or_dash(&s.quic_addr), or_dash(&s.admin_addr))
+            }
+            EntityData::Canteen(c) => clean(&c.address),
+            EntityData::Camera(c) => format!(
+                "食堂 {}  区域 {}  AI {}  家长{}可见",
+                clean(&c.canteen),
+                c.zone.zh(),
+                if c.ai_enabled { "开" } else { "关" },
+                if c.parent_visible { "" } else { "不" }
+            ),
+            EntityData::Staff(s) => format!("{}  {}", s.role.zh(), if s.on_duty { "在岗" } else { "不在岗" }),
+            EntityData::HealthCertificate(h) => {
+                format!("人员 {}  valid until {}", clean(&h.staff), ChinaTime(h.valid_until_ms).date())
+            }
+        };
+        t.add_row(vec![
+            e.kind.as_str().to_string(),
+            e.node.to_string(),
+            clean(&e.id),
+            clean(&e.data.label()),
+            details,
+            when(e.updated_at_ms),
+        ]);
+    }
+    finish(t)
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() { "-".into() } else { clean(s) }
 }
 
 /// Human age of a unix-ms instant, relative to `now_ms`.
 pub fn ago(now_ms: u64, then_ms: u64) -> String {
     if then_ms == 0 {
-        return "never".into();
+        return "从未".into();
     }
     let d = now_ms.saturating_sub(then_ms);
     if d < 1_000 {
-        format!("{d} ms ago")
+        format!("{d} 毫秒前")
     } else if d < 120_000 {
-        format!("{:.1} s ago", d as f64 / 1000.0)
+        format!("{:.1} 秒前", d as f64 / 1000.0)
     } else {
-        format!("{} min ago", d / 60_000)
+        format!("{} 分钟前", d / 60_000)
     }
 }
 
-fn state_word(l: &LinkStatus) -> &'static str {
+fn state_zh(l: &LinkStatus) -> &'static str {
     match l.state {
-        LinkState::Never => "never-up",
-        LinkState::Connecting => "connecting",
-        LinkState::Up => "up",
-        LinkState::Down => "down",
+        LinkState::Never => "从未连通",
+        LinkState::Connecting => "连接中",
+        LinkState::Up => "在线",
+        LinkState::Down => "断开",
     }
 }
 
-/// One line per link.
-pub fn render_link(l: &LinkStatus, now_ms: u64) -> String {
-    let mut s = format!(
-        "{:<8} {:<14} {:<10} since {:<12} last seen {:<12} backlog out {:>6} in {:>6}  sent {} recv {}",
-        l.role,
-        l.peer.to_string(),
-        state_word(l),
-        ago(now_ms, l.since_ms),
-        ago(now_ms, l.last_seen_ms),
-        l.backlog_out,
-        l.backlog_in,
-        l.events_sent,
-        l.events_received
-    );
+fn role_zh(role: &str) -> &str {
+    match role {
+        "parent" => "上级",
+        "child" => "下级",
+        "failover" => "备援上级",
+        other => other,
+    }
+}
+
+/// One row per link.
+fn link_row(l: &LinkStatus, now_ms: u64, role: &str) -> Vec<String> {
+    let mut note = Vec::new();
     if l.oldest_unsent_age_ms > 0 {
-        s.push_str(&format!("  oldest queued {:.1} s", l.oldest_unsent_age_ms as f64 / 1000.0));
+        note.push(format!("最早待发 {:.1} 秒 (oldest queued)", l.oldest_unsent_age_ms as f64 / 1000.0));
     }
     if l.rejected > 0 {
-        s.push_str(&format!("  rejected {}", l.rejected));
+        note.push(format!("拒收 {}", l.rejected));
     }
     if l.state != LinkState::Up
         && let Some(e) = &l.last_error
     {
-        s.push_str(&format!("  ({e})"));
+        note.push(clean(e));
     }
-    s
+    vec![
+        role.to_string(),
+        l.peer.to_string(),
+        state_zh(l).to_string(),
+        ago(now_ms, l.since_ms),
+        ago(now_ms, l.last_seen_ms),
+        l.backlog_out.to_string(),
+        l.backlog_in.to_string(),
+        l.events_sent.to_string(),
+        l.events_received.to_string(),
+        note.join("；"),
+    ]
 }
 
-/// The text form of `topology show`.
+/// One line about one link (the demo's running commentary).
+pub fn render_link(l: &LinkStatus, now_ms: u64) -> String {
+    link_row(l, now_ms, role_zh(&l.role)).join("  ")
+}
+
+/// The text form of `topology show`: the node, then a table of its links.
 pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
     let mut out = format!(
-        "{} {} ({})  holds {} origins, own seq {}, applied {} received events, {} duplicates ignored\n",
+        "{} {}（{}）  持有 {} 个来源的事件，本节点序号 {}，已接收 {} 条，忽略重复 {} 条\n",
         st.node,
-        st.name,
-        st.tier,
+        clean(&st.name),
+        tier_zh(st.tier),
         st.store.origins,
         st.store.own_seq,
         st.store.events_applied,
         st.store.duplicates_ignored
     );
-    match &st.parent {
-        Some(p) => {
-            out.push_str(&format!("  {}\n", render_link(p, now_ms)));
-            if let Some(f) = &st.failover {
-                out.push_str(&format!("  failed over to {}: {}\n", f.peer, render_link(f, now_ms)));
-            }
-        }
-        None if st.tier == Tier::Province => out.push_str("  (root: no parent)\n"),
-        None => {}
+    if st.parent.is_none() && st.tier == Tier::Province {
+        out.push_str("  （根节点，无上级）\n");
     }
     let up = st.children.iter().filter(|c| c.state == LinkState::Up).count();
     if !st.children.is_empty() {
-        out.push_str(&format!("  {} children, {up} up\n", st.children.len()));
+        out.push_str(&format!("  下级 {} 个，在线 {up} 个\n", st.children.len()));
+    }
+    let mut t = table(["方向", "对端", "状态", "状态起于", "最后联系", "待发", "待收", "已发", "已收", "备注"]);
+    if let Some(p) = &st.parent {
+        t.add_row(link_row(p, now_ms, "上级"));
+    }
+    if let Some(f) = &st.failover {
+        t.add_row(link_row(f, now_ms, &format!("备援 (failed over to {})", f.peer)));
     }
     for c in &st.children {
-        out.push_str(&format!("  {}\n", render_link(c, now_ms)));
+        t.add_row(link_row(c, now_ms, role_zh(&c.role)));
+    }
+    if st.parent.is_some() || st.failover.is_some() || !st.children.is_empty() {
+        out.push_str(&finish(t));
     }
     if st.refused > 0 {
         out.push_str(&format!(
-            "  refused {} connection(s); last: {}\n",
+            "  拒绝连接 {} 次；最近一次: {}\n",
             st.refused,
-            st.last_refusal.as_deref().unwrap_or("-")
+            st.last_refusal.as_deref().map(clean).unwrap_or_else(|| "-".into())
         ));
     }
     out
 }
 
-pub fn render_alerts(alerts: &[AlertView]) -> String {
-    if alerts.is_empty() {
-        return "no alerts\n".into();
-    }
-    let mut out = String::new();
-    for a in alerts {
-        out.push_str(&format!(
-            "{:<22} {:<14} {:<16} {:<10} {:<8} camera {:<10} zone {:<13} {}{}{}\n",
-            a.id,
-            a.school.to_string(),
-            a.alert_type,
-            a.type_zh,
-            a.severity,
-            a.camera,
-            a.zone,
-            a.status,
-            if a.detections > 1 { format!(" ×{}", a.detections) } else { String::new() },
-            a.case.as_ref().map(|c| format!(" case {c}")).unwrap_or_default()
-        ));
-    }
-    out
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The text form of a registry listing: one line per entity.
-pub fn render_registry(entities: &[EntityView]) -> String {
-    if entities.is_empty() {
-        return "no registry entries\n".into();
+    #[test]
+    fn control_characters_from_peers_never_reach_the_terminal_raw() {
+        let raised = "后厨\u{1b}[2J\u{1b}]0;owned\u{7}\r摄像头";
+        let shown = clean(raised);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(shown.contains("\\u{1b}[2J") && shown.contains("后厨") && shown.contains("摄像头"), "{shown}");
+        assert_eq!(clean_text("第一行\n第二行", true), "第一行\n第二行");
     }
-    let mut out = Vec::new();
-    for e in entities {
-        let key = if e.id.is_empty() { e.node.to_string() } else { format!("{}/{}", e.node, e.id) };
-        let details = match &e.data {
-            EntityData::City(_) => String::new(),
-            EntityData::Settings(s) => format!(
-                "deadlines {}d/{}d/{}h, review {}d, health cert warning {}d, samples ≥ {} g",
-                s.deadline_general_days,
-                s.deadline_serious_days,
-                s.deadline_severe_hours,
-                s.review_days,
-                s.health_cert_warn_days,
-                s.sample_min_grams
-            ),
-            EntityData::School(s) => {
-                format!("{} canteen(s) quic {} admin {}", s.canteens, or_dash(&s.quic_addr), or_dash(&s.admin_addr))
-            }
-            EntityData::Canteen(c) => c.address.clone(),
-            EntityData::Camera(c) => format!(
-                "canteen {} zone {} ai {} parents {}",
-                c.canteen,
-                c.zone.as_str(),
-                if c.ai_enabled { "on" } else { "off" },
-                if c.parent_visible { "see it" } else { "do not see it" }
-            ),
-            EntityData::Staff(s) => {
-                format!("{} ({}) {}", s.role.as_str(), s.role.zh(), if s.on_duty { "on duty" } else { "off duty" })
-            }
-            EntityData::HealthCertificate(h) => {
-                format!("staff {} valid until {}", h.staff, protocol::calendar::ChinaTime(h.valid_until_ms).date())
-            }
-        };
-        let _ = writeln!(out, "{:<18} {:<24} {:<20} {}", e.kind.as_str(), key, e.data.label(), details);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
-fn or_dash(s: &str) -> &str {
-    if s.is_empty() { "-" } else { s }
+    #[test]
+    fn columns_line_up_with_chinese_text() {
+        let mut t = table(["学校", "状态"]);
+        t.add_row(vec!["路南区第1学校食堂", "在线"]);
+        t.add_row(vec!["ab", "x"]);
+        let text = finish(t);
+        let widths: Vec<usize> = text
+            .lines()
+            .filter(|l| l.contains("在线") || l.contains(" x"))
+            .map(|l| {
+                let col = l.find(if l.contains("在线") { "在线" } else { " x" }).unwrap();
+                // Display width of what comes before the second column.
+                l[..col].chars().map(|c| if (c as u32) > 0x2E80 { 2 } else { 1 }).sum()
+            })
+            .collect();
+        assert_eq!(widths.len(), 2, "{text}");
+        assert!(widths[0].abs_diff(widths[1]) <= 1, "columns do not line up:\n{text}");
+    }
 }

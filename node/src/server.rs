@@ -74,9 +74,10 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock::new());
     let storage_seam: Arc<dyn crate::storage::Storage> = Arc::new(storage.clone());
     let reads = Reads::blocking_pool(storage_seam.clone());
+    let topology = Arc::new(topology);
     let args = NodeArgs {
         me,
-        topology: Arc::new(topology),
+        topology: topology.clone(),
         storage: storage_seam,
         reads: reads.clone(),
         transport: Arc::new(transport),
@@ -99,6 +100,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         node: node.clone(),
         store,
         reads,
+        topology,
         clock,
         clock_control: cfg.clock_control,
         scan_now,

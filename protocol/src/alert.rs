@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Rectification severity: 一般 / 较重 / 严重. It sets the rectification deadline of a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Severity {
     /// 一般
     General,
@@ -38,6 +39,7 @@ impl Severity {
 
 /// Kitchen zones where cameras sit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Zone {
     /// 粗加工
     RoughProcessing,

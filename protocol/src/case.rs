@@ -51,6 +51,16 @@ pub type CaseSeverity = Severity;
 /// (DOMAIN.md: "rejected twice → city 督办"). A constant, not a rule, so every node folds alike.
 pub const ESCALATE_AFTER_REJECTIONS: u32 = 2;
 
+/// `130102-2026-0007`: the opener, the China-time year of `opened_at_ms`, the running number.
+pub fn ledger_no(opened_by: NodeId, opened_at_ms: u64, number: u32) -> String {
+    format!("{opened_by}-{}-{number:04}", ledger_year(opened_at_ms))
+}
+
+/// The China-time year of an instant (the ledger's year).
+pub fn ledger_year(ms: u64) -> u32 {
+    ChinaTime(ms).date().get(..4).and_then(|y| y.parse().ok()).unwrap_or(0)
+}
+
 /// A case id in a write meaning "the case opened by an earlier item of the same write" (its id,
 /// the `Open` event's own id, is known only once the store assigns the seq).
 pub fn pending_case(me: NodeId) -> CaseId {
@@ -59,6 +69,7 @@ pub fn pending_case(me: NodeId) -> CaseId {
 
 /// Where a case came from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CaseSource {
     /// A confirmed AI camera alert (the alert event's id).
     AiAlert { alert: EventId },
@@ -77,9 +88,12 @@ pub enum CaseSource {
 /// One step of a case: the body of a case event. Wire rule: variants are encoded by position, so
 /// only ever append.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CaseAction {
-    /// 挂账: a supervisor opens a case against `school`.
-    Open { school: NodeId, severity: CaseSeverity, source: CaseSource, title: String, detail: String },
+    /// 挂账: a supervisor opens a case against `school`. `number` is the opener's ledger number
+    /// for the year (`130102-2026-0007`): 0 in a request, assigned by the opener's store when it
+    /// writes the event, so every node shows the same number.
+    Open { school: NodeId, severity: CaseSeverity, source: CaseSource, title: String, detail: String, number: u32 },
     /// 整改通知: a supervisor notifies the school, with the rectification deadline.
     IssueNotice { deadline_ms: u64, text: String },
     /// The school reports the notice delivered (or refused: 拒收, an accountability fact).
@@ -102,6 +116,7 @@ pub enum CaseAction {
 
 /// The name of a [`CaseAction`], without its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CaseActionKind {
     Open,
     IssueNotice,
@@ -171,6 +186,7 @@ pub struct CaseEvent {
 
 /// Where a case is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CaseStatus {
     /// 挂账: opened, no notice yet.
     Open,
@@ -229,6 +245,7 @@ impl fmt::Display for CaseStatus {
 
 /// What became of one step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum StepOutcome {
     /// Applied to the state.
     Applied,
@@ -245,6 +262,11 @@ pub struct Step {
     pub by: NodeId,
     pub action: CaseActionKind,
     pub outcome: StepOutcome,
+    /// What the step said, as written: the notice's text and deadline, the school's note and
+    /// evidence, the review's comment, the closing comment, the cancel reason, where it was
+    /// escalated to. Empty for steps that say nothing.
+    #[serde(default)]
+    pub text: String,
 }
 
 /// A case as folded from its events.
@@ -256,6 +278,8 @@ pub struct CaseState {
     pub source: CaseSource,
     pub title: String,
     pub detail: String,
+    /// The opener's ledger number for the year of opening (see [`CaseState::ledger_no`]).
+    pub number: u32,
     pub status: CaseStatus,
     /// When the notice was issued.
     pub notice_at_ms: Option<u64>,
@@ -288,6 +312,12 @@ pub struct CaseState {
 }
 
 impl CaseState {
+    /// The number a person says: the opening supervisor, the China-time year of opening and the
+    /// opener's running number that year, `130102-2026-0007`.
+    pub fn ledger_no(&self) -> String {
+        ledger_no(self.id.opened_by, self.opened_at_ms, self.number)
+    }
+
     /// When the review of the current submission is due (2 working days by default).
     pub fn review_due_ms(&self, rules: &CaseRules) -> Option<u64> {
         let at = self.submitted_at_ms.filter(|_| self.status == CaseStatus::Submitted)?;
@@ -425,7 +455,7 @@ pub fn check_open(case: CaseId, input: &CaseInput) -> Result<(), Refusal> {
 impl CaseState {
     /// Starts a case from its `Open` event.
     fn open(case: CaseId, input: &CaseInput) -> Result<CaseState, Refusal> {
-        let CaseAction::Open { school, severity, source, title, detail } = &input.action else {
+        let CaseAction::Open { school, severity, source, title, detail, number } = &input.action else {
             return Err(Refusal::NotOpened);
         };
         if input.id != case.event_id() {
@@ -444,6 +474,7 @@ impl CaseState {
             source: source.clone(),
             title: title.clone(),
             detail: detail.clone(),
+            number: *number,
             status: CaseStatus::Open,
             notice_at_ms: None,
             deadline_ms: None,
@@ -590,7 +621,28 @@ impl CaseState {
 }
 
 fn step(input: &CaseInput, outcome: StepOutcome) -> Step {
-    Step { event: input.id, at_ms: input.hlc.wall_ms, by: input.by(), action: input.action.kind(), outcome }
+    let text = match &input.action {
+        CaseAction::Open { title, detail, .. } if detail.is_empty() => title.clone(),
+        CaseAction::Open { title, detail, .. } => format!("{title}\n{detail}"),
+        CaseAction::IssueNotice { deadline_ms, text } => {
+            format!("{text}\n整改期限 {}", ChinaTime(*deadline_ms).minute())
+        }
+        CaseAction::NoticeDelivery { refused: true } => "拒收".into(),
+        CaseAction::NoticeDelivery { refused: false } | CaseAction::Acknowledge | CaseAction::MarkOverdue => {
+            String::new()
+        }
+        CaseAction::Submit { evidence, note } if evidence.is_empty() => note.clone(),
+        CaseAction::Submit { evidence, note } => format!("{note}\n佐证材料: {}", evidence.join(", ")),
+        CaseAction::Review { passed, comment, new_deadline_ms } => {
+            let verdict = if *passed { "复核通过" } else { "复核不通过" };
+            let again = new_deadline_ms.map(|d| format!("，新期限 {}", ChinaTime(d).minute())).unwrap_or_default();
+            if comment.is_empty() { format!("{verdict}{again}") } else { format!("{verdict}{again}: {comment}") }
+        }
+        CaseAction::Close { comment } => comment.clone(),
+        CaseAction::Cancel { reason } => reason.clone(),
+        CaseAction::Escalate { to } => format!("督办至 {to}"),
+    };
+    Step { event: input.id, at_ms: input.hlc.wall_ms, by: input.by(), action: input.action.kind(), outcome, text }
 }
 
 /// The fold order: `(hlc, origin, seq)`, then the content as a tie-break so even two different
@@ -805,6 +857,13 @@ pub fn draft_from_alert(
         sev_zh = severity.zh(),
         sev_en = severity.as_str(),
     );
-    let open = CaseAction::Open { school, severity, source: CaseSource::AiAlert { alert: alert_id }, title, detail };
+    let open = CaseAction::Open {
+        school,
+        severity,
+        source: CaseSource::AiAlert { alert: alert_id },
+        title,
+        detail,
+        number: 0,
+    };
     (open, CaseAction::IssueNotice { deadline_ms, text })
 }

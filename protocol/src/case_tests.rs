@@ -81,6 +81,7 @@ impl Script {
             source: CaseSource::SpotCheck,
             title: "地面积水".into(),
             detail: "spot check".into(),
+            number: 1,
         };
         s.write(opener, at, open);
         s
@@ -231,6 +232,7 @@ fn opening_rules() {
         source: CaseSource::Complaint,
         title: "again".into(),
         detail: String::new(),
+        number: 2,
     };
     s.refused(CITY, friday() + HOUR, reopen.clone(), "case already opened");
     // An Open that is not the case's own opening event is refused, before or after it.
@@ -565,7 +567,7 @@ fn draft_from_an_alert() {
     };
     let alert_id = EventId { origin: n(SCHOOL), seq: 40 };
     let (open, notice) = draft_from_alert(alert_id, n(SCHOOL), &alert, &rules, friday());
-    let CaseAction::Open { school, severity, source, title, detail } = &open else { panic!("{open:?}") };
+    let CaseAction::Open { school, severity, source, title, detail, .. } = &open else { panic!("{open:?}") };
     assert_eq!((*school, *severity), (n(SCHOOL), Severity::Serious));
     assert_eq!(*source, CaseSource::AiAlert { alert: alert_id });
     assert!(title.contains("未戴口罩") && title.contains("专间"), "{title}");
@@ -618,6 +620,7 @@ fn random_action(rng: &mut ChaCha8Rng, t: u64) -> CaseAction {
             source: CaseSource::Complaint,
             title: text(rng),
             detail: String::new(),
+            number: rng.random_range(0..3),
         },
         1 => CaseAction::IssueNotice { deadline_ms: t + rng.random_range(0..4 * DAY) - DAY / 2, text: text(rng) },
         2 => CaseAction::NoticeDelivery { refused: rng.random_bool(0.3) },

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
 /// Identity of one event: the node that wrote it and its position in that node's sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// JSON and TOML carry it as `"130102-S0001#7"`; the wire as the `(origin, seq)` pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId {
     pub origin: NodeId,
     pub seq: u64,
@@ -71,7 +72,8 @@ impl HlcClock {
 }
 
 /// A case's identity: the [`EventId`] of the event that opened it. Displays as `130102#17`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// JSON and TOML carry it as `"130102#17"`; the wire as the `(opened_by, seq)` pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CaseId {
     /// The supervisor that wrote the `Open` event.
     pub opened_by: NodeId,
@@ -113,5 +115,68 @@ impl FromStr for CaseId {
             return Err(bad());
         }
         Ok(CaseId { opened_by, seq })
+    }
+}
+
+/// `origin#seq` → an [`EventId`] (seq ≥ 1).
+impl FromStr for EventId {
+    type Err = CaseIdError;
+    fn from_str(s: &str) -> Result<EventId, CaseIdError> {
+        s.parse::<CaseId>().map(CaseId::event_id)
+    }
+}
+
+/// Human-readable formats (JSON, TOML) get `"origin#seq"`; binary formats (the wire, storage) the
+/// `(node, seq)` pair, exactly as the derived form encoded it.
+macro_rules! id_serde {
+    ($t:ty, $node:ident) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() { s.collect_str(self) } else { (self.$node, self.seq).serialize(s) }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                use serde::de::Error;
+                if d.is_human_readable() {
+                    String::deserialize(d)?.parse().map_err(D::Error::custom)
+                } else {
+                    let ($node, seq) = <(NodeId, u64)>::deserialize(d)?;
+                    Ok(Self { $node, seq })
+                }
+            }
+        }
+    };
+}
+
+id_serde!(EventId, origin);
+id_serde!(CaseId, opened_by);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_strings_in_json_and_pairs_on_the_wire() {
+        let e = EventId { origin: "130102-S0001".parse().unwrap(), seq: 7 };
+        assert_eq!(serde_json::to_string(&e).unwrap(), "\"130102-S0001#7\"");
+        assert_eq!(serde_json::from_str::<EventId>("\"130102-S0001#7\"").unwrap(), e);
+        let c = CaseId { opened_by: "130102".parse().unwrap(), seq: 4 };
+        assert_eq!(serde_json::to_string(&c).unwrap(), "\"130102#4\"");
+        // The wire form is the pair, byte for byte what the derived struct encoded.
+        #[derive(Serialize)]
+        struct Derived {
+            origin: NodeId,
+            seq: u64,
+        }
+        let cfg = bincode::config::standard();
+        assert_eq!(
+            bincode::serde::encode_to_vec(e, cfg).unwrap(),
+            bincode::serde::encode_to_vec(Derived { origin: e.origin, seq: 7 }, cfg).unwrap()
+        );
+        let (back, _): (EventId, usize) =
+            bincode::serde::decode_from_slice(&bincode::serde::encode_to_vec(e, cfg).unwrap(), cfg).unwrap();
+        assert_eq!(back, e);
     }
 }

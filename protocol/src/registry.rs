@@ -207,7 +207,7 @@ impl Default for Settings {
 
 /// Where the settings in force for a unit come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum SettingsSource {
     /// Nobody wrote settings: the built-in defaults.
     Default,

@@ -109,6 +109,7 @@ pub fn check_items(
             source: CaseSource::SpotCheck,
             title: format!("网络巡查不合格: {} ({})", area.zh(), area.as_str()),
             detail: if note.is_empty() { format!("canteen {canteen}") } else { format!("canteen {canteen}: {note}") },
+            number: 0,
         };
         let notice = CaseAction::IssueNotice {
             deadline_ms: notice_deadline(rules, severity, now_ms),

@@ -150,6 +150,31 @@ fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
     let (ok, _, err) = mingchu(&["case", "list", "--admin", &admin, "--node", "130102-S0001"]);
     assert!(!ok && err.contains("130102"), "{err}");
 
+    // Case numbers a person can say: the county's running number for the year, shown and accepted.
+    let number = case.ledger_no();
+    assert!(number.starts_with("130102-20") && number.ends_with("-0001"), "{number}");
+    let (ok, out, err) = mingchu(&["case", "show", "--admin", &admin, &number]);
+    assert!(ok && out.contains(&number) && out.contains("抹布未分类") && out.contains("整改期限"), "{out}{err}");
+    let (ok, out, _) = mingchu(&["case", "list", "--admin", &admin]);
+    assert!(ok && out.contains("130102-20") && out.contains("台账编号"), "{out}");
+    // JSON: ids as strings, enums in kebab case, times also in RFC 3339 with +08:00.
+    let (ok, out, _) = mingchu(&["case", "show", "--admin", &admin, &case.id.to_string(), "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && json["id"] == serde_json::json!(case.id.to_string()), "{out}");
+    assert_eq!(json["status"], serde_json::json!("notice-issued"), "{out}");
+    let (ok, out, _) = mingchu(&["case", "list", "--admin", &admin, "--json"]);
+    assert!(ok && out.contains("+08:00") && out.contains("\"opened_at_ms\""), "{out}");
+
+    // Text a peer wrote never reaches a terminal raw: an ESC sequence in a directive is escaped.
+    let d = SendDirective { to: school.to_string(), title: "通知\u{1b}[2J清屏".into(), text: String::new() };
+    cluster.client(county).send_directive(&d).unwrap();
+    let (ok, out, _) = mingchu(&["directive", "list", "--admin", &s_admin, "--limit", "1"]);
+    assert!(ok && !out.contains('\u{1b}') && out.contains("\\u{1b}[2J"), "{out:?}");
+
+    // The settings in force, and where they come from.
+    let (ok, out, _) = mingchu(&["registry", "settings", "show", "--admin", &s_admin]);
+    assert!(ok && out.contains("县级") && out.contains("deadline_general_days = 5"), "{out}");
+
     // A refusal for lack of authority exits with 3: the province may not write the county's school.
     let out = std::process::Command::new(crate::binary())
         .args(["case", "ack", "--admin", &cluster.admin_addr(province).to_string(), &case.id.to_string()])

@@ -18,6 +18,7 @@ pub const SCHOOL_NUMBER_MAX: u32 = 9_999;
 
 /// The four administrative levels, ordered from the root down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Tier {
     Province,
     City,

@@ -16,8 +16,8 @@ use topology::{NodeId, Tier};
 
 use crate::api::AdminState;
 use crate::api::kit::{
-    ADMIN_CALL_TIMEOUT_MS, ApiError, ApiFail, ApiResult, api_err as err, append, bad, internal, one_of, parse_limit,
-    parse_under, read_fail, read_storage, refuse, write_fail,
+    ADMIN_CALL_TIMEOUT_MS, ApiError, ApiFail, ApiResult, api_err as err, append, bad, internal, name_of, one_of,
+    parse_limit, parse_under, read_fail, read_storage, refuse, write_fail,
 };
 use crate::runtime::reads::Reads;
 use crate::runtime::store::{
@@ -221,6 +221,23 @@ pub struct AlertView {
     /// This raise was merged into the existing alert `id` (a repeat), not written as a new one.
     #[serde(default)]
     pub merged: bool,
+    /// The school's name (from the topology), beside its code.
+    #[serde(default)]
+    pub school_name: String,
+    #[serde(default)]
+    pub severity_zh: String,
+    #[serde(default)]
+    pub zone_zh: String,
+    /// `detected_at_ms` and `raised_at_ms` in RFC 3339, China time.
+    #[serde(default)]
+    pub detected_at: String,
+    #[serde(default)]
+    pub raised_at: String,
+    /// Who gave the verdict, and its note (confirmed) or reason (dismissed: 误报).
+    #[serde(default)]
+    pub verdict_by: Option<NodeId>,
+    #[serde(default)]
+    pub verdict_text: String,
 }
 
 fn new_status() -> String {
@@ -251,7 +268,20 @@ impl AlertView {
             detections: 1,
             case: None,
             merged: false,
+            school_name: String::new(),
+            severity_zh: a.severity.zh().to_string(),
+            zone_zh: a.zone.zh().to_string(),
+            detected_at: protocol::calendar::rfc3339(a.detected_at_ms),
+            raised_at: protocol::calendar::rfc3339(s.event.hlc.wall_ms),
+            verdict_by: None,
+            verdict_text: String::new(),
         })
+    }
+
+    /// With the school's name.
+    pub fn named(mut self, s: &AdminState) -> AlertView {
+        self.school_name = name_of(s, self.school);
+        self
     }
 
     /// Adds what the alert's updates say.
@@ -259,6 +289,8 @@ impl AlertView {
         self.status = st.status.as_str().to_string();
         self.detections = st.detections;
         self.case = st.case.map(|c| c.to_string());
+        self.verdict_by = st.decided_by;
+        self.verdict_text = st.verdict_text.clone();
         self
     }
 }
@@ -323,7 +355,7 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
         let stored = found.first().ok_or_else(|| internal("the merged alert is gone"))?;
         let view = AlertView::from_stored(stored).ok_or_else(|| internal("not an alert"))?;
         let st = alert_state(&s.reads, first, view.detected_at_ms).await.map_err(read_fail)?;
-        return Ok(Json(AlertView { merged: true, ..view.with_state(&st) }));
+        return Ok(Json(AlertView { merged: true, ..view.with_state(&st).named(&s) }));
     }
     let stored = append(&s, vec![(s.me, Body::Alert(alert))]).await?;
     let view =
@@ -332,7 +364,7 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
         let id = protocol::EventId { origin: view.school, seq: view.seq };
         s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (id, view.detected_at_ms));
     }
-    Ok(Json(view))
+    Ok(Json(view.named(&s)))
 }
 
 /// Many alerts in one request (a camera gateway's batch; the benchmark's load).
@@ -453,8 +485,8 @@ pub const LAZY_FOLDS_PER_ROW: usize = 20;
 
 async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<AlertView>> {
     let now = s.clock.wall_ms();
-    let views = read_storage(&s, move |st| alert_views(st, &p, now)).await?;
-    views.map(Json).map_err(bad)
+    let views = read_storage(&s, move |st| alert_views(st, &p, now)).await?.map_err(bad)?;
+    Ok(Json(views.into_iter().map(|v| v.named(&s)).collect()))
 }
 
 /// A verdict on an alert (the CLI's `alert confirm|dismiss`).

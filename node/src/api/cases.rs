@@ -26,7 +26,8 @@ use tracing::info;
 
 use crate::api::AdminState;
 use crate::api::kit::{
-    ApiError, ApiResult, api_err as err, append, bad, internal, one_of, parse_under, read_fail, refuse,
+    ApiError, ApiFail, ApiResult, api_err, api_err as err, append, bad, internal, name_of, one_of, parse_under,
+    read_fail, refuse,
 };
 use crate::runtime::reads::case_inputs;
 
@@ -48,6 +49,18 @@ pub struct CaseView {
     pub closed_at_ms: Option<u64>,
     /// Steps recorded but refused (out of order, concurrent, without authority).
     pub refused_steps: usize,
+    /// The ledger number a person says: `130102-2026-0007`.
+    #[serde(default)]
+    pub number: String,
+    #[serde(default)]
+    pub school_name: String,
+    #[serde(default)]
+    pub severity_zh: String,
+    /// `opened_at_ms` and `deadline_ms` in RFC 3339, China time.
+    #[serde(default)]
+    pub opened_at: String,
+    #[serde(default)]
+    pub deadline_at: Option<String>,
 }
 
 impl CaseView {
@@ -66,6 +79,11 @@ impl CaseView {
             opened_at_ms: s.opened_at_ms,
             closed_at_ms: s.closed_at_ms,
             refused_steps: s.refused().count(),
+            number: s.ledger_no(),
+            school_name: String::new(),
+            severity_zh: s.severity.zh().to_string(),
+            opened_at: protocol::calendar::rfc3339(s.opened_at_ms),
+            deadline_at: s.deadline_ms.map(protocol::calendar::rfc3339),
         }
     }
 }
@@ -102,18 +120,38 @@ async fn list_cases(State(s): State<AdminState>, Query(p): Query<CaseListParams>
             Some(st) => c.status.as_str() == st,
         })
         .filter(|c| !p.supervised_here || c.supervisor == s.me)
-        .map(CaseView::of)
+        .map(|c| CaseView { school_name: name_of(&s, c.school), ..CaseView::of(c) })
         .collect();
     out.sort_by_key(|c| std::cmp::Reverse(c.opened_at_ms));
     Ok(Json(out))
 }
 
-fn parse_case(id: &str) -> Result<CaseId, (StatusCode, Json<ApiError>)> {
-    id.parse::<CaseId>().map_err(|e| bad(format!("bad case id `{id}`: {e}")))
+/// A case named by its id (`130102#12`) or its ledger number (`130102-2026-0007`).
+async fn parse_case(s: &AdminState, id: &str) -> Result<CaseId, ApiFail> {
+    let id = id.trim();
+    if let Ok(c) = id.parse::<CaseId>() {
+        return Ok(c);
+    }
+    let parts: Vec<&str> = id.split('-').collect();
+    let ledger_shape = parts.len() == 3
+        && parts[1].len() == 4
+        && parts[2].len() == 4
+        && parts.iter().skip(1).all(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if !ledger_shape {
+        return Err(bad(format!(
+            "`{id}` is not a case: give its id (130102#12) or its ledger number (130102-2026-0007)"
+        )));
+    }
+    let cases = s.reads.all_cases().await.map_err(read_fail)?;
+    cases
+        .values()
+        .find(|c| c.ledger_no() == id)
+        .map(|c| c.id)
+        .ok_or_else(|| api_err(StatusCode::NOT_FOUND, format!("{} holds no case numbered {id}", s.me)))
 }
 
 async fn show_case(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<CaseState> {
-    let id = parse_case(&id)?;
+    let id = parse_case(&s, &id).await?;
     match s.reads.case(id).await.map_err(read_fail)? {
         Some(c) => Ok(Json(c)),
         None => Err(err(StatusCode::NOT_FOUND, format!("{} holds no case {id}", s.me))),
@@ -217,7 +255,8 @@ async fn open_case(State(s): State<AdminState>, Json(req): Json<OpenCase>) -> Ap
     let severity = parse_severity(&req.severity).map_err(bad)?;
     let source = parse_source(req.source.as_deref()).map_err(bad)?;
     let school = req.school;
-    let mut actions = vec![CaseAction::Open { school, severity, source, title: req.title, detail: req.detail }];
+    let mut actions =
+        vec![CaseAction::Open { school, severity, source, title: req.title, detail: req.detail, number: 0 }];
     if req.notice {
         let now = s.clock.wall_ms();
         let rules = s.reads.case_rules_for(school).await.map_err(read_fail)?;
@@ -301,7 +340,7 @@ async fn case_step(
     Path(id): Path<String>,
     Json(req): Json<StepRequest>,
 ) -> ApiResult<CaseState> {
-    let id = parse_case(&id)?;
+    let id = parse_case(&s, &id).await?;
     let existing = case_inputs(&s.reads.related(EventKind::Case, Some(id.event_id())).await.map_err(read_fail)?);
     let Some(state) = fold(id, &existing) else {
         let why =

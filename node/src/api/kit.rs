@@ -122,3 +122,8 @@ pub async fn refuse(s: &AdminState, code: StatusCode, why: String) -> ApiFail {
     let _ = s.store.cast(StoreMsg::CountRefused);
     api_err(code, why)
 }
+
+/// The name of a unit as the topology knows it (`路南区第1学校食堂`), or empty.
+pub fn name_of(s: &AdminState, id: NodeId) -> String {
+    s.topology.get(id).map(|e| e.name.clone()).unwrap_or_default()
+}

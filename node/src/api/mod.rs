@@ -26,6 +26,8 @@ pub struct AdminState {
     pub store: ActorRef<StoreMsg>,
     /// Reads beside the store actor (which stays the only writer).
     pub reads: Reads,
+    /// Names of the units (shown beside their codes).
+    pub topology: std::sync::Arc<topology::Topology>,
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// `POST /api/clock/advance` allowed (tests only).
     pub clock_control: bool,

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
 use crate::api::AdminState;
-use crate::api::kit::{ApiResult, api_err as err, append, parse_under, read_fail};
+use crate::api::kit::{ApiResult, api_err as err, append, parse_node, parse_under, read_fail};
 
 /// An entity as the admin API and the CLI show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,9 +166,34 @@ async fn write(State(s): State<AdminState>, Json(req): Json<RegistryRequest>) ->
     }))
 }
 
+/// The settings in force for a unit, and where they come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsView {
+    pub unit: NodeId,
+    pub source: protocol::registry::SettingsSource,
+    pub settings: protocol::registry::Settings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SettingsParams {
+    /// The unit (default: this node).
+    pub unit: Option<String>,
+}
+
+/// `GET /api/settings?unit=`: the settings in force for `unit` — its county's override, the
+/// province's, or the defaults.
+async fn settings(State(s): State<AdminState>, Query(p): Query<SettingsParams>) -> ApiResult<SettingsView> {
+    let unit = match p.unit.as_deref() {
+        None | Some("") => s.me,
+        Some(u) => parse_node("unit", u)?,
+    };
+    let (settings, source) = s.reads.settings_for(unit).await.map_err(read_fail)?;
+    Ok(Json(SettingsView { unit, source, settings }))
+}
+
 /// The registry routes, merged into the admin router.
 pub fn routes() -> Router<AdminState> {
-    Router::new().route("/api/registry", get(list).post(write))
+    Router::new().route("/api/registry", get(list).post(write)).route("/api/settings", get(settings))
 }
 
 /// One line about a registry change, for event listings.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use protocol::alert::{AlertAction, AlertUpdate};
 use protocol::apply::apply_batch;
-use protocol::case::{CaseAction, CaseId, pending_case};
+use protocol::case::{CaseAction, CaseId, ledger_year, pending_case};
 use protocol::holds::{check_event, relevant_origin, sends_origin};
 use protocol::session::{FRESH_AGE_MS, FRESH_EVENTS_MAX};
 use protocol::wire::{decode, encode};
@@ -30,7 +30,9 @@ pub use read::{
 };
 
 /// Storage schema written by this build.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: settings carry escalation thresholds and a case's `Open` its ledger number (both change
+/// the records' encoding): a data dir of version 1 is refused with this version named.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_NODE: &[u8] = b"node";
@@ -141,6 +143,22 @@ fn resolve_case_ids(body: &mut Body, me: NodeId, seq: u64, opened: &mut Option<C
         _ => {}
     }
     Ok(())
+}
+
+/// The highest ledger number per China-time year among the cases `me` opened (read from its own
+/// `Open` events), so the next case it opens gets the next number — after a restart or a restore.
+fn ledger_counters(me: NodeId, storage: &dyn Storage) -> Result<BTreeMap<u32, u32>, StorageError> {
+    let mut out: BTreeMap<u32, u32> = BTreeMap::new();
+    for s in related(storage, EventKind::Case, None)? {
+        if s.event.origin == me
+            && let Body::Case(c) = &s.event.body
+            && let CaseAction::Open { number, .. } = &c.action
+        {
+            let last = out.entry(ledger_year(s.event.hlc.wall_ms)).or_default();
+            *last = (*last).max(*number);
+        }
+    }
+    Ok(out)
 }
 
 /// Events are stored in runs: one key per run of one origin's events, `(origin, last seq)`, the
@@ -393,6 +411,8 @@ pub struct StoreState {
     /// own events, then `Some(Some(seq))` until the store holds them all.
     restore_target: Option<Option<u64>>,
     stats: StoreStats,
+    /// The highest case ledger number this node gave per China-time year ([`ledger_counters`]).
+    ledger: BTreeMap<u32, u32>,
 }
 
 pub struct StoreArgs {
@@ -473,10 +493,20 @@ impl StoreState {
         let mut out = Vec::with_capacity(items.len());
         let mut b = WriteBatch::default();
         let mut opened = None;
+        let mut ledger = self.ledger.clone();
         for (i, (scope, mut body)) in items.into_iter().enumerate() {
             let seq = first + i as u64;
             resolve_case_ids(&mut body, self.me, seq, &mut opened).map_err(WriteError::Invalid)?;
-            let event = Event { origin: self.me, seq, hlc: hlc.tick(wall), scope, body };
+            let at = hlc.tick(wall);
+            if let Body::Case(c) = &mut body
+                && let CaseAction::Open { number, .. } = &mut c.action
+                && *number == 0
+            {
+                let last = ledger.entry(ledger_year(at.wall_ms)).or_default();
+                *last += 1;
+                *number = *last;
+            }
+            let event = Event { origin: self.me, seq, hlc: at, scope, body };
             check_event(&event).map_err(WriteError::from_violation)?;
             if let Some(k) = index_key(&event) {
                 b.put(Space::Index, &k, Vec::new());
@@ -498,6 +528,7 @@ impl StoreState {
         b.put(Space::Meta, META_HLC, encode(&hlc.last()).map_err(|e| corrupt("hlc", e))?);
         self.storage.write(b)?;
         self.hlc = hlc;
+        self.ledger = ledger;
         self.cursors.set(self.me, ranges);
         self.stats.events_written_local += out.len() as u64;
         self.pending_changed.insert(self.me);
@@ -511,6 +542,8 @@ impl StoreState {
         if have >= target {
             self.restore_target = None;
             self.storage.delete(Space::Meta, META_RESTORING)?;
+            // The cases it opened before the wipe are back: their numbers are taken.
+            self.ledger = ledger_counters(self.me, self.storage.as_ref())?;
             info!(node = %self.me, own_seq = have, "restore complete: local writes resume");
         }
         Ok(())
@@ -646,6 +679,7 @@ impl Actor for StoreActor {
 
     async fn pre_start(&self, _myself: ActorRef<StoreMsg>, args: StoreArgs) -> Result<StoreState, ActorProcessingErr> {
         let Opened { cursors, hlc, restoring } = open(args.me, args.storage.as_ref())?;
+        let ledger = ledger_counters(args.me, args.storage.as_ref())?;
         args.storage.flush().await?;
         if restoring {
             info!(node = %args.me, "fresh store: local writes wait until an ancestor says what this node wrote before");
@@ -669,6 +703,7 @@ impl Actor for StoreActor {
             priority: args.priority,
             restore_target: if restoring { Some(None) } else { None },
             stats,
+            ledger,
         })
     }
 
