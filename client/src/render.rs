@@ -310,7 +310,7 @@ pub fn render_registry(entities: &[EntityView]) -> String {
             e.kind.as_str().to_string(),
             e.node.to_string(),
             clean(&e.id),
-            clean(&e.data.label()),
+            clean(e.data.label()),
             details,
             when(e.updated_at_ms),
         ]);
