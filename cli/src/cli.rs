@@ -571,10 +571,12 @@ pub fn parse_limit(s: &str) -> Result<usize, String> {
     match s.trim() {
         "all" => Ok(max),
         t => match t.parse::<usize>() {
-            Ok(0) => Err(format!("0 lists nothing; give 1 to {max}, or `all`")),
+            Ok(0) => {
+                Err(format!("0 条什么也不列出，请给 1 到 {max}，或 all / 0 lists nothing; give 1 to {max}, or `all`"))
+            }
             Ok(n) if n <= max => Ok(n),
-            Ok(n) => Err(format!("{n} is above the maximum {max}; give 1 to {max}, or `all`")),
-            Err(_) => Err(format!("`{t}` is not a number; give 1 to {max}, or `all`")),
+            Ok(n) => Err(format!("{n} 超过上限 {max} / {n} is above the maximum {max}; give 1 to {max}, or `all`")),
+            Err(_) => Err(format!("`{t}` 不是数字 / `{t}` is not a number; give 1 to {max}, or `all`")),
         },
     }
 }

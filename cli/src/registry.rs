@@ -376,10 +376,21 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
                 protocol::registry::SettingsSource::Default => "内置默认值（省里尚未设置）",
             };
             println!("{} 现行设置，来自{from}:", v.unit);
-            if let serde_json::Value::Object(fields) = serde_json::to_value(&v.settings)? {
-                for (k, val) in fields {
-                    println!("  {k} = {val}");
-                }
+            let s = &v.settings;
+            for (label, value, key) in [
+                ("一般问题整改期限（工作日）", s.deadline_general_days, "deadline_general_days"),
+                ("较重问题整改期限（工作日）", s.deadline_serious_days, "deadline_serious_days"),
+                ("严重问题整改期限（小时）", s.deadline_severe_hours, "deadline_severe_hours"),
+                ("复核期限（工作日）", s.review_days, "review_days"),
+                ("逾期督办至市（工作日）", s.overdue_county_days, "overdue_county_days"),
+                ("逾期督办至省（工作日）", s.overdue_city_days, "overdue_city_days"),
+                ("健康证到期提前预警（天）", s.health_cert_warn_days, "health_cert_warn_days"),
+                ("留样最少（克）", s.sample_min_grams, "sample_min_grams"),
+                ("留样最短保存（小时）", s.sample_keep_hours, "sample_keep_hours"),
+                ("摄像头离线判定（秒）", s.camera_offline_after_s, "camera_offline_after_s"),
+                ("录像最短保存（天）", s.recording_keep_days, "recording_keep_days"),
+            ] {
+                println!("  {label:<width$} {key} = {value}", width = 28 - label.chars().count());
             }
             Ok(())
         }

@@ -6,7 +6,7 @@
 //! before it reaches a terminal: a control character (an ESC sequence raised at a school) is
 //! shown escaped, never executed by the province's terminal.
 
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{ContentArrangement, Table};
 use node::api::alerts::AlertView;
 use node::api::cases::CaseView;
 use node::api::directives::DirectiveView;
@@ -40,12 +40,13 @@ pub fn clean(s: &str) -> String {
     clean_text(s, false)
 }
 
+/// Only a line under the header: rows stay dense, columns are told apart by their alignment.
+const HEADER_LINE_ONLY: &str = "     ──            ";
+
 /// A table with a header row, aligned by display width (CJK characters count two).
 fn table<const N: usize>(header: [&str; N]) -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::UTF8_HORIZONTAL_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header);
+    t.load_preset(HEADER_LINE_ONLY).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
     t
 }
 
@@ -70,7 +71,7 @@ pub fn tier_zh(t: Tier) -> &'static str {
     match t {
         Tier::Province => "省",
         Tier::City => "市",
-        Tier::County => "县(区)",
+        Tier::County => "县级",
         Tier::School => "学校",
     }
 }
@@ -178,23 +179,23 @@ pub fn render_case(c: &CaseState) -> String {
     if !c.evidence.is_empty() {
         out.push_str(&format!("佐证材料: {}\n", c.evidence.iter().map(|e| clean(e)).collect::<Vec<_>>().join(", ")));
     }
-    let mut t = table(["时间", "操作方", "步骤", "结果", "内容", "事件"]);
+    out.push_str("经过:\n");
     for s in &c.history {
         let outcome = match &s.outcome {
             StepOutcome::Applied => "已执行".to_string(),
             StepOutcome::Refused(why) => format!("被拒: {}", clean(why)),
         };
-        t.add_row(vec![
+        out.push_str(&format!(
+            "  {}  {:<12}  {}  {outcome}  ({})\n",
             when(s.at_ms),
             s.by.to_string(),
-            step_zh(s.action).to_string(),
-            outcome,
-            clean_text(&s.text, true),
-            s.event.to_string(),
-        ]);
+            step_zh(s.action),
+            s.event
+        ));
+        for line in clean_text(&s.text, true).lines() {
+            out.push_str(&format!("      {line}\n"));
+        }
     }
-    out.push_str("经过:\n");
-    out.push_str(&finish(t));
     out
 }
 
