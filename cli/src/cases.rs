@@ -33,8 +33,9 @@ pub enum CaseCmd {
         /// The notice's text (default: a standard request to rectify and upload evidence).
         #[arg(long)]
         notice_text: Option<String>,
-        /// Deadline as unix ms (default: by severity, in working days).
-        #[arg(long)]
+        /// Deadline, China time: 2026-12-05 (the end of that day) or "2026-12-05 17:00"
+        /// (default: by severity, in working days, from the settings in force).
+        #[arg(long = "deadline", value_name = "DATE", value_parser = crate::registry::parse_date_arg)]
         deadline_ms: Option<u64>,
         #[arg(long)]
         json: bool,
@@ -46,7 +47,8 @@ pub enum CaseCmd {
         id: String,
         #[arg(long)]
         text: String,
-        #[arg(long)]
+        /// Deadline, China time: 2026-12-05 or "2026-12-05 17:00" (default: by severity).
+        #[arg(long = "deadline", value_name = "DATE", value_parser = crate::registry::parse_date_arg)]
         deadline_ms: Option<u64>,
         #[arg(long)]
         json: bool,
@@ -86,8 +88,9 @@ pub enum CaseCmd {
         fail: bool,
         #[arg(long, default_value = "")]
         comment: String,
-        /// New deadline after a failed review (unix ms; at most half the first span).
-        #[arg(long)]
+        /// New deadline after a failed review, China time: 2026-12-05 or "2026-12-05 17:00"
+        /// (at most half the first span).
+        #[arg(long = "deadline", value_name = "DATE", value_parser = crate::registry::parse_date_arg)]
         deadline_ms: Option<u64>,
         #[arg(long)]
         json: bool,

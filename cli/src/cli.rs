@@ -199,6 +199,8 @@ pub struct Target {
     /// A topology file (with --node): the node's admin address is looked up there.
     #[arg(long, conflicts_with_all = ["admin", "config"], requires = "node")]
     pub topology: Option<PathBuf>,
+    /// The node, e.g. 130102 or 130102-S0001: with --topology, where to find it; with --admin,
+    /// checked to be the node that answers.
     #[arg(long)]
     pub node: Option<NodeId>,
 }

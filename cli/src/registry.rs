@@ -197,7 +197,7 @@ pub enum CertCmd {
         #[arg(long)]
         number: String,
         /// Last valid day, e.g. 2026-12-05 (China time).
-        #[arg(long)]
+        #[arg(long, value_name = "DATE")]
         valid_until: String,
         #[arg(long)]
         json: bool,
@@ -398,6 +398,11 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
             write(&target, RegistryRequest { kind, node: of, id, op: RegistryOp::Remove { reason } }, json)
         }
     }
+}
+
+/// [`parse_date`] for clap's `value_parser`.
+pub fn parse_date_arg(s: &str) -> Result<u64, String> {
+    protocol::calendar::parse_deadline(s).map_err(|e| e.to_string())
 }
 
 /// A date a person typed, `2026-12-05` (the end of that day, China time) or `2026-12-05 17:00`.
