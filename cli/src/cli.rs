@@ -237,6 +237,15 @@ impl Target {
 
 #[derive(Subcommand, Debug)]
 pub enum AlertCmd {
+    /// Show one alert: where, what, its verdict with the note or reason, its case.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        /// The alert, e.g. 130102-S0001#7.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Raise an alert at a school node (an AI camera detection).
     Raise {
         #[command(flatten)]
@@ -536,6 +545,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Alert(AlertCmd::Dismiss { target, id, reason, json }) => {
             let v = node::api::alerts::AlertVerdict { reason, ..Default::default() };
             crate::cases::verdict(target, &id, false, v, json)
+        }
+        Cmd::Alert(AlertCmd::Show { target, id, json }) => {
+            let alert = target.client()?.alert(&id)?;
+            if json {
+                return print_json(&alert);
+            }
+            print!("{}", client::render::render_alert(&alert));
+            Ok(())
         }
         Cmd::Alert(AlertCmd::List { target, limit, under, status, unhandled_hours, json }) => {
             let alerts = target.client()?.alerts_where(limit, under, status.as_deref(), unhandled_hours)?;

@@ -208,6 +208,11 @@ impl AdminClient {
         self.post(&format!("{}/steps", case_path(id)), step)
     }
 
+    /// One alert, with its verdict and case.
+    pub fn alert(&self, id: &str) -> anyhow::Result<AlertView> {
+        self.get(&format!("/api/alerts/{}", id.replace('#', "%23")))
+    }
+
     pub fn confirm_alert(&self, id: &str, v: &AlertVerdict) -> anyhow::Result<AlertStateView> {
         self.post(&format!("/api/alerts/{}/confirm", id.replace('#', "%23")), v)
     }

@@ -130,6 +130,37 @@ pub fn render_alerts(alerts: &[AlertView]) -> String {
     finish(t)
 }
 
+/// `alert show`: one alert, every field a person wants.
+pub fn render_alert(a: &AlertView) -> String {
+    let mut out = format!(
+        "告警 {}  {}（{}）  {}\n学校: {}\n摄像头: {}  食堂 {}  区域 {}\n发现: {}  上报: {}  共 {} 次\n状态: {}",
+        a.id,
+        a.type_zh,
+        a.alert_type,
+        a.severity_zh,
+        named(a.school, &a.school_name),
+        clean(&a.camera),
+        clean(&a.canteen),
+        a.zone_zh,
+        when(a.detected_at_ms),
+        when(a.raised_at_ms),
+        a.detections,
+        alert_status_zh(&a.status),
+    );
+    if let Some(by) = a.verdict_by {
+        out.push_str(&format!("（{by}）"));
+    }
+    out.push('\n');
+    if !a.verdict_text.is_empty() {
+        let label = if a.status == "dismissed" { "误报原因" } else { "确认说明" };
+        out.push_str(&format!("{label}: {}\n", clean(&a.verdict_text)));
+    }
+    if let Some(case) = &a.case {
+        out.push_str(&format!("案件: {case}\n"));
+    }
+    out
+}
+
 /// `case list`.
 pub fn render_cases(cases: &[CaseView]) -> String {
     if cases.is_empty() {

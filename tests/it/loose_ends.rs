@@ -146,6 +146,18 @@ fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
         .unwrap_err();
     assert!(e.to_string().contains("sampling"), "{e}");
 
+    // Everything written can be read: the dismissal's reason in `alert show` and `alert list`.
+    let rodent = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert { camera: "cam-03".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
+        .unwrap();
+    let (ok, _, err) = mingchu(&["alert", "dismiss", "--admin", &admin, &rodent.id, "--reason", "是一只猫"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = mingchu(&["alert", "show", "--admin", &admin, &rodent.id]);
+    assert!(ok && out.contains("误报原因: 是一只猫"), "{out}");
+    let (ok, out, _) = mingchu(&["alert", "list", "--admin", &admin, "--status", "dismissed", "--json"]);
+    assert!(ok && out.contains("是一只猫") && out.contains("\"verdict_by\": \"130102\""), "{out}");
+
     // The CLI checks that the node which answered is the node it asked for.
     let (ok, _, err) = mingchu(&["case", "list", "--admin", &admin, "--node", "130102-S0001"]);
     assert!(!ok && err.contains("130102"), "{err}");

@@ -518,6 +518,15 @@ async fn alert_event(s: &AdminState, id: EventId) -> Result<StoredEvent, (Status
     }
 }
 
+/// `GET /api/alerts/{id}`: one alert with its verdict, note or reason, and case.
+async fn show_alert(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<AlertView> {
+    let id = parse_event_id(&id)?;
+    let stored = alert_event(&s, id).await?;
+    let view = AlertView::from_stored(&stored).ok_or_else(|| internal("not an alert"))?;
+    let st = alert_state(&s.reads, id, view.detected_at_ms).await.map_err(read_fail)?;
+    Ok(Json(view.with_state(&st).named(&s)))
+}
+
 /// The alert's state folded from its updates.
 pub async fn alert_state(
     reads: &Reads,
@@ -580,6 +589,7 @@ pub fn routes() -> Router<AdminState> {
     Router::new()
         .route("/api/alerts", get(list_alerts).post(raise_alert))
         .route("/api/alerts/batch", post(raise_alerts))
+        .route("/api/alerts/{id}", get(show_alert))
         .route("/api/alerts/{id}/confirm", post(confirm))
         .route("/api/alerts/{id}/dismiss", post(dismiss))
 }
