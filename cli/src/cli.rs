@@ -303,9 +303,8 @@ pub enum AlertCmd {
     List {
         #[command(flatten)]
         target: Target,
-        /// How many: 1 to 100000, or `all`.
-        #[arg(long, default_value = "50", value_parser = parse_limit)]
-        limit: usize,
+        #[command(flatten)]
+        limit: Limit,
         /// Only alerts from this unit's subtree.
         #[arg(long)]
         under: Option<NodeId>,
@@ -318,6 +317,14 @@ pub enum AlertCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--limit`: how many rows a listing shows.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Limit {
+    /// How many: 1 to 100000, or `all`.
+    #[arg(long, default_value = "50", value_parser = parse_limit)]
+    pub limit: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -341,9 +348,8 @@ pub enum DirectiveCmd {
     List {
         #[command(flatten)]
         target: Target,
-        /// How many: 1 to 100000, or `all`.
-        #[arg(long, default_value = "50", value_parser = parse_limit)]
-        limit: usize,
+        #[command(flatten)]
+        limit: Limit,
         #[arg(long)]
         json: bool,
     },
@@ -554,7 +560,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", client::render::render_alert(&alert));
             Ok(())
         }
-        Cmd::Alert(AlertCmd::List { target, limit, under, status, unhandled_hours, json }) => {
+        Cmd::Alert(AlertCmd::List { target, limit: Limit { limit }, under, status, unhandled_hours, json }) => {
             let alerts = target.client()?.alerts_where(limit, under, status.as_deref(), unhandled_hours)?;
             if json {
                 print_json(&alerts)
@@ -572,7 +578,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        Cmd::Directive(DirectiveCmd::List { target, limit, json }) => {
+        Cmd::Directive(DirectiveCmd::List { target, limit: Limit { limit }, json }) => {
             let directives = target.client()?.directives(limit)?;
             if json {
                 print_json(&directives)
