@@ -27,5 +27,5 @@ pub use cursor::{Cursors, SeqRanges};
 pub use event::{Body, Directive, Event, EventKind};
 pub use holds::{PeerSide, Violation, holds};
 pub use ids::{CaseId, EventId, Hlc, HlcClock};
-pub use session::{FetchRequest, Role, Session, SessionConfig, SessionEvent};
+pub use session::{FetchRequest, InvariantViolation, Role, Session, SessionConfig, SessionEvent, Watermarks};
 pub use wire::{Frame, SeqRange};

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use topology::NodeId;
 
-use crate::cursor::{Cursors, SeqRanges};
+use crate::cursor::{Cursors, ISLANDS_MAX, SeqRanges};
 use crate::event::Event;
 use crate::holds::{PeerSide, Violation, check_received, sends_origin};
 use crate::wire::{
@@ -126,6 +126,60 @@ enum State {
     Opening,
     Up,
     Closed,
+}
+
+impl State {
+    /// The order states go through: opening, up, closed (opening may skip to closed).
+    fn rank(&self) -> u8 {
+        match self {
+            State::Opening => 0,
+            State::Up => 1,
+            State::Closed => 2,
+        }
+    }
+}
+
+/// A broken [`Session`] invariant: which one, and what was found (see
+/// [`Session::check_invariants`] and [`Session::check_progress`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invariant `{invariant}` broken: {detail}")]
+pub struct InvariantViolation {
+    /// The invariant's short name.
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+/// What only grows in a session, taken before a step to check after it
+/// ([`Session::watermarks`], [`Session::check_progress`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Watermarks {
+    state: u8,
+    /// The cursor maps, as sorted lists (cheaper to copy than maps, and compared by one walk).
+    local: Vec<(NodeId, u64)>,
+    receiving: Vec<(NodeId, u64)>,
+    peer_cursor: Vec<(NodeId, u64)>,
+    sent: Vec<(NodeId, u64)>,
+    next_batch_id: u64,
+    next_fetch_id: u64,
+    stats: SessionStats,
+}
+
+fn listed(m: &BTreeMap<NodeId, u64>) -> Vec<(NodeId, u64)> {
+    m.iter().map(|(o, c)| (*o, *c)).collect()
+}
+
+fn ensure(ok: bool, invariant: &'static str, detail: impl FnOnce() -> String) -> Result<(), InvariantViolation> {
+    if ok { Ok(()) } else { Err(InvariantViolation { invariant, detail: detail() }) }
+}
+
+/// The ranges of a batch or fetch from `me` to `peer`: one to [`BATCH_RANGES_MAX`], sorted by
+/// origin, one per origin, none empty, each of an origin `me` sends `peer`.
+fn check_ranges(me: NodeId, peer: NodeId, ranges: &[SeqRange], what: &str) -> Result<(), InvariantViolation> {
+    let shape = !ranges.is_empty()
+        && ranges.len() <= BATCH_RANGES_MAX
+        && ranges.windows(2).all(|w| w[0].origin < w[1].origin)
+        && ranges.iter().all(|r| r.after < r.upto && sends_origin(me, peer, r.origin));
+    ensure(shape, "batch ranges well-formed", || format!("{what} ranges {ranges:?} from {me} to {peer}"))
 }
 
 #[derive(Clone, Debug)]
@@ -860,16 +914,246 @@ impl Session {
         self.events.push_back(SessionEvent::Fetch(req));
     }
 
-    /// Internal consistency, for tests and the simulator to call after every step.
-    pub fn check_invariants(&self) {
-        assert!(self.inflight.len() <= self.cfg.window_batches + FRESH_WINDOW + 1, "window exceeded");
-        let backlog: u64 =
-            self.local.iter().map(|(o, &c)| c.saturating_sub(self.peer_cursor.get(o).copied().unwrap_or(0))).sum();
-        assert_eq!(self.backlog, backlog, "backlog count out of step");
-        if self.state == State::Up {
-            for (o, c) in &self.peer_cursor {
-                assert!(self.sent_of(*o) >= *c, "sent below peer cursor for {o}");
+    /// Checks the invariants of this session's state: each holds after every step, whatever the
+    /// peer sends and however the network loses, duplicates or reorders frames. A broken one is a
+    /// bug in the session, or in a driver that broke its contract (say, a fetch answered with
+    /// events outside the ranges it claims). The node's link actor calls it after every step in
+    /// debug builds (so the simulator does too), and the session tests after every step of the
+    /// lossy pair. Costs O(origins + in-flight events): a debug check, not for release builds.
+    ///
+    /// Not checked, because they do not hold: that the peer's cursor stays below what this side
+    /// holds or sent (a parent holds more of a wiped child's events than the child; a hostile
+    /// peer may claim anything), and that the peer holds at most [`FRESH_ISLANDS_MAX`] islands of
+    /// an origin (that limit is checked when a fresh range is queued; ranges already queued or in
+    /// flight still become islands).
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let (me, peer) = (self.me, self.peer);
+        // The filter: every origin tracked for sending is one `me` sends `peer`, every origin
+        // tracked for receiving one `peer` sends `me`. Nothing else is kept, asked for or sent.
+        let outgoing = self
+            .local
+            .keys()
+            .chain(self.peer_cursor.keys())
+            .chain(self.sent.keys())
+            .chain(self.peer_islands.keys())
+            .chain(self.fresh.iter().map(|r| &r.origin));
+        for o in outgoing {
+            ensure(sends_origin(me, peer, *o), "outgoing origins pass the filter", || {
+                format!("{me} tracks origin {o} for sending, but does not send it to {peer}")
+            })?;
+        }
+        for o in self.receiving.keys() {
+            ensure(sends_origin(peer, me, *o), "incoming origins pass the filter", || {
+                format!("{me} tracks origin {o} for receiving, but {peer} does not send it")
+            })?;
+        }
+        // `backlog` is kept up to date incrementally; it must equal Σ local − peer cursor.
+        let backlog: u64 = self.local.iter().map(|(o, &c)| c.saturating_sub(self.peer_cursor(*o))).sum();
+        ensure(self.backlog == backlog, "backlog in step with the cursors", || {
+            format!("backlog_out is {} but Σ local − peer cursor is {backlog}", self.backlog)
+        })?;
+        // Nothing is fetched, sent, persisted or queued before the hello exchange finished.
+        if self.state == State::Opening {
+            let busy = [
+                ("sent", self.sent.len()),
+                ("ready", self.ready.len()),
+                ("in flight", self.inflight.len()),
+                ("fetching", usize::from(self.fetching.is_some())),
+                ("fresh queue", self.fresh.len()),
+                ("peer islands", self.peer_islands.len()),
+                ("persisting", self.persisting.len()),
+            ];
+            for (what, n) in busy {
+                ensure(n == 0, "nothing moves before the link is up", || format!("opening, yet {what} holds {n}"))?;
             }
         }
+        // Frames that overtook the hello exchange are bounded, and replayed as soon as it is up.
+        ensure(self.early.len() <= self.cfg.persist_pending_max, "early frames bounded", || {
+            format!("{} early frames kept, limit {}", self.early.len(), self.cfg.persist_pending_max)
+        })?;
+        ensure(self.state != State::Up || self.early.is_empty(), "early frames replayed once up", || {
+            format!("up with {} early frames still kept", self.early.len())
+        })?;
+        // A peer may have at most `persist_pending_max` batches with this side's driver at once.
+        ensure(self.persisting.len() <= self.cfg.persist_pending_max, "persisting bounded", || {
+            format!("{} batches persisting, limit {}", self.persisting.len(), self.cfg.persist_pending_max)
+        })?;
+        if self.state == State::Up {
+            // Sending never restarts below what the peer confirmed holding (no needless resend).
+            for (o, &c) in &self.peer_cursor {
+                ensure(self.sent_of(*o) >= c, "sent covers the peer's cursor", || {
+                    format!("sent {} of origin {o} but the peer confirmed {c}", self.sent_of(*o))
+                })?;
+            }
+            // Liveness: an origin with held seqs not yet sent is in the rotation, or it would
+            // never be sent.
+            for (o, &c) in &self.local {
+                ensure(c <= self.sent_of(*o) || self.ready.contains(o), "unsent origins are ready", || {
+                    format!("origin {o} held to {c}, sent to {}, but not ready", self.sent_of(*o))
+                })?;
+            }
+        }
+        for o in &self.ready {
+            ensure(self.local.contains_key(o), "ready origins are held", || format!("origin {o} ready but not held"))?;
+        }
+        self.check_inflight()?;
+        self.check_fetching()?;
+        // Queued fresh ranges are non-empty, no wider than a fresh range may be, and bounded
+        // (a fetch's unserved rest goes back to the front even when the queue is full).
+        for r in &self.fresh {
+            ensure(r.after < r.upto && r.upto - r.after <= FRESH_EVENTS_MAX, "fresh ranges are small", || {
+                format!("queued fresh range {}({}, {}]", r.origin, r.after, r.upto)
+            })?;
+        }
+        ensure(self.fresh.len() <= FRESH_QUEUE_MAX + BATCH_RANGES_MAX, "fresh queue bounded", || {
+            format!("{} fresh ranges queued", self.fresh.len())
+        })?;
+        // Islands are well-formed `SeqRanges`: non-empty, sorted, disjoint, not touching, few.
+        for (o, isl) in &self.peer_islands {
+            let r = isl.ranges();
+            let sorted = r.windows(2).all(|w| w[0].1 < w[1].0);
+            let ok = !r.is_empty() && r.len() <= ISLANDS_MAX + 1 && sorted && r.iter().all(|(a, b)| a < b);
+            ensure(ok, "peer islands well-formed", || format!("islands of {o}: {r:?}"))?;
+        }
+        let s = &self.stats;
+        let ok = s.fresh_batches_sent <= s.batches_sent && s.fresh_events_sent <= s.events_sent;
+        ensure(ok && s.rejected <= s.events_received, "stats consistent", || format!("{s:?}"))?;
+        Ok(())
+    }
+
+    /// In-flight batches: within the windows, in send order, each one a batch the peer accepts.
+    fn check_inflight(&self) -> Result<(), InvariantViolation> {
+        let fresh = self.inflight_fresh();
+        let bulk = self.inflight.len() - fresh;
+        ensure(bulk <= self.cfg.window_batches, "bulk window", || {
+            format!("{bulk} bulk batches in flight, window {}", self.cfg.window_batches)
+        })?;
+        ensure(fresh <= FRESH_WINDOW, "fresh window", || format!("{fresh} fresh batches in flight"))?;
+        let mut last_id = 0;
+        for f in &self.inflight {
+            let b = &f.batch;
+            ensure(last_id < b.id && b.id < self.next_batch_id, "in-flight batches in send order", || {
+                format!("batch {} after batch {last_id} (next id {})", b.id, self.next_batch_id)
+            })?;
+            last_id = b.id;
+            check_ranges(self.me, self.peer, &b.ranges, "in-flight batch")?;
+            for r in &b.ranges {
+                // Bulk claims only what was sent, and `sent` never goes back.
+                ensure(f.fresh || r.upto <= self.sent_of(r.origin), "bulk batches lie within sent", || {
+                    format!(
+                        "batch {} claims {}({}, {}], sent {}",
+                        b.id,
+                        r.origin,
+                        r.after,
+                        r.upto,
+                        self.sent_of(r.origin)
+                    )
+                })?;
+                ensure(!f.fresh || r.upto - r.after <= FRESH_EVENTS_MAX, "fresh ranges are small", || {
+                    format!("fresh batch {} claims {}({}, {}]", b.id, r.origin, r.after, r.upto)
+                })?;
+            }
+            // The wire contract: events sorted by (origin, seq), each inside its origin's range.
+            let mut prev: Option<(NodeId, u64)> = None;
+            for e in &b.events {
+                let inside = b.ranges.iter().any(|r| r.origin == e.origin && r.after < e.seq && e.seq <= r.upto);
+                let sorted = prev.is_none_or(|p| p < (e.origin, e.seq));
+                ensure(inside && sorted, "batch events sorted and within their ranges", || {
+                    format!("batch {} carries {} (ranges {:?}, previous {prev:?})", b.id, e.id(), b.ranges)
+                })?;
+                prev = Some((e.origin, e.seq));
+            }
+        }
+        Ok(())
+    }
+
+    /// The fetch waiting for the driver: asked only while up, for ranges this side holds.
+    fn check_fetching(&self) -> Result<(), InvariantViolation> {
+        let Some(req) = &self.fetching else { return Ok(()) };
+        ensure(req.id < self.next_fetch_id, "fetch ids issued in order", || {
+            format!("fetch {} pending, next id {}", req.id, self.next_fetch_id)
+        })?;
+        check_ranges(self.me, self.peer, &req.ranges, "fetch")?;
+        let mut events = 0u64;
+        for r in &req.ranges {
+            let local = self.local.get(&r.origin).copied().unwrap_or(0);
+            // Bulk reads only below `me`'s contiguous cursor (the priority lane may go above).
+            ensure(req.fresh || r.upto <= local, "bulk fetches lie within held seqs", || {
+                format!("fetch {} asks {}({}, {}], held to {local}", req.id, r.origin, r.after, r.upto)
+            })?;
+            ensure(!req.fresh || r.upto - r.after <= FRESH_EVENTS_MAX, "fresh ranges are small", || {
+                format!("fresh fetch {} asks {}({}, {}]", req.id, r.origin, r.after, r.upto)
+            })?;
+            events += r.upto - r.after;
+        }
+        let ok = if req.fresh { events <= req.total_max as u64 } else { req.per_range_max <= req.total_max };
+        ensure(ok, "fetch limits", || format!("{req:?}"))
+    }
+
+    /// What only grows in this session, to compare with after a step ([`Session::check_progress`]).
+    pub fn watermarks(&self) -> Watermarks {
+        Watermarks {
+            state: self.state.rank(),
+            local: listed(&self.local),
+            receiving: listed(&self.receiving),
+            peer_cursor: listed(&self.peer_cursor),
+            sent: listed(&self.sent),
+            next_batch_id: self.next_batch_id,
+            next_fetch_id: self.next_fetch_id,
+            stats: self.stats,
+        }
+    }
+
+    /// Checks that nothing went back since `before` was taken: the state only moves forward
+    /// (opening, up, closed), and every cursor this session tracks (mine, the peer's, how far it
+    /// sent) per origin, the batch and fetch ids and the counters never decrease.
+    pub fn check_progress(&self, before: &Watermarks) -> Result<(), InvariantViolation> {
+        let state = self.state.rank();
+        ensure(state >= before.state, "state only moves forward", || {
+            format!("state went from rank {} to {state}", before.state)
+        })?;
+        let maps = [
+            ("local", &before.local, &self.local),
+            ("receiving", &before.receiving, &self.receiving),
+            ("peer cursor", &before.peer_cursor, &self.peer_cursor),
+            ("sent", &before.sent, &self.sent),
+        ];
+        for (what, was, is) in maps {
+            // Both sorted by origin: one walk finds each earlier origin's cursor now.
+            let mut now = is.iter().peekable();
+            for &(o, c) in was {
+                while now.next_if(|(k, _)| **k < o).is_some() {}
+                let c2 = now.peek().filter(|(k, _)| **k == o).map(|(_, v)| **v);
+                ensure(c2.is_some_and(|c2| c2 >= c), "cursors never decrease", || {
+                    format!("{what} of origin {o} went from {c} to {c2:?}")
+                })?;
+            }
+        }
+        let ids = self.next_batch_id >= before.next_batch_id && self.next_fetch_id >= before.next_fetch_id;
+        ensure(ids, "ids never reused", || {
+            let (b, f) = (before.next_batch_id, before.next_fetch_id);
+            format!("next batch/fetch ids went from {b}/{f} to {}/{}", self.next_batch_id, self.next_fetch_id)
+        })?;
+        let (a, b) = (&before.stats, &self.stats);
+        let counters = [
+            (a.batches_sent, b.batches_sent),
+            (a.batches_received, b.batches_received),
+            (a.events_sent, b.events_sent),
+            (a.events_received, b.events_received),
+            (a.retransmits, b.retransmits),
+            (a.rejected, b.rejected),
+            (a.fresh_batches_sent, b.fresh_batches_sent),
+            (a.fresh_events_sent, b.fresh_events_sent),
+        ];
+        ensure(counters.iter().all(|(x, y)| x <= y), "counters never decrease", || format!("{a:?} then {b:?}"))
+    }
+}
+
+#[cfg(test)]
+impl Session {
+    /// Test-only: sets how far this session sent `origin`, bypassing every rule (to show that
+    /// [`Session::check_invariants`] notices a corrupted state).
+    pub(crate) fn force_sent_for_test(&mut self, origin: NodeId, upto: u64) {
+        self.sent.insert(origin, upto);
     }
 }

@@ -13,7 +13,7 @@ use crate::apply::{apply_batch, fill_fetch};
 use crate::cursor::Cursors;
 use crate::event::{Body, Directive, Event, Hlc};
 use crate::holds::holds;
-use crate::session::{Role, Session, SessionConfig, SessionEvent};
+use crate::session::{Role, Session, SessionConfig, SessionEvent, Watermarks};
 use crate::wire::{Frame, decode_frame, encode_frame};
 
 fn id(s: &str) -> NodeId {
@@ -82,6 +82,19 @@ struct Faults {
 struct Side {
     store: Store,
     session: Session,
+    /// What the session had reached at its last check: nothing may go back from there.
+    marks: Watermarks,
+}
+
+impl Side {
+    /// Every step is followed by the session's invariant checks.
+    fn check(&mut self, step: &str) {
+        let (me, peer) = (self.session.me(), self.session.peer());
+        if let Err(v) = self.session.check_invariants().and_then(|()| self.session.check_progress(&self.marks)) {
+            panic!("session {me} → {peer} after {step}: {v}");
+        }
+        self.marks = self.session.watermarks();
+    }
 }
 
 struct Pair {
@@ -108,7 +121,10 @@ impl Pair {
             now: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             faults,
-            sides: [Side { store: child, session: cs }, Side { store: parent, session: ps }],
+            sides: [
+                Side { store: child, session: cs, marks: Watermarks::default() },
+                Side { store: parent, session: ps, marks: Watermarks::default() },
+            ],
             wire: Vec::new(),
             counter: 0,
         };
@@ -120,7 +136,9 @@ impl Pair {
         let e = self.sides[side].store.append(scope, body);
         // As the node's store does: a local write is progress, and fresh.
         self.sides[side].session.handle_local_progress(self.now, e.origin, e.seq);
+        self.sides[side].check("handle_local_progress");
         self.sides[side].session.handle_fresh(self.now, e.origin, e.seq - 1, e.seq);
+        self.sides[side].check("handle_fresh");
         self.pump();
         e
     }
@@ -133,13 +151,14 @@ impl Pair {
                 while let Some(ev) = self.sides[i].session.poll_event() {
                     progressed = true;
                     self.handle_event(i, ev);
+                    self.sides[i].check("an event's handling");
                 }
                 while let Some(frame) = self.sides[i].session.poll_transmit() {
                     progressed = true;
                     let bytes = encode_frame(&frame).unwrap();
                     self.send(1 - i, bytes);
                 }
-                self.sides[i].session.check_invariants();
+                self.sides[i].check("poll_transmit");
             }
             if !progressed {
                 break;
@@ -218,10 +237,12 @@ impl Pair {
                 let (_, _, to, bytes) = self.wire.swap_remove(pos);
                 let frame: Frame = decode_frame(&bytes).unwrap();
                 self.sides[to].session.handle_frame(self.now, frame);
+                self.sides[to].check("handle_frame");
             }
             for i in 0..2 {
                 if self.sides[i].session.poll_timeout().is_some_and(|d| d <= self.now) {
                     self.sides[i].session.handle_timeout(self.now);
+                    self.sides[i].check("handle_timeout");
                 }
             }
             self.pump();
@@ -534,4 +555,65 @@ fn data_that_overtakes_the_hello_ack_is_kept() {
     let evs: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
     assert!(evs.iter().any(|e| matches!(e, SessionEvent::Up)), "{evs:?}");
     assert!(evs.iter().any(|e| matches!(e, SessionEvent::Persist { batch_id: 1, .. })), "{evs:?}");
+}
+
+/// A county's session towards a school, up, with the county's directives 1..=3 (scoped to the
+/// school) held and the school's hello saying it holds `school_holds` of them.
+fn county_session_up(school_holds: u64) -> (Session, Vec<Event>) {
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let events: Vec<Event> = (1..=3)
+        .map(|seq| Event {
+            origin: county,
+            seq,
+            hlc: Hlc { wall_ms: seq, logical: 0 },
+            scope: school,
+            body: directive(seq),
+        })
+        .collect();
+    let mut cursors = Cursors::default();
+    cursors.insert(county, 0, 3);
+    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &cursors).unwrap();
+    let cursors = if school_holds > 0 { vec![(county, school_holds)] } else { vec![] };
+    let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors };
+    s.handle_frame(1, Frame::Hello(hello));
+    assert!(s.is_up());
+    (s, events)
+}
+
+/// The checks are not a no-op: a corrupted state fails them, naming the invariant.
+#[test]
+fn check_invariants_catches_a_corrupted_state() {
+    let county = id("130102");
+    let (mut s, _) = county_session_up(2);
+    s.check_invariants().unwrap();
+    let marks = s.watermarks();
+    s.check_progress(&marks).unwrap();
+    // As if an ack had moved "sent" back below what the school confirmed holding.
+    s.force_sent_for_test(county, 1);
+    let v = s.check_invariants().unwrap_err();
+    assert_eq!(v.invariant, "sent covers the peer's cursor", "{v}");
+    let v = s.check_progress(&marks).unwrap_err();
+    assert_eq!(v.invariant, "cursors never decrease", "{v}");
+    assert!(v.to_string().contains("sent of origin 130102 went from 2 to Some(1)"), "{v}");
+}
+
+/// A driver that answers a fetch with an event outside the range it claims breaks the wire
+/// contract: the check catches it before the peer has to.
+#[test]
+fn check_invariants_catches_a_driver_breaking_its_contract() {
+    let county = id("130102");
+    let (mut s, events) = county_session_up(0);
+    s.check_invariants().unwrap();
+    let req = std::iter::from_fn(|| s.poll_event())
+        .find_map(|e| match e {
+            SessionEvent::Fetch(req) => Some(req),
+            _ => None,
+        })
+        .expect("the county fetches its directives for the school");
+    assert_eq!(req.ranges, vec![crate::wire::SeqRange { origin: county, after: 0, upto: 3 }]);
+    // Claims (0, 2] but carries seq 3 as well.
+    let covered = vec![crate::wire::SeqRange { origin: county, after: 0, upto: 2 }];
+    s.handle_fetched(2, req.id, covered, events);
+    let v = s.check_invariants().unwrap_err();
+    assert_eq!(v.invariant, "batch events sorted and within their ranges", "{v}");
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use protocol::holds::PeerSide;
 use protocol::wire::{Lane, decode_frame, encode_frame};
-use protocol::{Role, Session, SessionConfig, SessionEvent};
+use protocol::{Role, Session, SessionConfig, SessionEvent, Watermarks};
 use ractor::concurrency::oneshot;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ use topology::NodeId;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
+use crate::runtime::invariant;
 use crate::runtime::store::{
     OLDEST_SCAN_ORIGINS_MAX, PriorityInbox, Progress, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch,
 };
@@ -136,6 +137,21 @@ pub enum LinkMsg {
     Close(String),
 }
 
+impl LinkMsg {
+    /// The step a message makes, for a broken invariant's report.
+    fn name(&self) -> &'static str {
+        match self {
+            LinkMsg::Frame(_) => "a received frame",
+            LinkMsg::ReaderEnded(_) => "the reader's end",
+            LinkMsg::WriterFailed(_) => "a failed send",
+            LinkMsg::Progress(_) => "local progress",
+            LinkMsg::Persisted { .. } => "a persisted batch",
+            LinkMsg::Tick => "a timer tick",
+            LinkMsg::Close(_) => "a close",
+        }
+    }
+}
+
 enum WriterCmd {
     Frame(Vec<u8>),
     Close(String),
@@ -230,6 +246,22 @@ fn spawn_writer(mut sender: Box<dyn FrameSender>, link: ActorRef<LinkMsg>) -> mp
 }
 
 impl LinkRun {
+    /// Debug builds: after every step (a message handled, with the session driven after it), the
+    /// session's invariants hold and nothing it tracks went back since `before` (see
+    /// [`Session::check_invariants`]); the first broken one stops the process, naming the node,
+    /// the peer, the step and the invariant.
+    fn check_session(&self, step: &str, before: Option<&Watermarks>) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let checked =
+            self.session.check_invariants().and_then(|()| before.map_or(Ok(()), |b| self.session.check_progress(b)));
+        if let Err(v) = checked {
+            let (me, peer) = (self.me, self.peer);
+            invariant::broken(format_args!("node {me}, link to {peer}, after {step}: session {v}"));
+        }
+    }
+
     fn drive(&mut self, myself: &ActorRef<LinkMsg>) -> Result<(), String> {
         loop {
             let mut progressed = false;
@@ -419,6 +451,7 @@ impl Actor for LinkActor {
             closed: false,
         };
         st.drive(&myself)?;
+        st.check_session("the link's start", None);
         Ok(st)
     }
 
@@ -432,6 +465,8 @@ impl Actor for LinkActor {
             return Ok(());
         }
         let now = st.clock.now_ms();
+        let before = cfg!(debug_assertions).then(|| st.session.watermarks());
+        let step = msg.name();
         match msg {
             LinkMsg::Frame(bytes) => {
                 lock_status(&st.status).last_seen_ms = st.clock.wall_ms();
@@ -472,7 +507,9 @@ impl Actor for LinkActor {
             }
             LinkMsg::Close(reason) => st.session.close(now, &reason),
         }
-        if let Err(reason) = st.drive(&myself) {
+        let driven = st.drive(&myself);
+        st.check_session(step, before.as_ref());
+        if let Err(reason) = driven {
             warn!(node = %st.me, peer = %st.peer, %reason, "link closed");
             lock_status(&st.status).last_error = Some(reason.clone());
             myself.stop(Some(reason));

@@ -21,6 +21,7 @@ use topology::NodeId;
 use tracing::{error, info};
 
 use crate::clock::Clock;
+use crate::runtime::invariant;
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
 pub mod read;
@@ -197,6 +198,44 @@ fn runs<'a>(events: &[&'a Event], before: &Cursors) -> Vec<Vec<&'a Event>> {
         }
     }
     out
+}
+
+/// Seq density of a local write: the new `seqs` continue `me`'s contiguous cursor (`before`, its
+/// holdings of its own origin) one by one, none was held already (no seq is reused), and the
+/// holdings after the write (`after`) are contiguous exactly up to the last new seq.
+fn check_append(before: Option<&SeqRanges>, seqs: &[u64], after: &SeqRanges) -> Result<(), String> {
+    let c = before.map_or(0, SeqRanges::contiguous);
+    let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else { return Ok(()) };
+    if first != c + 1 || seqs.windows(2).any(|w| w[1] != w[0] + 1) {
+        return Err(format!("own seqs not dense: wrote {first}..={last} ({} seqs) after cursor {c}", seqs.len()));
+    }
+    if before.is_some_and(|r| r.holds_any_between(c, last + 1)) {
+        return Err(format!("own seqs {first}..={last} reused: already held {:?}", before.map(SeqRanges::ranges)));
+    }
+    if after.contiguous() != last {
+        return Err(format!(
+            "own cursor {} after writing up to {last} (holdings {:?})",
+            after.contiguous(),
+            after.ranges()
+        ));
+    }
+    Ok(())
+}
+
+/// Cursor monotonicity: an origin's contiguous cursor (held, or flushed) never goes back.
+fn check_grows(what: &str, origin: NodeId, before: u64, after: u64) -> Result<(), String> {
+    if after < before {
+        return Err(format!("{what} cursor of {origin} went back from {before} to {after}"));
+    }
+    Ok(())
+}
+
+/// What a flush made durable never exceeds what is held.
+fn check_flushed(origin: NodeId, flushed: u64, held: u64) -> Result<(), String> {
+    if flushed > held {
+        return Err(format!("flushed cursor of {origin} at {flushed}, above the held {held}"));
+    }
+    Ok(())
 }
 
 /// Why a local write was not made. Nothing of a refused write is stored.
@@ -442,6 +481,13 @@ impl PriorityInbox {
 pub struct StoreActor;
 
 impl StoreState {
+    /// Debug builds: a broken store invariant stops the process (see [`invariant`]).
+    fn assert_ok(&self, step: &str, checked: Result<(), String>) {
+        if let Err(e) = checked {
+            invariant::broken(format_args!("node {}, store, in {step}: {e}", self.me));
+        }
+    }
+
     fn start_flush(&mut self, myself: &ActorRef<StoreMsg>) {
         if self.flushing || self.pending.is_empty() {
             return;
@@ -524,6 +570,10 @@ impl StoreState {
         let last = first + out.len() as u64 - 1;
         let mut ranges = self.cursors.get(self.me).cloned().unwrap_or_default();
         ranges.insert(first - 1, last);
+        if cfg!(debug_assertions) {
+            let seqs: Vec<u64> = out.iter().map(|s| s.event.seq).collect();
+            self.assert_ok("append", check_append(self.cursors.get(self.me), &seqs, &ranges));
+        }
         b.put(Space::Cursors, &self.me.to_key(), encode(&ranges).map_err(|e| corrupt("cursor", e))?);
         b.put(Space::Meta, META_HLC, encode(&hlc.last()).map_err(|e| corrupt("hlc", e))?);
         self.storage.write(b)?;
@@ -605,6 +655,9 @@ impl StoreState {
         let mut relayed = Vec::with_capacity(changed.len());
         for o in changed {
             if let Some(r) = next.get(o) {
+                if cfg!(debug_assertions) {
+                    self.assert_ok("apply", check_grows("cursor", o, self.cursors.contiguous(o), r.contiguous()));
+                }
                 self.cursors.set(o, r.clone());
                 if o != self.me && r.contiguous() > 0 {
                     relayed.push((o, r.contiguous()));
@@ -815,6 +868,13 @@ impl StoreActor {
                 for (o, ranges) in changed {
                     let c = ranges.contiguous();
                     let before = st.flushed.contiguous(o);
+                    if cfg!(debug_assertions) {
+                        let held = st.cursors.contiguous(o);
+                        st.assert_ok(
+                            "flush",
+                            check_grows("flushed", o, before, c).and_then(|()| check_flushed(o, c, held)),
+                        );
+                    }
                     st.flushed.set(o, ranges);
                     if o == st.me && c > 0 {
                         own.push((o, c));
@@ -881,6 +941,35 @@ mod tests {
             }
         }
     }
+    /// The store's debug checks pass dense writes and growing cursors, and fail the rest.
+    #[test]
+    fn store_checks_catch_gaps_reuse_and_going_back() {
+        let o: NodeId = "130102".parse().unwrap();
+        let held = SeqRanges::up_to(4);
+        let write = |first: u64, last: u64| {
+            let mut r = held.clone();
+            r.insert(first - 1, last);
+            r
+        };
+        check_append(Some(&held), &[5, 6, 7], &write(5, 7)).unwrap();
+        check_append(None, &[1], &SeqRanges::up_to(1)).unwrap();
+        assert!(check_append(Some(&held), &[6, 7], &write(6, 7)).unwrap_err().contains("not dense"));
+        assert!(check_append(Some(&held), &[5, 7], &write(5, 7)).unwrap_err().contains("not dense"));
+        // An own island above the cursor: the new seqs reuse a held one, or end right below one.
+        for (island_at, want) in [(6, "reused"), (7, "own cursor 7 after writing up to 6")] {
+            let mut island = held.clone();
+            island.insert(island_at - 1, island_at);
+            let mut after = island.clone();
+            after.insert(4, 6);
+            let e = check_append(Some(&island), &[5, 6], &after).unwrap_err();
+            assert!(e.contains(want), "{e}");
+        }
+        check_grows("cursor", o, 3, 3).unwrap();
+        assert!(check_grows("cursor", o, 3, 2).unwrap_err().contains("went back from 3 to 2"));
+        check_flushed(o, 3, 4).unwrap();
+        assert!(check_flushed(o, 5, 4).is_err());
+    }
+
     /// Listings are the newest matching events, whatever their runs; index reads find every
     /// related event across runs and origins, each once.
     #[test]
