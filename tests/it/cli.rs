@@ -74,4 +74,13 @@ fn ca_commands_make_certificates_that_name_the_node() {
     assert!(out.contains("s0042.130102.1301.13.mingchu"), "{out}");
     let creds = node::tls::NodeCredentials::load(&certs, "130102-S0042".parse().unwrap()).unwrap();
     assert_eq!(node::tls::node_id_from_cert(creds.cert()).unwrap().to_string(), "130102-S0042");
+    // Issuing again would replace the key of a node that may be running: refused without --force,
+    // and nothing is written.
+    let key = certs.join("nodes").join("130102-S0042.key");
+    let before = std::fs::read(&key).unwrap();
+    check_fails(&["ca", "issue", "--node", "130102-S0042", "--dir", c], &["--force", "130102-S0042.key"]);
+    assert_eq!(std::fs::read(&key).unwrap(), before, "the refused issue changed the key");
+    let (ok, _, err) = mingchu(&["ca", "issue", "--node", "130102-S0042", "--dir", c, "--force"]);
+    assert!(ok, "{err}");
+    assert_ne!(std::fs::read(&key).unwrap(), before, "--force issues a new key");
 }

@@ -187,6 +187,13 @@ fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
     let (ok, out, _) = mingchu(&["registry", "settings", "show", "--admin", &s_admin]);
     assert!(ok && out.contains("县级") && out.contains("deadline_general_days = 5"), "{out}");
 
+    // Logs written to a file: no colour codes, times in China time with the offset shown.
+    let log = std::fs::read_to_string(cluster.log_path(county)).unwrap();
+    assert!(!log.contains('\u{1b}'), "ANSI colour in a log file");
+    assert!(log.lines().any(|l| l.starts_with("20") && l.get(23..29) == Some("+08:00")), "{log}");
+    let (ok, _, err) = mingchu(&["--log-format", "json", "case", "list", "--admin", "127.0.0.1:9"]);
+    assert!(!ok && err.contains("cannot reach"), "{err}");
+
     // A refusal for lack of authority exits with 3: the province may not write the county's school.
     let out = std::process::Command::new(crate::binary())
         .args(["case", "ack", "--admin", &cluster.admin_addr(province).to_string(), &case.id.to_string()])
