@@ -166,7 +166,7 @@ pub fn render_cases(cases: &[CaseView]) -> String {
     if cases.is_empty() {
         return "没有案件 (no cases)\n".into();
     }
-    let mut t = table(["台账编号", "编号", "学校", "状态", "严重程度", "整改期限", "督办", "标题"]);
+    let mut t = table(["台账编号", "编号", "学校", "状态", "严重程度", "整改期限", "复核期限", "督办", "标题"]);
     for c in cases {
         let deadline = match c.deadline_ms {
             Some(d) if c.overdue => format!("{} 已逾期", when(d)),
@@ -180,6 +180,7 @@ pub fn render_cases(cases: &[CaseView]) -> String {
             c.status_zh.clone(),
             c.severity_zh.clone(),
             deadline,
+            c.review_due_ms.map(when).unwrap_or_default(),
             c.supervisor.to_string(),
             clean(&c.title),
         ]);
@@ -337,6 +338,10 @@ pub fn render_registry(entities: &[EntityView]) -> String {
             EntityData::HealthCertificate(h) => {
                 format!("人员 {}  valid until {}", clean(&h.staff), ChinaTime(h.valid_until_ms).date())
             }
+        };
+        let details = match &e.warning {
+            Some(w) => format!("{details}  ⚠ {w}"),
+            None => details,
         };
         t.add_row(vec![
             e.kind.as_str().to_string(),

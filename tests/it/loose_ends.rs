@@ -122,6 +122,30 @@ fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
         "20261210",
     ]);
     assert!(!ok && err.contains("2026-12-05"), "{err}");
+    // Certificate warnings follow the settings in force (30 days by default): an expired one and
+    // one expiring in 10 days are flagged, one valid for a year is not.
+    let in_days = |d: u64| protocol::calendar::ChinaTime(node::clock::unix_ms() + d * 86_400_000).date();
+    for (id, until) in [("old", "1970-01-02".to_string()), ("soon", in_days(10)), ("fine", in_days(365))] {
+        let (ok, _, err) = mingchu(&[
+            "registry",
+            "cert",
+            "add",
+            "--admin",
+            &s_admin,
+            "--id",
+            id,
+            "--staff",
+            "s1",
+            "--number",
+            id,
+            "--valid-until",
+            &until,
+        ]);
+        assert!(ok, "{err}");
+    }
+    let (ok, out, _) = mingchu(&["registry", "list", "--admin", &s_admin, "--kind", "cert"]);
+    assert!(ok && out.contains("健康证已过期（1970-01-02）") && out.contains("天后到期"), "{out}");
+    assert_eq!(out.matches('⚠').count(), 2, "{out}");
 
     // An alert takes its canteen and zone from the registered camera; an unregistered camera is
     // refused with the command that registers it.

@@ -61,6 +61,9 @@ pub struct CaseView {
     pub opened_at: String,
     #[serde(default)]
     pub deadline_at: Option<String>,
+    /// A submitted case: when its review is due, by the review window of the settings in force.
+    #[serde(default)]
+    pub review_due_ms: Option<u64>,
 }
 
 impl CaseView {
@@ -84,6 +87,7 @@ impl CaseView {
             severity_zh: s.severity.zh().to_string(),
             opened_at: protocol::calendar::rfc3339(s.opened_at_ms),
             deadline_at: s.deadline_ms.map(protocol::calendar::rfc3339),
+            review_due_ms: None,
         }
     }
 }
@@ -111,6 +115,7 @@ async fn list_cases(State(s): State<AdminState>, Query(p): Query<CaseListParams>
     };
     // Read beside the store actor: a province's month of case steps never delays replication.
     let cases = s.reads.all_cases().await.map_err(read_fail)?;
+    let registry = s.reads.registry().await.map_err(read_fail)?;
     let mut out: Vec<CaseView> = cases
         .values()
         .filter(|c| under.is_none_or(|u| u.is_ancestor_or_self_of(c.school)))
@@ -120,7 +125,10 @@ async fn list_cases(State(s): State<AdminState>, Query(p): Query<CaseListParams>
             Some(st) => c.status.as_str() == st,
         })
         .filter(|c| !p.supervised_here || c.supervisor == s.me)
-        .map(|c| CaseView { school_name: name_of(&s, c.school), ..CaseView::of(c) })
+        .map(|c| {
+            let rules = CaseRules::from_settings(&protocol::registry::effective_settings(&registry, c.school).0);
+            CaseView { school_name: name_of(&s, c.school), review_due_ms: c.review_due_ms(&rules), ..CaseView::of(c) }
+        })
         .collect();
     out.sort_by_key(|c| std::cmp::Reverse(c.opened_at_ms));
     Ok(Json(out))

@@ -29,7 +29,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use protocol::Body;
-use protocol::registry::{Entity, EntityData, EntityKind, EntityRef, RegistryChange, RegistryOp, check_registry};
+use protocol::registry::{
+    Entity, EntityData, EntityKind, EntityRef, RegistryChange, RegistryOp, check_registry, effective_settings,
+};
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
@@ -50,11 +52,26 @@ pub struct EntityView {
     pub updated_by: String,
     /// When that event was written (unix ms, the owner's clock).
     pub updated_at_ms: u64,
+    /// A health certificate expired, or expiring within the warning days of the settings in force.
+    #[serde(default)]
+    pub warning: Option<String>,
+}
+
+/// The warning a health certificate valid until `valid_until_ms` deserves at `now_ms`, with the
+/// settings' `health_cert_warn_days`.
+pub fn certificate_warning(valid_until_ms: u64, now_ms: u64, warn_days: u32) -> Option<String> {
+    const DAY_MS: u64 = 86_400_000;
+    if valid_until_ms < now_ms {
+        return Some(format!("健康证已过期（{}） / expired", protocol::calendar::ChinaTime(valid_until_ms).date()));
+    }
+    let left = (valid_until_ms - now_ms) / DAY_MS;
+    (left < u64::from(warn_days)).then(|| format!("健康证 {left} 天后到期 / expires in {left} days"))
 }
 
 impl EntityView {
     pub fn from_entity(e: &Entity) -> EntityView {
         EntityView {
+            warning: None,
             kind: e.entity.kind,
             node: e.entity.node,
             id: e.entity.id.clone(),
@@ -107,11 +124,21 @@ async fn list(State(s): State<AdminState>, Query(p): Query<RegistryParams>) -> A
     let under = parse_under(p.under.as_deref())?;
     // Read beside the store actor (a province's registry is large): replication goes on meanwhile.
     let view = s.reads.registry().await.map_err(read_fail)?;
+    let now = s.clock.wall_ms();
     Ok(Json(
         view.values()
             .filter(|e| kind.is_none_or(|k| e.entity.kind == k))
             .filter(|e| under.is_none_or(|u| u.is_ancestor_or_self_of(e.entity.node)))
-            .map(EntityView::from_entity)
+            .map(|e| {
+                let warning = match &e.data {
+                    EntityData::HealthCertificate(h) => {
+                        let warn_days = effective_settings(&view, e.entity.node).0.health_cert_warn_days;
+                        certificate_warning(h.valid_until_ms, now, warn_days)
+                    }
+                    _ => None,
+                };
+                EntityView { warning, ..EntityView::from_entity(e) }
+            })
             .collect(),
     ))
 }
