@@ -39,12 +39,12 @@ impl tracing_subscriber::fmt::time::FormatTime for ChinaTimer {
 }
 
 /// The exit code of a failed command: what a script (or a monitoring system) can tell apart.
-/// 1 other, 2 bad request (400), 3 no authority (403), 4 not found (404), 5 conflict with the
+/// 1 other, 2 bad request (400), 3 no authority (401, 403), 4 not found (404), 5 conflict with the
 /// current state (409), 6 node restoring or busy (503), 7 node unreachable, 8 node failure (500).
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<client::CallError>() {
         Some(client::CallError::Refused { status: 400, .. }) => 2,
-        Some(client::CallError::Refused { status: 403, .. }) => 3,
+        Some(client::CallError::Refused { status: 401 | 403, .. }) => 3,
         Some(client::CallError::Refused { status: 404, .. }) => 4,
         Some(client::CallError::Refused { status: 409, .. }) => 5,
         Some(client::CallError::Refused { status: 503, .. }) => 6,
@@ -90,6 +90,9 @@ pub enum Cmd {
     /// Online spot checks (网络巡查): record one, list them, pass rates by unit.
     #[command(subcommand)]
     Spot(crate::spot::SpotCmd),
+    /// Accounts: the people who sign in at this node (the first administrator is created here).
+    #[command(subcommand)]
+    User(crate::users::UserCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -394,6 +397,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Sim(args) => simulations::cli::run(args).map(drop).map_err(Into::into),
         Cmd::Registry(cmd) => crate::registry::run(cmd),
         Cmd::Spot(cmd) => crate::spot::run(cmd),
+        Cmd::User(cmd) => crate::users::run(cmd),
         Cmd::Ca(CaCmd::Init { dir }) => {
             tls::ca_init(&dir)?;
             println!("已在 {} 创建联盟 CA (created the federation CA)", dir.display());

@@ -4,5 +4,6 @@ pub mod cases;
 pub mod cli;
 pub mod registry;
 pub mod spot;
+pub mod users;
 
 pub use cli::main;

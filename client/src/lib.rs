@@ -208,6 +208,27 @@ impl AdminClient {
         self.post(&format!("{}/steps", case_path(id)), step)
     }
 
+    /// Creates or changes an account of the node.
+    pub fn add_account(
+        &self,
+        req: &node::api::accounts::AccountRequest,
+    ) -> anyhow::Result<node::api::accounts::AccountView> {
+        self.post("/api/accounts", req)
+    }
+
+    /// The accounts the node holds (directory entries, no secrets).
+    pub fn accounts(&self, under: Option<NodeId>) -> anyhow::Result<Vec<node::api::accounts::AccountView>> {
+        match under {
+            Some(u) => self.get(&format!("/api/accounts?under={u}")),
+            None => self.get("/api/accounts"),
+        }
+    }
+
+    /// Checks an account's password at its node.
+    pub fn sign_in(&self, req: &node::api::accounts::SignIn) -> anyhow::Result<node::api::accounts::AccountView> {
+        self.post("/api/sign-in", req)
+    }
+
     /// One alert, with its verdict and case.
     pub fn alert(&self, id: &str) -> anyhow::Result<AlertView> {
         self.get(&format!("/api/alerts/{}", id.replace('#', "%23")))

@@ -161,6 +161,25 @@ pub fn render_alert(a: &AlertView) -> String {
     out
 }
 
+/// `user list`: who signs in where, never a secret.
+pub fn render_accounts(accounts: &[node::api::accounts::AccountView]) -> String {
+    if accounts.is_empty() {
+        return "没有账号 (no accounts)\n".into();
+    }
+    let mut t = table(["账号", "姓名", "角色", "单位", "状态", "更新时间"]);
+    for a in accounts {
+        t.add_row(vec![
+            clean(&a.id),
+            clean(&a.display_name),
+            a.role_zh.clone(),
+            a.unit.to_string(),
+            if a.disabled { "已停用" } else { "正常" }.to_string(),
+            when(a.updated_at_ms),
+        ]);
+    }
+    finish(t)
+}
+
 /// `case list`.
 pub fn render_cases(cases: &[CaseView]) -> String {
     if cases.is_empty() {
@@ -338,6 +357,7 @@ pub fn render_registry(entities: &[EntityView]) -> String {
             EntityData::HealthCertificate(h) => {
                 format!("人员 {}  valid until {}", clean(&h.staff), ChinaTime(h.valid_until_ms).date())
             }
+            EntityData::Account(a) => format!("{}{}", a.role.zh(), if a.disabled { "  已停用" } else { "" }),
         };
         let details = match &e.warning {
             Some(w) => format!("{details}  ⚠ {w}"),

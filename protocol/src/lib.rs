@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod event;
 pub mod holds;
 pub mod ids;
+pub mod people;
 pub mod registry;
 pub mod session;
 #[cfg(test)]

@@ -52,10 +52,12 @@ pub enum EntityKind {
     Camera,
     Staff,
     HealthCertificate,
+    /// A person's account directory entry (no secret), of the unit it signs in at.
+    Account,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 7] = [
+    pub const ALL: [EntityKind; 8] = [
         EntityKind::City,
         EntityKind::Settings,
         EntityKind::School,
@@ -63,6 +65,7 @@ impl EntityKind {
         EntityKind::Camera,
         EntityKind::Staff,
         EntityKind::HealthCertificate,
+        EntityKind::Account,
     ];
 
     /// The name used on the command line and in JSON.
@@ -75,6 +78,7 @@ impl EntityKind {
             EntityKind::Camera => "camera",
             EntityKind::Staff => "staff",
             EntityKind::HealthCertificate => "health-certificate",
+            EntityKind::Account => "account",
         }
     }
 
@@ -128,8 +132,10 @@ impl EntityRef {
     /// kind).
     pub fn owner(&self) -> Option<NodeId> {
         // Settings: the province's are the default, a county's override them for its schools.
+        // Accounts: every unit has its own people.
         let tier_ok = match self.kind {
             EntityKind::Settings => matches!(self.node.tier(), Tier::Province | Tier::County),
+            EntityKind::Account => true,
             _ => self.node.tier() == self.kind.node_tier(),
         };
         if !tier_ok {
@@ -342,6 +348,7 @@ pub enum EntityData {
     Camera(Camera),
     Staff(Staff),
     HealthCertificate(HealthCertificate),
+    Account(crate::people::AccountEntry),
 }
 
 impl EntityData {
@@ -354,6 +361,7 @@ impl EntityData {
             EntityData::Camera(_) => EntityKind::Camera,
             EntityData::Staff(_) => EntityKind::Staff,
             EntityData::HealthCertificate(_) => EntityKind::HealthCertificate,
+            EntityData::Account(_) => EntityKind::Account,
         }
     }
 
@@ -367,6 +375,7 @@ impl EntityData {
             EntityData::Camera(c) => &c.name,
             EntityData::Staff(s) => &s.name,
             EntityData::HealthCertificate(h) => &h.number,
+            EntityData::Account(a) => &a.display_name,
         }
     }
 
@@ -411,6 +420,7 @@ impl EntityData {
                 local_id("staff", &h.staff)?;
                 name("number", &h.number)
             }
+            EntityData::Account(a) => name("display name", &a.display_name),
         }
     }
 }
@@ -491,14 +501,21 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
         let who = match e.kind {
             EntityKind::City | EntityKind::Settings => "only the province".to_string(),
             EntityKind::School => format!("only its county {owner}"),
+            EntityKind::Account => format!("only {owner} itself (an account belongs to its unit)"),
             _ => format!("only the school {owner} itself"),
         };
         return Err(format!("{origin} may not write {e}: {who} writes it (one owner, only writer)"));
+    }
+    if e.kind == EntityKind::Account {
+        crate::people::check_account_id(&e.id)?;
     }
     match &change.op {
         RegistryOp::Upsert(data) => {
             if data.kind() != e.kind {
                 return Err(format!("{e} carries {} data", data.kind()));
+            }
+            if let EntityData::Account(a) = data {
+                a.validate(e.node.tier())?;
             }
             data.validate().map_err(|m| format!("{e}: {m}"))
         }

@@ -3,6 +3,7 @@
 //! Each test builds its own federation in a temporary folder on free loopback ports; the nodes are
 //! child processes whose stdin this test holds, so they stop when the test ends, however it ends.
 
+mod accounts;
 mod backlog;
 mod cases;
 mod cli;

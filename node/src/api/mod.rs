@@ -2,6 +2,7 @@
 //! feature (alerts, cases, directives, registry, spot checks, status) and the shared kit.
 //! Errors are JSON `{"error": "..."}` with a 4xx/5xx status; bad input never reaches the store.
 
+pub mod accounts;
 pub mod alerts;
 pub mod cases;
 pub mod directives;
@@ -53,6 +54,7 @@ pub fn router(state: AdminState) -> Router {
         }
     });
     Router::new()
+        .merge(accounts::routes())
         .merge(alerts::routes())
         .merge(cases::routes())
         .merge(directives::routes())

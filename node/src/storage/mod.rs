@@ -22,6 +22,9 @@ pub enum Space {
     /// Secondary index: `(kind, subject, origin, seq)` for events about something (a case, an
     /// alert), so a case's events are found without scanning every alert.
     Index,
+    /// Local secrets (argon2id password hashes of this node's accounts): never replicated, never
+    /// listed, read only to check a sign-in.
+    Secrets,
     /// Runs by their newest event: `(hlc wall ms, hlc logical, origin, last seq)`, so listings
     /// read newest first and stop early instead of decoding every event held.
     Recent,
@@ -35,6 +38,7 @@ impl Space {
             Space::Cursors => b'c',
             Space::Index => b'i',
             Space::Recent => b'r',
+            Space::Secrets => b's',
         }
     }
 

@@ -419,9 +419,17 @@ pub enum StoreMsg {
     Wake,
     /// A case step or verdict was refused at the admin API.
     CountRefused,
+    /// Stores a local secret (an account's password hash) in [`Space::Secrets`]; answered after
+    /// the flush. Never replicated.
+    SetSecret {
+        key: String,
+        value: Vec<u8>,
+        reply: RpcReplyPort<Result<(), WriteError>>,
+    },
 }
 
 enum Waiter {
+    Secret(RpcReplyPort<Result<(), WriteError>>),
     Append(RpcReplyPort<Result<Vec<StoredEvent>, WriteError>>, Vec<StoredEvent>),
     Apply(RpcReplyPort<Result<Vec<(NodeId, u64)>, String>>, Vec<(NodeId, u64)>),
 }
@@ -783,6 +791,14 @@ impl StoreActor {
         match msg {
             StoreMsg::Wake => {}
             StoreMsg::CountRefused => st.stats.refused_steps += 1,
+            StoreMsg::SetSecret { key, value, reply } => {
+                let mut b = WriteBatch::default();
+                b.put(Space::Secrets, key.as_bytes(), value);
+                match st.storage.write(b) {
+                    Ok(()) => st.pending.push(Waiter::Secret(reply)),
+                    Err(e) => drop(reply.send(Err(WriteError::Storage(e)))),
+                }
+            }
             StoreMsg::Append { items, reply } => match st.append(items) {
                 Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
                 Err(e) => {
@@ -847,6 +863,7 @@ impl StoreActor {
                     for w in waiters {
                         match w {
                             Waiter::Append(r, _) => drop(r.send(Err(WriteError::Storage(e.clone())))),
+                            Waiter::Secret(r) => drop(r.send(Err(WriteError::Storage(e.clone())))),
                             Waiter::Apply(r, _) => drop(r.send(Err(format!("storage failed: {e}")))),
                         }
                     }
@@ -860,6 +877,7 @@ impl StoreActor {
                 for w in waiters {
                     match w {
                         Waiter::Append(r, stored) => drop(r.send(Ok(stored))),
+                        Waiter::Secret(r) => drop(r.send(Ok(()))),
                         Waiter::Apply(r, cursors) => drop(r.send(Ok(cursors))),
                     }
                 }

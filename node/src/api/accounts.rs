@@ -1,0 +1,209 @@
+//! Accounts: the people who sign in at this node.
+//!
+//! - `POST /api/accounts` creates or changes an account of this node (`mingchu user add`): its
+//!   directory entry (id, name, role — no secret) is a registry entity of this unit, replicated by
+//!   the holds rule so every level shows who did what; its password's argon2id hash goes to this
+//!   node's [`Space::Secrets`], which never leaves it.
+//! - `GET /api/accounts?unit=` lists the directory entries this node holds.
+//! - `POST /api/sign-in` checks an account's password here, at its own node: a disabled or unknown
+//!   account and a wrong password get the same answer (401), so it cannot tell which accounts exist.
+
+use std::collections::BTreeMap;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use protocol::Body;
+use protocol::people::{AccountEntry, Role, check_account_id};
+use protocol::registry::{Entity, EntityData, EntityKind, EntityRef, RegistryChange, RegistryOp, check_registry};
+use serde::{Deserialize, Serialize};
+use topology::NodeId;
+
+use crate::api::AdminState;
+use crate::api::kit::{
+    ADMIN_CALL_TIMEOUT_MS, ApiResult, api_err, append, bad, internal, parse_under, read_fail, write_fail,
+};
+use crate::runtime::store::{StoreMsg, WriteError};
+use crate::storage::Space;
+
+/// Shortest password accepted.
+pub const PASSWORD_CHARS_MIN: usize = 8;
+/// Longest password accepted (argon2 hashes any length; a bound keeps a request cheap).
+pub const PASSWORD_BYTES_MAX: usize = 256;
+
+/// An account to create or change (`mingchu user add`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRequest {
+    /// The name the person signs in with: `li.na`.
+    pub id: String,
+    /// The name shown beside their steps: `李娜`.
+    pub display_name: String,
+    /// `管理员`, `监管员`, … or `admin`, `supervisor`, …
+    pub role: String,
+    pub password: String,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// An account as listed (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub id: String,
+    pub unit: NodeId,
+    pub display_name: String,
+    pub role: Role,
+    pub role_zh: String,
+    pub disabled: bool,
+    /// The event that last set the entry.
+    pub updated_by: String,
+    pub updated_at_ms: u64,
+}
+
+impl AccountView {
+    fn of(e: &Entity) -> Option<AccountView> {
+        let EntityData::Account(a) = &e.data else { return None };
+        Some(AccountView {
+            id: e.entity.id.clone(),
+            unit: e.entity.node,
+            display_name: a.display_name.clone(),
+            role: a.role,
+            role_zh: a.role.zh().to_string(),
+            disabled: a.disabled,
+            updated_by: e.updated_by.to_string(),
+            updated_at_ms: e.updated_hlc.wall_ms,
+        })
+    }
+}
+
+/// Checks a new password: long enough, not too long, no control characters.
+pub fn check_password(p: &str) -> Result<(), String> {
+    if p.chars().count() < PASSWORD_CHARS_MIN || p.len() > PASSWORD_BYTES_MAX || p.chars().any(char::is_control) {
+        return Err(format!(
+            "密码至少 {PASSWORD_CHARS_MIN} 个字符、最多 {PASSWORD_BYTES_MAX} 字节，不能含控制字符 / a password needs \
+             {PASSWORD_CHARS_MIN} to {PASSWORD_BYTES_MAX} bytes, no control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// The argon2id hash (PHC string) of `password`, with a fresh salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches the stored PHC string.
+pub fn password_matches(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+fn secret_key(id: &str) -> String {
+    format!("password/{id}")
+}
+
+async fn add(State(s): State<AdminState>, Json(req): Json<AccountRequest>) -> ApiResult<AccountView> {
+    let id = req.id.trim().to_string();
+    check_account_id(&id).map_err(bad)?;
+    let role: Role = req.role.parse().map_err(|e: protocol::people::RoleError| bad(e.to_string()))?;
+    check_password(&req.password).map_err(bad)?;
+    let entry = AccountEntry { display_name: req.display_name.trim().to_string(), role, disabled: req.disabled };
+    let entity = EntityRef { kind: EntityKind::Account, node: s.me, id: id.clone() };
+    let change = RegistryChange { entity, op: RegistryOp::Upsert(EntityData::Account(entry)) };
+    // Everything checked before anything is written.
+    check_registry(s.me, s.me, &change).map_err(bad)?;
+    let password = req.password;
+    let phc =
+        tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(internal)?.map_err(internal)?;
+    ractor::call_t!(
+        s.store,
+        |reply| StoreMsg::SetSecret { key: secret_key(&id), value: phc.into_bytes(), reply },
+        ADMIN_CALL_TIMEOUT_MS
+    )
+    .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?
+    .map_err(write_fail)?;
+    append(&s, vec![(s.me, Body::Registry(change))]).await?;
+    let view = s.reads.registry_of(s.me).await.map_err(read_fail)?;
+    view.values()
+        .filter(|e| e.entity.kind == EntityKind::Account && e.entity.id == id)
+        .find_map(AccountView::of)
+        .map(Json)
+        .ok_or_else(|| internal("the account was not stored"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AccountParams {
+    /// Only accounts of units in this subtree.
+    pub under: Option<String>,
+}
+
+async fn list(State(s): State<AdminState>, Query(p): Query<AccountParams>) -> ApiResult<Vec<AccountView>> {
+    let under = parse_under(p.under.as_deref())?;
+    let view = s.reads.registry().await.map_err(read_fail)?;
+    Ok(Json(
+        view.values()
+            .filter(|e| e.entity.kind == EntityKind::Account)
+            .filter(|e| under.is_none_or(|u| u.is_ancestor_or_self_of(e.entity.node)))
+            .filter_map(AccountView::of)
+            .collect(),
+    ))
+}
+
+/// A sign-in attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub id: String,
+    pub password: String,
+}
+
+/// `POST /api/sign-in`: the account, if the password is right.
+async fn sign_in(State(s): State<AdminState>, Json(req): Json<SignIn>) -> ApiResult<AccountView> {
+    let refused = || api_err(StatusCode::UNAUTHORIZED, "账号或密码不对 / wrong account or password");
+    let id = req.id.trim().to_string();
+    if check_account_id(&id).is_err() || req.password.len() > PASSWORD_BYTES_MAX {
+        return Err(refused());
+    }
+    let key = secret_key(&id);
+    let phc = s.reads.run(move |st| st.get(Space::Secrets, key.as_bytes())).await.map_err(read_fail)?;
+    let entries: BTreeMap<EntityRef, Entity> = s.reads.registry_of(s.me).await.map_err(read_fail)?;
+    let account = entries
+        .values()
+        .filter(|e| e.entity.kind == EntityKind::Account && e.entity.id == id)
+        .find_map(AccountView::of)
+        .filter(|a| !a.disabled);
+    let password = req.password;
+    // The hash is checked even for an unknown account, so the answer takes as long either way.
+    let phc = String::from_utf8(phc.unwrap_or_default()).unwrap_or_default();
+    let ok = tokio::task::spawn_blocking(move || password_matches(&phc, &password)).await.map_err(internal)?;
+    match account {
+        Some(a) if ok => Ok(Json(a)),
+        _ => Err(refused()),
+    }
+}
+
+pub fn routes() -> Router<AdminState> {
+    Router::new().route("/api/accounts", get(list).post(add)).route("/api/sign-in", post(sign_in))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hashed_with_argon2id_and_checked() {
+        let phc = hash_password("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        assert!(password_matches(&phc, "correct horse"));
+        assert!(!password_matches(&phc, "correct hors"));
+        assert!(!password_matches("", "anything"));
+        assert_ne!(hash_password("correct horse").unwrap(), phc, "a fresh salt each time");
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+        assert!(check_password("with\u{1b}escape").is_err());
+    }
+}
