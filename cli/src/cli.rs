@@ -40,14 +40,14 @@ impl tracing_subscriber::fmt::time::FormatTime for ChinaTimer {
 
 /// The exit code of a failed command: what a script (or a monitoring system) can tell apart.
 /// 1 other, 2 bad request (400), 3 no authority (401, 403), 4 not found (404), 5 conflict with the
-/// current state (409), 6 node restoring or busy (503), 7 node unreachable, 8 node failure (500).
+/// current state (409), 6 node restoring or busy, or too many attempts (503, 429), 7 node unreachable, 8 node failure (500).
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<client::CallError>() {
         Some(client::CallError::Refused { status: 400, .. }) => 2,
         Some(client::CallError::Refused { status: 401 | 403, .. }) => 3,
         Some(client::CallError::Refused { status: 404, .. }) => 4,
         Some(client::CallError::Refused { status: 409, .. }) => 5,
-        Some(client::CallError::Refused { status: 503, .. }) => 6,
+        Some(client::CallError::Refused { status: 503 | 429, .. }) => 6,
         Some(client::CallError::Unreachable(_) | client::CallError::WrongNode(_)) => 7,
         Some(client::CallError::Refused { status: 500, .. }) => 8,
         _ => 1,

@@ -45,6 +45,15 @@ pub enum UserCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The node's audit log: sign-ins (refused and throttled ones too) and account changes.
+    Audit {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        limit: crate::cli::Limit,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check an account's password at its node (as the console's sign-in does).
     Check {
         #[command(flatten)]
@@ -94,6 +103,14 @@ pub fn run(cmd: UserCmd) -> anyhow::Result<()> {
                 return print_json(&accounts);
             }
             print!("{}", render(&accounts));
+            Ok(())
+        }
+        UserCmd::Audit { target, limit, json } => {
+            let lines = target.client()?.audit(limit.limit)?;
+            if json {
+                return print_json(&lines);
+            }
+            print!("{}", client::render::render_audit(&lines));
             Ok(())
         }
         UserCmd::Check { target, id, password_stdin } => {

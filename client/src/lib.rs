@@ -229,6 +229,11 @@ impl AdminClient {
         self.post("/api/sign-in", req)
     }
 
+    /// The node's audit log, newest first.
+    pub fn audit(&self, limit: usize) -> anyhow::Result<Vec<node::api::accounts::AuditRecord>> {
+        self.get(&format!("/api/audit?limit={limit}"))
+    }
+
     /// One alert, with its verdict and case.
     pub fn alert(&self, id: &str) -> anyhow::Result<AlertView> {
         self.get(&format!("/api/alerts/{}", id.replace('#', "%23")))

@@ -180,6 +180,25 @@ pub fn render_accounts(accounts: &[node::api::accounts::AccountView]) -> String 
     finish(t)
 }
 
+/// `user audit`: sign-ins and account changes, newest first.
+pub fn render_audit(lines: &[node::api::accounts::AuditRecord]) -> String {
+    if lines.is_empty() {
+        return "审计日志为空 (no audit records)\n".into();
+    }
+    let mut t = table(["时间", "事件", "账号", "说明"]);
+    for l in lines {
+        let what = match l.what.as_str() {
+            "sign-in" => "登录成功",
+            "sign-in-refused" => "登录被拒",
+            "sign-in-throttled" => "登录受限（失败过多）",
+            "account-set" => "账号设置",
+            other => other,
+        };
+        t.add_row(vec![when(l.at_ms), what.to_string(), clean(&l.account), clean(&l.detail)]);
+    }
+    finish(t)
+}
+
 /// `case list`.
 pub fn render_cases(cases: &[CaseView]) -> String {
     if cases.is_empty() {

@@ -105,6 +105,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         clock_control: cfg.clock_control,
         scan_now,
         recent_alerts,
+        sign_in_failures: Default::default(),
     });
     let admin_task = tokio::spawn(async move {
         let _ = axum::serve(admin_listener, app)

@@ -75,4 +75,23 @@ fn the_first_administrator_is_created_at_the_node_and_signs_in_only_there() {
     assert!(code == Some(3) && err.contains("账号或密码不对"), "{err}");
     let (code, _, err) = check(province, "县级管理员-2026");
     assert_eq!(code, Some(3), "a county account signed in at the province: {err}");
+
+    // Five failures lock the account for the rest of the quarter hour, right password or not.
+    for _ in 0..4 {
+        assert_eq!(check(county, "wrong password").0, Some(3));
+    }
+    let (code, _, err) = check(county, "县级管理员-2026");
+    assert!(code == Some(6) && err.contains("登录失败次数过多"), "{err}");
+
+    // Every attempt is in the county's audit log, newest first; the province's has none of them.
+    let (code, out, _) = mingchu_with_input(&["user", "audit", "--admin", &cluster.admin_addr(county).to_string()], "");
+    assert!(
+        code == Some(0) && out.contains("登录受限") && out.contains("登录被拒") && out.contains("登录成功"),
+        "{out}"
+    );
+    let lines = cluster.client(county).audit(100).unwrap();
+    assert_eq!(lines.first().map(|l| l.what.as_str()), Some("sign-in-throttled"));
+    assert_eq!(lines.iter().filter(|l| l.what == "sign-in-refused").count(), 5, "{lines:?}");
+    let province_lines = cluster.client(province).audit(100).unwrap();
+    assert!(province_lines.iter().all(|l| l.account != "li.na" || l.what == "sign-in-refused"), "{province_lines:?}");
 }

@@ -25,9 +25,9 @@ use topology::NodeId;
 
 use crate::api::AdminState;
 use crate::api::kit::{
-    ADMIN_CALL_TIMEOUT_MS, ApiResult, api_err, append, bad, internal, parse_under, read_fail, write_fail,
+    ADMIN_CALL_TIMEOUT_MS, ApiFail, ApiResult, api_err, append, bad, internal, parse_under, read_fail, write_fail,
 };
-use crate::runtime::store::{StoreMsg, WriteError};
+use crate::runtime::store::{LocalSpace, StoreMsg, WriteError};
 use crate::storage::Space;
 
 /// Shortest password accepted.
@@ -119,14 +119,9 @@ async fn add(State(s): State<AdminState>, Json(req): Json<AccountRequest>) -> Ap
     let password = req.password;
     let phc =
         tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(internal)?.map_err(internal)?;
-    ractor::call_t!(
-        s.store,
-        |reply| StoreMsg::SetSecret { key: secret_key(&id), value: phc.into_bytes(), reply },
-        ADMIN_CALL_TIMEOUT_MS
-    )
-    .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?
-    .map_err(write_fail)?;
+    put_local(&s, LocalSpace::Secrets, secret_key(&id).into_bytes(), phc.into_bytes()).await?;
     append(&s, vec![(s.me, Body::Registry(change))]).await?;
+    audit(&s, "account-set", &id, &format!("{} by the local operator", role.as_str())).await?;
     let view = s.reads.registry_of(s.me).await.map_err(read_fail)?;
     view.values()
         .filter(|e| e.entity.kind == EntityKind::Account && e.entity.id == id)
@@ -161,12 +156,102 @@ pub struct SignIn {
     pub password: String,
 }
 
-/// `POST /api/sign-in`: the account, if the password is right.
+/// Writes a local record through the store actor (the only writer), answered after the flush.
+async fn put_local(s: &AdminState, space: LocalSpace, key: Vec<u8>, value: Vec<u8>) -> Result<(), ApiFail> {
+    ractor::call_t!(s.store, |reply| StoreMsg::PutLocal { space, key, value, reply }, ADMIN_CALL_TIMEOUT_MS)
+        .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?
+        .map_err(write_fail)
+}
+
+/// Failed sign-ins of one account within [`THROTTLE_WINDOW_MS`] before it is locked for the rest
+/// of the window.
+pub const THROTTLE_FAILURES_MAX: usize = 5;
+/// The throttle's window.
+pub const THROTTLE_WINDOW_MS: u64 = 15 * 60_000;
+
+/// Recent failed sign-ins per account (in memory: a restart forgets them, the audit log keeps them).
+pub type SignInFailures = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>;
+
+/// One line of the local audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at_ms: u64,
+    pub at: String,
+    /// `sign-in`, `sign-in-refused`, `sign-in-throttled`, `account-set`.
+    pub what: String,
+    pub account: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+static AUDIT_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Appends to the audit log (key: time, then a counter, so it lists in order).
+async fn audit(s: &AdminState, what: &str, account: &str, detail: &str) -> Result<(), ApiFail> {
+    let at_ms = s.clock.wall_ms();
+    let record = AuditRecord {
+        at_ms,
+        at: protocol::calendar::rfc3339(at_ms),
+        what: what.into(),
+        account: account.into(),
+        detail: detail.into(),
+    };
+    let mut key = at_ms.to_be_bytes().to_vec();
+    key.extend_from_slice(&AUDIT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_be_bytes());
+    put_local(s, LocalSpace::Audit, key, serde_json::to_vec(&record).map_err(internal)?).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditParams {
+    pub limit: Option<String>,
+}
+
+/// `GET /api/audit?limit=`: the newest audit lines first.
+async fn audit_log(State(s): State<AdminState>, Query(p): Query<AuditParams>) -> ApiResult<Vec<AuditRecord>> {
+    let limit = crate::api::kit::parse_limit(p.limit.as_deref(), crate::runtime::store::LIST_LIMIT_MAX)?;
+    let lines = s
+        .reads
+        .run(move |st| {
+            let mut out = Vec::new();
+            for item in st.scan_rev(Space::Audit, &[0u8; 12], &[0xffu8; 12]).take(limit) {
+                let (_, v) = item?;
+                if let Ok(r) = serde_json::from_slice::<AuditRecord>(&v) {
+                    out.push(r);
+                }
+            }
+            Ok::<_, crate::storage::StorageError>(out)
+        })
+        .await
+        .map_err(read_fail)?;
+    Ok(Json(lines))
+}
+
+/// `POST /api/sign-in`: the account, if the password is right. Every attempt goes to the audit
+/// log; after [`THROTTLE_FAILURES_MAX`] failures in [`THROTTLE_WINDOW_MS`] the account is locked
+/// for the rest of the window (429), right password or not.
 async fn sign_in(State(s): State<AdminState>, Json(req): Json<SignIn>) -> ApiResult<AccountView> {
     let refused = || api_err(StatusCode::UNAUTHORIZED, "账号或密码不对 / wrong account or password");
     let id = req.id.trim().to_string();
     if check_account_id(&id).is_err() || req.password.len() > PASSWORD_BYTES_MAX {
+        audit(&s, "sign-in-refused", &id, "malformed").await?;
         return Err(refused());
+    }
+    let now = s.clock.wall_ms();
+    let recent = {
+        let mut f = s.sign_in_failures.lock().unwrap_or_else(|e| e.into_inner());
+        let times = f.entry(id.clone()).or_default();
+        times.retain(|t| now.saturating_sub(*t) < THROTTLE_WINDOW_MS);
+        times.clone()
+    };
+    if recent.len() >= THROTTLE_FAILURES_MAX {
+        let wait_min = (recent[0] + THROTTLE_WINDOW_MS).saturating_sub(now).div_ceil(60_000);
+        audit(&s, "sign-in-throttled", &id, &format!("{} failures", recent.len())).await?;
+        return Err(api_err(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "登录失败次数过多，请 {wait_min} 分钟后再试 / too many failed sign-ins; try again in {wait_min} min"
+            ),
+        ));
     }
     let key = secret_key(&id);
     let phc = s.reads.run(move |st| st.get(Space::Secrets, key.as_bytes())).await.map_err(read_fail)?;
@@ -181,13 +266,23 @@ async fn sign_in(State(s): State<AdminState>, Json(req): Json<SignIn>) -> ApiRes
     let phc = String::from_utf8(phc.unwrap_or_default()).unwrap_or_default();
     let ok = tokio::task::spawn_blocking(move || password_matches(&phc, &password)).await.map_err(internal)?;
     match account {
-        Some(a) if ok => Ok(Json(a)),
-        _ => Err(refused()),
+        Some(a) if ok => {
+            audit(&s, "sign-in", &id, "").await?;
+            Ok(Json(a))
+        }
+        _ => {
+            s.sign_in_failures.lock().unwrap_or_else(|e| e.into_inner()).entry(id.clone()).or_default().push(now);
+            audit(&s, "sign-in-refused", &id, "wrong account or password").await?;
+            Err(refused())
+        }
     }
 }
 
 pub fn routes() -> Router<AdminState> {
-    Router::new().route("/api/accounts", get(list).post(add)).route("/api/sign-in", post(sign_in))
+    Router::new()
+        .route("/api/accounts", get(list).post(add))
+        .route("/api/sign-in", post(sign_in))
+        .route("/api/audit", get(audit_log))
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub struct AdminState {
     /// Wakes the case scheduler (after the clock moved).
     pub scan_now: std::sync::Arc<tokio::sync::Notify>,
     pub recent_alerts: alerts::RecentAlerts,
+    /// Recent failed sign-ins per account (the throttle).
+    pub sign_in_failures: accounts::SignInFailures,
 }
 
 /// The response header in which every answer names the node that gave it.

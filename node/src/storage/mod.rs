@@ -25,6 +25,8 @@ pub enum Space {
     /// Local secrets (argon2id password hashes of this node's accounts): never replicated, never
     /// listed, read only to check a sign-in.
     Secrets,
+    /// The local audit log (sign-ins, refusals): `(unix ms, counter)` → record; never replicated.
+    Audit,
     /// Runs by their newest event: `(hlc wall ms, hlc logical, origin, last seq)`, so listings
     /// read newest first and stop early instead of decoding every event held.
     Recent,
@@ -39,6 +41,7 @@ impl Space {
             Space::Index => b'i',
             Space::Recent => b'r',
             Space::Secrets => b's',
+            Space::Audit => b'a',
         }
     }
 

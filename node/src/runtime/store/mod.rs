@@ -238,6 +238,13 @@ fn check_flushed(origin: NodeId, flushed: u64, held: u64) -> Result<(), String> 
     Ok(())
 }
 
+/// The keyspaces that hold this node's own records, never replicated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalSpace {
+    Secrets,
+    Audit,
+}
+
 /// Why a local write was not made. Nothing of a refused write is stored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
@@ -419,10 +426,11 @@ pub enum StoreMsg {
     Wake,
     /// A case step or verdict was refused at the admin API.
     CountRefused,
-    /// Stores a local secret (an account's password hash) in [`Space::Secrets`]; answered after
-    /// the flush. Never replicated.
-    SetSecret {
-        key: String,
+    /// Stores a local record — an account's password hash in [`Space::Secrets`], an audit line in
+    /// [`Space::Audit`] — answered after the flush. Never replicated.
+    PutLocal {
+        space: LocalSpace,
+        key: Vec<u8>,
         value: Vec<u8>,
         reply: RpcReplyPort<Result<(), WriteError>>,
     },
@@ -791,9 +799,13 @@ impl StoreActor {
         match msg {
             StoreMsg::Wake => {}
             StoreMsg::CountRefused => st.stats.refused_steps += 1,
-            StoreMsg::SetSecret { key, value, reply } => {
+            StoreMsg::PutLocal { space, key, value, reply } => {
                 let mut b = WriteBatch::default();
-                b.put(Space::Secrets, key.as_bytes(), value);
+                let space = match space {
+                    LocalSpace::Secrets => Space::Secrets,
+                    LocalSpace::Audit => Space::Audit,
+                };
+                b.put(space, &key, value);
                 match st.storage.write(b) {
                     Ok(()) => st.pending.push(Waiter::Secret(reply)),
                     Err(e) => drop(reply.send(Err(WriteError::Storage(e)))),
