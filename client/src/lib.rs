@@ -50,6 +50,8 @@ impl std::error::Error for CallError {}
 #[derive(Clone, Debug)]
 pub struct AdminClient {
     base: String,
+    /// Where the node keeps its token (read at every call: a restarted node has a new one).
+    token_path: std::path::PathBuf,
     agent: ureq::Agent,
     /// The node this client means to talk to: every answer must come from it.
     expect: Option<NodeId>,
@@ -62,7 +64,12 @@ impl AdminClient {
             .http_status_as_error(false)
             .build()
             .new_agent();
-        AdminClient { base: format!("http://{addr}"), agent, expect: None }
+        AdminClient {
+            base: format!("http://{addr}"),
+            agent,
+            expect: None,
+            token_path: node::config::admin_token_path(addr),
+        }
     }
 
     /// Refuses every answer that does not come from `node` (its admin API names itself in the
@@ -106,13 +113,30 @@ impl AdminClient {
         .into()
     }
 
+    /// `Bearer <token>` from the node's token file (empty when it cannot be read: the node then
+    /// refuses with 401 and says why).
+    fn authorization(&self) -> String {
+        let token = std::fs::read_to_string(&self.token_path).unwrap_or_default();
+        format!("Bearer {}", token.trim())
+    }
+
     pub fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> anyhow::Result<T> {
-        let resp = self.agent.get(&format!("{}{path}", self.base)).call().map_err(|e| self.unreachable(e))?;
+        let resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("authorization", &self.authorization())
+            .call()
+            .map_err(|e| self.unreachable(e))?;
         self.decode(resp)
     }
 
     pub fn post<B: Serialize, T: for<'de> Deserialize<'de>>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        let resp = self.agent.post(&format!("{}{path}", self.base)).send_json(body).map_err(|e| self.unreachable(e))?;
+        let resp = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("authorization", &self.authorization())
+            .send_json(body)
+            .map_err(|e| self.unreachable(e))?;
         self.decode(resp)
     }
 

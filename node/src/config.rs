@@ -141,3 +141,33 @@ impl NodeConfig {
         }
     }
 }
+
+/// Where a node keeps the token of its loopback admin API: `$MINGCHU_RUN_DIR`, else `/run/mingchu`
+/// for root, else `$XDG_RUNTIME_DIR/mingchu` or `/tmp/mingchu-<uid>`; the file is named after the
+/// admin address, so the CLI finds it from the address alone. The folder is 0700 and the file
+/// 0600: only root and the node's own user can read it, so another local user cannot act as the
+/// node.
+pub fn admin_token_path(admin: SocketAddr) -> PathBuf {
+    let dir = match std::env::var_os("MINGCHU_RUN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let uid = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("Uid:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "0".into());
+            if uid == "0" {
+                PathBuf::from("/run/mingchu")
+            } else if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+                PathBuf::from(x).join("mingchu")
+            } else {
+                std::env::temp_dir().join(format!("mingchu-{uid}"))
+            }
+        }
+    };
+    dir.join(format!("admin-{}-{}.token", admin.ip(), admin.port()))
+}

@@ -43,6 +43,8 @@ impl RunningNode {
         let _ = self.node_task.await;
         let _ = self.admin_task.await;
         let _ = crate::storage::Storage::flush(&self.storage).await;
+        // The token dies with the node (a node that crashes leaves it; its next start replaces it).
+        let _ = std::fs::remove_file(crate::config::admin_token_path(self.admin_addr));
         info!(node = %self.me, "node stopped");
     }
 
@@ -50,6 +52,33 @@ impl RunningNode {
     pub fn is_finished(&self) -> bool {
         self.node_task.is_finished()
     }
+}
+
+/// A new random token for the admin API, written to [`crate::config::admin_token_path`] (folder
+/// 0700, file 0600, replaced atomically).
+fn write_admin_token(admin: SocketAddr) -> anyhow::Result<String> {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = crate::config::admin_token_path(admin);
+    let dir = path.parent().context("token path has no folder")?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| dir.display().to_string())?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| dir.display().to_string())?;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| tmp.display().to_string())?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| path.display().to_string())?;
+    Ok(token)
 }
 
 /// Starts a node from its config: everything is checked before anything listens.
@@ -71,6 +100,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let admin_listener =
         tokio::net::TcpListener::bind(entry.admin).await.with_context(|| format!("admin API on {}", entry.admin))?;
     let admin_addr = admin_listener.local_addr()?;
+    let token = write_admin_token(admin_addr).context("the admin API's token file")?;
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock::new());
     let storage_seam: Arc<dyn crate::storage::Storage> = Arc::new(storage.clone());
     let reads = Reads::blocking_pool(storage_seam.clone());
@@ -106,6 +136,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         scan_now,
         recent_alerts,
         sign_in_failures: Default::default(),
+        token: Arc::new(token),
     });
     let admin_task = tokio::spawn(async move {
         let _ = axum::serve(admin_listener, app)

@@ -218,6 +218,25 @@ fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
     let (ok, _, err) = mingchu(&["--log-format", "json", "case", "list", "--admin", "127.0.0.1:9"]);
     assert!(!ok && err.contains("cannot reach"), "{err}");
 
+    // The loopback admin API answers only requests carrying the node's token, which only root
+    // and the node's user can read.
+    let raw = |auth: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(cluster.admin_addr(county)).unwrap();
+        write!(s, "GET /api/status HTTP/1.1\r\nhost: x\r\n{auth}connection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(raw("").starts_with("HTTP/1.1 401"), "no token");
+    assert!(raw("authorization: Bearer 0000\r\n").starts_with("HTTP/1.1 401"), "a wrong token");
+    let token_file = node::config::admin_token_path(cluster.admin_addr(county));
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert!(raw(&format!("authorization: Bearer {token}\r\n")).starts_with("HTTP/1.1 200"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(token_file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+
     // A refusal for lack of authority exits with 3: the province may not write the county's school.
     let out = std::process::Command::new(crate::binary())
         .args(["case", "ack", "--admin", &cluster.admin_addr(province).to_string(), &case.id.to_string()])

@@ -35,6 +35,9 @@ pub struct AdminState {
     /// Wakes the case scheduler (after the clock moved).
     pub scan_now: std::sync::Arc<tokio::sync::Notify>,
     pub recent_alerts: alerts::RecentAlerts,
+    /// The token every admin request must carry (`Authorization: Bearer …`): the CLI reads it from
+    /// the file only root and the node's user can read.
+    pub token: std::sync::Arc<String>,
     /// Recent failed sign-ins per account (the throttle).
     pub sign_in_failures: accounts::SignInFailures,
 }
@@ -55,6 +58,24 @@ pub fn router(state: AdminState) -> Router {
             resp
         }
     });
+    let token = state.token.clone();
+    let need_token = axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+        let token = token.clone();
+        async move {
+            let given = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            if given.and_then(|v| v.strip_prefix("Bearer ")) == Some(token.as_str()) {
+                next.run(req).await
+            } else {
+                use axum::response::IntoResponse;
+                kit::api_err(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "本机管理接口需要令牌：请以节点的用户或 root 运行 mingchu（令牌文件只有它们能读） / the admin API \
+                     needs the node's token: run mingchu as the node's user or root",
+                )
+                .into_response()
+            }
+        }
+    });
     Router::new()
         .merge(accounts::routes())
         .merge(alerts::routes())
@@ -64,5 +85,6 @@ pub fn router(state: AdminState) -> Router {
         .merge(spot::routes())
         .merge(status::routes())
         .with_state(state)
+        .layer(need_token)
         .layer(name_me)
 }
