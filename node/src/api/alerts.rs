@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use protocol::alert::{AlertAction, AlertUpdate, fold_alert};
-use protocol::case::CaseId;
 use protocol::registry::{Camera, EntityData};
 use protocol::verdict::{Verdict, VerdictRefusal, verdict_items};
 use protocol::{AlertRaised, AlertType, Body, EventId, EventKind, Severity, Zone};
@@ -168,27 +167,34 @@ impl RaiseAlert {
     }
 }
 
-/// The cameras registered at school `me`, by id. A school whose fresh data dir is still being
-/// restored from its ancestors does not know its cameras yet: that is said (503), not that the
-/// camera is unregistered.
-async fn cameras_of(s: &AdminState) -> Result<BTreeMap<String, Camera>, ApiFail> {
-    let stats = ractor::call_t!(s.store, StoreMsg::Stats, ADMIN_CALL_TIMEOUT_MS)
-        .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?;
-    if stats.restoring {
-        return Err(write_fail(WriteError::Restoring(format!(
-            "{} is restoring: its data dir is fresh and no ancestor has been reached yet to say what it wrote \
-             before (its registry, cameras included, comes back with it); local writes resume once one is",
-            s.me
-        ))));
-    }
+/// The cameras registered at school `me`, by id, for the alerts naming `wanted` cameras. A school
+/// whose fresh data dir is still being restored from its ancestors does not know its cameras yet:
+/// when one is missing, that is said (503), not that the camera is unregistered. The store is
+/// asked only then, so a raise costs no extra round trip through its mailbox.
+async fn cameras_of<'a>(
+    s: &AdminState,
+    mut wanted: impl Iterator<Item = &'a str>,
+) -> Result<BTreeMap<String, Camera>, ApiFail> {
     let registry = s.reads.registry_of(s.me).await.map_err(read_fail)?;
-    Ok(registry
+    let cameras: BTreeMap<String, Camera> = registry
         .into_values()
         .filter_map(|e| match e.data {
             EntityData::Camera(c) if e.entity.node == s.me => Some((e.entity.id, c)),
             _ => None,
         })
-        .collect())
+        .collect();
+    if wanted.any(|c| !cameras.contains_key(c.trim())) {
+        let stats = ractor::call_t!(s.store, StoreMsg::Stats, ADMIN_CALL_TIMEOUT_MS)
+            .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?;
+        if stats.restoring {
+            return Err(write_fail(WriteError::Restoring(format!(
+                "{} is restoring: its data dir is fresh and no ancestor has been reached yet to say what it wrote \
+                 before (its registry, cameras included, comes back with it); local writes resume once one is",
+                s.me
+            ))));
+        }
+    }
+    Ok(cameras)
 }
 
 /// An alert as the admin API and CLI show it.
@@ -336,7 +342,7 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
     if s.me.tier() != Tier::School {
         return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
     }
-    let cameras = cameras_of(&s).await?;
+    let cameras = cameras_of(&s, std::iter::once(req.camera.as_str())).await?;
     let alert = req.to_alert(s.clock.wall_ms(), &cameras).map_err(bad)?;
     let key = (alert.camera.clone(), alert.alert_type);
     let recent = if req.no_merge {
@@ -392,7 +398,7 @@ async fn raise_alerts(State(s): State<AdminState>, Json(req): Json<RaiseAlerts>)
         return Err(bad(format!("{} alerts in one request; at most {RAISE_BATCH_MAX}", req.alerts.len())));
     }
     let now = s.clock.wall_ms();
-    let cameras = cameras_of(&s).await?;
+    let cameras = cameras_of(&s, req.alerts.iter().map(|a| a.camera.as_str())).await?;
     let mut bodies = Vec::with_capacity(req.alerts.len());
     for (i, a) in req.alerts.iter().enumerate() {
         bodies.push(Body::Alert(a.to_alert(now, &cameras).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
@@ -444,8 +450,7 @@ pub fn alert_views(
     let mut kept: HashMap<protocol::EventId, AlertView> = HashMap::new();
     // A common status ("new") fills the page from the newest alerts: fold them one at a time,
     // each from its own updates, for up to LAZY_FOLDS_PER_ROW alerts per row asked for.
-    let limit = if query.limit == 0 { 100 } else { query.limit };
-    let mut budget = limit.saturating_mul(LAZY_FOLDS_PER_ROW);
+    let mut budget = query.limit.saturating_mul(LAZY_FOLDS_PER_ROW);
     let (mut gave_up, mut failed) = (false, None);
     let events = list_events_where(storage, &query, |e| {
         if budget == 0 {
@@ -544,7 +549,7 @@ pub async fn alert_state(
 }
 
 fn parse_event_id(id: &str) -> Result<EventId, (StatusCode, Json<ApiError>)> {
-    id.parse::<CaseId>().map(CaseId::event_id).map_err(|e| bad(format!("bad alert id `{id}`: {e}")))
+    id.parse::<EventId>().map_err(|e| bad(format!("bad alert id `{id}`: {e}")))
 }
 
 async fn verdict(s: &AdminState, id: &str, confirm: bool, req: AlertVerdict) -> ApiResult<AlertStateView> {

@@ -1,10 +1,9 @@
-//! Cases and alert verdicts at a node: the admin API routes, the views, and the supervising
-//! node's scheduler. Every answer is folded from the node's own store with `protocol::case`, so
-//! every node on a case's path computes the same state.
+//! Cases at a node: the admin API routes and the views. Every answer is folded from the node's
+//! own store with `protocol::case`, so every node on a case's path computes the same state. (Alert
+//! verdicts live in `api::alerts`, the scheduler in `runtime::scheduler`.)
 //!
-//! Routes: `GET|POST /api/cases`, `GET /api/cases/{id}`, `POST /api/cases/{id}/steps`,
-//! `POST /api/alerts/{id}/confirm`, `POST /api/alerts/{id}/dismiss`, `POST /api/clock/advance`
-//! (only with `clock_control` in the node's config: tests move a node's time forward).
+//! Routes: `GET|POST /api/cases`, `GET /api/cases/{id}` (by id or ledger number),
+//! `POST /api/cases/{id}/steps`.
 //!
 //! A step is checked before it is written: authority (the school acknowledges and submits; its
 //! supervisors do the rest) and the case's current state. A refused step is answered with the
@@ -26,8 +25,7 @@ use tracing::info;
 
 use crate::api::AdminState;
 use crate::api::kit::{
-    ApiError, ApiFail, ApiResult, api_err, api_err as err, append, bad, internal, name_of, one_of, parse_under,
-    read_fail, refuse,
+    ApiError, ApiFail, ApiResult, api_err, append, bad, internal, name_of, one_of, parse_under, read_fail, refuse,
 };
 use crate::runtime::reads::case_inputs;
 
@@ -162,7 +160,7 @@ async fn show_case(State(s): State<AdminState>, Path(id): Path<String>) -> ApiRe
     let id = parse_case(&s, &id).await?;
     match s.reads.case(id).await.map_err(read_fail)? {
         Some(c) => Ok(Json(c)),
-        None => Err(err(StatusCode::NOT_FOUND, format!("{} holds no case {id}", s.me))),
+        None => Err(api_err(StatusCode::NOT_FOUND, format!("{} holds no case {id}", s.me))),
     }
 }
 

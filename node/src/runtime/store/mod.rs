@@ -27,7 +27,7 @@ use crate::storage::{Space, Storage, StorageError, WriteBatch};
 pub mod read;
 pub use read::{
     EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, list_events, list_events_where,
-    oldest_waiting_ms, read_fetch, read_range, related,
+    oldest_waiting_ms, read_fetch, read_range, related, related_to_origin,
 };
 
 /// Storage schema written by this build.
@@ -147,10 +147,11 @@ fn resolve_case_ids(body: &mut Body, me: NodeId, seq: u64, opened: &mut Option<C
 }
 
 /// The highest ledger number per China-time year among the cases `me` opened (read from its own
-/// `Open` events), so the next case it opens gets the next number — after a restart or a restore.
+/// `Open` events: the steps of its own cases only, by the index), so the next case it opens gets
+/// the next number — after a restart or a restore.
 fn ledger_counters(me: NodeId, storage: &dyn Storage) -> Result<BTreeMap<u32, u32>, StorageError> {
     let mut out: BTreeMap<u32, u32> = BTreeMap::new();
-    for s in related(storage, EventKind::Case, None)? {
+    for s in related_to_origin(storage, EventKind::Case, me)? {
         if s.event.origin == me
             && let Body::Case(c) = &s.event.body
             && let CaseAction::Open { number, .. } = &c.action
@@ -932,6 +933,54 @@ mod tests {
     fn ev(origin: NodeId, seq: u64) -> Event {
         let body = Body::Directive(Directive { title: format!("t{seq}"), text: String::new() });
         Event { origin, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: origin, body }
+    }
+
+    /// A node's ledger counter comes from the cases it opened itself, found by the index alone:
+    /// a school's step on its case counts as that case's, another opener's cases do not count.
+    #[test]
+    fn ledger_counters_read_only_the_node_s_own_cases() {
+        use protocol::case::{CaseEvent, CaseSource};
+        let (me, other): (NodeId, NodeId) = ("130102".parse().unwrap(), "130103".parse().unwrap());
+        let (school, other_school) = (NodeId::school(me, 1).unwrap(), NodeId::school(other, 1).unwrap());
+        // 2026-12-05 in China time.
+        let at = 1_796_400_000_000;
+        let open = |by: NodeId, seq: u64, school: NodeId, number: u32| Event {
+            origin: by,
+            seq,
+            hlc: Hlc { wall_ms: at, logical: 0 },
+            scope: school,
+            body: Body::Case(CaseEvent {
+                case: CaseId { opened_by: by, seq },
+                action: CaseAction::Open {
+                    school,
+                    severity: protocol::Severity::General,
+                    source: CaseSource::SpotCheck,
+                    title: "t".into(),
+                    detail: String::new(),
+                    number,
+                },
+            }),
+        };
+        let ack = Event {
+            origin: school,
+            seq: 1,
+            hlc: Hlc { wall_ms: at + 1, logical: 0 },
+            scope: school,
+            body: Body::Case(CaseEvent { case: CaseId { opened_by: me, seq: 2 }, action: CaseAction::Acknowledge }),
+        };
+        let events = [open(me, 1, school, 6), open(me, 2, school, 7), ack, open(other, 1, other_school, 99)];
+        let storage = MemStorage::new();
+        let mut b = WriteBatch::default();
+        for e in &events {
+            put_run(&mut b, 1, &[e]).unwrap();
+            b.put(Space::Index, &index_key(e).unwrap(), Vec::new());
+        }
+        storage.write(b).unwrap();
+        let mine: Vec<EventId> =
+            related_to_origin(&storage, EventKind::Case, me).unwrap().iter().map(|s| s.event.id()).collect();
+        assert_eq!(mine, vec![events[0].id(), events[1].id(), events[2].id()]);
+        assert_eq!(ledger_counters(me, &storage).unwrap(), BTreeMap::from([(2026, 7)]));
+        assert_eq!(ledger_counters(other, &storage).unwrap(), BTreeMap::from([(2026, 99)]));
     }
 
     /// Runs written around held seqs never interleave, and ranged reads return exactly the

@@ -100,10 +100,27 @@ pub fn related(
     if let Some(s) = subject {
         prefix.extend_from_slice(&event_key(s.origin, s.seq));
     }
+    related_by_prefix(storage, &prefix)
+}
+
+/// The indexed events of `kind` about subjects written by `origin` (for cases: every step of the
+/// cases `origin` opened), sorted in event order.
+pub fn related_to_origin(
+    storage: &dyn Storage,
+    kind: EventKind,
+    origin: NodeId,
+) -> Result<Vec<StoredEvent>, StorageError> {
+    let mut prefix = vec![kind.code()];
+    prefix.extend_from_slice(&origin.to_key());
+    related_by_prefix(storage, &prefix)
+}
+
+/// The indexed events whose index key starts with `prefix`, sorted in event order.
+fn related_by_prefix(storage: &dyn Storage, prefix: &[u8]) -> Result<Vec<StoredEvent>, StorageError> {
     // The indexed events, per origin; then each origin's runs that hold them, each run read once
     // (not one read per event: a province's month of verdicts is a million of them).
     let mut wanted: BTreeMap<NodeId, Vec<u64>> = BTreeMap::new();
-    for item in storage.scan_prefix(Space::Index, &prefix) {
+    for item in storage.scan_prefix(Space::Index, prefix) {
         let (k, _) = item?;
         let k = k.get(k.len().saturating_sub(16)..).unwrap_or_default();
         let origin = NodeId::from_key(k.get(..8).unwrap_or_default()).map_err(|e| corrupt("index key", e))?;
