@@ -90,6 +90,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
                     // Spread over the month, interleaved across schools.
                     let at = base_ms + (s * schools.len() as u64 + si as u64) * 2_592_000_000 / alerts as u64;
                     Event {
+                        by: None,
                         origin: school,
                         seq: s,
                         hlc: Hlc { wall_ms: at, logical: 0 },
@@ -112,6 +113,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
                 .iter()
                 .enumerate()
                 .map(|(i, &(school, seq, at))| Event {
+                    by: None,
                     origin: county,
                     seq: after + 1 + i as u64,
                     hlc: Hlc { wall_ms: at + 60_000, logical: 0 },
@@ -177,6 +179,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
         let s = seq.entry(county).or_default();
         *s += 1;
         let e = Event {
+            by: None,
             origin: county,
             seq: *s,
             hlc: Hlc { wall_ms: node::clock::unix_ms(), logical: 0 },

@@ -136,6 +136,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         scan_now,
         recent_alerts,
         sign_in_failures: Default::default(),
+        denied: Default::default(),
         token: Arc::new(token),
     });
     let admin_task = tokio::spawn(async move {

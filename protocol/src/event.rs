@@ -1,4 +1,5 @@
-//! The event model: every piece of replicated data is an [`Event`] `(origin, seq, hlc, scope, kind, body)`.
+//! The event model: every piece of replicated data is an [`Event`] `(origin, seq, hlc, scope, kind, body)`,
+//! with the person (if any) who acted.
 //!
 //! `(origin, seq)` identifies an event; the origin's `seq` is dense (1, 2, 3, …) and never reused.
 //! The `scope` decides which nodes hold it (see [`crate::holds`]); the body says what happened.
@@ -99,6 +100,10 @@ pub struct Event {
     pub hlc: Hlc,
     pub scope: NodeId,
     pub body: Body,
+    /// The person on whose behalf the origin wrote it (an account of the origin's unit); `None`
+    /// for what a node writes by itself (a camera's alert, the scheduler's escalation) or its
+    /// local operator.
+    pub by: Option<crate::people::Person>,
 }
 
 impl Event {

@@ -99,6 +99,14 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
     if !may_write(event.origin, event.scope) {
         return Err(Violation::ScopeOutsideOrigin { origin: event.origin, scope: event.scope });
     }
+    if let Some(p) = &event.by
+        && !p.is_well_formed()
+    {
+        return Err(Violation::Body(format!(
+            "the person recorded in {}/{} is malformed (empty, too long or control characters)",
+            event.origin, event.seq
+        )));
+    }
     match &event.body {
         Body::Alert(alert) => {
             // An alert is raised by a school about itself.
@@ -251,7 +259,8 @@ mod tests {
         use crate::event::{EventId, Hlc};
         let (school, county, other) = (id("130102-S0001"), id("130102"), id("130104"));
         let case = CaseId { opened_by: county, seq: 1 };
-        let ev = |origin: NodeId, body: Body| Event { origin, seq: 5, hlc: Hlc::default(), scope: school, body };
+        let ev =
+            |origin: NodeId, body: Body| Event { by: None, origin, seq: 5, hlc: Hlc::default(), scope: school, body };
         let close = Body::Case(CaseEvent { case, action: CaseAction::Close { comment: "done".into() } });
         assert!(matches!(check_event(&ev(school, close.clone())), Err(Violation::Case(_))));
         assert!(check_event(&ev(county, close.clone())).is_ok());

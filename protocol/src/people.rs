@@ -220,6 +220,35 @@ pub struct AccountEntry {
     pub disabled: bool,
 }
 
+/// The person who took a step, recorded in the event beside the node that wrote it: the node
+/// vouches for its people (the person is not a cryptographic identity on the wire).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Person {
+    /// The account id: `li.na`.
+    pub account: String,
+    /// The display name when the step was taken: `李娜`.
+    pub name: String,
+}
+
+impl Person {
+    /// Longest account id or name a peer's event may carry (bytes).
+    pub const FIELD_BYTES_MAX: usize = 128;
+
+    /// `李娜（li.na）`.
+    pub fn label(&self) -> String {
+        format!("{}（{}）", self.name, self.account)
+    }
+
+    /// Whether a peer's event carries a plausible person (sizes only: the writing node vouches).
+    pub fn is_well_formed(&self) -> bool {
+        !self.account.is_empty()
+            && self.account.len() <= Self::FIELD_BYTES_MAX
+            && self.name.len() <= Self::FIELD_BYTES_MAX
+            && !self.name.chars().any(char::is_control)
+            && !self.account.chars().any(char::is_control)
+    }
+}
+
 /// An account id (the name a person signs in with): 2–32 of `a-z 0-9 . _ -`, starting with a
 /// letter or digit.
 pub fn check_account_id(id: &str) -> Result<(), String> {

@@ -598,6 +598,7 @@ mod tests {
 
     fn ev(origin: &str, seq: u64, wall_ms: u64, change: RegistryChange) -> Event {
         Event {
+            by: None,
             origin: id(origin),
             seq,
             hlc: Hlc { wall_ms, logical: 0 },

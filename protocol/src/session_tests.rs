@@ -37,7 +37,7 @@ impl Store {
     fn append(&mut self, scope: NodeId, body: Body) -> Event {
         let me = self.me.unwrap();
         let seq = self.cursors.contiguous(me) + 1;
-        let e = Event { origin: me, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope, body };
+        let e = Event { by: None, origin: me, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope, body };
         self.events.insert((me, seq), e.clone());
         *self.applied.entry((me, seq)).or_default() += 1;
         self.cursors.insert(me, seq - 1, seq);
@@ -330,7 +330,7 @@ fn many_origins_are_rotated_and_all_arrive() {
     for school in 1..=20u32 {
         let s = NodeId::school(county, school).unwrap();
         for seq in 1..=(10 * school as u64) {
-            let e = Event { origin: s, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: s, body: alert() };
+            let e = Event { by: None, origin: s, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: s, body: alert() };
             child.preload(&e);
             all.push(e);
         }
@@ -421,7 +421,7 @@ fn an_unauthorised_event_is_dropped_and_counted() {
     let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
     s.handle_frame(1, Frame::Hello(hello));
-    let forged = Event { origin: school, seq: 1, hlc: Hlc::default(), scope: school, body: directive(1) };
+    let forged = Event { by: None, origin: school, seq: 1, hlc: Hlc::default(), scope: school, body: directive(1) };
     let batch = crate::wire::Batch {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: school, after: 0, upto: 1 }],
@@ -542,7 +542,7 @@ fn fresh_events_on_a_lossy_link_arrive_exactly_once() {
 fn data_that_overtakes_the_hello_ack_is_kept() {
     let (school, county) = (id("130102-S0001"), id("130102"));
     let mut s = Session::new(school, county, Role::Dialer, SessionConfig::default(), 0, &Cursors::default()).unwrap();
-    let directive = Event { origin: county, seq: 1, hlc: Hlc::default(), scope: school, body: directive(1) };
+    let directive = Event { by: None, origin: county, seq: 1, hlc: Hlc::default(), scope: school, body: directive(1) };
     let batch = crate::wire::Batch {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: county, after: 0, upto: 1 }],
@@ -563,6 +563,7 @@ fn county_session_up(school_holds: u64) -> (Session, Vec<Event>) {
     let (school, county) = (id("130102-S0001"), id("130102"));
     let events: Vec<Event> = (1..=3)
         .map(|seq| Event {
+            by: None,
             origin: county,
             seq,
             hlc: Hlc { wall_ms: seq, logical: 0 },

@@ -161,6 +161,7 @@ mod tests {
         assert!(twice.validate().unwrap_err().contains("twice"));
         let province: NodeId = "13".parse().unwrap();
         let ev = |seq, scope, ok| Event {
+            by: None,
             origin: province,
             seq,
             hlc: Hlc::default(),

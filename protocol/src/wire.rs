@@ -11,7 +11,7 @@ use topology::NodeId;
 use crate::event::Event;
 
 /// Version spoken by this build; a hello with another version is refused with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Hard upper bound of one encoded frame on any transport.
 pub const FRAME_BYTES_MAX: usize = 1 << 20;
@@ -199,6 +199,7 @@ mod tests {
     pub(crate) fn sample_event() -> Event {
         let school: NodeId = "130102-S0042".parse().unwrap();
         Event {
+            by: None,
             origin: school,
             seq: 7,
             hlc: Hlc { wall_ms: 1_700_000_000_000, logical: 3 },

@@ -175,7 +175,7 @@ impl World {
     /// Writes local events at node `id` (as its admin API would), durably.
     pub async fn append(&self, id: NodeId, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, WriteError> {
         let store = self.store(id)?;
-        match ractor::call_t!(store, |reply| StoreMsg::Append { items, reply }, 600_000) {
+        match ractor::call_t!(store, |reply| StoreMsg::Append { items, by: None, reply }, 600_000) {
             Ok(Ok(stored)) => Ok(stored),
             Ok(Err(e)) => Err(WriteError::Refused(e.to_string())),
             Err(_) => Err(WriteError::Down),

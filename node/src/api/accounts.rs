@@ -27,6 +27,7 @@ use crate::api::AdminState;
 use crate::api::kit::{
     ADMIN_CALL_TIMEOUT_MS, ApiFail, ApiResult, api_err, append, bad, internal, parse_under, read_fail, write_fail,
 };
+use crate::api::principal::Principal;
 use crate::runtime::store::{LocalSpace, StoreMsg, WriteError};
 use crate::storage::Space;
 
@@ -106,7 +107,14 @@ fn secret_key(id: &str) -> String {
     format!("password/{id}")
 }
 
-async fn add(State(s): State<AdminState>, Json(req): Json<AccountRequest>) -> ApiResult<AccountView> {
+async fn add(State(s): State<AdminState>, who: Principal, Json(req): Json<AccountRequest>) -> ApiResult<AccountView> {
+    Ok(Json(set_account(&s, &who, req).await?))
+}
+
+/// Creates or changes an account of this node on behalf of `who` (an administrator, a principal,
+/// or the local operator creating the first administrator).
+pub async fn set_account(s: &AdminState, who: &Principal, req: AccountRequest) -> Result<AccountView, ApiFail> {
+    who.require(s, protocol::people::Action::ManageAccounts).await?;
     let id = req.id.trim().to_string();
     check_account_id(&id).map_err(bad)?;
     let role: Role = req.role.parse().map_err(|e: protocol::people::RoleError| bad(e.to_string()))?;
@@ -119,14 +127,13 @@ async fn add(State(s): State<AdminState>, Json(req): Json<AccountRequest>) -> Ap
     let password = req.password;
     let phc =
         tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(internal)?.map_err(internal)?;
-    put_local(&s, LocalSpace::Secrets, secret_key(&id).into_bytes(), phc.into_bytes()).await?;
-    append(&s, vec![(s.me, Body::Registry(change))]).await?;
-    audit(&s, "account-set", &id, &format!("{} by the local operator", role.as_str())).await?;
+    put_local(s, LocalSpace::Secrets, secret_key(&id).into_bytes(), phc.into_bytes()).await?;
+    append(s, who, vec![(s.me, Body::Registry(change))]).await?;
+    audit(s, "account-set", &id, &format!("{} by {}", role.as_str(), who.label())).await?;
     let view = s.reads.registry_of(s.me).await.map_err(read_fail)?;
     view.values()
         .filter(|e| e.entity.kind == EntityKind::Account && e.entity.id == id)
         .find_map(AccountView::of)
-        .map(Json)
         .ok_or_else(|| internal("the account was not stored"))
 }
 
@@ -187,7 +194,7 @@ pub struct AuditRecord {
 static AUDIT_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Appends to the audit log (key: time, then a counter, so it lists in order).
-async fn audit(s: &AdminState, what: &str, account: &str, detail: &str) -> Result<(), ApiFail> {
+pub async fn audit(s: &AdminState, what: &str, account: &str, detail: &str) -> Result<(), ApiFail> {
     let at_ms = s.clock.wall_ms();
     let record = AuditRecord {
         at_ms,

@@ -18,11 +18,13 @@ use crate::api::kit::{
     ADMIN_CALL_TIMEOUT_MS, ApiError, ApiFail, ApiResult, api_err as err, append, bad, internal, name_of, one_of,
     parse_limit, parse_under, read_fail, read_storage, refuse, write_fail,
 };
+use crate::api::principal::Principal;
 use crate::runtime::reads::Reads;
 use crate::runtime::store::{
     EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, WriteError, list_events, list_events_where, read_range, related,
 };
 use crate::storage::StorageError;
+use protocol::people::Action;
 
 /// An alert to raise at this school (the CLI's `alert raise`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -338,7 +340,8 @@ impl ListParams {
     }
 }
 
-async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -> ApiResult<AlertView> {
+async fn raise_alert(State(s): State<AdminState>, who: Principal, Json(req): Json<RaiseAlert>) -> ApiResult<AlertView> {
+    who.require(&s, Action::JudgeAlert).await?;
     if s.me.tier() != Tier::School {
         return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
     }
@@ -354,7 +357,7 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
     if let Some((first, _)) = recent {
         // A repeat: one more detection of the alert already raised.
         let update = AlertUpdate { alert: first, action: AlertAction::Repeat { detected_at_ms: alert.detected_at_ms } };
-        append(&s, vec![(s.me, Body::AlertUpdate(update))]).await?;
+        append(&s, &who, vec![(s.me, Body::AlertUpdate(update))]).await?;
         // The window slides with each detection.
         s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (first, alert.detected_at_ms));
         let (found, _) = read_range(s.reads.storage(), first.origin, first.seq - 1, first.seq, 1).map_err(internal)?;
@@ -363,7 +366,7 @@ async fn raise_alert(State(s): State<AdminState>, Json(req): Json<RaiseAlert>) -
         let st = alert_state(&s.reads, first, view.detected_at_ms).await.map_err(read_fail)?;
         return Ok(Json(AlertView { merged: true, ..view.with_state(&st).named(&s) }));
     }
-    let stored = append(&s, vec![(s.me, Body::Alert(alert))]).await?;
+    let stored = append(&s, &who, vec![(s.me, Body::Alert(alert))]).await?;
     let view =
         stored.first().and_then(AlertView::from_stored).ok_or_else(|| internal("stored event is not an alert"))?;
     if !req.no_merge {
@@ -390,7 +393,12 @@ pub struct RaisedBatch {
     pub last_seq: u64,
 }
 
-async fn raise_alerts(State(s): State<AdminState>, Json(req): Json<RaiseAlerts>) -> ApiResult<RaisedBatch> {
+async fn raise_alerts(
+    State(s): State<AdminState>,
+    who: Principal,
+    Json(req): Json<RaiseAlerts>,
+) -> ApiResult<RaisedBatch> {
+    who.require(&s, Action::JudgeAlert).await?;
     if s.me.tier() != Tier::School {
         return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
     }
@@ -404,7 +412,7 @@ async fn raise_alerts(State(s): State<AdminState>, Json(req): Json<RaiseAlerts>)
         bodies.push(Body::Alert(a.to_alert(now, &cameras).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
     }
     // One storage batch and one flush for the whole request.
-    let stored = append(&s, bodies.into_iter().map(|b| (s.me, b)).collect()).await?;
+    let stored = append(&s, &who, bodies.into_iter().map(|b| (s.me, b)).collect()).await?;
     let count = stored.len();
     let first_seq = stored.first().map_or(0, |e| e.event.seq);
     let last_seq = stored.last().map_or(0, |e| e.event.seq);
@@ -488,7 +496,12 @@ pub fn alert_views(
 /// alerts per row asked for, before it reads every alert's updates at once instead.
 pub const LAZY_FOLDS_PER_ROW: usize = 20;
 
-async fn list_alerts(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<AlertView>> {
+async fn list_alerts(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Vec<AlertView>> {
+    who.require(&s, Action::ViewSubtree).await?;
     let now = s.clock.wall_ms();
     let views = read_storage(&s, move |st| alert_views(st, &p, now)).await?.map_err(bad)?;
     Ok(Json(views.into_iter().map(|v| v.named(&s)).collect()))
@@ -524,8 +537,10 @@ async fn alert_event(s: &AdminState, id: EventId) -> Result<StoredEvent, (Status
 }
 
 /// `GET /api/alerts/{id}`: one alert with its verdict, note or reason, and case.
-async fn show_alert(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<AlertView> {
+async fn show_alert(State(s): State<AdminState>, who: Principal, Path(id): Path<String>) -> ApiResult<AlertView> {
+    who.require(&s, Action::ViewSubtree).await?;
     let id = parse_event_id(&id)?;
+    who.require_in_scope(&s, id.origin).await?;
     let stored = alert_event(&s, id).await?;
     let view = AlertView::from_stored(&stored).ok_or_else(|| internal("not an alert"))?;
     let st = alert_state(&s.reads, id, view.detected_at_ms).await.map_err(read_fail)?;
@@ -552,8 +567,16 @@ fn parse_event_id(id: &str) -> Result<EventId, (StatusCode, Json<ApiError>)> {
     id.parse::<EventId>().map_err(|e| bad(format!("bad alert id `{id}`: {e}")))
 }
 
-async fn verdict(s: &AdminState, id: &str, confirm: bool, req: AlertVerdict) -> ApiResult<AlertStateView> {
+pub async fn verdict(
+    s: &AdminState,
+    who: &Principal,
+    id: &str,
+    confirm: bool,
+    req: AlertVerdict,
+) -> ApiResult<AlertStateView> {
+    who.require(s, Action::JudgeAlert).await?;
     let id = parse_event_id(id)?;
+    who.require_in_scope(s, id.origin).await?;
     let stored = alert_event(s, id).await?;
     let Body::Alert(alert) = &stored.event.body else { return Err(internal("not an alert")) };
     let current = alert_state(&s.reads, id, alert.detected_at_ms).await.map_err(read_fail)?;
@@ -569,25 +592,27 @@ async fn verdict(s: &AdminState, id: &str, confirm: bool, req: AlertVerdict) -> 
         Err(VerdictRefusal::Forbidden(why)) => return Err(refuse(s, StatusCode::FORBIDDEN, why).await),
         Err(VerdictRefusal::Conflict(why)) => return Err(refuse(s, StatusCode::CONFLICT, why).await),
     };
-    append(s, items).await?;
+    append(s, who, items).await?;
     let state = alert_state(&s.reads, id, alert.detected_at_ms).await.map_err(read_fail)?;
     Ok(Json(AlertStateView { id: id.to_string(), state }))
 }
 
 async fn confirm(
     State(s): State<AdminState>,
+    who: Principal,
     Path(id): Path<String>,
     Json(req): Json<AlertVerdict>,
 ) -> ApiResult<AlertStateView> {
-    verdict(&s, &id, true, req).await
+    verdict(&s, &who, &id, true, req).await
 }
 
 async fn dismiss(
     State(s): State<AdminState>,
+    who: Principal,
     Path(id): Path<String>,
     Json(req): Json<AlertVerdict>,
 ) -> ApiResult<AlertStateView> {
-    verdict(&s, &id, false, req).await
+    verdict(&s, &who, &id, false, req).await
 }
 
 pub fn routes() -> Router<AdminState> {

@@ -27,7 +27,9 @@ use crate::api::AdminState;
 use crate::api::kit::{
     ApiError, ApiFail, ApiResult, api_err, append, bad, internal, name_of, one_of, parse_under, read_fail, refuse,
 };
+use crate::api::principal::Principal;
 use crate::runtime::reads::case_inputs;
+use protocol::people::Action;
 
 /// A case as listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +107,17 @@ pub struct CaseListParams {
     pub supervised_here: bool,
 }
 
-async fn list_cases(State(s): State<AdminState>, Query(p): Query<CaseListParams>) -> ApiResult<Vec<CaseView>> {
+async fn list_cases(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<CaseListParams>,
+) -> ApiResult<Vec<CaseView>> {
+    who.require(&s, Action::ViewSubtree).await?;
+    Ok(Json(case_views(&s, p).await?))
+}
+
+/// The cases this node holds matching `p`, newest first.
+pub async fn case_views(s: &AdminState, p: CaseListParams) -> Result<Vec<CaseView>, ApiFail> {
     let under = parse_under(p.under.as_deref())?;
     let status = match p.status.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -125,17 +137,19 @@ async fn list_cases(State(s): State<AdminState>, Query(p): Query<CaseListParams>
         .filter(|c| !p.supervised_here || c.supervisor == s.me)
         .map(|c| {
             let rules = CaseRules::from_settings(&protocol::registry::effective_settings(&registry, c.school).0);
-            CaseView { school_name: name_of(&s, c.school), review_due_ms: c.review_due_ms(&rules), ..CaseView::of(c) }
+            CaseView { school_name: name_of(s, c.school), review_due_ms: c.review_due_ms(&rules), ..CaseView::of(c) }
         })
         .collect();
     out.sort_by_key(|c| std::cmp::Reverse(c.opened_at_ms));
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// A case named by its id (`130102#12`) or its ledger number (`130102-2026-0007`).
-async fn parse_case(s: &AdminState, id: &str) -> Result<CaseId, ApiFail> {
+/// A case whose opener is neither above nor below this node cannot concern it: 403, counted.
+async fn parse_case(s: &AdminState, who: &Principal, id: &str) -> Result<CaseId, ApiFail> {
     let id = id.trim();
     if let Ok(c) = id.parse::<CaseId>() {
+        who.require_related(s, c.opened_by).await?;
         return Ok(c);
     }
     let parts: Vec<&str> = id.split('-').collect();
@@ -148,6 +162,9 @@ async fn parse_case(s: &AdminState, id: &str) -> Result<CaseId, ApiFail> {
             "`{id}` is not a case: give its id (130102#12) or its ledger number (130102-2026-0007)"
         )));
     }
+    if let Ok(opener) = parts[0].parse::<NodeId>() {
+        who.require_related(s, opener).await?;
+    }
     let cases = s.reads.all_cases().await.map_err(read_fail)?;
     cases
         .values()
@@ -156,8 +173,9 @@ async fn parse_case(s: &AdminState, id: &str) -> Result<CaseId, ApiFail> {
         .ok_or_else(|| api_err(StatusCode::NOT_FOUND, format!("{} holds no case numbered {id}", s.me)))
 }
 
-async fn show_case(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<CaseState> {
-    let id = parse_case(&s, &id).await?;
+async fn show_case(State(s): State<AdminState>, who: Principal, Path(id): Path<String>) -> ApiResult<CaseState> {
+    who.require(&s, Action::ViewSubtree).await?;
+    let id = parse_case(&s, &who, &id).await?;
     match s.reads.case(id).await.map_err(read_fail)? {
         Some(c) => Ok(Json(c)),
         None => Err(api_err(StatusCode::NOT_FOUND, format!("{} holds no case {id}", s.me))),
@@ -257,7 +275,9 @@ async fn precheck(
     Ok(())
 }
 
-async fn open_case(State(s): State<AdminState>, Json(req): Json<OpenCase>) -> ApiResult<CaseState> {
+async fn open_case(State(s): State<AdminState>, who: Principal, Json(req): Json<OpenCase>) -> ApiResult<CaseState> {
+    who.require(&s, Action::SuperviseCase).await?;
+    who.require_in_scope(&s, req.school).await?;
     let severity = parse_severity(&req.severity).map_err(bad)?;
     let source = parse_source(req.source.as_deref()).map_err(bad)?;
     let school = req.school;
@@ -280,7 +300,7 @@ async fn open_case(State(s): State<AdminState>, Json(req): Json<OpenCase>) -> Ap
         .into_iter()
         .map(|action| (school, Body::Case(CaseEvent { case: pending_case(s.me), action })))
         .collect();
-    let stored = append(&s, items).await?;
+    let stored = append(&s, &who, items).await?;
     let id = match stored.first().map(|e| &e.event.body) {
         Some(Body::Case(c)) => c.case,
         _ => return Err(internal("the open event was not stored")),
@@ -343,10 +363,23 @@ fn step_actions(req: StepRequest, state: &CaseState, rules: &CaseRules, now: u64
 
 async fn case_step(
     State(s): State<AdminState>,
+    who: Principal,
     Path(id): Path<String>,
     Json(req): Json<StepRequest>,
 ) -> ApiResult<CaseState> {
-    let id = parse_case(&s, &id).await?;
+    case_step_as(&s, &who, &id, req).await.map(Json)
+}
+
+/// One step on a case by `who`: the school's steps need [`Action::AnswerCase`], the supervisor's
+/// [`Action::SuperviseCase`].
+pub async fn case_step_as(s: &AdminState, who: &Principal, id: &str, req: StepRequest) -> Result<CaseState, ApiFail> {
+    let s = s.clone();
+    let needs = match req {
+        StepRequest::Ack | StepRequest::RefuseNotice | StepRequest::Submit { .. } => Action::AnswerCase,
+        _ => Action::SuperviseCase,
+    };
+    who.require(&s, needs).await?;
+    let id = parse_case(&s, who, id).await?;
     let existing = case_inputs(&s.reads.related(EventKind::Case, Some(id.event_id())).await.map_err(read_fail)?);
     let Some(state) = fold(id, &existing) else {
         let why =
@@ -361,8 +394,8 @@ async fn case_step(
     }
     precheck(&s, state.school, Some((id, &existing)), &actions).await?;
     let items = actions.into_iter().map(|action| (state.school, Body::Case(CaseEvent { case: id, action }))).collect();
-    append(&s, items).await?;
-    s.reads.case(id).await.map_err(read_fail)?.map(Json).ok_or_else(|| internal("case vanished"))
+    append(&s, who, items).await?;
+    s.reads.case(id).await.map_err(read_fail)?.ok_or_else(|| internal("case vanished"))
 }
 
 pub fn routes() -> Router<AdminState> {

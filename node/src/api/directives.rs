@@ -9,9 +9,12 @@ use topology::NodeId;
 
 use crate::api::AdminState;
 use crate::api::alerts::ListParams;
+use crate::api::kit::ApiFail;
 use crate::api::kit::{ApiResult, append, bad, internal, read_storage};
+use crate::api::principal::Principal;
 use crate::runtime::store::StoredEvent;
 use crate::runtime::store::read::list_events;
+use protocol::people::Action;
 
 /// A directive to send down the tree (scope = the unit that receives it, with its subtree).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -68,14 +71,24 @@ impl EventView {
     }
 }
 
-async fn send_directive(State(s): State<AdminState>, Json(req): Json<SendDirective>) -> ApiResult<EventView> {
+async fn send_directive(
+    State(s): State<AdminState>,
+    who: Principal,
+    Json(req): Json<SendDirective>,
+) -> ApiResult<EventView> {
+    Ok(Json(send_directive_as(&s, &who, req).await?))
+}
+
+/// Sends a directive on behalf of `who`.
+pub async fn send_directive_as(s: &AdminState, who: &Principal, req: SendDirective) -> Result<EventView, ApiFail> {
+    who.require(s, Action::SendDirective).await?;
     let to: NodeId = req.to.parse().map_err(|e: topology::IdError| bad(e.to_string()))?;
     if !s.me.is_ancestor_or_self_of(to) {
         return Err(bad(format!("{} can only direct units in its own subtree; {to} is not", s.me)));
     }
     let body = Body::Directive(Directive { title: req.title, text: req.text });
-    let stored = append(&s, vec![(to, body)]).await?;
-    stored.first().map(|e| Json(EventView::from_stored(e))).ok_or_else(|| internal("nothing stored"))
+    let stored = append(s, who, vec![(to, body)]).await?;
+    stored.first().map(EventView::from_stored).ok_or_else(|| internal("nothing stored"))
 }
 
 async fn list_events_route(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<EventView>> {

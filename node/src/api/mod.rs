@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod cases;
 pub mod directives;
 pub mod kit;
+pub mod principal;
 pub mod registry;
 pub mod spot;
 pub mod status;
@@ -40,6 +41,8 @@ pub struct AdminState {
     pub token: std::sync::Arc<String>,
     /// Recent failed sign-ins per account (the throttle).
     pub sign_in_failures: accounts::SignInFailures,
+    /// Requests refused for want of permission or scope (403), since the node started.
+    pub denied: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The response header in which every answer names the node that gave it.

@@ -36,7 +36,10 @@ use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
 use crate::api::AdminState;
+use crate::api::kit::ApiFail;
 use crate::api::kit::{ApiResult, api_err as err, append, parse_node, parse_under, read_fail};
+use crate::api::principal::Principal;
+use protocol::people::Action;
 
 /// An entity as the admin API and the CLI show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +119,12 @@ pub struct RegistryParams {
     pub under: Option<String>,
 }
 
-async fn list(State(s): State<AdminState>, Query(p): Query<RegistryParams>) -> ApiResult<Vec<EntityView>> {
+async fn list(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<RegistryParams>,
+) -> ApiResult<Vec<EntityView>> {
+    who.require(&s, Action::ViewSubtree).await?;
     let kind = match p.kind.as_deref() {
         None | Some("") => None,
         Some(k) => Some(k.parse::<EntityKind>().map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?),
@@ -143,7 +151,26 @@ async fn list(State(s): State<AdminState>, Query(p): Query<RegistryParams>) -> A
     ))
 }
 
-async fn write(State(s): State<AdminState>, Json(req): Json<RegistryRequest>) -> ApiResult<RegistryWritten> {
+async fn write(
+    State(s): State<AdminState>,
+    who: Principal,
+    Json(req): Json<RegistryRequest>,
+) -> ApiResult<RegistryWritten> {
+    Ok(Json(write_as(&s, &who, req).await?))
+}
+
+/// A registry change on behalf of `who`: settings need [`Action::ChangeSettings`], everything
+/// else [`Action::EditRegistry`]; accounts are set through the accounts API only (a password
+/// goes with them).
+pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> Result<RegistryWritten, ApiFail> {
+    if req.kind == EntityKind::Account {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "账号请用“账号”页面或 mingchu user add 设置 / accounts are set with `mingchu user add` or the console",
+        ));
+    }
+    let needs = if req.kind == EntityKind::Settings { Action::ChangeSettings } else { Action::EditRegistry };
+    who.require(s, needs).await?;
     let entity = EntityRef { kind: req.kind, node: req.node.unwrap_or(s.me), id: req.id };
     let change = RegistryChange { entity: entity.clone(), op: req.op };
     if let Err(e) = check_registry(s.me, entity.node, &change) {
@@ -178,19 +205,19 @@ async fn write(State(s): State<AdminState>, Json(req): Json<RegistryRequest>) ->
     }
     let op = if removing { "remove" } else { "upsert" };
     let items = vec![(entity.node, Body::Registry(change))];
-    let stored = append(&s, items).await?;
+    let stored = append(s, who, items).await?;
     let event = stored.first().ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "nothing stored"))?;
     if removing && matches!(entity.kind, EntityKind::School | EntityKind::City) {
         // A node that joined at run time loses its link now, not at its next reconnect.
         let _ = s.node.cast(crate::runtime::root::NodeMsg::Unregistered(entity.node));
     }
-    Ok(Json(RegistryWritten {
+    Ok(RegistryWritten {
         event: event.event.id().to_string(),
         kind: entity.kind,
         node: entity.node,
         id: entity.id,
         op: op.to_string(),
-    }))
+    })
 }
 
 /// The settings in force for a unit, and where they come from.

@@ -27,8 +27,11 @@ use topology::{NodeId, Tier};
 use tracing::info;
 
 use crate::api::AdminState;
+use crate::api::kit::ApiFail;
 use crate::api::kit::{ApiError, ApiResult, api_err, append, bad, internal, parse_limit, read_fail, read_storage};
+use crate::api::principal::Principal;
 use crate::runtime::store::{EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events_where};
+use protocol::people::Action;
 
 /// A spot check to record (the CLI's `spot record`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,33 +159,52 @@ async fn held_checks(
     .await
 }
 
-async fn list(State(s): State<AdminState>, Query(p): Query<SpotParams>) -> ApiResult<Vec<SpotCheckView>> {
+async fn list(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<SpotParams>,
+) -> ApiResult<Vec<SpotCheckView>> {
+    who.require(&s, Action::ViewSubtree).await?;
     let limit = parse_limit(p.limit.as_deref(), LIST_LIMIT_MAX)?;
     let events = held_checks(&s, &p, limit).await?;
     Ok(Json(events.iter().filter_map(SpotCheckView::from_stored).collect()))
 }
 
-async fn rates(State(s): State<AdminState>, Query(p): Query<SpotParams>) -> ApiResult<Vec<RateView>> {
-    let under = p.under.unwrap_or(s.me);
-    let events = held_checks(&s, &p, LIST_LIMIT_MAX).await?;
-    let rolled: BTreeMap<NodeId, PassRate> = pass_rates(events.iter().map(|e| &e.event));
-    // Units of this subtree only: above it, this node holds only part of their checks.
-    Ok(Json(
-        rolled
-            .into_iter()
-            .filter(|(unit, _)| under.is_ancestor_or_self_of(*unit) && s.me.is_ancestor_or_self_of(*unit))
-            .map(|(unit, r)| RateView {
-                unit,
-                tier: unit.tier(),
-                checked: r.checked,
-                passed: r.passed,
-                percent: r.percent(),
-            })
-            .collect(),
-    ))
+async fn rates(State(s): State<AdminState>, who: Principal, Query(p): Query<SpotParams>) -> ApiResult<Vec<RateView>> {
+    who.require(&s, Action::ViewSubtree).await?;
+    Ok(Json(rate_views(&s, p).await?))
 }
 
-async fn record(State(s): State<AdminState>, Json(req): Json<RecordSpotCheck>) -> ApiResult<SpotCheckRecorded> {
+/// Pass rates per unit of this subtree (under `p.under`), in `p`'s period.
+pub async fn rate_views(s: &AdminState, p: SpotParams) -> Result<Vec<RateView>, ApiFail> {
+    let under = p.under.unwrap_or(s.me);
+    let events = held_checks(s, &p, LIST_LIMIT_MAX).await?;
+    let rolled: BTreeMap<NodeId, PassRate> = pass_rates(events.iter().map(|e| &e.event));
+    // Units of this subtree only: above it, this node holds only part of their checks.
+    Ok(rolled
+        .into_iter()
+        .filter(|(unit, _)| under.is_ancestor_or_self_of(*unit) && s.me.is_ancestor_or_self_of(*unit))
+        .map(|(unit, r)| RateView {
+            unit,
+            tier: unit.tier(),
+            checked: r.checked,
+            passed: r.passed,
+            percent: r.percent(),
+        })
+        .collect())
+}
+
+async fn record(
+    State(s): State<AdminState>,
+    who: Principal,
+    Json(req): Json<RecordSpotCheck>,
+) -> ApiResult<SpotCheckRecorded> {
+    Ok(Json(record_as(&s, &who, req).await?))
+}
+
+/// Records a spot check on behalf of `who` (an inspector).
+pub async fn record_as(s: &AdminState, who: &Principal, req: RecordSpotCheck) -> Result<SpotCheckRecorded, ApiFail> {
+    who.require(s, Action::RecordSpotCheck).await?;
     let school = req.school;
     if s.me.tier() == Tier::School {
         return Err(api_err(StatusCode::FORBIDDEN, "a school does not spot-check; its county, city or province does"));
@@ -205,7 +227,7 @@ async fn record(State(s): State<AdminState>, Json(req): Json<RecordSpotCheck>) -
     let failed: Vec<(FocusArea, Severity)> = failed.into_iter().map(|a| (a, severity)).collect();
     let rules = s.reads.case_rules_for(school).await.map_err(read_fail)?;
     let items = check_items(s.me, school, &req.canteen, &failed, &req.note, &rules, s.clock.wall_ms()).map_err(bad)?;
-    let stored = append(&s, items).await?;
+    let stored = append(s, who, items).await?;
     let view =
         stored.first().and_then(SpotCheckView::from_stored).ok_or_else(|| internal("the check was not stored"))?;
     let cases: Vec<String> = stored
@@ -216,7 +238,7 @@ async fn record(State(s): State<AdminState>, Json(req): Json<RecordSpotCheck>) -
         })
         .collect();
     info!(node = %s.me, %school, passed = view.passed, cases = cases.len(), "spot check recorded");
-    Ok(Json(SpotCheckRecorded { check: view, cases }))
+    Ok(SpotCheckRecorded { check: view, cases })
 }
 
 /// The spot-check routes, merged into the admin router.

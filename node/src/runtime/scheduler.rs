@@ -42,7 +42,7 @@ pub async fn scan(
     }
     let n = items.len();
     if n > 0 {
-        ractor::call_t!(store, |reply| StoreMsg::Append { items, reply }, CALL_TIMEOUT_MS)
+        ractor::call_t!(store, |reply| StoreMsg::Append { items, by: None, reply }, CALL_TIMEOUT_MS)
             .map_err(|e| WriteError::Unavailable(e.to_string()))??;
         info!(node = %me, steps = n, "case scheduler: overdue and escalation steps written");
     }

@@ -33,7 +33,8 @@ pub use read::{
 /// Storage schema written by this build.
 /// 2: settings carry escalation thresholds and a case's `Open` its ledger number (both change
 /// the records' encoding): a data dir of version 1 is refused with this version named.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: every event records the person who acted (`Event::by`).
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META_SCHEMA: &[u8] = b"schema";
 const META_NODE: &[u8] = b"node";
@@ -381,6 +382,8 @@ pub enum StoreMsg {
     /// they are flushed. All or none: a body that fails its checks refuses the whole request.
     Append {
         items: Vec<(NodeId, Body)>,
+        /// The person on whose behalf they are written (recorded in every one of them).
+        by: Option<protocol::people::Person>,
         reply: RpcReplyPort<Result<Vec<StoredEvent>, WriteError>>,
     },
     /// Applies a checked batch received from a peer; answers with the contiguous cursors of its
@@ -531,7 +534,11 @@ impl StoreState {
         Ok(())
     }
 
-    fn append(&mut self, items: Vec<(NodeId, Body)>) -> Result<Vec<StoredEvent>, WriteError> {
+    fn append(
+        &mut self,
+        items: Vec<(NodeId, Body)>,
+        by: Option<protocol::people::Person>,
+    ) -> Result<Vec<StoredEvent>, WriteError> {
         match self.restore_target {
             None => {}
             Some(None) => {
@@ -569,7 +576,7 @@ impl StoreState {
                 *last += 1;
                 *number = *last;
             }
-            let event = Event { origin: self.me, seq, hlc: at, scope, body };
+            let event = Event { origin: self.me, seq, hlc: at, scope, body, by: by.clone() };
             check_event(&event).map_err(WriteError::from_violation)?;
             if let Some(k) = index_key(&event) {
                 b.put(Space::Index, &k, Vec::new());
@@ -812,7 +819,7 @@ impl StoreActor {
                     Err(e) => drop(reply.send(Err(WriteError::Storage(e)))),
                 }
             }
-            StoreMsg::Append { items, reply } => match st.append(items) {
+            StoreMsg::Append { items, by, reply } => match st.append(items, by) {
                 Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -932,7 +939,7 @@ mod tests {
 
     fn ev(origin: NodeId, seq: u64) -> Event {
         let body = Body::Directive(Directive { title: format!("t{seq}"), text: String::new() });
-        Event { origin, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: origin, body }
+        Event { by: None, origin, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: origin, body }
     }
 
     /// A node's ledger counter comes from the cases it opened itself, found by the index alone:
@@ -945,6 +952,7 @@ mod tests {
         // 2026-12-05 in China time.
         let at = 1_796_400_000_000;
         let open = |by: NodeId, seq: u64, school: NodeId, number: u32| Event {
+            by: None,
             origin: by,
             seq,
             hlc: Hlc { wall_ms: at, logical: 0 },
@@ -962,6 +970,7 @@ mod tests {
             }),
         };
         let ack = Event {
+            by: None,
             origin: school,
             seq: 1,
             hlc: Hlc { wall_ms: at + 1, logical: 0 },
