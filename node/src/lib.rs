@@ -9,6 +9,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod runtime;
 pub mod server;
 pub mod storage;
