@@ -260,6 +260,10 @@ pub struct Step {
     /// The event's HLC wall time (unix ms).
     pub at_ms: u64,
     pub by: NodeId,
+    /// The person at `by` who took the step (`None`: the node itself, e.g. the scheduler's
+    /// escalation, or its local operator).
+    #[serde(default)]
+    pub person: Option<crate::people::Person>,
     pub action: CaseActionKind,
     pub outcome: StepOutcome,
     /// What the step said, as written: the notice's text and deadline, the school's note and
@@ -349,6 +353,8 @@ pub struct CaseInput {
     pub scope: NodeId,
     pub case: CaseId,
     pub action: CaseAction,
+    /// The person who took the step at the writing node, if any.
+    pub person: Option<crate::people::Person>,
 }
 
 impl CaseInput {
@@ -642,7 +648,15 @@ fn step(input: &CaseInput, outcome: StepOutcome) -> Step {
         CaseAction::Cancel { reason } => reason.clone(),
         CaseAction::Escalate { to } => format!("督办至 {to}"),
     };
-    Step { event: input.id, at_ms: input.hlc.wall_ms, by: input.by(), action: input.action.kind(), outcome, text }
+    Step {
+        event: input.id,
+        at_ms: input.hlc.wall_ms,
+        by: input.by(),
+        person: input.person.clone(),
+        action: input.action.kind(),
+        outcome,
+        text,
+    }
 }
 
 /// The fold order: `(hlc, origin, seq)`, then the content as a tie-break so even two different

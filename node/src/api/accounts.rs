@@ -62,6 +62,9 @@ pub struct AccountView {
     pub disabled: bool,
     /// The event that last set the entry.
     pub updated_by: String,
+    /// The person who made the change (`None`: the node's operator).
+    #[serde(default)]
+    pub updated_by_person: Option<protocol::people::Person>,
     pub updated_at_ms: u64,
 }
 
@@ -76,6 +79,7 @@ impl AccountView {
             role_zh: a.role.zh().to_string(),
             disabled: a.disabled,
             updated_by: e.updated_by.to_string(),
+            updated_by_person: e.updated_by_person.clone(),
             updated_at_ms: e.updated_hlc.wall_ms,
         })
     }

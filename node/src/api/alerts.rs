@@ -24,7 +24,7 @@ use crate::runtime::store::{
     EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, WriteError, list_events, list_events_where, read_range, related,
 };
 use crate::storage::StorageError;
-use protocol::people::Action;
+use protocol::people::{Action, Person};
 
 /// An alert to raise at this school (the CLI's `alert raise`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -78,7 +78,7 @@ pub async fn recent_alerts_from_store(me: NodeId, reads: &Reads, now_ms: u64) ->
         let Body::Alert(a) = &e.event.body else { continue };
         let id = e.event.id();
         let ups = by.get(&id).map(Vec::as_slice).unwrap_or_default();
-        let last = fold_alert(a.detected_at_ms, ups.iter().map(|(o, u)| (*o, u))).last_detected_ms;
+        let last = fold_alert(a.detected_at_ms, ups.iter().map(|(o, p, u)| (*o, p.as_ref(), u))).last_detected_ms;
         if now_ms.abs_diff(last) <= MERGE_WINDOW_MS {
             map.insert((a.camera.clone(), a.alert_type), (id, last));
         }
@@ -87,13 +87,16 @@ pub async fn recent_alerts_from_store(me: NodeId, reads: &Reads, now_ms: u64) ->
     Ok(out)
 }
 
+/// One update of an alert, owned: the writing node, the person there, the action.
+type OwnedUpdate = (NodeId, Option<Person>, AlertAction);
+
 /// Alert updates (verdicts, repeats) grouped by the alert they are about, each as
-/// `(writer, action)` in the order given (event order, as the store returns them).
-fn updates_by_alert(updates: Vec<StoredEvent>) -> HashMap<protocol::EventId, Vec<(NodeId, AlertAction)>> {
-    let mut by: HashMap<protocol::EventId, Vec<(NodeId, AlertAction)>> = HashMap::new();
+/// `(writer, person, action)` in the order given (event order, as the store returns them).
+fn updates_by_alert(updates: Vec<StoredEvent>) -> HashMap<protocol::EventId, Vec<OwnedUpdate>> {
+    let mut by: HashMap<protocol::EventId, Vec<OwnedUpdate>> = HashMap::new();
     for u in updates {
         if let Body::AlertUpdate(AlertUpdate { alert, action }) = u.event.body {
-            by.entry(alert).or_default().push((u.event.origin, action));
+            by.entry(alert).or_default().push((u.event.origin, u.event.by, action));
         }
     }
     by
@@ -244,8 +247,14 @@ pub struct AlertView {
     /// Who gave the verdict, and its note (confirmed) or reason (dismissed: 误报).
     #[serde(default)]
     pub verdict_by: Option<NodeId>,
+    /// The person at `verdict_by` who gave it (`None`: the node's operator).
+    #[serde(default)]
+    pub verdict_person: Option<Person>,
     #[serde(default)]
     pub verdict_text: String,
+    /// The school's own dismissal that a supervisor overturned (who, and why it had dismissed).
+    #[serde(default)]
+    pub overturned: Option<protocol::alert::Overturned>,
 }
 
 fn new_status() -> String {
@@ -282,7 +291,9 @@ impl AlertView {
             detected_at: protocol::calendar::rfc3339(a.detected_at_ms),
             raised_at: protocol::calendar::rfc3339(s.event.hlc.wall_ms),
             verdict_by: None,
+            verdict_person: None,
             verdict_text: String::new(),
+            overturned: None,
         })
     }
 
@@ -298,7 +309,9 @@ impl AlertView {
         self.detections = st.detections;
         self.case = st.case.map(|c| c.to_string());
         self.verdict_by = st.decided_by;
+        self.verdict_person = st.decided_by_person.clone();
         self.verdict_text = st.verdict_text.clone();
+        self.overturned = st.overturned.clone();
         self
     }
 }
@@ -432,10 +445,12 @@ pub fn alert_views(
         Err(e) => return Ok(Err(e.1.0.error)),
     };
     let filtered = p.status.is_some() || p.unhandled_hours.is_some();
-    let fold = |e: &StoredEvent, ups: Option<&Vec<(NodeId, AlertAction)>>| -> Option<AlertView> {
+    let fold = |e: &StoredEvent, ups: Option<&Vec<OwnedUpdate>>| -> Option<AlertView> {
         let v = AlertView::from_stored(e)?;
         Some(match ups {
-            Some(ups) => v.with_state(&fold_alert(e.event.hlc.wall_ms, ups.iter().map(|(o, a)| (*o, a)))),
+            Some(ups) => {
+                v.with_state(&fold_alert(e.event.hlc.wall_ms, ups.iter().map(|(o, p, a)| (*o, p.as_ref(), a))))
+            }
             None => v,
         })
     };
@@ -557,7 +572,7 @@ pub async fn alert_state(
     Ok(fold_alert(
         detected_at_ms,
         updates.iter().filter_map(|u| match &u.event.body {
-            Body::AlertUpdate(AlertUpdate { action, .. }) => Some((u.event.origin, action)),
+            Body::AlertUpdate(AlertUpdate { action, .. }) => Some((u.event.origin, u.event.by.as_ref(), action)),
             _ => None,
         }),
     ))
@@ -567,11 +582,20 @@ fn parse_event_id(id: &str) -> Result<EventId, (StatusCode, Json<ApiError>)> {
     id.parse::<EventId>().map_err(|e| bad(format!("bad alert id `{id}`: {e}")))
 }
 
+/// Which verdict a request gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerdictKind {
+    Confirm,
+    Dismiss,
+    /// A supervisor overturns the school's own dismissal.
+    Overturn,
+}
+
 pub async fn verdict(
     s: &AdminState,
     who: &Principal,
     id: &str,
-    confirm: bool,
+    kind: VerdictKind,
     req: AlertVerdict,
 ) -> ApiResult<AlertStateView> {
     who.require(s, Action::JudgeAlert).await?;
@@ -581,10 +605,13 @@ pub async fn verdict(
     let Body::Alert(alert) = &stored.event.body else { return Err(internal("not an alert")) };
     let current = alert_state(&s.reads, id, alert.detected_at_ms).await.map_err(read_fail)?;
     let rules = s.reads.case_rules_for(id.origin).await.map_err(read_fail)?;
-    let verdict = if confirm {
-        Verdict::Confirm { note: req.note, open_case: req.open_case }
-    } else {
-        Verdict::Dismiss { reason: req.reason }
+    if req.open_case {
+        who.require(s, Action::SuperviseCase).await?;
+    }
+    let verdict = match kind {
+        VerdictKind::Confirm => Verdict::Confirm { note: req.note, open_case: req.open_case },
+        VerdictKind::Dismiss => Verdict::Dismiss { reason: req.reason },
+        VerdictKind::Overturn => Verdict::Overturn { reason: req.reason },
     };
     let items = match verdict_items(s.me, id, alert, &current, verdict, &rules, s.clock.wall_ms()) {
         Ok(items) => items,
@@ -603,7 +630,7 @@ async fn confirm(
     Path(id): Path<String>,
     Json(req): Json<AlertVerdict>,
 ) -> ApiResult<AlertStateView> {
-    verdict(&s, &who, &id, true, req).await
+    verdict(&s, &who, &id, VerdictKind::Confirm, req).await
 }
 
 async fn dismiss(
@@ -612,7 +639,16 @@ async fn dismiss(
     Path(id): Path<String>,
     Json(req): Json<AlertVerdict>,
 ) -> ApiResult<AlertStateView> {
-    verdict(&s, &who, &id, false, req).await
+    verdict(&s, &who, &id, VerdictKind::Dismiss, req).await
+}
+
+async fn overturn(
+    State(s): State<AdminState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Json(req): Json<AlertVerdict>,
+) -> ApiResult<AlertStateView> {
+    verdict(&s, &who, &id, VerdictKind::Overturn, req).await
 }
 
 pub fn routes() -> Router<AdminState> {
@@ -622,4 +658,5 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/alerts/{id}", get(show_alert))
         .route("/api/alerts/{id}/confirm", post(confirm))
         .route("/api/alerts/{id}/dismiss", post(dismiss))
+        .route("/api/alerts/{id}/overturn", post(overturn))
 }

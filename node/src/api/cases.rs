@@ -252,6 +252,7 @@ async fn precheck(
             Hlc { wall_ms: newest.wall_ms, logical: newest.logical + 1 + n as u32 }
         };
         all.push(CaseInput {
+            person: None,
             id: EventId { origin: s.me, seq: u64::MAX - n as u64 },
             hlc,
             scope: school,

@@ -37,6 +37,9 @@ pub struct EventView {
     pub summary: String,
     pub hlc_ms: u64,
     pub received_at_us: u64,
+    /// The person who wrote it at `origin` (`None`: the node itself or its operator).
+    #[serde(default)]
+    pub person: Option<protocol::people::Person>,
 }
 
 impl EventView {
@@ -50,6 +53,7 @@ impl EventView {
                     protocol::alert::AlertAction::Confirm { .. } => "confirmed",
                     protocol::alert::AlertAction::Dismiss { .. } => "dismissed",
                     protocol::alert::AlertAction::Repeat { .. } => "repeated",
+                    protocol::alert::AlertAction::Overturn { .. } => "overturned",
                 };
                 format!("alert {} {what}", u.alert)
             }
@@ -67,6 +71,7 @@ impl EventView {
             summary,
             hlc_ms: s.event.hlc.wall_ms,
             received_at_us: s.received_at_us,
+            person: s.event.by.clone(),
         }
     }
 }
@@ -114,6 +119,9 @@ pub struct DirectiveView {
     pub text: String,
     pub sent_at_ms: u64,
     pub sent_at: String,
+    /// The person who sent it (`None`: the node's operator).
+    #[serde(default)]
+    pub person: Option<protocol::people::Person>,
 }
 
 impl DirectiveView {
@@ -127,6 +135,7 @@ impl DirectiveView {
             text: d.text.clone(),
             sent_at_ms: s.event.hlc.wall_ms,
             sent_at: protocol::calendar::rfc3339(s.event.hlc.wall_ms),
+            person: s.event.by.clone(),
         })
     }
 }

@@ -53,6 +53,9 @@ pub struct EntityView {
     pub data: EntityData,
     /// The event that last set it (`origin#seq`).
     pub updated_by: String,
+    /// The person who made the change (`None`: the node's operator).
+    #[serde(default)]
+    pub updated_by_person: Option<protocol::people::Person>,
     /// When that event was written (unix ms, the owner's clock).
     pub updated_at_ms: u64,
     /// A health certificate expired, or expiring within the warning days of the settings in force.
@@ -81,6 +84,7 @@ impl EntityView {
             owner: e.entity.owner().unwrap_or(e.entity.node),
             data: e.data.clone(),
             updated_by: e.updated_by.to_string(),
+            updated_by_person: e.updated_by_person.clone(),
             updated_at_ms: e.updated_hlc.wall_ms,
         }
     }

@@ -71,10 +71,13 @@ pub struct SpotCheckView {
     pub failed: Vec<FocusArea>,
     pub scored: Vec<FocusArea>,
     pub note: String,
+    /// The inspector who recorded it (`None`: the node's operator).
+    #[serde(default)]
+    pub person: Option<protocol::people::Person>,
 }
 
 impl SpotCheckView {
-    fn from_stored(s: &StoredEvent) -> Option<SpotCheckView> {
+    pub fn from_stored(s: &StoredEvent) -> Option<SpotCheckView> {
         let Body::SpotCheck(c) = &s.event.body else { return None };
         Some(SpotCheckView {
             id: s.event.id().to_string(),
@@ -87,6 +90,7 @@ impl SpotCheckView {
             failed: c.results.iter().filter(|(_, ok)| !ok).map(|(a, _)| *a).collect(),
             scored: c.results.iter().map(|(a, _)| *a).collect(),
             note: c.note.clone(),
+            person: s.event.by.clone(),
         })
     }
 }
