@@ -94,18 +94,7 @@ fn alert_status_zh(s: &str) -> &'static str {
 }
 
 fn step_zh(k: CaseActionKind) -> &'static str {
-    match k {
-        CaseActionKind::Open => "挂账",
-        CaseActionKind::IssueNotice => "整改通知",
-        CaseActionKind::NoticeDelivery => "送达",
-        CaseActionKind::Acknowledge => "签收",
-        CaseActionKind::Submit => "提交整改",
-        CaseActionKind::Review => "复核",
-        CaseActionKind::Close => "销号",
-        CaseActionKind::Cancel => "撤销",
-        CaseActionKind::MarkOverdue => "逾期",
-        CaseActionKind::Escalate => "督办",
-    }
+    k.zh()
 }
 
 /// `alert list`.

@@ -131,6 +131,22 @@ pub enum CaseActionKind {
 }
 
 impl CaseActionKind {
+    /// The name a person reads: `整改通知`.
+    pub fn zh(self) -> &'static str {
+        match self {
+            CaseActionKind::Open => "挂账",
+            CaseActionKind::IssueNotice => "整改通知",
+            CaseActionKind::NoticeDelivery => "送达",
+            CaseActionKind::Acknowledge => "签收",
+            CaseActionKind::Submit => "提交整改",
+            CaseActionKind::Review => "复核",
+            CaseActionKind::Close => "销号",
+            CaseActionKind::Cancel => "撤销",
+            CaseActionKind::MarkOverdue => "逾期",
+            CaseActionKind::Escalate => "督办",
+        }
+    }
+
     /// A short name for logs and the UI: `issue-notice`.
     pub fn as_str(self) -> &'static str {
         match self {

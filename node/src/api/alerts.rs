@@ -235,6 +235,9 @@ pub struct AlertView {
     /// The school's name (from the topology), beside its code.
     #[serde(default)]
     pub school_name: String,
+    /// The detection's snapshot reference (a file at the school, see the files plane).
+    #[serde(default)]
+    pub snapshot: String,
     #[serde(default)]
     pub severity_zh: String,
     #[serde(default)]
@@ -286,6 +289,7 @@ impl AlertView {
             case: None,
             merged: false,
             school_name: String::new(),
+            snapshot: a.snapshot.clone(),
             severity_zh: a.severity.zh().to_string(),
             zone_zh: a.zone.zh().to_string(),
             detected_at: protocol::calendar::rfc3339(a.detected_at_ms),

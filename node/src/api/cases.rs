@@ -277,6 +277,12 @@ async fn precheck(
 }
 
 async fn open_case(State(s): State<AdminState>, who: Principal, Json(req): Json<OpenCase>) -> ApiResult<CaseState> {
+    open_case_as(&s, &who, req).await.map(Json)
+}
+
+/// Opens a case on behalf of `who` (a supervisor), with its notice unless `req.notice` is false.
+pub async fn open_case_as(s: &AdminState, who: &Principal, req: OpenCase) -> Result<CaseState, ApiFail> {
+    let s = s.clone();
     who.require(&s, Action::SuperviseCase).await?;
     who.require_in_scope(&s, req.school).await?;
     let severity = parse_severity(&req.severity).map_err(bad)?;
@@ -301,13 +307,13 @@ async fn open_case(State(s): State<AdminState>, who: Principal, Json(req): Json<
         .into_iter()
         .map(|action| (school, Body::Case(CaseEvent { case: pending_case(s.me), action })))
         .collect();
-    let stored = append(&s, &who, items).await?;
+    let stored = append(&s, who, items).await?;
     let id = match stored.first().map(|e| &e.event.body) {
         Some(Body::Case(c)) => c.case,
         _ => return Err(internal("the open event was not stored")),
     };
     info!(node = %s.me, case = %id, %school, "case opened");
-    s.reads.case(id).await.map_err(read_fail)?.map(Json).ok_or_else(|| internal("case not found after opening"))
+    s.reads.case(id).await.map_err(read_fail)?.ok_or_else(|| internal("case not found after opening"))
 }
 
 /// One step on a case (the CLI's `case notice|ack|submit|review|close|cancel|escalate`).

@@ -96,17 +96,32 @@ pub async fn send_directive_as(s: &AdminState, who: &Principal, req: SendDirecti
     stored.first().map(EventView::from_stored).ok_or_else(|| internal("nothing stored"))
 }
 
-async fn list_events_route(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<EventView>> {
+async fn list_events_route(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Vec<EventView>> {
+    who.require(&s, Action::ViewSubtree).await?;
     let query = p.query(None)?;
     let events = read_storage(&s, move |st| list_events(st, &query)).await?;
     Ok(Json(events.iter().map(EventView::from_stored).collect()))
 }
 
 /// Directives this node holds, newest first: the filter runs in the listing, before the limit.
-async fn list_directives(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<DirectiveView>> {
+async fn list_directives(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Vec<DirectiveView>> {
+    who.require(&s, Action::ViewSubtree).await?;
+    Ok(Json(directive_views(&s, p).await?))
+}
+
+/// The directives this node holds matching `p`, newest first.
+pub async fn directive_views(s: &AdminState, p: ListParams) -> Result<Vec<DirectiveView>, ApiFail> {
     let query = ListParams { kind: None, ..p }.query(Some(EventKind::Directive))?;
-    let events = read_storage(&s, move |st| list_events(st, &query)).await?;
-    Ok(Json(events.iter().filter_map(DirectiveView::from_stored).collect()))
+    let events = read_storage(s, move |st| list_events(st, &query)).await?;
+    Ok(events.iter().filter_map(DirectiveView::from_stored).collect())
 }
 
 /// A directive as listed: who sent it to whom, its title and its whole text.

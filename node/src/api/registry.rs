@@ -134,25 +134,34 @@ async fn list(
         Some(k) => Some(k.parse::<EntityKind>().map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?),
     };
     let under = parse_under(p.under.as_deref())?;
+    Ok(Json(entity_views(&s, kind, under).await?))
+}
+
+/// The registry entities this node holds, of `kind` and under `under` if given, each with its
+/// certificate warning.
+pub async fn entity_views(
+    s: &AdminState,
+    kind: Option<EntityKind>,
+    under: Option<NodeId>,
+) -> Result<Vec<EntityView>, ApiFail> {
     // Read beside the store actor (a province's registry is large): replication goes on meanwhile.
     let view = s.reads.registry().await.map_err(read_fail)?;
     let now = s.clock.wall_ms();
-    Ok(Json(
-        view.values()
-            .filter(|e| kind.is_none_or(|k| e.entity.kind == k))
-            .filter(|e| under.is_none_or(|u| u.is_ancestor_or_self_of(e.entity.node)))
-            .map(|e| {
-                let warning = match &e.data {
-                    EntityData::HealthCertificate(h) => {
-                        let warn_days = effective_settings(&view, e.entity.node).0.health_cert_warn_days;
-                        certificate_warning(h.valid_until_ms, now, warn_days)
-                    }
-                    _ => None,
-                };
-                EntityView { warning, ..EntityView::from_entity(e) }
-            })
-            .collect(),
-    ))
+    Ok(view
+        .values()
+        .filter(|e| kind.is_none_or(|k| e.entity.kind == k))
+        .filter(|e| under.is_none_or(|u| u.is_ancestor_or_self_of(e.entity.node)))
+        .map(|e| {
+            let warning = match &e.data {
+                EntityData::HealthCertificate(h) => {
+                    let warn_days = effective_settings(&view, e.entity.node).0.health_cert_warn_days;
+                    certificate_warning(h.valid_until_ms, now, warn_days)
+                }
+                _ => None,
+            };
+            EntityView { warning, ..EntityView::from_entity(e) }
+        })
+        .collect())
 }
 
 async fn write(

@@ -142,7 +142,7 @@ fn period(p: &SpotParams) -> Result<Option<String>, String> {
 
 /// The newest `limit` spot checks this node holds of schools under `under`, in the period: the
 /// filter runs inside the listing, which stops once it has them.
-async fn held_checks(
+pub async fn held_checks(
     s: &AdminState,
     p: &SpotParams,
     limit: usize,
