@@ -374,7 +374,7 @@ async fn raise_alert(State(s): State<AdminState>, who: Principal, Json(req): Jso
     if let Some((first, _)) = recent {
         // A repeat: one more detection of the alert already raised.
         let update = AlertUpdate { alert: first, action: AlertAction::Repeat { detected_at_ms: alert.detected_at_ms } };
-        append(&s, &who, vec![(s.me, Body::AlertUpdate(update))]).await?;
+        append(&s, who.person(), vec![(s.me, Body::AlertUpdate(update))]).await?;
         // The window slides with each detection.
         s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (first, alert.detected_at_ms));
         let (found, _) = read_range(s.reads.storage(), first.origin, first.seq - 1, first.seq, 1).map_err(internal)?;
@@ -383,7 +383,7 @@ async fn raise_alert(State(s): State<AdminState>, who: Principal, Json(req): Jso
         let st = alert_state(&s.reads, first, view.detected_at_ms).await.map_err(read_fail)?;
         return Ok(Json(AlertView { merged: true, ..view.with_state(&st).named(&s) }));
     }
-    let stored = append(&s, &who, vec![(s.me, Body::Alert(alert))]).await?;
+    let stored = append(&s, who.person(), vec![(s.me, Body::Alert(alert))]).await?;
     let view =
         stored.first().and_then(AlertView::from_stored).ok_or_else(|| internal("stored event is not an alert"))?;
     if !req.no_merge {
@@ -429,7 +429,7 @@ async fn raise_alerts(
         bodies.push(Body::Alert(a.to_alert(now, &cameras).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
     }
     // One storage batch and one flush for the whole request.
-    let stored = append(&s, &who, bodies.into_iter().map(|b| (s.me, b)).collect()).await?;
+    let stored = append(&s, who.person(), bodies.into_iter().map(|b| (s.me, b)).collect()).await?;
     let count = stored.len();
     let first_seq = stored.first().map_or(0, |e| e.event.seq);
     let last_seq = stored.last().map_or(0, |e| e.event.seq);
@@ -623,7 +623,7 @@ pub async fn verdict(
         Err(VerdictRefusal::Forbidden(why)) => return Err(refuse(s, StatusCode::FORBIDDEN, why).await),
         Err(VerdictRefusal::Conflict(why)) => return Err(refuse(s, StatusCode::CONFLICT, why).await),
     };
-    append(s, who, items).await?;
+    append(s, who.person(), items).await?;
     let state = alert_state(&s.reads, id, alert.detected_at_ms).await.map_err(read_fail)?;
     Ok(Json(AlertStateView { id: id.to_string(), state }))
 }

@@ -307,7 +307,7 @@ pub async fn open_case_as(s: &AdminState, who: &Principal, req: OpenCase) -> Res
         .into_iter()
         .map(|action| (school, Body::Case(CaseEvent { case: pending_case(s.me), action })))
         .collect();
-    let stored = append(&s, who, items).await?;
+    let stored = append(&s, who.person(), items).await?;
     let id = match stored.first().map(|e| &e.event.body) {
         Some(Body::Case(c)) => c.case,
         _ => return Err(internal("the open event was not stored")),
@@ -401,7 +401,7 @@ pub async fn case_step_as(s: &AdminState, who: &Principal, id: &str, req: StepRe
     }
     precheck(&s, state.school, Some((id, &existing)), &actions).await?;
     let items = actions.into_iter().map(|action| (state.school, Body::Case(CaseEvent { case: id, action }))).collect();
-    append(&s, who, items).await?;
+    append(&s, who.person(), items).await?;
     s.reads.case(id).await.map_err(read_fail)?.ok_or_else(|| internal("case vanished"))
 }
 

@@ -92,7 +92,7 @@ pub async fn send_directive_as(s: &AdminState, who: &Principal, req: SendDirecti
         return Err(bad(format!("{} can only direct units in its own subtree; {to} is not", s.me)));
     }
     let body = Body::Directive(Directive { title: req.title, text: req.text });
-    let stored = append(s, who, vec![(to, body)]).await?;
+    let stored = append(s, who.person(), vec![(to, body)]).await?;
     stored.first().map(EventView::from_stored).ok_or_else(|| internal("nothing stored"))
 }
 

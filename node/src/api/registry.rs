@@ -218,7 +218,7 @@ pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> 
     }
     let op = if removing { "remove" } else { "upsert" };
     let items = vec![(entity.node, Body::Registry(change))];
-    let stored = append(s, who, items).await?;
+    let stored = append(s, who.person(), items).await?;
     let event = stored.first().ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "nothing stored"))?;
     if removing && matches!(entity.kind, EntityKind::School | EntityKind::City) {
         // A node that joined at run time loses its link now, not at its next reconnect.

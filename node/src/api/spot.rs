@@ -231,7 +231,7 @@ pub async fn record_as(s: &AdminState, who: &Principal, req: RecordSpotCheck) ->
     let failed: Vec<(FocusArea, Severity)> = failed.into_iter().map(|a| (a, severity)).collect();
     let rules = s.reads.case_rules_for(school).await.map_err(read_fail)?;
     let items = check_items(s.me, school, &req.canteen, &failed, &req.note, &rules, s.clock.wall_ms()).map_err(bad)?;
-    let stored = append(s, who, items).await?;
+    let stored = append(s, who.person(), items).await?;
     let view =
         stored.first().and_then(SpotCheckView::from_stored).ok_or_else(|| internal("the check was not stored"))?;
     let cases: Vec<String> = stored
