@@ -20,6 +20,7 @@ use crate::api::kit::{
 };
 use crate::api::principal::Principal;
 use crate::runtime::reads::Reads;
+use crate::runtime::store::open_alerts::open_alerts;
 use crate::runtime::store::{
     EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, WriteError, list_events, list_events_where, read_range, related,
 };
@@ -470,6 +471,22 @@ pub fn alert_views(
         let mut views = Vec::with_capacity(events.len());
         for e in &events {
             views.extend(fold(e, updates_by_alert(own_updates(e)?).get(&e.event.id())));
+        }
+        return Ok(Ok(views));
+    }
+    // Still waiting for a verdict: the store's index of open alerts lists them directly.
+    let wants_open = match p.status.as_deref().map(str::trim) {
+        Some("new") => true,
+        None => p.unhandled_hours.is_some(),
+        Some(_) => false,
+    };
+    if wants_open {
+        let before = p.unhandled_hours.map_or(u64::MAX, |h| now_ms.saturating_sub(h.saturating_mul(3_600_000)));
+        let mut views = Vec::new();
+        for id in open_alerts(storage, query.under, before, query.limit)? {
+            let (found, _) = read_range(storage, id.origin, id.seq.saturating_sub(1), id.seq, 1)?;
+            let Some(e) = found.into_iter().find(|s| s.event.seq == id.seq) else { continue };
+            views.extend(fold(&e, updates_by_alert(own_updates(&e)?).get(&id)).filter(|v| wanted(v)));
         }
         return Ok(Ok(views));
     }
