@@ -1,0 +1,249 @@
+//! The console at province scale: a province node whose store holds a month of the province's
+//! work — alerts with their verdicts (some still waiting), the cases they opened at every stage
+//! of their lifecycle, the daily spot checks, directives — serves its pages to a signed-in
+//! supervisor over HTTPS. Per page: the server's own time (its `Server-Timing` header) at p50
+//! and p99, and what the client waited; and what a sign-in costs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use protocol::alert::{AlertAction, AlertUpdate};
+use protocol::case::{CaseAction, CaseEvent, CaseId, CaseSource};
+use protocol::spot::{FocusArea, SpotCheck};
+use protocol::{AlertRaised, AlertType, Body, Event, EventId, Hlc, SeqRange, Severity, Zone};
+use ractor::{Actor, ActorRef};
+use topology::{NodeId, Tier, Topology};
+
+use node::clock::SystemClock;
+use node::runtime::store::{PriorityInbox, StoreActor, StoreArgs, StoreMsg};
+use node::storage::Storage;
+use node::storage::sled_store::SledStorage;
+
+/// Events per applied batch while filling.
+const FILL_BATCH: usize = 1_000;
+
+/// What the fill writes.
+#[derive(Clone, Copy, Debug)]
+pub struct Month {
+    pub alerts: usize,
+    /// One alert in this many is left without a verdict (the queue).
+    pub open_every: usize,
+    /// One alert in this many opens a case.
+    pub case_every: usize,
+    pub spot_checks_per_day: usize,
+    pub days: u64,
+}
+
+impl Default for Month {
+    /// DOMAIN.md: ≈ 33,600 alerts a day province-wide, ≥ 200 spot checks a day, 30 days kept.
+    fn default() -> Month {
+        Month { alerts: 1_000_000, open_every: 50, case_every: 40, spot_checks_per_day: 200, days: 30 }
+    }
+}
+
+fn alert(n: u64, at_ms: u64) -> AlertRaised {
+    let kinds = [AlertType::NoMask, AlertType::NoChefHat, AlertType::Rodent, AlertType::Phone, AlertType::Smoking];
+    let kind = kinds[(n % kinds.len() as u64) as usize];
+    AlertRaised {
+        camera: format!("cam-{:02}", n % 8 + 1),
+        canteen: "main".into(),
+        zone: Zone::Cooking,
+        alert_type: kind,
+        severity: kind.default_severity(Zone::Cooking),
+        detected_at_ms: at_ms,
+        confidence_permille: 900,
+        snapshot: format!("snap-{n}.jpg"),
+        repeat_count: 1,
+    }
+}
+
+/// Per origin, its events in seq order (seq assigned as they are pushed).
+#[derive(Default)]
+struct Log {
+    by_origin: BTreeMap<NodeId, Vec<Event>>,
+}
+
+impl Log {
+    fn push(&mut self, origin: NodeId, at_ms: u64, scope: NodeId, body: Body) -> EventId {
+        let list = self.by_origin.entry(origin).or_default();
+        let seq = list.len() as u64 + 1;
+        list.push(Event { by: None, origin, seq, hlc: Hlc { wall_ms: at_ms, logical: 0 }, scope, body });
+        EventId { origin, seq }
+    }
+}
+
+async fn apply(store: &ActorRef<StoreMsg>, ranges: Vec<SeqRange>, events: Vec<Event>) -> anyhow::Result<()> {
+    ractor::call_t!(store, |reply| StoreMsg::Apply { ranges, events, reply }, 120_000)
+        .context("store call")?
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(())
+}
+
+/// Work scheduled for later in the month (a verdict 20 minutes after its alert, a school's answer
+/// hours after its notice), done when the month's clock reaches it.
+enum Job {
+    Verdict { school: NodeId, alert: EventId, n: u64 },
+    Step { origin: NodeId, school: NodeId, case: CaseId, action: CaseAction },
+    Check { school: NodeId, n: u64 },
+}
+
+/// The month's events of `topology`'s schools, as their schools and counties wrote them: every
+/// origin's events in time order, as a node writes its own.
+fn month_of_work(topology: &Topology, month: Month, end_ms: u64) -> (Log, usize) {
+    let province = topology.root();
+    let schools: Vec<NodeId> = topology.subtree(province).map(|e| e.id).filter(|n| n.tier() == Tier::School).collect();
+    let span = month.days * 86_400_000;
+    let base = end_ms - span;
+    let mut log = Log::default();
+    let mut cases = 0;
+    let mut ledger: BTreeMap<NodeId, u32> = BTreeMap::new();
+    let mut jobs: std::collections::BTreeMap<(u64, u64), Job> = BTreeMap::new();
+    let tie = std::cell::Cell::new(0u64);
+    let next = || {
+        tie.set(tie.get() + 1);
+        tie.get()
+    };
+    let schedule = |jobs: &mut BTreeMap<(u64, u64), Job>, at: u64, job: Job| {
+        jobs.insert((at, next()), job);
+    };
+    let checks = (month.spot_checks_per_day * month.days as usize) as u64;
+    for n in 0..checks {
+        let school = schools[((n * 7919) % schools.len() as u64) as usize];
+        schedule(&mut jobs, base + n * span / checks + 7, Job::Check { school, n });
+    }
+    let mut run_until = |log: &mut Log, jobs: &mut BTreeMap<(u64, u64), Job>, now: u64, cases: &mut usize| {
+        while let Some(entry) = jobs.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((at, _), job) = entry.remove_entry();
+            let mut later: Vec<(u64, Job)> = Vec::new();
+            match job {
+                Job::Check { school, n } => {
+                    let county = school.parent().unwrap_or(province);
+                    let results =
+                        FocusArea::ALL.into_iter().map(|a| (a, !(n % 10 == 0 && a == FocusArea::StaffAttire))).collect();
+                    let check = SpotCheck { canteen: "main".into(), results, note: String::new() };
+                    log.push(county, at, school, Body::SpotCheck(check));
+                }
+                Job::Verdict { school, alert: id, n } => {
+                    let county = school.parent().unwrap_or(province);
+                    if n % month.case_every as u64 == 1 {
+                        *cases += 1;
+                        let number = ledger.entry(county).or_default();
+                        *number += 1;
+                        let seq = log.by_origin.get(&county).map_or(0, Vec::len) as u64 + 1;
+                        let case = CaseId { opened_by: county, seq };
+                        let open = CaseAction::Open {
+                            school,
+                            severity: Severity::Serious,
+                            source: CaseSource::AiAlert { alert: id },
+                            title: format!("{}：请整改", alert(n, at).alert_type.zh()),
+                            detail: String::new(),
+                            number: *number,
+                        };
+                        log.push(county, at, school, Body::Case(CaseEvent { case, action: open }));
+                        let notice =
+                            CaseAction::IssueNotice { deadline_ms: at + 3 * 86_400_000, text: "请按期整改并上传佐证材料。".into() };
+                        log.push(county, at, school, Body::Case(CaseEvent { case, action: notice }));
+                        let confirm = AlertAction::Confirm { note: String::new(), case: Some(case) };
+                        log.push(county, at, school, Body::AlertUpdate(AlertUpdate { alert: id, action: confirm }));
+                        let school_steps = [
+                            CaseAction::NoticeDelivery { refused: false },
+                            CaseAction::Acknowledge,
+                            CaseAction::Submit { evidence: vec!["photo-1.jpg".into()], note: "已整改".into() },
+                        ];
+                        for (i, action) in school_steps.into_iter().enumerate() {
+                            later.push((at + 3_600_000 * (i as u64 + 1), Job::Step { origin: school, school, case, action }));
+                        }
+                        let review = CaseAction::Review { passed: true, comment: "整改到位".into(), new_deadline_ms: None };
+                        later.push((at + 86_400_000, Job::Step { origin: county, school, case, action: review }));
+                        let close = CaseAction::Close { comment: "销号".into() };
+                        later.push((at + 86_460_000, Job::Step { origin: county, school, case, action: close }));
+                    } else {
+                        let action = if n % 3 == 0 {
+                            AlertAction::Confirm { note: "属实".into(), case: None }
+                        } else {
+                            AlertAction::Dismiss { reason: "误报".into() }
+                        };
+                        log.push(county, at, school, Body::AlertUpdate(AlertUpdate { alert: id, action }));
+                    }
+                }
+                Job::Step { origin, school, case, action } => {
+                    log.push(origin, at, school, Body::Case(CaseEvent { case, action }));
+                }
+            }
+            for (t, j) in later {
+                schedule(jobs, t, j);
+            }
+        }
+    };
+    for n in 0..month.alerts as u64 {
+        let at = base + n * span / month.alerts as u64;
+        run_until(&mut log, &mut jobs, at, &mut cases);
+        let school = schools[(n % schools.len() as u64) as usize];
+        let id = log.push(school, at, school, Body::Alert(alert(n, at)));
+        if n % month.open_every as u64 != 0 {
+            schedule(&mut jobs, at + 20 * 60_000, Job::Verdict { school, alert: id, n });
+        }
+    }
+    run_until(&mut log, &mut jobs, end_ms, &mut cases);
+    (log, cases)
+}
+
+/// Stores the log at the province, origin by origin, in batches (as links deliver them).
+async fn fill(store: &ActorRef<StoreMsg>, mut log: Log) -> anyhow::Result<usize> {
+    let mut total = 0;
+    for (origin, events) in std::mem::take(&mut log.by_origin) {
+        for chunk in events.chunks(FILL_BATCH) {
+            let (after, upto) = (chunk[0].seq - 1, chunk[chunk.len() - 1].seq);
+            total += chunk.len();
+            apply(store, vec![SeqRange { origin, after, upto }], chunk.to_vec()).await?;
+        }
+    }
+    Ok(total)
+}
+
+/// Fills the data dir of `province` with a month of work of `topology`'s schools; returns (events,
+/// cases).
+pub async fn fill_province(data_dir: &std::path::Path, topology: &Topology, month: Month) -> anyhow::Result<(usize, usize)> {
+    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(data_dir)?);
+    let args = StoreArgs {
+        me: topology.root(),
+        storage: storage.clone(),
+        clock: Arc::new(SystemClock::new()),
+        priority: PriorityInbox::default(),
+    };
+    let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
+    let (log, cases) = month_of_work(topology, month, node::clock::unix_ms() - 60_000);
+    let n = fill(&store, log).await?;
+    store.stop(None);
+    let _ = handle.await;
+    storage.flush().await?;
+    Ok((n, cases))
+}
+
+/// p50 and p99 of some durations.
+pub fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    (at(0.50), at(0.99))
+}
+
+/// Milliseconds with one decimal.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// How long `f` takes, `n` times.
+pub fn time_n(n: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f()?;
+        out.push(t.elapsed());
+    }
+    Ok(out)
+}
