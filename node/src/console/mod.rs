@@ -8,8 +8,96 @@
 //! - [`layout`]: the page shell (header, navigation by permission), [`pages`]: one module per
 //!   page, each calling the same domain functions as the admin API.
 //! - [`assets`]: the stylesheet and scripts, embedded in the binary (nothing is fetched).
+//!
+//! [`router`] puts them together under the layers every console answer passes: security headers,
+//! the [`crate::api::principal::ConsoleRequest`] marker, the body limit, and the session layer.
 
 pub mod assets;
+pub mod auth;
 pub mod layout;
 pub mod pages;
+pub mod serve;
 pub mod session;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::BodyExt;
+
+use crate::api::AdminState;
+use crate::api::principal::ConsoleRequest;
+
+/// The largest request body the console reads (its forms are small): larger is refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The Content-Security-Policy of every console answer: only this origin's styles and scripts, no
+/// plugins, no framing by another site, forms posted only here.
+pub const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; \
+                       base-uri 'none'; form-action 'self'";
+
+/// The console: the sign-in, sign-out and password pages, the assets and the pages, behind the
+/// layers every request passes (outermost first): security headers; the `ConsoleRequest` marker
+/// (its principal can only be the session's person); the body limit; the session layer with its
+/// CSRF check ([`auth::require_session`]).
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .merge(auth::routes())
+        .route("/assets/{file}", get(assets::asset))
+        .fallback(auth::not_found)
+        .layer(from_fn_with_state(state.clone(), auth::require_session))
+        .layer(from_fn(limit_body))
+        .layer(from_fn(mark_console))
+        .layer(from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn mark_console(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(ConsoleRequest);
+    next.run(req).await
+}
+
+/// Reads the whole body, up to [`BODY_LIMIT`]: a longer one (declared or sent) is refused with 413
+/// before any handler runs.
+async fn limit_body(req: Request, next: Next) -> Response {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    match http_body_util::Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(collected) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => too_large(),
+        Err(_) => auth::message_page(StatusCode::BAD_REQUEST, "请求不完整", "请求内容没有完整收到，请重试。", "/"),
+    }
+}
+
+fn too_large() -> Response {
+    auth::message_page(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "请求内容过大",
+        &format!("提交的内容超过 {} KiB 的上限，未做任何处理。", BODY_LIMIT / 1024),
+        "/",
+    )
+}
+
+/// The headers every console answer carries; a page that set no caching rule is not cached.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let https = req.extensions().get::<serve::Peer>().is_some_and(|p| p.https);
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if https {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    resp.into_response()
+}
