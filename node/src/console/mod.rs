@@ -61,19 +61,42 @@ async fn mark_console(mut req: Request, next: Next) -> Response {
 }
 
 /// Reads the whole body, up to [`BODY_LIMIT`]: a longer one (declared or sent) is refused with 413
-/// before any handler runs.
+/// before any handler runs. The excess is read and dropped up to [`DRAIN_MAX`] so that the client,
+/// still sending, gets the answer rather than a reset connection; the body must arrive within
+/// [`BODY_TIMEOUT`].
 async fn limit_body(req: Request, next: Next) -> Response {
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_some_and(|n| n > DRAIN_MAX as u64) {
         return too_large();
     }
-    let (parts, body) = req.into_parts();
-    match http_body_util::Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(collected) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => too_large(),
-        Err(_) => auth::message_page(StatusCode::BAD_REQUEST, "请求不完整", "请求内容没有完整收到，请重试。", "/"),
+    let (parts, mut body) = req.into_parts();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else { continue };
+            seen += data.len();
+            if seen <= BODY_LIMIT {
+                kept.extend_from_slice(&data);
+            } else if seen > DRAIN_MAX {
+                break;
+            }
+        }
+        Ok::<_, axum::Error>(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(Ok(())) if seen <= BODY_LIMIT => next.run(Request::from_parts(parts, Body::from(kept))).await,
+        Ok(Ok(())) => too_large(),
+        Ok(Err(_)) | Err(_) => {
+            auth::message_page(StatusCode::BAD_REQUEST, "请求不完整", "请求内容没有完整收到，请重试。", "/")
+        }
     }
 }
+
+/// How much of a too-long body is read and dropped before the answer (see [`limit_body`]).
+const DRAIN_MAX: usize = 1024 * 1024;
+/// A request body must arrive within this.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn too_large() -> Response {
     auth::message_page(
