@@ -373,3 +373,40 @@ fn too_many_failed_sign_ins_from_one_address_are_refused_for_a_while() {
     let page = web.sign_in(ACCOUNT, PASSWORD);
     assert_eq!((page.status, page.location.as_str()), (303, "/"), "{page:?}");
 }
+
+#[test]
+fn without_a_certificate_the_console_is_plain_http_on_loopback_and_refused_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SmallSpec { cities: 1, counties_per_city: 1, schools_per_county: 1 };
+    let mut cluster = Cluster::create(dir.path(), &spec, &binary()).unwrap();
+    let county: NodeId = "130102".parse().unwrap();
+    for f in [node::tls::WEB_CERT_FILE, node::tls::WEB_KEY_FILE] {
+        std::fs::remove_file(cluster.cert_dir.join(f)).unwrap();
+    }
+
+    // A LAN address without a certificate: the node refuses to start, and says what to do. (It
+    // stops at the config check: nothing is bound, nothing sent.)
+    let loopback = cluster.console_url(county).replace("https://", "");
+    cluster.edit_config(county, |c| c.console.as_mut().unwrap().listen = "192.0.2.10:8443".parse().unwrap()).unwrap();
+    let config = cluster.config_path(county);
+    let (ok, _, err) = crate::mingchu(&["node", "run", "--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("必须使用 HTTPS") && err.contains("ca issue --web"), "{err}");
+
+    // On loopback it serves plain HTTP, and its cookies are not marked Secure.
+    cluster.edit_config(county, |c| c.console.as_mut().unwrap().listen = loopback.parse().unwrap()).unwrap();
+    cluster.start_all().unwrap();
+    cluster.wait_links_up(Duration::from_secs(30)).unwrap();
+    add_account(&cluster, county, ACCOUNT, NAME, PASSWORD, false);
+    let mut web =
+        Web { agent: agent(&cluster.ca_cert_path()), base: format!("http://{loopback}"), cookies: BTreeMap::new() };
+    let page = web.sign_in(ACCOUNT, PASSWORD);
+    assert_eq!((page.status, page.location.as_str()), (303, "/"), "{page:?}");
+    let cookie = page.cookie_line("mingchu_session").unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    assert!(!page.headers.contains_key("strict-transport-security"));
+    assert!(web.get("/").body.contains(NAME));
+}
