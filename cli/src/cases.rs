@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use client::render::render_case;
-use node::api::alerts::AlertVerdict;
+use node::api::alerts::{AlertVerdict, VerdictKind};
 use node::api::cases::{OpenCase, StepRequest};
 use topology::NodeId;
 
@@ -209,9 +209,13 @@ pub fn run(cmd: CaseCmd) -> anyhow::Result<()> {
 }
 
 /// `alert confirm` / `alert dismiss`.
-pub fn verdict(target: Target, id: &str, confirm: bool, verdict: AlertVerdict, json: bool) -> anyhow::Result<()> {
+pub fn verdict(target: Target, id: &str, kind: VerdictKind, verdict: AlertVerdict, json: bool) -> anyhow::Result<()> {
     let client = target.client()?;
-    let v = if confirm { client.confirm_alert(id, &verdict)? } else { client.dismiss_alert(id, &verdict)? };
+    let v = match kind {
+        VerdictKind::Confirm => client.confirm_alert(id, &verdict)?,
+        VerdictKind::Dismiss => client.dismiss_alert(id, &verdict)?,
+        VerdictKind::Overturn => client.overturn_alert(id, &verdict)?,
+    };
     if json {
         return print_json(&v);
     }
@@ -221,6 +225,12 @@ pub fn verdict(target: Target, id: &str, confirm: bool, verdict: AlertVerdict, j
         protocol::alert::AlertStatus::Dismissed => "已判为误报",
     };
     let mut line = format!("告警 {} {status}", v.id);
+    if let Some(o) = &v.state.overturned {
+        line.push_str(&format!(
+            "（推翻了 {} 的误报判定）",
+            client::render::acted(o.dismissed_by, o.dismissed_by_person.as_ref())
+        ));
+    }
     if let Some(case) = v.state.case {
         line.push_str(&format!("；已挂账 {case} 并下发整改通知"));
     }

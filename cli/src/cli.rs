@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use client::AdminClient;
 use client::render::{render_alerts, render_status};
-use node::api::alerts::RaiseAlert;
+use node::api::alerts::{RaiseAlert, VerdictKind};
 use node::api::directives::SendDirective;
 use node::config::NodeConfig;
 use node::server::run_until_signal;
@@ -25,9 +25,16 @@ pub struct Cli {
     /// Log lines as text (default) or one JSON object per line.
     #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
+    /// Act as this account of the node (its name is recorded in every step; its role decides
+    /// what it may do). Without it, the node's local operator (`本机操作员`).
+    #[arg(long = "as", global = true, env = "MINGCHU_ACCOUNT", value_name = "ACCOUNT")]
+    pub act_as: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
+
+/// The account every client of this run acts as (`--as`), set once in [`main`].
+static ACT_AS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Log times in China time with the offset shown: `2026-12-05T17:00:00.000+08:00`.
 struct ChinaTimer;
@@ -235,7 +242,10 @@ impl Target {
     /// A client of the node; when the node was named (`--node`, or a `--config`), every answer
     /// must come from it.
     pub fn client(&self) -> anyhow::Result<AdminClient> {
-        let client = AdminClient::new(self.admin_addr()?);
+        let mut client = AdminClient::new(self.admin_addr()?);
+        if let Some(account) = ACT_AS.get() {
+            client = client.acting_as(account);
+        }
         let named = match (&self.config, self.node) {
             (Some(c), _) => Some(NodeConfig::load(c)?.node),
             (None, n) => n,
@@ -311,6 +321,17 @@ pub enum AlertCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Overturn a school's own dismissal (误报) of its alert: a supervisor (county and above)
+    /// confirms it after all, with the reason; the school's dismissal stays on record.
+    Overturn {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the alerts a node holds (newest first).
     List {
         #[command(flatten)]
@@ -370,6 +391,9 @@ pub enum DirectiveCmd {
 /// The whole `mingchu` program: parse the command line, set up logging, run, report errors.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(a) = &cli.act_as {
+        let _ = ACT_AS.set(a.trim().to_string());
+    }
     let default = match &cli.cmd {
         Cmd::Node(_) => "info",
         _ => "warn",
@@ -579,11 +603,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Case(cmd) => crate::cases::run(cmd),
         Cmd::Alert(AlertCmd::Confirm { target, id, note, open_case, json }) => {
             let v = node::api::alerts::AlertVerdict { note, open_case, reason: String::new() };
-            crate::cases::verdict(target, &id, true, v, json)
+            crate::cases::verdict(target, &id, VerdictKind::Confirm, v, json)
+        }
+        Cmd::Alert(AlertCmd::Overturn { target, id, reason, json }) => {
+            let v = node::api::alerts::AlertVerdict { reason, ..Default::default() };
+            crate::cases::verdict(target, &id, VerdictKind::Overturn, v, json)
         }
         Cmd::Alert(AlertCmd::Dismiss { target, id, reason, json }) => {
             let v = node::api::alerts::AlertVerdict { reason, ..Default::default() };
-            crate::cases::verdict(target, &id, false, v, json)
+            crate::cases::verdict(target, &id, VerdictKind::Dismiss, v, json)
         }
         Cmd::Alert(AlertCmd::Show { target, id, json }) => {
             let alert = target.client()?.alert(&id)?;

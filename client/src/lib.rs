@@ -55,6 +55,8 @@ pub struct AdminClient {
     agent: ureq::Agent,
     /// The node this client means to talk to: every answer must come from it.
     expect: Option<NodeId>,
+    /// The account of the node it acts as (sent in `x-mingchu-account`); `None`: the operator.
+    account: Option<String>,
 }
 
 impl AdminClient {
@@ -68,7 +70,24 @@ impl AdminClient {
             base: format!("http://{addr}"),
             agent,
             expect: None,
+            account: None,
             token_path: node::config::admin_token_path(addr),
+        }
+    }
+
+    /// Acts as `account` (an account of the node): the node records that person in every step
+    /// and checks what their role may do.
+    pub fn acting_as(mut self, account: &str) -> AdminClient {
+        self.account = Some(account.to_string());
+        self
+    }
+
+    /// A request with the token and, when acting as an account, its name.
+    fn with_auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let req = req.header("authorization", &self.authorization());
+        match &self.account {
+            Some(a) => req.header(node::api::principal::ACCOUNT_HEADER, a),
+            None => req,
         }
     }
 
@@ -121,22 +140,14 @@ impl AdminClient {
     }
 
     pub fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> anyhow::Result<T> {
-        let resp = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .header("authorization", &self.authorization())
-            .call()
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.agent.get(&format!("{}{path}", self.base));
+        let resp = self.with_auth(resp).call().map_err(|e| self.unreachable(e))?;
         self.decode(resp)
     }
 
     pub fn post<B: Serialize, T: for<'de> Deserialize<'de>>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        let resp = self
-            .agent
-            .post(&format!("{}{path}", self.base))
-            .header("authorization", &self.authorization())
-            .send_json(body)
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.agent.post(&format!("{}{path}", self.base));
+        let resp = self.with_auth(resp).send_json(body).map_err(|e| self.unreachable(e))?;
         self.decode(resp)
     }
 
@@ -265,6 +276,11 @@ impl AdminClient {
 
     pub fn confirm_alert(&self, id: &str, v: &AlertVerdict) -> anyhow::Result<AlertStateView> {
         self.post(&format!("/api/alerts/{}/confirm", id.replace('#', "%23")), v)
+    }
+
+    /// A supervisor overturns the school's own dismissal (`reason` in `v.reason`).
+    pub fn overturn_alert(&self, id: &str, v: &AlertVerdict) -> anyhow::Result<AlertStateView> {
+        self.post(&format!("/api/alerts/{}/overturn", id.replace('#', "%23")), v)
     }
 
     pub fn dismiss_alert(&self, id: &str, v: &AlertVerdict) -> anyhow::Result<AlertStateView> {

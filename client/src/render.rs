@@ -62,6 +62,14 @@ fn when(ms: u64) -> String {
 }
 
 /// A code with its name: `130102-S0001 路南区第1学校食堂`.
+/// Who took a step: the node, and the person there when one did (`130102 李娜（li.na）`).
+pub fn acted(node: impl std::fmt::Display, person: Option<&protocol::people::Person>) -> String {
+    match person {
+        Some(p) => format!("{node} {}（{}）", clean(&p.name), clean(&p.account)),
+        None => node.to_string(),
+    }
+}
+
 fn named(code: impl std::fmt::Display, name: &str) -> String {
     if name.is_empty() { code.to_string() } else { format!("{code} {}", clean(name)) }
 }
@@ -86,18 +94,7 @@ fn alert_status_zh(s: &str) -> &'static str {
 }
 
 fn step_zh(k: CaseActionKind) -> &'static str {
-    match k {
-        CaseActionKind::Open => "挂账",
-        CaseActionKind::IssueNotice => "整改通知",
-        CaseActionKind::NoticeDelivery => "送达",
-        CaseActionKind::Acknowledge => "签收",
-        CaseActionKind::Submit => "提交整改",
-        CaseActionKind::Review => "复核",
-        CaseActionKind::Close => "销号",
-        CaseActionKind::Cancel => "撤销",
-        CaseActionKind::MarkOverdue => "逾期",
-        CaseActionKind::Escalate => "督办",
-    }
+    k.zh()
 }
 
 /// `alert list`.
@@ -109,8 +106,8 @@ pub fn render_alerts(alerts: &[AlertView]) -> String {
         table(["编号", "学校", "摄像头", "区域", "类型", "严重程度", "状态", "次数", "案件", "发现时间", "处理说明"]);
     for a in alerts {
         let verdict = match &a.verdict_by {
-            Some(by) if a.verdict_text.is_empty() => by.to_string(),
-            Some(by) => format!("{by}: {}", clean(&a.verdict_text)),
+            Some(by) if a.verdict_text.is_empty() => acted(by, a.verdict_person.as_ref()),
+            Some(by) => format!("{}: {}", acted(by, a.verdict_person.as_ref()), clean(&a.verdict_text)),
             None => String::new(),
         };
         t.add_row(vec![
@@ -148,9 +145,16 @@ pub fn render_alert(a: &AlertView) -> String {
         alert_status_zh(&a.status),
     );
     if let Some(by) = a.verdict_by {
-        out.push_str(&format!("（{by}）"));
+        out.push_str(&format!("（{}）", acted(by, a.verdict_person.as_ref())));
     }
     out.push('\n');
+    if let Some(o) = &a.overturned {
+        out.push_str(&format!(
+            "学校曾判定误报: {}，原因: {}（已被上级推翻）\n",
+            acted(o.dismissed_by, o.dismissed_by_person.as_ref()),
+            clean(&o.dismissal_reason)
+        ));
+    }
     if !a.verdict_text.is_empty() {
         let label = if a.status == "dismissed" { "误报原因" } else { "确认说明" };
         out.push_str(&format!("{label}: {}\n", clean(&a.verdict_text)));
@@ -261,7 +265,7 @@ pub fn render_case(c: &CaseState) -> String {
         out.push_str(&format!(
             "  {}  {:<12}  {}  {outcome}  ({})\n",
             when(s.at_ms),
-            s.by.to_string(),
+            acted(s.by, s.person.as_ref()),
             step_zh(s.action),
             s.event
         ));
@@ -290,7 +294,7 @@ pub fn render_checks(checks: &[SpotCheckView]) -> String {
             c.day.clone(),
             c.school.to_string(),
             clean(&c.canteen),
-            c.by.to_string(),
+            acted(c.by, c.person.as_ref()),
             verdict,
             clean(&c.note),
         ]);
@@ -331,7 +335,7 @@ pub fn render_directives(directives: &[DirectiveView], limit: usize) -> String {
         t.add_row(vec![
             d.id.clone(),
             when(d.sent_at_ms),
-            d.from.to_string(),
+            acted(d.from, d.person.as_ref()),
             d.to.to_string(),
             clean(&d.title),
             clean_text(&d.text, true),

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use topology::Tier;
 
 /// Rectification severity: 一般 / 较重 / 严重. It sets the rectification deadline of a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -284,6 +285,10 @@ pub enum AlertAction {
     Dismiss { reason: String },
     /// The same camera saw the same thing again within the merge window (written by the school).
     Repeat { detected_at_ms: u64 },
+    /// A supervisor of the school (county and above) overturns the school's own dismissal: the
+    /// alert is confirmed after all, with the supervisor's reason; the school's dismissal stays on
+    /// record beside it.
+    Overturn { reason: String },
 }
 
 impl AlertUpdate {
@@ -297,6 +302,12 @@ impl AlertUpdate {
                 ("reason", reason)
             }
             AlertAction::Repeat { .. } => return Ok(()),
+            AlertAction::Overturn { reason } => {
+                if reason.trim().is_empty() {
+                    return Err(AlertError::Empty { field: "overturn reason" });
+                }
+                ("reason", reason)
+            }
         };
         if text.len() > ALERT_NOTE_BYTES_MAX {
             return Err(AlertError::TooLong { field, len: text.len() });
@@ -331,31 +342,48 @@ pub struct AlertState {
     /// Detections merged into the alert, itself included.
     pub detections: u32,
     pub last_detected_ms: u64,
-    /// Who gave the verdict, and its note or reason.
+    /// Who gave the verdict (the node, and the person there), and its note or reason.
     pub decided_by: Option<topology::NodeId>,
+    #[serde(default)]
+    pub decided_by_person: Option<crate::people::Person>,
     pub verdict_text: String,
+    /// The school's own dismissal that a supervisor overturned: who dismissed it and why.
+    #[serde(default)]
+    pub overturned: Option<Overturned>,
     pub case: Option<crate::case::CaseId>,
     /// Later verdicts that contradicted the first (concurrent decisions): kept out, counted.
     pub conflicting_verdicts: u32,
 }
 
-/// Folds an alert's updates, given as `(writer, action)` **sorted by event order** (HLC, origin,
-/// seq) and without duplicates: the first verdict stands; a later confirmation may attach the case
-/// the alert joined; a contradicting later verdict is counted, not applied.
-pub fn fold_alert<'a>(
-    detected_at_ms: u64,
-    updates: impl IntoIterator<Item = (topology::NodeId, &'a AlertAction)>,
-) -> AlertState {
+/// A school's dismissal of its own alert, overturned by a supervisor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overturned {
+    pub dismissed_by: topology::NodeId,
+    pub dismissed_by_person: Option<crate::people::Person>,
+    pub dismissal_reason: String,
+}
+
+/// One update of an alert as [`fold_alert`] reads it: the writing node, the person there (if
+/// any), and the action.
+pub type UpdateRef<'a> = (topology::NodeId, Option<&'a crate::people::Person>, &'a AlertAction);
+
+/// Folds an alert's updates **sorted by event order** (HLC, origin, seq) and without duplicates:
+/// the first verdict stands; a later confirmation may attach the case the alert joined; a
+/// contradicting later verdict is counted, not applied — except a supervisor's overturn of the
+/// school's own dismissal, which confirms the alert and keeps the dismissal on record.
+pub fn fold_alert<'a>(detected_at_ms: u64, updates: impl IntoIterator<Item = UpdateRef<'a>>) -> AlertState {
     let mut st = AlertState {
         status: AlertStatus::New,
         detections: 1,
         last_detected_ms: detected_at_ms,
         decided_by: None,
+        decided_by_person: None,
         verdict_text: String::new(),
+        overturned: None,
         case: None,
         conflicting_verdicts: 0,
     };
-    for (by, action) in updates {
+    for (by, person, action) in updates {
         match action {
             AlertAction::Repeat { detected_at_ms } => {
                 st.detections = st.detections.saturating_add(1);
@@ -365,6 +393,7 @@ pub fn fold_alert<'a>(
                 AlertStatus::New => {
                     st.status = AlertStatus::Confirmed;
                     st.decided_by = Some(by);
+                    st.decided_by_person = person.cloned();
                     st.verdict_text = note.clone();
                     st.case = *case;
                 }
@@ -379,10 +408,27 @@ pub fn fold_alert<'a>(
                 AlertStatus::New => {
                     st.status = AlertStatus::Dismissed;
                     st.decided_by = Some(by);
+                    st.decided_by_person = person.cloned();
                     st.verdict_text = reason.clone();
                 }
                 AlertStatus::Dismissed => {}
                 AlertStatus::Confirmed => st.conflicting_verdicts += 1,
+            },
+            AlertAction::Overturn { reason } => match (st.status, st.decided_by) {
+                (AlertStatus::Dismissed, Some(school))
+                    if school.tier() == Tier::School && by != school && by.is_ancestor_or_self_of(school) =>
+                {
+                    st.overturned = Some(Overturned {
+                        dismissed_by: school,
+                        dismissed_by_person: st.decided_by_person.take(),
+                        dismissal_reason: std::mem::take(&mut st.verdict_text),
+                    });
+                    st.status = AlertStatus::Confirmed;
+                    st.decided_by = Some(by);
+                    st.decided_by_person = person.cloned();
+                    st.verdict_text = reason.clone();
+                }
+                _ => st.conflicting_verdicts += 1,
             },
         }
     }
@@ -427,12 +473,43 @@ mod tests {
         let dismiss = AlertAction::Dismiss { reason: "shadow".into() };
         let confirm = AlertAction::Confirm { note: String::new(), case: None };
         let repeat = AlertAction::Repeat { detected_at_ms: 50 };
-        let st = fold_alert(10, [(school, &repeat), (school, &dismiss), (county, &confirm), (school, &repeat)]);
+        let st = fold_alert(
+            10,
+            [(school, None, &repeat), (school, None, &dismiss), (county, None, &confirm), (school, None, &repeat)],
+        );
         assert_eq!(st.status, AlertStatus::Dismissed);
         assert_eq!(st.decided_by, Some(school));
         assert_eq!((st.detections, st.last_detected_ms, st.conflicting_verdicts), (3, 50, 1));
-        let st = fold_alert(10, [(county, &confirm), (school, &dismiss)]);
+        let st = fold_alert(10, [(county, None, &confirm), (school, None, &dismiss)]);
         assert_eq!((st.status, st.conflicting_verdicts), (AlertStatus::Confirmed, 1));
         assert_eq!(fold_alert(10, []).status, AlertStatus::New);
+    }
+
+    #[test]
+    fn a_supervisor_overturns_the_schools_own_dismissal_and_both_stay_on_record() {
+        let (school, county, other) =
+            ("130102-S0001".parse().unwrap(), "130102".parse().unwrap(), "130104".parse().unwrap());
+        let cook = crate::people::Person { account: "wang".into(), name: "王".into() };
+        let boss = crate::people::Person { account: "li.na".into(), name: "李娜".into() };
+        let dismiss = AlertAction::Dismiss { reason: "影子".into() };
+        let overturn = AlertAction::Overturn { reason: "画面清楚是老鼠".into() };
+        let st = fold_alert(10, [(school, Some(&cook), &dismiss), (county, Some(&boss), &overturn)]);
+        assert_eq!(st.status, AlertStatus::Confirmed);
+        assert_eq!((st.decided_by, st.decided_by_person.as_ref()), (Some(county), Some(&boss)));
+        let o = st.overturned.expect("the dismissal stays on record");
+        assert_eq!((o.dismissed_by, o.dismissed_by_person, o.dismissal_reason.as_str()), (school, Some(cook), "影子"));
+        // Another county, the school itself, or an alert the county itself dismissed: no overturn.
+        for (first, by) in [(school, other), (school, school), (county, county)] {
+            let st = fold_alert(10, [(first, None, &dismiss), (by, None, &overturn)]);
+            assert_eq!((st.status, st.conflicting_verdicts), (AlertStatus::Dismissed, 1), "{first} then {by}");
+        }
+        assert!(
+            AlertUpdate {
+                alert: crate::EventId { origin: school, seq: 1 },
+                action: AlertAction::Overturn { reason: " ".into() }
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

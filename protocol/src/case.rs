@@ -131,6 +131,22 @@ pub enum CaseActionKind {
 }
 
 impl CaseActionKind {
+    /// The name a person reads: `整改通知`.
+    pub fn zh(self) -> &'static str {
+        match self {
+            CaseActionKind::Open => "挂账",
+            CaseActionKind::IssueNotice => "整改通知",
+            CaseActionKind::NoticeDelivery => "送达",
+            CaseActionKind::Acknowledge => "签收",
+            CaseActionKind::Submit => "提交整改",
+            CaseActionKind::Review => "复核",
+            CaseActionKind::Close => "销号",
+            CaseActionKind::Cancel => "撤销",
+            CaseActionKind::MarkOverdue => "逾期",
+            CaseActionKind::Escalate => "督办",
+        }
+    }
+
     /// A short name for logs and the UI: `issue-notice`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -260,6 +276,10 @@ pub struct Step {
     /// The event's HLC wall time (unix ms).
     pub at_ms: u64,
     pub by: NodeId,
+    /// The person at `by` who took the step (`None`: the node itself, e.g. the scheduler's
+    /// escalation, or its local operator).
+    #[serde(default)]
+    pub person: Option<crate::people::Person>,
     pub action: CaseActionKind,
     pub outcome: StepOutcome,
     /// What the step said, as written: the notice's text and deadline, the school's note and
@@ -349,6 +369,8 @@ pub struct CaseInput {
     pub scope: NodeId,
     pub case: CaseId,
     pub action: CaseAction,
+    /// The person who took the step at the writing node, if any.
+    pub person: Option<crate::people::Person>,
 }
 
 impl CaseInput {
@@ -642,7 +664,15 @@ fn step(input: &CaseInput, outcome: StepOutcome) -> Step {
         CaseAction::Cancel { reason } => reason.clone(),
         CaseAction::Escalate { to } => format!("督办至 {to}"),
     };
-    Step { event: input.id, at_ms: input.hlc.wall_ms, by: input.by(), action: input.action.kind(), outcome, text }
+    Step {
+        event: input.id,
+        at_ms: input.hlc.wall_ms,
+        by: input.by(),
+        person: input.person.clone(),
+        action: input.action.kind(),
+        outcome,
+        text,
+    }
 }
 
 /// The fold order: `(hlc, origin, seq)`, then the content as a tie-break so even two different

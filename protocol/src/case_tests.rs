@@ -92,7 +92,7 @@ impl Script {
         *seq += 1;
         let id = EventId { origin: n(by), seq: *seq };
         let hlc = Hlc { wall_ms: at, logical: 0 };
-        self.inputs.push(CaseInput { id, hlc, scope: n(SCHOOL), case: self.case, action });
+        self.inputs.push(CaseInput { person: None, id, hlc, scope: n(SCHOOL), case: self.case, action });
         id
     }
 
@@ -248,6 +248,7 @@ fn opening_rules() {
     // A wrongly scoped step is refused.
     let mut s = noticed();
     s.inputs.push(CaseInput {
+        person: None,
         id: EventId { origin: n(COUNTY), seq: 99 },
         hlc: Hlc { wall_ms: friday() + 2 * HOUR, logical: 0 },
         scope: n(OTHER_SCHOOL),

@@ -160,6 +160,14 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
                     scope: event.scope,
                 });
             }
+            if matches!(update.action, AlertAction::Overturn { .. }) && event.origin.tier() == Tier::School {
+                return Err(Violation::KindAuthority {
+                    kind: "alert overturn",
+                    rule: "only a supervisor of the school overturns its dismissal",
+                    origin: event.origin,
+                    scope: event.scope,
+                });
+            }
             update.validate().map_err(|e| Violation::Body(e.to_string()))?;
         }
         // One owner, only writer (see `crate::registry`).

@@ -530,6 +530,9 @@ pub struct Entity {
     pub data: EntityData,
     /// The event that last set it.
     pub updated_by: EventId,
+    /// The person who set it there (`None`: the node's operator).
+    #[serde(default)]
+    pub updated_by_person: Option<crate::people::Person>,
     pub updated_hlc: Hlc,
 }
 
@@ -556,6 +559,7 @@ pub fn registry_view<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMa
                         entity: change.entity.clone(),
                         data: data.clone(),
                         updated_by: event.id(),
+                        updated_by_person: event.by.clone(),
                         updated_hlc: event.hlc,
                     },
                 );

@@ -19,6 +19,8 @@ pub enum Verdict {
     Confirm { note: String, open_case: bool },
     /// A false positive (误报), with the reason.
     Dismiss { reason: String },
+    /// A supervisor overturns the school's own dismissal (the alert is real after all).
+    Overturn { reason: String },
 }
 
 /// Why a verdict is refused.
@@ -53,6 +55,23 @@ pub fn verdict_items(
     if by != school && !(by.is_ancestor_or_self_of(school) && by.tier() <= Tier::County) {
         return Err(VerdictRefusal::Forbidden(format!("{by} may not judge alerts of {school}")));
     }
+    if let Verdict::Overturn { reason } = verdict {
+        let dismissed_by_school =
+            current.status == AlertStatus::Dismissed && current.decided_by.is_some_and(|d| d == school);
+        if by.tier() == Tier::School {
+            return Err(VerdictRefusal::Forbidden(
+                "只有学校的上级监管部门可以推翻学校的误报判定 / only a supervisor overturns".into(),
+            ));
+        }
+        if !dismissed_by_school {
+            return Err(VerdictRefusal::Conflict(format!(
+                "预警 {alert_id} 不是学校自行判定的误报，无需推翻 / alert {alert_id} was not dismissed by its school"
+            )));
+        }
+        let update = AlertUpdate { alert: alert_id, action: AlertAction::Overturn { reason } };
+        update.validate().map_err(|e| VerdictRefusal::Invalid(e.to_string()))?;
+        return Ok(vec![(school, Body::AlertUpdate(update))]);
+    }
     let open_case = matches!(verdict, Verdict::Confirm { open_case: true, .. });
     if current.status != AlertStatus::New && !open_case {
         let who = current.decided_by.map(|n| n.to_string()).unwrap_or_default();
@@ -76,6 +95,7 @@ pub fn verdict_items(
             AlertAction::Confirm { note, case: open_case.then(|| pending_case(by)) }
         }
         Verdict::Dismiss { reason } => AlertAction::Dismiss { reason },
+        Verdict::Overturn { reason } => AlertAction::Overturn { reason },
     };
     let update = AlertUpdate { alert: alert_id, action };
     update.validate().map_err(|e| VerdictRefusal::Invalid(e.to_string()))?;

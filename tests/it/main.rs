@@ -14,6 +14,7 @@ mod links;
 mod loose_ends;
 mod outage;
 mod partition;
+mod people;
 mod registry;
 mod relay;
 mod spot;

@@ -24,11 +24,10 @@ use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
 use crate::api::AdminState;
-use crate::api::kit::{
-    ADMIN_CALL_TIMEOUT_MS, ApiFail, ApiResult, api_err, append, bad, internal, parse_under, read_fail, write_fail,
-};
+pub use crate::api::audit::{AuditRecord, audit, put_local};
+use crate::api::kit::{ApiFail, ApiResult, api_err, append, bad, internal, parse_under, read_fail};
 use crate::api::principal::Principal;
-use crate::runtime::store::{LocalSpace, StoreMsg, WriteError};
+use crate::runtime::store::LocalSpace;
 use crate::storage::Space;
 
 /// Shortest password accepted.
@@ -62,6 +61,9 @@ pub struct AccountView {
     pub disabled: bool,
     /// The event that last set the entry.
     pub updated_by: String,
+    /// The person who made the change (`None`: the node's operator).
+    #[serde(default)]
+    pub updated_by_person: Option<protocol::people::Person>,
     pub updated_at_ms: u64,
 }
 
@@ -76,6 +78,7 @@ impl AccountView {
             role_zh: a.role.zh().to_string(),
             disabled: a.disabled,
             updated_by: e.updated_by.to_string(),
+            updated_by_person: e.updated_by_person.clone(),
             updated_at_ms: e.updated_hlc.wall_ms,
         })
     }
@@ -128,7 +131,7 @@ pub async fn set_account(s: &AdminState, who: &Principal, req: AccountRequest) -
     let phc =
         tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(internal)?.map_err(internal)?;
     put_local(s, LocalSpace::Secrets, secret_key(&id).into_bytes(), phc.into_bytes()).await?;
-    append(s, who, vec![(s.me, Body::Registry(change))]).await?;
+    append(s, who.person(), vec![(s.me, Body::Registry(change))]).await?;
     // A new password or a disabled account ends the person's console sessions.
     s.sessions.end_account(&id, None);
     audit(s, "account-set", &id, &format!("{} by {}", role.as_str(), who.label())).await?;
@@ -165,13 +168,6 @@ pub struct SignIn {
     pub password: String,
 }
 
-/// Writes a local record through the store actor (the only writer), answered after the flush.
-async fn put_local(s: &AdminState, space: LocalSpace, key: Vec<u8>, value: Vec<u8>) -> Result<(), ApiFail> {
-    ractor::call_t!(s.store, |reply| StoreMsg::PutLocal { space, key, value, reply }, ADMIN_CALL_TIMEOUT_MS)
-        .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?
-        .map_err(write_fail)
-}
-
 /// Failed sign-ins of one account within [`THROTTLE_WINDOW_MS`] before it is locked for the rest
 /// of the window.
 pub const THROTTLE_FAILURES_MAX: usize = 5;
@@ -180,36 +176,6 @@ pub const THROTTLE_WINDOW_MS: u64 = 15 * 60_000;
 
 /// Recent failed sign-ins per account (in memory: a restart forgets them, the audit log keeps them).
 pub type SignInFailures = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u64>>>>;
-
-/// One line of the local audit log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    pub at_ms: u64,
-    pub at: String,
-    /// `sign-in`, `sign-in-refused`, `sign-in-throttled`, `sign-out`, `password-changed`,
-    /// `account-set`, `denied`.
-    pub what: String,
-    pub account: String,
-    #[serde(default)]
-    pub detail: String,
-}
-
-static AUDIT_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// Appends to the audit log (key: time, then a counter, so it lists in order).
-pub async fn audit(s: &AdminState, what: &str, account: &str, detail: &str) -> Result<(), ApiFail> {
-    let at_ms = s.clock.wall_ms();
-    let record = AuditRecord {
-        at_ms,
-        at: protocol::calendar::rfc3339(at_ms),
-        what: what.into(),
-        account: account.into(),
-        detail: detail.into(),
-    };
-    let mut key = at_ms.to_be_bytes().to_vec();
-    key.extend_from_slice(&AUDIT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_be_bytes());
-    put_local(s, LocalSpace::Audit, key, serde_json::to_vec(&record).map_err(internal)?).await
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditParams {
@@ -257,7 +223,12 @@ impl From<ApiFail> for SignInRefusal {
 /// answer takes as long as for a real one and does not tell which accounts exist.
 fn stand_in_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| hash_password(&crate::console::session::random_token()).unwrap_or_default())
+    HASH.get_or_init(|| {
+        use argon2::password_hash::rand_core::RngCore;
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        hash_password(&secret.iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap_or_default()
+    })
 }
 
 /// Checks `password` for account `id` of this node, for the admin API's `POST /api/sign-in` and

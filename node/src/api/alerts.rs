@@ -20,11 +20,12 @@ use crate::api::kit::{
 };
 use crate::api::principal::Principal;
 use crate::runtime::reads::Reads;
+use crate::runtime::store::open_alerts::open_alerts;
 use crate::runtime::store::{
     EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, WriteError, list_events, list_events_where, read_range, related,
 };
 use crate::storage::StorageError;
-use protocol::people::Action;
+use protocol::people::{Action, Person};
 
 /// An alert to raise at this school (the CLI's `alert raise`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -78,7 +79,7 @@ pub async fn recent_alerts_from_store(me: NodeId, reads: &Reads, now_ms: u64) ->
         let Body::Alert(a) = &e.event.body else { continue };
         let id = e.event.id();
         let ups = by.get(&id).map(Vec::as_slice).unwrap_or_default();
-        let last = fold_alert(a.detected_at_ms, ups.iter().map(|(o, u)| (*o, u))).last_detected_ms;
+        let last = fold_alert(a.detected_at_ms, ups.iter().map(|(o, p, u)| (*o, p.as_ref(), u))).last_detected_ms;
         if now_ms.abs_diff(last) <= MERGE_WINDOW_MS {
             map.insert((a.camera.clone(), a.alert_type), (id, last));
         }
@@ -87,13 +88,16 @@ pub async fn recent_alerts_from_store(me: NodeId, reads: &Reads, now_ms: u64) ->
     Ok(out)
 }
 
+/// One update of an alert, owned: the writing node, the person there, the action.
+type OwnedUpdate = (NodeId, Option<Person>, AlertAction);
+
 /// Alert updates (verdicts, repeats) grouped by the alert they are about, each as
-/// `(writer, action)` in the order given (event order, as the store returns them).
-fn updates_by_alert(updates: Vec<StoredEvent>) -> HashMap<protocol::EventId, Vec<(NodeId, AlertAction)>> {
-    let mut by: HashMap<protocol::EventId, Vec<(NodeId, AlertAction)>> = HashMap::new();
+/// `(writer, person, action)` in the order given (event order, as the store returns them).
+fn updates_by_alert(updates: Vec<StoredEvent>) -> HashMap<protocol::EventId, Vec<OwnedUpdate>> {
+    let mut by: HashMap<protocol::EventId, Vec<OwnedUpdate>> = HashMap::new();
     for u in updates {
         if let Body::AlertUpdate(AlertUpdate { alert, action }) = u.event.body {
-            by.entry(alert).or_default().push((u.event.origin, action));
+            by.entry(alert).or_default().push((u.event.origin, u.event.by, action));
         }
     }
     by
@@ -232,6 +236,9 @@ pub struct AlertView {
     /// The school's name (from the topology), beside its code.
     #[serde(default)]
     pub school_name: String,
+    /// The detection's snapshot reference (a file at the school, see the files plane).
+    #[serde(default)]
+    pub snapshot: String,
     #[serde(default)]
     pub severity_zh: String,
     #[serde(default)]
@@ -244,8 +251,14 @@ pub struct AlertView {
     /// Who gave the verdict, and its note (confirmed) or reason (dismissed: 误报).
     #[serde(default)]
     pub verdict_by: Option<NodeId>,
+    /// The person at `verdict_by` who gave it (`None`: the node's operator).
+    #[serde(default)]
+    pub verdict_person: Option<Person>,
     #[serde(default)]
     pub verdict_text: String,
+    /// The school's own dismissal that a supervisor overturned (who, and why it had dismissed).
+    #[serde(default)]
+    pub overturned: Option<protocol::alert::Overturned>,
 }
 
 fn new_status() -> String {
@@ -277,12 +290,15 @@ impl AlertView {
             case: None,
             merged: false,
             school_name: String::new(),
+            snapshot: a.snapshot.clone(),
             severity_zh: a.severity.zh().to_string(),
             zone_zh: a.zone.zh().to_string(),
             detected_at: protocol::calendar::rfc3339(a.detected_at_ms),
             raised_at: protocol::calendar::rfc3339(s.event.hlc.wall_ms),
             verdict_by: None,
+            verdict_person: None,
             verdict_text: String::new(),
+            overturned: None,
         })
     }
 
@@ -298,7 +314,9 @@ impl AlertView {
         self.detections = st.detections;
         self.case = st.case.map(|c| c.to_string());
         self.verdict_by = st.decided_by;
+        self.verdict_person = st.decided_by_person.clone();
         self.verdict_text = st.verdict_text.clone();
+        self.overturned = st.overturned.clone();
         self
     }
 }
@@ -357,7 +375,7 @@ async fn raise_alert(State(s): State<AdminState>, who: Principal, Json(req): Jso
     if let Some((first, _)) = recent {
         // A repeat: one more detection of the alert already raised.
         let update = AlertUpdate { alert: first, action: AlertAction::Repeat { detected_at_ms: alert.detected_at_ms } };
-        append(&s, &who, vec![(s.me, Body::AlertUpdate(update))]).await?;
+        append(&s, who.person(), vec![(s.me, Body::AlertUpdate(update))]).await?;
         // The window slides with each detection.
         s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (first, alert.detected_at_ms));
         let (found, _) = read_range(s.reads.storage(), first.origin, first.seq - 1, first.seq, 1).map_err(internal)?;
@@ -366,7 +384,7 @@ async fn raise_alert(State(s): State<AdminState>, who: Principal, Json(req): Jso
         let st = alert_state(&s.reads, first, view.detected_at_ms).await.map_err(read_fail)?;
         return Ok(Json(AlertView { merged: true, ..view.with_state(&st).named(&s) }));
     }
-    let stored = append(&s, &who, vec![(s.me, Body::Alert(alert))]).await?;
+    let stored = append(&s, who.person(), vec![(s.me, Body::Alert(alert))]).await?;
     let view =
         stored.first().and_then(AlertView::from_stored).ok_or_else(|| internal("stored event is not an alert"))?;
     if !req.no_merge {
@@ -412,7 +430,7 @@ async fn raise_alerts(
         bodies.push(Body::Alert(a.to_alert(now, &cameras).map_err(|e| bad(format!("alert #{}: {e}", i + 1)))?));
     }
     // One storage batch and one flush for the whole request.
-    let stored = append(&s, &who, bodies.into_iter().map(|b| (s.me, b)).collect()).await?;
+    let stored = append(&s, who.person(), bodies.into_iter().map(|b| (s.me, b)).collect()).await?;
     let count = stored.len();
     let first_seq = stored.first().map_or(0, |e| e.event.seq);
     let last_seq = stored.last().map_or(0, |e| e.event.seq);
@@ -432,10 +450,12 @@ pub fn alert_views(
         Err(e) => return Ok(Err(e.1.0.error)),
     };
     let filtered = p.status.is_some() || p.unhandled_hours.is_some();
-    let fold = |e: &StoredEvent, ups: Option<&Vec<(NodeId, AlertAction)>>| -> Option<AlertView> {
+    let fold = |e: &StoredEvent, ups: Option<&Vec<OwnedUpdate>>| -> Option<AlertView> {
         let v = AlertView::from_stored(e)?;
         Some(match ups {
-            Some(ups) => v.with_state(&fold_alert(e.event.hlc.wall_ms, ups.iter().map(|(o, a)| (*o, a)))),
+            Some(ups) => {
+                v.with_state(&fold_alert(e.event.hlc.wall_ms, ups.iter().map(|(o, p, a)| (*o, p.as_ref(), a))))
+            }
             None => v,
         })
     };
@@ -451,6 +471,22 @@ pub fn alert_views(
         let mut views = Vec::with_capacity(events.len());
         for e in &events {
             views.extend(fold(e, updates_by_alert(own_updates(e)?).get(&e.event.id())));
+        }
+        return Ok(Ok(views));
+    }
+    // Still waiting for a verdict: the store's index of open alerts lists them directly.
+    let wants_open = match p.status.as_deref().map(str::trim) {
+        Some("new") => true,
+        None => p.unhandled_hours.is_some(),
+        Some(_) => false,
+    };
+    if wants_open {
+        let before = p.unhandled_hours.map_or(u64::MAX, |h| now_ms.saturating_sub(h.saturating_mul(3_600_000)));
+        let mut views = Vec::new();
+        for id in open_alerts(storage, query.under, before, query.limit)? {
+            let (found, _) = read_range(storage, id.origin, id.seq.saturating_sub(1), id.seq, 1)?;
+            let Some(e) = found.into_iter().find(|s| s.event.seq == id.seq) else { continue };
+            views.extend(fold(&e, updates_by_alert(own_updates(&e)?).get(&id)).filter(|v| wanted(v)));
         }
         return Ok(Ok(views));
     }
@@ -557,7 +593,7 @@ pub async fn alert_state(
     Ok(fold_alert(
         detected_at_ms,
         updates.iter().filter_map(|u| match &u.event.body {
-            Body::AlertUpdate(AlertUpdate { action, .. }) => Some((u.event.origin, action)),
+            Body::AlertUpdate(AlertUpdate { action, .. }) => Some((u.event.origin, u.event.by.as_ref(), action)),
             _ => None,
         }),
     ))
@@ -567,11 +603,20 @@ fn parse_event_id(id: &str) -> Result<EventId, (StatusCode, Json<ApiError>)> {
     id.parse::<EventId>().map_err(|e| bad(format!("bad alert id `{id}`: {e}")))
 }
 
+/// Which verdict a request gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerdictKind {
+    Confirm,
+    Dismiss,
+    /// A supervisor overturns the school's own dismissal.
+    Overturn,
+}
+
 pub async fn verdict(
     s: &AdminState,
     who: &Principal,
     id: &str,
-    confirm: bool,
+    kind: VerdictKind,
     req: AlertVerdict,
 ) -> ApiResult<AlertStateView> {
     who.require(s, Action::JudgeAlert).await?;
@@ -581,10 +626,13 @@ pub async fn verdict(
     let Body::Alert(alert) = &stored.event.body else { return Err(internal("not an alert")) };
     let current = alert_state(&s.reads, id, alert.detected_at_ms).await.map_err(read_fail)?;
     let rules = s.reads.case_rules_for(id.origin).await.map_err(read_fail)?;
-    let verdict = if confirm {
-        Verdict::Confirm { note: req.note, open_case: req.open_case }
-    } else {
-        Verdict::Dismiss { reason: req.reason }
+    if req.open_case {
+        who.require(s, Action::SuperviseCase).await?;
+    }
+    let verdict = match kind {
+        VerdictKind::Confirm => Verdict::Confirm { note: req.note, open_case: req.open_case },
+        VerdictKind::Dismiss => Verdict::Dismiss { reason: req.reason },
+        VerdictKind::Overturn => Verdict::Overturn { reason: req.reason },
     };
     let items = match verdict_items(s.me, id, alert, &current, verdict, &rules, s.clock.wall_ms()) {
         Ok(items) => items,
@@ -592,7 +640,7 @@ pub async fn verdict(
         Err(VerdictRefusal::Forbidden(why)) => return Err(refuse(s, StatusCode::FORBIDDEN, why).await),
         Err(VerdictRefusal::Conflict(why)) => return Err(refuse(s, StatusCode::CONFLICT, why).await),
     };
-    append(s, who, items).await?;
+    append(s, who.person(), items).await?;
     let state = alert_state(&s.reads, id, alert.detected_at_ms).await.map_err(read_fail)?;
     Ok(Json(AlertStateView { id: id.to_string(), state }))
 }
@@ -603,7 +651,7 @@ async fn confirm(
     Path(id): Path<String>,
     Json(req): Json<AlertVerdict>,
 ) -> ApiResult<AlertStateView> {
-    verdict(&s, &who, &id, true, req).await
+    verdict(&s, &who, &id, VerdictKind::Confirm, req).await
 }
 
 async fn dismiss(
@@ -612,7 +660,16 @@ async fn dismiss(
     Path(id): Path<String>,
     Json(req): Json<AlertVerdict>,
 ) -> ApiResult<AlertStateView> {
-    verdict(&s, &who, &id, false, req).await
+    verdict(&s, &who, &id, VerdictKind::Dismiss, req).await
+}
+
+async fn overturn(
+    State(s): State<AdminState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Json(req): Json<AlertVerdict>,
+) -> ApiResult<AlertStateView> {
+    verdict(&s, &who, &id, VerdictKind::Overturn, req).await
 }
 
 pub fn routes() -> Router<AdminState> {
@@ -622,4 +679,5 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/alerts/{id}", get(show_alert))
         .route("/api/alerts/{id}/confirm", post(confirm))
         .route("/api/alerts/{id}/dismiss", post(dismiss))
+        .route("/api/alerts/{id}/overturn", post(overturn))
 }

@@ -252,6 +252,7 @@ async fn precheck(
             Hlc { wall_ms: newest.wall_ms, logical: newest.logical + 1 + n as u32 }
         };
         all.push(CaseInput {
+            person: None,
             id: EventId { origin: s.me, seq: u64::MAX - n as u64 },
             hlc,
             scope: school,
@@ -276,6 +277,12 @@ async fn precheck(
 }
 
 async fn open_case(State(s): State<AdminState>, who: Principal, Json(req): Json<OpenCase>) -> ApiResult<CaseState> {
+    open_case_as(&s, &who, req).await.map(Json)
+}
+
+/// Opens a case on behalf of `who` (a supervisor), with its notice unless `req.notice` is false.
+pub async fn open_case_as(s: &AdminState, who: &Principal, req: OpenCase) -> Result<CaseState, ApiFail> {
+    let s = s.clone();
     who.require(&s, Action::SuperviseCase).await?;
     who.require_in_scope(&s, req.school).await?;
     let severity = parse_severity(&req.severity).map_err(bad)?;
@@ -300,13 +307,13 @@ async fn open_case(State(s): State<AdminState>, who: Principal, Json(req): Json<
         .into_iter()
         .map(|action| (school, Body::Case(CaseEvent { case: pending_case(s.me), action })))
         .collect();
-    let stored = append(&s, &who, items).await?;
+    let stored = append(&s, who.person(), items).await?;
     let id = match stored.first().map(|e| &e.event.body) {
         Some(Body::Case(c)) => c.case,
         _ => return Err(internal("the open event was not stored")),
     };
     info!(node = %s.me, case = %id, %school, "case opened");
-    s.reads.case(id).await.map_err(read_fail)?.map(Json).ok_or_else(|| internal("case not found after opening"))
+    s.reads.case(id).await.map_err(read_fail)?.ok_or_else(|| internal("case not found after opening"))
 }
 
 /// One step on a case (the CLI's `case notice|ack|submit|review|close|cancel|escalate`).
@@ -394,7 +401,7 @@ pub async fn case_step_as(s: &AdminState, who: &Principal, id: &str, req: StepRe
     }
     precheck(&s, state.school, Some((id, &existing)), &actions).await?;
     let items = actions.into_iter().map(|action| (state.school, Body::Case(CaseEvent { case: id, action }))).collect();
-    append(&s, who, items).await?;
+    append(&s, who.person(), items).await?;
     s.reads.case(id).await.map_err(read_fail)?.ok_or_else(|| internal("case vanished"))
 }
 

@@ -37,6 +37,9 @@ pub struct EventView {
     pub summary: String,
     pub hlc_ms: u64,
     pub received_at_us: u64,
+    /// The person who wrote it at `origin` (`None`: the node itself or its operator).
+    #[serde(default)]
+    pub person: Option<protocol::people::Person>,
 }
 
 impl EventView {
@@ -50,6 +53,7 @@ impl EventView {
                     protocol::alert::AlertAction::Confirm { .. } => "confirmed",
                     protocol::alert::AlertAction::Dismiss { .. } => "dismissed",
                     protocol::alert::AlertAction::Repeat { .. } => "repeated",
+                    protocol::alert::AlertAction::Overturn { .. } => "overturned",
                 };
                 format!("alert {} {what}", u.alert)
             }
@@ -67,6 +71,7 @@ impl EventView {
             summary,
             hlc_ms: s.event.hlc.wall_ms,
             received_at_us: s.received_at_us,
+            person: s.event.by.clone(),
         }
     }
 }
@@ -87,21 +92,36 @@ pub async fn send_directive_as(s: &AdminState, who: &Principal, req: SendDirecti
         return Err(bad(format!("{} can only direct units in its own subtree; {to} is not", s.me)));
     }
     let body = Body::Directive(Directive { title: req.title, text: req.text });
-    let stored = append(s, who, vec![(to, body)]).await?;
+    let stored = append(s, who.person(), vec![(to, body)]).await?;
     stored.first().map(EventView::from_stored).ok_or_else(|| internal("nothing stored"))
 }
 
-async fn list_events_route(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<EventView>> {
+async fn list_events_route(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Vec<EventView>> {
+    who.require(&s, Action::ViewSubtree).await?;
     let query = p.query(None)?;
     let events = read_storage(&s, move |st| list_events(st, &query)).await?;
     Ok(Json(events.iter().map(EventView::from_stored).collect()))
 }
 
 /// Directives this node holds, newest first: the filter runs in the listing, before the limit.
-async fn list_directives(State(s): State<AdminState>, Query(p): Query<ListParams>) -> ApiResult<Vec<DirectiveView>> {
+async fn list_directives(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Vec<DirectiveView>> {
+    who.require(&s, Action::ViewSubtree).await?;
+    Ok(Json(directive_views(&s, p).await?))
+}
+
+/// The directives this node holds matching `p`, newest first.
+pub async fn directive_views(s: &AdminState, p: ListParams) -> Result<Vec<DirectiveView>, ApiFail> {
     let query = ListParams { kind: None, ..p }.query(Some(EventKind::Directive))?;
-    let events = read_storage(&s, move |st| list_events(st, &query)).await?;
-    Ok(Json(events.iter().filter_map(DirectiveView::from_stored).collect()))
+    let events = read_storage(s, move |st| list_events(st, &query)).await?;
+    Ok(events.iter().filter_map(DirectiveView::from_stored).collect())
 }
 
 /// A directive as listed: who sent it to whom, its title and its whole text.
@@ -114,6 +134,9 @@ pub struct DirectiveView {
     pub text: String,
     pub sent_at_ms: u64,
     pub sent_at: String,
+    /// The person who sent it (`None`: the node's operator).
+    #[serde(default)]
+    pub person: Option<protocol::people::Person>,
 }
 
 impl DirectiveView {
@@ -127,6 +150,7 @@ impl DirectiveView {
             text: d.text.clone(),
             sent_at_ms: s.event.hlc.wall_ms,
             sent_at: protocol::calendar::rfc3339(s.event.hlc.wall_ms),
+            person: s.event.by.clone(),
         })
     }
 }

@@ -60,14 +60,13 @@ pub fn read_fail(e: StorageError) -> ApiFail {
     internal(e)
 }
 
-/// Writes local events at this node on behalf of `who` (recorded in each), all or none, answered
+/// Writes local events at this node on behalf of the person `by` (recorded in each), all or none, answered
 /// after the flush.
 pub async fn append(
     s: &AdminState,
-    who: &crate::api::principal::Principal,
+    by: Option<protocol::people::Person>,
     items: Vec<(NodeId, Body)>,
 ) -> Result<Vec<StoredEvent>, ApiFail> {
-    let by = who.person();
     let r = ractor::call_t!(s.store, |reply| StoreMsg::Append { items, by, reply }, ADMIN_CALL_TIMEOUT_MS)
         .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?;
     r.map_err(write_fail)

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod audit;
 pub mod cases;
 pub mod directives;
 pub mod kit;

@@ -126,7 +126,7 @@ impl Principal {
 pub async fn deny(s: &AdminState, who: &Principal, why: &str) -> ApiFail {
     tracing::warn!(node = %s.me, who = %who.label(), reason = %why, "permission denied");
     s.denied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let _ = crate::api::accounts::audit(s, "denied", who.account(), &format!("{}: {why}", who.label())).await;
+    let _ = crate::api::audit::audit(s, "denied", who.account(), &format!("{}: {why}", who.label())).await;
     api_err(StatusCode::FORBIDDEN, format!("无权操作：{why}"))
 }
 

@@ -53,6 +53,9 @@ pub struct EntityView {
     pub data: EntityData,
     /// The event that last set it (`origin#seq`).
     pub updated_by: String,
+    /// The person who made the change (`None`: the node's operator).
+    #[serde(default)]
+    pub updated_by_person: Option<protocol::people::Person>,
     /// When that event was written (unix ms, the owner's clock).
     pub updated_at_ms: u64,
     /// A health certificate expired, or expiring within the warning days of the settings in force.
@@ -81,6 +84,7 @@ impl EntityView {
             owner: e.entity.owner().unwrap_or(e.entity.node),
             data: e.data.clone(),
             updated_by: e.updated_by.to_string(),
+            updated_by_person: e.updated_by_person.clone(),
             updated_at_ms: e.updated_hlc.wall_ms,
         }
     }
@@ -130,25 +134,34 @@ async fn list(
         Some(k) => Some(k.parse::<EntityKind>().map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?),
     };
     let under = parse_under(p.under.as_deref())?;
+    Ok(Json(entity_views(&s, kind, under).await?))
+}
+
+/// The registry entities this node holds, of `kind` and under `under` if given, each with its
+/// certificate warning.
+pub async fn entity_views(
+    s: &AdminState,
+    kind: Option<EntityKind>,
+    under: Option<NodeId>,
+) -> Result<Vec<EntityView>, ApiFail> {
     // Read beside the store actor (a province's registry is large): replication goes on meanwhile.
     let view = s.reads.registry().await.map_err(read_fail)?;
     let now = s.clock.wall_ms();
-    Ok(Json(
-        view.values()
-            .filter(|e| kind.is_none_or(|k| e.entity.kind == k))
-            .filter(|e| under.is_none_or(|u| u.is_ancestor_or_self_of(e.entity.node)))
-            .map(|e| {
-                let warning = match &e.data {
-                    EntityData::HealthCertificate(h) => {
-                        let warn_days = effective_settings(&view, e.entity.node).0.health_cert_warn_days;
-                        certificate_warning(h.valid_until_ms, now, warn_days)
-                    }
-                    _ => None,
-                };
-                EntityView { warning, ..EntityView::from_entity(e) }
-            })
-            .collect(),
-    ))
+    Ok(view
+        .values()
+        .filter(|e| kind.is_none_or(|k| e.entity.kind == k))
+        .filter(|e| under.is_none_or(|u| u.is_ancestor_or_self_of(e.entity.node)))
+        .map(|e| {
+            let warning = match &e.data {
+                EntityData::HealthCertificate(h) => {
+                    let warn_days = effective_settings(&view, e.entity.node).0.health_cert_warn_days;
+                    certificate_warning(h.valid_until_ms, now, warn_days)
+                }
+                _ => None,
+            };
+            EntityView { warning, ..EntityView::from_entity(e) }
+        })
+        .collect())
 }
 
 async fn write(
@@ -205,7 +218,7 @@ pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> 
     }
     let op = if removing { "remove" } else { "upsert" };
     let items = vec![(entity.node, Body::Registry(change))];
-    let stored = append(s, who, items).await?;
+    let stored = append(s, who.person(), items).await?;
     let event = stored.first().ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "nothing stored"))?;
     if removing && matches!(entity.kind, EntityKind::School | EntityKind::City) {
         // A node that joined at run time loses its link now, not at its next reconnect.

@@ -71,10 +71,13 @@ pub struct SpotCheckView {
     pub failed: Vec<FocusArea>,
     pub scored: Vec<FocusArea>,
     pub note: String,
+    /// The inspector who recorded it (`None`: the node's operator).
+    #[serde(default)]
+    pub person: Option<protocol::people::Person>,
 }
 
 impl SpotCheckView {
-    fn from_stored(s: &StoredEvent) -> Option<SpotCheckView> {
+    pub fn from_stored(s: &StoredEvent) -> Option<SpotCheckView> {
         let Body::SpotCheck(c) = &s.event.body else { return None };
         Some(SpotCheckView {
             id: s.event.id().to_string(),
@@ -87,6 +90,7 @@ impl SpotCheckView {
             failed: c.results.iter().filter(|(_, ok)| !ok).map(|(a, _)| *a).collect(),
             scored: c.results.iter().map(|(a, _)| *a).collect(),
             note: c.note.clone(),
+            person: s.event.by.clone(),
         })
     }
 }
@@ -138,7 +142,7 @@ fn period(p: &SpotParams) -> Result<Option<String>, String> {
 
 /// The newest `limit` spot checks this node holds of schools under `under`, in the period: the
 /// filter runs inside the listing, which stops once it has them.
-async fn held_checks(
+pub async fn held_checks(
     s: &AdminState,
     p: &SpotParams,
     limit: usize,
@@ -227,7 +231,7 @@ pub async fn record_as(s: &AdminState, who: &Principal, req: RecordSpotCheck) ->
     let failed: Vec<(FocusArea, Severity)> = failed.into_iter().map(|a| (a, severity)).collect();
     let rules = s.reads.case_rules_for(school).await.map_err(read_fail)?;
     let items = check_items(s.me, school, &req.canteen, &failed, &req.note, &rules, s.clock.wall_ms()).map_err(bad)?;
-    let stored = append(s, who, items).await?;
+    let stored = append(s, who.person(), items).await?;
     let view =
         stored.first().and_then(SpotCheckView::from_stored).ok_or_else(|| internal("the check was not stored"))?;
     let cases: Vec<String> = stored

@@ -49,8 +49,6 @@ pub fn routes() -> Router<AdminState> {
         .route("/sign-in", get(sign_in_form).post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/password", get(password_form).post(change_password))
-        // Until the pages module brings its own home page.
-        .route("/", get(home))
 }
 
 fn peer(ext: &axum::http::Extensions) -> Peer {
@@ -129,7 +127,8 @@ fn form_csrf(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     if !ct.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return None;
     }
-    form_urlencoded::parse(body).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned())
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    fields.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v)
 }
 
 /// The session layer (see the module's doc).
@@ -432,23 +431,4 @@ async fn change_password(
     let detail = format!("console {}; {ended} other session(s) ended", p.addr.ip());
     let _ = accounts::audit(&s, "password-changed", &who.account, &detail).await;
     see_other("/password?done=1")
-}
-
-/// `GET /`: a placeholder home page until the pages module brings the real one.
-async fn home(State(s): State<AdminState>, Extension(csrf): Extension<Csrf>, who: Principal) -> Response {
-    let Some(who) = signed_in(who) else { return see_other("/sign-in") };
-    let name = who.name.clone();
-    let ctx = page_ctx(&s, who, &csrf, None);
-    layout::page(
-        &ctx,
-        Nav::Home,
-        "首页",
-        html! {
-            div.box {
-                p #welcome { "欢迎，" (name) "。" }
-                p.muted { "各项功能页面即将开放。" }
-            }
-        },
-    )
-    .into_response()
 }

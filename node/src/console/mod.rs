@@ -47,6 +47,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .merge(auth::routes())
         .route("/assets/{file}", get(assets::asset))
+        .merge(pages::routes())
         .fallback(auth::not_found)
         .layer(from_fn_with_state(state.clone(), auth::require_session))
         .layer(from_fn(limit_body))

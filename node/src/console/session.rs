@@ -9,7 +9,7 @@
 //! - The sign-in form, before any session, carries a double-submit token: the same random value
 //!   in the `mingchu_sign_in` cookie and in the form's hidden `csrf` field.
 //! - Failed sign-ins per source address ([`ADDR_FAILURES_MAX`] in [`ADDR_WINDOW_MS`]) are counted
-//!   here too, beside the per-account throttle of [`crate::api::accounts`].
+//!   here too, beside the per-account throttle of the accounts API.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -118,6 +118,7 @@ pub fn case_inputs(events: &[StoredEvent]) -> Vec<CaseInput> {
                 scope: s.event.scope,
                 case: c.case,
                 action: c.action.clone(),
+                person: s.event.by.clone(),
             }),
             _ => None,
         })

@@ -1,2 +1,142 @@
 //! The console's pages, one module each; every one renders from this node's own store and calls
-//! the same domain functions as the admin API.
+//! the same domain functions as the admin API (the `*_as` functions of [`crate::api`]), so a step
+//! taken in a browser is checked, written and attributed exactly like one taken with the CLI.
+//!
+//! A form that is refused renders its page again with the reason (in Chinese) and writes nothing;
+//! one that succeeds redirects (303) to the page with a short notice.
+
+pub mod alerts;
+pub mod cases;
+pub mod directives;
+pub mod home;
+pub mod parent;
+pub mod people;
+pub mod registry;
+pub mod spot;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::Markup;
+use protocol::people::Action;
+
+use crate::api::AdminState;
+use crate::api::kit::ApiFail;
+use crate::api::principal::{Principal, SignedIn};
+use crate::console::layout::{Flash, PageCtx};
+use crate::console::session::Csrf;
+
+/// Every page route; the session layer in front of them has already signed the person in.
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/", get(home::page))
+        .route("/alerts", get(alerts::page))
+        .route("/alerts/verdict", post(alerts::verdict))
+        .route("/cases", get(cases::list))
+        .route("/cases/open", post(cases::open))
+        .route("/cases/show", get(cases::show))
+        .route("/cases/step", post(cases::step))
+        .route("/spot-checks", get(spot::page).post(spot::record))
+        .route("/directives", get(directives::page).post(directives::send))
+        .route("/registry", get(registry::page))
+        .route("/accounts", get(people::page).post(people::add))
+        .route("/parent", get(parent::page))
+}
+
+/// A page's context, from the request the session layer let through: the signed-in person and
+/// the session's CSRF token, plus a notice passed by a redirect (`?ok=`).
+pub struct Ctx(pub PageCtx);
+
+impl FromRequestParts<AdminState> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AdminState) -> Result<Self, Self::Rejection> {
+        let who = match parts.extensions.get::<Principal>() {
+            Some(Principal::Person(p)) => p.clone(),
+            _ => return Err(Redirect::to("/sign-in").into_response()),
+        };
+        let csrf = parts.extensions.get::<Csrf>().map(|c| c.0.clone()).unwrap_or_default();
+        let flash = parts.uri.query().and_then(notice_of).map(|m| Flash::Ok(m.to_string()));
+        Ok(Ctx(PageCtx { me: s.me, unit_name: crate::api::kit::name_of(s, s.me), who, csrf, flash }))
+    }
+}
+
+impl Ctx {
+    pub fn principal(&self) -> Principal {
+        Principal::Person(self.0.who.clone())
+    }
+
+    pub fn who(&self) -> &SignedIn {
+        &self.0.who
+    }
+
+    /// Whether the person may take `action` at this node.
+    pub fn may(&self, action: Action) -> bool {
+        protocol::people::permits(self.0.who.role, self.0.me.tier(), action)
+    }
+
+    /// The same page with an error notice.
+    pub fn with_error(mut self, why: impl Into<String>) -> Ctx {
+        self.0.flash = Some(Flash::Error(why.into()));
+        self
+    }
+}
+
+/// The notices a redirect may name (`?ok=confirmed`): fixed texts, so a link cannot put words in
+/// the node's mouth.
+const NOTICES: [(&str, &str); 14] = [
+    ("confirmed", "已确认该预警。"),
+    ("dismissed", "已判定为误报，原因已记录。"),
+    ("overturned", "已推翻学校的误报判定，该预警改为已确认。"),
+    ("case-opened", "已挂账并下发整改通知。"),
+    ("ack", "已签收整改通知。"),
+    ("submitted", "整改材料已提交，等待复核。"),
+    ("reviewed-pass", "复核通过。"),
+    ("reviewed-fail", "复核未通过，已退回学校重新整改。"),
+    ("closed", "已销号。"),
+    ("cancelled", "已撤销。"),
+    ("escalated", "已提请上级督办。"),
+    ("checked", "巡查记录已保存。"),
+    ("sent", "通知已下发。"),
+    ("account", "账号已保存。"),
+];
+
+fn notice_of(query: &str) -> Option<&'static str> {
+    let key = query.split('&').find_map(|kv| kv.strip_prefix("ok="))?;
+    NOTICES.iter().find(|(k, _)| *k == key).map(|(_, m)| *m)
+}
+
+/// A redirect after a successful form, with its notice.
+pub fn done(path: &str, notice: &str) -> Response {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{path}{sep}ok={notice}")).into_response()
+}
+
+/// The refusal of an API function as the message a person reads.
+pub fn reason(e: &ApiFail) -> String {
+    e.1.0.error.clone()
+}
+
+/// A page with the status a refusal had (403 stays 403, 400 stays 400), so a test or a proxy sees
+/// what happened while the person reads the page.
+pub fn refused(code: StatusCode, page: Markup) -> Response {
+    (code, page).into_response()
+}
+
+/// A refusal page for a person who may not open a page at all.
+pub fn forbidden(ctx: Ctx, nav: crate::console::layout::Nav, why: &str) -> Response {
+    let c = ctx.with_error(why.to_string());
+    refused(StatusCode::FORBIDDEN, crate::console::layout::page(&c.0, nav, nav.zh(), maud::html! {}))
+}
+
+/// A form's text field, trimmed, or a Chinese refusal naming it when it is too long.
+pub fn field(label: &str, v: &str, max_chars: usize) -> Result<String, String> {
+    let v = v.trim();
+    if v.chars().count() > max_chars {
+        return Err(format!("“{label}”最多 {max_chars} 个字，现在 {} 个", v.chars().count()));
+    }
+    Ok(v.to_string())
+}

@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::runtime::invariant;
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
+pub mod open_alerts;
 pub mod read;
 pub use read::{
     EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, list_events, list_events_where,
@@ -564,6 +565,7 @@ impl StoreState {
         let mut b = WriteBatch::default();
         let mut opened = None;
         let mut ledger = self.ledger.clone();
+        let mut open = open_alerts::OpenAlerts::new(self.storage.as_ref());
         for (i, (scope, mut body)) in items.into_iter().enumerate() {
             let seq = first + i as u64;
             resolve_case_ids(&mut body, self.me, seq, &mut opened).map_err(WriteError::Invalid)?;
@@ -578,6 +580,7 @@ impl StoreState {
             }
             let event = Event { origin: self.me, seq, hlc: at, scope, body, by: by.clone() };
             check_event(&event).map_err(WriteError::from_violation)?;
+            open.note(&mut b, &event)?;
             if let Some(k) = index_key(&event) {
                 b.put(Space::Index, &k, Vec::new());
             }
@@ -654,7 +657,9 @@ impl StoreState {
         for e in &fresh {
             self.hlc.observe(e.hlc, wall);
         }
+        let mut open = open_alerts::OpenAlerts::new(self.storage.as_ref());
         for e in &fresh {
+            open.note(&mut b, e)?;
             if let Some(k) = index_key(e) {
                 b.put(Space::Index, &k, Vec::new());
             }

@@ -1,0 +1,336 @@
+//! 问题台账: the cases of this node's subtree (挂账 → 整改通知 → 签收 → 提交整改 → 复核 → 销号,
+//! 督办 when overdue), each with its whole history — every step with its person, comment and
+//! reason — and the forms for the steps the person may take.
+
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{Markup, html};
+use protocol::Severity;
+use protocol::case::{CaseState, CaseStatus, StepOutcome};
+use protocol::people::Action;
+use serde::Deserialize;
+use topology::{NodeId, Tier};
+
+use crate::api::AdminState;
+use crate::api::cases::{CaseListParams, CaseView, OpenCase, StepRequest, case_step_as, case_views, open_case_as};
+use crate::api::principal::Principal;
+use crate::console::layout::{Nav, csrf_field, empty, page as shell, severity_tag, when};
+use crate::console::pages::alerts::{urlencode, who};
+use crate::console::pages::{Ctx, done, field, forbidden, reason, refused};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CasesQuery {
+    /// open (default), overdue, supervised (督办 here), all.
+    pub view: Option<String>,
+}
+
+const VIEWS: [(&str, &str); 4] = [("open", "未销号"), ("overdue", "逾期"), ("supervised", "本级督办"), ("all", "全部")];
+
+/// The cases of one view, newest first.
+pub async fn cases_in(s: &AdminState, view: &str) -> Result<Vec<CaseView>, String> {
+    let p = CaseListParams {
+        under: None,
+        status: matches!(view, "open" | "overdue").then(|| "open".to_string()),
+        supervised_here: view == "supervised",
+    };
+    let mut out = case_views(s, p).await.map_err(|e| reason(&e))?;
+    if view == "overdue" {
+        out.retain(|c| c.overdue);
+    }
+    if view == "supervised" {
+        out.retain(|c| !c.status.is_terminal());
+    }
+    Ok(out)
+}
+
+pub async fn list(State(s): State<AdminState>, ctx: Ctx, Query(q): Query<CasesQuery>) -> Response {
+    render_list(&s, ctx, q.view.as_deref().unwrap_or("open"), StatusCode::OK).await
+}
+
+async fn render_list(s: &AdminState, ctx: Ctx, view: &str, code: StatusCode) -> Response {
+    if !ctx.may(Action::ViewSubtree) {
+        return forbidden(ctx, Nav::Cases, "您的角色不能查看问题台账");
+    }
+    let view = VIEWS.iter().find(|(k, _)| *k == view).map_or("open", |(k, _)| k);
+    let (ctx, rows) = match cases_in(s, view).await {
+        Ok(r) => (ctx, r),
+        Err(e) => (ctx.with_error(e), Vec::new()),
+    };
+    let body = html! {
+        nav.tabs {
+            @for (k, zh) in VIEWS {
+                a class=@if k == view { "tag ok" } @else { "tag" } href={ "/cases?view=" (k) } { (zh) } " "
+            }
+        }
+        @if rows.is_empty() { (empty("没有这一类案件。")) } @else { (case_table(&rows)) }
+        @if ctx.may(Action::SuperviseCase) { (open_form(s, &ctx)) }
+    };
+    refused(code, shell(&ctx.0, Nav::Cases, "问题台账", body))
+}
+
+/// The cases as a table (also on the home page).
+pub fn case_table(rows: &[CaseView]) -> Markup {
+    html! {
+        div.scroll { table.rows #cases {
+            thead { tr { th { "台账编号" } th { "学校" } th { "问题" } th { "严重程度" } th { "状态" } th { "整改期限" } th { "督办" } } }
+            tbody {
+                @for c in rows {
+                    tr {
+                        td data-l="台账编号" { a href={ "/cases/show?id=" (urlencode(&c.id)) } { (if c.number.is_empty() { &c.id } else { &c.number }) } }
+                        td data-l="学校" { (c.school_name) br; span.muted { (c.school) } }
+                        td data-l="问题" { (c.title) }
+                        td data-l="严重程度" { (severity_tag(c.severity.parse::<Severity>().unwrap_or(Severity::General))) }
+                        td data-l="状态" { (c.status_zh) @if c.overdue { " " span.tag.bad { "逾期" } } }
+                        td data-l="整改期限" { (c.deadline_ms.map(when).unwrap_or_default()) }
+                        td data-l="督办" { @if c.supervisor.tier() < Tier::County { span.tag.due { "已提请 " (c.supervisor) " 督办" } } }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+/// Schools a form may offer: those of this subtree in the topology (a datalist, up to 500).
+pub fn school_choices(s: &AdminState) -> Vec<(NodeId, String)> {
+    s.topology.subtree(s.me).filter(|e| e.id.tier() == Tier::School).take(500).map(|e| (e.id, e.name.clone())).collect()
+}
+
+fn open_form(s: &AdminState, ctx: &Ctx) -> Markup {
+    let schools = school_choices(s);
+    html! {
+        h2 { "挂账（新建案件并下发整改通知）" }
+        form.stack.box method="post" action="/cases/open" {
+            (csrf_field(&ctx.0.csrf))
+            label { "学校编码" input name="school" list="schools" required placeholder="如 130102-S0001"; }
+            datalist #schools { @for (id, name) in &schools { option value=(id) { (name) } } }
+            label { "严重程度" select name="severity" { option value="general" { "一般" } option value="serious" { "较重" } option value="severe" { "严重" } } }
+            label { "问题" input name="title" required maxlength="100"; }
+            label { "详细情况" textarea name="detail" maxlength="1000" {} }
+            label { "整改要求" textarea name="notice_text" maxlength="1000" { "请按期整改并上传佐证材料。" } }
+            button type="submit" { "挂账并下发通知" }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OpenForm {
+    pub school: String,
+    pub severity: String,
+    pub title: String,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default)]
+    pub notice_text: String,
+}
+
+pub async fn open(State(s): State<AdminState>, ctx: Ctx, Form(f): Form<OpenForm>) -> Response {
+    let parsed = (|| {
+        let school =
+            f.school.trim().parse::<NodeId>().map_err(|e| format!("学校编码“{}”不对：{e}", f.school.trim()))?;
+        if school.tier() != Tier::School {
+            return Err(format!("{school} 不是学校"));
+        }
+        let title = field("问题", &f.title, 100)?;
+        if title.is_empty() {
+            return Err("请写明问题".to_string());
+        }
+        let detail = field("详细情况", &f.detail, 1000)?;
+        let notice = field("整改要求", &f.notice_text, 1000)?;
+        Ok(OpenCase {
+            school,
+            severity: f.severity.clone(),
+            source: Some("on-site".into()),
+            title,
+            detail,
+            notice: true,
+            notice_text: (!notice.is_empty()).then_some(notice),
+            deadline_ms: None,
+        })
+    })();
+    let req = match parsed {
+        Ok(r) => r,
+        Err(e) => return render_list(&s, ctx.with_error(e), "open", StatusCode::BAD_REQUEST).await,
+    };
+    match open_case_as(&s, &ctx.principal(), req).await {
+        Ok(c) => done(&format!("/cases/show?id={}", urlencode(&c.id.to_string())), "case-opened"),
+        Err(e) => render_list(&s, ctx.with_error(reason(&e)), "open", e.0).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShowQuery {
+    pub id: String,
+}
+
+pub async fn show(State(s): State<AdminState>, ctx: Ctx, Query(q): Query<ShowQuery>) -> Response {
+    render_case(&s, ctx, &q.id, StatusCode::OK).await
+}
+
+async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode) -> Response {
+    if !ctx.may(Action::ViewSubtree) {
+        return forbidden(ctx, Nav::Cases, "您的角色不能查看问题台账");
+    }
+    let principal = ctx.principal();
+    let case = match find_case(s, &principal, id).await {
+        Ok(c) => c,
+        Err((code, why)) => {
+            let c = ctx.with_error(why);
+            return refused(code, shell(&c.0, Nav::Cases, "案件", html! { p { a href="/cases" { "返回问题台账" } } }));
+        }
+    };
+    let title = format!("案件 {}", case.ledger_no());
+    let body = html! {
+        div.box #case {
+            p { strong { (case.title) } " " (severity_tag(case.severity)) " " span.tag { (case.status.zh()) } @if case.overdue { " " span.tag.bad { "逾期" } } }
+            p { "学校：" (crate::api::kit::name_of(s, case.school)) "（" (case.school) "）" }
+            @if !case.detail.is_empty() { p { "情况：" (case.detail) } }
+            p { "挂账：" (when(case.opened_at_ms)) " · 整改期限：" (case.deadline_ms.map(when).unwrap_or_else(|| "—".into()))
+                " · 当前督办单位：" (case.supervisor) }
+            @if !case.evidence.is_empty() { p { "佐证材料：" @for e in &case.evidence { span.tag { (e) } " " } } }
+        }
+        h2 { "经过" }
+        ol.history #history {
+            @for st in &case.history {
+                li {
+                    strong { (st.action.zh()) } " · " (when(st.at_ms)) " · " span.who { (who(st.by, st.person.as_ref())) }
+                    @if let StepOutcome::Refused(why) = &st.outcome { " " span.tag.bad { "未生效：" (why) } }
+                    @if !st.text.is_empty() { br; span.say { (st.text) } }
+                }
+            }
+        }
+        (step_forms(&ctx, &case))
+        p { a href="/cases" { "返回问题台账" } }
+    };
+    refused(code, shell(&ctx.0, Nav::Cases, &title, body))
+}
+
+/// A case by id or ledger number, with the status a refusal has (403 outside the subtree).
+async fn find_case(s: &AdminState, who: &Principal, id: &str) -> Result<CaseState, (StatusCode, String)> {
+    let id = id.trim().to_string();
+    let all = s.reads.all_cases().await.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Some(c) = all.into_values().find(|c| c.id.to_string() == id || c.ledger_no() == id) {
+        return Ok(c);
+    }
+    // Not held: an id of another county is refused as such (403, audited), not "not found".
+    let opener = id.split(['#', '-']).next().and_then(|p| p.parse::<NodeId>().ok());
+    if let Some(opener) = opener
+        && let Err(e) = who.require_related(s, opener).await
+    {
+        return Err((e.0, reason(&e)));
+    }
+    Err((StatusCode::NOT_FOUND, format!("本单位没有案件“{id}”")))
+}
+
+fn step_forms(ctx: &Ctx, c: &CaseState) -> Markup {
+    let answer = ctx.may(Action::AnswerCase);
+    let supervise = ctx.may(Action::SuperviseCase);
+    let csrf = &ctx.0.csrf;
+    let id = c.id.to_string();
+    let form = |step: &str, body: Markup, button: &str| {
+        html! {
+            form.stack.box method="post" action="/cases/step" {
+                (csrf_field(csrf))
+                input type="hidden" name="id" value=(id);
+                input type="hidden" name="step" value=(step);
+                (body)
+                button type="submit" { (button) }
+            }
+        }
+    };
+    let owes = matches!(c.status, CaseStatus::NoticeIssued | CaseStatus::Rectifying);
+    html! {
+        @if answer && c.status == CaseStatus::NoticeIssued {
+            h2 { "签收整改通知" }
+            (form("ack", html! {}, "签收"))
+        }
+        @if answer && owes {
+            h2 { "提交整改" }
+            (form("submit", html! {
+                label { "整改说明" textarea name="note" required maxlength="1000" {} }
+                label { "佐证材料（照片、视频的编号，每行一个）" textarea name="evidence" maxlength="2000" {} }
+            }, "提交整改"))
+        }
+        @if supervise && c.status == CaseStatus::Submitted {
+            h2 { "复核" }
+            (form("review", html! {
+                label { "结论" select name="passed" { option value="yes" { "通过" } option value="no" { "不通过，退回重新整改" } } }
+                label { "复核意见" textarea name="comment" required maxlength="1000" {} }
+            }, "提交复核"))
+        }
+        @if supervise && c.status == CaseStatus::Reviewed {
+            h2 { "销号" }
+            (form("close", html! { label { "销号意见" textarea name="comment" maxlength="1000" {} } }, "销号"))
+        }
+        @if supervise && matches!(c.status, CaseStatus::Open | CaseStatus::NoticeIssued) {
+            h2 { "撤销（误判）" }
+            (form("cancel", html! { label { "撤销原因" textarea name="reason" required maxlength="1000" {} } }, "撤销"))
+        }
+        @if supervise && !c.status.is_terminal() && c.supervisor == ctx.0.me && ctx.0.me.tier() != Tier::Province {
+            h2 { "提请上级督办" }
+            (form("escalate", html! {}, "提请督办"))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StepForm {
+    pub id: String,
+    pub step: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub evidence: String,
+    #[serde(default)]
+    pub passed: String,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+fn step_request(f: &StepForm) -> Result<(StepRequest, &'static str), String> {
+    let required = |label: &str, v: &str| -> Result<String, String> {
+        let v = field(label, v, 1000)?;
+        if v.is_empty() { Err(format!("请填写“{label}”")) } else { Ok(v) }
+    };
+    Ok(match f.step.as_str() {
+        "ack" => (StepRequest::Ack, "ack"),
+        "submit" => {
+            let note = required("整改说明", &f.note)?;
+            let evidence: Vec<String> =
+                f.evidence.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            if evidence.len() > 20 || evidence.iter().any(|e| e.chars().count() > 200) {
+                return Err("佐证材料最多 20 项，每项最多 200 个字".into());
+            }
+            (StepRequest::Submit { evidence, note }, "submitted")
+        }
+        "review" => {
+            let passed = match f.passed.as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err("请选择复核结论".into()),
+            };
+            let comment = required("复核意见", &f.comment)?;
+            (
+                StepRequest::Review { passed, comment, new_deadline_ms: None },
+                if passed { "reviewed-pass" } else { "reviewed-fail" },
+            )
+        }
+        "close" => (StepRequest::Close { comment: field("销号意见", &f.comment, 1000)? }, "closed"),
+        "cancel" => (StepRequest::Cancel { reason: required("撤销原因", &f.reason)? }, "cancelled"),
+        "escalate" => (StepRequest::Escalate, "escalated"),
+        other => return Err(format!("不认识的步骤“{other}”")),
+    })
+}
+
+pub async fn step(State(s): State<AdminState>, ctx: Ctx, Form(f): Form<StepForm>) -> Response {
+    let (req, notice) = match step_request(&f) {
+        Ok(r) => r,
+        Err(e) => return render_case(&s, ctx.with_error(e), &f.id, StatusCode::BAD_REQUEST).await,
+    };
+    match case_step_as(&s, &ctx.principal(), &f.id, req).await {
+        Ok(c) => done(&format!("/cases/show?id={}", urlencode(&c.id.to_string())), notice),
+        Err(e) => render_case(&s, ctx.with_error(reason(&e)), &f.id, e.0).await,
+    }
+}

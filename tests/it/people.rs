@@ -1,0 +1,152 @@
+//! People act as themselves: the CLI acts as a local account (`--as`), every step carries that
+//! person's name wherever it is shown, the role decides what they may do, ids outside the node's
+//! subtree are refused as such (403, audited), and a school's own dismissal of a severe alert is
+//! seen — and can be overturned — by its county.
+
+use std::time::Duration;
+
+use client::CallError;
+use node::api::accounts::AccountRequest;
+use node::api::alerts::{AlertVerdict, RaiseAlert};
+use node::api::cases::StepRequest;
+use topology::{NodeId, Tier};
+
+use crate::{eventually, federation, mingchu};
+
+fn status_of(e: &anyhow::Error) -> u16 {
+    match e.downcast_ref::<CallError>() {
+        Some(CallError::Refused { status, .. }) => *status,
+        _ => panic!("not a refusal: {e:#}"),
+    }
+}
+
+#[test]
+fn people_act_as_themselves_within_their_role_and_subtree() {
+    let (_dir, cluster) = federation(1, 2, 1);
+    let province: NodeId = "13".parse().unwrap();
+    let counties: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::County).collect();
+    let (county, other_county) = (counties[0], counties[1]);
+    let school = NodeId::school(county, 1).unwrap();
+    let other_school = NodeId::school(other_county, 1).unwrap();
+    let account = |node: NodeId, id: &str, name: &str, role: &str| {
+        let req = AccountRequest {
+            id: id.into(),
+            display_name: name.into(),
+            role: role.into(),
+            password: "a long password".into(),
+            disabled: false,
+        };
+        cluster.client(node).add_account(&req).unwrap();
+    };
+    account(county, "li.na", "李娜", "监管员");
+    account(county, "zhao", "赵领导", "领导");
+    account(school, "wang", "王安全", "食品安全员");
+    account(school, "chen", "陈校长", "校长");
+    let admin = |n: NodeId| cluster.admin_addr(n).to_string();
+
+    // A severe alert at the school (the camera gateway: the local operator).
+    let raise = |school: NodeId, camera: &str| {
+        let req = RaiseAlert { camera: camera.into(), alert_type: "RODENT".into(), ..RaiseAlert::default() };
+        cluster.client(school).raise_alert(&req).unwrap().id
+    };
+    let alert = raise(school, "cam-01");
+    let other_alert = raise(other_school, "cam-01");
+
+    // The school's food-safety officer dismisses it from the CLI, as himself.
+    let (ok, out, err) =
+        mingchu(&["--as", "wang", "alert", "dismiss", &alert, "--admin", &admin(school), "--reason", "影子"]);
+    assert!(ok, "{out}{err}");
+    // The county sees who did it and why — at the county, with the person's name.
+    let seen = eventually(Duration::from_secs(20), "the dismissal at the county", || {
+        let a = cluster.client(county).alert(&alert).ok()?;
+        (a.status == "dismissed").then_some(a)
+    });
+    assert_eq!(seen.verdict_by, Some(school));
+    assert_eq!(seen.verdict_person.as_ref().map(|p| p.name.as_str()), Some("王安全"));
+    let (ok, out, _) = mingchu(&["alert", "show", &alert, "--admin", &admin(county)]);
+    assert!(ok && out.contains("王安全（wang）") && out.contains("影子"), "{out}");
+
+    // A viewer may not overturn it; a school may not; the supervisor does, with the reason.
+    let overturn = AlertVerdict { reason: "画面清楚是老鼠".into(), ..AlertVerdict::default() };
+    let e = cluster.client(county).acting_as("zhao").overturn_alert(&alert, &overturn).unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e:#}");
+    assert!(e.to_string().contains("领导不能"), "{e:#}");
+    let (ok, _, err) = mingchu(&["--as", "zhao", "alert", "confirm", &alert, "--admin", &admin(county)]);
+    assert!(!ok && err.contains("无权操作"), "{err}");
+    let e = cluster.client(school).acting_as("chen").overturn_alert(&alert, &overturn).unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e:#}");
+    let (ok, out, err) = mingchu(&[
+        "--as",
+        "li.na",
+        "alert",
+        "overturn",
+        &alert,
+        "--admin",
+        &admin(county),
+        "--reason",
+        "画面清楚是老鼠",
+    ]);
+    assert!(ok && out.contains("推翻了") && out.contains("王安全"), "{out}{err}");
+
+    // Everywhere it is shown — the school, the province — both steps keep their people.
+    for node in [school, province] {
+        let a = eventually(Duration::from_secs(20), "the overturn everywhere", || {
+            let a = cluster.client(node).alert(&alert).ok()?;
+            (a.status == "confirmed").then_some(a)
+        });
+        assert_eq!(a.verdict_person.as_ref().map(|p| p.account.as_str()), Some("li.na"), "{node}");
+        let o = a.overturned.expect("the dismissal stays on record");
+        assert_eq!(
+            (o.dismissed_by_person.map(|p| p.account), o.dismissal_reason.as_str()),
+            (Some("wang".into()), "影子")
+        );
+    }
+
+    // A case opened by the supervisor and answered by the principal: every step names its person.
+    let (ok, out, err) = mingchu(&[
+        "--as",
+        "li.na",
+        "alert",
+        "confirm",
+        &raise(school, "cam-02"),
+        "--open-case",
+        "--admin",
+        &admin(county),
+    ]);
+    assert!(ok && out.contains("挂账"), "{out}{err}");
+    let case = cluster.client(county).cases(None, Some("open"), false).unwrap().remove(0).id;
+    eventually(Duration::from_secs(20), "the case at the school", || cluster.client(school).case(&case).ok());
+    let e = cluster.client(school).acting_as("wang").case_step(&case, &StepRequest::Ack).unwrap_err();
+    assert_eq!(status_of(&e), 403, "a safety officer does not answer notices: {e:#}");
+    cluster.client(school).acting_as("chen").case_step(&case, &StepRequest::Ack).unwrap();
+    let c = eventually(Duration::from_secs(20), "the acknowledgement at the county", || {
+        let c = cluster.client(county).case(&case).ok()?;
+        (c.history.len() == 4).then_some(c)
+    });
+    let people: Vec<String> =
+        c.history.iter().map(|s| s.person.as_ref().map(|p| p.name.clone()).unwrap_or_default()).collect();
+    assert_eq!(people, ["李娜", "李娜", "陈校长", "陈校长"], "{:?}", c.history);
+    let (ok, out, _) = mingchu(&["case", "show", &case, "--admin", &admin(province)]);
+    assert!(ok && out.contains("李娜（li.na）") && out.contains("陈校长（chen）"), "{out}");
+
+    // Another county's alert and case, guessed by id: refused as outside the subtree, audited.
+    let e = cluster.client(county).acting_as("li.na").alert(&other_alert).unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e:#}");
+    let e =
+        cluster.client(county).acting_as("li.na").confirm_alert(&other_alert, &AlertVerdict::default()).unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e:#}");
+    let e = cluster.client(county).acting_as("li.na").case(&format!("{other_county}#1")).unwrap_err();
+    assert_eq!(status_of(&e), 403, "{e:#}");
+    let audit = cluster.client(county).audit(100).unwrap();
+    let denied = audit.iter().filter(|r| r.what == "denied").count();
+    assert!(denied >= 5, "viewer ×2, and three ids of another county: {audit:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.what == "denied" && r.account == "li.na" && r.detail.contains(&other_school.to_string()))
+    );
+
+    // An unknown or disabled account cannot be acted as.
+    let e = cluster.client(county).acting_as("nobody").alerts(5, None).unwrap_err();
+    assert_eq!(status_of(&e), 401, "{e:#}");
+}
