@@ -1,6 +1,8 @@
 //! A federation of real `mingchu node run` processes on loopback, for the demo, the benchmark and
 //! the integration tests: topology, CA and certificates in one folder, one OS process (own QUIC
-//! endpoint, own sled store) per node, started, stopped, killed and queried individually.
+//! endpoint, own sled store) per node, started, stopped, killed and queried individually. Every
+//! node serves its web console over HTTPS on a free loopback port ([`Cluster::console_url`]), with
+//! one web certificate for 127.0.0.1 from the federation CA ([`Cluster::ca_cert_path`]).
 //!
 //! Each child's standard input is a pipe held here: closing it stops the node cleanly, and if this
 //! process dies the pipes close and the nodes stop too — nothing is left running.
