@@ -109,14 +109,23 @@ pub enum CaCmd {
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
     },
-    /// Issue a node certificate (nodes/ID.pem, nodes/ID.key) from the CA in DIR.
+    /// Issue a node certificate (nodes/ID.pem, nodes/ID.key) from the CA in DIR, or with --web the
+    /// web console's HTTPS certificate (web.pem, web.key).
     Issue {
         /// The node, e.g. 13, 1301, 130102 or 130102-S0001.
-        #[arg(long, required_unless_present = "topology")]
+        #[arg(long, required_unless_present_any = ["topology", "web"])]
         node: Option<NodeId>,
         /// Issue one certificate for every node of this topology file instead.
         #[arg(long, conflicts_with = "node")]
         topology: Option<PathBuf>,
+        /// The web console's server certificate instead (web.pem + web.key in DIR), for the host
+        /// names and IP addresses browsers reach it by (--host, once or more).
+        #[arg(long, conflicts_with_all = ["node", "topology"], requires = "host")]
+        web: bool,
+        /// With --web: a host name or IP address of the console (e.g. 192.168.10.5 or
+        /// mingchu.lunan.edu.cn); repeat for several.
+        #[arg(long, requires = "web")]
+        host: Vec<String>,
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
         /// Replace a node's existing key and certificate (a running node keeps the old ones until
@@ -427,7 +436,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("已在 {} 创建联盟 CA (created the federation CA)", dir.display());
             Ok(())
         }
-        Cmd::Ca(CaCmd::Issue { node, topology, dir, force }) => {
+        Cmd::Ca(CaCmd::Issue { web: true, host, dir, force, .. }) => {
+            let hosts = host.iter().map(|h| h.parse::<tls::WebHost>()).collect::<Result<Vec<_>, _>>()?;
+            let (cert, key) = tls::web_paths(&dir);
+            if !force && key.exists() {
+                bail!(
+                    "{} 已有网页证书的密钥，未改动任何文件（重新签发会替换它，运行中的节点需重启才用新证书；确要替换请加 --force） / \
+                     the console's key already exists; nothing was written (add --force to replace)",
+                    key.display()
+                );
+            }
+            tls::ca_issue_web(&dir, &hosts)?;
+            let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+            println!(
+                "已签发控制台网页证书 {}（{}）；浏览器须信任 {}",
+                cert.display(),
+                names.join("、"),
+                dir.join(tls::CA_CERT_FILE).display()
+            );
+            Ok(())
+        }
+        Cmd::Ca(CaCmd::Issue { node, topology, dir, force, .. }) => {
             let nodes: Vec<NodeId> = match (node, topology) {
                 (Some(n), _) => vec![n],
                 (None, Some(t)) => Topology::load(&t)?.nodes().map(|e| e.id).collect(),

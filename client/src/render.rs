@@ -196,6 +196,9 @@ pub fn render_audit(lines: &[node::api::accounts::AuditRecord]) -> String {
             "sign-in-refused" => "登录被拒",
             "sign-in-throttled" => "登录受限（失败过多）",
             "account-set" => "账号设置",
+            "sign-out" => "退出登录",
+            "password-changed" => "修改密码",
+            "denied" => "无权操作",
             other => other,
         };
         t.add_row(vec![when(l.at_ms), what.to_string(), clean(&l.account), clean(&l.detail)]);

@@ -1,6 +1,8 @@
 //! A federation of real `mingchu node run` processes on loopback, for the demo, the benchmark and
 //! the integration tests: topology, CA and certificates in one folder, one OS process (own QUIC
-//! endpoint, own sled store) per node, started, stopped, killed and queried individually.
+//! endpoint, own sled store) per node, started, stopped, killed and queried individually. Every
+//! node serves its web console over HTTPS on a free loopback port ([`Cluster::console_url`]), with
+//! one web certificate for 127.0.0.1 from the federation CA ([`Cluster::ca_cert_path`]).
 //!
 //! Each child's standard input is a pipe held here: closing it stops the node cleanly, and if this
 //! process dies the pipes close and the nodes stop too — nothing is left running.
@@ -18,7 +20,7 @@ use topology::generate::{AddrPlan, SmallSpec, generate_small};
 use topology::{NodeId, Topology};
 
 use client::AdminClient;
-use node::config::NodeConfig;
+use node::config::{ConsoleConfig, NodeConfig};
 use node::runtime::link::LinkState;
 use node::runtime::root::NodeStatus;
 use node::tls;
@@ -38,7 +40,26 @@ pub const CAMERAS: [(&str, protocol::Zone); 8] = [
 /// Finds a base port where every node's QUIC (UDP) and admin (TCP) port is free right now.
 pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
     let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let span = (nodes * 2) as u32;
+    reserve_ports((nodes * 2) as u32, |base| {
+        (0..nodes).all(|i| {
+            let quic = base + 2 * i as u16;
+            UdpSocket::bind(SocketAddr::new(host, quic)).is_ok()
+                && TcpListener::bind(SocketAddr::new(host, quic + 1)).is_ok()
+        })
+    })
+}
+
+/// Finds `count` consecutive loopback TCP ports free right now (the nodes' web consoles).
+pub fn free_tcp_ports(count: usize) -> anyhow::Result<u16> {
+    let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    reserve_ports(count as u32, |base| {
+        (0..count).all(|i| TcpListener::bind(SocketAddr::new(host, base + i as u16)).is_ok())
+    })
+}
+
+/// Reserves `span` ports from `base` for which `all_free(base)` holds, never one handed out
+/// before by this process.
+fn reserve_ports(span: u32, all_free: impl Fn(u16) -> bool) -> anyhow::Result<u16> {
     // Ranges handed out by this process: two federations created at the same moment (parallel
     // tests) must not pick overlapping ports before either binds them.
     static TAKEN: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
@@ -51,12 +72,7 @@ pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
         if taken.iter().any(|&(a, b)| lo < b && a < hi) {
             continue;
         }
-        let all_free = (0..nodes).all(|i| {
-            let quic = base + 2 * i as u16;
-            UdpSocket::bind(SocketAddr::new(host, quic)).is_ok()
-                && TcpListener::bind(SocketAddr::new(host, quic + 1)).is_ok()
-        });
-        if all_free {
+        if all_free(base) {
             taken.push((lo, hi));
             return Ok(base);
         }
@@ -88,6 +104,8 @@ pub struct Cluster {
     pub topology_path: PathBuf,
     pub cert_dir: PathBuf,
     binary: PathBuf,
+    /// Each node's web console (HTTPS with the web certificate for 127.0.0.1).
+    consoles: BTreeMap<NodeId, SocketAddr>,
     procs: BTreeMap<NodeId, Child>,
     /// Nodes added at run time that the topology file does not list, with their admin address.
     joined: BTreeMap<NodeId, SocketAddr>,
@@ -113,9 +131,16 @@ impl Cluster {
         for e in topology.nodes() {
             tls::ca_issue(&cert_dir, e.id)?;
         }
-        for e in topology.nodes() {
-            let cfg =
+        // One web certificate for 127.0.0.1 in the shared folder: every node's console finds it.
+        tls::ca_issue_web(&cert_dir, &[tls::WebHost::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST))])?;
+        let console_base = free_tcp_ports(topology.len())?;
+        let mut consoles = BTreeMap::new();
+        for (i, e) in topology.nodes().enumerate() {
+            let mut cfg =
                 NodeConfig::new(e.id, topology_path.clone(), dir.join("data").join(e.id.to_string()), cert_dir.clone());
+            let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), console_base + i as u16);
+            cfg.console = Some(ConsoleConfig { listen, cert: None, key: None });
+            consoles.insert(e.id, listen);
             std::fs::write(dir.join(format!("{}.toml", e.id)), toml::to_string(&cfg)?)?;
         }
         Ok(Cluster {
@@ -124,6 +149,7 @@ impl Cluster {
             topology_path,
             cert_dir,
             binary: binary.to_path_buf(),
+            consoles,
             procs: BTreeMap::new(),
             joined: BTreeMap::new(),
             log: "info".into(),
@@ -182,11 +208,28 @@ impl Cluster {
         }
         let mut cfg = NodeConfig::new(id, self.topology_path.clone(), self.data_dir(id), self.cert_dir.clone());
         (cfg.quic_addr, cfg.admin_addr) = (Some(quic), Some(admin));
+        let console = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_tcp_ports(1)?);
+        cfg.console = Some(ConsoleConfig { listen: console, cert: None, key: None });
         // The same check the node makes when it starts (the parent is there, the addresses are free).
         node::config::add_joining_node(&mut self.topology.clone(), &cfg)?;
         std::fs::write(self.config_path(id), toml::to_string(&cfg)?)?;
         self.joined.insert(id, admin);
+        self.consoles.insert(id, console);
         Ok(())
+    }
+
+    /// Node `id`'s web console: `https://127.0.0.1:PORT` (its certificate chains to
+    /// [`Cluster::ca_cert_path`] and names 127.0.0.1).
+    pub fn console_url(&self, id: NodeId) -> String {
+        match self.consoles.get(&id) {
+            Some(addr) => format!("https://{addr}"),
+            None => String::from("https://127.0.0.1:9"),
+        }
+    }
+
+    /// The federation CA's certificate (PEM): what a browser or client must trust for the consoles.
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.cert_dir.join(tls::CA_CERT_FILE)
     }
 
     /// A client of node `id`'s admin API; answers from any other node are refused.

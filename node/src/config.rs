@@ -76,6 +76,93 @@ pub struct NodeConfig {
     /// With `quic_addr`: the admin API address of a node the topology file does not list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_addr: Option<SocketAddr>,
+    /// The web console (`[console]`); without it the node serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleConfig>,
+}
+
+/// The web console's listener (`[console]` in the node's config):
+///
+/// ```toml
+/// [console]
+/// listen = "192.168.10.5:8443"
+/// # cert = "certs/web.pem"   # default: web.pem and web.key in the cert_dir, if there
+/// # key = "certs/web.key"
+/// ```
+///
+/// With a certificate the console is HTTPS. Plain HTTP only on a loopback address and only when no
+/// certificate is found; a LAN address without one is refused at start ([`ConsoleConfig::plan`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    pub listen: SocketAddr,
+    /// The certificate chain (PEM, leaf first); with `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM); with `cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+/// How the console will listen: [`ConsoleConfig::plan`]'s answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsolePlan {
+    pub listen: SocketAddr,
+    /// The certificate and key to serve HTTPS with; `None`: plain HTTP (loopback only).
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl ConsoleConfig {
+    /// Decides HTTPS or HTTP, refusing a bad combination with a message that says what to do:
+    /// `cert` without `key` (or the reverse), a named file that is missing, half of the web
+    /// certificate in `cert_dir`, or a non-loopback address without a certificate.
+    pub fn plan(&self, cert_dir: &Path) -> anyhow::Result<ConsolePlan> {
+        let listen = self.listen;
+        let tls = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                for (p, what) in [(cert, "cert"), (key, "key")] {
+                    if !p.is_file() {
+                        bail!(
+                            "[console] {what} = {}：文件不存在 / the console's {what} file does not exist",
+                            p.display()
+                        );
+                    }
+                }
+                Some((cert.clone(), key.clone()))
+            }
+            (Some(_), None) | (None, Some(_)) => bail!(
+                "[console] 的 cert 与 key 须同时给出（或都不写，使用 {} 中的 {} 与 {}） / the console's cert and key \
+                 go together",
+                cert_dir.display(),
+                crate::tls::WEB_CERT_FILE,
+                crate::tls::WEB_KEY_FILE
+            ),
+            (None, None) => {
+                let (cert, key) = crate::tls::web_paths(cert_dir);
+                match (cert.is_file(), key.is_file()) {
+                    (true, true) => Some((cert, key)),
+                    (false, false) => None,
+                    _ => bail!(
+                        "{} 中只有网页证书的一半（{} 与 {} 须同时存在；可用 mingchu ca issue --web --force 重新签发） \
+                         / half of the console's certificate is in {}",
+                        cert_dir.display(),
+                        crate::tls::WEB_CERT_FILE,
+                        crate::tls::WEB_KEY_FILE,
+                        cert_dir.display()
+                    ),
+                }
+            }
+        };
+        if tls.is_none() && !listen.ip().is_loopback() {
+            bail!(
+                "控制台监听 {listen} 不是本机回环地址，必须使用 HTTPS：请先运行 mingchu ca issue --web --host <主机名或IP> \
+                 --dir {}，或在 [console] 中给出 cert 与 key / the console on {listen} must use HTTPS: issue a web \
+                 certificate first (plain HTTP only on loopback)",
+                cert_dir.display()
+            );
+        }
+        Ok(ConsolePlan { listen, tls })
+    }
 }
 
 fn default_case_scan_ms() -> u64 {
@@ -114,6 +201,7 @@ impl NodeConfig {
             clock_control: false,
             quic_addr: None,
             admin_addr: None,
+            console: None,
         }
     }
 
@@ -121,7 +209,8 @@ impl NodeConfig {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
         let mut cfg: NodeConfig = toml::from_str(&text).with_context(|| format!("bad config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.topology, &mut cfg.data_dir, &mut cfg.cert_dir] {
+        let console_paths = cfg.console.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();
+        for p in [&mut cfg.topology, &mut cfg.data_dir, &mut cfg.cert_dir].into_iter().chain(console_paths) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -170,4 +259,69 @@ pub fn admin_token_path(admin: SocketAddr) -> PathBuf {
         }
     };
     dir.join(format!("admin-{}-{}.token", admin.ip(), admin.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(listen: &str, cert: Option<&Path>, key: Option<&Path>) -> ConsoleConfig {
+        ConsoleConfig {
+            listen: listen.parse().unwrap(),
+            cert: cert.map(Path::to_path_buf),
+            key: key.map(Path::to_path_buf),
+        }
+    }
+
+    #[test]
+    fn the_console_is_https_off_loopback_and_refuses_bad_combinations() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path();
+        // No certificate: HTTP on loopback only.
+        assert_eq!(console("127.0.0.1:8443", None, None).plan(certs).unwrap().tls, None);
+        assert_eq!(console("[::1]:8443", None, None).plan(certs).unwrap().tls, None);
+        let err = console("192.168.10.5:8443", None, None).plan(certs).unwrap_err().to_string();
+        assert!(err.contains("必须使用 HTTPS") && err.contains("ca issue --web"), "{err}");
+        let err = console("0.0.0.0:8443", None, None).plan(certs).unwrap_err().to_string();
+        assert!(err.contains("必须使用 HTTPS"), "{err}");
+
+        // Half of the web certificate in the folder is refused; both make it HTTPS, loopback too.
+        let (cert, key) = crate::tls::web_paths(certs);
+        std::fs::write(&cert, "x").unwrap();
+        let err = console("127.0.0.1:8443", None, None).plan(certs).unwrap_err().to_string();
+        assert!(err.contains("只有网页证书的一半"), "{err}");
+        std::fs::write(&key, "x").unwrap();
+        for listen in ["127.0.0.1:8443", "192.168.10.5:8443"] {
+            assert_eq!(console(listen, None, None).plan(certs).unwrap().tls, Some((cert.clone(), key.clone())));
+        }
+
+        // Named files: both or neither, and they must exist.
+        let err = console("127.0.0.1:8443", Some(&cert), None).plan(certs).unwrap_err().to_string();
+        assert!(err.contains("须同时给出"), "{err}");
+        let err = console("127.0.0.1:8443", None, Some(&key)).plan(certs).unwrap_err().to_string();
+        assert!(err.contains("须同时给出"), "{err}");
+        let missing = certs.join("nope.pem");
+        let err = console("10.0.0.1:443", Some(&missing), Some(&key)).plan(certs).unwrap_err().to_string();
+        assert!(err.contains("文件不存在") && err.contains("nope.pem"), "{err}");
+        let plan = console("10.0.0.1:443", Some(&key), Some(&cert)).plan(certs).unwrap();
+        assert_eq!(plan.tls, Some((key.clone(), cert.clone())));
+    }
+
+    #[test]
+    fn console_paths_in_the_config_file_are_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "node = \"130102\"\ntopology = \"t.toml\"\ndata_dir = \"d\"\ncert_dir = \"c\"\n\n[console]\nlisten = \
+                    \"127.0.0.1:8443\"\ncert = \"c/web.pem\"\nkey = \"/etc/mingchu/web.key\"\n";
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        let cfg = NodeConfig::load(&path).unwrap();
+        let c = cfg.console.clone().unwrap();
+        assert_eq!(c.cert.unwrap(), dir.path().join("c/web.pem"));
+        assert_eq!(c.key.unwrap(), PathBuf::from("/etc/mingchu/web.key"));
+        // And it survives a round trip through the file (the harness writes configs this way).
+        let again: NodeConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(again, cfg);
+        std::fs::write(&path, text.replace("listen", "lisen")).unwrap();
+        assert!(format!("{:#}", NodeConfig::load(&path).unwrap_err()).contains("lisen"));
+    }
 }

@@ -26,6 +26,9 @@ pub struct RunningNode {
     pub me: NodeId,
     pub admin_addr: SocketAddr,
     pub quic_addr: SocketAddr,
+    /// The web console's address, if the config has a `[console]`.
+    pub console_addr: Option<SocketAddr>,
+    console: Option<crate::console::serve::ConsoleServer>,
     node: ractor::ActorRef<NodeMsg>,
     node_task: tokio::task::JoinHandle<()>,
     admin_task: tokio::task::JoinHandle<()>,
@@ -38,6 +41,9 @@ impl RunningNode {
     /// Stops the actors, flushes storage and closes the endpoint.
     pub async fn shutdown(self) {
         let _ = self.admin_stop.send(());
+        if let Some(console) = self.console {
+            console.shutdown().await;
+        }
         self.scheduler.abort();
         self.node.stop(Some("shutdown".into()));
         let _ = self.node_task.await;
@@ -93,6 +99,21 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     }
     let creds = NodeCredentials::load(&cfg.cert_dir, me)
         .with_context(|| format!("certificates for {me} in {}", cfg.cert_dir.display()))?;
+    // The console's plan and certificate are checked before anything listens.
+    let console_plan = match &cfg.console {
+        Some(c) => {
+            let plan = c.plan(&cfg.cert_dir).with_context(|| format!("node {me}: the web console"))?;
+            let tls = match &plan.tls {
+                Some((cert, key)) => Some(Arc::new(
+                    crate::tls::web_server_config(cert, key)
+                        .with_context(|| format!("node {me}: the web console's certificate"))?,
+                )),
+                None => None,
+            };
+            Some((plan, tls))
+        }
+        None => None,
+    };
     let storage = SledStorage::open(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
     let bind = cfg.quic_bind.unwrap_or(entry.quic);
     let transport = QuicTransport::bind(bind, &creds).with_context(|| format!("QUIC endpoint on {bind}"))?;
@@ -100,6 +121,14 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let admin_listener =
         tokio::net::TcpListener::bind(entry.admin).await.with_context(|| format!("admin API on {}", entry.admin))?;
     let admin_addr = admin_listener.local_addr()?;
+    let console_listener = match &console_plan {
+        Some((plan, _)) => Some(
+            tokio::net::TcpListener::bind(plan.listen)
+                .await
+                .with_context(|| format!("node {me}: the web console on {}", plan.listen))?,
+        ),
+        None => None,
+    };
     let token = write_admin_token(admin_addr).context("the admin API's token file")?;
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock::new());
     let storage_seam: Arc<dyn crate::storage::Storage> = Arc::new(storage.clone());
@@ -125,7 +154,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let recent_alerts = recent_alerts_from_store(me, &reads, clock.wall_ms())
         .await
         .map_err(|e| anyhow::anyhow!("reading the school's recent alerts: {e}"))?;
-    let app = router(AdminState {
+    let state = AdminState {
         me,
         node: node.clone(),
         store,
@@ -136,9 +165,12 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         scan_now,
         recent_alerts,
         sign_in_failures: Default::default(),
+        // In memory only: a restart signs everyone out of the console.
+        sessions: Default::default(),
         denied: Default::default(),
         token: Arc::new(token),
-    });
+    };
+    let app = router(state.clone());
     let admin_task = tokio::spawn(async move {
         let _ = axum::serve(admin_listener, app)
             .with_graceful_shutdown(async move {
@@ -146,8 +178,35 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
             })
             .await;
     });
+    let console = match (console_plan, console_listener) {
+        (Some((_, tls)), Some(listener)) => {
+            let server =
+                crate::console::serve::ConsoleServer::start(listener, tls, crate::console::router(state.clone()))
+                    .context("the web console")?;
+            let scheme = if server.https() { "https" } else { "http" };
+            if !server.https() {
+                tracing::warn!(node = %me, console = %server.local_addr(), "web console over plain HTTP (loopback only)");
+            }
+            info!(node = %me, console = %format!("{scheme}://{}", server.local_addr()), "web console");
+            Some(server)
+        }
+        _ => None,
+    };
+    let console_addr = console.as_ref().map(|c| c.local_addr());
     info!(node = %me, quic = %quic_addr, admin = %admin_addr, "listening");
-    Ok(RunningNode { me, admin_addr, quic_addr, node, node_task, admin_task, admin_stop, storage, scheduler })
+    Ok(RunningNode {
+        me,
+        admin_addr,
+        quic_addr,
+        console_addr,
+        console,
+        node,
+        node_task,
+        admin_task,
+        admin_stop,
+        storage,
+        scheduler,
+    })
 }
 
 /// Runs a node until Ctrl-C / SIGTERM (or until it stops by itself).

@@ -9,6 +9,10 @@
 //! [`server_config`] requires a client certificate from the CA; [`client_config`] presents the
 //! node's certificate and checks the server against the CA, under the server name the dialer
 //! passes to quinn (the expected peer's DNS name), so reaching the wrong node fails the handshake.
+//!
+//! The same CA also issues the web console's server certificate ([`ca_issue_web`]: `web.pem` +
+//! `web.key`, serverAuth only, the console's host names and IP addresses as SANs), which
+//! [`web_server_config`] serves over HTTPS. Browsers trust it once the CA certificate is installed.
 
 use std::fmt;
 use std::fs;
@@ -43,6 +47,9 @@ pub const CA_CERT_FILE: &str = "ca.pem";
 pub const CA_KEY_FILE: &str = "ca.key";
 /// Sub-directory holding the issued node certificates (`nodes/<id>.pem`, `nodes/<id>.key`).
 pub const NODES_DIR: &str = "nodes";
+/// The web console's certificate and key inside the certificate directory.
+pub const WEB_CERT_FILE: &str = "web.pem";
+pub const WEB_KEY_FILE: &str = "web.key";
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Validity of the CA certificate (~10 years).
@@ -86,6 +93,9 @@ pub enum TlsError {
     Generate(String),
     #[error("TLS configuration failed: {0}")]
     Config(String),
+    /// A host a web certificate cannot name (the message is Chinese and English).
+    #[error("{0}")]
+    BadHost(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
@@ -300,6 +310,149 @@ pub fn ca_issue(dir: &Path, node: NodeId) -> Result<(PathBuf, PathBuf), TlsError
     write_replace(&key_path, key.serialize_pem().as_bytes(), true)?;
     write_replace(&cert_path, cert.pem().as_bytes(), false)?;
     Ok((cert_path, key_path))
+}
+
+/// Path of the web console's certificate (`dir/web.pem`) and key (`dir/web.key`).
+pub fn web_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join(WEB_CERT_FILE), dir.join(WEB_KEY_FILE))
+}
+
+/// A name a browser reaches the console by: a DNS name (`mingchu.luqu.edu.cn`, `console`) or an IP
+/// address (`192.168.10.5`, `::1`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WebHost {
+    Dns(String),
+    Ip(std::net::IpAddr),
+}
+
+impl fmt::Display for WebHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WebHost::Dns(n) => f.write_str(n),
+            WebHost::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+impl std::str::FromStr for WebHost {
+    type Err = TlsError;
+
+    /// An IP address (IPv6 with or without brackets), or a DNS name: letters, digits and `-` in
+    /// dot-separated labels of 1–63 characters, 253 at most, no wildcard; compared lowercase.
+    fn from_str(given: &str) -> Result<WebHost, TlsError> {
+        let bad = |zh: &str, en: &str| {
+            TlsError::BadHost(format!(
+                "“{given}”不是有效的主机名或 IP 地址：{zh} / `{given}` is not a valid host name or IP address: {en}"
+            ))
+        };
+        let host = given.trim();
+        let unbracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        if let Ok(ip) = unbracketed.parse::<std::net::IpAddr>() {
+            if ip.is_unspecified() {
+                return Err(bad("这是“任意地址”，浏览器无法用它访问", "the unspecified address names no host"));
+            }
+            return Ok(WebHost::Ip(ip));
+        }
+        let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        if name.is_empty() {
+            return Err(bad("不能为空", "empty"));
+        }
+        if name.contains('*') {
+            return Err(bad("不签发通配符证书", "wildcards are not issued"));
+        }
+        if name.contains(':') {
+            return Err(bad("只写主机名，不带端口或协议", "give the host alone, without port or scheme"));
+        }
+        if name.len() > 253 {
+            return Err(bad("超过 253 个字符", "longer than 253 characters"));
+        }
+        for label in name.split('.') {
+            if label.is_empty() || label.len() > 63 {
+                return Err(bad("每一段须为 1–63 个字符", "each label needs 1 to 63 characters"));
+            }
+            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(bad(
+                    "只能含英文字母、数字、连字符和点（中文域名请写成 xn-- 形式）",
+                    "only letters, digits, hyphens and dots (write an internationalised name as xn--)",
+                ));
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return Err(bad("一段不能以连字符开头或结尾", "a label cannot start or end with a hyphen"));
+            }
+        }
+        if name.rsplit('.').next().is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(bad("既不是 IP 地址，也不是主机名", "neither an IP address nor a host name"));
+        }
+        Ok(WebHost::Dns(name))
+    }
+}
+
+/// Issues (or re-issues, overwriting) the web console's server certificate for `hosts`:
+/// `dir/web.pem` (the leaf) and `dir/web.key` (mode 0600), signed by the CA in `dir`. Each host is
+/// a SubjectAlternativeName (DNS or IP); the EKU is serverAuth only, so it cannot pose as a node.
+pub fn ca_issue_web(dir: &Path, hosts: &[WebHost]) -> Result<(PathBuf, PathBuf), TlsError> {
+    let mut hosts = hosts.to_vec();
+    hosts.sort();
+    hosts.dedup();
+    let Some(first) = hosts.first() else {
+        return Err(TlsError::BadHost(
+            "至少要给出一个 --host（浏览器访问控制台所用的主机名或 IP） / give at least one --host".into(),
+        ));
+    };
+    let ca = load_ca(dir)?;
+    let key = KeyPair::generate().map_err(gen_err)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, first.to_string());
+    params.distinguished_name = dn;
+    params.subject_alt_names = hosts
+        .iter()
+        .map(|h| match h {
+            WebHost::Dns(n) => n.clone().try_into().map(SanType::DnsName).map_err(gen_err),
+            WebHost::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+        })
+        .collect::<Result<_, _>>()?;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, NODE_VALIDITY);
+    let cert = params.signed_by(&key, &ca.issuer).map_err(gen_err)?;
+    if parse_cert(cert.der())?.issuer().as_raw() != ca.subject_raw.as_slice() {
+        return Err(TlsError::Generate("the issued certificate's issuer does not match the CA subject".into()));
+    }
+    let (cert_path, key_path) = web_paths(dir);
+    write_replace(&key_path, key.serialize_pem().as_bytes(), true)?;
+    write_replace(&cert_path, cert.pem().as_bytes(), false)?;
+    Ok((cert_path, key_path))
+}
+
+/// The console's HTTPS configuration: the certificate chain in `cert` (PEM, leaf first) and the
+/// key in `key`, which must match. TLS 1.3 and 1.2 (ring's suites), ALPN `http/1.1`; no client
+/// certificate (people sign in with a password).
+pub fn web_server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
+    let pem = read_file(cert)?;
+    let chain = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::Pem {
+        path: cert.to_path_buf(),
+        what: "certificate",
+        reason: e.to_string(),
+    })?;
+    if chain.is_empty() {
+        return Err(TlsError::Pem { path: cert.to_path_buf(), what: "certificate", reason: "none in the file".into() });
+    }
+    parse_cert(&chain[0])?;
+    let key_der = read_key(key)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(config_err)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch { path: key.to_path_buf() },
+            other => TlsError::Pem { path: key.to_path_buf(), what: "private key", reason: other.to_string() },
+        })?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
 }
 
 /// The node identity a certificate carries: its single SubjectAlternativeName DNS name, parsed with
@@ -661,5 +814,81 @@ mod tests {
 
         let err = NodeCredentials::load(dir.path(), id("130105")).unwrap_err();
         assert!(err.to_string().contains("130105.pem"), "{err}");
+    }
+
+    #[test]
+    fn web_certificate_names_its_hosts_and_verifies_against_the_ca() {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let dir = tempfile::tempdir().unwrap();
+        ca_init(dir.path()).unwrap();
+        let hosts: Vec<WebHost> =
+            ["127.0.0.1", "Console.LuNan.edu.cn.", "[::1]", "127.0.0.1"].iter().map(|h| h.parse().unwrap()).collect();
+        let (cert_path, key_path) = ca_issue_web(dir.path(), &hosts).unwrap();
+        assert_eq!((cert_path.clone(), key_path.clone()), web_paths(dir.path()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&key_path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+
+        let der = read_cert(&cert_path).unwrap();
+        let cert = parse_cert(&der).unwrap();
+        let mut names = cert.subject_alternative_name().unwrap().unwrap().value.general_names.clone();
+        names.sort_by_key(|n| format!("{n:?}"));
+        assert_eq!(
+            names,
+            vec![
+                GeneralName::DNSName("console.lunan.edu.cn"),
+                GeneralName::IPAddress(&Ipv6Addr::LOCALHOST.octets()),
+                GeneralName::IPAddress(&[127, 0, 0, 1]),
+            ]
+        );
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && !eku.client_auth, "a web certificate cannot act as a node");
+        assert!(!cert.is_ca());
+        assert!(node_id_from_cert(&der).is_err(), "it names no node");
+
+        // A browser that trusts the CA accepts it for each of its hosts, and for nothing else.
+        let ca = read_cert(&dir.path().join(CA_CERT_FILE)).unwrap();
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots(&ca).unwrap(), provider()).build().unwrap();
+        let check = |name: ServerName<'static>| verifier.verify_server_cert(&der, &[], &name, &[], UnixTime::now());
+        check(ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into())).unwrap();
+        check(ServerName::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST).into())).unwrap();
+        check(ServerName::try_from("console.lunan.edu.cn").unwrap()).unwrap();
+        assert!(check(ServerName::IpAddress(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)).into())).is_err());
+        assert!(check(ServerName::try_from("localhost").unwrap()).is_err());
+
+        // It serves; with another key it does not.
+        web_server_config(&cert_path, &key_path).unwrap();
+        let (_, node_key) = ca_issue(dir.path(), id("130102")).unwrap();
+        let err = web_server_config(&cert_path, &node_key).unwrap_err();
+        assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");
+
+        // Without a CA nothing is issued; without hosts neither.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(ca_issue_web(empty.path(), &hosts).unwrap_err().to_string().contains("ca.pem"));
+        assert!(ca_issue_web(dir.path(), &[]).unwrap_err().to_string().contains("--host"));
+    }
+
+    #[test]
+    fn bad_web_hosts_are_refused_in_chinese() {
+        for good in ["localhost", "mingchu-130102", "a.b-c.example.cn", "10.1.2.3", "fe80::1", "XN--FIQS8S.cn"] {
+            assert!(good.parse::<WebHost>().is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("", "不能为空"),
+            ("*.example.cn", "通配符"),
+            ("a b", "只能含英文字母"),
+            ("明厨.cn", "xn--"),
+            ("-x.cn", "连字符"),
+            ("x..cn", "1–63"),
+            ("https://x.cn", "不带端口"),
+            ("x.cn:8443", "不带端口"),
+            ("0.0.0.0", "任意地址"),
+            ("1.2.3.999", "既不是 IP"),
+        ] {
+            let err = bad.parse::<WebHost>().unwrap_err().to_string();
+            assert!(err.contains("不是有效的主机名或 IP 地址") && err.contains(why), "{bad:?}: {err}");
+        }
     }
 }

@@ -84,3 +84,47 @@ fn ca_commands_make_certificates_that_name_the_node() {
     assert!(ok, "{err}");
     assert_ne!(std::fs::read(&key).unwrap(), before, "--force issues a new key");
 }
+
+#[test]
+fn ca_issue_web_writes_the_consoles_certificate_and_refuses_bad_hosts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let certs_s = certs.to_str().unwrap();
+    assert!(mingchu(&["ca", "init", "--dir", certs_s]).0);
+
+    check_fails(
+        &["ca", "issue", "--web", "--host", "bad host", "--dir", certs_s],
+        &["“bad host”不是有效的主机名或 IP 地址"],
+    );
+    check_fails(&["ca", "issue", "--web", "--host", "*.lunan.cn", "--dir", certs_s], &["通配符"]);
+    check_fails(&["ca", "issue", "--web", "--dir", certs_s], &["--host"]);
+    check_fails(&["ca", "issue", "--web", "--node", "130102", "--host", "x.cn", "--dir", certs_s], &["--node"]);
+    assert!(!certs.join("web.key").exists(), "a refused command wrote nothing");
+
+    let (ok, out, err) = mingchu(&[
+        "ca",
+        "issue",
+        "--web",
+        "--host",
+        "192.168.10.5",
+        "--host",
+        "mingchu.lunan.edu.cn",
+        "--dir",
+        certs_s,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("已签发控制台网页证书") && out.contains("192.168.10.5") && out.contains("ca.pem"), "{out}");
+    assert!(certs.join("web.pem").is_file());
+    assert_eq!(std::fs::metadata(certs.join("web.key")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // Replacing it takes --force.
+    let key = std::fs::read(certs.join("web.key")).unwrap();
+    check_fails(
+        &["ca", "issue", "--web", "--host", "192.168.10.5", "--dir", certs_s],
+        &["已有网页证书的密钥", "--force"],
+    );
+    assert_eq!(std::fs::read(certs.join("web.key")).unwrap(), key);
+    assert!(mingchu(&["ca", "issue", "--web", "--host", "192.168.10.5", "--dir", certs_s, "--force"]).0);
+    assert_ne!(std::fs::read(certs.join("web.key")).unwrap(), key);
+}

@@ -5,8 +5,10 @@
 
 mod accounts;
 mod backlog;
+mod browser;
 mod cases;
 mod cli;
+mod console;
 mod federation;
 mod links;
 mod loose_ends;

@@ -132,6 +132,8 @@ pub async fn set_account(s: &AdminState, who: &Principal, req: AccountRequest) -
         tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(internal)?.map_err(internal)?;
     put_local(s, LocalSpace::Secrets, secret_key(&id).into_bytes(), phc.into_bytes()).await?;
     append(s, who.person(), vec![(s.me, Body::Registry(change))]).await?;
+    // A new password or a disabled account ends the person's console sessions.
+    s.sessions.end_account(&id, None);
     audit(s, "account-set", &id, &format!("{} by {}", role.as_str(), who.label())).await?;
     let view = s.reads.registry_of(s.me).await.map_err(read_fail)?;
     view.values()
@@ -200,15 +202,56 @@ async fn audit_log(State(s): State<AdminState>, Query(p): Query<AuditParams>) ->
     Ok(Json(lines))
 }
 
-/// `POST /api/sign-in`: the account, if the password is right. Every attempt goes to the audit
-/// log; after [`THROTTLE_FAILURES_MAX`] failures in [`THROTTLE_WINDOW_MS`] the account is locked
-/// for the rest of the window (429), right password or not.
-async fn sign_in(State(s): State<AdminState>, Json(req): Json<SignIn>) -> ApiResult<AccountView> {
-    let refused = || api_err(StatusCode::UNAUTHORIZED, "账号或密码不对 / wrong account or password");
-    let id = req.id.trim().to_string();
-    if check_account_id(&id).is_err() || req.password.len() > PASSWORD_BYTES_MAX {
-        audit(&s, "sign-in-refused", &id, "malformed").await?;
-        return Err(refused());
+/// Why a sign-in was refused.
+#[derive(Debug)]
+pub enum SignInRefusal {
+    /// Unknown or disabled account, or a wrong password: the same answer for each.
+    Wrong,
+    /// Too many recent failures of this account: try again in this many minutes.
+    Throttled { wait_min: u64 },
+    /// The node could not check (storage).
+    Failed(ApiFail),
+}
+
+impl From<ApiFail> for SignInRefusal {
+    fn from(f: ApiFail) -> Self {
+        SignInRefusal::Failed(f)
+    }
+}
+
+/// A hash to check a password against when the account has none (unknown account), so that the
+/// answer takes as long as for a real one and does not tell which accounts exist.
+fn stand_in_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use argon2::password_hash::rand_core::RngCore;
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        hash_password(&secret.iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap_or_default()
+    })
+}
+
+/// Checks `password` for account `id` of this node, for the admin API's `POST /api/sign-in` and
+/// the console's sign-in and password forms alike: throttled per account (after
+/// [`THROTTLE_FAILURES_MAX`] failures in [`THROTTLE_WINDOW_MS`] it is locked for the rest of the
+/// window, right password or not), every attempt in the audit log with `via` in its detail
+/// (`sign-in-refused`, `sign-in-throttled`, and `sign-in` when `audit_success`).
+pub async fn check_sign_in(
+    s: &AdminState,
+    id: &str,
+    password: &str,
+    via: &str,
+    audit_success: bool,
+) -> Result<AccountView, SignInRefusal> {
+    let detail = |d: &str| match (via.is_empty(), d.is_empty()) {
+        (true, _) => d.to_string(),
+        (false, true) => via.to_string(),
+        (false, false) => format!("{d}; {via}"),
+    };
+    let id = id.trim().to_string();
+    if check_account_id(&id).is_err() || password.len() > PASSWORD_BYTES_MAX {
+        audit(s, "sign-in-refused", &id, &detail("malformed")).await?;
+        return Err(SignInRefusal::Wrong);
     }
     let now = s.clock.wall_ms();
     let recent = {
@@ -218,14 +261,9 @@ async fn sign_in(State(s): State<AdminState>, Json(req): Json<SignIn>) -> ApiRes
         times.clone()
     };
     if recent.len() >= THROTTLE_FAILURES_MAX {
-        let wait_min = (recent[0] + THROTTLE_WINDOW_MS).saturating_sub(now).div_ceil(60_000);
-        audit(&s, "sign-in-throttled", &id, &format!("{} failures", recent.len())).await?;
-        return Err(api_err(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "登录失败次数过多，请 {wait_min} 分钟后再试 / too many failed sign-ins; try again in {wait_min} min"
-            ),
-        ));
+        let wait_min = (recent[0] + THROTTLE_WINDOW_MS).saturating_sub(now).div_ceil(60_000).max(1);
+        audit(s, "sign-in-throttled", &id, &detail(&format!("{} failures", recent.len()))).await?;
+        return Err(SignInRefusal::Throttled { wait_min });
     }
     let key = secret_key(&id);
     let phc = s.reads.run(move |st| st.get(Space::Secrets, key.as_bytes())).await.map_err(read_fail)?;
@@ -235,20 +273,51 @@ async fn sign_in(State(s): State<AdminState>, Json(req): Json<SignIn>) -> ApiRes
         .filter(|e| e.entity.kind == EntityKind::Account && e.entity.id == id)
         .find_map(AccountView::of)
         .filter(|a| !a.disabled);
-    let password = req.password;
-    // The hash is checked even for an unknown account, so the answer takes as long either way.
-    let phc = String::from_utf8(phc.unwrap_or_default()).unwrap_or_default();
+    let password = password.to_string();
+    // The hash is checked even for an unknown account (against a stand-in), so the answer takes
+    // as long either way.
+    let phc = phc.and_then(|p| String::from_utf8(p).ok()).unwrap_or_else(|| stand_in_hash().to_string());
     let ok = tokio::task::spawn_blocking(move || password_matches(&phc, &password)).await.map_err(internal)?;
     match account {
         Some(a) if ok => {
-            audit(&s, "sign-in", &id, "").await?;
-            Ok(Json(a))
+            if audit_success {
+                audit(s, "sign-in", &id, &detail("")).await?;
+            }
+            Ok(a)
         }
         _ => {
             s.sign_in_failures.lock().unwrap_or_else(|e| e.into_inner()).entry(id.clone()).or_default().push(now);
-            audit(&s, "sign-in-refused", &id, "wrong account or password").await?;
-            Err(refused())
+            audit(s, "sign-in-refused", &id, &detail("wrong account or password")).await?;
+            Err(SignInRefusal::Wrong)
         }
+    }
+}
+
+/// Sets the password of account `id` of this node (already checked by the caller): its new
+/// argon2id hash, written through the store actor, replaces the old one.
+pub async fn set_password(s: &AdminState, id: &str, password: &str) -> Result<(), ApiFail> {
+    check_password(password).map_err(bad)?;
+    let password = password.to_string();
+    let phc =
+        tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(internal)?.map_err(internal)?;
+    put_local(s, LocalSpace::Secrets, secret_key(id).into_bytes(), phc.into_bytes()).await
+}
+
+/// `POST /api/sign-in`: the account, if the password is right (see [`check_sign_in`]); 401 for a
+/// wrong one, 429 while the account is locked.
+async fn sign_in(State(s): State<AdminState>, Json(req): Json<SignIn>) -> ApiResult<AccountView> {
+    match check_sign_in(&s, &req.id, &req.password, "", true).await {
+        Ok(a) => Ok(Json(a)),
+        Err(SignInRefusal::Wrong) => {
+            Err(api_err(StatusCode::UNAUTHORIZED, "账号或密码不对 / wrong account or password"))
+        }
+        Err(SignInRefusal::Throttled { wait_min }) => Err(api_err(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "登录失败次数过多，请 {wait_min} 分钟后再试 / too many failed sign-ins; try again in {wait_min} min"
+            ),
+        )),
+        Err(SignInRefusal::Failed(f)) => Err(f),
     }
 }
 

@@ -19,7 +19,8 @@ pub async fn put_local(s: &AdminState, space: LocalSpace, key: Vec<u8>, value: V
 pub struct AuditRecord {
     pub at_ms: u64,
     pub at: String,
-    /// `sign-in`, `sign-in-refused`, `sign-in-throttled`, `account-set`.
+    /// `sign-in`, `sign-in-refused`, `sign-in-throttled`, `sign-out`, `password-changed`,
+    /// `account-set`, `denied`.
     pub what: String,
     pub account: String,
     #[serde(default)]

@@ -42,6 +42,8 @@ pub struct AdminState {
     pub token: std::sync::Arc<String>,
     /// Recent failed sign-ins per account (the throttle).
     pub sign_in_failures: accounts::SignInFailures,
+    /// The web console's sign-in sessions (in memory: a restart signs everyone out).
+    pub sessions: std::sync::Arc<crate::console::session::Sessions>,
     /// Requests refused for want of permission or scope (403), since the node started.
     pub denied: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
