@@ -123,8 +123,10 @@ fn month_of_work(topology: &Topology, month: Month, end_ms: u64) -> (Log, usize)
             match job {
                 Job::Check { school, n } => {
                     let county = school.parent().unwrap_or(province);
-                    let results =
-                        FocusArea::ALL.into_iter().map(|a| (a, !(n % 10 == 0 && a == FocusArea::StaffAttire))).collect();
+                    let results = FocusArea::ALL
+                        .into_iter()
+                        .map(|a| (a, !(n % 10 == 0 && a == FocusArea::StaffAttire)))
+                        .collect();
                     let check = SpotCheck { canteen: "main".into(), results, note: String::new() };
                     log.push(county, at, school, Body::SpotCheck(check));
                 }
@@ -145,8 +147,10 @@ fn month_of_work(topology: &Topology, month: Month, end_ms: u64) -> (Log, usize)
                             number: *number,
                         };
                         log.push(county, at, school, Body::Case(CaseEvent { case, action: open }));
-                        let notice =
-                            CaseAction::IssueNotice { deadline_ms: at + 3 * 86_400_000, text: "请按期整改并上传佐证材料。".into() };
+                        let notice = CaseAction::IssueNotice {
+                            deadline_ms: at + 3 * 86_400_000,
+                            text: "请按期整改并上传佐证材料。".into(),
+                        };
                         log.push(county, at, school, Body::Case(CaseEvent { case, action: notice }));
                         let confirm = AlertAction::Confirm { note: String::new(), case: Some(case) };
                         log.push(county, at, school, Body::AlertUpdate(AlertUpdate { alert: id, action: confirm }));
@@ -156,9 +160,13 @@ fn month_of_work(topology: &Topology, month: Month, end_ms: u64) -> (Log, usize)
                             CaseAction::Submit { evidence: vec!["photo-1.jpg".into()], note: "已整改".into() },
                         ];
                         for (i, action) in school_steps.into_iter().enumerate() {
-                            later.push((at + 3_600_000 * (i as u64 + 1), Job::Step { origin: school, school, case, action }));
+                            later.push((
+                                at + 3_600_000 * (i as u64 + 1),
+                                Job::Step { origin: school, school, case, action },
+                            ));
                         }
-                        let review = CaseAction::Review { passed: true, comment: "整改到位".into(), new_deadline_ms: None };
+                        let review =
+                            CaseAction::Review { passed: true, comment: "整改到位".into(), new_deadline_ms: None };
                         later.push((at + 86_400_000, Job::Step { origin: county, school, case, action: review }));
                         let close = CaseAction::Close { comment: "销号".into() };
                         later.push((at + 86_460_000, Job::Step { origin: county, school, case, action: close }));
@@ -208,7 +216,11 @@ async fn fill(store: &ActorRef<StoreMsg>, mut log: Log) -> anyhow::Result<usize>
 
 /// Fills the data dir of `province` with a month of work of `topology`'s schools; returns (events,
 /// cases).
-pub async fn fill_province(data_dir: &std::path::Path, topology: &Topology, month: Month) -> anyhow::Result<(usize, usize)> {
+pub async fn fill_province(
+    data_dir: &std::path::Path,
+    topology: &Topology,
+    month: Month,
+) -> anyhow::Result<(usize, usize)> {
     let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(data_dir)?);
     let args = StoreArgs {
         me: topology.root(),

@@ -146,9 +146,29 @@ impl Browser {
         self.wait_loaded();
     }
 
+    /// Clicks the element `css` names, which leads to another page (a form's button), and waits
+    /// until the new page has replaced the old one and finished loading.
+    pub fn click_nav(&self, css: &str) {
+        let mark = "window.__mingchu_old_page = true; return true";
+        self.rt.block_on(self.client().execute(mark, vec![])).unwrap_or_else(|e| panic!("mark the page: {e}"));
+        self.rt
+            .block_on(async { self.client().find(Locator::Css(css)).await?.click().await })
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let probe = "return window.__mingchu_old_page === undefined && document.readyState === 'complete'";
+        loop {
+            let fresh = self.rt.block_on(self.client().execute(probe, vec![]));
+            if fresh.ok().and_then(|v| v.as_bool()) == Some(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "clicking {css} led to no new page within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Submits the page's main form (the one in `<main>`, not the sign-out button in the header).
     pub fn submit(&self) {
-        self.click("main form button[type=submit]");
+        self.click_nav("main form button[type=submit]");
     }
 
     fn wait_loaded(&self) {
@@ -163,9 +183,23 @@ impl Browser {
         }
     }
 
+    /// Chooses `value` in the `<select>` named `name`.
+    pub fn choose(&self, name: &str, value: &str) {
+        let script = "document.querySelector(arguments[0]).value = arguments[1]";
+        self.rt
+            .block_on(self.client().execute(script, vec![json!(format!("[name=\"{name}\"]")), json!(value)]))
+            .unwrap_or_else(|e| panic!("choose {name}: {e}"));
+    }
+
+    /// Resizes the window (a phone is 390 × 844).
+    pub fn window(&self, width: u32, height: u32) {
+        self.rt.block_on(self.client().set_window_size(width, height)).unwrap_or_else(|e| panic!("resize: {e}"));
+    }
+
     /// The visible text of the page.
     pub fn text(&self) -> String {
-        self.rt.block_on(async { self.client().find(Locator::Css("body")).await?.text().await }).unwrap()
+        // Between two pages there may be no body yet: that is no text.
+        self.rt.block_on(async { self.client().find(Locator::Css("body")).await?.text().await }).unwrap_or_default()
     }
 
     /// Saves what the browser shows to `target/screenshots/<name>.png`; returns the path.
@@ -193,7 +227,7 @@ impl Drop for Browser {
 }
 
 /// Polls the browser's text until it contains `what` (a page may still be rendering).
-fn wait_text(b: &Browser, what: &str) -> String {
+pub fn wait_text(b: &Browser, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = b.text();
@@ -236,7 +270,7 @@ fn a_county_administrator_signs_in_and_out_in_a_real_browser() {
     b.screenshot("home");
 
     // Signing out (the header's button): back at the sign-in form, and the home page is closed.
-    b.click("header form button[type=submit]");
+    b.click_nav("header form button[type=submit]");
     wait_text(&b, "您已退出登录");
     assert!(b.url().contains("/sign-in"), "{}", b.url());
     b.goto(&format!("{base}/"));

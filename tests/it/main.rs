@@ -6,6 +6,7 @@
 mod accounts;
 mod backlog;
 mod browser;
+mod browser_cases;
 mod cases;
 mod cli;
 mod console;

@@ -200,6 +200,10 @@ pub async fn verdict_post(s: &AdminState, ctx: Ctx, f: VerdictForm) -> Response 
     let open_case = f.open_case.is_some();
     let req = AlertVerdict { note, open_case, reason: why };
     match give_verdict(s, &ctx.principal(), &f.id, kind, req).await {
+        Ok(v) if kind == VerdictKind::Confirm && open_case && v.0.state.case.is_some() => {
+            let case = v.0.state.case.map(|c| c.to_string()).unwrap_or_default();
+            done(&format!("/cases/show?id={}", urlencode(&case)), "case-opened")
+        }
         Ok(_) => {
             let notice = match kind {
                 VerdictKind::Confirm if open_case => "case-opened",
