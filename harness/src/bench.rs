@@ -51,6 +51,15 @@ pub struct BenchArgs {
     pub listing_alerts: usize,
     #[arg(long, default_value_t = 1_000)]
     pub listing_schools: u32,
+    /// Only measure the web console: a province node holding a month of --console-alerts alerts
+    /// with their verdicts, cases and spot checks serves every page to a signed-in supervisor.
+    #[arg(long)]
+    pub console: bool,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub console_alerts: usize,
+    /// Requests per page.
+    #[arg(long, default_value_t = 50)]
+    pub console_samples: usize,
 }
 
 /// How long the throughput phase waits for the province to hold everything.
@@ -81,6 +90,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         return rt.block_on(crate::bench_listing::run(args.listing_alerts, args.listing_schools));
+    }
+    if args.console {
+        println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
+        let month = crate::bench_console::Month { alerts: args.console_alerts, ..Default::default() };
+        return crate::bench_console::run(month, args.console_samples);
     }
     let binary = std::env::current_exe().context("cannot find the mingchu binary")?;
     let tmp = tempfile::Builder::new().prefix("mingchu-bench-").tempdir()?;

@@ -259,3 +259,180 @@ pub fn time_n(n: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Re
     }
     Ok(out)
 }
+
+/// An HTTPS client of one console that trusts only the federation's CA and keeps its cookies.
+struct Web {
+    agent: ureq::Agent,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+/// One answer: status, the server's own time, what the client waited, the body.
+struct Answer {
+    status: u16,
+    server: Option<Duration>,
+    waited: Duration,
+    body: String,
+}
+
+impl Web {
+    fn new(ca_pem: &std::path::Path, base: String) -> anyhow::Result<Web> {
+        let pem = std::fs::read(ca_pem)?;
+        let ca = ureq::tls::Certificate::from_pem(&pem)?;
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca])))
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Ok(Web { agent, base, cookies: BTreeMap::new() })
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn read(&mut self, t: Instant, resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> anyhow::Result<Answer> {
+        let mut resp = resp?;
+        for c in resp.headers().get_all("set-cookie") {
+            let c = c.to_str().unwrap_or_default();
+            let pair = c.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let server = resp
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok()?.split("dur=").nth(1)?.parse::<f64>().ok())
+            .map(|ms| Duration::from_secs_f64(ms / 1e3));
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Ok(Answer { status: resp.status().as_u16(), server, waited: t.elapsed(), body })
+    }
+
+    fn get(&mut self, path: &str) -> anyhow::Result<Answer> {
+        let t = Instant::now();
+        let r = self.agent.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).call();
+        self.read(t, r)
+    }
+
+    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> anyhow::Result<Answer> {
+        let t = Instant::now();
+        let r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send_form(fields.iter().copied());
+        self.read(t, r)
+    }
+
+    /// Signs in through the form; the answer of the POST.
+    fn sign_in(&mut self, account: &str, password: &str) -> anyhow::Result<Answer> {
+        self.cookies.clear();
+        let form = self.get("/sign-in")?;
+        let csrf = form
+            .body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .context("no csrf field on the sign-in page")?
+            .to_string();
+        self.post("/sign-in", &[("csrf", &csrf), ("account", account), ("password", password)])
+    }
+}
+
+/// `mingchu bench --console`: fills a province store with `month`, starts the province node on
+/// it, and times every page `samples` times as a signed-in province supervisor.
+pub fn run(month: Month, samples: usize) -> anyhow::Result<()> {
+    let binary = std::env::current_exe().context("cannot find the mingchu binary")?;
+    let tmp = tempfile::Builder::new().prefix("mingchu-bench-console-").tempdir()?;
+    // Hebei's 11 cities, 6 counties each (the smallest has 7), 15 schools each: 990 schools.
+    let spec = topology::generate::SmallSpec { cities: 11, counties_per_city: 6, schools_per_county: 15 };
+    let mut cluster = crate::cluster::Cluster::create(tmp.path(), &spec, &binary)?;
+    cluster.set_log("warn");
+    let topology = Topology::load(&cluster.dir.join("topology.toml"))?;
+    let province = topology.root();
+    println!(
+        "console bench: a province node holding a month of {} alerts from {} schools",
+        month.alerts,
+        topology.subtree(province).filter(|e| e.id.tier() == Tier::School).count()
+    );
+    let t0 = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (events, cases) = rt.block_on(fill_province(&cluster.data_dir(province), &topology, month))?;
+    drop(rt);
+    println!("  filled {events} events ({cases} cases) in {:.1} s", t0.elapsed().as_secs_f64());
+    cluster.start(province)?;
+    let client = cluster.client(province);
+    let started = Instant::now();
+    while client.status().is_err() {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the province node did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("  the province node answered {:.1} s after starting", started.elapsed().as_secs_f64());
+    let password = "bench password 2026";
+    client.add_account(&node::api::accounts::AccountRequest {
+        id: "sheng.jian".into(),
+        display_name: "省监管员".into(),
+        role: "监管员".into(),
+        password: password.into(),
+        disabled: false,
+    })?;
+    let mut web = Web::new(&cluster.ca_cert_path(), cluster.console_url(province))?;
+    let mut sign_ins = Vec::new();
+    for _ in 0..10 {
+        let a = web.sign_in("sheng.jian", password)?;
+        anyhow::ensure!(a.status == 303, "sign-in answered {}", a.status);
+        sign_ins.push(a);
+    }
+    let case = client.cases(None, Some("open"), false)?.into_iter().next().map(|c| c.id).unwrap_or_default();
+    let month_prefix = protocol::calendar::ChinaTime(node::clock::unix_ms()).date()[..7].to_string();
+    let pages = [
+        ("首页", "/".to_string()),
+        ("预警 待处理", "/alerts".to_string()),
+        ("预警 全部", "/alerts?status=all".to_string()),
+        ("预警 误报", "/alerts?status=dismissed".to_string()),
+        ("问题台账 未销号", "/cases".to_string()),
+        ("问题台账 全部", "/cases?view=all".to_string()),
+        ("案件", format!("/cases/show?id={}", case.replace('#', "%23"))),
+        ("网络巡查 今天", "/spot-checks".to_string()),
+        ("网络巡查 本月", format!("/spot-checks?period={month_prefix}")),
+        ("通知", "/directives".to_string()),
+        ("单位与学校", "/registry".to_string()),
+    ];
+    println!("  {samples} requests per page, one at a time, as a signed-in province supervisor:");
+    println!("  {:<18} {:>10} {:>10} {:>12} {:>10}", "page", "p50 server", "p99 server", "p99 client", "size");
+    for (name, path) in pages {
+        let mut server = Vec::new();
+        let mut waited = Vec::new();
+        let mut size = 0;
+        for _ in 0..samples {
+            let a = web.get(&path)?;
+            anyhow::ensure!(a.status == 200, "{path} answered {}: {}", a.status, &a.body[..a.body.len().min(300)]);
+            server.push(a.server.context("no Server-Timing header")?);
+            waited.push(a.waited);
+            size = a.body.len();
+        }
+        let (p50, p99) = percentiles(server);
+        let (_, c99) = percentiles(waited);
+        println!("  {name:<18} {:>10} {:>10} {:>12} {:>8} KB", ms(p50), ms(p99), ms(c99), size / 1024);
+    }
+    let (s50, s99) = percentiles(sign_ins.iter().filter_map(|a| a.server).collect());
+    let (_, w99) = percentiles(sign_ins.iter().map(|a| a.waited).collect());
+    println!("  sign-in (argon2id check + session): p50 {} p99 {} server, p99 {} client", ms(s50), ms(s99), ms(w99));
+    let hashes = time_n(5, || {
+        let phc = node::api::accounts::hash_password(password).map_err(|e| anyhow::anyhow!(e))?;
+        anyhow::ensure!(node::api::accounts::password_matches(&phc, password));
+        Ok(())
+    })?;
+    let (h50, _) = percentiles(hashes);
+    println!("  argon2id hash + verify in one thread (default parameters): {}", ms(h50));
+    cluster.stop_all();
+    Ok(())
+}

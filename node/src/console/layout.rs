@@ -156,8 +156,7 @@ pub fn when(ms: u64) -> String {
     if ms == 0 {
         return String::new();
     }
-    let t = protocol::calendar::ChinaTime(ms);
-    format!("{} {}", t.date(), t.minute())
+    protocol::calendar::ChinaTime(ms).minute()
 }
 
 /// A severity tag.
