@@ -298,7 +298,11 @@ impl Web {
         self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    fn read(&mut self, t: Instant, resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> anyhow::Result<Answer> {
+    fn read(
+        &mut self,
+        t: Instant,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<Answer> {
         let mut resp = resp?;
         for c in resp.headers().get_all("set-cookie") {
             let c = c.to_str().unwrap_or_default();

@@ -208,9 +208,17 @@ async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode) -> Re
 /// A case by id or ledger number, with the status a refusal has (403 outside the subtree).
 async fn find_case(s: &AdminState, who: &Principal, id: &str) -> Result<CaseState, (StatusCode, String)> {
     let id = id.trim().to_string();
-    let all = s.reads.all_cases().await.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if let Some(c) = all.into_values().find(|c| c.id.to_string() == id || c.ledger_no() == id) {
-        return Ok(c);
+    let failed = |e: crate::storage::StorageError| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    if let Ok(case) = id.parse::<protocol::CaseId>() {
+        // By its id: its own steps only (one index read).
+        if let Some(c) = s.reads.case(case).await.map_err(failed)? {
+            return Ok(c);
+        }
+    } else {
+        let all = s.reads.all_cases().await.map_err(failed)?;
+        if let Some(c) = all.into_values().find(|c| c.ledger_no() == id) {
+            return Ok(c);
+        }
     }
     // Not held: an id of another county is refused as such (403, audited), not "not found".
     let opener = id.split(['#', '-']).next().and_then(|p| p.parse::<NodeId>().ok());

@@ -84,7 +84,7 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
             h2 { "待复核、待销号的案件" }
             @if to_review.is_empty() { (empty("没有待复核的案件。")) } @else { (case_table(&to_review)) }
             @if !supervised.is_empty() { h2 { "本级督办" } (case_table(&supervised)) }
-            h2 { "学校自行判定误报的严重预警" }
+            h2 { "学校自行判定误报的严重预警（最近的误报中）" }
             @if severe_dismissed.is_empty() { (empty("没有。")) } @else {
                 ul #severe-dismissed { @for a in severe_dismissed.iter().take(20) {
                     li { (when(a.detected_at_ms)) " " (a.school_name) " " strong { (a.type_zh) } " — "

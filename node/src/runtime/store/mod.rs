@@ -124,6 +124,29 @@ fn index_key(e: &Event) -> Option<Vec<u8>> {
     Some(k)
 }
 
+/// The kinds rare enough among a month of events that a listing of one of them reads its own
+/// time index ([`kind_key`]) instead of every run: directives and spot checks.
+pub const TIME_INDEXED_KINDS: [EventKind; 2] = [EventKind::Directive, EventKind::SpotCheck];
+
+/// First byte of a [`kind_key`] for `kind`: `0xE0 + kind code` (no subject index starts so high).
+pub fn kind_prefix(kind: EventKind) -> u8 {
+    0xE0 + kind.code()
+}
+
+/// The time-index key of an event of a [`TIME_INDEXED_KINDS`] kind: `(prefix, hlc, origin, seq)`,
+/// so keys sort in event order.
+fn kind_key(e: &Event) -> Option<Vec<u8>> {
+    if !TIME_INDEXED_KINDS.contains(&e.kind()) {
+        return None;
+    }
+    let mut k = Vec::with_capacity(29);
+    k.push(kind_prefix(e.kind()));
+    k.extend_from_slice(&e.hlc.wall_ms.to_be_bytes());
+    k.extend_from_slice(&e.hlc.logical.to_be_bytes());
+    k.extend_from_slice(&event_key(e.origin, e.seq));
+    Some(k)
+}
+
 /// Gives an `Open` the id of its own event, and pending references the last case opened in the
 /// same request.
 fn resolve_case_ids(body: &mut Body, me: NodeId, seq: u64, opened: &mut Option<CaseId>) -> Result<(), String> {
@@ -581,6 +604,9 @@ impl StoreState {
             let event = Event { origin: self.me, seq, hlc: at, scope, body, by: by.clone() };
             check_event(&event).map_err(WriteError::from_violation)?;
             open.note(&mut b, &event)?;
+            if let Some(k) = kind_key(&event) {
+                b.put(Space::Index, &k, Vec::new());
+            }
             if let Some(k) = index_key(&event) {
                 b.put(Space::Index, &k, Vec::new());
             }
@@ -660,6 +686,9 @@ impl StoreState {
         let mut open = open_alerts::OpenAlerts::new(self.storage.as_ref());
         for e in &fresh {
             open.note(&mut b, e)?;
+            if let Some(k) = kind_key(e) {
+                b.put(Space::Index, &k, Vec::new());
+            }
             if let Some(k) = index_key(e) {
                 b.put(Space::Index, &k, Vec::new());
             }

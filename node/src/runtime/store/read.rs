@@ -213,6 +213,9 @@ pub fn list_events_where(
         }
     }
     let limit = if q.limit == 0 { 100 } else { q.limit.min(LIST_LIMIT_MAX) };
+    if let Some(kind) = q.kind.filter(|k| super::TIME_INDEXED_KINDS.contains(k)) {
+        return list_by_time_index(storage, kind, q.under, limit, keep);
+    }
     // A min-heap of the newest `limit` seen so far.
     let mut newest: std::collections::BinaryHeap<std::cmp::Reverse<ByKey>> = Default::default();
     // Runs newest first, by their newest event; once the heap is full and holds only events
@@ -261,4 +264,43 @@ pub fn list_events_where(
     }
     // Newest first.
     Ok(newest.into_sorted_vec().into_iter().map(|r| r.0.0).collect())
+}
+
+/// A listing of a rare kind from its time index, newest first: one point read per event listed.
+fn list_by_time_index(
+    storage: &dyn Storage,
+    kind: EventKind,
+    under: Option<NodeId>,
+    limit: usize,
+    mut keep: impl FnMut(&StoredEvent) -> Option<bool>,
+) -> Result<Vec<StoredEvent>, StorageError> {
+    let prefix = super::kind_prefix(kind);
+    let mut to = vec![prefix];
+    to.extend_from_slice(&[0xff; 28]);
+    let mut out = Vec::new();
+    for item in storage.scan_rev(Space::Index, &[prefix], &to) {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, _) = item?;
+        let (Some(origin), Some(seq)) = (
+            k.get(13..21).and_then(|o| NodeId::from_key(o).ok()),
+            k.get(21..29).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes),
+        ) else {
+            return Err(corrupt("time index key", format!("{} bytes", k.len())));
+        };
+        if under.is_some_and(|u| !u.is_ancestor_or_self_of(origin)) {
+            continue;
+        }
+        let (found, _) = read_range(storage, origin, seq.saturating_sub(1), seq, 1)?;
+        let Some(stored) = found.into_iter().find(|s| s.event.seq == seq) else {
+            return Err(corrupt("time index", format!("names {origin}#{seq}, which is not stored")));
+        };
+        match keep(&stored) {
+            Some(true) => out.push(stored),
+            Some(false) => {}
+            None => break,
+        }
+    }
+    Ok(out)
 }
