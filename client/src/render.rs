@@ -510,6 +510,9 @@ pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
             st.last_refusal.as_deref().map(clean).unwrap_or_else(|| "-".into())
         ));
     }
+    if st.denied_requests > 0 {
+        out.push_str(&format!("  无权操作被拒 {} 次（谁、为何：mingchu user audit）\n", st.denied_requests));
+    }
     out
 }
 

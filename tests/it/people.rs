@@ -145,8 +145,69 @@ fn people_act_as_themselves_within_their_role_and_subtree() {
             .iter()
             .any(|r| r.what == "denied" && r.account == "li.na" && r.detail.contains(&other_school.to_string()))
     );
+    let st = cluster.client(county).status().unwrap();
+    assert!(st.denied_requests >= 5, "counted in the node's status: {}", st.denied_requests);
+    let (ok, out, _) = mingchu(&["topology", "show", "--admin", &admin(county)]);
+    assert!(ok && out.contains("无权操作被拒"), "{out}");
 
     // An unknown or disabled account cannot be acted as.
     let e = cluster.client(county).acting_as("nobody").alerts(5, None).unwrap_err();
     assert_eq!(status_of(&e), 401, "{e:#}");
+}
+
+/// What a school typed shows as text, never as markup; a refused form writes nothing and says why
+/// in Chinese.
+#[test]
+fn the_console_escapes_what_people_typed_and_refuses_bad_forms_without_writing() {
+    use protocol::registry::{Canteen, EntityData, EntityKind, RegistryOp};
+    let (_dir, cluster) = federation(1, 1, 1);
+    let county: NodeId = "130102".parse().unwrap();
+    let school = NodeId::school(county, 1).unwrap();
+    let add = |node: NodeId, id: &str, role: &str| {
+        let req = AccountRequest {
+            id: id.into(),
+            display_name: format!("<b>{id}</b>"),
+            role: role.into(),
+            password: "a long password".into(),
+            disabled: false,
+        };
+        cluster.client(node).add_account(&req).unwrap();
+    };
+    add(school, "chen", "校长");
+    add(county, "li.na", "监管员");
+    let evil = "<script>alert(1)</script>";
+    let canteen = Canteen { name: evil.into(), address: "\"><img src=x onerror=alert(2)>".into() };
+    let req = node::api::registry::RegistryRequest {
+        kind: EntityKind::Canteen,
+        node: None,
+        id: "evil".into(),
+        op: RegistryOp::Upsert(EntityData::Canteen(canteen)),
+    };
+    cluster.client(school).registry_write(&req).unwrap();
+
+    let mut web = crate::console::Web::new(&cluster, school);
+    assert_eq!(web.sign_in("chen", "a long password").status, 303);
+    let page = web.get("/registry?kind=canteen");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{}", page.body);
+    assert!(!page.body.contains(evil) && !page.body.contains("<img src=x"), "markup got through");
+    assert!(page.body.contains("&lt;b&gt;chen&lt;/b&gt;"), "the person's name is escaped too");
+
+    // A directive without a title: refused with the reason, nothing sent.
+    let mut web = crate::console::Web::new(&cluster, county);
+    assert_eq!(web.sign_in("li.na", "a long password").status, 303);
+    let csrf = web.csrf();
+    let before = cluster.client(county).directives(100).unwrap().len();
+    let page = web.post("/directives", &[("csrf", &csrf), ("to", &school.to_string()), ("title", " "), ("text", "x")]);
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("请填写标题"), "{}", page.body);
+    let page = web.post("/directives", &[("csrf", &csrf), ("to", "13"), ("title", "越级"), ("text", "x")]);
+    assert_eq!(page.status, 400, "a unit outside the subtree: {}", page.body);
+    let page = web.post("/alerts/verdict", &[("csrf", &csrf), ("id", "130104-S0001#1"), ("kind", "confirm")]);
+    assert_eq!(page.status, 403, "an alert of another county: {}", page.body);
+    assert_eq!(cluster.client(county).directives(100).unwrap().len(), before, "nothing was written");
+    let page =
+        web.post("/directives", &[("csrf", &csrf), ("to", &school.to_string()), ("title", "明日检查"), ("text", "")]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(cluster.client(county).directives(100).unwrap().len(), before + 1);
 }

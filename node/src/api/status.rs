@@ -13,7 +13,9 @@ use crate::runtime::root::{NodeMsg, NodeStatus};
 use crate::runtime::store::StoreMsg;
 
 async fn status(State(s): State<AdminState>) -> ApiResult<NodeStatus> {
-    ractor::call_t!(s.node, NodeMsg::Status, ADMIN_CALL_TIMEOUT_MS).map(Json).map_err(internal)
+    let mut st = ractor::call_t!(s.node, NodeMsg::Status, ADMIN_CALL_TIMEOUT_MS).map_err(internal)?;
+    st.denied_requests = s.denied.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Json(st))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -69,6 +69,10 @@ pub struct NodeStatus {
     /// Connections refused because the peer may not link here.
     pub refused: u64,
     pub last_refusal: Option<String>,
+    /// Requests of people or the operator refused for want of permission or scope (403) since the
+    /// node started (filled in by the admin API).
+    #[serde(default)]
+    pub denied_requests: u64,
 }
 
 pub enum NodeMsg {
@@ -542,6 +546,7 @@ impl Actor for NodeActor {
                     store,
                     refused: st.refused,
                     last_refusal: st.last_refusal.clone(),
+                    denied_requests: 0,
                 });
             }
             NodeMsg::Store(reply) => {
