@@ -193,6 +193,23 @@ fn the_console_escapes_what_people_typed_and_refuses_bad_forms_without_writing()
     assert!(!page.body.contains(evil) && !page.body.contains("<img src=x"), "markup got through");
     assert!(page.body.contains("&lt;b&gt;chen&lt;/b&gt;"), "the person's name is escaped too");
 
+    // The principal adds a parent in the console; the account carries who created it.
+    let csrf = web.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("id", "wang.jia"),
+        ("display_name", "王家长"),
+        ("role", "parent"),
+        ("password", "short"),
+    ];
+    let page = web.post("/accounts", &fields);
+    assert!(page.status == 400 && page.body.contains("密码至少 8"), "{}", page.body);
+    let mut fields = fields;
+    fields[4].1 = "a long password";
+    assert_eq!(web.post("/accounts", &fields).status, 303);
+    let parent = cluster.client(school).accounts(None).unwrap().into_iter().find(|a| a.id == "wang.jia").unwrap();
+    assert_eq!(parent.updated_by_person.map(|p| p.account), Some("chen".into()));
+
     // A directive without a title: refused with the reason, nothing sent.
     let mut web = crate::console::Web::new(&cluster, county);
     assert_eq!(web.sign_in("li.na", "a long password").status, 303);
