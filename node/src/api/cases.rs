@@ -125,21 +125,27 @@ pub async fn case_views(s: &AdminState, p: CaseListParams) -> Result<Vec<CaseVie
     };
     // Read beside the store actor: a province's month of case steps never delays replication.
     let cases = s.reads.all_cases().await.map_err(read_fail)?;
-    let registry = s.reads.registry().await.map_err(read_fail)?;
-    let mut out: Vec<CaseView> = cases
-        .values()
-        .filter(|c| under.is_none_or(|u| u.is_ancestor_or_self_of(c.school)))
-        .filter(|c| match status {
-            None => true,
-            Some("open") => !c.status.is_terminal(),
-            Some(st) => c.status.as_str() == st,
-        })
-        .filter(|c| !p.supervised_here || c.supervisor == s.me)
-        .map(|c| {
-            let rules = CaseRules::from_settings(&protocol::registry::effective_settings(&registry, c.school).0);
-            CaseView { school_name: name_of(s, c.school), review_due_ms: c.review_due_ms(&rules), ..CaseView::of(c) }
-        })
-        .collect();
+    // The rules in force per county (a county's override or the province's), read once each.
+    let mut rules: std::collections::BTreeMap<Option<NodeId>, CaseRules> = Default::default();
+    let mut out = Vec::new();
+    for c in cases.values() {
+        let wanted = under.is_none_or(|u| u.is_ancestor_or_self_of(c.school))
+            && match status {
+                None => true,
+                Some("open") => !c.status.is_terminal(),
+                Some(st) => c.status.as_str() == st,
+            }
+            && (!p.supervised_here || c.supervisor == s.me);
+        if !wanted {
+            continue;
+        }
+        let county = c.school.ancestor_at(topology::Tier::County);
+        if !rules.contains_key(&county) {
+            rules.insert(county, s.reads.case_rules_for(c.school).await.map_err(read_fail)?);
+        }
+        let review_due_ms = rules.get(&county).and_then(|r| c.review_due_ms(r));
+        out.push(CaseView { school_name: name_of(s, c.school), review_due_ms, ..CaseView::of(c) });
+    }
     out.sort_by_key(|c| std::cmp::Reverse(c.opened_at_ms));
     Ok(out)
 }

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use protocol::case::{CaseId, CaseInput, CaseRules, CaseState, fold, fold_all};
+use protocol::case::{CaseId, CaseRules, CaseState};
 use protocol::registry::{Entity, EntityRef, Settings, SettingsSource, effective_settings, registry_view};
-use protocol::{Body, EventId, EventKind};
+use protocol::{EventId, EventKind};
 use topology::NodeId;
 
 use crate::runtime::store::{StoredEvent, related};
@@ -77,12 +77,12 @@ impl Reads {
 
     /// Every case this node holds, folded.
     pub async fn all_cases(&self) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
-        self.run(|st| Ok(fold_all(&case_inputs(&related(st, EventKind::Case, None)?)))).await
+        self.run(crate::runtime::store::case_summaries::all_cases).await
     }
 
     /// One case, folded from its own steps (an index lookup).
     pub async fn case(&self, id: CaseId) -> Result<Option<CaseState>, StorageError> {
-        self.run(move |st| Ok(fold(id, &case_inputs(&related(st, EventKind::Case, Some(id.event_id()))?)))).await
+        self.run(move |st| crate::runtime::store::case_summaries::case(st, id)).await
     }
 
     /// The registry folded from this node's store (registry events are indexed: no scan of alerts).
@@ -96,9 +96,17 @@ impl Reads {
 }
 
 impl Reads {
-    /// The settings in force for `unit` (its county's override, the province's, or the defaults).
+    /// The settings in force for `unit` (its county's override, the province's, or the defaults):
+    /// only the county's and the province's own registry entries are read (two index lookups),
+    /// not a province's whole registry.
     pub async fn settings_for(&self, unit: NodeId) -> Result<(Settings, SettingsSource), StorageError> {
-        Ok(effective_settings(&self.registry().await?, unit))
+        let mut view = BTreeMap::new();
+        for owner in
+            [unit.ancestor_at(topology::Tier::Province), unit.ancestor_at(topology::Tier::County)].into_iter().flatten()
+        {
+            view.extend(self.registry_of(owner).await?);
+        }
+        Ok(effective_settings(&view, unit))
     }
 
     /// The case rules in force for `unit`.
@@ -107,20 +115,4 @@ impl Reads {
     }
 }
 
-/// The case inputs of stored events (others are skipped).
-pub fn case_inputs(events: &[StoredEvent]) -> Vec<CaseInput> {
-    events
-        .iter()
-        .filter_map(|s| match &s.event.body {
-            Body::Case(c) => Some(CaseInput {
-                id: s.event.id(),
-                hlc: s.event.hlc,
-                scope: s.event.scope,
-                case: c.case,
-                action: c.action.clone(),
-                person: s.event.by.clone(),
-            }),
-            _ => None,
-        })
-        .collect()
-}
+pub use crate::runtime::store::read::case_inputs;

@@ -63,14 +63,25 @@ async fn render_list(s: &AdminState, ctx: Ctx, view: &str, code: StatusCode) -> 
                 a class=@if k == view { "tag ok" } @else { "tag" } href={ "/cases?view=" (k) } { (zh) } " "
             }
         }
-        @if rows.is_empty() { (empty("没有这一类案件。")) } @else { (case_table(&rows)) }
+        @if rows.is_empty() { (empty("没有这一类案件。")) } @else { (case_table(&rows, PAGE_ROWS)) }
         @if ctx.may(Action::SuperviseCase) { (open_form(s, &ctx)) }
     };
     refused(code, shell(&ctx.0, Nav::Cases, "问题台账", body))
 }
 
-/// The cases as a table (also on the home page).
-pub fn case_table(rows: &[CaseView]) -> Markup {
+/// Most cases on one page (newest first).
+pub const PAGE_ROWS: usize = 200;
+
+/// The cases as a table (also on the home page): the first `max`, and how many there are.
+pub fn case_table(rows: &[CaseView], max: usize) -> Markup {
+    let shown = &rows[..rows.len().min(max)];
+    html! {
+        @if rows.len() > max { p.muted { "共 " (rows.len()) " 件，显示最新的 " (max) " 件。" } }
+        (rows_table(shown))
+    }
+}
+
+fn rows_table(rows: &[CaseView]) -> Markup {
     html! {
         div.scroll { table.rows #cases {
             thead { tr { th { "台账编号" } th { "学校" } th { "问题" } th { "严重程度" } th { "状态" } th { "整改期限" } th { "督办" } } }

@@ -14,6 +14,9 @@ use crate::console::pages::alerts::{alerts_with, urlencode, who};
 use crate::console::pages::cases::{case_table, cases_in};
 use crate::console::pages::{Ctx, refused};
 
+/// Rows of each list on the home page (the whole list is a click away).
+pub const HOME_ROWS: usize = 20;
+
 /// Days before a deadline from which a notice counts as due soon.
 pub const DUE_SOON_DAYS: u64 = 3;
 
@@ -79,11 +82,11 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
         }
         @if school {
             h2 { "需要本校处理的通知" }
-            @if to_answer.is_empty() { (empty("没有待处理的整改通知。")) } @else { (case_table(&to_answer)) }
+            @if to_answer.is_empty() { (empty("没有待处理的整改通知。")) } @else { (case_table(&to_answer, HOME_ROWS)) }
         } @else {
             h2 { "待复核、待销号的案件" }
-            @if to_review.is_empty() { (empty("没有待复核的案件。")) } @else { (case_table(&to_review)) }
-            @if !supervised.is_empty() { h2 { "本级督办" } (case_table(&supervised)) }
+            @if to_review.is_empty() { (empty("没有待复核的案件。")) } @else { (case_table(&to_review, HOME_ROWS)) }
+            @if !supervised.is_empty() { h2 { "本级督办" } (case_table(&supervised, HOME_ROWS)) }
             h2 { "学校自行判定误报的严重预警（最近的误报中）" }
             @if severe_dismissed.is_empty() { (empty("没有。")) } @else {
                 ul #severe-dismissed { @for a in severe_dismissed.iter().take(20) {
@@ -93,7 +96,7 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
                 } }
             }
         }
-        @if !overdue.is_empty() { h2 { "逾期未整改" } (case_table(&overdue)) }
+        @if !overdue.is_empty() { h2 { "逾期未整改" } (case_table(&overdue, HOME_ROWS)) }
         h2 { "最新预警" }
         @if new_alerts.is_empty() { (empty("没有待处理的预警。")) } @else {
             ul #new-alerts { @for a in new_alerts.iter().take(10) {

@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::runtime::invariant;
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
+pub mod case_summaries;
 pub mod open_alerts;
 pub mod read;
 pub use read::{
@@ -100,6 +101,33 @@ fn build_recent_index(storage: &dyn Storage) -> Result<(), StorageError> {
         }
     }
     b.put(Space::Meta, META_RECENT_INDEX, vec![1]);
+    storage.write(b)
+}
+
+/// Set once every event of a [`TIME_INDEXED_KINDS`] kind has its [`kind_key`].
+const META_KIND_INDEX: &[u8] = b"kind-index";
+
+/// Gives every directive and spot check its time-index key, once per data dir (runs written
+/// before the index existed). The open-alert index and the case summaries came with schema 3 (the
+/// summaries are also built once, by [`case_summaries::build`]).
+fn build_kind_index(storage: &dyn Storage) -> Result<(), StorageError> {
+    if storage.get(Space::Meta, META_KIND_INDEX)?.is_some() {
+        return Ok(());
+    }
+    let mut b = WriteBatch::default();
+    for item in storage.scan_prefix(Space::Events, b"") {
+        let (_, v) = item?;
+        let (_, events) = decode_run(&v)?;
+        for e in &events {
+            if let Some(k) = kind_key(e) {
+                b.put(Space::Index, &k, Vec::new());
+            }
+        }
+        if b.len() >= 10_000 {
+            storage.write(std::mem::take(&mut b))?;
+        }
+    }
+    b.put(Space::Meta, META_KIND_INDEX, vec![1]);
     storage.write(b)
 }
 
@@ -351,6 +379,8 @@ fn open(me: NodeId, storage: &dyn Storage) -> Result<Opened, StorageError> {
         }
     }
     build_recent_index(storage)?;
+    build_kind_index(storage)?;
+    case_summaries::build(storage)?;
     let cursors = all_cursors(storage)?;
     let hlc = match storage.get(Space::Meta, META_HLC)? {
         Some(v) => HlcClock::new(decode(&v).map_err(|e| corrupt("hlc", e))?),
@@ -615,6 +645,8 @@ impl StoreState {
         if out.is_empty() {
             return Ok(out);
         }
+        let written: Vec<&Event> = out.iter().map(|s| &s.event).collect();
+        case_summaries::note(self.storage.as_ref(), &mut b, &written).map_err(WriteError::Storage)?;
         // New seqs lie above everything held: only the size cap splits them.
         for run in out.chunks(RUN_EVENTS_MAX) {
             let events: Vec<&Event> = run.iter().map(|s| &s.event).collect();
@@ -693,6 +725,7 @@ impl StoreState {
                 b.put(Space::Index, &k, Vec::new());
             }
         }
+        case_summaries::note(self.storage.as_ref(), &mut b, &fresh)?;
         for run in runs(&fresh, &self.cursors) {
             put_run(&mut b, now_us, &run)?;
         }

@@ -304,3 +304,21 @@ fn list_by_time_index(
     }
     Ok(out)
 }
+
+/// The case inputs of stored events (others are skipped).
+pub fn case_inputs(events: &[StoredEvent]) -> Vec<protocol::case::CaseInput> {
+    events
+        .iter()
+        .filter_map(|s| match &s.event.body {
+            protocol::Body::Case(c) => Some(protocol::case::CaseInput {
+                id: s.event.id(),
+                hlc: s.event.hlc,
+                scope: s.event.scope,
+                case: c.case,
+                action: c.action.clone(),
+                person: s.event.by.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
