@@ -528,6 +528,25 @@ pub fn alert_views(
     Ok(Ok(events.iter().filter_map(|e| fold(e, by.get(&e.event.id()))).collect()))
 }
 
+/// The alerts of this subtree that their own school dismissed and no supervisor overturned,
+/// newest dismissal first (what a county reviews), at most `limit`, each folded.
+pub fn self_dismissed_views(
+    storage: &dyn crate::storage::Storage,
+    limit: usize,
+) -> Result<Vec<AlertView>, StorageError> {
+    let mut views = Vec::new();
+    for id in crate::runtime::store::open_alerts::self_dismissed(storage, None, limit)? {
+        let (found, _) = read_range(storage, id.origin, id.seq.saturating_sub(1), id.seq, 1)?;
+        let Some(e) = found.into_iter().find(|s| s.event.seq == id.seq) else { continue };
+        let Some(v) = AlertView::from_stored(&e) else { continue };
+        let ups = updates_by_alert(related(storage, EventKind::AlertUpdate, Some(id))?);
+        let folded =
+            fold_alert(e.event.hlc.wall_ms, ups.get(&id).into_iter().flatten().map(|(o, p, a)| (*o, p.as_ref(), a)));
+        views.push(v.with_state(&folded));
+    }
+    Ok(views)
+}
+
 /// A filtered alert listing folds alerts one by one (an index lookup each) for up to this many
 /// alerts per row asked for, before it reads every alert's updates at once instead.
 pub const LAZY_FOLDS_PER_ROW: usize = 20;

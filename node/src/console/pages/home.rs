@@ -38,7 +38,10 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
         fail(e, &mut ctx);
         Vec::new()
     });
-    let dismissed = alerts_with(&s, "dismissed").await.unwrap_or_default();
+    let dismissed = crate::api::kit::read_storage(&s, |st| crate::api::alerts::self_dismissed_views(st, 200))
+        .await
+        .map(|v| v.into_iter().map(|a| a.named(&s)).collect::<Vec<_>>())
+        .unwrap_or_default();
     let open = cases_in(&s, "open").await.unwrap_or_else(|e| {
         fail(e, &mut ctx);
         Vec::new()
@@ -87,7 +90,7 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
             h2 { "待复核、待销号的案件" }
             @if to_review.is_empty() { (empty("没有待复核的案件。")) } @else { (case_table(&to_review, HOME_ROWS)) }
             @if !supervised.is_empty() { h2 { "本级督办" } (case_table(&supervised, HOME_ROWS)) }
-            h2 { "学校自行判定误报的严重预警（最近的误报中）" }
+            h2 { "学校自行判定误报的严重预警" }
             @if severe_dismissed.is_empty() { (empty("没有。")) } @else {
                 ul #severe-dismissed { @for a in severe_dismissed.iter().take(20) {
                     li { (when(a.detected_at_ms)) " " (a.school_name) " " strong { (a.type_zh) } " — "

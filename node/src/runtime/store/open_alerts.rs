@@ -21,10 +21,18 @@ use crate::storage::{Space, Storage, StorageError, WriteBatch};
 const OPEN_BY_TIME: u8 = 0xF0;
 const OPEN_BY_ID: u8 = 0xF1;
 const DECIDED: u8 = 0xF2;
+/// A school's dismissal of its own alert, by the dismissal's time (what its county reviews).
+const SELF_DISMISSED_BY_TIME: u8 = 0xF3;
+/// The same, by alert id → the dismissal's HLC (to remove it when a supervisor overturns it).
+const SELF_DISMISSED_BY_ID: u8 = 0xF4;
 
 fn by_time(hlc: Hlc, id: EventId) -> Vec<u8> {
+    by_time_in(OPEN_BY_TIME, hlc, id)
+}
+
+fn by_time_in(prefix: u8, hlc: Hlc, id: EventId) -> Vec<u8> {
     let mut k = Vec::with_capacity(29);
-    k.push(OPEN_BY_TIME);
+    k.push(prefix);
     k.extend_from_slice(&hlc.wall_ms.to_be_bytes());
     k.extend_from_slice(&hlc.logical.to_be_bytes());
     k.extend_from_slice(&event_key(id.origin, id.seq));
@@ -93,16 +101,37 @@ impl<'a> OpenAlerts<'a> {
                     self.put(b, by_id(OPEN_BY_ID, id), encode_hlc(e.hlc));
                 }
             }
-            Body::AlertUpdate(AlertUpdate { alert, action }) if !matches!(action, AlertAction::Repeat { .. }) => {
-                let open = by_id(OPEN_BY_ID, *alert);
-                if let Some(hlc) = self.get(&open)?.as_deref().and_then(decode_hlc) {
-                    self.delete(b, open);
-                    self.delete(b, by_time(hlc, *alert));
-                } else if !alert_held(self.storage, *alert)? {
-                    self.put(b, by_id(DECIDED, *alert), Vec::new());
+            Body::AlertUpdate(AlertUpdate { alert, action: AlertAction::Dismiss { .. } })
+                if e.origin == alert.origin =>
+            {
+                self.close(b, *alert)?;
+                self.put(b, by_time_in(SELF_DISMISSED_BY_TIME, e.hlc, *alert), Vec::new());
+                self.put(b, by_id(SELF_DISMISSED_BY_ID, *alert), encode_hlc(e.hlc));
+            }
+            Body::AlertUpdate(AlertUpdate { alert, action: AlertAction::Overturn { .. } }) => {
+                self.close(b, *alert)?;
+                let key = by_id(SELF_DISMISSED_BY_ID, *alert);
+                if let Some(hlc) = self.get(&key)?.as_deref().and_then(decode_hlc) {
+                    self.delete(b, key);
+                    self.delete(b, by_time_in(SELF_DISMISSED_BY_TIME, hlc, *alert));
                 }
             }
+            Body::AlertUpdate(AlertUpdate { alert, action }) if !matches!(action, AlertAction::Repeat { .. }) => {
+                self.close(b, *alert)?;
+            }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// A verdict on `alert`: it is no longer open (or, not held yet, it arrives decided).
+    fn close(&mut self, b: &mut WriteBatch, alert: EventId) -> Result<(), StorageError> {
+        let open = by_id(OPEN_BY_ID, alert);
+        if let Some(hlc) = self.get(&open)?.as_deref().and_then(decode_hlc) {
+            self.delete(b, open);
+            self.delete(b, by_time(hlc, alert));
+        } else if !alert_held(self.storage, alert)? {
+            self.put(b, by_id(DECIDED, alert), Vec::new());
         }
         Ok(())
     }
@@ -114,6 +143,16 @@ fn alert_held(storage: &dyn Storage, id: EventId) -> Result<bool, StorageError> 
     Ok(found.iter().any(|s| s.event.seq == id.seq))
 }
 
+/// The alerts under `under` that their own school dismissed (误报) and no supervisor overturned,
+/// newest dismissal first, at most `limit`: their ids.
+pub fn self_dismissed(
+    storage: &dyn Storage,
+    under: Option<NodeId>,
+    limit: usize,
+) -> Result<Vec<EventId>, StorageError> {
+    scan_ids(storage, SELF_DISMISSED_BY_TIME, u64::MAX, under, limit)
+}
+
 /// The open alerts under `under` (all held, if `None`) raised at or before `raised_before_ms`,
 /// newest first, at most `limit`: their ids.
 pub fn open_alerts(
@@ -122,11 +161,22 @@ pub fn open_alerts(
     raised_before_ms: u64,
     limit: usize,
 ) -> Result<Vec<EventId>, StorageError> {
-    let mut to = vec![OPEN_BY_TIME];
-    to.extend_from_slice(&raised_before_ms.to_be_bytes());
+    scan_ids(storage, OPEN_BY_TIME, raised_before_ms, under, limit)
+}
+
+/// The ids in a by-time index, newest first, at or before `before_ms`, under `under`.
+fn scan_ids(
+    storage: &dyn Storage,
+    prefix: u8,
+    before_ms: u64,
+    under: Option<NodeId>,
+    limit: usize,
+) -> Result<Vec<EventId>, StorageError> {
+    let mut to = vec![prefix];
+    to.extend_from_slice(&before_ms.to_be_bytes());
     to.extend_from_slice(&[0xff; 20]);
     let mut out = Vec::new();
-    for item in storage.scan_rev(Space::Index, &[OPEN_BY_TIME], &to) {
+    for item in storage.scan_rev(Space::Index, &[prefix], &to) {
         if out.len() >= limit {
             break;
         }
@@ -209,5 +259,14 @@ mod tests {
         // An overturn of a closed alert does not reopen it.
         store(&st, &[update(county, 5, school, 3, AlertAction::Overturn { reason: "老鼠".into() })]);
         assert_eq!(ids(Some(county), u64::MAX).len(), 1);
+        // The school's own dismissals are listed for its county, until one is overturned.
+        store(&st, &[update(school, 6, school, 4, dismiss())]);
+        store(&st, &[alert(school, 7, 600), update(school, 8, school, 7, dismiss())]);
+        let mine = |st: &MemStorage| self_dismissed(st, Some(county), 10).unwrap();
+        let (four, seven) = (EventId { origin: school, seq: 4 }, EventId { origin: school, seq: 7 });
+        assert_eq!(mine(&st), [seven, four], "newest dismissal first; the county's own dismissals are not listed");
+        assert!(ids(Some(county), u64::MAX).is_empty(), "both are closed");
+        store(&st, &[update(county, 6, school, 4, AlertAction::Overturn { reason: "老鼠".into() })]);
+        assert_eq!(mine(&st), [seven]);
     }
 }
