@@ -856,36 +856,28 @@ pub fn draft_from_alert(
     let confidence = format!("{}.{}%", alert.confidence_permille / 10, alert.confidence_permille % 10);
     let title = format!("{}（{}）· {}", kind.zh(), kind.code(), zone.zh());
     let detail = format!(
-        "AI 摄像头 {camera} 于 {detected} 在{canteen}{zone_zh}检测到“{kind_zh}”，置信度 {confidence}，\
-         合并 {n} 次，截图 {snapshot}。\nAI camera {camera} detected {code} in {canteen} ({zone_en}) at \
-         {detected}, confidence {confidence}, {n} detection(s), snapshot {snapshot}.",
+        "AI 摄像头 {camera} 于 {detected} 在食堂“{canteen}”{zone_zh}区检测到“{kind_zh}”（{code}），\
+         置信度 {confidence}，合并 {n} 次，截图 {snapshot}。",
         camera = alert.camera,
         canteen = alert.canteen,
         zone_zh = zone.zh(),
-        zone_en = zone.as_str(),
         kind_zh = kind.zh(),
         code = kind.code(),
         n = alert.repeat_count,
-        snapshot = if alert.snapshot.is_empty() { "-" } else { &alert.snapshot },
+        snapshot = if alert.snapshot.is_empty() { "无" } else { &alert.snapshot },
     );
-    let (stop_zh, stop_en) = if severity == Severity::Severe {
-        ("请立即停止相关作业，24 小时内报告处置情况；", "Stop the activity at once and report within 24 hours. ")
+    let stop_zh = if severity == Severity::Severe {
+        "请立即停止相关作业，24 小时内报告处置情况；"
     } else {
-        ("", "")
+        ""
     };
     let text = format!(
-        "整改通知：贵校{canteen}{zone_zh}于 {detected} 经智能监测发现“{kind_zh}”（{sev_zh}问题）。{stop_zh}\
-         请于 {deadline} 前完成整改，并上传整改前后照片或视频作为佐证材料；逾期未整改将按规定督办。\n\
-         Rectification notice: the AI monitor detected {code} ({sev_en}) in {canteen}, {zone_en}, at \
-         {detected}. {stop_en}Rectify before {deadline} and upload before/after photos or video as evidence; \
-         overdue cases are escalated.",
+        "整改通知：贵校食堂“{canteen}”{zone_zh}区于 {detected} 经智能监测发现“{kind_zh}”（{sev_zh}问题）。\
+         {stop_zh}请于 {deadline} 前完成整改，并上传整改前后照片或视频作为佐证材料；逾期未整改将按规定督办。",
         canteen = alert.canteen,
         zone_zh = zone.zh(),
-        zone_en = zone.as_str(),
         kind_zh = kind.zh(),
-        code = kind.code(),
         sev_zh = severity.zh(),
-        sev_en = severity.as_str(),
     );
     let open = CaseAction::Open {
         school,

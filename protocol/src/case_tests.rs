@@ -575,7 +575,9 @@ fn draft_from_an_alert() {
     assert!(detail.contains("cam-3") && detail.contains("92.5%") && detail.contains("2024-03-01 09:00"), "{detail}");
     let CaseAction::IssueNotice { deadline_ms, text } = &notice else { panic!("{notice:?}") };
     assert_eq!(*deadline_ms, cst(2024, 3, 6, 10, 0), "较重: 3 working days");
-    assert!(text.contains("2024-03-06 10:00") && text.contains("NO_MASK") && text.contains("整改"), "{text}");
+    assert!(text.contains("2024-03-06 10:00") && text.contains("未戴口罩") && text.contains("整改"), "{text}");
+    assert!(text.contains("食堂“一食堂”专间区") && detail.contains("NO_MASK"), "{text} / {detail}");
+    assert!(!text.is_ascii() && !text.contains("Rectif"), "Chinese only: {text}");
     assert!(!text.contains("立即停止"));
     // The drafts are valid first steps of a case.
     let mut s = Script::open(COUNTY, friday());
@@ -586,7 +588,7 @@ fn draft_from_an_alert() {
     let (_, notice) = draft_from_alert(alert_id, n(SCHOOL), &smoke, &rules, friday());
     let CaseAction::IssueNotice { deadline_ms, text } = &notice else { panic!("{notice:?}") };
     assert_eq!(*deadline_ms, friday() + 72 * HOUR);
-    assert!(text.contains("立即停止") && text.contains("24 hours"), "{text}");
+    assert!(text.contains("立即停止") && text.contains("24 小时内"), "{text}");
 }
 
 #[test]

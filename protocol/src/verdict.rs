@@ -127,13 +127,17 @@ pub fn check_items(
             school,
             severity,
             source: CaseSource::SpotCheck,
-            title: format!("网络巡查不合格: {} ({})", area.zh(), area.as_str()),
-            detail: if note.is_empty() { format!("canteen {canteen}") } else { format!("canteen {canteen}: {note}") },
+            title: format!("网络巡查不合格：{}", area.zh()),
+            detail: if note.is_empty() {
+                format!("食堂“{canteen}”")
+            } else {
+                format!("食堂“{canteen}”：{note}")
+            },
             number: 0,
         };
         let notice = CaseAction::IssueNotice {
             deadline_ms: notice_deadline(rules, severity, now_ms),
-            text: format!("请按期整改{}并上传佐证材料。Rectify {} and upload evidence.", area.zh(), area.as_str()),
+            text: format!("网络巡查发现{}不合格，请按期整改并上传佐证材料。", area.zh()),
         };
         for action in [open, notice] {
             items.push((school, Body::Case(CaseEvent { case: pending_case(by), action })));

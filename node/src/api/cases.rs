@@ -300,9 +300,7 @@ pub async fn open_case_as(s: &AdminState, who: &Principal, req: OpenCase) -> Res
         let now = s.clock.wall_ms();
         let rules = s.reads.case_rules_for(school).await.map_err(read_fail)?;
         let deadline_ms = req.deadline_ms.unwrap_or_else(|| notice_deadline(&rules, severity, now));
-        let text = req
-            .notice_text
-            .unwrap_or_else(|| "请按期整改并上传佐证材料。Rectify by the deadline and upload evidence.".into());
+        let text = req.notice_text.unwrap_or_else(|| "请按期整改并上传佐证材料。".into());
         actions.push(CaseAction::IssueNotice { deadline_ms, text });
     }
     // The new case folded as if written now: a refused step (a blank title, a deadline in the
