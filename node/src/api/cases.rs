@@ -105,6 +105,9 @@ pub struct CaseListParams {
     /// Only cases whose current supervisor is this node (its 督办 list).
     #[serde(default)]
     pub supervised_here: bool,
+    /// Only cases past their deadline while the school owes the rectification.
+    #[serde(default)]
+    pub overdue: bool,
 }
 
 async fn list_cases(
@@ -118,27 +121,41 @@ async fn list_cases(
 
 /// The cases this node holds matching `p`, newest first.
 pub async fn case_views(s: &AdminState, p: CaseListParams) -> Result<Vec<CaseView>, ApiFail> {
+    Ok(case_views_newest(s, p, usize::MAX).await?.1)
+}
+
+/// How many cases this node holds match `p`, and the newest `limit` of them.
+pub async fn case_views_newest(
+    s: &AdminState,
+    p: CaseListParams,
+    limit: usize,
+) -> Result<(usize, Vec<CaseView>), ApiFail> {
     let under = parse_under(p.under.as_deref())?;
     let status = match p.status.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(st) => Some(one_of("status", st, &CASE_STATUS_FILTERS)?),
     };
     // Read beside the store actor: a province's month of case steps never delays replication.
-    let cases = s.reads.all_cases().await.map_err(read_fail)?;
+    let cases = s.reads.case_heads().await.map_err(read_fail)?;
+    let mut matching: Vec<&CaseState> = cases
+        .values()
+        .filter(|c| {
+            under.is_none_or(|u| u.is_ancestor_or_self_of(c.school))
+                && match status {
+                    None => true,
+                    Some("open") => !c.status.is_terminal(),
+                    Some(st) => c.status.as_str() == st,
+                }
+                && (!p.supervised_here || c.supervisor == s.me)
+                && (!p.overdue || c.overdue)
+        })
+        .collect();
+    matching.sort_by_key(|c| std::cmp::Reverse((c.opened_at_ms, c.id)));
+    let total = matching.len();
     // The rules in force per county (a county's override or the province's), read once each.
     let mut rules: std::collections::BTreeMap<Option<NodeId>, CaseRules> = Default::default();
     let mut out = Vec::new();
-    for c in cases.values() {
-        let wanted = under.is_none_or(|u| u.is_ancestor_or_self_of(c.school))
-            && match status {
-                None => true,
-                Some("open") => !c.status.is_terminal(),
-                Some(st) => c.status.as_str() == st,
-            }
-            && (!p.supervised_here || c.supervisor == s.me);
-        if !wanted {
-            continue;
-        }
+    for c in matching.into_iter().take(limit) {
         let county = c.school.ancestor_at(topology::Tier::County);
         if !rules.contains_key(&county) {
             rules.insert(county, s.reads.case_rules_for(c.school).await.map_err(read_fail)?);
@@ -146,8 +163,7 @@ pub async fn case_views(s: &AdminState, p: CaseListParams) -> Result<Vec<CaseVie
         let review_due_ms = rules.get(&county).and_then(|r| c.review_due_ms(r));
         out.push(CaseView { school_name: name_of(s, c.school), review_due_ms, ..CaseView::of(c) });
     }
-    out.sort_by_key(|c| std::cmp::Reverse(c.opened_at_ms));
-    Ok(out)
+    Ok((total, out))
 }
 
 /// A case named by its id (`130102#12`) or its ledger number (`130102-2026-0007`).

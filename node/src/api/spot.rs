@@ -151,13 +151,18 @@ pub async fn held_checks(
     let under = p.under.unwrap_or(s.me);
     let query = EventQuery { kind: Some(EventKind::SpotCheck), under: None, limit };
     read_storage(s, move |st| {
+        // Newest first (the spot checks' time index): past the period's start, nothing more.
         list_events_where(st, &query, |e| {
-            Some(
-                under.is_ancestor_or_self_of(e.event.scope)
-                    && period
-                        .as_ref()
-                        .is_none_or(|pre| ChinaTime(e.event.hlc.wall_ms).date().starts_with(pre.as_str())),
-            )
+            let date = ChinaTime(e.event.hlc.wall_ms).date();
+            if let Some(pre) = &period {
+                if date.as_str() < pre.as_str() && !date.starts_with(pre.as_str()) {
+                    return None;
+                }
+                if !date.starts_with(pre.as_str()) {
+                    return Some(false);
+                }
+            }
+            Some(under.is_ancestor_or_self_of(e.event.scope))
         })
     })
     .await

@@ -80,6 +80,12 @@ impl Reads {
         self.run(crate::runtime::store::case_summaries::all_cases).await
     }
 
+    /// Every case this node holds, cut to what a listing shows (no detail, evidence or history
+    /// but the refused steps).
+    pub async fn case_heads(&self) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
+        self.run(crate::runtime::store::case_summaries::case_heads).await
+    }
+
     /// One case, folded from its own steps (an index lookup).
     pub async fn case(&self, id: CaseId) -> Result<Option<CaseState>, StorageError> {
         self.run(move |st| crate::runtime::store::case_summaries::case(st, id)).await

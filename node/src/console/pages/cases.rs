@@ -13,7 +13,9 @@ use serde::Deserialize;
 use topology::{NodeId, Tier};
 
 use crate::api::AdminState;
-use crate::api::cases::{CaseListParams, CaseView, OpenCase, StepRequest, case_step_as, case_views, open_case_as};
+use crate::api::cases::{
+    CaseListParams, CaseView, OpenCase, StepRequest, case_step_as, case_views_newest, open_case_as,
+};
 use crate::api::principal::Principal;
 use crate::console::layout::{Nav, csrf_field, empty, page as shell, severity_tag, when};
 use crate::console::pages::alerts::{urlencode, who};
@@ -27,21 +29,15 @@ pub struct CasesQuery {
 
 const VIEWS: [(&str, &str); 4] = [("open", "未销号"), ("overdue", "逾期"), ("supervised", "本级督办"), ("all", "全部")];
 
-/// The cases of one view, newest first.
-pub async fn cases_in(s: &AdminState, view: &str) -> Result<Vec<CaseView>, String> {
+/// How many cases one view holds, and the newest `limit` of them.
+pub async fn cases_in(s: &AdminState, view: &str, limit: usize) -> Result<(usize, Vec<CaseView>), String> {
     let p = CaseListParams {
         under: None,
-        status: matches!(view, "open" | "overdue").then(|| "open".to_string()),
+        status: (view != "all").then(|| "open".to_string()),
         supervised_here: view == "supervised",
+        overdue: view == "overdue",
     };
-    let mut out = case_views(s, p).await.map_err(|e| reason(&e))?;
-    if view == "overdue" {
-        out.retain(|c| c.overdue);
-    }
-    if view == "supervised" {
-        out.retain(|c| !c.status.is_terminal());
-    }
-    Ok(out)
+    case_views_newest(s, p, limit).await.map_err(|e| reason(&e))
 }
 
 pub async fn list(State(s): State<AdminState>, ctx: Ctx, Query(q): Query<CasesQuery>) -> Response {
@@ -53,9 +49,9 @@ async fn render_list(s: &AdminState, ctx: Ctx, view: &str, code: StatusCode) -> 
         return forbidden(ctx, Nav::Cases, "您的角色不能查看问题台账");
     }
     let view = VIEWS.iter().find(|(k, _)| *k == view).map_or("open", |(k, _)| k);
-    let (ctx, rows) = match cases_in(s, view).await {
+    let (ctx, (total, rows)) = match cases_in(s, view, PAGE_ROWS).await {
         Ok(r) => (ctx, r),
-        Err(e) => (ctx.with_error(e), Vec::new()),
+        Err(e) => (ctx.with_error(e), (0, Vec::new())),
     };
     let body = html! {
         nav.tabs {
@@ -63,7 +59,7 @@ async fn render_list(s: &AdminState, ctx: Ctx, view: &str, code: StatusCode) -> 
                 a class=@if k == view { "tag ok" } @else { "tag" } href={ "/cases?view=" (k) } { (zh) } " "
             }
         }
-        @if rows.is_empty() { (empty("没有这一类案件。")) } @else { (case_table(&rows, PAGE_ROWS)) }
+        @if rows.is_empty() { (empty("没有这一类案件。")) } @else { (case_table(&rows, total, PAGE_ROWS)) }
         @if ctx.may(Action::SuperviseCase) { (open_form(s, &ctx)) }
     };
     refused(code, shell(&ctx.0, Nav::Cases, "问题台账", body))
@@ -72,11 +68,12 @@ async fn render_list(s: &AdminState, ctx: Ctx, view: &str, code: StatusCode) -> 
 /// Most cases on one page (newest first).
 pub const PAGE_ROWS: usize = 200;
 
-/// The cases as a table (also on the home page): the first `max`, and how many there are.
-pub fn case_table(rows: &[CaseView], max: usize) -> Markup {
+/// The cases as a table (also on the home page): the first `max` of `rows`, and how many there
+/// are in all (`total`).
+pub fn case_table(rows: &[CaseView], total: usize, max: usize) -> Markup {
     let shown = &rows[..rows.len().min(max)];
     html! {
-        @if rows.len() > max { p.muted { "共 " (rows.len()) " 件，显示最新的 " (max) " 件。" } }
+        @if total > shown.len() { p.muted { "共 " (total) " 件，显示最新的 " (shown.len()) " 件。" } }
         (rows_table(shown))
     }
 }

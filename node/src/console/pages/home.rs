@@ -42,7 +42,7 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
         .await
         .map(|v| v.into_iter().map(|a| a.named(&s)).collect::<Vec<_>>())
         .unwrap_or_default();
-    let open = cases_in(&s, "open").await.unwrap_or_else(|e| {
+    let open = cases_in(&s, "open", usize::MAX).await.map(|(_, rows)| rows).unwrap_or_else(|e| {
         fail(e, &mut ctx);
         Vec::new()
     });
@@ -85,11 +85,11 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
         }
         @if school {
             h2 { "需要本校处理的通知" }
-            @if to_answer.is_empty() { (empty("没有待处理的整改通知。")) } @else { (case_table(&to_answer, HOME_ROWS)) }
+            @if to_answer.is_empty() { (empty("没有待处理的整改通知。")) } @else { (case_table(&to_answer, to_answer.len(), HOME_ROWS)) }
         } @else {
             h2 { "待复核、待销号的案件" }
-            @if to_review.is_empty() { (empty("没有待复核的案件。")) } @else { (case_table(&to_review, HOME_ROWS)) }
-            @if !supervised.is_empty() { h2 { "本级督办" } (case_table(&supervised, HOME_ROWS)) }
+            @if to_review.is_empty() { (empty("没有待复核的案件。")) } @else { (case_table(&to_review, to_review.len(), HOME_ROWS)) }
+            @if !supervised.is_empty() { h2 { "本级督办" } (case_table(&supervised, supervised.len(), HOME_ROWS)) }
             h2 { "学校自行判定误报的严重预警" }
             @if severe_dismissed.is_empty() { (empty("没有。")) } @else {
                 ul #severe-dismissed { @for a in severe_dismissed.iter().take(20) {
@@ -99,7 +99,7 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
                 } }
             }
         }
-        @if !overdue.is_empty() { h2 { "逾期未整改" } (case_table(&overdue, HOME_ROWS)) }
+        @if !overdue.is_empty() { h2 { "逾期未整改" } (case_table(&overdue, overdue.len(), HOME_ROWS)) }
         h2 { "最新预警" }
         @if new_alerts.is_empty() { (empty("没有待处理的预警。")) } @else {
             ul #new-alerts { @for a in new_alerts.iter().take(10) {

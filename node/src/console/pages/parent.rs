@@ -46,9 +46,7 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
         }
     };
     let cases =
-        match case_views(&s, CaseListParams { under: Some(school.to_string()), status: None, supervised_here: false })
-            .await
-        {
+        match case_views(&s, CaseListParams { under: Some(school.to_string()), ..CaseListParams::default() }).await {
             Ok(c) => c,
             Err(e) => {
                 ctx = ctx.with_error(reason(&e));

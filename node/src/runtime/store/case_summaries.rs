@@ -17,12 +17,18 @@ use super::{StoredEvent, corrupt, event_key};
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
 const SUMMARY: u8 = 0xD0;
+/// The same, cut to what a listing shows (see [`head`]).
+const HEAD: u8 = 0xD1;
 /// Set once every case of the data dir has a summary.
 pub(super) const META_CASE_SUMMARIES: &[u8] = b"case-summaries";
 
 fn key(id: CaseId) -> Vec<u8> {
+    key_in(SUMMARY, id)
+}
+
+fn key_in(prefix: u8, id: CaseId) -> Vec<u8> {
     let mut k = Vec::with_capacity(17);
-    k.push(SUMMARY);
+    k.push(prefix);
     k.extend_from_slice(&event_key(id.opened_by, id.seq));
     k
 }
@@ -39,10 +45,40 @@ pub(super) fn note(storage: &dyn Storage, b: &mut WriteBatch, fresh: &[&Event]) 
     for (id, mut inputs) in touched {
         inputs.extend(case_inputs(&related(storage, EventKind::Case, Some(id.event_id()))?));
         if let Some(state) = fold(id, &inputs) {
-            b.put(Space::Index, &key(id), encode(&state).map_err(|e| corrupt("case summary", e))?);
+            put(b, id, &state)?;
         }
     }
     Ok(())
+}
+
+/// A case cut to what a listing shows: no detail, no evidence, and of its history only the
+/// refused steps (counted in listings), without their text.
+pub fn head(state: &CaseState) -> CaseState {
+    let mut h = state.clone();
+    h.detail.clear();
+    h.evidence.clear();
+    h.history.retain(|s| matches!(s.outcome, protocol::case::StepOutcome::Refused(_)));
+    for s in &mut h.history {
+        s.text.clear();
+    }
+    h
+}
+
+fn put(b: &mut WriteBatch, id: CaseId, state: &CaseState) -> Result<(), StorageError> {
+    b.put(Space::Index, &key(id), encode(state).map_err(|e| corrupt("case summary", e))?);
+    b.put(Space::Index, &key_in(HEAD, id), encode(&head(state)).map_err(|e| corrupt("case head", e))?);
+    Ok(())
+}
+
+/// Every case held, cut to what a listing shows ([`head`]).
+pub fn case_heads(storage: &dyn Storage) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
+    let mut out = BTreeMap::new();
+    for item in storage.scan_prefix(Space::Index, &[HEAD]) {
+        let (_, v) = item?;
+        let state: CaseState = decode(&v).map_err(|e| corrupt("case head", e))?;
+        out.insert(state.id, state);
+    }
+    Ok(out)
 }
 
 /// Every case held, from the summaries.
@@ -72,7 +108,7 @@ pub(super) fn build(storage: &dyn Storage) -> Result<(), StorageError> {
     let mut b = WriteBatch::default();
     let all = fold_all(&case_inputs(&related(storage, EventKind::Case, None)?));
     for (id, state) in all {
-        b.put(Space::Index, &key(id), encode(&state).map_err(|e| corrupt("case summary", e))?);
+        put(&mut b, id, &state)?;
         if b.len() >= 10_000 {
             storage.write(std::mem::take(&mut b))?;
         }

@@ -117,10 +117,10 @@ fn build_kind_index(storage: &dyn Storage) -> Result<(), StorageError> {
     let mut b = WriteBatch::default();
     for item in storage.scan_prefix(Space::Events, b"") {
         let (_, v) = item?;
-        let (_, events) = decode_run(&v)?;
+        let (received_at_us, events) = decode_run(&v)?;
         for e in &events {
             if let Some(k) = kind_key(e) {
-                b.put(Space::Index, &k, Vec::new());
+                b.put(Space::Index, &k, encode_run(received_at_us, &[e])?);
             }
         }
         if b.len() >= 10_000 {
@@ -162,7 +162,8 @@ pub fn kind_prefix(kind: EventKind) -> u8 {
 }
 
 /// The time-index key of an event of a [`TIME_INDEXED_KINDS`] kind: `(prefix, hlc, origin, seq)`,
-/// so keys sort in event order.
+/// so keys sort in event order. Its value is the event itself (a run of one): these kinds are
+/// small and rare, and a listing then reads no run.
 fn kind_key(e: &Event) -> Option<Vec<u8>> {
     if !TIME_INDEXED_KINDS.contains(&e.kind()) {
         return None;
@@ -220,7 +221,7 @@ fn ledger_counters(me: NodeId, storage: &dyn Storage) -> Result<BTreeMap<u32, u3
 /// value holding the run's events (and when they arrived). A received batch or a local request
 /// becomes one run per origin, so a write costs one storage insert per origin, not per event.
 /// Runs of an origin never interleave: a run never spans a seq already held when it was written.
-fn decode_run(v: &[u8]) -> Result<(u64, Vec<Event>), StorageError> {
+pub(crate) fn decode_run(v: &[u8]) -> Result<(u64, Vec<Event>), StorageError> {
     decode(v).map_err(|e| corrupt("event run", e))
 }
 
@@ -635,7 +636,7 @@ impl StoreState {
             check_event(&event).map_err(WriteError::from_violation)?;
             open.note(&mut b, &event)?;
             if let Some(k) = kind_key(&event) {
-                b.put(Space::Index, &k, Vec::new());
+                b.put(Space::Index, &k, encode_run(now_us, &[&event])?);
             }
             if let Some(k) = index_key(&event) {
                 b.put(Space::Index, &k, Vec::new());
@@ -719,7 +720,7 @@ impl StoreState {
         for e in &fresh {
             open.note(&mut b, e)?;
             if let Some(k) = kind_key(e) {
-                b.put(Space::Index, &k, Vec::new());
+                b.put(Space::Index, &k, encode_run(now_us, &[e])?);
             }
             if let Some(k) = index_key(e) {
                 b.put(Space::Index, &k, Vec::new());

@@ -282,7 +282,7 @@ fn list_by_time_index(
         if out.len() >= limit {
             break;
         }
-        let (k, _) = item?;
+        let (k, item_value) = item?;
         let (Some(origin), Some(seq)) = (
             k.get(13..21).and_then(|o| NodeId::from_key(o).ok()),
             k.get(21..29).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes),
@@ -292,10 +292,11 @@ fn list_by_time_index(
         if under.is_some_and(|u| !u.is_ancestor_or_self_of(origin)) {
             continue;
         }
-        let (found, _) = read_range(storage, origin, seq.saturating_sub(1), seq, 1)?;
-        let Some(stored) = found.into_iter().find(|s| s.event.seq == seq) else {
-            return Err(corrupt("time index", format!("names {origin}#{seq}, which is not stored")));
+        let (received_at_us, mut events) = super::decode_run(&item_value)?;
+        let Some(event) = events.pop().filter(|e| e.origin == origin && e.seq == seq) else {
+            return Err(corrupt("time index", format!("the entry of {origin}#{seq} holds another event")));
         };
+        let stored = StoredEvent { received_at_us, event };
         match keep(&stored) {
             Some(true) => out.push(stored),
             Some(false) => {}
