@@ -136,7 +136,8 @@ pub async fn case_views_newest(
         Some(st) => Some(one_of("status", st, &CASE_STATUS_FILTERS)?),
     };
     // Read beside the store actor: a province's month of case steps never delays replication.
-    let cases = s.reads.case_heads().await.map_err(read_fail)?;
+    // Open cases have their own index: the supervisors' lists never read the closed ones.
+    let cases = s.reads.case_heads(status == Some("open")).await.map_err(read_fail)?;
     let mut matching: Vec<&CaseState> = cases
         .values()
         .filter(|c| {

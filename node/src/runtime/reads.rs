@@ -82,8 +82,8 @@ impl Reads {
 
     /// Every case this node holds, cut to what a listing shows (no detail, evidence or history
     /// but the refused steps).
-    pub async fn case_heads(&self) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
-        self.run(crate::runtime::store::case_summaries::case_heads).await
+    pub async fn case_heads(&self, open_only: bool) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
+        self.run(move |st| crate::runtime::store::case_summaries::case_heads(st, open_only)).await
     }
 
     /// One case, folded from its own steps (an index lookup).

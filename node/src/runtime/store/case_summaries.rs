@@ -19,6 +19,8 @@ use crate::storage::{Space, Storage, StorageError, WriteBatch};
 const SUMMARY: u8 = 0xD0;
 /// The same, cut to what a listing shows (see [`head`]).
 const HEAD: u8 = 0xD1;
+/// The heads of the cases not closed or cancelled only (what a supervisor's lists start from).
+const OPEN_HEAD: u8 = 0xD2;
 /// Set once every case of the data dir has a summary.
 pub(super) const META_CASE_SUMMARIES: &[u8] = b"case-summaries";
 
@@ -66,14 +68,21 @@ pub fn head(state: &CaseState) -> CaseState {
 
 fn put(b: &mut WriteBatch, id: CaseId, state: &CaseState) -> Result<(), StorageError> {
     b.put(Space::Index, &key(id), encode(state).map_err(|e| corrupt("case summary", e))?);
-    b.put(Space::Index, &key_in(HEAD, id), encode(&head(state)).map_err(|e| corrupt("case head", e))?);
+    let h = encode(&head(state)).map_err(|e| corrupt("case head", e))?;
+    if state.status.is_terminal() {
+        b.delete(Space::Index, &key_in(OPEN_HEAD, id));
+    } else {
+        b.put(Space::Index, &key_in(OPEN_HEAD, id), h.clone());
+    }
+    b.put(Space::Index, &key_in(HEAD, id), h);
     Ok(())
 }
 
-/// Every case held, cut to what a listing shows ([`head`]).
-pub fn case_heads(storage: &dyn Storage) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
+/// Every case held — or only those not closed or cancelled — cut to what a listing shows
+/// ([`head`]).
+pub fn case_heads(storage: &dyn Storage, open_only: bool) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
     let mut out = BTreeMap::new();
-    for item in storage.scan_prefix(Space::Index, &[HEAD]) {
+    for item in storage.scan_prefix(Space::Index, &[if open_only { OPEN_HEAD } else { HEAD }]) {
         let (_, v) = item?;
         let state: CaseState = decode(&v).map_err(|e| corrupt("case head", e))?;
         out.insert(state.id, state);
@@ -115,4 +124,80 @@ pub(super) fn build(storage: &dyn Storage) -> Result<(), StorageError> {
     }
     b.put(Space::Meta, META_CASE_SUMMARIES, vec![1]);
     storage.write(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::MemStorage;
+    use protocol::case::{CaseAction, CaseEvent, CaseSource, CaseStatus};
+    use protocol::{Hlc, Severity};
+    use topology::NodeId;
+
+    fn step(origin: NodeId, seq: u64, at: u64, school: NodeId, case: CaseId, action: CaseAction) -> Event {
+        let body = Body::Case(CaseEvent { case, action });
+        Event { by: None, origin, seq, hlc: Hlc { wall_ms: at, logical: 0 }, scope: school, body }
+    }
+
+    /// Stores one batch as the store does: the summaries noted, the events indexed.
+    fn store(st: &MemStorage, events: &[Event]) {
+        let mut b = WriteBatch::default();
+        let refs: Vec<&Event> = events.iter().collect();
+        note(st, &mut b, &refs).unwrap();
+        for e in events {
+            super::super::put_run(&mut b, 1, &[e]).unwrap();
+            if let Some(k) = super::super::index_key(e) {
+                b.put(Space::Index, &k, Vec::new());
+            }
+        }
+        st.write(b).unwrap();
+    }
+
+    #[test]
+    fn summaries_follow_the_steps_whatever_order_they_arrive_in() {
+        let county: NodeId = "130102".parse().unwrap();
+        let school = NodeId::school(county, 1).unwrap();
+        let case = CaseId { opened_by: county, seq: 1 };
+        let open = CaseAction::Open {
+            school,
+            severity: Severity::General,
+            source: CaseSource::OnSite,
+            title: "地面积水".into(),
+            detail: "详细情况".into(),
+            number: 1,
+        };
+        let notice = CaseAction::IssueNotice { deadline_ms: 10_000_000, text: "请整改".into() };
+        let st = MemStorage::new();
+        // The school's acknowledgement comes before the case it answers: no summary yet.
+        store(&st, &[step(school, 1, 3_000, school, case, CaseAction::Acknowledge)]);
+        assert!(all_cases(&st).unwrap().is_empty());
+        // The opening and the notice fold the early step in.
+        store(&st, &[step(county, 1, 1_000, school, case, open), step(county, 2, 2_000, school, case, notice)]);
+        let full = super::case(&st, case).unwrap().expect("summarised");
+        assert_eq!((full.status, full.history.len()), (CaseStatus::Rectifying, 3));
+        let heads = case_heads(&st, true).unwrap();
+        assert_eq!(heads.len(), 1);
+        assert!(heads[&case].history.is_empty() && heads[&case].detail.is_empty(), "a head carries no history");
+        // A second case, cancelled before the school answered: out of the open heads, still
+        // among all, its summary complete; the first stays open.
+        let second = CaseId { opened_by: county, seq: 3 };
+        let open2 = CaseAction::Open {
+            school,
+            severity: Severity::Serious,
+            source: CaseSource::Complaint,
+            title: "投诉".into(),
+            detail: String::new(),
+            number: 2,
+        };
+        let cancel = CaseAction::Cancel { reason: "误判".into() };
+        store(&st, &[step(county, 3, 5_000, school, second, open2), step(county, 4, 6_000, school, second, cancel)]);
+        assert_eq!(case_heads(&st, true).unwrap().keys().copied().collect::<Vec<_>>(), [case]);
+        assert_eq!(case_heads(&st, false).unwrap()[&second].status, CaseStatus::Cancelled);
+        assert_eq!(all_cases(&st).unwrap()[&second].history.len(), 2);
+        assert_eq!(full_status(&st, second), CaseStatus::Cancelled);
+    }
+
+    fn full_status(st: &MemStorage, case: CaseId) -> CaseStatus {
+        super::case(st, case).unwrap().map(|c| c.status).unwrap_or(CaseStatus::Open)
+    }
 }
