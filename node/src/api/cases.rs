@@ -158,10 +158,12 @@ pub async fn case_views_newest(
     let mut out = Vec::new();
     for c in matching.into_iter().take(limit) {
         let county = c.school.ancestor_at(topology::Tier::County);
-        if !rules.contains_key(&county) {
-            rules.insert(county, s.reads.case_rules_for(c.school).await.map_err(read_fail)?);
-        }
-        let review_due_ms = rules.get(&county).and_then(|r| c.review_due_ms(r));
+        let review_due_ms = match rules.entry(county) {
+            std::collections::btree_map::Entry::Occupied(r) => c.review_due_ms(r.get()),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                c.review_due_ms(v.insert(s.reads.case_rules_for(c.school).await.map_err(read_fail)?))
+            }
+        };
         out.push(CaseView { school_name: name_of(s, c.school), review_due_ms, ..CaseView::of(c) });
     }
     Ok((total, out))
