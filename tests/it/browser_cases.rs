@@ -176,6 +176,15 @@ fn a_case_runs_its_whole_lifecycle_in_the_browser_each_step_by_its_person() {
         (c.status == protocol::case::CaseStatus::Closed).then_some(())
     });
 
+    // A notice to the school, delivered.
+    wait_page(&b, &format!("{county_url}/directives"), "下发通知");
+    b.fill("to", &school.to_string());
+    b.fill("title", "明日食堂检查");
+    b.fill("text", "请做好准备。");
+    b.submit();
+    wait_text(&b, "通知已下发");
+    wait_page(&b, &format!("{county_url}/directives"), "已送达");
+
     // The other pages a supervisor uses, as she sees them.
     for (path, shows, shot) in [
         ("/cases?view=all", "已销号", "cases"),

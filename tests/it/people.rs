@@ -160,7 +160,7 @@ fn people_act_as_themselves_within_their_role_and_subtree() {
 #[test]
 fn the_console_escapes_what_people_typed_and_refuses_bad_forms_without_writing() {
     use protocol::registry::{Canteen, EntityData, EntityKind, RegistryOp};
-    let (_dir, cluster) = federation(1, 1, 1);
+    let (_dir, mut cluster) = federation(1, 1, 1);
     let county: NodeId = "130102".parse().unwrap();
     let school = NodeId::school(county, 1).unwrap();
     let add = |node: NodeId, id: &str, role: &str| {
@@ -227,4 +227,15 @@ fn the_console_escapes_what_people_typed_and_refuses_bad_forms_without_writing()
         web.post("/directives", &[("csrf", &csrf), ("to", &school.to_string()), ("title", "明日检查"), ("text", "")]);
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(cluster.client(county).directives(100).unwrap().len(), before + 1);
+    // The sender sees it delivered once the school holds it; one sent while the school is down
+    // waits.
+    eventually(Duration::from_secs(20), "the directive delivered", || {
+        web.get("/directives").body.contains(">已送达<").then_some(())
+    });
+    cluster.stop(school).unwrap();
+    let page =
+        web.post("/directives", &[("csrf", &csrf), ("to", &school.to_string()), ("title", "停电通知"), ("text", "")]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = web.get("/directives");
+    assert!(page.body.contains("已送达 0/1 个下级，其余待送达") && page.body.contains(">已送达<"), "{}", page.body);
 }

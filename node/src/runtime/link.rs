@@ -65,6 +65,10 @@ pub struct LinkStatus {
     pub oldest_unsent_age_ms: u64,
     /// Why the link last went down or failed to come up.
     pub last_error: Option<String>,
+    /// How far the peer has confirmed holding this node's own events (their seq): a directive
+    /// this node sent with a seq at or below it has been delivered to the peer.
+    #[serde(default)]
+    pub holds_mine: u64,
     /// What the peer had confirmed holding when the link last ended (internal: lets the node
     /// report the backlog towards a peer that is down).
     #[serde(skip)]
@@ -88,6 +92,7 @@ impl LinkStatus {
             rejected: 0,
             oldest_unsent_age_ms: 0,
             last_error: None,
+            holds_mine: 0,
             acked: BTreeMap::new(),
         }
     }
@@ -368,6 +373,7 @@ impl LinkRun {
     fn publish_status(&self) {
         let stats = self.session.stats();
         let mut s = lock_status(&self.status);
+        s.holds_mine = s.holds_mine.max(self.session.peer_cursor(self.me));
         s.backlog_out = self.session.backlog_out();
         if s.backlog_out == 0 {
             s.oldest_unsent_age_ms = 0;

@@ -34,18 +34,41 @@ async fn render(s: &AdminState, ctx: Ctx, code: StatusCode) -> Response {
     let name = |n| crate::api::kit::name_of(s, n);
     let units: Vec<_> =
         s.topology.subtree(me).filter(|e| e.id.tier() != Tier::School).map(|e| (e.id, e.name.clone())).collect();
-    let list = |rows: &[crate::api::directives::DirectiveView], id: &str| {
+    // Delivery of what this unit sent: how far each child link has confirmed holding this node's
+    // own events (a child that holds a directive's seq has it).
+    let links = match ractor::call_t!(s.node, crate::runtime::root::NodeMsg::Status, 5_000) {
+        Ok(st) => st.children,
+        Err(_) => Vec::new(),
+    };
+    let delivery = |d: &crate::api::directives::DirectiveView| -> String {
+        let Ok(id) = d.id.parse::<protocol::EventId>() else { return String::new() };
+        let towards: Vec<_> = links
+            .iter()
+            .filter(|l| d.to.is_ancestor_or_self_of(l.peer) || l.peer.is_ancestor_or_self_of(d.to))
+            .collect();
+        if towards.is_empty() {
+            return "本单位".into();
+        }
+        let done = towards.iter().filter(|l| l.holds_mine >= id.seq).count();
+        match (done == towards.len(), towards.len()) {
+            (true, 1) => "已送达".into(),
+            (true, n) => format!("已送达全部 {n} 个下级"),
+            (false, n) => format!("已送达 {done}/{n} 个下级，其余待送达"),
+        }
+    };
+    let list = |rows: &[crate::api::directives::DirectiveView], id: &str, sent: bool| {
         html! {
             @if rows.is_empty() { (empty("没有通知。")) } @else {
                 div.scroll { table.rows id=(id) {
-                    thead { tr { th { "时间" } th { "发文" } th { "收文单位" } th { "标题" } th { "内容" } } }
+                    thead { tr { th { "时间" } th { "发文" } th { "收文单位" } th { "标题" } th { "内容" } @if sent { th { "送达" } } } }
                     tbody { @for d in rows {
                         tr {
                             td data-l="时间" { (when(d.sent_at_ms)) }
                             td data-l="发文" { (name(d.from)) br; span.muted { (who(d.from, d.person.as_ref())) } }
                             td data-l="收文单位" { (name(d.to)) " " span.muted { (d.to) } }
                             td data-l="标题" { strong { (d.title) } }
-                            td data-l="内容" { (d.text) }
+                            td.say data-l="内容" { (d.text) }
+                            @if sent { td.delivery data-l="送达" { (delivery(d)) } }
                         }
                     } }
                 } }
@@ -54,9 +77,9 @@ async fn render(s: &AdminState, ctx: Ctx, code: StatusCode) -> Response {
     };
     let body = html! {
         h2 { "收到的通知" }
-        (list(&received, "received"))
+        (list(&received, "received", false))
         h2 { "本单位发出的通知" }
-        (list(&sent, "sent"))
+        (list(&sent, "sent", true))
         @if ctx.may(Action::SendDirective) {
             h2 { "下发通知" }
             form.stack.box method="post" action="/directives" {
