@@ -48,6 +48,19 @@ impl tracing_subscriber::fmt::time::FormatTime for ChinaTimer {
 /// The exit code of a failed command: what a script (or a monitoring system) can tell apart.
 /// 1 other, 2 bad request (400), 3 no authority (401, 403), 4 not found (404), 5 conflict with the
 /// current state (409), 6 node restoring or busy, or too many attempts (503, 429), 7 node unreachable, 8 node failure (500).
+/// The outcome of a check-style command that found something (printed already): the exit code,
+/// as monitoring systems read it — 1 a warning, 2 critical.
+#[derive(Debug)]
+pub struct CheckOutcome(pub u8);
+
+impl std::fmt::Display for CheckOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "check found problems (exit code {})", self.0)
+    }
+}
+
+impl std::error::Error for CheckOutcome {}
+
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<client::CallError>() {
         Some(client::CallError::Refused { status: 400, .. }) => 2,
@@ -132,6 +145,21 @@ pub enum CaCmd {
         /// it restarts). Without it, a node that already has a key is refused.
         #[arg(long)]
         force: bool,
+    },
+    /// List the certificates in DIR (the CA, the console's, every node's) with the days each has
+    /// left, soonest first. Exit code 0: none expires within --days; 1: some do; 2: some have
+    /// expired — for a monitoring system to call.
+    Expiring {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Warn about certificates valid for fewer days than this.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Every certificate, not only those expiring within --days.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -410,6 +438,10 @@ pub fn main() -> std::process::ExitCode {
     }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A check already said what it found; its exit code says how bad (1 warning, 2 critical).
+        Err(e) if e.downcast_ref::<CheckOutcome>().is_some() => {
+            std::process::ExitCode::from(e.downcast_ref::<CheckOutcome>().map_or(1, |c| c.0))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(exit_code(&e))
@@ -436,6 +468,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("已在 {} 创建联盟 CA (created the federation CA)", dir.display());
             Ok(())
         }
+        Cmd::Ca(CaCmd::Expiring { dir, days, all, json }) => ca_expiring(&dir, days, all, json),
         Cmd::Ca(CaCmd::Issue { web: true, host, dir, force, .. }) => {
             let hosts = host.iter().map(|h| h.parse::<tls::WebHost>()).collect::<Result<Vec<_>, _>>()?;
             let (cert, key) = tls::web_paths(&dir);
@@ -664,5 +697,37 @@ pub fn parse_limit(s: &str) -> Result<usize, String> {
             Ok(n) => Err(format!("{n} 超过上限 {max} / {n} is above the maximum {max}; give 1 to {max}, or `all`")),
             Err(_) => Err(format!("`{t}` 不是数字 / `{t}` is not a number; give 1 to {max}, or `all`")),
         },
+    }
+}
+
+/// `mingchu ca expiring`: the certificates of a cert dir and the days they have left.
+fn ca_expiring(dir: &std::path::Path, days: i64, all: bool, json: bool) -> anyhow::Result<()> {
+    let now = node::clock::unix_ms();
+    let certs = tls::cert_expiries(dir)?;
+    let expired = certs.iter().filter(|c| c.days_left(now) < 0).count();
+    let soon = certs.iter().filter(|c| (0..days).contains(&c.days_left(now))).count();
+    let shown: Vec<&tls::CertExpiry> = certs.iter().filter(|c| all || c.days_left(now) < days).collect();
+    if json {
+        let rows: Vec<serde_json::Value> = shown
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "what": c.what,
+                    "path": c.path,
+                    "not_after_ms": c.not_after_ms,
+                    "not_after": protocol::calendar::rfc3339(c.not_after_ms),
+                    "days_left": c.days_left(now),
+                })
+            })
+            .collect();
+        print_json(&rows)?;
+    } else {
+        print!("{}", client::render::render_cert_expiries(&shown, now, days));
+        println!("共 {} 张证书：已过期 {expired} 张，{days} 天内到期 {soon} 张。", certs.len());
+    }
+    match (expired, soon) {
+        (0, 0) => Ok(()),
+        (0, _) => Err(CheckOutcome(1).into()),
+        _ => Err(CheckOutcome(2).into()),
     }
 }

@@ -644,8 +644,87 @@ pub fn client_config(creds: &NodeCredentials) -> Result<quinn::ClientConfig, Tls
     Ok(config)
 }
 
+/// One certificate of a cert dir and when it stops being valid.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CertExpiry {
+    pub path: PathBuf,
+    /// `CA`, `web`, or the node's id.
+    pub what: String,
+    /// Unix ms after which it is no longer valid.
+    pub not_after_ms: u64,
+}
+
+impl CertExpiry {
+    /// Whole days left at `now_ms` (negative once expired).
+    pub fn days_left(&self, now_ms: u64) -> i64 {
+        (self.not_after_ms as i64 - now_ms as i64).div_euclid(86_400_000)
+    }
+}
+
+/// When a certificate (PEM file) stops being valid.
+fn not_after(path: &Path) -> Result<u64, TlsError> {
+    let der = read_cert(path)?;
+    let (_, cert) = X509Certificate::from_der(der.as_ref())
+        .map_err(|e| TlsError::Certificate(format!("{}: {e}", path.display())))?;
+    Ok((cert.validity().not_after.timestamp().max(0) as u64).saturating_mul(1_000))
+}
+
+/// Every certificate in a cert dir — the CA, the console's web certificate, the nodes' — with
+/// when it stops being valid, soonest first. A file that is not a certificate is an error naming it.
+pub fn cert_expiries(dir: &Path) -> Result<Vec<CertExpiry>, TlsError> {
+    let mut found = Vec::new();
+    for (file, what) in [(CA_CERT_FILE, "CA"), (WEB_CERT_FILE, "web")] {
+        let path = dir.join(file);
+        if path.exists() {
+            found.push(CertExpiry { not_after_ms: not_after(&path)?, path, what: what.into() });
+        }
+    }
+    let nodes = dir.join(NODES_DIR);
+    if nodes.is_dir() {
+        let mut entries: Vec<PathBuf> = fs::read_dir(&nodes)
+            .map_err(io_err(&nodes))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let what = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            found.push(CertExpiry { not_after_ms: not_after(&path)?, path, what });
+        }
+    }
+    if found.is_empty() {
+        return Err(TlsError::Pem {
+            path: dir.to_path_buf(),
+            what: "certificate",
+            reason: "no ca.pem, web.pem or nodes/*.pem here".into(),
+        });
+    }
+    found.sort_by_key(|c| c.not_after_ms);
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_expired_certificate_has_negative_days_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = dir.path().join(NODES_DIR);
+        fs::create_dir_all(&nodes).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["old".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let cert = params.self_signed(&key).unwrap();
+        fs::write(nodes.join("130102.pem"), cert.pem()).unwrap();
+        let found = cert_expiries(dir.path()).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].what, "130102");
+        assert!(found[0].days_left(crate::clock::unix_ms()) < -365, "{found:?}");
+        assert_eq!(found[0].days_left(found[0].not_after_ms - 1), 0, "the last millisecond is still day 0");
+        assert_eq!(found[0].days_left(found[0].not_after_ms + 1), -1, "then it has expired");
+        assert!(cert_expiries(tempfile::tempdir().unwrap().path()).is_err(), "an empty folder is an error");
+    }
+
     use super::*;
 
     fn id(s: &str) -> NodeId {

@@ -128,3 +128,39 @@ fn ca_issue_web_writes_the_consoles_certificate_and_refuses_bad_hosts() {
     assert!(mingchu(&["ca", "issue", "--web", "--host", "192.168.10.5", "--dir", certs_s, "--force"]).0);
     assert_ne!(std::fs::read(certs.join("web.key")).unwrap(), key);
 }
+
+/// `ca expiring` lists the certificates with the days they have left, and says by its exit code
+/// whether any needs renewing: 0 none within --days, 1 some, (2 expired: see the node's unit test).
+#[test]
+fn ca_expiring_lists_certificates_by_days_left_with_check_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let certs_s = certs.to_str().unwrap();
+    assert!(mingchu(&["ca", "init", "--dir", certs_s]).0);
+    assert!(mingchu(&["ca", "issue", "--node", "130102", "--dir", certs_s]).0);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::binary()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["ca", "expiring", "--dir", certs_s]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("没有 30 天内到期的证书") && out.contains("共 2 张证书"), "{out}");
+    // Node certificates last two years, the CA ten: with a horizon of 800 days the node's is due.
+    let (code, out, err) = run(&["ca", "expiring", "--dir", certs_s, "--days", "800"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("节点 130102") && out.contains("即将到期") && !out.contains("联邦 CA"), "{out}");
+    let (code, out, _) = run(&["ca", "expiring", "--dir", certs_s, "--all", "--json"]);
+    assert_eq!(code, Some(0));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows[0]["days_left"].as_i64().unwrap() < rows[1]["days_left"].as_i64().unwrap(), "soonest first");
+    // A file that is not a certificate is named.
+    std::fs::write(certs.join("nodes").join("130104.pem"), "not a certificate").unwrap();
+    let (code, _, err) = run(&["ca", "expiring", "--dir", certs_s]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("130104.pem"), "{err}");
+}
