@@ -516,6 +516,31 @@ pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
     out
 }
 
+/// `ca expiring`: certificates with the days they have left, soonest first.
+pub fn render_cert_expiries(certs: &[&node::tls::CertExpiry], now_ms: u64, warn_days: i64) -> String {
+    if certs.is_empty() {
+        return format!("没有 {warn_days} 天内到期的证书。\n");
+    }
+    let mut t = table(["证书", "有效期至", "剩余天数", "状态", "文件"]);
+    for c in certs {
+        let left = c.days_left(now_ms);
+        let what = match c.what.as_str() {
+            "CA" => "联邦 CA".to_string(),
+            "web" => "控制台网页证书".to_string(),
+            node => format!("节点 {node}"),
+        };
+        let state = if left < 0 {
+            "已过期"
+        } else if left < warn_days {
+            "即将到期"
+        } else {
+            "有效"
+        };
+        t.add_row(vec![what, when(c.not_after_ms), left.to_string(), state.to_string(), c.path.display().to_string()]);
+    }
+    finish(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,29 +572,4 @@ mod tests {
         assert_eq!(widths.len(), 2, "{text}");
         assert!(widths[0].abs_diff(widths[1]) <= 1, "columns do not line up:\n{text}");
     }
-}
-
-/// `ca expiring`: certificates with the days they have left, soonest first.
-pub fn render_cert_expiries(certs: &[&node::tls::CertExpiry], now_ms: u64, warn_days: i64) -> String {
-    if certs.is_empty() {
-        return format!("没有 {warn_days} 天内到期的证书。\n");
-    }
-    let mut t = table(["证书", "有效期至", "剩余天数", "状态", "文件"]);
-    for c in certs {
-        let left = c.days_left(now_ms);
-        let what = match c.what.as_str() {
-            "CA" => "联邦 CA".to_string(),
-            "web" => "控制台网页证书".to_string(),
-            node => format!("节点 {node}"),
-        };
-        let state = if left < 0 {
-            "已过期"
-        } else if left < warn_days {
-            "即将到期"
-        } else {
-            "有效"
-        };
-        t.add_row(vec![what, when(c.not_after_ms), left.to_string(), state.to_string(), c.path.display().to_string()]);
-    }
-    finish(t)
 }
