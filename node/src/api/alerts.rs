@@ -22,7 +22,7 @@ use crate::api::principal::Principal;
 use crate::runtime::reads::Reads;
 use crate::runtime::store::open_alerts::open_alerts;
 use crate::runtime::store::{
-    EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, WriteError, list_events, list_events_where, read_range, related,
+    EventQuery, LIST_LIMIT_MAX, StoreMsg, StoredEvent, WriteError, list_events, list_events_where, read_event, related,
 };
 use crate::storage::StorageError;
 use protocol::people::{Action, Person};
@@ -378,9 +378,9 @@ async fn raise_alert(State(s): State<AdminState>, who: Principal, Json(req): Jso
         append(&s, who.person(), vec![(s.me, Body::AlertUpdate(update))]).await?;
         // The window slides with each detection.
         s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (first, alert.detected_at_ms));
-        let (found, _) = read_range(s.reads.storage(), first.origin, first.seq - 1, first.seq, 1).map_err(internal)?;
-        let stored = found.first().ok_or_else(|| internal("the merged alert is gone"))?;
-        let view = AlertView::from_stored(stored).ok_or_else(|| internal("not an alert"))?;
+        let stored = read_event(s.reads.storage(), first).map_err(internal)?;
+        let stored = stored.ok_or_else(|| internal("the merged alert is gone"))?;
+        let view = AlertView::from_stored(&stored).ok_or_else(|| internal("not an alert"))?;
         let st = alert_state(&s.reads, first, view.detected_at_ms).await.map_err(read_fail)?;
         return Ok(Json(AlertView { merged: true, ..view.with_state(&st).named(&s) }));
     }
@@ -464,13 +464,12 @@ pub fn alert_views(
             && p.unhandled_hours
                 .is_none_or(|h| v.status == "new" && v.raised_at_ms.saturating_add(h * 3_600_000) <= now_ms)
     };
-    let own_updates = |e: &StoredEvent| related(storage, EventKind::AlertUpdate, Some(e.event.id()));
     if !filtered {
         // Only the listed alerts' updates, one index lookup each.
         let events = list_events(storage, &query)?;
         let mut views = Vec::with_capacity(events.len());
         for e in &events {
-            views.extend(fold(e, updates_by_alert(own_updates(e)?).get(&e.event.id())));
+            views.extend(folded_alert(storage, e)?);
         }
         return Ok(Ok(views));
     }
@@ -484,9 +483,8 @@ pub fn alert_views(
         let before = p.unhandled_hours.map_or(u64::MAX, |h| now_ms.saturating_sub(h.saturating_mul(3_600_000)));
         let mut views = Vec::new();
         for id in open_alerts(storage, query.under, before, query.limit)? {
-            let (found, _) = read_range(storage, id.origin, id.seq.saturating_sub(1), id.seq, 1)?;
-            let Some(e) = found.into_iter().find(|s| s.event.seq == id.seq) else { continue };
-            views.extend(fold(&e, updates_by_alert(own_updates(&e)?).get(&id)).filter(|v| wanted(v)));
+            let Some(e) = read_event(storage, id)? else { continue };
+            views.extend(folded_alert(storage, &e)?.filter(|v| wanted(v)));
         }
         return Ok(Ok(views));
     }
@@ -502,14 +500,13 @@ pub fn alert_views(
             return None;
         }
         budget -= 1;
-        let ups = match own_updates(e) {
-            Ok(ups) => updates_by_alert(ups),
+        let v = match folded_alert(storage, e) {
+            Ok(v) => v.filter(|v| wanted(v)),
             Err(err) => {
                 failed = Some(err);
                 return None;
             }
         };
-        let v = fold(e, ups.get(&e.event.id())).filter(|v| wanted(v));
         let keep = v.is_some();
         kept.extend(v.map(|v| (e.event.id(), v)));
         Some(keep)
@@ -536,15 +533,21 @@ pub fn self_dismissed_views(
 ) -> Result<Vec<AlertView>, StorageError> {
     let mut views = Vec::new();
     for id in crate::runtime::store::open_alerts::self_dismissed(storage, None, limit)? {
-        let (found, _) = read_range(storage, id.origin, id.seq.saturating_sub(1), id.seq, 1)?;
-        let Some(e) = found.into_iter().find(|s| s.event.seq == id.seq) else { continue };
-        let Some(v) = AlertView::from_stored(&e) else { continue };
-        let ups = updates_by_alert(related(storage, EventKind::AlertUpdate, Some(id))?);
-        let folded =
-            fold_alert(e.event.hlc.wall_ms, ups.get(&id).into_iter().flatten().map(|(o, p, a)| (*o, p.as_ref(), a)));
-        views.push(v.with_state(&folded));
+        let Some(e) = read_event(storage, id)? else { continue };
+        views.extend(folded_alert(storage, &e)?);
     }
     Ok(views)
+}
+
+/// A stored alert as listed, folded with its own updates (one index lookup); `None` if the event
+/// is not an alert.
+fn folded_alert(storage: &dyn crate::storage::Storage, e: &StoredEvent) -> Result<Option<AlertView>, StorageError> {
+    let id = e.event.id();
+    let ups = updates_by_alert(related(storage, EventKind::AlertUpdate, Some(id))?);
+    Ok(AlertView::from_stored(e).map(|v| match ups.get(&id) {
+        Some(ups) => v.with_state(&fold_alert(e.event.hlc.wall_ms, ups.iter().map(|(o, p, a)| (*o, p.as_ref(), a)))),
+        None => v,
+    }))
 }
 
 /// A filtered alert listing folds alerts one by one (an index lookup each) for up to this many
@@ -584,8 +587,7 @@ pub struct AlertStateView {
 }
 
 async fn alert_event(s: &AdminState, id: EventId) -> Result<StoredEvent, (StatusCode, Json<ApiError>)> {
-    let (found, _) = read_range(s.reads.storage(), id.origin, id.seq.saturating_sub(1), id.seq, 1).map_err(internal)?;
-    match found.into_iter().next() {
+    match read_event(s.reads.storage(), id).map_err(internal)? {
         Some(e) if matches!(e.event.body, Body::Alert(_)) => Ok(e),
         _ => Err(err(StatusCode::NOT_FOUND, format!("{} holds no alert {id}", s.me))),
     }

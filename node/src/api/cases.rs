@@ -171,7 +171,7 @@ pub async fn case_views_newest(
 
 /// A case named by its id (`130102#12`) or its ledger number (`130102-2026-0007`).
 /// A case whose opener is neither above nor below this node cannot concern it: 403, counted.
-async fn parse_case(s: &AdminState, who: &Principal, id: &str) -> Result<CaseId, ApiFail> {
+pub async fn parse_case(s: &AdminState, who: &Principal, id: &str) -> Result<CaseId, ApiFail> {
     let id = id.trim();
     if let Ok(c) = id.parse::<CaseId>() {
         who.require_related(s, c.opened_by).await?;
@@ -184,18 +184,21 @@ async fn parse_case(s: &AdminState, who: &Principal, id: &str) -> Result<CaseId,
         && parts.iter().skip(1).all(|p| p.bytes().all(|b| b.is_ascii_digit()));
     if !ledger_shape {
         return Err(bad(format!(
-            "`{id}` is not a case: give its id (130102#12) or its ledger number (130102-2026-0007)"
+            "“{id}”不是案件号：请给案件号（130102#12）或台账编号（130102-2026-0007） / `{id}` is not a case: give \
+             its id (130102#12) or its ledger number (130102-2026-0007)"
         )));
     }
     if let Ok(opener) = parts[0].parse::<NodeId>() {
         who.require_related(s, opener).await?;
     }
-    let cases = s.reads.all_cases().await.map_err(read_fail)?;
-    cases
-        .values()
-        .find(|c| c.ledger_no() == id)
-        .map(|c| c.id)
-        .ok_or_else(|| api_err(StatusCode::NOT_FOUND, format!("{} holds no case numbered {id}", s.me)))
+    // The heads carry the ledger number: no history is decoded to find it.
+    let cases = s.reads.case_heads(false).await.map_err(read_fail)?;
+    cases.values().find(|c| c.ledger_no() == id).map(|c| c.id).ok_or_else(|| {
+        api_err(
+            StatusCode::NOT_FOUND,
+            format!("本单位没有台账编号为“{id}”的案件 / {} holds no case numbered {id}", s.me),
+        )
+    })
 }
 
 async fn show_case(State(s): State<AdminState>, who: Principal, Path(id): Path<String>) -> ApiResult<CaseState> {

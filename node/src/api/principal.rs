@@ -108,9 +108,7 @@ impl Principal {
         let why = format!("{target} 不在本单位（{}）的管辖范围内 / {target} is outside {}'s subtree", s.me, s.me);
         Err(deny(s, self, &why).await)
     }
-}
 
-impl Principal {
     /// `Ok` if `node` is above or below this node (a case's opener, say); otherwise 403, audited
     /// and counted: nothing of a sibling county concerns this one.
     pub async fn require_related(&self, s: &AdminState, node: NodeId) -> Result<(), ApiFail> {

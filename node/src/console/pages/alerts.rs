@@ -114,51 +114,50 @@ pub fn who(node: topology::NodeId, person: Option<&protocol::people::Person>) ->
     }
 }
 
-/// `%23` for the `#` of an id in a link.
+/// A value as it goes into a link's query (`130102#12` → `130102%2312`).
 pub fn urlencode(s: &str) -> String {
-    s.replace('%', "%25").replace('#', "%23").replace('&', "%26").replace('+', "%2B").replace(' ', "%20")
+    let pair = serde_urlencoded::to_string([("v", s)]).unwrap_or_default();
+    pair.strip_prefix("v=").unwrap_or_default().to_string()
 }
 
 fn actions(ctx: &Ctx, a: &AlertView) -> Markup {
     let judge = ctx.may(Action::JudgeAlert);
     let supervise = ctx.may(Action::SuperviseCase);
-    let csrf = &ctx.0.csrf;
     let dismissed_by_school = a.status == "dismissed" && a.verdict_by == Some(a.school);
+    // One verdict form: the session's token, the alert, the kind, then its own fields and button.
+    let form = |kind: &str, fields: Markup| {
+        html! {
+            form.inline method="post" action="/alerts/verdict" {
+                (csrf_field(&ctx.0.csrf))
+                input type="hidden" name="id" value=(a.id);
+                input type="hidden" name="kind" value=(kind);
+                (fields)
+            }
+        }
+    };
     html! {
         @if judge && a.status == "new" {
-            form.inline method="post" action="/alerts/verdict" {
-                (csrf_field(csrf))
-                input type="hidden" name="id" value=(a.id);
-                input type="hidden" name="kind" value="confirm";
+            (form("confirm", html! {
                 input name="note" placeholder="确认说明（可空）" maxlength="200";
                 @if supervise { label.inline { input type="checkbox" name="open_case" value="1"; " 挂账并下发整改通知" } }
                 button type="submit" { "确认" }
-            }
-            form.inline method="post" action="/alerts/verdict" {
-                (csrf_field(csrf))
-                input type="hidden" name="id" value=(a.id);
-                input type="hidden" name="kind" value="dismiss";
+            }))
+            (form("dismiss", html! {
                 input name="reason" placeholder="误报原因（必填）" maxlength="200";
                 button.plain type="submit" { "判为误报" }
-            }
+            }))
         }
         @if judge && supervise && a.status == "confirmed" && a.case.is_none() {
-            form.inline method="post" action="/alerts/verdict" {
-                (csrf_field(csrf))
-                input type="hidden" name="id" value=(a.id);
-                input type="hidden" name="kind" value="confirm";
+            (form("confirm", html! {
                 input type="hidden" name="open_case" value="1";
                 button.plain type="submit" { "挂账" }
-            }
+            }))
         }
         @if judge && supervise && dismissed_by_school && ctx.0.me.tier() != Tier::School {
-            form.inline method="post" action="/alerts/verdict" {
-                (csrf_field(csrf))
-                input type="hidden" name="id" value=(a.id);
-                input type="hidden" name="kind" value="overturn";
+            (form("overturn", html! {
                 input name="reason" placeholder="推翻理由（必填）" maxlength="200";
                 button.danger type="submit" { "推翻误报判定" }
-            }
+            }))
         }
     }
 }

@@ -14,7 +14,7 @@ use topology::{NodeId, Tier};
 
 use crate::api::AdminState;
 use crate::api::cases::{
-    CaseListParams, CaseView, OpenCase, StepRequest, case_step_as, case_views_newest, open_case_as,
+    CaseListParams, CaseView, OpenCase, StepRequest, case_step_as, case_views_newest, open_case_as, parse_case,
 };
 use crate::api::principal::Principal;
 use crate::console::layout::{Nav, csrf_field, empty, page as shell, severity_tag, when};
@@ -213,29 +213,15 @@ async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode) -> Re
     refused(code, shell(&ctx.0, Nav::Cases, &title, body))
 }
 
-/// A case by id or ledger number, with the status a refusal has (403 outside the subtree).
+/// A case by id or ledger number (the admin API's own parsing: an id of another county is refused
+/// as such, 403 and audited), with the status a refusal has.
 async fn find_case(s: &AdminState, who: &Principal, id: &str) -> Result<CaseState, (StatusCode, String)> {
-    let id = id.trim().to_string();
-    let failed = |e: crate::storage::StorageError| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    if let Ok(case) = id.parse::<protocol::CaseId>() {
-        // By its id: its own steps only (one index read).
-        if let Some(c) = s.reads.case(case).await.map_err(failed)? {
-            return Ok(c);
-        }
-    } else {
-        let all = s.reads.all_cases().await.map_err(failed)?;
-        if let Some(c) = all.into_values().find(|c| c.ledger_no() == id) {
-            return Ok(c);
-        }
+    let case = parse_case(s, who, id).await.map_err(|e| (e.0, reason(&e)))?;
+    match s.reads.case(case).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err((StatusCode::NOT_FOUND, format!("本单位没有案件“{}”", id.trim()))),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
-    // Not held: an id of another county is refused as such (403, audited), not "not found".
-    let opener = id.split(['#', '-']).next().and_then(|p| p.parse::<NodeId>().ok());
-    if let Some(opener) = opener
-        && let Err(e) = who.require_related(s, opener).await
-    {
-        return Err((e.0, reason(&e)));
-    }
-    Err((StatusCode::NOT_FOUND, format!("本单位没有案件“{id}”")))
 }
 
 fn step_forms(ctx: &Ctx, c: &CaseState) -> Markup {

@@ -29,7 +29,7 @@ pub mod open_alerts;
 pub mod read;
 pub use read::{
     EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, list_events, list_events_where,
-    oldest_waiting_ms, read_fetch, read_range, related, related_to_origin,
+    oldest_waiting_ms, read_event, read_fetch, read_range, related, related_to_origin,
 };
 
 /// Storage schema written by this build.
@@ -165,15 +165,46 @@ pub fn kind_prefix(kind: EventKind) -> u8 {
 /// so keys sort in event order. Its value is the event itself (a run of one): these kinds are
 /// small and rare, and a listing then reads no run.
 fn kind_key(e: &Event) -> Option<Vec<u8>> {
-    if !TIME_INDEXED_KINDS.contains(&e.kind()) {
+    TIME_INDEXED_KINDS.contains(&e.kind()).then(|| time_key(kind_prefix(e.kind()), e.hlc, e.id()))
+}
+
+/// An index key `(prefix, hlc, origin, seq)`: within its prefix, keys sort in event order (the
+/// time indexes of the rare kinds, the open alerts, the schools' own dismissals).
+fn time_key(prefix: u8, hlc: protocol::Hlc, id: EventId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(29);
+    k.push(prefix);
+    k.extend_from_slice(&hlc.wall_ms.to_be_bytes());
+    k.extend_from_slice(&hlc.logical.to_be_bytes());
+    k.extend_from_slice(&event_key(id.origin, id.seq));
+    k
+}
+
+/// The event id at the end of a [`time_key`]; `None` for a key of another length.
+fn time_key_id(k: &[u8]) -> Option<EventId> {
+    if k.len() != 29 {
         return None;
     }
-    let mut k = Vec::with_capacity(29);
-    k.push(kind_prefix(e.kind()));
-    k.extend_from_slice(&e.hlc.wall_ms.to_be_bytes());
-    k.extend_from_slice(&e.hlc.logical.to_be_bytes());
-    k.extend_from_slice(&event_key(e.origin, e.seq));
-    Some(k)
+    let origin = NodeId::from_key(&k[13..21]).ok()?;
+    let seq = u64::from_be_bytes(k[21..29].try_into().ok()?);
+    Some(EventId { origin, seq })
+}
+
+/// Puts an event's index entries into the batch that stores it (a local write and an applied
+/// batch alike): the open-alert index, the time index of its kind, its subject index.
+fn put_indexes(
+    b: &mut WriteBatch,
+    open: &mut open_alerts::OpenAlerts<'_>,
+    received_at_us: u64,
+    e: &Event,
+) -> Result<(), StorageError> {
+    open.note(b, e)?;
+    if let Some(k) = kind_key(e) {
+        b.put(Space::Index, &k, encode_run(received_at_us, &[e])?);
+    }
+    if let Some(k) = index_key(e) {
+        b.put(Space::Index, &k, Vec::new());
+    }
+    Ok(())
 }
 
 /// Gives an `Open` the id of its own event, and pending references the last case opened in the
@@ -634,13 +665,7 @@ impl StoreState {
             }
             let event = Event { origin: self.me, seq, hlc: at, scope, body, by: by.clone() };
             check_event(&event).map_err(WriteError::from_violation)?;
-            open.note(&mut b, &event)?;
-            if let Some(k) = kind_key(&event) {
-                b.put(Space::Index, &k, encode_run(now_us, &[&event])?);
-            }
-            if let Some(k) = index_key(&event) {
-                b.put(Space::Index, &k, Vec::new());
-            }
+            put_indexes(&mut b, &mut open, now_us, &event)?;
             out.push(StoredEvent { received_at_us: now_us, event });
         }
         if out.is_empty() {
@@ -718,13 +743,7 @@ impl StoreState {
         }
         let mut open = open_alerts::OpenAlerts::new(self.storage.as_ref());
         for e in &fresh {
-            open.note(&mut b, e)?;
-            if let Some(k) = kind_key(e) {
-                b.put(Space::Index, &k, encode_run(now_us, &[e])?);
-            }
-            if let Some(k) = index_key(e) {
-                b.put(Space::Index, &k, Vec::new());
-            }
+            put_indexes(&mut b, &mut open, now_us, e)?;
         }
         case_summaries::note(self.storage.as_ref(), &mut b, &fresh)?;
         for run in runs(&fresh, &self.cursors) {

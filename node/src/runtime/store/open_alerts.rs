@@ -15,7 +15,7 @@ use protocol::alert::{AlertAction, AlertUpdate};
 use protocol::{Body, Event, EventId, Hlc};
 use topology::NodeId;
 
-use super::event_key;
+use super::{event_key, time_key, time_key_id};
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
 const OPEN_BY_TIME: u8 = 0xF0;
@@ -27,16 +27,7 @@ const SELF_DISMISSED_BY_TIME: u8 = 0xF3;
 const SELF_DISMISSED_BY_ID: u8 = 0xF4;
 
 fn by_time(hlc: Hlc, id: EventId) -> Vec<u8> {
-    by_time_in(OPEN_BY_TIME, hlc, id)
-}
-
-fn by_time_in(prefix: u8, hlc: Hlc, id: EventId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(29);
-    k.push(prefix);
-    k.extend_from_slice(&hlc.wall_ms.to_be_bytes());
-    k.extend_from_slice(&hlc.logical.to_be_bytes());
-    k.extend_from_slice(&event_key(id.origin, id.seq));
-    k
+    time_key(OPEN_BY_TIME, hlc, id)
 }
 
 fn by_id(prefix: u8, id: EventId) -> Vec<u8> {
@@ -105,7 +96,7 @@ impl<'a> OpenAlerts<'a> {
                 if e.origin == alert.origin =>
             {
                 self.close(b, *alert)?;
-                self.put(b, by_time_in(SELF_DISMISSED_BY_TIME, e.hlc, *alert), Vec::new());
+                self.put(b, time_key(SELF_DISMISSED_BY_TIME, e.hlc, *alert), Vec::new());
                 self.put(b, by_id(SELF_DISMISSED_BY_ID, *alert), encode_hlc(e.hlc));
             }
             Body::AlertUpdate(AlertUpdate { alert, action: AlertAction::Overturn { .. } }) => {
@@ -113,7 +104,7 @@ impl<'a> OpenAlerts<'a> {
                 let key = by_id(SELF_DISMISSED_BY_ID, *alert);
                 if let Some(hlc) = self.get(&key)?.as_deref().and_then(decode_hlc) {
                     self.delete(b, key);
-                    self.delete(b, by_time_in(SELF_DISMISSED_BY_TIME, hlc, *alert));
+                    self.delete(b, time_key(SELF_DISMISSED_BY_TIME, hlc, *alert));
                 }
             }
             Body::AlertUpdate(AlertUpdate { alert, action }) if !matches!(action, AlertAction::Repeat { .. }) => {
@@ -139,8 +130,7 @@ impl<'a> OpenAlerts<'a> {
 
 /// Whether storage already holds the event `id` (an alert decided before, not one still to come).
 fn alert_held(storage: &dyn Storage, id: EventId) -> Result<bool, StorageError> {
-    let (found, _) = super::read::read_range(storage, id.origin, id.seq.saturating_sub(1), id.seq, 1)?;
-    Ok(found.iter().any(|s| s.event.seq == id.seq))
+    Ok(super::read::read_event(storage, id)?.is_some())
 }
 
 /// The alerts under `under` that their own school dismissed (误报) and no supervisor overturned,
@@ -181,14 +171,9 @@ fn scan_ids(
             break;
         }
         let (k, _) = item?;
-        let (Some(origin), Some(seq)) = (
-            k.get(13..21).and_then(|o| NodeId::from_key(o).ok()),
-            k.get(21..29).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes),
-        ) else {
-            continue;
-        };
-        if under.is_none_or(|u| u.is_ancestor_or_self_of(origin)) {
-            out.push(EventId { origin, seq });
+        let Some(id) = time_key_id(&k) else { continue };
+        if under.is_none_or(|u| u.is_ancestor_or_self_of(id.origin)) {
+            out.push(id);
         }
     }
     Ok(out)

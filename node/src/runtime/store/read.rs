@@ -17,6 +17,12 @@ pub const LIST_LIMIT_MAX: usize = 100_000;
 
 /// Reads up to `max` stored events of `origin` with `after < seq <= upto`, in seq order, and
 /// whether that exhausted the range.
+/// The event `id`, if this storage holds it (the run that holds it is read and decoded).
+pub fn read_event(storage: &dyn Storage, id: EventId) -> Result<Option<StoredEvent>, StorageError> {
+    let (found, _) = read_range(storage, id.origin, id.seq.saturating_sub(1), id.seq, 1)?;
+    Ok(found.into_iter().find(|s| s.event.seq == id.seq))
+}
+
 pub fn read_range(
     storage: &dyn Storage,
     origin: NodeId,
@@ -283,10 +289,7 @@ fn list_by_time_index(
             break;
         }
         let (k, item_value) = item?;
-        let (Some(origin), Some(seq)) = (
-            k.get(13..21).and_then(|o| NodeId::from_key(o).ok()),
-            k.get(21..29).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes),
-        ) else {
+        let Some(EventId { origin, seq }) = super::time_key_id(&k) else {
             return Err(corrupt("time index key", format!("{} bytes", k.len())));
         };
         if under.is_some_and(|u| !u.is_ancestor_or_self_of(origin)) {
