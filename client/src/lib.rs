@@ -155,6 +155,19 @@ impl AdminClient {
         self.get("/api/status")
     }
 
+    /// The subtree's health (`under`: only that unit's part; `problems`: only what is not fine).
+    pub fn health(&self, under: Option<NodeId>, problems: bool) -> anyhow::Result<node::api::health::HealthView> {
+        let mut q = Vec::new();
+        if let Some(u) = under {
+            q.push(format!("under={u}"));
+        }
+        if problems {
+            q.push("problems=true".to_string());
+        }
+        let path = if q.is_empty() { "/api/health".to_string() } else { format!("/api/health?{}", q.join("&")) };
+        self.get(&path)
+    }
+
     pub fn raise_alert(&self, req: &RaiseAlert) -> anyhow::Result<AlertView> {
         self.post("/api/alerts", req)
     }

@@ -68,6 +68,14 @@ pub struct NodeConfig {
     /// only: never in production.
     #[serde(default)]
     pub clock_control: bool,
+    /// The health plane: re-report every `refresh_ms` (also on every change, at most once per
+    /// `flush_ms`); a node not heard of for `stale_after_ms` is stale (ms).
+    #[serde(default = "default_health_refresh_ms")]
+    pub health_refresh_ms: u64,
+    #[serde(default = "default_health_flush_ms")]
+    pub health_flush_ms: u64,
+    #[serde(default = "default_health_stale_after_ms")]
+    pub health_stale_after_ms: u64,
     /// For a node the topology file does not list (a school registered at run time): where it
     /// listens for QUIC. Used only when the node is absent from the topology and its parent is
     /// present (see [`add_joining_node`]).
@@ -169,6 +177,18 @@ fn default_case_scan_ms() -> u64 {
     crate::runtime::scheduler::CASE_SCAN_MS_DEFAULT
 }
 
+fn default_health_refresh_ms() -> u64 {
+    protocol::health::HealthTiming::default().refresh_ms
+}
+
+fn default_health_flush_ms() -> u64 {
+    protocol::health::HealthTiming::default().flush_ms
+}
+
+fn default_health_stale_after_ms() -> u64 {
+    protocol::health::HealthTiming::default().stale_after_ms
+}
+
 fn default_true() -> bool {
     true
 }
@@ -199,6 +219,9 @@ impl NodeConfig {
             priority_lane: true,
             case_scan_ms: default_case_scan_ms(),
             clock_control: false,
+            health_refresh_ms: default_health_refresh_ms(),
+            health_flush_ms: default_health_flush_ms(),
+            health_stale_after_ms: default_health_stale_after_ms(),
             quic_addr: None,
             admin_addr: None,
             console: None,
@@ -218,7 +241,22 @@ impl NodeConfig {
         if cfg.keepalive_ms == 0 || cfg.idle_timeout_ms <= cfg.keepalive_ms {
             bail!("bad config {}: need 0 < keepalive_ms < idle_timeout_ms", path.display());
         }
+        if cfg.health_flush_ms == 0 || cfg.health_refresh_ms < cfg.health_flush_ms {
+            bail!("bad config {}: need 0 < health_flush_ms <= health_refresh_ms", path.display());
+        }
+        if cfg.health_stale_after_ms <= cfg.health_refresh_ms {
+            bail!("bad config {}: need health_stale_after_ms > health_refresh_ms", path.display());
+        }
         Ok(cfg)
+    }
+
+    pub fn health(&self) -> protocol::health::HealthTiming {
+        protocol::health::HealthTiming {
+            refresh_ms: self.health_refresh_ms,
+            flush_ms: self.health_flush_ms,
+            stale_after_ms: self.health_stale_after_ms,
+            ..protocol::health::HealthTiming::default()
+        }
     }
 
     pub fn session(&self) -> SessionConfig {

@@ -144,6 +144,8 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         session: cfg.session(),
         redial: RedialConfig::default(),
         failover_after_ms: cfg.failover_after_ms,
+        health: cfg.health(),
+        cert_not_after_ms: node_cert_not_after(&cfg.cert_dir, me),
     };
     let (node, node_task) = Actor::spawn(None, NodeActor, args).await.context("node actors failed to start")?;
     let store = ractor::call_t!(node, NodeMsg::Store, 5_000).context("store actor")?;
@@ -207,6 +209,18 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         storage,
         scheduler,
     })
+}
+
+/// When the first of the certificates this node runs on (its own, the CA's, the console's)
+/// expires.
+fn node_cert_not_after(dir: &std::path::Path, me: topology::NodeId) -> Option<u64> {
+    let me = me.to_string();
+    crate::tls::cert_expiries(dir)
+        .ok()?
+        .into_iter()
+        .filter(|c| c.what == "CA" || c.what == "web" || c.what == me)
+        .map(|c| c.not_after_ms)
+        .min()
 }
 
 /// Runs a node until Ctrl-C / SIGTERM (or until it stops by itself).

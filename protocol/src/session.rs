@@ -118,6 +118,9 @@ pub enum SessionEvent {
     Rejected { event: crate::event::EventId, violation: Violation },
     /// The link is over; the driver closes the connection (a goodbye may still be queued).
     Closed { reason: String },
+    /// Health rows from a child, each checked ([`crate::health::check_row`]); the refused ones
+    /// were dropped and counted. The driver merges them into its health table.
+    Health { delta: crate::health::HealthDelta, rejected: Vec<String> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,6 +211,12 @@ pub struct SessionStats {
     /// Batches and events sent on the priority lane (included in the totals above).
     pub fresh_batches_sent: u64,
     pub fresh_events_sent: u64,
+    /// Health frames and their rows, both ways; rows refused.
+    pub health_frames_sent: u64,
+    pub health_rows_sent: u64,
+    pub health_frames_received: u64,
+    pub health_rows_received: u64,
+    pub health_rows_rejected: u64,
 }
 
 /// One link's sync state machine.
@@ -516,8 +525,50 @@ impl Session {
             (Frame::Ack(ack), ..) => self.handle_ack(ack),
             (Frame::Batch(batch), ..) => self.handle_batch(batch, false)?,
             (Frame::Fresh(batch), ..) => self.handle_batch(batch, true)?,
+            (Frame::Health(delta), ..) => self.handle_health(delta)?,
         }
         Ok(())
+    }
+
+    /// Health rows travel up only, from the peer's subtree only; a frame above the row limit
+    /// breaks the protocol.
+    fn handle_health(&mut self, mut delta: crate::health::HealthDelta) -> Result<(), String> {
+        if self.side != PeerSide::Descendant {
+            return Err("health rows came down from an ancestor (they only go up)".into());
+        }
+        if delta.rows.len() > crate::health::HEALTH_ROWS_PER_FRAME {
+            return Err(format!(
+                "health frame of {} rows, above the limit {}",
+                delta.rows.len(),
+                crate::health::HEALTH_ROWS_PER_FRAME
+            ));
+        }
+        self.stats.health_frames_received += 1;
+        self.stats.health_rows_received += delta.rows.len() as u64;
+        let peer = self.peer;
+        let mut rejected = Vec::new();
+        delta.rows.retain(|row| match crate::health::check_row(peer, row) {
+            Ok(()) => true,
+            Err(e) => {
+                rejected.push(e);
+                false
+            }
+        });
+        self.stats.health_rows_rejected += rejected.len() as u64;
+        self.events.push_back(SessionEvent::Health { delta, rejected });
+        Ok(())
+    }
+
+    /// Queues health rows for the peer (an ancestor) on the control lane. Only while the link is
+    /// up: a new session starts from the whole table. Returns whether it was queued.
+    pub fn send_health(&mut self, delta: crate::health::HealthDelta) -> bool {
+        if self.state != State::Up || self.side != PeerSide::Ancestor || delta.rows.is_empty() {
+            return false;
+        }
+        self.stats.health_frames_sent += 1;
+        self.stats.health_rows_sent += delta.rows.len() as u64;
+        self.transmit.push_back(Frame::Health(delta));
+        true
     }
 
     fn handle_ack(&mut self, ack: Ack) {

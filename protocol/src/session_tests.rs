@@ -215,6 +215,7 @@ impl Pair {
             SessionEvent::Rejected { event, violation } => panic!("unexpected rejection of {event}: {violation}"),
             SessionEvent::Up => {}
             SessionEvent::Closed { reason } => panic!("session closed: {reason}"),
+            SessionEvent::Health { .. } => {}
         }
     }
 
@@ -396,6 +397,54 @@ fn hello_from_the_wrong_node_closes_the_link() {
         other => panic!("expected Closed, got {other:?}"),
     }
     assert!(matches!(s.poll_transmit(), Some(Frame::Goodbye { .. })));
+}
+
+/// A school and its county with the link up (frames passed by hand).
+fn school_county_up() -> (Session, Session) {
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let cfg = SessionConfig::default();
+    let mut up = Session::new(school, county, Role::Dialer, cfg, 0, &Cursors::default()).unwrap();
+    let mut down = Session::new(county, school, Role::Acceptor, cfg, 0, &Cursors::default()).unwrap();
+    for _ in 0..3 {
+        while let Some(f) = up.poll_transmit() {
+            down.handle_frame(1, f);
+        }
+        while let Some(f) = down.poll_transmit() {
+            up.handle_frame(1, f);
+        }
+    }
+    assert!(up.is_up() && down.is_up());
+    while up.poll_event().is_some() {}
+    while down.poll_event().is_some() {}
+    (up, down)
+}
+
+#[test]
+fn health_goes_up_checked_and_never_down() {
+    use crate::health::{HealthDelta, HealthRow, LinkView, Part, Phase};
+    let (mut school, mut county) = school_county_up();
+    let view = LinkView { phase: Phase::Up, since_ms: 1, heard_ms: 1, reconnects: 0, disconnects: vec![] };
+    let rows = vec![
+        // The school may not say how its county sees it, nor speak for another school.
+        HealthRow { node: id("130102-S0001"), version: 1, part: Part::Link(view.clone()) },
+        HealthRow { node: id("130102-S0002"), version: 1, part: Part::Link(view.clone()) },
+    ];
+    assert!(!county.send_health(HealthDelta { rows: rows.clone() }), "a parent sends no health down");
+    assert!(school.send_health(HealthDelta { rows }));
+    let frame = school.poll_transmit().unwrap();
+    assert_eq!(frame.lane(), crate::wire::Lane::Control);
+    county.handle_frame(2, frame);
+    match county.poll_event() {
+        Some(SessionEvent::Health { delta, rejected }) => {
+            assert!(delta.rows.is_empty());
+            assert_eq!(rejected.len(), 2, "{rejected:?}");
+        }
+        other => panic!("expected Health, got {other:?}"),
+    }
+    assert_eq!(county.stats().health_rows_rejected, 2);
+    // Health from above closes the link.
+    school.handle_frame(3, Frame::Health(HealthDelta { rows: vec![] }));
+    assert!(school.is_closed());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use topology::NodeId;
 use crate::event::Event;
 
 /// Version spoken by this build; a hello with another version is refused with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Hard upper bound of one encoded frame on any transport.
 pub const FRAME_BYTES_MAX: usize = 1 << 20;
@@ -87,6 +87,9 @@ pub enum Frame {
     /// batch's, but they may lie above the sender's contiguous cursor ("islands"), so the
     /// receiver must not read them as the sender's cursor. Acked like a batch.
     Fresh(Batch),
+    /// Health rows (last-value status of the sender's subtree), child to parent only; never
+    /// events, never in the log (see [`crate::health`]).
+    Health(crate::health::HealthDelta),
 }
 
 /// Which transport lane a frame travels in. Control frames (and fresh events) go on a stream of
@@ -108,6 +111,7 @@ impl Frame {
             Frame::Ping { .. } => "ping",
             Frame::Goodbye { .. } => "goodbye",
             Frame::Fresh(_) => "fresh",
+            Frame::Health(_) => "health",
         }
     }
 

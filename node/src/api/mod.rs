@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod audit;
 pub mod cases;
 pub mod directives;
+pub mod health;
 pub mod kit;
 pub mod principal;
 pub mod registry;
@@ -87,6 +88,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(alerts::routes())
         .merge(cases::routes())
         .merge(directives::routes())
+        .merge(health::routes())
         .merge(registry::routes())
         .merge(spot::routes())
         .merge(status::routes())

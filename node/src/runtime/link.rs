@@ -69,6 +69,23 @@ pub struct LinkStatus {
     /// this node sent with a seq at or below it has been delivered to the peer.
     #[serde(default)]
     pub holds_mine: u64,
+    /// Times the link came back after it had been up, and its last disconnects with reasons
+    /// (kept across the node's restarts through the health table).
+    #[serde(default)]
+    pub reconnects: u32,
+    #[serde(default)]
+    pub disconnects: Vec<protocol::health::Disconnect>,
+    /// Health frames' bytes received from the peer and sent to it.
+    #[serde(default)]
+    pub health_bytes_in: u64,
+    #[serde(default)]
+    pub health_bytes_out: u64,
+    /// Health rows the peer sent that it had no right to send.
+    #[serde(default)]
+    pub health_rows_rejected: u64,
+    /// Whether the link has ever been up (internal: a coming up after it is a reconnect).
+    #[serde(skip)]
+    pub ever_up: bool,
     /// What the peer had confirmed holding when the link last ended (internal: lets the node
     /// report the backlog towards a peer that is down).
     #[serde(skip)]
@@ -93,6 +110,12 @@ impl LinkStatus {
             oldest_unsent_age_ms: 0,
             last_error: None,
             holds_mine: 0,
+            reconnects: 0,
+            disconnects: Vec::new(),
+            health_bytes_in: 0,
+            health_bytes_out: 0,
+            health_rows_rejected: 0,
+            ever_up: false,
             acked: BTreeMap::new(),
         }
     }
@@ -125,6 +148,8 @@ pub struct LinkArgs {
     pub status: SharedStatus,
     /// Called with the peer once the hello exchange finished.
     pub on_up: Box<dyn Fn(NodeId) + Send + Sync>,
+    /// Called with health rows the peer (a descendant) sent, already checked.
+    pub on_health: Box<dyn Fn(NodeId, protocol::health::HealthDelta) + Send + Sync>,
 }
 
 pub enum LinkMsg {
@@ -140,6 +165,8 @@ pub enum LinkMsg {
     Tick,
     /// Close the link, telling the peer why.
     Close(String),
+    /// Health rows for the peer (an ancestor).
+    Health(protocol::health::HealthDelta),
 }
 
 impl LinkMsg {
@@ -153,6 +180,7 @@ impl LinkMsg {
             LinkMsg::Persisted { .. } => "a persisted batch",
             LinkMsg::Tick => "a timer tick",
             LinkMsg::Close(_) => "a close",
+            LinkMsg::Health(_) => "health rows to send",
         }
     }
 }
@@ -173,6 +201,9 @@ pub struct LinkRun {
     link_id: u64,
     status: SharedStatus,
     on_up: Box<dyn Fn(NodeId) + Send + Sync>,
+    on_health: Box<dyn Fn(NodeId, protocol::health::HealthDelta) + Send + Sync>,
+    /// The session came up (a close after it is a disconnect worth remembering).
+    was_up: bool,
     /// The control lane's writer (also closes the connection) and the bulk lane's.
     writer: mpsc::UnboundedSender<WriterCmd>,
     bulk_writer: mpsc::UnboundedSender<WriterCmd>,
@@ -284,9 +315,14 @@ impl LinkRun {
                                 .cast(StoreMsg::AncestorHolds { own_seq })
                                 .map_err(|_| "store actor is gone".to_string())?;
                         }
+                        self.was_up = true;
                         {
                             let mut s = lock_status(&self.status);
                             s.set_state(LinkState::Up, self.clock.wall_ms());
+                            if s.ever_up {
+                                s.reconnects += 1;
+                            }
+                            s.ever_up = true;
                             s.last_error = None;
                             s.last_seen_ms = self.clock.wall_ms();
                         }
@@ -317,6 +353,14 @@ impl LinkRun {
                     SessionEvent::Rejected { event, violation } => {
                         warn!(node = %self.me, peer = %self.peer, %event, %violation, "event rejected");
                     }
+                    SessionEvent::Health { delta, rejected } => {
+                        if let Some(first) = rejected.first() {
+                            warn!(node = %self.me, peer = %self.peer, rejected = rejected.len(), %first, "health rows refused");
+                        }
+                        if !delta.rows.is_empty() {
+                            (self.on_health)(self.peer, delta);
+                        }
+                    }
                     SessionEvent::Closed { reason } => {
                         // Send what is queued (the goodbye) before closing.
                         while let Some(frame) = self.session.poll_transmit() {
@@ -333,6 +377,9 @@ impl LinkRun {
             while let Some(frame) = self.session.poll_transmit() {
                 progressed = true;
                 let bytes = encode_frame(&frame).map_err(|e| format!("cannot encode {}: {e}", frame.name()))?;
+                if matches!(frame, protocol::Frame::Health(_)) {
+                    lock_status(&self.status).health_bytes_out += bytes.len() as u64;
+                }
                 let writer = match frame.lane() {
                     Lane::Control => &self.writer,
                     Lane::Bulk => &self.bulk_writer,
@@ -384,6 +431,7 @@ impl LinkRun {
         s.fresh_events_sent = stats.fresh_events_sent;
         s.retransmits = stats.retransmits;
         s.rejected = stats.rejected;
+        s.health_rows_rejected = stats.health_rows_rejected;
     }
 }
 
@@ -448,6 +496,8 @@ impl Actor for LinkActor {
             link_id: args.link_id,
             status: args.status,
             on_up: args.on_up,
+            on_health: args.on_health,
+            was_up: false,
             writer: wtx,
             bulk_writer: bulk_wtx,
             reader_task,
@@ -477,7 +527,12 @@ impl Actor for LinkActor {
             LinkMsg::Frame(bytes) => {
                 lock_status(&st.status).last_seen_ms = st.clock.wall_ms();
                 match decode_frame(&bytes) {
-                    Ok(frame) => st.session.handle_frame(now, frame),
+                    Ok(frame) => {
+                        if matches!(frame, protocol::Frame::Health(_)) {
+                            lock_status(&st.status).health_bytes_in += bytes.len() as u64;
+                        }
+                        st.session.handle_frame(now, frame)
+                    }
                     Err(e) => {
                         warn!(node = %st.me, peer = %st.peer, error = %e, "bad frame: closing the link");
                         st.session.close(now, &format!("bad frame: {e}"));
@@ -512,6 +567,9 @@ impl Actor for LinkActor {
                 lock_status(&st.status).oldest_unsent_age_ms = age;
             }
             LinkMsg::Close(reason) => st.session.close(now, &reason),
+            LinkMsg::Health(delta) => {
+                st.session.send_health(delta);
+            }
         }
         let driven = st.drive(&myself);
         st.check_session(step, before.as_ref());
@@ -532,7 +590,12 @@ impl Actor for LinkActor {
         let _ = st.store.cast(StoreMsg::Unsubscribe { id: st.link_id });
         st.publish_status();
         let mut s = lock_status(&st.status);
-        s.set_state(LinkState::Down, st.clock.wall_ms());
+        let now = st.clock.wall_ms();
+        if st.was_up {
+            let reason = s.last_error.clone().unwrap_or_else(|| "本节点关闭了连接".into());
+            protocol::health::remember_disconnect(&mut s.disconnects, now, &reason);
+        }
+        s.set_state(LinkState::Down, now);
         // Keep what the peer confirmed: more than before if this session learned more.
         for (o, c) in st.session.peer_cursors() {
             let e = s.acked.entry(*o).or_default();

@@ -3,6 +3,7 @@
 //! scheduler and the join check. They reach the world only through the seams (`Transport`,
 //! `Storage`, `Clock`), so the simulator runs them unchanged.
 
+pub mod health;
 mod invariant;
 pub mod join;
 pub mod link;

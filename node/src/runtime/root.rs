@@ -13,6 +13,7 @@ use topology::{NodeId, Tier, Topology};
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
+use crate::runtime::health::{Plane, SharedHealth};
 use crate::runtime::link::{LinkActor, LinkArgs, LinkMsg, LinkState, LinkStatus, SharedStatus, lock_status};
 use crate::runtime::listener::{ListenerActor, ListenerArgs, ListenerMsg};
 use crate::runtime::store::{PriorityInbox, StoreActor, StoreArgs, StoreMsg, StoreStats};
@@ -47,6 +48,9 @@ pub struct NodeArgs {
     pub redial: RedialConfig,
     /// After this long without hearing from its parent, a node also dials its next ancestor.
     pub failover_after_ms: u64,
+    pub health: protocol::health::HealthTiming,
+    /// Unix ms the node's certificate (or the CA's, if sooner) expires, when known.
+    pub cert_not_after_ms: Option<u64>,
 }
 
 /// Default time without the parent before failing over to the next ancestor.
@@ -92,6 +96,16 @@ pub enum NodeMsg {
     Status(RpcReplyPort<NodeStatus>),
     /// The store actor, for the admin API.
     Store(RpcReplyPort<ActorRef<StoreMsg>>),
+    /// Health rows a descendant sent (already checked by its session).
+    HealthIn(NodeId, protocol::health::HealthDelta),
+    /// Time to remake what changed and send it up.
+    HealthFlush,
+    /// Time to re-report this node even if nothing changed.
+    HealthRefresh,
+    /// The grace after a restart is over: children not back are reported down.
+    HealthGrace,
+    /// The health table, for the admin API.
+    Health(RpcReplyPort<SharedHealth>),
 }
 
 struct LinkEntry {
@@ -124,6 +138,7 @@ pub struct NodeRun {
     up: Uplink,
     refused: u64,
     last_refusal: Option<String>,
+    health: Plane,
 }
 
 pub struct NodeActor;
@@ -189,6 +204,7 @@ impl NodeRun {
         let status = self.entry(peer, role_name).status.clone();
         lock_status(&status).role = role_name.to_string();
         let root = myself.clone();
+        let root_health = myself.clone();
         let args = LinkArgs {
             me: self.args.me,
             conn,
@@ -202,6 +218,9 @@ impl NodeRun {
             status: status.clone(),
             on_up: Box::new(move |peer| {
                 let _ = root.cast(NodeMsg::LinkUp(peer));
+            }),
+            on_health: Box::new(move |peer, delta| {
+                let _ = root_health.cast(NodeMsg::HealthIn(peer, delta));
             }),
         };
         match Actor::spawn_linked(None, LinkActor, args, myself.get_cell()).await {
@@ -333,6 +352,8 @@ impl NodeRun {
             }
             s.set_state(LinkState::Down, self.args.clock.wall_ms());
         }
+        self.health.uplinks.remove(&peer);
+        self.health_touch(myself, peer);
         if peer.is_ancestor_or_self_of(self.args.me) {
             self.uplink_lost(myself, peer);
         } else if peer.parent() != Some(self.args.me) {
@@ -341,7 +362,12 @@ impl NodeRun {
         }
     }
 
-    fn link_up(&mut self, peer: NodeId) {
+    fn link_up(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId) {
+        if peer.is_ancestor_or_self_of(self.args.me) {
+            // A new session to an ancestor starts from the whole table.
+            self.health.uplinks.insert(peer, 0);
+        }
+        self.health_touch(myself, peer);
         if Some(peer) == self.parent() {
             self.up.parent_gone_since_ms = None;
             self.up.parent_backoff_ms = self.args.redial.min_ms;
@@ -354,6 +380,152 @@ impl NodeRun {
             }
         } else if self.up.failover == Some(peer) {
             info!(node = %self.args.me, ancestor = %peer, "failed over");
+        }
+    }
+}
+
+/// The health plane (see `runtime::health`).
+impl NodeRun {
+    /// A link to `peer` changed: its view (a child) or this node's report (an uplink) is remade
+    /// at the next flush.
+    fn health_touch(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId) {
+        if peer.parent() == Some(self.args.me) {
+            self.health.children_dirty.insert(peer);
+        } else if peer.is_ancestor_or_self_of(self.args.me) {
+            self.health.own_dirty = true;
+        } else {
+            return;
+        }
+        self.schedule_health_flush(myself);
+    }
+
+    /// After a restart: each link's reconnects and last disconnects, and when each child was last
+    /// heard, come back from the kept health table.
+    fn restore_link_histories(&mut self) {
+        use protocol::health::Phase;
+        let me = self.args.me;
+        let shared = self.health.shared.clone();
+        let t = shared.lock();
+        for (peer, e) in &self.links {
+            let mut s = lock_status(&e.status);
+            if peer.parent() == Some(me) {
+                if let Some((view, _)) = t.link(*peer) {
+                    s.reconnects = view.reconnects;
+                    s.disconnects = view.disconnects.clone();
+                    s.last_seen_ms = view.heard_ms;
+                    s.ever_up = view.heard_ms > 0;
+                    if matches!(view.phase, Phase::Up | Phase::Connecting) {
+                        self.health.were_connected.insert(*peer);
+                    }
+                }
+            } else if Some(*peer) == me.parent()
+                && let Some((r, _)) = t.report(me)
+            {
+                s.reconnects = r.reconnects;
+                s.disconnects = r.disconnects.clone();
+                s.ever_up = r.uplink == Phase::Up || !r.disconnects.is_empty();
+            }
+        }
+    }
+
+    fn schedule_health_flush(&mut self, myself: &ActorRef<NodeMsg>) {
+        if !self.health.flush_pending {
+            self.health.flush_pending = true;
+            after(myself, self.health.timing.flush_ms, NodeMsg::HealthFlush);
+        }
+    }
+
+    /// What waits to go up, and how long the oldest of it has waited (ms).
+    async fn uplink_backlog(&self) -> (u64, u64) {
+        let up = [self.parent(), self.up.failover]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.links.get(&p))
+            .map(|e| lock_status(&e.status).clone())
+            .find(|s| s.state == LinkState::Up);
+        if let Some(s) = up {
+            return (s.backlog_out, s.oldest_unsent_age_ms);
+        }
+        let Some(parent) = self.parent().and_then(|p| self.links.get(&p)) else { return (0, 0) };
+        let acked = lock_status(&parent.status).acked.clone();
+        let me = self.args.me;
+        let own =
+            ractor::call_t!(self.store, |reply| StoreMsg::CursorsUnder { root: me, reply }, 5_000).unwrap_or_default();
+        waiting_for(self.args.storage.as_ref(), self.args.clock.wall_us(), &own, &acked)
+    }
+
+    async fn own_report(&self, now_ms: u64) -> protocol::health::SelfReport {
+        use protocol::health::{Phase, SelfReport};
+        let parent = self.parent().and_then(|p| self.links.get(&p)).map(|e| lock_status(&e.status).clone());
+        let failover = self
+            .up
+            .failover
+            .filter(|f| self.links.get(f).is_some_and(|e| lock_status(&e.status).state == LinkState::Up));
+        let (backlog, oldest_ms) = self.uplink_backlog().await;
+        let restoring = ractor::call_t!(self.store, StoreMsg::Stats, 5_000).map(|s| s.restoring).unwrap_or(false);
+        SelfReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_ms: self.health.started_ms,
+            reported_ms: now_ms,
+            uplink: parent.as_ref().map_or(Phase::Up, |p| crate::runtime::health::link_view(p).phase),
+            failover,
+            backlog,
+            oldest_ms,
+            reconnects: parent.as_ref().map_or(0, |p| p.reconnects),
+            disconnects: parent.map(|p| p.disconnects).unwrap_or_default(),
+            cert_days_left: self.health.cert_days_left(now_ms),
+            disk_bytes: self.args.storage.disk_bytes(),
+            restoring,
+            cameras: None,
+        }
+    }
+
+    /// Remakes what changed, keeps it, and sends each uplink what it has not had.
+    async fn health_flush(&mut self) {
+        use protocol::health::{HEALTH_ROWS_PER_FRAME, HealthDelta, HealthRow, Part};
+        self.health.flush_pending = false;
+        let me = self.args.me;
+        let now = self.args.clock.wall_ms();
+        let report = if std::mem::take(&mut self.health.own_dirty) { Some(self.own_report(now).await) } else { None };
+        let in_grace = now < self.health.grace_until_ms;
+        let mut views = Vec::new();
+        for child in std::mem::take(&mut self.health.children_dirty) {
+            let Some(e) = self.links.get(&child) else { continue };
+            let s = lock_status(&e.status).clone();
+            if in_grace && s.state != LinkState::Up && self.health.were_connected.contains(&child) {
+                continue;
+            }
+            views.push((child, crate::runtime::health::link_view(&s)));
+        }
+        let shared = self.health.shared.clone();
+        let mut t = shared.lock();
+        if let Some(r) = report {
+            let version = t.next_version(me, true, now);
+            t.put(HealthRow { node: me, version, part: Part::Report(r) });
+        }
+        for (child, view) in views {
+            if t.link(child).is_none_or(|(old, _)| crate::runtime::health::view_changed(old, &view)) {
+                let version = t.next_version(child, false, now);
+                t.put(HealthRow { node: child, version, part: Part::Link(view) });
+            }
+        }
+        let (batch, upto) = crate::runtime::health::persist(&t, self.health.persisted_upto);
+        self.health.persisted_upto = upto;
+        if !batch.is_empty() {
+            let _ = self.store.cast(StoreMsg::PutHealth(batch));
+        }
+        for (peer, sent) in self.health.uplinks.iter_mut() {
+            let Some(link) = self.links.get(peer).and_then(|e| e.actor.clone()) else { continue };
+            loop {
+                let (rows, next) = t.delta_since(*sent, HEALTH_ROWS_PER_FRAME);
+                if rows.is_empty() {
+                    break;
+                }
+                if link.cast(LinkMsg::Health(HealthDelta { rows })).is_err() {
+                    break;
+                }
+                *sent = next;
+            }
         }
     }
 }
@@ -415,6 +587,13 @@ impl Actor for NodeActor {
             next_failover: 1,
             failover_check_pending: false,
         };
+        // The health table as last kept: the link histories and last values survive a restart.
+        let table = crate::runtime::health::load(args.storage.as_ref())?;
+        let started_ms = args.clock.wall_ms();
+        let shared = SharedHealth::new(table, args.health);
+        let mut health = Plane::new(shared, started_ms, args.cert_not_after_ms);
+        health.persisted_upto = health.shared.lock().head();
+        health.grace_until_ms = started_ms + args.failover_after_ms;
         let mut run = NodeRun {
             args,
             store,
@@ -425,6 +604,7 @@ impl Actor for NodeActor {
             up,
             refused: 0,
             last_refusal: None,
+            health,
         };
         // Children from the topology are listed (as never connected) from the start.
         let me_id = run.args.me;
@@ -434,6 +614,15 @@ impl Actor for NodeActor {
         }
         if let Some(p) = run.parent() {
             run.entry(p, "parent");
+        }
+        run.restore_link_histories();
+        run.health.own_dirty = true;
+        run.schedule_health_flush(&myself);
+        after(&myself, run.health.timing.refresh_ms, NodeMsg::HealthRefresh);
+        if !run.health.were_connected.is_empty() {
+            after(&myself, run.args.failover_after_ms, NodeMsg::HealthGrace);
+        }
+        if let Some(p) = run.parent() {
             // Never heard from yet: the failover clock starts now.
             run.up.parent_gone_since_ms = Some(run.args.clock.wall_ms());
             run.dial(&myself, p);
@@ -504,7 +693,7 @@ impl Actor for NodeActor {
                     }
                 }
             }
-            NodeMsg::LinkUp(peer) => st.link_up(peer),
+            NodeMsg::LinkUp(peer) => st.link_up(&myself, peer),
             NodeMsg::FailoverCheck => st.failover_check(&myself),
             NodeMsg::Unregistered(peer) => {
                 if st.check_descendant(peer).is_err()
@@ -551,6 +740,29 @@ impl Actor for NodeActor {
             }
             NodeMsg::Store(reply) => {
                 let _ = reply.send(st.store.clone());
+            }
+            NodeMsg::HealthIn(peer, delta) => {
+                let merged = st.health.shared.lock().merge(peer, delta);
+                if let Some(first) = merged.rejected.first() {
+                    warn!(node = %st.args.me, %peer, rejected = merged.rejected.len(), %first, "health rows refused");
+                }
+                if merged.taken > 0 {
+                    st.schedule_health_flush(&myself);
+                }
+            }
+            NodeMsg::HealthFlush => st.health_flush().await,
+            NodeMsg::HealthRefresh => {
+                st.health.own_dirty = true;
+                st.health_flush().await;
+                after(&myself, st.health.timing.refresh_ms, NodeMsg::HealthRefresh);
+            }
+            NodeMsg::HealthGrace => {
+                let children: Vec<NodeId> = std::mem::take(&mut st.health.were_connected).into_iter().collect();
+                st.health.children_dirty.extend(children);
+                st.schedule_health_flush(&myself);
+            }
+            NodeMsg::Health(reply) => {
+                let _ = reply.send(st.health.shared.clone());
             }
         }
         Ok(())

@@ -113,6 +113,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Like [`Storage::scan`], from `to` down to `from` (keys in descending order).
     fn scan_rev(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_>;
 
+    /// Bytes the store takes on disk, when the backend can tell.
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
+
     fn put(&self, space: Space, key: &[u8], value: Vec<u8>) -> Result<(), StorageError> {
         let mut b = WriteBatch::default();
         b.put(space, key, value);

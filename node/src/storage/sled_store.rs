@@ -59,6 +59,10 @@ impl SledStorage {
 }
 
 impl Storage for SledStorage {
+    fn disk_bytes(&self) -> Option<u64> {
+        self.db.size_on_disk().ok()
+    }
+
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.db.get(space.key(key)).map_err(io)?.map(|v| v.to_vec()))
     }

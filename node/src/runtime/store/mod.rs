@@ -18,7 +18,7 @@ use protocol::{Body, Cursors, Event, EventId, EventKind, HlcClock, SeqRange, Seq
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::runtime::invariant;
@@ -518,6 +518,9 @@ pub enum StoreMsg {
     CountRefused,
     /// Stores a local record — an account's password hash in [`Space::Secrets`], an audit line in
     /// [`Space::Audit`] — answered after the flush. Never replicated.
+    /// Health rows to keep across a restart (last-value state, written without waiting for a
+    /// flush; never replicated, never in the event log).
+    PutHealth(crate::storage::WriteBatch),
     PutLocal {
         space: LocalSpace,
         key: Vec<u8>,
@@ -894,6 +897,12 @@ impl StoreActor {
         match msg {
             StoreMsg::Wake => {}
             StoreMsg::CountRefused => st.stats.refused_steps += 1,
+            StoreMsg::PutHealth(batch) => {
+                // Last-value state: a failed write loses a report that the next one replaces.
+                if let Err(e) = st.storage.write(batch) {
+                    warn!(node = %st.me, error = %e, "could not keep health rows");
+                }
+            }
             StoreMsg::PutLocal { space, key, value, reply } => {
                 let mut b = WriteBatch::default();
                 let space = match space {

@@ -1,0 +1,181 @@
+//! The subtree at a glance: every node that should exist (the roster: topology, registry and
+//! whatever reported), its derived state and last values — the JSON that `topology show`, the
+//! console's 运行状态 page and the metrics share.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use protocol::health::{Derived, HealthTable, HealthTiming, LinkView, NodeState, SelfReport, Severity, derive_all};
+use protocol::people::Action;
+use serde::{Deserialize, Serialize};
+use topology::{NodeId, Tier, Topology};
+
+use crate::api::AdminState;
+use crate::api::kit::{ADMIN_CALL_TIMEOUT_MS, ApiResult, bad, internal};
+use crate::api::principal::Principal;
+use crate::runtime::health::SharedHealth;
+use crate::runtime::root::NodeMsg;
+
+/// One node of the roster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthRowView {
+    pub node: NodeId,
+    pub name: String,
+    pub tier: Tier,
+    pub state: NodeState,
+    pub severity: Severity,
+    /// In that state since (wall ms), when known.
+    pub since_ms: Option<u64>,
+    /// When it last reported itself, and when its parent last heard from it (wall ms).
+    pub reported_ms: Option<u64>,
+    pub heard_ms: Option<u64>,
+    /// The ancestor it failed over to.
+    pub via: Option<NodeId>,
+    pub why: Option<String>,
+    pub warnings: Vec<String>,
+    /// Listed only to place problem rows in the tree (with `problems`): itself fine.
+    #[serde(default)]
+    pub context: bool,
+    /// Its own last report, and its parent's view of the link to it.
+    pub report: Option<SelfReport>,
+    pub link: Option<LinkView>,
+}
+
+/// The answer of `GET /api/health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthView {
+    /// The node that answered, and the root of the rows.
+    pub node: NodeId,
+    pub under: NodeId,
+    pub now_ms: u64,
+    /// Nodes in the selection (before `problems` cut it), by state.
+    pub counts: BTreeMap<NodeState, u64>,
+    pub total: u64,
+    /// The worst severity in the selection: 0 all fine, 1 warnings, 2 critical.
+    pub severity: Severity,
+    pub rows: Vec<HealthRowView>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HealthParams {
+    /// Only this unit's subtree.
+    pub under: Option<String>,
+    /// Only rows that are not fine (with their ancestors as context).
+    #[serde(default)]
+    pub problems: bool,
+}
+
+/// Who should exist in `under`'s subtree: the topology, registered nodes, and any node that
+/// reported (it was accepted, so it belongs), in tree order.
+pub fn roster(topology: &Topology, table: &HealthTable, registered: &[NodeId], under: NodeId) -> Vec<NodeId> {
+    let mut all: Vec<NodeId> = topology.subtree(under).map(|e| e.id).collect();
+    all.extend(table.nodes().filter(|n| n.in_subtree_of(under)));
+    all.extend(registered.iter().copied().filter(|n| n.in_subtree_of(under)));
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// The view of `under`'s subtree at `now_ms`, as node `me` holds it.
+pub fn build_view(
+    me: NodeId,
+    under: NodeId,
+    topology: &Topology,
+    table: &HealthTable,
+    timing: &HealthTiming,
+    registered: &[NodeId],
+    now_ms: u64,
+    problems: bool,
+) -> HealthView {
+    // Derive from `me` down (a node's state depends on its parent's), then keep `under`'s part.
+    let roster_all = roster(topology, table, registered, me);
+    let derived = derive_all(me, &roster_all, table, now_ms, timing);
+    let selected: Vec<&Derived> = derived.iter().filter(|d| d.node.in_subtree_of(under)).collect();
+    let mut counts = BTreeMap::new();
+    for d in &selected {
+        *counts.entry(d.state).or_insert(0) += 1;
+    }
+    let severity = selected.iter().map(|d| d.severity).max().unwrap_or(Severity::Ok);
+    let wanted: Vec<(&Derived, bool)> = if problems {
+        let bad: Vec<NodeId> = selected.iter().filter(|d| d.severity != Severity::Ok).map(|d| d.node).collect();
+        let mut keep: std::collections::BTreeSet<NodeId> = bad.iter().copied().collect();
+        let context: std::collections::BTreeSet<NodeId> = bad
+            .iter()
+            .flat_map(|n| n.ancestors().filter(|a| a.in_subtree_of(under)))
+            .filter(|a| !keep.contains(a))
+            .collect();
+        keep.extend(context.iter().copied());
+        selected.iter().filter(|d| keep.contains(&d.node)).map(|d| (*d, context.contains(&d.node))).collect()
+    } else {
+        selected.iter().map(|d| (*d, false)).collect()
+    };
+    let rows = wanted
+        .into_iter()
+        .map(|(d, context)| HealthRowView {
+            node: d.node,
+            name: topology.get(d.node).map(|e| e.name.clone()).unwrap_or_default(),
+            tier: d.node.tier(),
+            state: d.state,
+            severity: d.severity,
+            since_ms: d.since_ms,
+            reported_ms: d.reported_ms,
+            heard_ms: d.heard_ms,
+            via: d.via,
+            why: d.why.clone(),
+            warnings: d.warnings.clone(),
+            context,
+            report: table.report(d.node).map(|(r, _)| r.clone()),
+            link: table.link(d.node).map(|(l, _)| l.clone()),
+        })
+        .collect();
+    HealthView { node: me, under, now_ms, counts, total: selected.len() as u64, severity, rows }
+}
+
+/// The shared health table of the node.
+pub async fn shared(s: &AdminState) -> Result<SharedHealth, crate::api::kit::ApiFail> {
+    ractor::call_t!(s.node, NodeMsg::Health, ADMIN_CALL_TIMEOUT_MS).map_err(internal)
+}
+
+/// Schools and cities registered at run time (the topology file does not list them).
+async fn registered(s: &AdminState) -> Vec<NodeId> {
+    use protocol::registry::EntityKind;
+    match s.reads.registry().await {
+        Ok(view) => view
+            .keys()
+            .filter(|k| matches!(k.kind, EntityKind::School | EntityKind::City) && !s.topology.contains(k.node))
+            .map(|k| k.node)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The view for a request: `under` parsed and checked against the node's subtree.
+pub async fn view_for(
+    s: &AdminState,
+    under: Option<&str>,
+    problems: bool,
+) -> Result<HealthView, crate::api::kit::ApiFail> {
+    let under = match under.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(u) => u.parse::<NodeId>().map_err(|e| bad(format!("单位编号有误：{e}")))?,
+        None => s.me,
+    };
+    if !under.in_subtree_of(s.me) {
+        return Err(bad(format!("{under} 不在本节点 {} 的下辖范围内", s.me)));
+    }
+    let health = shared(s).await?;
+    let registered = registered(s).await;
+    let now = s.clock.wall_ms();
+    let table = health.lock();
+    Ok(build_view(s.me, under, &s.topology, &table, &health.timing, &registered, now, problems))
+}
+
+async fn health(State(s): State<AdminState>, who: Principal, Query(p): Query<HealthParams>) -> ApiResult<HealthView> {
+    who.require(&s, Action::ViewSubtree).await?;
+    view_for(&s, p.under.as_deref(), p.problems).await.map(Json)
+}
+
+pub fn routes() -> Router<AdminState> {
+    Router::new().route("/api/health", get(health))
+}
