@@ -145,6 +145,9 @@ pub enum CaCmd {
         /// it restarts). Without it, a node that already has a key is refused.
         #[arg(long)]
         force: bool,
+        /// Node certificates valid for this many days instead of two years (1 to 3650).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650), conflicts_with = "web")]
+        valid_days: Option<u32>,
     },
     /// List the certificates in DIR (the CA, the console's, every node's) with the days each has
     /// left, soonest first. Exit code 0: none expires within --days; 1: some do; 2: some have
@@ -192,10 +195,36 @@ pub enum TopologyCmd {
         #[arg(long, default_value = "topology.toml")]
         out: PathBuf,
     },
-    /// Show a running node: itself, its parent link and each child link (state, last seen, backlog).
+    /// Show the whole subtree of a running node as a tree: every node that should exist, its
+    /// state (在线 live, 已转备援 failed over, 恢复中 restoring, 失联 stale, 从未连接 unseen,
+    /// 下线 down), since when, when it last reported, when its parent last heard from it, its
+    /// backlog and why. Exit code 0: all fine; 1: warnings; 2: something critical (down, an
+    /// expired certificate, an unmet --expect).
     Show {
         #[command(flatten)]
         target: Target,
+        /// Only the nodes that are not fine (with the units above them, to place them).
+        #[arg(long)]
+        problems: bool,
+        /// Only this unit's subtree, e.g. 1301 or 130102.
+        #[arg(long)]
+        under: Option<NodeId>,
+        /// One row per school instead of one per county.
+        #[arg(long)]
+        schools: bool,
+        /// Redraw every SECONDS (2 if not given) until Ctrl-C.
+        #[arg(long, num_args = 0..=1, default_missing_value = "2", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        watch: Option<u64>,
+        /// With --watch: stop after this many redraws.
+        #[arg(long, requires = "watch")]
+        rounds: Option<u64>,
+        /// A state a node is expected in (a planned outage): NODE=STATE[,STATE], e.g. 130102=down;
+        /// met, it counts as fine; unmet, as critical. Repeat for several.
+        #[arg(long, value_parser = |s: &str| s.parse::<client::tree::Expectation>())]
+        expect: Vec<client::tree::Expectation>,
+        /// This node's own links instead (parent, failover, children: state, backlog, counters).
+        #[arg(long, conflicts_with_all = ["problems", "under", "schools", "expect"])]
+        links: bool,
         #[arg(long)]
         json: bool,
     },
@@ -489,7 +518,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Cmd::Ca(CaCmd::Issue { node, topology, dir, force, .. }) => {
+        Cmd::Ca(CaCmd::Issue { node, topology, dir, force, valid_days, .. }) => {
             let nodes: Vec<NodeId> = match (node, topology) {
                 (Some(n), _) => vec![n],
                 (None, Some(t)) => Topology::load(&t)?.nodes().map(|e| e.id).collect(),
@@ -512,7 +541,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             for n in &nodes {
-                let (cert, _) = tls::ca_issue(&dir, *n)?;
+                let (cert, _) = match valid_days {
+                    Some(d) => tls::ca_issue_for(&dir, *n, std::time::Duration::from_secs(u64::from(d) * 86_400))?,
+                    None => tls::ca_issue(&dir, *n)?,
+                };
                 if nodes.len() == 1 {
                     println!("已为 {n} 签发证书 {}（{}）", cert.display(), n.dns_name());
                 }
@@ -558,13 +590,39 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        Cmd::Topology(TopologyCmd::Show { target, json }) => {
+        Cmd::Topology(TopologyCmd::Show { target, links: true, json, .. }) => {
             let status = target.client()?.status()?;
             if json {
                 print_json(&status)
             } else {
                 print!("{}", render_status(&status, node::clock::unix_ms()));
                 Ok(())
+            }
+        }
+        Cmd::Topology(TopologyCmd::Show { target, problems, under, schools, watch, rounds, expect, json, .. }) => {
+            let client = target.client()?;
+            let show = ShowHealth { problems, under, schools, expect, json };
+            match watch {
+                None => show.once(&client),
+                Some(secs) => {
+                    let mut round = 0;
+                    loop {
+                        // Clear the screen, then draw (the exit code is the last round's).
+                        print!("\x1b[H\x1b[2J");
+                        let outcome = show.once(&client);
+                        round += 1;
+                        if rounds.is_some_and(|r| round >= r) {
+                            return outcome;
+                        }
+                        if let Err(e) = &outcome
+                            && e.downcast_ref::<CheckOutcome>().is_none()
+                        {
+                            eprintln!("error: {e:#}");
+                        }
+                        println!("每 {secs} 秒刷新，Ctrl-C 退出");
+                        std::thread::sleep(std::time::Duration::from_secs(secs));
+                    }
+                }
             }
         }
         Cmd::Node(NodeCmd::Run { config, topology, node, data, certs, stop_on_stdin_eof, quic_addr, admin_addr }) => {
@@ -697,6 +755,43 @@ pub fn parse_limit(s: &str) -> Result<usize, String> {
             Ok(n) => Err(format!("{n} 超过上限 {max} / {n} is above the maximum {max}; give 1 to {max}, or `all`")),
             Err(_) => Err(format!("`{t}` 不是数字 / `{t}` is not a number; give 1 to {max}, or `all`")),
         },
+    }
+}
+
+/// What `topology show` was asked to show.
+struct ShowHealth {
+    problems: bool,
+    under: Option<NodeId>,
+    schools: bool,
+    expect: Vec<client::tree::Expectation>,
+    json: bool,
+}
+
+impl ShowHealth {
+    /// Fetches, prints, and answers with the check outcome (exit code 0, 1 or 2).
+    fn once(&self, client: &client::AdminClient) -> anyhow::Result<()> {
+        use protocol::health::Severity;
+        // Expectations are about any node, fine or not: they need the whole view.
+        let filter_here = !self.expect.is_empty();
+        let mut view = client.health(self.under, self.problems && !filter_here)?;
+        let (worst, missing) = client::tree::apply_expectations(&mut view, &self.expect);
+        view.severity = worst;
+        if self.problems && filter_here {
+            client::tree::only_problems(&mut view);
+        }
+        if self.json {
+            print_json(&view)?;
+        } else {
+            print!("{}", client::tree::render_health(&view, node::clock::unix_ms(), self.schools, self.problems));
+            for m in &missing {
+                println!("{m}");
+            }
+        }
+        match worst {
+            Severity::Ok => Ok(()),
+            Severity::Warning => Err(CheckOutcome(1).into()),
+            Severity::Critical => Err(CheckOutcome(2).into()),
+        }
     }
 }
 

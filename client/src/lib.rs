@@ -2,6 +2,7 @@
 //! rendering of what a node answers (`render`).
 
 pub mod render;
+pub mod tree;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -50,6 +50,15 @@ fn table<const N: usize>(header: [&str; N]) -> Table {
     t
 }
 
+/// A table for the tree view (the same look as every other table).
+pub fn tree_table<const N: usize>(header: [&str; N]) -> Table {
+    table(header)
+}
+
+pub fn finish_table(t: Table) -> String {
+    finish(t)
+}
+
 fn finish(t: Table) -> String {
     let mut s = t.to_string();
     s.push('\n');

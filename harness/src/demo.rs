@@ -14,7 +14,6 @@ use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
 
 use crate::cluster::Cluster;
-use client::render::render_status;
 use node::api::alerts::{AlertView, RaiseAlert};
 
 #[derive(Args, Debug, Clone)]
@@ -222,6 +221,26 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
         queued.len(),
         outage.elapsed().as_secs_f64()
     );
+    // What an operator at the province sees meanwhile (`mingchu topology show --problems`).
+    let seen_down = Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let v = cluster.client(province).health(None, true)?;
+        let down = v.rows.iter().any(|r| r.node == county && r.state == protocol::health::NodeState::Down);
+        let moved = its_schools
+            .iter()
+            .all(|s| v.rows.iter().any(|r| r.node == *s && r.state == protocol::health::NodeState::FailedOver));
+        if (down && moved) || Instant::now() > seen_down {
+            break v;
+        }
+        pause(200)?;
+    };
+    println!(
+        "      the province's operator sees it {:.1} s after the kill (`mingchu topology show --problems --schools`):",
+        outage.elapsed().as_secs_f64()
+    );
+    for line in client::tree::render_health(&view, node::clock::unix_ms(), true, true).lines() {
+        println!("        {line}");
+    }
     let restart = Instant::now();
     cluster.start(county)?;
     wait_for_alerts(cluster, county, &qids, Duration::from_secs(30))?;
@@ -337,17 +356,20 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     check_interrupt()?;
 
     // Phase 4: the live tree.
-    println!("\n[7/7] the tree as each node reports it (`mingchu topology show`):");
+    println!("\n[7/7] the whole tree as the province sees it (`mingchu topology show --schools`):");
     let now = node::clock::unix_ms();
-    for e in cluster.topology.nodes() {
-        if e.id.tier() == Tier::School {
-            continue;
+    let province = cluster.topology.root();
+    // Health goes up within a second or two of a change; wait (at most 10 s) for the schools' return.
+    let settled = Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        let v = cluster.client(province).health(None, false)?;
+        if v.severity == protocol::health::Severity::Ok || Instant::now() > settled {
+            break v;
         }
-        let st = cluster.status(e.id)?;
-        let indent = "  ".repeat(e.id.tier().depth() + 3);
-        for line in render_status(&st, now).lines() {
-            println!("{indent}{line}");
-        }
+        pause(200)?;
+    };
+    for line in client::tree::render_health(&view, now, true, false).lines() {
+        println!("      {line}");
     }
     println!("\nWhat this showed:");
     println!(

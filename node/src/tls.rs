@@ -282,6 +282,11 @@ fn load_ca(dir: &Path) -> Result<LoadedCa, TlsError> {
 /// Issues (or re-issues, overwriting) the certificate of `node`: `dir/nodes/<id>.pem` (the leaf)
 /// and `dir/nodes/<id>.key` (mode 0600). Returns the two paths.
 pub fn ca_issue(dir: &Path, node: NodeId) -> Result<(PathBuf, PathBuf), TlsError> {
+    ca_issue_for(dir, node, NODE_VALIDITY)
+}
+
+/// [`ca_issue`] with another validity than the default two years (a short-lived certificate).
+pub fn ca_issue_for(dir: &Path, node: NodeId, validity: Duration) -> Result<(PathBuf, PathBuf), TlsError> {
     let ca = load_ca(dir)?;
 
     let key = KeyPair::generate().map_err(gen_err)?;
@@ -295,7 +300,7 @@ pub fn ca_issue(dir: &Path, node: NodeId) -> Result<(PathBuf, PathBuf), TlsError
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, NODE_VALIDITY);
+    set_validity(&mut params, validity);
     let cert = params.signed_by(&key, &ca.issuer).map_err(gen_err)?;
 
     // Belt and braces: the issuer name must match the CA's subject byte for byte, or no verifier

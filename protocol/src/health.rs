@@ -61,6 +61,41 @@ fn cut(s: &str, max: usize) -> String {
     s[..at].to_string()
 }
 
+/// A link's end as a Chinese operator reads it: the common reasons translated (the original
+/// kept in brackets), anything else as it came.
+pub fn reason_zh(reason: &str) -> String {
+    let r = reason.trim();
+    if let Some(rest) = r.strip_prefix("peer closed the link: ") {
+        return format!("对端关闭了连接：{}", reason_zh(rest));
+    }
+    if let Some(rest) = r.strip_prefix("peer ")
+        && let Some((who, ms)) = rest.split_once(" silent for ")
+        && let Some(ms) = ms.strip_suffix(" ms").and_then(|m| m.parse::<u64>().ok())
+    {
+        return format!("{who} 已 {:.1} 秒无响应", ms as f64 / 1000.0);
+    }
+    let known: [(&str, &str); 9] = [
+        ("peer closed the connection", "对端断开了连接"),
+        ("connection closed: ", "连接已关闭"),
+        ("no answer from ", "拨号无应答"),
+        ("handshake failed: ", "握手失败"),
+        ("peer identity refused: ", "对端身份被拒绝"),
+        ("node shutting down", "对端节点正在关闭"),
+        ("link stopped", "链路已停止"),
+        ("send failed: ", "发送失败"),
+        ("bad frame: ", "收到损坏的数据帧"),
+    ];
+    for (en, zh) in known {
+        if r.starts_with(en) {
+            return if r.len() > en.len() { format!("{zh}（{r}）") } else { zh.to_string() };
+        }
+    }
+    if r.contains("is back") {
+        return format!("上级恢复，离开备援链路（{r}）");
+    }
+    r.to_string()
+}
+
 /// Adds a disconnect to a bounded history (newest last).
 pub fn remember_disconnect(history: &mut Vec<Disconnect>, at_ms: u64, reason: &str) {
     history.push(Disconnect { at_ms, reason: short_reason(reason) });
@@ -400,7 +435,7 @@ impl Default for HealthTiming {
         HealthTiming {
             refresh_ms: 30_000,
             stale_after_ms: 100_000,
-            flush_ms: 1_000,
+            flush_ms: 500,
             cert_warn_days: 30,
             lag_warn_ms: 600_000,
         }
@@ -469,7 +504,7 @@ fn derive_one(
         Phase::Up => parent_report.map_or(l.heard_ms, |p| p.reported_ms.max(l.heard_ms)),
         _ => l.heard_ms,
     });
-    let heard_ms = if node == me { Some(now_ms) } else { heard_ms.filter(|h| *h > 0) };
+    let heard_ms = if node == me { None } else { heard_ms.filter(|h| *h > 0) };
     let fresh = |r: &SelfReport| now_ms.saturating_sub(r.reported_ms) <= timing.stale_after_ms;
     let mut d = Derived {
         node,
@@ -494,7 +529,9 @@ fn derive_one(
         let since = link.filter(|l| l.phase != Phase::Up).map(|l| l.since_ms);
         d.since_ms = since;
         d.why = Some(match (link.and_then(last_reason), parent) {
-            (Some(reason), Some(p)) => format!("上级 {p} 不可达（{reason}），已接入 {}", r.failover.unwrap_or(p)),
+            (Some(reason), Some(p)) => {
+                format!("上级 {p} 不可达（{}），已接入 {}", reason_zh(&reason), r.failover.unwrap_or(p))
+            }
             (None, Some(p)) => format!("上级 {p} 不可达，已接入 {}", r.failover.unwrap_or(p)),
             _ => "已转备援".into(),
         });
@@ -504,7 +541,9 @@ fn derive_one(
         d.state = if l.phase == Phase::Never { NodeState::Unseen } else { NodeState::Down };
         d.since_ms = Some(l.since_ms);
         d.why = Some(match last_reason(l) {
-            Some(reason) => format!("上级 {} 失去连接：{reason}", parent.map(|p| p.to_string()).unwrap_or_default()),
+            Some(reason) => {
+                format!("上级 {} 失去连接：{}", parent.map(|p| p.to_string()).unwrap_or_default(), reason_zh(&reason))
+            }
             None => format!("上级 {} 失去连接", parent.map(|p| p.to_string()).unwrap_or_default()),
         });
     } else if !parent_trusted && parent.is_some_and(|p| p != me) {
@@ -519,9 +558,9 @@ fn derive_one(
     } else if report.is_some_and(|r| r.restoring) {
         d.state = NodeState::Restoring;
         d.why = Some("数据目录为新，正从上级恢复历史事件".into());
-    } else if report.is_none() {
-        // Its parent has it up but its first report has not arrived yet.
-        d.state = NodeState::Live;
+    } else if let Some(l) = link.filter(|l| l.phase == Phase::Up) {
+        // Live: since its parent has had it up.
+        d.since_ms = Some(l.since_ms);
     }
     if let Some(r) = report {
         if let Some(days) = r.cert_days_left {
@@ -689,6 +728,14 @@ mod tests {
         t.put(HealthRow { node: city, version: 2, part: Part::Report(r) });
         let d = derive_all(prov, &[prov, city], &t, 200, &timing);
         assert_eq!(d[1].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn common_reasons_read_in_chinese() {
+        assert_eq!(reason_zh("peer 130102 silent for 3001 ms"), "130102 已 3.0 秒无响应");
+        assert_eq!(reason_zh("peer closed the link: node shutting down"), "对端关闭了连接：对端节点正在关闭");
+        assert!(reason_zh("no answer from 1301 at 127.0.0.1:9 within 3000 ms").starts_with("拨号无应答（"));
+        assert_eq!(reason_zh("磁盘已满"), "磁盘已满");
     }
 
     #[test]

@@ -147,7 +147,7 @@ fn people_act_as_themselves_within_their_role_and_subtree() {
     );
     let st = cluster.client(county).status().unwrap();
     assert!(st.denied_requests >= 5, "counted in the node's status: {}", st.denied_requests);
-    let (ok, out, _) = mingchu(&["topology", "show", "--admin", &admin(county)]);
+    let (ok, out, _) = mingchu(&["topology", "show", "--links", "--admin", &admin(county)]);
     assert!(ok && out.contains("无权操作被拒"), "{out}");
 
     // An unknown or disabled account cannot be acted as.

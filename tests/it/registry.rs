@@ -106,12 +106,15 @@ fn a_county_registers_a_school_that_joins_at_run_time_and_the_province_sees_it()
         let st = cluster.status(county).ok()?;
         st.children.iter().any(|c| c.peer == new_school && c.state == LinkState::Up).then_some(())
     });
-    let (ok, out, err) = mingchu(&["topology", "show", "--admin", &cluster.admin_addr(county).to_string()]);
+    let (ok, out, err) = mingchu(&["topology", "show", "--links", "--admin", &cluster.admin_addr(county).to_string()]);
     assert!(ok, "{err}");
     assert!(out.contains(&new_school.to_string()), "topology show at the county lacks the new school:\n{out}");
+    // Its roster (topology file plus registry) lists it too, live.
+    let (_, out, err) = mingchu(&["topology", "show", "--schools", "--admin", &cluster.admin_addr(county).to_string()]);
+    assert!(out.contains(&new_school.to_string()), "the county's tree lacks the new school:\n{out}{err}");
     // The school's own node finds its admin address through its config (not in the topology file).
     let cfg = cluster.config_path(new_school);
-    let (ok, out, err) = mingchu(&["topology", "show", "--config", cfg.to_str().unwrap(), "--json"]);
+    let (ok, out, err) = mingchu(&["topology", "show", "--links", "--config", cfg.to_str().unwrap(), "--json"]);
     assert!(ok, "{err}");
     let st: node::runtime::root::NodeStatus = serde_json::from_str(&out).unwrap();
     assert_eq!(st.node, new_school);
