@@ -11,6 +11,7 @@ mod cases;
 mod cli;
 mod console;
 mod federation;
+mod health;
 mod links;
 mod loose_ends;
 mod outage;
