@@ -60,6 +60,12 @@ pub struct BenchArgs {
     /// Requests per page.
     #[arg(long, default_value_t = 50)]
     pub console_samples: usize,
+    /// Only measure the province's status view of all of Hebei (17,362 nodes): `topology show
+    /// --problems` and `--json`, and the memory they hold. No federation.
+    #[arg(long)]
+    pub health: bool,
+    #[arg(long, default_value_t = 20)]
+    pub health_samples: usize,
 }
 
 /// How long the throughput phase waits for the province to hold everything.
@@ -90,6 +96,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         return rt.block_on(crate::bench_listing::run(args.listing_alerts, args.listing_schools));
+    }
+    if args.health {
+        println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
+        return crate::bench_health::run(args.health_samples);
     }
     if args.console {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());

@@ -27,11 +27,8 @@ fn row(view: &HealthView, node: NodeId) -> &HealthRowView {
 /// `mingchu topology show args…` at `admin`: (exit code, stdout, stderr).
 fn show(admin: std::net::SocketAddr, args: &[&str]) -> (i32, String, String) {
     let admin = admin.to_string();
-    let out = std::process::Command::new(binary())
-        .args(["topology", "show", "--admin", &admin])
-        .args(args)
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(binary()).args(["topology", "show", "--admin", &admin]).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
