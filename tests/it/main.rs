@@ -13,6 +13,7 @@ mod console;
 mod federation;
 mod links;
 mod loose_ends;
+mod metrics;
 mod outage;
 mod partition;
 mod people;
