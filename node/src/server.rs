@@ -171,6 +171,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         sessions: Default::default(),
         denied: Default::default(),
         token: Arc::new(token),
+        started: std::time::Instant::now(),
     };
     let app = router(state.clone());
     let admin_task = tokio::spawn(async move {

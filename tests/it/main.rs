@@ -14,6 +14,7 @@ mod federation;
 mod health;
 mod links;
 mod loose_ends;
+mod metrics;
 mod outage;
 mod partition;
 mod people;

@@ -9,6 +9,7 @@ pub mod cases;
 pub mod directives;
 pub mod health;
 pub mod kit;
+pub mod metrics;
 pub mod principal;
 pub mod registry;
 pub mod spot;
@@ -47,13 +48,16 @@ pub struct AdminState {
     pub sessions: std::sync::Arc<crate::console::session::Sessions>,
     /// Requests refused for want of permission or scope (403), since the node started.
     pub denied: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// When the node's process started serving (`mingchu_uptime_seconds`).
+    pub started: std::time::Instant,
 }
 
 /// The response header in which every answer names the node that gave it.
 pub const NODE_HEADER: &str = "x-mingchu-node";
 
-/// The admin API: every feature's routes over the node's state. Every answer carries the node's id
-/// in [`NODE_HEADER`], so a client can check it reached the node it meant.
+/// The admin API: every feature's routes over the node's state, each behind the token; and
+/// [`metrics::routes`] (`/metrics`, `/healthz`, `/readyz`) without it. Every answer carries the
+/// node's id in [`NODE_HEADER`], so a client can check it reached the node it meant.
 pub fn router(state: AdminState) -> Router {
     let me = axum::http::HeaderValue::from_str(&state.me.to_string()).ok();
     let name_me = axum::middleware::map_response(move |mut resp: axum::response::Response| {
@@ -92,7 +96,9 @@ pub fn router(state: AdminState) -> Router {
         .merge(registry::routes())
         .merge(spot::routes())
         .merge(status::routes())
-        .with_state(state)
+        .with_state(state.clone())
         .layer(need_token)
+        // Merged after the token layer, so it does not cover them.
+        .merge(metrics::routes().with_state(state))
         .layer(name_me)
 }

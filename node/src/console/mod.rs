@@ -42,9 +42,11 @@ pub const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'non
 /// The console: the sign-in, sign-out and password pages, the assets and the pages, behind the
 /// layers every request passes (outermost first): security headers; the `ConsoleRequest` marker
 /// (its principal can only be the session's person); the body limit; the session layer with its
-/// CSRF check ([`auth::require_session`]).
+/// CSRF check ([`auth::require_session`]). The probes of [`crate::api::metrics::routes`]
+/// (`/metrics`, `/healthz`, `/readyz`: aggregates only) are merged outside the session layer and
+/// answer without a session.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let console = Router::new()
         .merge(auth::routes())
         .route("/assets/{file}", get(assets::asset))
         .merge(pages::routes())
@@ -54,7 +56,8 @@ pub fn router(state: AdminState) -> Router {
         .layer(from_fn(mark_console))
         .layer(from_fn(security_headers))
         .layer(from_fn(server_timing))
-        .with_state(state)
+        .with_state(state.clone());
+    crate::api::metrics::routes().with_state(state).merge(console)
 }
 
 /// Says in every answer how long the node took to make it (`Server-Timing: app;dur=1.84`, in
