@@ -55,6 +55,7 @@ fn a_killed_county_shows_as_down_at_the_top_of_the_health_page_with_its_reason()
     wait_page(&b, &format!("{base}/health"), &format!("全部 {total} 个节点运行正常"));
     let tree = b.text_of("#tree");
     assert!(tree.contains("学校 2：在线 2") && tree.contains("查看学校"), "schools are folded per county:\n{tree}");
+    b.window(1280, 1100);
     b.screenshot("health_live");
 
     // The county's process dies: its city loses the link, and the province's page, reloaded as
@@ -86,10 +87,17 @@ fn a_killed_county_shows_as_down_at_the_top_of_the_health_page_with_its_reason()
     assert!(text.contains("断开") && text.contains("节点自报") && text.contains("版本"), "{text}");
     b.screenshot("health_detail");
 
+    // The county's schools, one by one: failed over to the city (or, before that, out of touch).
+    b.goto(&format!("{base}/health?under={county}"));
+    let tree = wait_text(&b, "全部节点");
+    assert!(tree.contains(&format!("{county}-S0001")), "{tree}");
+    b.screenshot("health_county");
+
     // The province's own detail: its links, the city among them.
     b.goto(&format!("{base}/health/{province}"));
     let links = wait_text(&b, "本节点的连接");
     assert!(links.contains("下级") && links.contains(&counties[0].parent().unwrap().to_string()), "{links}");
+    b.screenshot("health_self");
 
     // Over HTTPS: the page reloads itself with a meta refresh (no script), and bad addresses get
     // a Chinese page with the right status.
@@ -110,6 +118,18 @@ fn a_killed_county_shows_as_down_at_the_top_of_the_health_page_with_its_reason()
         assert_eq!(page.status, status, "{path}: {}", page.body);
         assert!(page.body.contains(says), "{path}: {}", page.body);
     }
+
+    // A school's console: the school itself in detail, with its link to its county.
+    let school = NodeId::school(counties[0], 1).unwrap();
+    let principal =
+        AccountRequest { id: "chen".into(), display_name: "陈校长".into(), role: "校长".into(), ..req };
+    cluster.client(school).add_account(&principal).unwrap();
+    let mut web = Web::new(&cluster, school);
+    assert_eq!(web.sign_in("chen", PASSWORD).status, 303);
+    let page = web.get("/health");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("本节点的连接") && page.body.contains(&counties[0].to_string()), "{}", page.body);
+    assert_eq!(web.get(&format!("/health/{county}")).status, 403, "a school sees only itself");
     eprintln!("browser_health took {:.1} s", started.elapsed().as_secs_f64());
 }
 

@@ -307,7 +307,7 @@ fn node_detail(
                 strong { (row.name) } span.muted { (n) " · " (tier_zh(row.tier)) }
                 @if row.since_ms.is_some() { span.muted { "自 " (when_full(now, row.since_ms)) } }
             }
-            @if let Some(w) = &row.why { p.why { (w) } }
+            @if let Some(w) = &row.why { p.why title=(w) { (gloss(w)) } }
             @if let Some(v) = row.via { p { "已转接到备援上级 " a href={ "/health/" (v) } { (v) } } }
             @if !row.warnings.is_empty() { p { @for w in &row.warnings { span.tag.due { (w) } " " } } }
         }
@@ -316,7 +316,12 @@ fn node_detail(
                 h2 { "节点自报" }
                 @match &row.report {
                     None => { (empty("还没有收到它的状态报告。")) }
-                    Some(r) => { (report(now, r)) }
+                    Some(r) => {
+                        @if row.state != NodeState::Live && row.node != s.me {
+                            p.note { "以下是它最后一次上报（" (ago(now, r.reported_ms)) "）时的情况，此后未再收到。" }
+                        }
+                        (report(now, r, row.state == NodeState::Live || row.node == s.me))
+                    }
                 }
             }
             section.box #link {
@@ -342,7 +347,7 @@ fn node_detail(
         @if !below.is_empty() {
             section.box #below {
                 h2 { "下辖节点" }
-                p { "共 " (below.len()) " 个：" (school_or_all(&below_counts)) " "
+                p { "共 " (below.len()) " 个：" (school_or_all(&below_counts)) "。 "
                     a href={ "/health?under=" (urlencode(&n.to_string())) } { "查看下辖运行状态" } }
             }
         }
@@ -358,11 +363,16 @@ fn school_or_all(counts: &BTreeMap<NodeState, u64>) -> Markup {
     }
 }
 
-fn report(now: u64, r: &SelfReport) -> Markup {
+/// A node's own report; `live`: it is still running as far as anyone knows (so its uptime runs on).
+fn report(now: u64, r: &SelfReport, live: bool) -> Markup {
     html! {
         dl.kv {
             dt { "版本" } dd { (r.version) }
-            dt { "已运行" } dd { (duration(r.reported_ms.saturating_sub(r.started_ms))) span.muted { "（启动于 " (stamp(now, r.started_ms)) "）" } }
+            @if live {
+                dt { "已运行" } dd { (duration(now.saturating_sub(r.started_ms))) span.muted { "（启动于 " (stamp(now, r.started_ms)) "）" } }
+            } @else {
+                dt { "上报时已运行" } dd { (duration(r.reported_ms.saturating_sub(r.started_ms))) span.muted { "（启动于 " (stamp(now, r.started_ms)) "）" } }
+            }
             dt { "最后上报" } dd { (when_full(now, Some(r.reported_ms))) }
             dt { "上行链路" } dd { (phase_tag(r.uplink)) }
             dt { "备援" } dd { @match r.failover { Some(f) => { "已转接 " a href={ "/health/" (f) } { (f) } }, None => { "未转备援" } } }
@@ -393,7 +403,13 @@ fn disconnects(now: u64, list: &[Disconnect], id: &str) -> Markup {
             table.rows.compact id=(id) {
                 thead { tr { th { "时间" } th { "原因" } } }
                 tbody { @for d in list.iter().rev() {
-                    tr { td data-l="时间" { (at(now, Some(d.at_ms))) } td.why data-l="原因" { (d.reason) } }
+                    tr {
+                        td data-l="时间" { (at(now, Some(d.at_ms))) }
+                        td.why data-l="原因" {
+                            @let zh = gloss(&d.reason);
+                            (zh) @if zh != d.reason { br; span.raw { (d.reason) } }
+                        }
+                    }
                 } }
             }
         }
@@ -434,9 +450,9 @@ fn own_links(s: &AdminState, now: u64, st: &crate::runtime::root::NodeStatus) ->
                             td.num data-l="重连" { (l.reconnects) }
                             td.why data-l="最近断开" {
                                 @match l.disconnects.last() {
-                                    Some(d) => { (d.reason) br; span.muted { (stamp(now, d.at_ms)) } }
+                                    Some(d) => { span title=(d.reason) { (gloss(&d.reason)) } br; span.muted { (stamp(now, d.at_ms)) } }
                                     None => { @match (&l.last_error, l.state) {
-                                        (Some(e), s) if s != LinkState::Up => { (e) }
+                                        (Some(e), s) if s != LinkState::Up => { span title=(e) { (gloss(e)) } }
                                         _ => { span.muted { "—" } }
                                     } }
                                 }
@@ -451,6 +467,21 @@ fn own_links(s: &AdminState, now: u64, st: &crate::runtime::root::NodeStatus) ->
 
 // ---------------------------------------------------------------------------------------------
 // Small pieces
+
+/// A link-layer reason in Chinese where the words are known (`peer 130104 silent for 3001 ms` →
+/// `130104 已 3.0 秒无响应（心跳超时）`); anything else as it came.
+pub fn gloss(text: &str) -> String {
+    let Some(at) = text.find("peer ") else { return text.to_string() };
+    let rest = &text[at + 5..];
+    let mut words = rest.splitn(5, ' ');
+    let (Some(peer), Some("silent"), Some("for"), Some(ms), Some(tail)) =
+        (words.next(), words.next(), words.next(), words.next(), words.next())
+    else {
+        return text.to_string();
+    };
+    let (Ok(ms), Some(after)) = (ms.parse::<u64>(), tail.strip_prefix("ms")) else { return text.to_string() };
+    format!("{}{peer} 已 {:.1} 秒无响应（心跳超时）{after}", &text[..at], ms as f64 / 1000.0)
+}
 
 fn label(view: &HealthView, n: NodeId) -> String {
     match view.rows.iter().find(|r| r.node == n).map(|r| r.name.as_str()).filter(|s| !s.is_empty()) {
@@ -470,7 +501,7 @@ fn unit_cell(r: &HealthRowView) -> Markup {
 
 fn why_cell(r: &HealthRowView) -> Markup {
     html! {
-        @if let Some(w) = &r.why { (w) }
+        @if let Some(w) = &r.why { span title=(w) { (gloss(w)) } }
         @if r.context { span.muted { "（下级有问题）" } }
         @for w in &r.warnings { " " span.tag.due { (w) } }
         @if r.why.is_none() && r.warnings.is_empty() && !r.context { span.muted { "—" } }
@@ -623,5 +654,12 @@ mod tests {
         assert_eq!(stamp(ms + 60_000, ms), "14:05:12");
         assert_eq!(stamp(ms + 86_400_000, ms), "2026-11-30 14:05");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(gloss("peer 130104 silent for 3001 ms"), "130104 已 3.0 秒无响应（心跳超时）");
+        assert_eq!(
+            gloss("上级 1301 失去连接：peer 130104 silent for 3001 ms"),
+            "上级 1301 失去连接：130104 已 3.0 秒无响应（心跳超时）"
+        );
+        assert_eq!(gloss("peer gone"), "peer gone");
+        assert_eq!(gloss("peer 1 silent for x ms"), "peer 1 silent for x ms");
     }
 }
