@@ -57,6 +57,13 @@ fn a_killed_county_shows_as_down_at_the_top_of_the_health_page_with_its_reason()
     assert!(tree.contains("学校 2：在线 2") && tree.contains("查看学校"), "schools are folded per county:\n{tree}");
     b.window(1280, 1100);
     b.screenshot("health_live");
+    // The browser reloads the page by itself (the meta refresh, which the CSP leaves alone).
+    let shown = b.text_of("#refresh time");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b.text_of("#refresh time") == shown || b.text_of("#refresh time").is_empty() {
+        assert!(Instant::now() < deadline, "the page did not reload itself within 15 s (still {shown})");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     // The county's process dies: its city loses the link, and the province's page, reloaded as
     // the browser does every 5 s, puts it first among the problems, as 下线.
@@ -75,6 +82,9 @@ fn a_killed_county_shows_as_down_at_the_top_of_the_health_page_with_its_reason()
     let summary = b.text_of("#summary");
     assert!(summary.contains("有严重问题") && summary.contains("下线\n1"), "{summary}");
     b.screenshot("health");
+    b.window(390, 844);
+    b.screenshot("health_phone");
+    b.window(1280, 1100);
 
     // Its detail page: the city's view of the link, with the reason it went down.
     b.click_nav(&format!("#problems a[href='/health/{county}']"));
