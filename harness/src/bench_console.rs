@@ -409,6 +409,8 @@ pub fn run(month: Month, samples: usize) -> anyhow::Result<()> {
         ("网络巡查 本月", format!("/spot-checks?period={month_prefix}")),
         ("通知", "/directives".to_string()),
         ("单位与学校", "/registry".to_string()),
+        ("运行状态", "/health".to_string()),
+        ("运行状态 本节点", format!("/health/{province}")),
     ];
     println!("  {samples} requests per page, one at a time, as a signed-in province supervisor:");
     println!("  {:<18} {:>10} {:>10} {:>12} {:>10}", "page", "p50 server", "p99 server", "p99 client", "size");

@@ -202,6 +202,11 @@ impl Browser {
         self.rt.block_on(async { self.client().find(Locator::Css("body")).await?.text().await }).unwrap_or_default()
     }
 
+    /// The visible text of the first element `css` names ("" when there is none).
+    pub fn text_of(&self, css: &str) -> String {
+        self.rt.block_on(async { self.client().find(Locator::Css(css)).await?.text().await }).unwrap_or_default()
+    }
+
     /// Saves what the browser shows to `target/screenshots/<name>.png`; returns the path.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.rt.block_on(self.client().screenshot()).unwrap();

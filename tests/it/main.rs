@@ -7,6 +7,7 @@ mod accounts;
 mod backlog;
 mod browser;
 mod browser_cases;
+mod browser_health;
 mod cases;
 mod cli;
 mod console;

@@ -17,6 +17,7 @@ pub enum Nav {
     Spot,
     Directives,
     Registry,
+    Health,
     Accounts,
     Parent,
     Password,
@@ -31,6 +32,7 @@ impl Nav {
             Nav::Spot => "/spot-checks",
             Nav::Directives => "/directives",
             Nav::Registry => "/registry",
+            Nav::Health => "/health",
             Nav::Accounts => "/accounts",
             Nav::Parent => "/parent",
             Nav::Password => "/password",
@@ -45,6 +47,7 @@ impl Nav {
             Nav::Spot => "网络巡查",
             Nav::Directives => "通知",
             Nav::Registry => "单位与学校",
+            Nav::Health => "运行状态",
             Nav::Accounts => "账号",
             Nav::Parent => "家长",
             Nav::Password => "修改密码",
@@ -60,7 +63,7 @@ impl Nav {
         }
         let mut out = Vec::new();
         if may(Action::ViewSubtree) {
-            out.extend([Nav::Home, Nav::Alerts, Nav::Cases, Nav::Spot, Nav::Directives, Nav::Registry]);
+            out.extend([Nav::Home, Nav::Alerts, Nav::Cases, Nav::Spot, Nav::Directives, Nav::Registry, Nav::Health]);
         }
         if may(Action::ManageAccounts) {
             out.push(Nav::Accounts);
@@ -94,9 +97,16 @@ pub fn csrf_field(csrf: &str) -> Markup {
 
 /// The head of every page (also the sign-in page's).
 pub fn head(title: &str) -> Markup {
+    head_refreshing(title, None)
+}
+
+/// A head that makes the browser reload the page every `refresh` seconds (`<meta http-equiv=
+/// "refresh">`: no script, so the CSP has nothing to allow).
+pub fn head_refreshing(title: &str, refresh: Option<u32>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
+            @if let Some(secs) = refresh { meta http-equiv="refresh" content=(secs); }
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · 明厨亮灶" }
             link rel="stylesheet" href="/assets/console.css";
@@ -117,11 +127,16 @@ pub fn flash(f: &Option<Flash>) -> Markup {
 
 /// A whole page for a signed-in person.
 pub fn page(ctx: &PageCtx, active: Nav, title: &str, body: Markup) -> Markup {
+    page_refreshing(ctx, active, title, None, body)
+}
+
+/// A whole page that the browser reloads every `refresh` seconds.
+pub fn page_refreshing(ctx: &PageCtx, active: Nav, title: &str, refresh: Option<u32>, body: Markup) -> Markup {
     let navs = Nav::for_person(ctx.me, ctx.who.role);
     html! {
         (DOCTYPE)
         html lang="zh-CN" {
-            (head(title))
+            (head_refreshing(title, refresh))
             body {
                 header.top {
                     span.brand { "互联网+明厨亮灶" }

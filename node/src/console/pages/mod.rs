@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod cases;
 pub mod directives;
+pub mod health;
 pub mod home;
 pub mod parent;
 pub mod people;
@@ -42,6 +43,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/spot-checks", get(spot::page).post(spot::record))
         .route("/directives", get(directives::page).post(directives::send))
         .route("/registry", get(registry::page))
+        .route("/health", get(health::page))
+        .route("/health/{node}", get(health::detail))
         .route("/accounts", get(people::page).post(people::add))
         .route("/parent", get(parent::page))
 }
