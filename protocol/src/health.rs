@@ -72,7 +72,7 @@ pub fn reason_zh(reason: &str) -> String {
         && let Some((who, ms)) = rest.split_once(" silent for ")
         && let Some(ms) = ms.strip_suffix(" ms").and_then(|m| m.parse::<u64>().ok())
     {
-        return format!("{who} 已 {:.1} 秒无响应", ms as f64 / 1000.0);
+        return format!("{who} 已 {:.1} 秒无响应（心跳超时）", ms as f64 / 1000.0);
     }
     let known: [(&str, &str); 9] = [
         ("peer closed the connection", "对端断开了连接"),
@@ -732,7 +732,7 @@ mod tests {
 
     #[test]
     fn common_reasons_read_in_chinese() {
-        assert_eq!(reason_zh("peer 130102 silent for 3001 ms"), "130102 已 3.0 秒无响应");
+        assert_eq!(reason_zh("peer 130102 silent for 3001 ms"), "130102 已 3.0 秒无响应（心跳超时）");
         assert_eq!(reason_zh("peer closed the link: node shutting down"), "对端关闭了连接：对端节点正在关闭");
         assert!(reason_zh("no answer from 1301 at 127.0.0.1:9 within 3000 ms").starts_with("拨号无应答（"));
         assert_eq!(reason_zh("磁盘已满"), "磁盘已满");

@@ -22,6 +22,19 @@ fn io(e: sled::Error) -> StorageError {
 #[derive(Clone)]
 pub struct SledStorage {
     db: sled::Db,
+    dir: std::path::PathBuf,
+}
+
+/// Bytes the files under `dir` take on disk (allocated blocks, so sparse files count as stored).
+fn disk_usage(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() { disk_usage(&entry.path())? } else { meta.blocks() * 512 };
+    }
+    Ok(total)
 }
 
 impl SledStorage {
@@ -41,7 +54,7 @@ impl SledStorage {
                 .mode(sled::Mode::HighThroughput)
                 .open();
             match opened {
-                Ok(db) => return Ok(SledStorage { db }),
+                Ok(db) => return Ok(SledStorage { db, dir: dir.to_path_buf() }),
                 // sled words it "could not acquire lock on …" (its own io::Error, kind Other).
                 Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                     if std::time::Instant::now() >= deadline {
@@ -60,7 +73,7 @@ impl SledStorage {
 
 impl Storage for SledStorage {
     fn disk_bytes(&self) -> Option<u64> {
-        self.db.size_on_disk().ok()
+        disk_usage(&self.dir).ok()
     }
 
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {

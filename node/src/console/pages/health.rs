@@ -468,19 +468,9 @@ fn own_links(s: &AdminState, now: u64, st: &crate::runtime::root::NodeStatus) ->
 // ---------------------------------------------------------------------------------------------
 // Small pieces
 
-/// A link-layer reason in Chinese where the words are known (`peer 130104 silent for 3001 ms` →
-/// `130104 已 3.0 秒无响应（心跳超时）`); anything else as it came.
-pub fn gloss(text: &str) -> String {
-    let Some(at) = text.find("peer ") else { return text.to_string() };
-    let rest = &text[at + 5..];
-    let mut words = rest.splitn(5, ' ');
-    let (Some(peer), Some("silent"), Some("for"), Some(ms), Some(tail)) =
-        (words.next(), words.next(), words.next(), words.next(), words.next())
-    else {
-        return text.to_string();
-    };
-    let (Ok(ms), Some(after)) = (ms.parse::<u64>(), tail.strip_prefix("ms")) else { return text.to_string() };
-    format!("{}{peer} 已 {:.1} 秒无响应（心跳超时）{after}", &text[..at], ms as f64 / 1000.0)
+/// A link-layer reason in Chinese where the words are known; anything else as it came.
+fn gloss(text: &str) -> String {
+    protocol::health::reason_zh(text)
 }
 
 fn label(view: &HealthView, n: NodeId) -> String {
@@ -655,10 +645,6 @@ mod tests {
         assert_eq!(stamp(ms + 86_400_000, ms), "2026-11-30 14:05");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(gloss("peer 130104 silent for 3001 ms"), "130104 已 3.0 秒无响应（心跳超时）");
-        assert_eq!(
-            gloss("上级 1301 失去连接：peer 130104 silent for 3001 ms"),
-            "上级 1301 失去连接：130104 已 3.0 秒无响应（心跳超时）"
-        );
         assert_eq!(gloss("peer gone"), "peer gone");
         assert_eq!(gloss("peer 1 silent for x ms"), "peer 1 silent for x ms");
     }
