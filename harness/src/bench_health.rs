@@ -176,5 +176,109 @@ pub fn run(samples: usize) -> anyhow::Result<()> {
     for line in problems_text.lines().take(12) {
         println!("  {line}");
     }
+    end_to_end(topo, &table, samples)
+}
+
+/// Resident memory of process `pid` (MiB).
+fn rss_of(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The same table in a real province process (its data dir filled with the rows, as it keeps
+/// them), and the real `mingchu topology show` run against it as a separate process. The
+/// province's cities never connect here, so after the restart grace everything below it is a
+/// problem: the worst case for `--problems`.
+fn end_to_end(topo: topology::Topology, table: &HealthTable, samples: usize) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::Builder::new().prefix("mingchu-bench-health-").tempdir()?;
+    let province = topo.root();
+    // Another address than the generated plan's (127.0.0.1), so no port of it can clash.
+    let base = crate::cluster::free_base_port(1)?;
+    let mut entries: Vec<topology::NodeEntry> = topo.nodes().cloned().collect();
+    let quic = std::net::SocketAddr::from(([127, 0, 0, 2], base));
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 2], base + 1));
+    entries[0].quic = quic;
+    entries[0].admin = admin;
+    let topo = topology::Topology::from_entries(entries)?;
+    let topo_path = tmp.path().join("topology.toml");
+    topo.save(&topo_path)?;
+    let certs = tmp.path().join("certs");
+    node::tls::ca_init(&certs)?;
+    node::tls::ca_issue(&certs, province)?;
+    let data = tmp.path().join("data");
+    {
+        use node::storage::Storage;
+        let storage = node::storage::sled_store::SledStorage::open(&data)?;
+        let (batch, _) = node::runtime::health::persist(table, 0);
+        storage.write(batch)?;
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        rt.block_on(storage.flush())?;
+    }
+    let cfg = node::config::NodeConfig::new(province, topo_path, data, certs);
+    let cfg_path = tmp.path().join("province.toml");
+    std::fs::write(&cfg_path, toml::to_string(&cfg)?)?;
+    let exe = std::env::current_exe().context("cannot find the mingchu binary")?;
+    let mut child = Command::new(&exe)
+        .args(["node", "run", "--stop-on-stdin-eof", "--config"])
+        .arg(&cfg_path)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let admin_s = admin.to_string();
+    let run = |args: &[&str]| -> anyhow::Result<(Duration, usize)> {
+        let t0 = Instant::now();
+        let out = Command::new(&exe).args(["topology", "show", "--admin", &admin_s]).args(args).output()?;
+        let took = t0.elapsed();
+        if out.stdout.is_empty() {
+            anyhow::bail!("topology show {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok((took, out.stdout.len()))
+    };
+    // Up, and past the restart grace (the children it kept views of are then down).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run(&["--problems"]).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            anyhow::bail!("the province did not answer within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let rss_loaded = rss_of(pid);
+    let mut problems = Vec::new();
+    let mut json = Vec::new();
+    let (mut problems_bytes, mut json_bytes) = (0, 0);
+    for _ in 0..samples.min(10) {
+        let (d, n) = run(&["--problems"])?;
+        problems.push(d);
+        problems_bytes = n;
+        let (d, n) = run(&["--json"])?;
+        json.push(d);
+        json_bytes = n;
+    }
+    let rss_after = rss_of(pid);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let (p50, p99) = percentiles(problems);
+    println!(
+        "\nend to end (a province process holding the table; `mingchu topology show` as its own process, \
+         {} runs each):",
+        samples.min(10)
+    );
+    println!("  topology show --problems: p50 {} p99 {}; {} KiB of text", ms(p50), ms(p99), problems_bytes >> 10);
+    let (p50, p99) = percentiles(json);
+    println!("  topology show --json: p50 {} p99 {}; {} MiB of JSON", ms(p50), ms(p99), json_bytes >> 20);
+    println!(
+        "  the province process: {rss_loaded:.0} MiB resident with the table loaded, {rss_after:.0} MiB after the runs"
+    );
     Ok(())
 }

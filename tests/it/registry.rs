@@ -110,8 +110,11 @@ fn a_county_registers_a_school_that_joins_at_run_time_and_the_province_sees_it()
     assert!(ok, "{err}");
     assert!(out.contains(&new_school.to_string()), "topology show at the county lacks the new school:\n{out}");
     // Its roster (topology file plus registry) lists it too, live.
-    let (_, out, err) = mingchu(&["topology", "show", "--schools", "--admin", &cluster.admin_addr(county).to_string()]);
-    assert!(out.contains(&new_school.to_string()), "the county's tree lacks the new school:\n{out}{err}");
+    eventually(Duration::from_secs(10), "the new school in the county's tree", || {
+        let (_, out, _) =
+            mingchu(&["topology", "show", "--schools", "--admin", &cluster.admin_addr(county).to_string()]);
+        out.contains(&new_school.to_string()).then_some(())
+    });
     // The school's own node finds its admin address through its config (not in the topology file).
     let cfg = cluster.config_path(new_school);
     let (ok, out, err) = mingchu(&["topology", "show", "--links", "--config", cfg.to_str().unwrap(), "--json"]);

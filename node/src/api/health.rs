@@ -139,17 +139,33 @@ pub async fn shared(s: &AdminState) -> Result<SharedHealth, crate::api::kit::Api
     ractor::call_t!(s.node, NodeMsg::Health, ADMIN_CALL_TIMEOUT_MS).map_err(internal)
 }
 
-/// Schools and cities registered at run time (the topology file does not list them).
+/// How long the list of run-time registrations is reused: folding a province's whole registry
+/// on every `topology show --watch` round would cost more than the view itself.
+const REGISTERED_REUSE: std::time::Duration = std::time::Duration::from_secs(30);
+
+type RegisteredCache = std::sync::Mutex<BTreeMap<NodeId, (std::time::Instant, Vec<NodeId>)>>;
+
+/// Schools and cities registered at run time (the topology file does not list them), folded
+/// from the registry at most every [`REGISTERED_REUSE`].
 async fn registered(s: &AdminState) -> Vec<NodeId> {
     use protocol::registry::EntityKind;
-    match s.reads.registry().await {
+    static CACHE: std::sync::OnceLock<RegisteredCache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((at, list)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&s.me)
+        && at.elapsed() < REGISTERED_REUSE
+    {
+        return list.clone();
+    }
+    let list: Vec<NodeId> = match s.reads.registry().await {
         Ok(view) => view
             .keys()
             .filter(|k| matches!(k.kind, EntityKind::School | EntityKind::City) && !s.topology.contains(k.node))
             .map(|k| k.node)
             .collect(),
-        Err(_) => Vec::new(),
-    }
+        Err(_) => return Vec::new(),
+    };
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(s.me, (std::time::Instant::now(), list.clone()));
+    list
 }
 
 /// The view for a request: `under` parsed and checked against the node's subtree.
