@@ -17,14 +17,9 @@ use topology::{NodeId, Tier};
 
 use crate::bench_console::{ms, percentiles};
 
-/// Resident memory of this process (MiB), from /proc.
+/// Resident memory of this process (MiB).
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    rss_of(std::process::id())
 }
 
 fn report(now: u64, age_ms: u64, failover: Option<NodeId>, cert_days: i32) -> SelfReport {

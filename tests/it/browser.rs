@@ -202,6 +202,21 @@ impl Browser {
         self.rt.block_on(async { self.client().find(Locator::Css("body")).await?.text().await }).unwrap_or_default()
     }
 
+    /// Reloads `url` until the page shows `what` (a step of another node may still be on its way);
+    /// its text then. Fails after 30 s with what the page shows.
+    pub fn wait_page(&self, url: &str, what: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            self.goto(url);
+            let text = self.text();
+            if text.contains(what) {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "{url} never showed {what:?}; it shows:\n{text}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// The visible text of the first element `css` names ("" when there is none).
     pub fn text_of(&self, css: &str) -> String {
         self.rt.block_on(async { self.client().find(Locator::Css(css)).await?.text().await }).unwrap_or_default()

@@ -6,7 +6,7 @@
 //! inspector records a spot check; a parent sees the school's public record and nothing else; an
 //! id of another county is refused. Every page is saved as a screenshot.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::cluster::Cluster;
 use node::api::accounts::AccountRequest;
@@ -40,20 +40,6 @@ fn sign_in(b: &Browser, base: &str, id: &str) {
     b.fill("account", id);
     b.fill("password", PASSWORD);
     b.submit();
-}
-
-/// Reloads `url` until the page shows `what` (another node's step is still on its way).
-fn wait_page(b: &Browser, url: &str, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        b.goto(url);
-        let text = b.text();
-        if text.contains(what) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "{url} never showed {what:?}; it shows:\n{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -98,10 +84,10 @@ fn a_case_runs_its_whole_lifecycle_in_the_browser_each_step_by_its_person() {
     // The supervisor: the alert in her queue, confirmed with a case opened from it.
     sign_in(&b, &county_url, "li.na");
     wait_text(&b, "李娜");
-    let text = wait_page(&b, &format!("{county_url}/"), "鼠患");
+    let text = b.wait_page(&format!("{county_url}/"), "鼠患");
     assert!(text.contains("待处理预警"), "{text}");
     b.screenshot("supervisor-home");
-    wait_page(&b, &format!("{county_url}/alerts"), "鼠患");
+    b.wait_page(&format!("{county_url}/alerts"), "鼠患");
     b.screenshot("alerts");
     b.fill("note", "后厨确有老鼠");
     b.click("input[name=open_case]");
@@ -123,10 +109,10 @@ fn a_case_runs_its_whole_lifecycle_in_the_browser_each_step_by_its_person() {
 
     // The principal at the school: the notice on his home page; acknowledged, then rectified.
     sign_in(&b, &school_url, "chen");
-    let text = wait_page(&b, &format!("{school_url}/"), "鼠患");
+    let text = b.wait_page(&format!("{school_url}/"), "鼠患");
     assert!(text.contains("需要本校处理的通知"), "{text}");
     b.screenshot("principal-home");
-    wait_page(&b, &format!("{school_url}{case_url}"), "签收整改通知");
+    b.wait_page(&format!("{school_url}{case_url}"), "签收整改通知");
     b.submit();
     wait_text(&b, "已签收整改通知");
     b.fill("note", "已灭鼠并封堵洞口");
@@ -138,7 +124,7 @@ fn a_case_runs_its_whole_lifecycle_in_the_browser_each_step_by_its_person() {
 
     // The supervisor reviews: not good enough, with a comment.
     sign_in(&b, &county_url, "li.na");
-    wait_page(&b, &format!("{county_url}{case_url}"), "已灭鼠并封堵洞口");
+    b.wait_page(&format!("{county_url}{case_url}"), "已灭鼠并封堵洞口");
     b.choose("passed", "no");
     b.fill("comment", "照片看不清，请重拍洞口封堵处");
     b.submit();
@@ -147,7 +133,7 @@ fn a_case_runs_its_whole_lifecycle_in_the_browser_each_step_by_its_person() {
 
     // The principal reads the comment and submits again.
     sign_in(&b, &school_url, "chen");
-    let text = wait_page(&b, &format!("{school_url}{case_url}"), "照片看不清，请重拍洞口封堵处");
+    let text = b.wait_page(&format!("{school_url}{case_url}"), "照片看不清，请重拍洞口封堵处");
     assert!(text.contains("李娜（li.na）") && text.contains("提交整改"), "{text}");
     b.screenshot("principal-reads-review");
     b.fill("note", "已重拍，见新照片");
@@ -157,7 +143,7 @@ fn a_case_runs_its_whole_lifecycle_in_the_browser_each_step_by_its_person() {
 
     // The supervisor passes it and closes the case (销号).
     sign_in(&b, &county_url, "li.na");
-    wait_page(&b, &format!("{county_url}{case_url}"), "已重拍，见新照片");
+    b.wait_page(&format!("{county_url}{case_url}"), "已重拍，见新照片");
     b.choose("passed", "yes");
     b.fill("comment", "整改到位");
     b.submit();
@@ -177,13 +163,13 @@ fn a_case_runs_its_whole_lifecycle_in_the_browser_each_step_by_its_person() {
     });
 
     // A notice to the school, delivered.
-    wait_page(&b, &format!("{county_url}/directives"), "下发通知");
+    b.wait_page(&format!("{county_url}/directives"), "下发通知");
     b.fill("to", &school.to_string());
     b.fill("title", "明日食堂检查");
     b.fill("text", "请做好准备。");
     b.submit();
     wait_text(&b, "通知已下发");
-    wait_page(&b, &format!("{county_url}/directives"), "已送达");
+    b.wait_page(&format!("{county_url}/directives"), "已送达");
 
     // The other pages a supervisor uses, as she sees them.
     for (path, shows, shot) in [
@@ -191,13 +177,13 @@ fn a_case_runs_its_whole_lifecycle_in_the_browser_each_step_by_its_person() {
         ("/directives", "下发通知", "directives"),
         ("/registry?kind=camera", "cam-02", "registry"),
     ] {
-        wait_page(&b, &format!("{county_url}{path}"), shows);
+        b.wait_page(&format!("{county_url}{path}"), shows);
         b.screenshot(shot);
     }
 
     // The inspector records an online spot check; the pass rate shows it.
     sign_in(&b, &county_url, "zhou");
-    wait_page(&b, &format!("{county_url}/spot-checks"), "记录一次网络巡查");
+    b.wait_page(&format!("{county_url}/spot-checks"), "记录一次网络巡查");
     b.fill("school", &school.to_string());
     b.click("input[name=failed][value=staff-attire]");
     b.fill("note", "厨师未戴帽");

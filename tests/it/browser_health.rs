@@ -52,7 +52,7 @@ fn a_killed_county_shows_as_down_at_the_top_of_the_health_page_with_its_reason()
     let text = wait_text(&b, "每 5 秒自动刷新，上次刷新");
     assert!(text.contains("运行状态") && text.contains("全部节点"), "{text}");
     let total = ids.len();
-    wait_page(&b, &format!("{base}/health"), &format!("全部 {total} 个节点运行正常"));
+    b.wait_page(&format!("{base}/health"), &format!("全部 {total} 个节点运行正常"));
     let tree = b.text_of("#tree");
     assert!(tree.contains("学校 2：在线 2") && tree.contains("查看学校"), "schools are folded per county:\n{tree}");
     b.window(1280, 1100);
@@ -141,18 +141,4 @@ fn a_killed_county_shows_as_down_at_the_top_of_the_health_page_with_its_reason()
     assert!(page.body.contains("本节点的连接") && page.body.contains(&counties[0].to_string()), "{}", page.body);
     assert_eq!(web.get(&format!("/health/{county}")).status, 403, "a school sees only itself");
     eprintln!("browser_health took {:.1} s", started.elapsed().as_secs_f64());
-}
-
-/// Reloads `url` until the page shows `what`.
-fn wait_page(b: &Browser, url: &str, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        b.goto(url);
-        let text = b.text();
-        if text.contains(what) {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "{url} never showed {what:?}; it shows:\n{text}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
