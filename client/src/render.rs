@@ -459,7 +459,15 @@ fn link_row(l: &LinkStatus, now_ms: u64, role: &str) -> Vec<String> {
     if l.state != LinkState::Up
         && let Some(e) = &l.last_error
     {
-        note.push(clean(e));
+        note.push(clean(&protocol::health::reason_zh(e)));
+    } else if let Some(d) = l.disconnects.last() {
+        // Back up: the last time it went down, and why, stay on record.
+        note.push(format!(
+            "重连 {} 次，上次断开 {}：{}",
+            l.reconnects,
+            when(d.at_ms),
+            clean(&protocol::health::reason_zh(&d.reason))
+        ));
     }
     vec![
         role.to_string(),
