@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod faults;
+pub mod health;
 pub mod net;
 pub mod report;
 pub mod sim;
