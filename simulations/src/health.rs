@@ -82,7 +82,8 @@ pub struct HealthReport {
     pub bound_s: f64,
     /// Times the province's view was derived and checked.
     pub polls: u64,
-    /// Heals whose convergence was measured, and the longest (simulated seconds).
+    /// Heals whose convergence was measured (not those whose nodes a later fault still held),
+    /// and the longest (simulated seconds).
     pub heals_measured: usize,
     pub max_converge_s: Option<f64>,
     /// Faults the province was seen to notice, and the longest it took (simulated seconds).
@@ -362,17 +363,22 @@ impl HealthCheck {
         let mut converged = Vec::new();
         for (i, t) in self.faults.iter().enumerate().filter(|(_, t)| t.heal_open) {
             let h = t.end.unwrap_or(now);
-            let blocking = non_live.keys().any(|&n| {
-                t.touches(n)
-                    && running(n)
-                    && !self
-                        .faults
-                        .iter()
-                        .enumerate()
-                        .any(|(j, u)| j != i && u.touches(n) && u.start <= now && u.end.is_none_or(|e| e > h))
-            });
+            let (mut blocking, mut held) = (false, false);
+            for &n in non_live.keys().filter(|&&n| t.touches(n) && running(n)) {
+                let other = self
+                    .faults
+                    .iter()
+                    .enumerate()
+                    .any(|(j, u)| j != i && u.touches(n) && u.start <= now && u.end.is_none_or(|e| e > h));
+                if other {
+                    held = true;
+                } else {
+                    blocking = true;
+                }
+            }
             if !blocking {
-                converged.push((i, Some(now.saturating_sub(h))));
+                // Nodes still held by a later fault: that fault's heal measures them, not this one.
+                converged.push((i, (!held).then(|| now.saturating_sub(h))));
             } else if now >= h + b {
                 // Not converged within B: rule (a) names the nodes.
                 converged.push((i, None));
