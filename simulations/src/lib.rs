@@ -4,12 +4,14 @@
 //! in-memory network ([`net::SimNet`]: latency, loss, duplication, reordering, partitions) and
 //! in-memory storage (`node::storage::mem::MemStorage`: a crash drops what was not flushed).
 //! A workload drawn from the seed ([`workload`]) and faults from the seed or a scenario file
-//! ([`faults`]) drive it; [`sim::run`] checks safety during the run and liveness after it, and
-//! returns a [`sim::Report`] with a digest of every node's events: same seed, same digest.
+//! ([`faults`]) drive it; [`sim::run`] checks safety during the run and liveness after it, holds
+//! the province's health view to the truth within a bound ([`health`]), and returns a
+//! [`sim::Report`] with a digest of every node's events: same seed, same digest.
 //! [`cli`] is the command line (`mingchu sim`, and the standalone `mingchu-sim`).
 
 pub mod cli;
 pub mod faults;
+pub mod health;
 pub mod net;
 pub mod report;
 pub mod sim;

@@ -86,7 +86,15 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "faults:");
         for f in &r.faults {
             let cu = f.catch_up_s.map_or("-".to_string(), |s| format!("caught up {s:.1} s after"));
-            let _ = writeln!(o, "  {}  {:<60} {cu}", f.at, f.what);
+            let mut seen = Vec::new();
+            if let Some(s) = f.health_seen_s {
+                seen.push(format!("province saw it in {s:.0} s"));
+            }
+            if let Some(s) = f.health_converged_s {
+                seen.push(format!("all live {s:.0} s after"));
+            }
+            let seen = if seen.is_empty() { String::new() } else { format!("; {}", seen.join(", ")) };
+            let _ = writeln!(o, "  {}  {:<60} {cu}{seen}", f.at, f.what);
         }
     }
     let traffic: Vec<String> = r
@@ -95,6 +103,28 @@ pub fn render(r: &Report) -> String {
         .map(|(t, (frames, bytes))| format!("{t} {} frames / {:.1} MB", thousands(*frames), *bytes as f64 / 1e6))
         .collect();
     let _ = writeln!(o, "traffic sent by tier: {}", traffic.join(", "));
+    let h = &r.health;
+    let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.0} s"));
+    let _ = writeln!(
+        o,
+        "health view at the province: converges within B = {:.1} min (simulated); {} polls, {} violations; \
+         longest to converge after a heal {} ({} heals), to see a fault {} ({} faults)",
+        h.bound_s / 60.0,
+        h.polls,
+        h.violations,
+        secs(h.max_converge_s),
+        h.heals_measured,
+        secs(h.max_detect_s),
+        h.detections_measured
+    );
+    let _ = writeln!(
+        o,
+        "health traffic into the province: {:.2} MB, {:.0} B per simulated s; {} rows merged, {:.2} per simulated s",
+        h.bytes_in as f64 / 1e6,
+        h.bytes_per_s,
+        thousands(h.rows_merged),
+        h.rows_per_s
+    );
     let _ = writeln!(
         o,
         "safety checks: {} full passes; wall {:.1} s, peak RSS {:.0} MB; digest {}",

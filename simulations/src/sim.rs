@@ -15,6 +15,7 @@ use topology::generate::{AddrPlan, SmallSpec, generate_hebei, generate_small};
 use topology::{NodeId, Topology};
 
 use crate::faults::{Fault, FaultPlan};
+use crate::health::{HealthCheck, HealthReport, POLL_MS};
 use crate::net::{LinkFaults, SimNet};
 use crate::workload::{Action, Workload, WorkloadStats, cases_of, fold_case};
 use crate::world::{NodeSettings, SimClock, World, WriteError};
@@ -85,6 +86,12 @@ pub struct SimConfig {
     /// Checker self-test: lose this node's disk for good after the run, before the checks (the
     /// checker must then report the loss).
     pub lose_disk_at_end: Option<NodeId>,
+    /// The health invariant's bound `B` (simulated ms); `None`: derived from the settings
+    /// ([`crate::health::bound_ms`]). A test sets it too short to see the checker fail.
+    pub health_bound_ms: Option<u64>,
+    /// Checker self-test: faults the health checker is told of but that never happen (the
+    /// province then keeps showing the node live, and the checker must report it).
+    pub pretend_faults: Vec<(u64, Fault)>,
 }
 
 impl SimConfig {
@@ -100,6 +107,8 @@ impl SimConfig {
             settle_ms: 30 * MIN,
             progress: false,
             lose_disk_at_end: None,
+            health_bound_ms: None,
+            pretend_faults: Vec::new(),
         }
     }
 }
@@ -135,6 +144,12 @@ pub struct FaultReport {
     /// Simulated seconds from the end of the fault until the node held everything it should
     /// have received meanwhile (None: nothing was owed).
     pub catch_up_s: Option<f64>,
+    /// Simulated seconds from the start of the fault until the province showed the node cut
+    /// off as not live (None: not measured — the fault shows nowhere, or ended first).
+    pub health_seen_s: Option<f64>,
+    /// Simulated seconds from the end of the fault until the province showed every node it had
+    /// touched live again (None: another fault held them, or it did not converge within B).
+    pub health_converged_s: Option<f64>,
 }
 
 /// The verdict and the numbers.
@@ -174,6 +189,9 @@ pub struct Report {
     pub faults: Vec<FaultReport>,
     /// Frames and bytes sent, by the sender's tier.
     pub traffic: BTreeMap<String, (u64, u64)>,
+    /// The health invariant (convergence of the province's view to the truth) and the
+    /// province's inbound health traffic.
+    pub health: HealthReport,
     pub safety_checks: u64,
     pub wall_s: f64,
     pub peak_rss_mb: f64,
@@ -218,7 +236,7 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn clock_of_day(ms: u64, day_ms: u64) -> String {
+pub(crate) fn clock_of_day(ms: u64, day_ms: u64) -> String {
     let minutes = (ms as f64 / day_ms as f64 * 24.0 * 60.0) as u64;
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
@@ -259,6 +277,10 @@ struct Active {
     until: u64,
     fault: Fault,
     started: u64,
+    /// The health checker's handle of the fault.
+    tracked: usize,
+    /// Told to the health checker only (a self-test): nothing happens.
+    pretended: bool,
 }
 
 async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
@@ -292,10 +314,19 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
         Some(p) => p.clone(),
         None => FaultPlan::random(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xfa_u64), &topo, cfg.day_ms),
     };
-    let mut pending_faults: std::collections::VecDeque<(u64, Fault)> = plan.faults.iter().cloned().collect();
+    // (at, fault, pretended): pretended faults are only told to the health checker.
+    let mut pending_faults: Vec<(u64, Fault, bool)> =
+        plan.faults.iter().map(|(at, f)| (*at, f.clone(), false)).collect();
+    pending_faults.extend(cfg.pretend_faults.iter().map(|(at, f)| (*at, f.clone(), true)));
+    pending_faults.sort_by_key(|f| f.0);
+    let mut pending_faults: std::collections::VecDeque<(u64, Fault, bool)> = pending_faults.into();
     let mut active: Vec<Active> = Vec::new();
-    let mut fault_log: Vec<(u64, u64, Fault)> = Vec::new(); // (start, end, fault)
+    let mut fault_log: Vec<(u64, u64, Fault, usize)> = Vec::new(); // (start, end, fault, health handle)
     let mut next_check = cfg.check_every_ms;
+    let depth = topo.nodes().map(|e| e.id.tier().depth() as u64).max().unwrap_or(0);
+    let bound = cfg.health_bound_ms.unwrap_or_else(|| crate::health::bound_ms(&cfg.settings, depth));
+    let mut health = HealthCheck::new(&topo, bound, cfg.day_ms, cfg.seed);
+    let mut next_poll = u64::MAX;
     // Progress steps are a 24th of the run whether printed or not: they are part of the schedule,
     // so `--progress` never changes the digest (and a 24-hour run wakes every simulated hour).
     let mut next_progress = cfg.day_ms / 24;
@@ -306,7 +337,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
         let next_action = workload.next_at().unwrap_or(u64::MAX);
         let next_fault = pending_faults.front().map_or(u64::MAX, |f| f.0);
         let next_end = active.iter().map(|a| a.until).min().unwrap_or(u64::MAX);
-        let next = next_action.min(next_fault).min(next_end).min(next_check).min(next_progress);
+        let next = next_action.min(next_fault).min(next_end).min(next_check).min(next_progress).min(next_poll);
         if next >= cfg.day_ms && active.is_empty() && pending_faults.is_empty() {
             break;
         }
@@ -329,17 +360,38 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
         } else if next == next_check {
             next_check += cfg.check_every_ms;
             safety(&world, &mut report);
+            health.poll(&world, now, &mut report.failures).await;
         } else if next == next_end {
             if let Some(pos) = active.iter().position(|a| a.until == next) {
                 let a = active.remove(pos);
-                end_fault(&mut world, &a.fault).await;
-                fault_log.push((a.started, now, a.fault));
+                if !a.pretended {
+                    end_fault(&mut world, &a.fault).await;
+                    fault_log.push((a.started, now, a.fault, a.tracked));
+                }
+                health.fault_ended(a.tracked, now);
+                // The first look comes at once (a fault the province never showed converges in
+                // 0 s), then every POLL_MS while something is still to be seen.
+                next_poll = now;
             }
         } else if next == next_fault {
-            if let Some((_, f)) = pending_faults.pop_front() {
-                let until = start_fault(&mut world, &f, now).await;
-                active.push(Active { until, fault: f, started: now });
+            if let Some((_, f, pretended)) = pending_faults.pop_front() {
+                let tracked = health.fault_started(&f, now);
+                let until = if pretended {
+                    now + planned_ms(&f)
+                } else {
+                    if matches!(f, Fault::Crash { node, .. } | Fault::Wipe { node } if node == topo.root()) {
+                        health.province_going_down(&world).await;
+                    }
+                    start_fault(&mut world, &f, now).await
+                };
+                active.push(Active { until, fault: f, started: now, tracked, pretended });
+                if health.wants_poll() {
+                    next_poll = next_poll.min(now);
+                }
             }
+        } else if next == next_poll {
+            health.poll(&world, now, &mut report.failures).await;
+            next_poll = if health.wants_poll() { now + POLL_MS } else { u64::MAX };
         } else if let Some((_, action)) = workload.pop() {
             act(&mut world, &mut workload, now, action).await;
         }
@@ -354,8 +406,23 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
             cfg.settle_ms / MIN
         );
     }
-    // Settle: everything healed, give the links time to catch up.
-    tokio::time::sleep(Duration::from_millis(cfg.settle_ms)).await;
+    // Settle: everything healed, give the links time to catch up — and the province's view at
+    // least B after the last heal, so that the final poll holds every node to rule (a).
+    let mut settle_until = now_ms(tokio::time::Instant::now()) + cfg.settle_ms;
+    if let Some(e) = health.last_end() {
+        settle_until = settle_until.max(e + health.bound_ms() + POLL_MS);
+    }
+    loop {
+        tokio::time::sleep_until(base + Duration::from_millis(next_poll.min(settle_until))).await;
+        let now = now_ms(tokio::time::Instant::now());
+        if now >= settle_until {
+            break;
+        }
+        health.poll(&world, now, &mut report.failures).await;
+        next_poll = if health.wants_poll() { now + POLL_MS } else { u64::MAX };
+    }
+    health.poll(&world, now_ms(tokio::time::Instant::now()), &mut report.failures).await;
+    report.health = health.finish(clock.elapsed_ms());
     world.shutdown().await;
     if let Some(n) = cfg.lose_disk_at_end.and_then(|n| world.nodes.get(&n)) {
         n.storage.wipe();
@@ -363,11 +430,13 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     safety(&world, &mut report);
     final_checks(&world, &workload, &mut report);
     fault_log.sort_by_key(|f| f.0);
-    for (start, end, fault) in &fault_log {
+    for (start, end, fault, tracked) in &fault_log {
         report.faults.push(FaultReport {
             at: clock_of_day(*start, cfg.day_ms),
             what: fault.describe(),
             catch_up_s: catch_up(&world, &workload, fault, *start, *end),
+            health_seen_s: health.detect_s(*tracked),
+            health_converged_s: health.converge_s(*tracked),
         });
     }
     report.workload = workload.stats.clone();
@@ -377,6 +446,15 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     report.wall_s = wall.elapsed().as_secs_f64();
     report.peak_rss_mb = peak_rss_mb();
     Ok(report)
+}
+
+/// How long a fault lasts once started (simulated ms).
+fn planned_ms(f: &Fault) -> u64 {
+    match f {
+        Fault::Dark { ms, .. } | Fault::Partition { ms, .. } | Fault::Crash { ms, .. } | Fault::Lossy { ms, .. } => *ms,
+        Fault::Wipe { .. } => 1_000,
+        Fault::Flap { times, .. } => u64::from(*times) * 2_000,
+    }
 }
 
 async fn start_fault(world: &mut World, f: &Fault, now: u64) -> u64 {

@@ -18,6 +18,9 @@ use topology::{NodeId, Topology};
 
 use crate::net::SimNet;
 
+/// How the simulated nodes redial an unreachable uplink: 1 s, doubling up to 30 s.
+pub const REDIAL: RedialConfig = RedialConfig { min_ms: 1_000, max_ms: 30_000 };
+
 /// Simulated time: tokio's paused clock, with wall time starting at `base_wall_ms`.
 #[derive(Debug)]
 pub struct SimClock {
@@ -126,6 +129,11 @@ impl World {
         self.nodes.get(&id).is_some_and(|n| n.running.is_some())
     }
 
+    /// Node `id`'s root actor, while it runs.
+    pub fn node_ref(&self, id: NodeId) -> Option<ActorRef<NodeMsg>> {
+        self.nodes.get(&id).and_then(|n| n.running.as_ref()).map(|r| r.node.clone())
+    }
+
     /// Starts node `id`'s actors on its storage.
     pub async fn start(&mut self, id: NodeId) -> Result<(), String> {
         let entry = self.topology.get(id).ok_or_else(|| format!("{id} is not in the topology"))?;
@@ -144,7 +152,7 @@ impl World {
             transport: Arc::new(transport),
             clock: clock.clone(),
             session: self.settings.session,
-            redial: RedialConfig { min_ms: 1_000, max_ms: 30_000 },
+            redial: REDIAL,
             failover_after_ms: self.settings.failover_after_ms,
             health: self.settings.health,
             cert_not_after_ms: None,
