@@ -199,7 +199,8 @@ pub enum TopologyCmd {
     /// state (在线 live, 已转备援 failed over, 恢复中 restoring, 失联 stale, 从未连接 unseen,
     /// 下线 down), since when, when it last reported, when its parent last heard from it, its
     /// backlog and why. Exit code 0: all fine; 1: warnings; 2: something critical (down, an
-    /// expired certificate, an unmet --expect).
+    /// expired certificate, an unmet --expect); 3 or more: the check could not run (a bad
+    /// --under, no authority, the node unreachable).
     Show {
         #[command(flatten)]
         target: Target,
@@ -770,6 +771,18 @@ struct ShowHealth {
 impl ShowHealth {
     /// Fetches, prints, and answers with the check outcome (exit code 0, 1 or 2).
     fn once(&self, client: &client::AdminClient) -> anyhow::Result<()> {
+        self.check(client).map_err(|e| match e.downcast_ref::<client::CallError>() {
+            // A check that could not run is neither fine nor critical: 3, as monitoring systems
+            // read it (UNKNOWN), like a refused or unreachable node (3 and up).
+            Some(client::CallError::Refused { status: 400, message }) => {
+                eprintln!("error: {message}");
+                CheckOutcome(3).into()
+            }
+            _ => e,
+        })
+    }
+
+    fn check(&self, client: &client::AdminClient) -> anyhow::Result<()> {
         use protocol::health::Severity;
         // Expectations are about any node, fine or not: they need the whole view.
         let filter_here = !self.expect.is_empty();

@@ -223,4 +223,8 @@ fn a_restarted_parent_still_lists_its_never_seen_child_and_an_expiring_certifica
     let (code, out, _) = show(cluster.admin_addr(county), &["--schools"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&never.to_string()) && out.contains("从未连接"), "{out}");
+    // A check that cannot run is neither fine nor critical.
+    let (code, _, err) = show(cluster.admin_addr(county), &["--under", "1301"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("不在本节点 130102 的下辖范围内"), "{err}");
 }
