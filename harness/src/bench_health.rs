@@ -108,7 +108,7 @@ pub fn run(samples: usize) -> anyhow::Result<()> {
         if rows.is_empty() {
             break;
         }
-        bytes += encode_frame(&Frame::Health(HealthDelta { rows }))?.len();
+        bytes += encode_frame(&Frame::Health(HealthDelta { after, upto: next, rows }))?.len();
         frames += 1;
         after = next;
     }

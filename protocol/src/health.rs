@@ -186,9 +186,12 @@ impl HealthRow {
     }
 }
 
-/// A frame's worth of rows.
+/// A frame's worth of rows: the sender's table changes `(after, upto]` (its change numbers), so
+/// the receiver can tell a gap (a lost frame) from a repeat and ack how far it has them all.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthDelta {
+    pub after: u64,
+    pub upto: u64,
     pub rows: Vec<HealthRow>,
 }
 
@@ -654,6 +657,8 @@ mod tests {
         let m = t.merge(
             county,
             HealthDelta {
+                after: 0,
+                upto: 4,
                 rows: vec![
                     row("130102", 1, Part::Report(report(1))),
                     row("130102-S0001", 1, Part::Link(link(Phase::Up, 1))),

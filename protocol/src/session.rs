@@ -25,6 +25,7 @@ use topology::NodeId;
 
 use crate::cursor::{Cursors, ISLANDS_MAX, SeqRanges};
 use crate::event::Event;
+use crate::health::HealthDelta;
 use crate::holds::{PeerSide, Violation, check_received, sends_origin};
 use crate::wire::{
     Ack, BATCH_EVENTS_MAX, BATCH_RANGES_MAX, Batch, Frame, HELLO_CURSORS_MAX, Hello, PROTOCOL_VERSION,
@@ -263,6 +264,11 @@ pub struct Session {
     /// Σ over origins of local − peer cursor: [`Session::backlog_out`], kept up to date.
     backlog: u64,
     stats: SessionStats,
+    /// Health frames sent to the peer (an ancestor) and not yet acked, oldest first, with when
+    /// each was last sent: resent after `rto_ms` (a frame lost on the way is not lost for good).
+    health_unacked: VecDeque<(HealthDelta, u64)>,
+    /// From the peer (a descendant): every health change of its up to here (this session).
+    health_in: u64,
 }
 
 impl Session {
@@ -306,6 +312,8 @@ impl Session {
             peer_backlog: 0,
             backlog: 0,
             stats: SessionStats::default(),
+            health_unacked: VecDeque::new(),
+            health_in: 0,
         };
         for (origin, ranges) in local.iter() {
             let c = ranges.contiguous();
@@ -526,48 +534,65 @@ impl Session {
             (Frame::Batch(batch), ..) => self.handle_batch(batch, false)?,
             (Frame::Fresh(batch), ..) => self.handle_batch(batch, true)?,
             (Frame::Health(delta), ..) => self.handle_health(delta)?,
+            (Frame::HealthAck { upto }, ..) => {
+                if self.side != PeerSide::Ancestor {
+                    return Err("a health ack came up from a descendant (acks only come down)".into());
+                }
+                while self.health_unacked.front().is_some_and(|(d, _)| d.upto <= upto) {
+                    self.health_unacked.pop_front();
+                }
+            }
         }
         Ok(())
     }
 
     /// Health rows travel up only, from the peer's subtree only; a frame above the row limit
-    /// breaks the protocol.
-    fn handle_health(&mut self, mut delta: crate::health::HealthDelta) -> Result<(), String> {
+    /// breaks the protocol. A frame after a gap (one before it was lost) waits for the resend; a
+    /// repeat is dropped; either way the peer hears how far this side has them.
+    fn handle_health(&mut self, mut delta: HealthDelta) -> Result<(), String> {
         if self.side != PeerSide::Descendant {
             return Err("health rows came down from an ancestor (they only go up)".into());
         }
-        if delta.rows.len() > crate::health::HEALTH_ROWS_PER_FRAME {
+        if delta.rows.len() > crate::health::HEALTH_ROWS_PER_FRAME || delta.after >= delta.upto {
             return Err(format!(
-                "health frame of {} rows, above the limit {}",
+                "health frame of {} rows for changes ({}, {}]: above the limit {} or empty",
                 delta.rows.len(),
+                delta.after,
+                delta.upto,
                 crate::health::HEALTH_ROWS_PER_FRAME
             ));
         }
         self.stats.health_frames_received += 1;
-        self.stats.health_rows_received += delta.rows.len() as u64;
-        let peer = self.peer;
-        let mut rejected = Vec::new();
-        delta.rows.retain(|row| match crate::health::check_row(peer, row) {
-            Ok(()) => true,
-            Err(e) => {
-                rejected.push(e);
-                false
-            }
-        });
-        self.stats.health_rows_rejected += rejected.len() as u64;
-        self.events.push_back(SessionEvent::Health { delta, rejected });
+        if delta.after <= self.health_in && delta.upto > self.health_in {
+            self.health_in = delta.upto;
+            self.stats.health_rows_received += delta.rows.len() as u64;
+            let peer = self.peer;
+            let mut rejected = Vec::new();
+            delta.rows.retain(|row| match crate::health::check_row(peer, row) {
+                Ok(()) => true,
+                Err(e) => {
+                    rejected.push(e);
+                    false
+                }
+            });
+            self.stats.health_rows_rejected += rejected.len() as u64;
+            self.events.push_back(SessionEvent::Health { delta, rejected });
+        }
+        self.transmit.push_back(Frame::HealthAck { upto: self.health_in });
         Ok(())
     }
 
-    /// Queues health rows for the peer (an ancestor) on the control lane. Only while the link is
-    /// up: a new session starts from the whole table. Returns whether it was queued.
-    pub fn send_health(&mut self, delta: crate::health::HealthDelta) -> bool {
+    /// Queues health rows for the peer (an ancestor) on the control lane, kept until acked and
+    /// resent after `rto_ms`. Only while the link is up: a new session starts from the whole
+    /// table. Returns whether it was queued.
+    pub fn send_health(&mut self, now_ms: u64, delta: HealthDelta) -> bool {
         if self.state != State::Up || self.side != PeerSide::Ancestor || delta.rows.is_empty() {
             return false;
         }
         self.stats.health_frames_sent += 1;
         self.stats.health_rows_sent += delta.rows.len() as u64;
-        self.transmit.push_back(Frame::Health(delta));
+        self.transmit.push_back(Frame::Health(delta.clone()));
+        self.health_unacked.push_back((delta, now_ms));
         true
     }
 
@@ -827,6 +852,12 @@ impl Session {
                         resend.push(f.frame());
                     }
                 }
+                for (delta, sent_at) in self.health_unacked.iter_mut() {
+                    if now_ms >= *sent_at + rto {
+                        *sent_at = now_ms;
+                        resend.push(Frame::Health(delta.clone()));
+                    }
+                }
                 self.stats.retransmits += resend.len() as u64;
                 for frame in resend {
                     self.transmit.push_back(frame);
@@ -852,6 +883,9 @@ impl Session {
             t = t.min(self.hello_sent_ms + self.cfg.rto_ms);
         }
         if let Some(oldest) = self.inflight.iter().map(|f| f.sent_at_ms).min() {
+            t = t.min(oldest + self.cfg.rto_ms);
+        }
+        if let Some(oldest) = self.health_unacked.iter().map(|(_, at)| *at).min() {
             t = t.min(oldest + self.cfg.rto_ms);
         }
         Some(t)

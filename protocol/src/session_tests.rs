@@ -429,8 +429,9 @@ fn health_goes_up_checked_and_never_down() {
         HealthRow { node: id("130102-S0001"), version: 1, part: Part::Link(view.clone()) },
         HealthRow { node: id("130102-S0002"), version: 1, part: Part::Link(view.clone()) },
     ];
-    assert!(!county.send_health(HealthDelta { rows: rows.clone() }), "a parent sends no health down");
-    assert!(school.send_health(HealthDelta { rows }));
+    let delta = HealthDelta { after: 0, upto: 2, rows };
+    assert!(!county.send_health(2, delta.clone()), "a parent sends no health down");
+    assert!(school.send_health(2, delta));
     let frame = school.poll_transmit().unwrap();
     assert_eq!(frame.lane(), crate::wire::Lane::Control);
     county.handle_frame(2, frame);
@@ -443,8 +444,64 @@ fn health_goes_up_checked_and_never_down() {
     }
     assert_eq!(county.stats().health_rows_rejected, 2);
     // Health from above closes the link.
-    school.handle_frame(3, Frame::Health(HealthDelta { rows: vec![] }));
+    school.handle_frame(3, Frame::Health(HealthDelta { after: 0, upto: 1, rows: vec![] }));
     assert!(school.is_closed());
+}
+
+#[test]
+fn a_lost_health_frame_is_resent_and_a_frame_after_the_gap_waits_for_it() {
+    use crate::health::{HealthDelta, HealthRow, Part, SelfReport};
+    let (mut school, mut county) = school_county_up();
+    let report = |at: u64| SelfReport {
+        version: "0.1.0".into(),
+        started_ms: 0,
+        reported_ms: at,
+        uplink: crate::health::Phase::Up,
+        failover: None,
+        backlog: 0,
+        oldest_ms: 0,
+        reconnects: 0,
+        disconnects: vec![],
+        cert_days_left: None,
+        disk_bytes: None,
+        restoring: false,
+        cameras: None,
+    };
+    let me = id("130102-S0001");
+    let row = |v: u64| HealthRow { node: me, version: v, part: Part::Report(report(v)) };
+    assert!(school.send_health(10, HealthDelta { after: 0, upto: 1, rows: vec![row(1)] }));
+    assert!(school.send_health(10, HealthDelta { after: 1, upto: 2, rows: vec![row(2)] }));
+    let lost = school.poll_transmit().unwrap();
+    assert!(matches!(lost, Frame::Health(_)));
+    // The second arrives alone: it waits for the first (nothing applied), and the county says so.
+    county.handle_frame(11, school.poll_transmit().unwrap());
+    assert!(county.poll_event().is_none(), "a frame after a gap is not applied");
+    assert_eq!(county.poll_transmit(), Some(Frame::HealthAck { upto: 0 }));
+    // The school resends both after the retransmission timeout; the county applies them in order.
+    school.handle_timeout(10 + SessionConfig::default().rto_ms);
+    let mut resent = Vec::new();
+    while let Some(f) = school.poll_transmit() {
+        if matches!(f, Frame::Health(_)) {
+            resent.push(f);
+        }
+    }
+    assert_eq!(resent.len(), 2, "both unacked frames go again: {resent:?}");
+    for f in resent {
+        county.handle_frame(2_100, f);
+    }
+    let mut versions = Vec::new();
+    while let Some(ev) = county.poll_event() {
+        if let SessionEvent::Health { delta, .. } = ev {
+            versions.extend(delta.rows.iter().map(|r| r.version));
+        }
+    }
+    assert_eq!(versions, vec![1, 2]);
+    // Acked: nothing more is resent.
+    while let Some(f) = county.poll_transmit() {
+        school.handle_frame(2_101, f);
+    }
+    school.handle_timeout(10_000);
+    assert!(std::iter::from_fn(|| school.poll_transmit()).all(|f| !matches!(f, Frame::Health(_))));
 }
 
 #[test]

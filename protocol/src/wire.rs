@@ -90,6 +90,10 @@ pub enum Frame {
     /// Health rows (last-value status of the sender's subtree), child to parent only; never
     /// events, never in the log (see [`crate::health`]).
     Health(crate::health::HealthDelta),
+    /// Parent to child: "I hold every health change of yours up to `upto`" (of this session).
+    HealthAck {
+        upto: u64,
+    },
 }
 
 /// Which transport lane a frame travels in. Control frames (and fresh events) go on a stream of
@@ -112,6 +116,7 @@ impl Frame {
             Frame::Goodbye { .. } => "goodbye",
             Frame::Fresh(_) => "fresh",
             Frame::Health(_) => "health",
+            Frame::HealthAck { .. } => "health-ack",
         }
     }
 

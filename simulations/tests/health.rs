@@ -56,9 +56,10 @@ fn the_province_sees_a_dark_county_and_everything_live_again_within_the_bound() 
     assert!(h.max_converge_s.unwrap() <= bound_s && h.max_detect_s.unwrap() <= bound_s, "{h:?}");
     // Polled while faults were seen and healed, at every hourly check, and at the end.
     assert!(h.polls > 12, "{h:?}");
-    // The province took the rows its subtree sent (12 nodes re-reporting every 10 minutes).
+    // The province took the rows its subtree sent (12 nodes re-reporting every 30 minutes, for
+    // more than 10 hours).
     assert!(h.bytes_in > 10_000 && h.bytes_per_s > 0.0, "{h:?}");
-    assert!(h.rows_merged > 12 * 6 * 10 && h.rows_per_s > 0.0, "{h:?}");
+    assert!(h.rows_merged > 12 * 2 * 10 && h.rows_per_s > 0.0, "{h:?}");
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["health"]["violations"], 0);
     assert!(json["health"]["bytes_in"].as_u64().unwrap() > 0);

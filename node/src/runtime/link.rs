@@ -568,7 +568,7 @@ impl Actor for LinkActor {
             }
             LinkMsg::Close(reason) => st.session.close(now, &reason),
             LinkMsg::Health(delta) => {
-                st.session.send_health(delta);
+                st.session.send_health(now, delta);
             }
         }
         let driven = st.drive(&myself);

@@ -521,7 +521,7 @@ impl NodeRun {
                 if rows.is_empty() {
                     break;
                 }
-                if link.cast(LinkMsg::Health(HealthDelta { rows })).is_err() {
+                if link.cast(LinkMsg::Health(HealthDelta { after: *sent, upto: next, rows })).is_err() {
                     break;
                 }
                 *sent = next;
