@@ -62,13 +62,16 @@ pub fn apply_expectations(view: &mut HealthView, expect: &[Expectation]) -> (Sev
     (worst, missing)
 }
 
-/// Keeps only rows that are not fine, and the ancestors that place them in the tree.
+/// Keeps only rows that are not fine, and the ancestors that place them in the tree (as the
+/// node's own `problems` filter does: [`node::api::health::problems_kept`]).
 pub fn only_problems(view: &mut HealthView) {
-    let bad: HashSet<NodeId> = view.rows.iter().filter(|r| r.severity != Severity::Ok).map(|r| r.node).collect();
-    let context: HashSet<NodeId> = bad.iter().flat_map(|n| n.ancestors()).filter(|a| !bad.contains(a)).collect();
-    view.rows.retain_mut(|r| {
-        r.context = context.contains(&r.node);
-        bad.contains(&r.node) || r.context
+    let kept = node::api::health::problems_kept(view.rows.iter().map(|r| (r.node, r.severity)), view.under);
+    view.rows.retain_mut(|r| match kept.get(&r.node) {
+        Some(context) => {
+            r.context = *context;
+            true
+        }
+        None => false,
     });
 }
 

@@ -23,6 +23,9 @@ pub const HEALTH_ROWS_PER_FRAME: usize = 1_500;
 pub const DISCONNECTS_KEPT: usize = 3;
 /// Longest reason kept (bytes; longer ones are cut at a character boundary).
 pub const REASON_BYTES_MAX: usize = 160;
+/// A certificate with fewer days left makes its node a warning (and counts as expiring in the
+/// metrics).
+pub const CERT_WARN_DAYS: i32 = 30;
 /// Longest build version string.
 pub const VERSION_BYTES_MAX: usize = 32;
 
@@ -439,7 +442,7 @@ impl Default for HealthTiming {
             refresh_ms: 30_000,
             stale_after_ms: 100_000,
             flush_ms: 500,
-            cert_warn_days: 30,
+            cert_warn_days: CERT_WARN_DAYS,
             lag_warn_ms: 600_000,
         }
     }

@@ -78,6 +78,17 @@ pub fn roster(topology: &Topology, table: &HealthTable, registered: &[NodeId], u
     all
 }
 
+/// What `problems` keeps of `rows` (in `under`'s subtree): every row that is not fine, and — as
+/// context (`true`) — the ancestors within `under` that place them in the tree.
+pub fn problems_kept(rows: impl Iterator<Item = (NodeId, Severity)>, under: NodeId) -> BTreeMap<NodeId, bool> {
+    let mut kept: BTreeMap<NodeId, bool> = rows.filter(|(_, s)| *s != Severity::Ok).map(|(n, _)| (n, false)).collect();
+    let context: Vec<NodeId> = kept.keys().flat_map(|n| n.ancestors().filter(|a| a.in_subtree_of(under))).collect();
+    for a in context {
+        kept.entry(a).or_insert(true);
+    }
+    kept
+}
+
 /// The view of `under`'s subtree at `now_ms`, as node `me` holds it.
 // Each input is distinct and named at the call sites (the admin API, the benchmark, the simulator's tests).
 #[allow(clippy::too_many_arguments)]
@@ -101,15 +112,8 @@ pub fn build_view(
     }
     let severity = selected.iter().map(|d| d.severity).max().unwrap_or(Severity::Ok);
     let wanted: Vec<(&Derived, bool)> = if problems {
-        let bad: Vec<NodeId> = selected.iter().filter(|d| d.severity != Severity::Ok).map(|d| d.node).collect();
-        let mut keep: std::collections::BTreeSet<NodeId> = bad.iter().copied().collect();
-        let context: std::collections::BTreeSet<NodeId> = bad
-            .iter()
-            .flat_map(|n| n.ancestors().filter(|a| a.in_subtree_of(under)))
-            .filter(|a| !keep.contains(a))
-            .collect();
-        keep.extend(context.iter().copied());
-        selected.iter().filter(|d| keep.contains(&d.node)).map(|d| (*d, context.contains(&d.node))).collect()
+        let kept = problems_kept(selected.iter().map(|d| (d.node, d.severity)), under);
+        selected.iter().filter_map(|d| kept.get(&d.node).map(|context| (*d, *context))).collect()
     } else {
         selected.iter().map(|d| (*d, false)).collect()
     };

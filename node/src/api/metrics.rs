@@ -39,8 +39,6 @@ pub const PROBE_TIMEOUT_MS: u64 = 2_000;
 pub const SCRAPE_TIMEOUT_MS: u64 = 5_000;
 /// The content type of `/metrics` (Prometheus negotiates OpenMetrics).
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// A certificate with fewer days left than this counts in `mingchu_subtree_certs_expiring`.
-pub const CERT_EXPIRING_DAYS: i32 = 30;
 
 /// The link roles, as the node names them ([`LinkStatus::role`]).
 pub const ROLES: [&str; 4] = ["parent", "failover", "child", "descendant"];
@@ -324,7 +322,8 @@ pub fn render(st: &NodeStatus, view: &HealthView, uptime_s: f64) -> Result<Strin
     m.gauge(
         "subtree_certs_expiring",
         "Nodes of the subtree whose certificate has fewer than 30 days left (or expired).",
-        reports.iter().filter(|r| r.cert_days_left.is_some_and(|d| d < CERT_EXPIRING_DAYS)).count() as i64,
+        reports.iter().filter(|r| r.cert_days_left.is_some_and(|d| d < protocol::health::CERT_WARN_DAYS)).count()
+            as i64,
     );
 
     let mut out = String::new();

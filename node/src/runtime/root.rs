@@ -448,10 +448,16 @@ impl NodeRun {
         }
         let Some(parent) = self.parent().and_then(|p| self.links.get(&p)) else { return (0, 0) };
         let acked = lock_status(&parent.status).acked.clone();
+        self.waiting_behind(&acked).await
+    }
+
+    /// What this node holds of its subtree beyond `acked` (what a peer last confirmed): how many
+    /// events, and how long the oldest has waited (ms).
+    async fn waiting_behind(&self, acked: &BTreeMap<NodeId, u64>) -> (u64, u64) {
         let me = self.args.me;
         let own =
             ractor::call_t!(self.store, |reply| StoreMsg::CursorsUnder { root: me, reply }, 5_000).unwrap_or_default();
-        waiting_for(self.args.storage.as_ref(), self.args.clock.wall_us(), &own, &acked)
+        waiting_for(self.args.storage.as_ref(), self.args.clock.wall_us(), &own, acked)
     }
 
     async fn own_report(&self, now_ms: u64) -> protocol::health::SelfReport {
@@ -712,9 +718,7 @@ impl Actor for NodeActor {
                 let failover = st.up.failover.and_then(|f| st.links.get(&f)).map(|e| lock_status(&e.status).clone());
                 // With no link to the parent, what waits for it is what it had not confirmed.
                 if let Some(p) = parent.as_mut().filter(|p| p.state != LinkState::Up) {
-                    let own = ractor::call_t!(st.store, |reply| StoreMsg::CursorsUnder { root: me, reply }, 5_000)
-                        .unwrap_or_default();
-                    let (backlog, age) = waiting_for(st.args.storage.as_ref(), st.args.clock.wall_us(), &own, &p.acked);
+                    let (backlog, age) = st.waiting_behind(&p.acked).await;
                     p.backlog_out = backlog;
                     p.oldest_unsent_age_ms = age;
                 }
