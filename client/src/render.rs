@@ -393,6 +393,50 @@ pub fn render_registry(entities: &[EntityView]) -> String {
                 format!("人员 {}  valid until {}", clean(&h.staff), ChinaTime(h.valid_until_ms).date())
             }
             EntityData::Account(a) => format!("{}{}", a.role.zh(), if a.disabled { "  已停用" } else { "" }),
+            EntityData::Supplier(s) => format!(
+                "许可证 {}  有效期至 {}  {}",
+                clean(&s.licence_no),
+                ChinaTime(s.licence_valid_until_ms).date(),
+                clean(&s.contact)
+            ),
+            EntityData::CanteenLicence(l) => {
+                let meals: Vec<String> = l
+                    .meals
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{} {:02}:{:02}–{:02}:{:02}",
+                            m.meal.zh(),
+                            m.start_min / 60,
+                            m.start_min % 60,
+                            m.end_min / 60,
+                            m.end_min % 60
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{}  有效期至 {}  开工 {:02}:{:02}  {}",
+                    l.mode.zh(),
+                    ChinaTime(l.valid_until_ms).date(),
+                    l.prep_start_min / 60,
+                    l.prep_start_min % 60,
+                    meals.join("、")
+                )
+            }
+            EntityData::RuleSettings(r) => {
+                let acts: Vec<String> =
+                    r.actions.iter().map(|(rule, a)| format!("{}：{}", rule.zh(), a.zh())).collect();
+                format!(
+                    "预警规则设置（采购证票 {}/{} 小时，食堂许可证 {}/{} 天，当日台账 {:02}:{:02} 判定）{}",
+                    r.purchase_yellow_hours,
+                    r.purchase_orange_hours,
+                    r.canteen_licence_yellow_days,
+                    r.canteen_licence_orange_days,
+                    r.daily_report_minute / 60,
+                    r.daily_report_minute % 60,
+                    if acts.is_empty() { String::new() } else { format!("；{}", acts.join("；")) }
+                )
+            }
         };
         let details = match &e.warning {
             Some(w) => format!("{details}  ⚠ {w}"),

@@ -83,6 +83,9 @@ pub enum CaseSource {
     Complaint,
     /// 自查: the school's own check.
     SelfCheck,
+    /// An early warning whose rule's settings open a case: the warning and the raise that began
+    /// its episode (one case per episode).
+    Warning { key: crate::warning::WarningKey, episode: EventId },
 }
 
 /// One step of a case: the body of a case event. Wire rule: variants are encoded by position, so

@@ -23,6 +23,8 @@ pub enum EventKind {
     AlertUpdate,
     Registry,
     SpotCheck,
+    Ledger,
+    Warning,
 }
 
 impl EventKind {
@@ -34,17 +36,21 @@ impl EventKind {
             EventKind::AlertUpdate => "alert-update",
             EventKind::Registry => "registry",
             EventKind::SpotCheck => "spot-check",
+            EventKind::Ledger => "ledger",
+            EventKind::Warning => "warning",
         }
     }
 
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Alert,
         EventKind::Directive,
         EventKind::Case,
         EventKind::AlertUpdate,
         EventKind::Registry,
         EventKind::SpotCheck,
+        EventKind::Ledger,
+        EventKind::Warning,
     ];
 
     /// One byte naming the kind in storage indexes.
@@ -70,6 +76,10 @@ pub enum Body {
     Registry(RegistryChange),
     /// An online spot check of a canteen of the scope's school, by a supervisor.
     SpotCheck(SpotCheck),
+    /// A record of the school's food-safety ledgers, by the school (see [`crate::ledger`]).
+    Ledger(crate::ledger::LedgerEntry),
+    /// An early warning raised or resolved (see [`crate::warning`]).
+    Warning(crate::warning::WarningEvent),
 }
 
 /// A supervisor's message down the tree; who receives it follows from the event's scope alone.
@@ -88,6 +98,8 @@ impl Body {
             Body::AlertUpdate(_) => EventKind::AlertUpdate,
             Body::Registry(_) => EventKind::Registry,
             Body::SpotCheck(_) => EventKind::SpotCheck,
+            Body::Ledger(_) => EventKind::Ledger,
+            Body::Warning(_) => EventKind::Warning,
         }
     }
 }

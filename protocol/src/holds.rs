@@ -186,6 +186,21 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
             }
             check.validate().map_err(Violation::Body)?;
         }
+        Body::Ledger(entry) => {
+            // A school keeps its own ledgers.
+            if event.origin.tier() != Tier::School || event.scope != event.origin {
+                return Err(Violation::KindAuthority {
+                    kind: "ledger",
+                    rule: "a school writes its own ledgers",
+                    origin: event.origin,
+                    scope: event.scope,
+                });
+            }
+            entry.validate().map_err(Violation::Body)?;
+        }
+        Body::Warning(w) => {
+            crate::warning::check_warning(event.origin, event.scope, w).map_err(Violation::Body)?;
+        }
     }
     Ok(())
 }

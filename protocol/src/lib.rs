@@ -15,13 +15,18 @@ pub mod event;
 pub mod health;
 pub mod holds;
 pub mod ids;
+pub mod ledger;
 pub mod people;
 pub mod registry;
+pub mod rules;
+#[cfg(test)]
+mod rules_tests;
 pub mod session;
 #[cfg(test)]
 mod session_tests;
 pub mod spot;
 pub mod verdict;
+pub mod warning;
 pub mod wire;
 
 pub use alert::{AlertRaised, AlertType, Severity, Zone};

@@ -54,10 +54,16 @@ pub enum EntityKind {
     HealthCertificate,
     /// A person's account directory entry (no secret), of the unit it signs in at.
     Account,
+    /// A school's food supplier with its licence (食品经营许可证).
+    Supplier,
+    /// A canteen's own licence, operation mode and serving plan (id = the canteen's id).
+    CanteenLicence,
+    /// Early-warning thresholds and actions: the province's default, a county's override.
+    RuleSettings,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 8] = [
+    pub const ALL: [EntityKind; 11] = [
         EntityKind::City,
         EntityKind::Settings,
         EntityKind::School,
@@ -66,6 +72,9 @@ impl EntityKind {
         EntityKind::Staff,
         EntityKind::HealthCertificate,
         EntityKind::Account,
+        EntityKind::Supplier,
+        EntityKind::CanteenLicence,
+        EntityKind::RuleSettings,
     ];
 
     /// The name used on the command line and in JSON.
@@ -79,20 +88,23 @@ impl EntityKind {
             EntityKind::Staff => "staff",
             EntityKind::HealthCertificate => "health-certificate",
             EntityKind::Account => "account",
+            EntityKind::Supplier => "supplier",
+            EntityKind::CanteenLicence => "canteen-licence",
+            EntityKind::RuleSettings => "rule-settings",
         }
     }
 
     /// Whether the entity is the node itself (city, settings, school: empty `id`) rather than a
     /// school-local entity with its own id.
     pub fn is_node_entity(self) -> bool {
-        matches!(self, EntityKind::City | EntityKind::Settings | EntityKind::School)
+        matches!(self, EntityKind::City | EntityKind::Settings | EntityKind::School | EntityKind::RuleSettings)
     }
 
     /// The tier of [`EntityRef::node`] for this kind.
     pub fn node_tier(self) -> Tier {
         match self {
             EntityKind::City => Tier::City,
-            EntityKind::Settings => Tier::Province,
+            EntityKind::Settings | EntityKind::RuleSettings => Tier::Province,
             _ => Tier::School,
         }
     }
@@ -134,7 +146,9 @@ impl EntityRef {
         // Settings: the province's are the default, a county's override them for its schools.
         // Accounts: every unit has its own people.
         let tier_ok = match self.kind {
-            EntityKind::Settings => matches!(self.node.tier(), Tier::Province | Tier::County),
+            EntityKind::Settings | EntityKind::RuleSettings => {
+                matches!(self.node.tier(), Tier::Province | Tier::County)
+            }
             EntityKind::Account => true,
             _ => self.node.tier() == self.kind.node_tier(),
         };
@@ -337,6 +351,60 @@ pub struct HealthCertificate {
     pub valid_until_ms: u64,
 }
 
+/// A food supplier of a school, with its licence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supplier {
+    pub name: String,
+    /// 食品经营许可证 (or business licence) number.
+    pub licence_no: String,
+    /// Unix ms after which the licence is expired.
+    pub licence_valid_until_ms: u64,
+    pub contact: String,
+}
+
+/// One meal a canteen serves on a working day, in China-time minutes after midnight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MealSlot {
+    pub meal: crate::ledger::Meal,
+    pub start_min: u16,
+    pub end_min: u16,
+}
+
+/// A canteen's own licence (食品经营许可证), how it is run, and when it works: prep start and
+/// the meals it serves on working days (the rules judge samples, companions and morning checks
+/// by them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanteenLicence {
+    pub licence_no: String,
+    /// Unix ms after which the licence is expired.
+    pub valid_until_ms: u64,
+    pub mode: crate::ledger::OperationMode,
+    /// Work (and the morning check) starts at this China time, minutes after midnight.
+    pub prep_start_min: u16,
+    pub meals: Vec<MealSlot>,
+}
+
+impl CanteenLicence {
+    fn validate(&self) -> Result<(), String> {
+        name("licence number", &self.licence_no)?;
+        if self.prep_start_min >= 24 * 60 {
+            return Err("开工时间须在 00:00 至 23:59 之间".into());
+        }
+        if self.meals.len() > 3 {
+            return Err(format!("一天最多登记 3 餐，收到 {} 餐", self.meals.len()));
+        }
+        for (i, m) in self.meals.iter().enumerate() {
+            if m.start_min >= m.end_min || m.end_min >= 24 * 60 {
+                return Err(format!("{}的开始时间须早于结束时间，且在当天之内", m.meal.zh()));
+            }
+            if self.meals[..i].iter().any(|o| o.meal == m.meal) {
+                return Err(format!("{}登记了两次", m.meal.zh()));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An entity's data; the variant must match [`EntityRef::kind`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -349,6 +417,9 @@ pub enum EntityData {
     Staff(Staff),
     HealthCertificate(HealthCertificate),
     Account(crate::people::AccountEntry),
+    Supplier(Supplier),
+    CanteenLicence(CanteenLicence),
+    RuleSettings(crate::warning::RuleSettings),
 }
 
 impl EntityData {
@@ -362,6 +433,9 @@ impl EntityData {
             EntityData::Staff(_) => EntityKind::Staff,
             EntityData::HealthCertificate(_) => EntityKind::HealthCertificate,
             EntityData::Account(_) => EntityKind::Account,
+            EntityData::Supplier(_) => EntityKind::Supplier,
+            EntityData::CanteenLicence(_) => EntityKind::CanteenLicence,
+            EntityData::RuleSettings(_) => EntityKind::RuleSettings,
         }
     }
 
@@ -376,6 +450,9 @@ impl EntityData {
             EntityData::Staff(s) => &s.name,
             EntityData::HealthCertificate(h) => &h.number,
             EntityData::Account(a) => &a.display_name,
+            EntityData::Supplier(s) => &s.name,
+            EntityData::CanteenLicence(l) => &l.licence_no,
+            EntityData::RuleSettings(_) => "rule settings",
         }
     }
 
@@ -421,6 +498,13 @@ impl EntityData {
                 name("number", &h.number)
             }
             EntityData::Account(a) => name("display name", &a.display_name),
+            EntityData::Supplier(s) => {
+                name("name", &s.name)?;
+                name("licence number", &s.licence_no)?;
+                text("contact", &s.contact)
+            }
+            EntityData::CanteenLicence(l) => l.validate(),
+            EntityData::RuleSettings(r) => r.validate(),
         }
     }
 }
@@ -499,7 +583,8 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
     };
     if origin != owner {
         let who = match e.kind {
-            EntityKind::City | EntityKind::Settings => "only the province".to_string(),
+            EntityKind::City => "only the province".to_string(),
+            EntityKind::Settings | EntityKind::RuleSettings => format!("only {owner} itself"),
             EntityKind::School => format!("only its county {owner}"),
             EntityKind::Account => format!("only {owner} itself (an account belongs to its unit)"),
             _ => format!("only the school {owner} itself"),

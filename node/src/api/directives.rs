@@ -61,6 +61,16 @@ impl EventView {
             Body::SpotCheck(c) => {
                 format!("spot check of {}: {}", c.canteen, if c.passed() { "passed" } else { "failed" })
             }
+            Body::Ledger(l) => match &l.op {
+                protocol::ledger::LedgerOp::Record(r) => format!("{} {} {}", l.kind.zh(), l.id, r.summary()),
+                protocol::ledger::LedgerOp::Void { reason } => format!("{} {} 作废：{reason}", l.kind.zh(), l.id),
+            },
+            Body::Warning(w) => match &w.action {
+                protocol::warning::WarningAction::Raise { level, text, .. } => format!("{}预警 {text}", level.zh()),
+                protocol::warning::WarningAction::Resolve { reason, .. } => {
+                    format!("预警解除 {}：{reason}", w.key.rule.zh())
+                }
+            },
         };
         EventView {
             id: s.event.id().to_string(),
