@@ -467,22 +467,11 @@ impl fmt::Debug for WorkCalendar {
 // ---------------------------------------------------------------------------------------------
 // The built-in years.
 
-/// One row of [`BUILTIN_YEARS`]: the year, projected or published, its holidays
+/// One row of the built-in table: the year, projected or published, its holidays
 /// `(name, first, last)`, its 调休 working days.
 type YearRow = (u16, bool, &'static [(&'static str, &'static str, &'static str)], &'static [&'static str]);
 
-/// The arrangements built in. 2025 and 2026: the State Council General Office's notices
-/// (国务院办公厅关于2025年/2026年部分节假日安排的通知), as published. 2027–2030: projected from the
-/// rules (13 statutory days since 2025: 元旦 1, 春节 4, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3),
-/// holidays only and no 调休 working days, so that a projected deadline is never earlier than the
-/// published one will make it and never falls on a weekend that may turn out a day off:
-///
-/// - 元旦: 1 January, joined to the weekend when it is a Friday, Saturday or Sunday (a Monday
-///   off in lieu when it falls on a weekend);
-/// - 春节: 9 days from the lunar new year's eve (除夕) to the 8th day (初八);
-/// - 清明节, 端午节, 中秋节: the day, joined to the weekend like 元旦, a weekday on its own
-///   otherwise (the published notice usually bridges it with a 调休 Saturday);
-/// - 劳动节: 1–5 May; 国庆节: 1–7 October, 1–8 October when 中秋 falls within it (2028).
+/// The table of [`builtin_years`]: one row per year, as the notices list them.
 #[rustfmt::skip]
 const BUILTIN_YEARS: &[YearRow] = &[
     (2025, false, &[
@@ -543,7 +532,19 @@ const BUILTIN_YEARS: &[YearRow] = &[
     ], &[]),
 ];
 
-/// The built-in schedules ([`BUILTIN_YEARS`]), by year.
+/// The built-in schedules, by year. 2025 and 2026: the State Council General Office's notices
+/// (国务院办公厅关于2025年/2026年部分节假日安排的通知), as published. 2027–2030: projected from the
+/// rules (13 statutory days since 2025: 元旦 1, 春节 4, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3),
+/// holidays only and no 调休 working days, so that a projected year errs towards later
+/// deadlines (at least the statutory weekdays off, never a deadline on a weekend that may turn
+/// out a day off), though the published blocks may still fall a day earlier or later:
+///
+/// - 元旦: 1 January, joined to the weekend when it is a Friday, Saturday or Sunday (a Monday
+///   off in lieu when it falls on a weekend);
+/// - 春节: 9 days from the lunar new year's eve (除夕) to the 8th day (初八);
+/// - 清明节, 端午节, 中秋节: the day, joined to the weekend like 元旦, a weekday on its own
+///   otherwise (the published notice usually bridges it with a 调休 Saturday);
+/// - 劳动节: 1–5 May; 国庆节: 1–7 October, 1–8 October when 中秋 falls within it (2028).
 pub fn builtin_years() -> Vec<YearSchedule> {
     BUILTIN_YEARS
         .iter()
