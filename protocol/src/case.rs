@@ -29,8 +29,9 @@
 //! A step that is not authorised or not allowed in the current state is kept in the history as
 //! [`StepOutcome::Refused`] and changes nothing else: never silently dropped, never a panic.
 //!
-//! Time: deadlines are unix milliseconds. Working days are Monday–Friday in China time (UTC+8);
-//! public holidays and adjusted working weekends (调休) are ignored.
+//! Time: deadlines are unix milliseconds. Working days are those of the rules' calendar
+//! ([`CaseRules::calendar`], by default [`WorkCalendar::builtin`]): Monday–Friday in China time
+//! (UTC+8), less public holidays (法定节假日), plus adjusted working weekends (调休).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -40,7 +41,7 @@ use topology::{NodeId, Tier};
 
 use crate::alert::{AlertRaised, Severity};
 use crate::calendar::HOUR_MS;
-pub use crate::calendar::{ChinaTime, add_working_days, working_days_between};
+pub use crate::calendar::{ChinaTime, WorkCalendar, add_working_days, working_days_between};
 pub use crate::ids::CaseId;
 use crate::ids::{EventId, Hlc};
 
@@ -344,7 +345,7 @@ impl CaseState {
     /// When the review of the current submission is due (2 working days by default).
     pub fn review_due_ms(&self, rules: &CaseRules) -> Option<u64> {
         let at = self.submitted_at_ms.filter(|_| self.status == CaseStatus::Submitted)?;
-        Some(add_working_days(at, rules.review_days))
+        Some(rules.calendar.add_working_days(at, rules.review_days))
     }
 
     /// The refused steps, for the "flagged" list of a supervisor.
@@ -743,6 +744,10 @@ pub struct CaseRules {
     /// An ancestor of the current supervisor writes a missing overdue flag or escalation itself
     /// once it has been due this long (the supervisor may be offline).
     pub backup_grace_ms: u64,
+    /// The working days the days above count (default: [`WorkCalendar::builtin`]). Not
+    /// serialized: a calendar comes from the holiday schedules in force, not with the rules.
+    #[serde(skip)]
+    pub calendar: WorkCalendar,
 }
 
 impl Default for CaseRules {
@@ -755,12 +760,14 @@ impl Default for CaseRules {
             overdue_county_days: 3,
             overdue_city_days: 7,
             backup_grace_ms: 24 * HOUR_MS,
+            calendar: WorkCalendar::default(),
         }
     }
 }
 
 impl CaseRules {
-    /// The rules of the settings in force (deadlines, review window, escalation thresholds).
+    /// The rules of the settings in force (deadlines, review window, escalation thresholds), on
+    /// the built-in calendar (set [`CaseRules::calendar`] for another).
     pub fn from_settings(s: &crate::registry::Settings) -> CaseRules {
         CaseRules {
             general_days: s.deadline_general_days,
@@ -778,8 +785,8 @@ impl CaseRules {
 /// 严重 in calendar hours.
 pub fn notice_deadline(rules: &CaseRules, severity: CaseSeverity, notice_at_ms: u64) -> u64 {
     match severity {
-        Severity::General => add_working_days(notice_at_ms, rules.general_days),
-        Severity::Serious => add_working_days(notice_at_ms, rules.serious_days),
+        Severity::General => rules.calendar.add_working_days(notice_at_ms, rules.general_days),
+        Severity::Serious => rules.calendar.add_working_days(notice_at_ms, rules.serious_days),
         Severity::Severe => notice_at_ms.saturating_add(u64::from(rules.severe_hours).saturating_mul(HOUR_MS)),
     }
 }
@@ -796,8 +803,8 @@ fn escalation_due(state: &CaseState, overdue: bool, now_ms: u64, rules: &CaseRul
         // The school's lateness stops counting when it submits.
         let late_until =
             if state.status == CaseStatus::Submitted { state.submitted_at_ms.unwrap_or(now_ms) } else { now_ms };
-        if working_days_between(deadline, late_until) >= need_days {
-            since = Some(add_working_days(deadline, need_days));
+        if rules.calendar.working_days_between(deadline, late_until) >= need_days {
+            since = Some(rules.calendar.add_working_days(deadline, need_days));
         }
     }
     // Rejected twice: city 督办, i.e. up to the province, one level at a time.

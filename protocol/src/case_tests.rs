@@ -552,6 +552,43 @@ fn working_days_skip_weekends_in_china_time() {
     assert_eq!(ChinaTime(cst(2023, 12, 31, 23, 59)).to_string(), "2023-12-31 23:59 (UTC+8)");
 }
 
+/// Deadlines, the review window and escalations count the rules' calendar: public holidays
+/// are not working days, 调休 weekends are.
+#[test]
+fn deadlines_and_escalations_skip_public_holidays() {
+    let rules = CaseRules::default();
+    assert_eq!(&rules.calendar, WorkCalendar::builtin());
+    // A notice on Friday 2026-02-13 before the Spring Festival (02-15 … 02-23; Saturdays 02-14
+    // and 02-28 worked): 一般 (1 day) is due on Saturday 02-14, 较重 (3 days) on Wednesday 02-25.
+    let fri = cst(2026, 2, 13, 10, 0);
+    assert_eq!(notice_deadline(&rules, Severity::General, fri), cst(2026, 2, 14, 10, 0));
+    assert_eq!(notice_deadline(&rules, Severity::Serious, fri), cst(2026, 2, 25, 10, 0));
+    assert_eq!(notice_deadline(&rules, Severity::Severe, fri), cst(2026, 2, 16, 10, 0), "严重: calendar hours");
+    // Monday to Friday only, the calendar before holidays: Monday 02-16 and Wednesday 02-18.
+    let weekdays = CaseRules { calendar: WorkCalendar::weekdays(), ..CaseRules::default() };
+    assert_eq!(notice_deadline(&weekdays, Severity::General, fri), cst(2026, 2, 16, 10, 0));
+    assert_eq!(notice_deadline(&weekdays, Severity::Serious, fri), cst(2026, 2, 18, 10, 0));
+    assert_ne!(weekdays, rules);
+
+    // National Day 2026 (10-01 … 10-07, Saturday 10-10 worked): a case due Wednesday 09-30 10:00,
+    // still not submitted, is 3 working days overdue on Saturday 10-10 10:00 (10-08, 10-09,
+    // 10-10), not on Monday 10-05 as Monday–Friday would have it.
+    let notice_at = cst(2026, 9, 29, 10, 0);
+    let deadline = notice_deadline(&rules, Severity::General, notice_at);
+    assert_eq!(deadline, cst(2026, 9, 30, 10, 0));
+    let mut s = Script::open(COUNTY, notice_at - HOUR);
+    s.ok(COUNTY, notice_at, issue(deadline));
+    let st = s.ok(COUNTY, deadline + 1, CaseAction::MarkOverdue);
+    assert!(due(&st, cst(2026, 10, 10, 9, 59), n(COUNTY), &rules).is_empty(), "2 working days late");
+    assert_eq!(due(&st, cst(2026, 10, 10, 10, 0), n(COUNTY), &rules), vec![escalate(CITY)]);
+    assert_eq!(due(&st, cst(2026, 10, 5, 10, 0), n(COUNTY), &weekdays), vec![escalate(CITY)]);
+
+    // The review of a submission on the eve of the holiday is due 2 working days on.
+    let st = s.ok(SCHOOL, cst(2026, 9, 30, 15, 0), submit());
+    assert_eq!(st.review_due_ms(&rules), Some(cst(2026, 10, 9, 15, 0)));
+    assert_eq!(st.review_due_ms(&weekdays), Some(cst(2026, 10, 2, 15, 0)));
+}
+
 #[test]
 fn draft_from_an_alert() {
     let rules = CaseRules::default();
