@@ -437,6 +437,16 @@ pub fn render_registry(entities: &[EntityView]) -> String {
                     if acts.is_empty() { String::new() } else { format!("；{}", acts.join("；")) }
                 )
             }
+            EntityData::Calendar(y) => {
+                let days: Vec<String> =
+                    y.holidays.iter().map(|h| format!("{} {}–{}", clean(&h.name), h.first, h.last)).collect();
+                format!(
+                    "{}{}{}",
+                    if y.projected { "（预排）" } else { "" },
+                    days.join("；"),
+                    if y.workdays.is_empty() { String::new() } else { format!("；调休上班 {}", y.workdays.join("、")) }
+                )
+            }
         };
         let details = match &e.warning {
             Some(w) => format!("{details}  ⚠ {w}"),

@@ -60,10 +60,12 @@ pub enum EntityKind {
     CanteenLicence,
     /// Early-warning thresholds and actions: the province's default, a county's override.
     RuleSettings,
+    /// One year's public holidays and 调休 working days (id = the year, `2027`), by the province.
+    Calendar,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 11] = [
+    pub const ALL: [EntityKind; 12] = [
         EntityKind::City,
         EntityKind::Settings,
         EntityKind::School,
@@ -75,6 +77,7 @@ impl EntityKind {
         EntityKind::Supplier,
         EntityKind::CanteenLicence,
         EntityKind::RuleSettings,
+        EntityKind::Calendar,
     ];
 
     /// The name used on the command line and in JSON.
@@ -91,6 +94,7 @@ impl EntityKind {
             EntityKind::Supplier => "supplier",
             EntityKind::CanteenLicence => "canteen-licence",
             EntityKind::RuleSettings => "rule-settings",
+            EntityKind::Calendar => "calendar",
         }
     }
 
@@ -104,7 +108,7 @@ impl EntityKind {
     pub fn node_tier(self) -> Tier {
         match self {
             EntityKind::City => Tier::City,
-            EntityKind::Settings | EntityKind::RuleSettings => Tier::Province,
+            EntityKind::Settings | EntityKind::RuleSettings | EntityKind::Calendar => Tier::Province,
             _ => Tier::School,
         }
     }
@@ -235,6 +239,24 @@ pub enum SettingsSource {
     Province,
     /// The county's override.
     County,
+}
+
+/// The working-day calendar in force: the built-in years, each replaced by the province's
+/// `calendar` entity for that year when it wrote one (an invalid one is skipped: it could not have
+/// been written).
+pub fn effective_calendar(view: &BTreeMap<EntityRef, Entity>) -> crate::calendar::WorkCalendar {
+    let years: Vec<crate::calendar::YearSchedule> = view
+        .values()
+        .filter_map(|e| match &e.data {
+            EntityData::Calendar(y) if e.entity.node.tier() == Tier::Province => Some(y.clone()),
+            _ => None,
+        })
+        .collect();
+    if years.is_empty() {
+        crate::calendar::WorkCalendar::builtin().clone()
+    } else {
+        crate::calendar::WorkCalendar::with_years(&years)
+    }
 }
 
 /// The settings in force for `unit` (a school, or a county): its county's override if the county
@@ -420,6 +442,7 @@ pub enum EntityData {
     Supplier(Supplier),
     CanteenLicence(CanteenLicence),
     RuleSettings(crate::warning::RuleSettings),
+    Calendar(crate::calendar::YearSchedule),
 }
 
 impl EntityData {
@@ -436,6 +459,7 @@ impl EntityData {
             EntityData::Supplier(_) => EntityKind::Supplier,
             EntityData::CanteenLicence(_) => EntityKind::CanteenLicence,
             EntityData::RuleSettings(_) => EntityKind::RuleSettings,
+            EntityData::Calendar(_) => EntityKind::Calendar,
         }
     }
 
@@ -453,6 +477,7 @@ impl EntityData {
             EntityData::Supplier(s) => &s.name,
             EntityData::CanteenLicence(l) => &l.licence_no,
             EntityData::RuleSettings(_) => "rule settings",
+            EntityData::Calendar(_) => "calendar",
         }
     }
 
@@ -505,6 +530,7 @@ impl EntityData {
             }
             EntityData::CanteenLicence(l) => l.validate(),
             EntityData::RuleSettings(r) => r.validate(),
+            EntityData::Calendar(y) => y.validate(),
         }
     }
 }
@@ -583,7 +609,7 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
     };
     if origin != owner {
         let who = match e.kind {
-            EntityKind::City => "only the province".to_string(),
+            EntityKind::City | EntityKind::Calendar => "only the province".to_string(),
             EntityKind::Settings | EntityKind::RuleSettings => format!("only {owner} itself"),
             EntityKind::School => format!("only its county {owner}"),
             EntityKind::Account => format!("only {owner} itself (an account belongs to its unit)"),
@@ -601,6 +627,11 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
             }
             if let EntityData::Account(a) = data {
                 a.validate(e.node.tier())?;
+            }
+            if let EntityData::Calendar(y) = data
+                && e.id != y.year.to_string()
+            {
+                return Err(format!("{e}: 日历的编号须为其年份 {}", y.year));
             }
             data.validate().map_err(|m| format!("{e}: {m}"))
         }
