@@ -444,7 +444,11 @@ pub fn render_registry(entities: &[EntityView]) -> String {
                     "{}{}{}",
                     if y.projected { "（预排）" } else { "" },
                     days.join("；"),
-                    if y.workdays.is_empty() { String::new() } else { format!("；调休上班 {}", y.workdays.join("、")) }
+                    if y.workdays.is_empty() {
+                        String::new()
+                    } else {
+                        format!("；调休上班 {}", y.workdays.join("、"))
+                    }
                 )
             }
         };

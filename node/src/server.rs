@@ -151,8 +151,17 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let store = ractor::call_t!(node, NodeMsg::Store, 5_000).context("store actor")?;
     let (admin_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let scan_now = Arc::new(tokio::sync::Notify::new());
-    let scheduler =
-        spawn_scheduler(me, store.clone(), reads.clone(), clock.clone(), cfg.case_scan_ms, scan_now.clone());
+    let engine = crate::runtime::warnings::Engine {
+        me,
+        store: store.clone(),
+        node: node.clone(),
+        reads: reads.clone(),
+        clock: clock.clone(),
+        topology: topology.clone(),
+        cameras: None,
+        lock: Default::default(),
+    };
+    let scheduler = spawn_scheduler(engine.clone(), cfg.case_scan_ms, scan_now.clone());
     let recent_alerts = recent_alerts_from_store(me, &reads, clock.wall_ms())
         .await
         .map_err(|e| anyhow::anyhow!("reading the school's recent alerts: {e}"))?;
@@ -172,6 +181,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         denied: Default::default(),
         token: Arc::new(token),
         started: std::time::Instant::now(),
+        engine,
     };
     let app = router(state.clone());
     let admin_task = tokio::spawn(async move {

@@ -132,10 +132,12 @@ pub enum Action {
     SendDirective,
     /// Register schools (a county), canteens, cameras, staff and certificates (a school).
     EditRegistry,
+    /// Fill in the school's food-safety ledgers (晨检、留样、采购、陪餐、排查、消毒、快检).
+    KeepLedgers,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::ViewSubtree,
         Action::ViewParentPage,
         Action::ManageAccounts,
@@ -146,6 +148,7 @@ impl Action {
         Action::RecordSpotCheck,
         Action::SendDirective,
         Action::EditRegistry,
+        Action::KeepLedgers,
     ];
 
     /// What a refusal calls it: `确认或判定告警`.
@@ -161,24 +164,26 @@ impl Action {
             Action::RecordSpotCheck => "记录网络巡查",
             Action::SendDirective => "下发通知",
             Action::EditRegistry => "登记单位、食堂、摄像头、人员",
+            Action::KeepLedgers => "填报食品安全台账",
         }
     }
 }
 
 /// The permission table: which role may take which action (at a unit where the role exists).
 /// One row per role; the order of the columns is [`Action::ALL`]'s.
-const TABLE: [(Role, [bool; 10]); 7] = {
-    // Columns: view, parent page, accounts, settings, judge, supervise, answer, spot, directive, registry.
+const TABLE: [(Role, [bool; 11]); 7] = {
+    // Columns: view, parent page, accounts, settings, judge, supervise, answer, spot, directive, registry,
+    // ledgers.
     const T: bool = true;
     const F: bool = false;
     [
-        (Role::Admin, [T, F, T, T, F, F, F, F, F, T]),
-        (Role::Supervisor, [T, F, F, F, T, T, F, F, T, F]),
-        (Role::Inspector, [T, F, F, F, F, F, F, T, F, F]),
-        (Role::Viewer, [T, F, F, F, F, F, F, F, F, F]),
-        (Role::Principal, [T, F, T, F, F, F, T, F, F, F]),
-        (Role::SafetyOfficer, [T, F, F, F, T, F, F, F, F, T]),
-        (Role::Parent, [F, T, F, F, F, F, F, F, F, F]),
+        (Role::Admin, [T, F, T, T, F, F, F, F, F, T, F]),
+        (Role::Supervisor, [T, F, F, F, T, T, F, F, T, F, F]),
+        (Role::Inspector, [T, F, F, F, F, F, F, T, F, F, F]),
+        (Role::Viewer, [T, F, F, F, F, F, F, F, F, F, F]),
+        (Role::Principal, [T, F, T, F, F, F, T, F, F, F, T]),
+        (Role::SafetyOfficer, [T, F, F, F, T, F, F, F, F, T, T]),
+        (Role::Parent, [F, T, F, F, F, F, F, F, F, F, F]),
     ]
 };
 

@@ -597,9 +597,12 @@ pub fn judge_school(f: &SchoolFacts<'_>) -> BTreeMap<WarningKey, Judgement> {
         let n = f.rules.repeat_count as usize;
         let within = |days: u64| times.iter().filter(|t| now.saturating_sub(**t) <= days * DAY_MS).count();
         let name = plans.get(canteen).map_or(canteen, |(n, _)| n.as_str());
+        // A severe type (smoking, rodents, fire) repeated at all is a repeat.
+        let severe = kind.default_severity(crate::alert::Zone::Cooking) == crate::alert::Severity::Severe;
         for (rule, days) in [(RuleId::RepeatViolationWeek, 7), (RuleId::RepeatViolationMonth, 30)] {
             let count = within(days);
-            let j = if count >= n {
+            let need = if severe && rule == RuleId::RepeatViolationMonth { n.min(2) } else { n };
+            let j = if count >= need {
                 raise(
                     Level::Orange,
                     format!("食堂“{name}” {days} 天内 {count} 次确认“{}”（{}）", kind.zh(), kind.code()),
@@ -757,4 +760,48 @@ pub fn cases_owed(
         out.push((key.school, steps));
     }
     out
+}
+
+/// A candidate for an interview (约谈) or an accountability record (问责), with why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Candidate {
+    pub school: NodeId,
+    /// The canteen (interview) or the case's ledger number (accountability).
+    pub subject: String,
+    pub reason: String,
+    /// The warning key or case id it rests on.
+    pub evidence: String,
+}
+
+/// 约谈 candidates: the schools whose canteens had the same problem confirmed 3 times in 30 days,
+/// or a severe one repeated — the active "30 天内同类问题反复" warnings.
+pub fn interview_candidates(warnings: &BTreeMap<WarningKey, WarningState>) -> Vec<Candidate> {
+    warnings
+        .values()
+        .filter(|w| w.key.rule == RuleId::RepeatViolationMonth && w.active())
+        .map(|w| Candidate {
+            school: w.key.school,
+            subject: w.key.subject.split('/').next().unwrap_or_default().to_string(),
+            reason: w.text.clone(),
+            evidence: w.key.to_string(),
+        })
+        .collect()
+}
+
+/// 问责 records: cases whose notice the school refused, or whose rectification was rejected at
+/// review 3 times or more.
+pub fn accountability_candidates(cases: &BTreeMap<CaseId, CaseState>) -> Vec<Candidate> {
+    cases
+        .iter()
+        .filter_map(|(id, c)| {
+            let reason = if c.notice_refused {
+                format!("拒收整改通知（问题“{}”）", c.title)
+            } else if c.rejected >= 3 {
+                format!("整改 {} 次复核未通过（问题“{}”）", c.rejected, c.title)
+            } else {
+                return None;
+            };
+            Some(Candidate { school: c.school, subject: c.ledger_no(), reason, evidence: id.to_string() })
+        })
+        .collect()
 }

@@ -160,11 +160,18 @@ impl World {
         };
         let (node, task) = Actor::spawn(None, NodeActor, args).await.map_err(|e| format!("{id}: {e}"))?;
         let store = ractor::call_t!(node, NodeMsg::Store, 60_000).map_err(|e| format!("{id}: {e}"))?;
-        let scheduler = node::runtime::scheduler::spawn_scheduler(
-            id,
-            store.clone(),
-            node::runtime::reads::Reads::inline(Arc::new(n.storage.clone())),
+        let engine = node::runtime::warnings::Engine {
+            me: id,
+            store: store.clone(),
+            node: node.clone(),
+            reads: node::runtime::reads::Reads::inline(Arc::new(n.storage.clone())),
             clock,
+            topology: self.topology.clone(),
+            cameras: None,
+            lock: Default::default(),
+        };
+        let scheduler = node::runtime::scheduler::spawn_scheduler(
+            engine,
             self.settings.case_scan_ms,
             Arc::new(tokio::sync::Notify::new()),
         );

@@ -9,11 +9,13 @@ pub mod cases;
 pub mod directives;
 pub mod health;
 pub mod kit;
+pub mod ledgers;
 pub mod metrics;
 pub mod principal;
 pub mod registry;
 pub mod spot;
 pub mod status;
+pub mod warnings;
 
 use axum::Router;
 use ractor::ActorRef;
@@ -50,6 +52,8 @@ pub struct AdminState {
     pub denied: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// When the node's process started serving (`mingchu_uptime_seconds`).
     pub started: std::time::Instant,
+    /// The early-warning engine (shared with the scheduler: one pass at a time).
+    pub engine: crate::runtime::warnings::Engine,
 }
 
 /// The response header in which every answer names the node that gave it.
@@ -95,6 +99,8 @@ pub fn router(state: AdminState) -> Router {
         .merge(health::routes())
         .merge(registry::routes())
         .merge(spot::routes())
+        .merge(ledgers::routes())
+        .merge(warnings::routes())
         .merge(status::routes())
         .with_state(state.clone())
         .layer(need_token)

@@ -12,3 +12,4 @@ pub mod reads;
 pub mod root;
 pub mod scheduler;
 pub mod store;
+pub mod warnings;

@@ -14,7 +14,12 @@ use protocol::registry::{Entity, EntityRef, Settings, SettingsSource, effective_
 use protocol::{EventId, EventKind};
 use topology::NodeId;
 
-use crate::runtime::store::{StoredEvent, related};
+use protocol::calendar::WorkCalendar;
+use protocol::ledger::{LedgerItem, ledger_view};
+use protocol::registry::effective_calendar;
+use protocol::warning::{RuleSettings, WarningKey, WarningState, effective_rule_settings, fold_warnings};
+
+use crate::runtime::store::{StoredEvent, ledger_events, related};
 use crate::storage::{Storage, StorageError};
 
 /// Where a node's long reads run.
@@ -115,9 +120,54 @@ impl Reads {
         Ok(effective_settings(&view, unit))
     }
 
-    /// The case rules in force for `unit`.
+    /// The case rules in force for `unit`, with the calendar in force.
     pub async fn case_rules_for(&self, unit: NodeId) -> Result<CaseRules, StorageError> {
-        Ok(CaseRules::from_settings(&self.settings_for(unit).await?.0))
+        let (settings, calendar) = (self.settings_for(unit).await?.0, self.calendar_for(unit).await?);
+        Ok(CaseRules { calendar, ..CaseRules::from_settings(&settings) })
+    }
+
+    /// The working-day calendar in force: the built-in years, replaced by the province's own
+    /// calendar entities (one index lookup of the province's registry).
+    pub async fn calendar_for(&self, unit: NodeId) -> Result<WorkCalendar, StorageError> {
+        match unit.ancestor_at(topology::Tier::Province) {
+            Some(province) => Ok(effective_calendar(&self.registry_of(province).await?)),
+            None => Ok(WorkCalendar::builtin().clone()),
+        }
+    }
+
+    /// The rule settings in force for `unit` (its county's override, the province's, or the
+    /// defaults).
+    pub async fn rule_settings_for(&self, unit: NodeId) -> Result<RuleSettings, StorageError> {
+        let mut view = BTreeMap::new();
+        for owner in
+            [unit.ancestor_at(topology::Tier::Province), unit.ancestor_at(topology::Tier::County)].into_iter().flatten()
+        {
+            view.extend(self.registry_of(owner).await?);
+        }
+        Ok(effective_rule_settings(&view, unit))
+    }
+
+    /// A school's ledger records of the days `from_day..=to_day`, folded (later versions win).
+    pub async fn ledger(
+        &self,
+        school: NodeId,
+        from_day: u32,
+        to_day: u32,
+    ) -> Result<BTreeMap<(NodeId, String), LedgerItem>, StorageError> {
+        self.run(move |st| {
+            let events = ledger_events(st, school, from_day, to_day)?;
+            Ok(ledger_view(events.iter().map(|s| &s.event)))
+        })
+        .await
+    }
+
+    /// The warnings about `school` (or about every school this node holds), folded.
+    pub async fn warnings(&self, school: Option<NodeId>) -> Result<BTreeMap<WarningKey, WarningState>, StorageError> {
+        self.run(move |st| {
+            let events = related(st, EventKind::Warning, school.map(|s| EventId { origin: s, seq: 0 }))?;
+            Ok(fold_warnings(events.iter().map(|s| &s.event)))
+        })
+        .await
     }
 }
 

@@ -1,4 +1,4 @@
-//! The supervising node's case scheduler: every `case_scan_ms` (and at once when the clock moves),
+//! The node's scheduler. The supervising node's case scheduler: every `case_scan_ms` (and at once when the clock moves),
 //! it folds every case the node holds — read beside the store actor ([`Reads`]) — and writes the
 //! `MarkOverdue` and `Escalate` steps that [`protocol::case::due`] says are owed, with the rules of
 //! the settings in force at this node.
@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::runtime::reads::Reads;
 use crate::runtime::store::{StoreMsg, WriteError};
+use crate::runtime::warnings::Engine;
 
 /// How long the scheduler waits for the store's flush.
 const CALL_TIMEOUT_MS: u64 = 10_000;
@@ -33,9 +34,13 @@ pub async fn scan(
     }
     let now = clock.wall_ms();
     let registry = reads.registry().await?;
+    let calendar = protocol::registry::effective_calendar(&registry);
     let mut items = Vec::new();
     for (id, state) in reads.all_cases().await? {
-        let rules = CaseRules::from_settings(&effective_settings(&registry, state.school).0);
+        let rules = CaseRules {
+            calendar: calendar.clone(),
+            ..CaseRules::from_settings(&effective_settings(&registry, state.school).0)
+        };
         for action in due(&state, now, me, &rules) {
             items.push((state.school, Body::Case(CaseEvent { case: id, action })));
         }
@@ -52,28 +57,28 @@ pub async fn scan(
 /// How often a supervising node looks for overdue cases by default.
 pub const CASE_SCAN_MS_DEFAULT: u64 = 60_000;
 
-/// Runs [`scan`] every `every_ms` of tokio time, and at once when `now` is notified (the clock
-/// moved). Ends when the store is gone.
-pub fn spawn_scheduler(
-    me: NodeId,
-    store: ActorRef<StoreMsg>,
-    reads: Reads,
-    clock: Arc<dyn Clock>,
-    every_ms: u64,
-    now: Arc<tokio::sync::Notify>,
-) -> tokio::task::JoinHandle<()> {
+/// Runs [`scan`] and the early-warning engine's pass ([`Engine::pass`]) every `every_ms` of tokio
+/// time, and at once when `now` is notified (the clock moved, or a write changed what the rules
+/// read). Ends when the store is gone.
+pub fn spawn_scheduler(engine: Engine, every_ms: u64, now: Arc<tokio::sync::Notify>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let me = engine.me;
         loop {
             tokio::select! {
                 biased;
                 _ = tokio::time::sleep(Duration::from_millis(every_ms.max(10))) => {}
                 _ = now.notified() => {}
             }
-            if let Err(e) = scan(me, &store, &reads, &clock).await {
-                if store.get_status() != ractor::ActorStatus::Running {
+            let cases = scan(me, &engine.store, &engine.reads, &engine.clock).await;
+            let warnings = match &cases {
+                Ok(_) => engine.pass().await.map(|_| ()),
+                Err(_) => Ok(()),
+            };
+            if let Err(e) = cases.map(|_| ()).and(warnings) {
+                if engine.store.get_status() != ractor::ActorStatus::Running {
                     break;
                 }
-                warn!(node = %me, error = %e, "case scheduler: scan failed");
+                warn!(node = %me, error = %e, "scheduler: a pass failed");
             }
         }
     })

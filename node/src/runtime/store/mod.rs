@@ -28,8 +28,8 @@ pub mod case_summaries;
 pub mod open_alerts;
 pub mod read;
 pub use read::{
-    EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, list_events, list_events_where,
-    oldest_waiting_ms, read_event, read_fetch, read_range, related, related_to_origin,
+    EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, ledger_events, list_events,
+    list_events_where, oldest_waiting_ms, read_event, read_fetch, read_range, related, related_to_origin,
 };
 
 /// Storage schema written by this build.
@@ -143,6 +143,11 @@ fn index_key(e: &Event) -> Option<Vec<u8>> {
         Body::AlertUpdate(u) => (EventKind::AlertUpdate, u.alert),
         // Registry changes by the unit they are about (its scope).
         Body::Registry(_) => (EventKind::Registry, EventId { origin: e.scope, seq: 0 }),
+        // Ledger records by school and China-time day (a day's records are one prefix, a window
+        // of days one range).
+        Body::Ledger(l) => (EventKind::Ledger, EventId { origin: e.scope, seq: u64::from(l.day) }),
+        // Warnings by their school.
+        Body::Warning(w) => (EventKind::Warning, EventId { origin: w.key.school, seq: 0 }),
         _ => return None,
     };
     let mut k = Vec::with_capacity(33);

@@ -121,12 +121,33 @@ pub fn related_to_origin(
     related_by_prefix(storage, &prefix)
 }
 
+/// A school's ledger events of the China-time days `from_day..=to_day`, in event order (an index
+/// range: no other school's or day's records are read).
+pub fn ledger_events(
+    storage: &dyn Storage,
+    school: NodeId,
+    from_day: u32,
+    to_day: u32,
+) -> Result<Vec<StoredEvent>, StorageError> {
+    let key = |day: u64| {
+        let mut k = vec![EventKind::Ledger.code()];
+        k.extend_from_slice(&event_key(school, day));
+        k
+    };
+    related_in(storage, storage.scan(Space::Index, &key(u64::from(from_day)), &key(u64::from(to_day) + 1)))
+}
+
 /// The indexed events whose index key starts with `prefix`, sorted in event order.
 fn related_by_prefix(storage: &dyn Storage, prefix: &[u8]) -> Result<Vec<StoredEvent>, StorageError> {
+    related_in(storage, storage.scan_prefix(Space::Index, prefix))
+}
+
+/// The events named by the index keys of `keys`, sorted in event order.
+fn related_in(storage: &dyn Storage, keys: crate::storage::ScanIter<'_>) -> Result<Vec<StoredEvent>, StorageError> {
     // The indexed events, per origin; then each origin's runs that hold them, each run read once
     // (not one read per event: a province's month of verdicts is a million of them).
     let mut wanted: BTreeMap<NodeId, Vec<u64>> = BTreeMap::new();
-    for item in storage.scan_prefix(Space::Index, prefix) {
+    for item in keys {
         let (k, _) = item?;
         let k = k.get(k.len().saturating_sub(16)..).unwrap_or_default();
         let origin = NodeId::from_key(k.get(..8).unwrap_or_default()).map_err(|e| corrupt("index key", e))?;
