@@ -164,7 +164,8 @@ pub fn judge_school(f: &SchoolFacts<'_>) -> BTreeMap<WarningKey, Judgement> {
             }
         }
     }
-    let mut on_duty: Vec<(&str, String)> = Vec::new();
+    // On-duty staff with the day their entry was written (not judged for days before).
+    let mut on_duty: Vec<(&str, String, u32)> = Vec::new();
     for e in reg(EntityKind::Staff) {
         let EntityData::Staff(s) = &e.data else { continue };
         let id = e.entity.id.as_str();
@@ -207,13 +208,29 @@ pub fn judge_school(f: &SchoolFacts<'_>) -> BTreeMap<WarningKey, Judgement> {
             }
         }
         if s.on_duty {
-            on_duty.push((id, who));
+            on_duty.push((id, who, china_day(e.updated_hlc.wall_ms)));
         }
     }
 
-    // Ledger records of the window, by day.
+    // Ledger records of the window, by day — from the day the school started keeping its ledgers
+    // or registered its canteens and staff (a new school is not judged for the days before).
     let from = window_from(now);
-    let days: Vec<u32> = (from..=today).collect();
+    let started = f
+        .ledger
+        .values()
+        .filter(|i| i.school == f.school)
+        .map(|i| i.entry.day)
+        .chain(
+            f.registry
+                .values()
+                .filter(|e| {
+                    e.entity.node == f.school && matches!(e.entity.kind, EntityKind::Canteen | EntityKind::Staff)
+                })
+                .map(|e| china_day(e.updated_hlc.wall_ms)),
+        )
+        .min()
+        .unwrap_or(today);
+    let days: Vec<u32> = (from.max(started)..=today).collect();
     let on = |kind: LedgerKind, day: u32| live(kind).filter(move |(i, _)| i.entry.day == day);
     let plans = plans(f.school, f.registry);
     let prep = plans.values().map(|(_, p)| p.prep_start_min).min().unwrap_or(DEFAULT_PREP_START_MIN);
@@ -230,7 +247,10 @@ pub fn judge_school(f: &SchoolFacts<'_>) -> BTreeMap<WarningKey, Judgement> {
             })
             .collect();
         let due = at_minute(day, prep);
-        for (id, who) in &on_duty {
+        for (id, who, since) in &on_duty {
+            if day < *since {
+                continue;
+            }
             let date = day_str(day);
             match checks.get(id) {
                 Some(m) => {
@@ -625,8 +645,10 @@ pub struct SchoolSeen {
     pub prep_start_min: u16,
     /// The days of the window on which the county holds a morning check of the school.
     pub checked_days: BTreeSet<u32>,
-    /// The county hears from the school now.
-    pub reachable: bool,
+    /// When the county last heard from the school: now while their link is up, else the time of
+    /// the newest event of the school's own it holds (a school that failed over to the city still
+    /// reaches the county through it). 0: never.
+    pub last_heard_ms: u64,
 }
 
 /// What the county's rules judge now: schools silent on a working morning, and its schools' cases
@@ -650,9 +672,11 @@ pub fn judge_county(
             let key =
                 WarningKey { rule: RuleId::SchoolSilent, school: s.school, subject: s.school.to_string(), period: day };
             let due = at_minute(day, s.prep_start_min) + u64::from(rules.school_silent_after_min) * 60_000;
+            // Heard from this morning: the school is there and judges its own morning checks.
+            let heard = s.last_heard_ms >= at_minute(day, s.prep_start_min);
             let j = if s.checked_days.contains(&day) {
                 clear("已收到学校晨检记录")
-            } else if s.reachable {
+            } else if heard {
                 clear("学校已恢复连接，由学校自行预警")
             } else if day == today && now_ms >= due {
                 Judgement::Raise {

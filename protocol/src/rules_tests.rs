@@ -383,12 +383,12 @@ fn case_events(county: NodeId, actions: Vec<CaseAction>, at_ms: u64) -> Vec<Case
 #[test]
 fn the_county_judges_silent_schools_and_late_cases() {
     let county: NodeId = "130102".parse().unwrap();
-    let seen = |checked: bool, reachable: bool| SchoolSeen {
+    let seen = |checked: bool, heard: bool| SchoolSeen {
         school: school(),
         name: "一中".into(),
         prep_start_min: 7 * 60,
         checked_days: if checked { BTreeSet::from([MON]) } else { BTreeSet::new() },
-        reachable,
+        last_heard_ms: if heard { at(MON, 7, 30) } else { at(MON - 1, 16, 0) },
     };
     let rules = RuleSettings::default();
     let none = BTreeMap::new();

@@ -23,6 +23,7 @@ mod registry;
 mod relay;
 mod spot;
 mod tidy;
+mod warnings;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -181,6 +181,7 @@ impl Engine {
             .map_err(|e| WriteError::Unavailable(e.to_string()))?;
         let linked: BTreeSet<NodeId> =
             status.children.iter().filter(|l| l.state == crate::runtime::link::LinkState::Up).map(|l| l.peer).collect();
+        let cursors = self.reads.run(crate::runtime::store::all_cursors).await?;
         let mut seen = Vec::with_capacity(schools.len());
         for (school, name) in schools {
             let ledger = self.reads.ledger(school, from, today).await?;
@@ -194,7 +195,11 @@ impl Engine {
                 name,
                 prep_start_min: school_prep_start(school, &registry),
                 checked_days,
-                reachable: linked.contains(&school),
+                last_heard_ms: if linked.contains(&school) {
+                    now
+                } else {
+                    self.event_ms(EventId { origin: school, seq: cursors.contiguous(school) }).await?
+                },
             });
         }
         let cases: BTreeMap<_, _> =
@@ -226,6 +231,21 @@ impl Engine {
             info!(node = %me, raised = pass.raised, resolved = pass.resolved, cases = pass.cases, "warnings: the county's rules judged");
         }
         Ok(pass)
+    }
+}
+
+impl Engine {
+    /// The HLC time of an event this node holds (0: none).
+    async fn event_ms(&self, id: EventId) -> Result<u64, WriteError> {
+        if id.seq == 0 {
+            return Ok(0);
+        }
+        Ok(self
+            .reads
+            .run(move |st| {
+                Ok::<_, crate::storage::StorageError>(read_event(st, id)?.map_or(0, |e| e.event.hlc.wall_ms))
+            })
+            .await?)
     }
 }
 
