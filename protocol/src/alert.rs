@@ -289,6 +289,9 @@ pub enum AlertAction {
     /// alert is confirmed after all, with the supervisor's reason; the school's dismissal stays on
     /// record beside it.
     Overturn { reason: String },
+    /// Nobody judged the alert within the settings' hours (24 h): it moves to the county's queue
+    /// (`to`), written by the school's warning engine. Not a verdict: the alert stays open.
+    Escalate { to: topology::NodeId },
 }
 
 impl AlertUpdate {
@@ -301,7 +304,7 @@ impl AlertUpdate {
                 }
                 ("reason", reason)
             }
-            AlertAction::Repeat { .. } => return Ok(()),
+            AlertAction::Repeat { .. } | AlertAction::Escalate { .. } => return Ok(()),
             AlertAction::Overturn { reason } => {
                 if reason.trim().is_empty() {
                     return Err(AlertError::Empty { field: "overturn reason" });
@@ -353,6 +356,9 @@ pub struct AlertState {
     pub case: Option<crate::case::CaseId>,
     /// Later verdicts that contradicted the first (concurrent decisions): kept out, counted.
     pub conflicting_verdicts: u32,
+    /// Unjudged past the settings' hours, the alert moved to this unit's queue (the county).
+    #[serde(default)]
+    pub escalated_to: Option<topology::NodeId>,
 }
 
 /// A school's dismissal of its own alert, overturned by a supervisor.
@@ -382,9 +388,15 @@ pub fn fold_alert<'a>(detected_at_ms: u64, updates: impl IntoIterator<Item = Upd
         overturned: None,
         case: None,
         conflicting_verdicts: 0,
+        escalated_to: None,
     };
     for (by, person, action) in updates {
         match action {
+            AlertAction::Escalate { to } => {
+                if st.escalated_to.is_none() {
+                    st.escalated_to = Some(*to);
+                }
+            }
             AlertAction::Repeat { detected_at_ms } => {
                 st.detections = st.detections.saturating_add(1);
                 st.last_detected_ms = st.last_detected_ms.max(*detected_at_ms);

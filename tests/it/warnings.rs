@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use harness::cluster::Cluster;
+use node::api::alerts::RaiseAlert;
 use node::api::cases::CaseView;
 use node::api::ledgers::{LedgerView, LedgerWrite};
 use node::api::registry::RegistryRequest;
@@ -116,8 +117,8 @@ fn rules_fire_and_clear_at_the_school_and_a_warning_that_opens_a_case_gets_one()
     });
     assert!(case.title.contains("在岗人员无健康证"), "{}", case.title);
     // Nothing more on the same facts: no second case, no second raise.
-    assert_eq!(evaluate(&cluster, county), Evaluated { raised: 0, resolved: 0, cases: 0 });
-    assert_eq!(evaluate(&cluster, school), Evaluated { raised: 0, resolved: 0, cases: 0 });
+    assert_eq!(evaluate(&cluster, county), Evaluated { raised: 0, resolved: 0, cases: 0, moved: 0 });
+    assert_eq!(evaluate(&cluster, school), Evaluated { raised: 0, resolved: 0, cases: 0, moved: 0 });
     let at_county =
         warning_at(&cluster, county, RuleId::HealthCertMissing, "st1", "the case named", |w| w.case.is_some());
     assert_eq!(at_county.case_no.as_deref(), Some(case.number.as_str()));
@@ -198,6 +199,7 @@ fn a_school_cut_off_from_its_county_raises_its_warnings_and_they_arrive_once() {
     let (province, county, school, silent) = (id("13"), id("130102"), id("130102-S0001"), id("130102-S0002"));
     // The county's clock may be moved to a working morning (for the silent-school rule).
     cluster.edit_config(county, |c| c.clock_control = true).unwrap();
+    cluster.edit_config(school, |c| c.clock_control = true).unwrap();
     cluster.start_all().unwrap();
     cluster.wait_links_up(Duration::from_secs(30)).unwrap();
     cluster.register_cameras().unwrap();
@@ -258,5 +260,20 @@ fn a_school_cut_off_from_its_county_raises_its_warnings_and_they_arrive_once() {
     evaluate(&cluster, county);
     let w = warning_at(&cluster, county, RuleId::SchoolSilent, &silent.to_string(), "cleared", |w| !w.active);
     assert!(w.resolve_reason.contains("恢复连接"), "{}", w.resolve_reason);
+
+    // An alert nobody judges for 24 hours moves to the county's queue, as an event, once.
+    let alert = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert { camera: "cam-01".into(), alert_type: "PHONE".into(), ..RaiseAlert::default() })
+        .unwrap();
+    assert_eq!(evaluate(&cluster, school).moved, 0);
+    cluster.client(school).advance_clock(Duration::from_secs(25 * 3600)).unwrap();
+    // (The clock's move woke the scheduler, which may have moved it already.)
+    evaluate(&cluster, school);
+    assert_eq!(evaluate(&cluster, school).moved, 0);
+    let moved = eventually(Duration::from_secs(30), "the alert in the county's queue", || {
+        cluster.client(county).alert(&alert.id).ok().filter(|a| a.escalated_to == Some(county))
+    });
+    assert_eq!(moved.status, "new", "moved, not judged");
     cluster.stop_all();
 }

@@ -259,6 +259,9 @@ pub struct AlertView {
     /// The school's own dismissal that a supervisor overturned (who, and why it had dismissed).
     #[serde(default)]
     pub overturned: Option<protocol::alert::Overturned>,
+    /// Unjudged past the settings' hours, it moved to this unit's queue (the county).
+    #[serde(default)]
+    pub escalated_to: Option<NodeId>,
 }
 
 fn new_status() -> String {
@@ -299,6 +302,7 @@ impl AlertView {
             verdict_person: None,
             verdict_text: String::new(),
             overturned: None,
+            escalated_to: None,
         })
     }
 
@@ -317,6 +321,7 @@ impl AlertView {
         self.verdict_person = st.decided_by_person.clone();
         self.verdict_text = st.verdict_text.clone();
         self.overturned = st.overturned.clone();
+        self.escalated_to = st.escalated_to;
         self
     }
 }

@@ -54,6 +54,7 @@ impl EventView {
                     protocol::alert::AlertAction::Dismiss { .. } => "dismissed",
                     protocol::alert::AlertAction::Repeat { .. } => "repeated",
                     protocol::alert::AlertAction::Overturn { .. } => "overturned",
+                    protocol::alert::AlertAction::Escalate { .. } => "moved to the county queue",
                 };
                 format!("alert {} {what}", u.alert)
             }

@@ -212,12 +212,14 @@ pub struct Evaluated {
     pub raised: usize,
     pub resolved: usize,
     pub cases: usize,
+    /// Alerts unjudged past the hours (24) that moved to the county's queue.
+    pub moved: usize,
 }
 
 async fn evaluate(State(s): State<AdminState>, who: Principal) -> ApiResult<Evaluated> {
     who.require(&s, Action::ViewSubtree).await?;
     let pass = s.engine.pass().await.map_err(crate::api::kit::write_fail)?;
-    Ok(Json(Evaluated { raised: pass.raised, resolved: pass.resolved, cases: pass.cases }))
+    Ok(Json(Evaluated { raised: pass.raised, resolved: pass.resolved, cases: pass.cases, moved: pass.moved }))
 }
 
 /// The warning routes, merged into the admin router.

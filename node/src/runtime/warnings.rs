@@ -62,6 +62,8 @@ pub struct Pass {
     pub raised: usize,
     pub resolved: usize,
     pub cases: usize,
+    /// Alerts unjudged past the hours that moved to the county's queue.
+    pub moved: usize,
 }
 
 impl Engine {
@@ -108,12 +110,42 @@ impl Engine {
             confirmed: &confirmed,
         });
         let owed = reconcile(&judged, &state, &school_rules(), window_from(now), now);
-        let pass = count(&owed);
-        self.write(owed.into_iter().map(|w| (me, Body::Warning(w))).collect()).await?;
+        let mut pass = count(&owed);
+        let mut items: Vec<(NodeId, Body)> = owed.into_iter().map(|w| (me, Body::Warning(w))).collect();
+        let stale = self.stale_alerts(now, rules.alert_escalate_hours).await?;
+        pass.moved = stale.len();
+        items.extend(stale);
+        self.write(items).await?;
         if pass != Pass::default() {
-            info!(node = %me, raised = pass.raised, resolved = pass.resolved, "warnings: the school's rules judged");
+            info!(node = %me, raised = pass.raised, resolved = pass.resolved, moved = pass.moved, "warnings: the school's rules judged");
         }
         Ok(pass)
+    }
+
+    /// The school's alerts nobody judged within `hours` and not yet moved: each moves to the
+    /// county's queue (an `Escalate` update).
+    async fn stale_alerts(&self, now: u64, hours: u32) -> Result<Vec<(NodeId, Body)>, WriteError> {
+        let (me, before) = (self.me, now.saturating_sub(u64::from(hours) * protocol::calendar::HOUR_MS));
+        let Some(county) = me.ancestor_at(Tier::County) else { return Ok(Vec::new()) };
+        Ok(self
+            .reads
+            .run(move |st| {
+                let mut out = Vec::new();
+                for alert in crate::runtime::store::open_alerts::open_alerts(st, Some(me), before, 1_000)? {
+                    let moved = related(st, EventKind::AlertUpdate, Some(alert))?.iter().any(|u| {
+                        matches!(&u.event.body, Body::AlertUpdate(a) if matches!(a.action, protocol::alert::AlertAction::Escalate { .. }))
+                    });
+                    if !moved {
+                        let update = protocol::alert::AlertUpdate {
+                            alert,
+                            action: protocol::alert::AlertAction::Escalate { to: county },
+                        };
+                        out.push((me, Body::AlertUpdate(update)));
+                    }
+                }
+                Ok::<_, crate::storage::StorageError>(out)
+            })
+            .await?)
     }
 
     /// The school's alerts confirmed (or overturned into confirmed) in the last 31 days.
@@ -251,5 +283,5 @@ impl Engine {
 
 fn count(owed: &[protocol::warning::WarningEvent]) -> Pass {
     let raised = owed.iter().filter(|w| matches!(w.action, protocol::warning::WarningAction::Raise { .. })).count();
-    Pass { raised, resolved: owed.len() - raised, cases: 0 }
+    Pass { raised, resolved: owed.len() - raised, cases: 0, moved: 0 }
 }

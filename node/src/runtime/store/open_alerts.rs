@@ -107,7 +107,9 @@ impl<'a> OpenAlerts<'a> {
                     self.delete(b, time_key(SELF_DISMISSED_BY_TIME, hlc, *alert));
                 }
             }
-            Body::AlertUpdate(AlertUpdate { alert, action }) if !matches!(action, AlertAction::Repeat { .. }) => {
+            Body::AlertUpdate(AlertUpdate { alert, action })
+                if !matches!(action, AlertAction::Repeat { .. } | AlertAction::Escalate { .. }) =>
+            {
                 self.close(b, *alert)?;
             }
             _ => {}
