@@ -12,6 +12,7 @@ pub mod case;
 mod case_tests;
 pub mod cursor;
 pub mod event;
+pub mod files;
 pub mod health;
 pub mod holds;
 pub mod ids;

@@ -542,6 +542,10 @@ impl Session {
                     self.health_unacked.pop_front();
                 }
             }
+            // Files are the node's business beside the session (its link actor takes them first).
+            (Frame::FileGet { .. } | Frame::FileData { .. } | Frame::FileFail { .. }, ..) => {
+                return Err("a file frame reached the sync session".into());
+            }
         }
         Ok(())
     }

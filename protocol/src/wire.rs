@@ -11,7 +11,7 @@ use topology::NodeId;
 use crate::event::Event;
 
 /// Version spoken by this build; a hello with another version is refused with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Hard upper bound of one encoded frame on any transport.
 pub const FRAME_BYTES_MAX: usize = 1 << 20;
@@ -94,6 +94,28 @@ pub enum Frame {
     HealthAck {
         upto: u64,
     },
+    /// An ancestor asks for a file (a snapshot, a photo) held at `holder` (a school below it):
+    /// answered by `FileData` frames or a `FileFail` with the same `req` (see [`crate::files`]).
+    FileGet {
+        req: u64,
+        holder: topology::NodeId,
+        hash: crate::files::FileHash,
+    },
+    /// Part of a requested file: `bytes` at `offset` of `total` (the meta with the first part).
+    FileData {
+        req: u64,
+        offset: u64,
+        total: u64,
+        meta: Option<crate::files::FileMeta>,
+        bytes: Vec<u8>,
+    },
+    /// The file cannot be sent: `missing` (the holder has it not, or no longer), else
+    /// unavailable (the holder or a node on the way cannot be reached), with why.
+    FileFail {
+        req: u64,
+        missing: bool,
+        reason: String,
+    },
 }
 
 /// Which transport lane a frame travels in. Control frames (and fresh events) go on a stream of
@@ -103,6 +125,9 @@ pub enum Frame {
 pub enum Lane {
     Control,
     Bulk,
+    /// File parts: a stream of their own, so a snapshot never waits behind a backlog of batches
+    /// nor holds one up.
+    Files,
 }
 
 impl Frame {
@@ -117,12 +142,16 @@ impl Frame {
             Frame::Fresh(_) => "fresh",
             Frame::Health(_) => "health",
             Frame::HealthAck { .. } => "health-ack",
+            Frame::FileGet { .. } => "file-get",
+            Frame::FileData { .. } => "file-data",
+            Frame::FileFail { .. } => "file-fail",
         }
     }
 
     pub fn lane(&self) -> Lane {
         match self {
             Frame::Batch(_) => Lane::Bulk,
+            Frame::FileData { .. } => Lane::Files,
             _ => Lane::Control,
         }
     }

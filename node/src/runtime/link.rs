@@ -382,7 +382,7 @@ impl LinkRun {
                 }
                 let writer = match frame.lane() {
                     Lane::Control => &self.writer,
-                    Lane::Bulk => &self.bulk_writer,
+                    Lane::Bulk | Lane::Files => &self.bulk_writer,
                 };
                 writer.send(WriterCmd::Frame(bytes)).map_err(|_| "writer task ended".to_string())?;
             }
