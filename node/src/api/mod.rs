@@ -1,13 +1,16 @@
 //! The local admin API (HTTP + JSON on loopback) that the `mingchu` CLI talks to: one module per
-//! feature (alerts, cases, directives, registry, spot checks, status) and the shared kit.
+//! feature (alerts, cases, devices, directives, registry, spot checks, status) and the shared kit;
+//! and beside it the device intake (`intake`), a school's listener for its devices.
 //! Errors are JSON `{"error": "..."}` with a 4xx/5xx status; bad input never reaches the store.
 
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod cases;
+pub mod devices;
 pub mod directives;
 pub mod health;
+pub mod intake;
 pub mod kit;
 pub mod metrics;
 pub mod principal;
@@ -50,6 +53,10 @@ pub struct AdminState {
     pub denied: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// When the node's process started serving (`mingchu_uptime_seconds`).
     pub started: std::time::Instant,
+    /// A school's devices (AI boxes, video recorders): records and token hashes, local only.
+    pub devices: devices::Devices,
+    /// A school's cameras' last heartbeats (shared with the root actor's health report).
+    pub cameras: crate::runtime::cameras::SharedCameras,
 }
 
 /// The response header in which every answer names the node that gave it.
@@ -91,6 +98,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(accounts::routes())
         .merge(alerts::routes())
         .merge(cases::routes())
+        .merge(devices::routes())
         .merge(directives::routes())
         .merge(health::routes())
         .merge(registry::routes())
