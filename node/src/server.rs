@@ -205,6 +205,9 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         started: std::time::Instant::now(),
         devices,
         cameras,
+        intake_url: devices_plan
+            .as_ref()
+            .map(|(plan, tls, ..)| format!("{}://{}", if tls.is_some() { "https" } else { "http" }, plan.listen)),
     };
     let app = router(state.clone());
     let admin_task = tokio::spawn(async move {

@@ -57,6 +57,8 @@ pub struct AdminState {
     pub devices: devices::Devices,
     /// A school's cameras' last heartbeats (shared with the root actor's health report).
     pub cameras: crate::runtime::cameras::SharedCameras,
+    /// Where the school's devices reach its intake (`https://192.168.10.5:8444`), when it has one.
+    pub intake_url: Option<String>,
 }
 
 /// The response header in which every answer names the node that gave it.
