@@ -1,5 +1,5 @@
 //! A school's devices: the AI boxes (AI 分析盒) and video recorders (硬盘录像机, NVR) on its LAN that
-//! feed its node detections and camera heartbeats through the device intake ([`crate::api::intake`]).
+//! feed its node detections and camera heartbeats through the device intake (`api::intake`).
 //!
 //! - The registry is the school's own and never leaves its node: each device's record (id, kind,
 //!   name, the cameras it speaks for, who added it) in [`Space::Devices`], and the SHA-256 of its

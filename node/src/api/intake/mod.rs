@@ -67,8 +67,21 @@ pub struct DeviceError {
     pub code: String,
 }
 
-fn fail(status: StatusCode, code: &str, error: impl Into<String>) -> Response {
-    (status, axum::Json(DeviceError { error: error.into(), code: code.into() })).into_response()
+/// A refusal: the status and the [`DeviceError`] it answers with.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub body: DeviceError,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+fn fail(status: StatusCode, code: &str, error: impl Into<String>) -> Refusal {
+    Refusal { status, body: DeviceError { error: error.into(), code: code.into() } }
 }
 
 /// The intake's state: the node's, the devices' rate limits, one detection at a time per device.
@@ -107,7 +120,7 @@ pub fn router(admin: AdminState, rate_per_s: u32, burst: u32) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> Response {
+async fn not_found() -> Refusal {
     fail(
         StatusCode::NOT_FOUND,
         "not-found",
@@ -115,11 +128,11 @@ async fn not_found() -> Response {
     )
 }
 
-async fn wrong_method() -> Response {
+async fn wrong_method() -> Refusal {
     fail(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "设备接入只接受 POST / only POST is accepted")
 }
 
-fn too_large() -> Response {
+fn too_large() -> Refusal {
     fail(
         StatusCode::PAYLOAD_TOO_LARGE,
         "too-large",
@@ -135,7 +148,7 @@ fn too_large() -> Response {
 async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Response {
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return too_large();
+        return too_large().into_response();
     }
     let token = req
         .headers()
@@ -151,7 +164,8 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
             StatusCode::UNAUTHORIZED,
             "bad-token",
             "设备令牌无效或已吊销 / the device token is unknown or revoked",
-        );
+        )
+        .into_response();
     };
     if let Err(wait_ms) = st.limiter.check(&device.id, st.admin.clock.now_ms()) {
         let secs = wait_ms.div_ceil(1_000).max(1);
@@ -162,7 +176,8 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
                 "设备 {} 请求过于频繁（每秒至多 {} 次，连续至多 {} 次），请 {secs} 秒后再试 / too many requests",
                 device.id, st.limiter.rate_per_s, st.limiter.burst
             ),
-        );
+        )
+        .into_response();
         if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
@@ -175,9 +190,12 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
     let read = http_body_util::Limited::new(body, BODY_LIMIT).collect();
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return too_large().into_response();
+        }
         Ok(Err(_)) | Err(_) => {
-            return fail(StatusCode::BAD_REQUEST, "incomplete", "请求内容没有完整收到，请重试 / incomplete body");
+            return fail(StatusCode::BAD_REQUEST, "incomplete", "请求内容没有完整收到，请重试 / incomplete body")
+                .into_response();
         }
     };
     let mut req = Request::from_parts(parts, Body::from(bytes));
@@ -186,7 +204,7 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
 }
 
 /// A JSON body as `T`, or a 400 saying in Chinese what is wrong with it.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|e| fail(StatusCode::BAD_REQUEST, "bad-json", json_error_zh(&e)))
 }
 
@@ -212,7 +230,7 @@ pub fn json_error_zh(e: &serde_json::Error) -> String {
 
 /// A camera the device does not speak for: 403 when it is registered here (another device's),
 /// 400 when the school has no such camera at all.
-async fn not_its_camera(s: &AdminState, device: &DeviceRecord, camera: &str) -> Response {
+async fn not_its_camera(s: &AdminState, device: &DeviceRecord, camera: &str) -> Refusal {
     let registered = match school_cameras(s).await {
         Ok(c) => c.contains_key(camera),
         Err(f) => return from_api(f),
@@ -237,7 +255,7 @@ async fn not_its_camera(s: &AdminState, device: &DeviceRecord, camera: &str) -> 
 }
 
 /// A refusal of the node's domain functions as the intake answers it.
-fn from_api(f: ApiFail) -> Response {
+fn from_api(f: ApiFail) -> Refusal {
     let (status, msg) = (f.0, f.1.0.error);
     match status {
         StatusCode::SERVICE_UNAVAILABLE => fail(
@@ -286,7 +304,7 @@ pub struct DetectionAnswer {
 }
 
 /// Checks a detection's fields (all but the camera): the alert to raise, or the refusal.
-fn check_detection(d: &Detection, now_ms: u64) -> Result<RaiseAlert, Response> {
+fn check_detection(d: &Detection, now_ms: u64) -> Result<RaiseAlert, Refusal> {
     let bad = |code: &str, why: String| fail(StatusCode::BAD_REQUEST, code, why);
     seen::check_detection_id(&d.detection_id).map_err(|e| bad("bad-detection-id", e))?;
     let alert_type: AlertType = d.alert_type.parse().map_err(|_| {
@@ -340,7 +358,7 @@ fn check_detection(d: &Detection, now_ms: u64) -> Result<RaiseAlert, Response> {
 }
 
 /// What an earlier detection wrote, as the alert it raised or joined.
-fn earlier(s: &AdminState, seq: u64) -> Result<DetectionAnswer, Response> {
+fn earlier(s: &AdminState, seq: u64) -> Result<DetectionAnswer, Refusal> {
     let id = EventId { origin: s.me, seq };
     let event = read_event(s.reads.storage(), id).map_err(|e| from_api(crate::api::kit::read_fail(e)))?;
     match event.map(|e| e.event.body) {
@@ -360,44 +378,30 @@ async fn detections(
     State(st): State<IntakeState>,
     Extension(Authed(device)): Extension<Authed>,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Refusal> {
     let s = &st.admin;
-    let d: Detection = match parse(&body) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
+    let d: Detection = parse(&body)?;
     let now = s.clock.wall_ms();
-    let req = match check_detection(&d, now) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    let req = check_detection(&d, now)?;
     if !device.cameras.contains(&req.camera) {
-        return not_its_camera(s, &device, &req.camera).await;
+        return Err(not_its_camera(s, &device, &req.camera).await);
     }
     // One detection of a device at a time: the check for its id and the write that keeps it.
     let lock = st.lock_for(&device.id);
     let _one = lock.lock().await;
-    match seen::seen(s.reads.storage(), &device.id, &d.detection_id) {
-        Ok(Some((seq, _))) => {
-            return match earlier(s, seq) {
-                Ok(a) => (StatusCode::OK, axum::Json(a)).into_response(),
-                Err(r) => r,
-            };
-        }
-        Ok(None) => {}
-        Err(e) => return from_api(crate::api::kit::read_fail(e)),
+    let seen = seen::seen(s.reads.storage(), &device.id, &d.detection_id);
+    if let Some((seq, _)) = seen.map_err(|e| from_api(crate::api::kit::read_fail(e)))? {
+        return Ok((StatusCode::OK, axum::Json(earlier(s, seq)?)).into_response());
     }
-    let view = match raise_as(s, None, &req, seen::marks(&device.id, &d.detection_id, now)).await {
-        Ok(v) => v,
-        Err(f) => return from_api(f),
-    };
+    let marks = seen::marks(&device.id, &d.detection_id, now);
+    let view = raise_as(s, None, &req, marks).await.map_err(from_api)?;
     tracing::info!(
         node = %s.me, device = %device.id, detection = %d.detection_id, alert = %view.id, merged = view.merged,
         camera = %req.camera, r#type = %req.alert_type, "detection from a device"
     );
     prune_now_and_then(&st, now);
-    (StatusCode::CREATED, axum::Json(DetectionAnswer { alert: view.id, merged: view.merged, duplicate: false }))
-        .into_response()
+    let answer = DetectionAnswer { alert: view.id, merged: view.merged, duplicate: false };
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
 /// Forgets detection ids older than [`seen::SEEN_KEEP_MS`], at most every [`PRUNE_EVERY_MS`], in
@@ -457,36 +461,30 @@ async fn heartbeat(
     State(st): State<IntakeState>,
     Extension(Authed(device)): Extension<Authed>,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Refusal> {
     let s = &st.admin;
-    let hb: Heartbeat = match parse(&body) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+    let hb: Heartbeat = parse(&body)?;
     if hb.cameras.len() > DEVICE_CAMERAS_MAX {
-        return fail(
+        return Err(fail(
             StatusCode::BAD_REQUEST,
             "too-many-cameras",
             format!("一次心跳最多 {DEVICE_CAMERAS_MAX} 个摄像头，现在 {} 个 / too many cameras", hb.cameras.len()),
-        );
+        ));
     }
     for c in &hb.cameras {
         let camera = c.camera.trim();
         if !device.cameras.iter().any(|m| m == camera) {
-            return not_its_camera(s, &device, camera).await;
+            return Err(not_its_camera(s, &device, camera).await);
         }
         if c.recording_days.is_some_and(|d| d > RECORDING_DAYS_MAX) {
-            return fail(
+            return Err(fail(
                 StatusCode::BAD_REQUEST,
                 "bad-recording-days",
                 format!("摄像头 {camera} 的 recording_days 最多 {RECORDING_DAYS_MAX} / recording_days is too large"),
-            );
+            ));
         }
     }
-    let after = match offline_after_ms(&s.reads, s.me).await {
-        Ok(a) => a,
-        Err(e) => return from_api(crate::api::kit::read_fail(e)),
-    };
+    let after = offline_after_ms(&s.reads, s.me).await.map_err(|e| from_api(crate::api::kit::read_fail(e)))?;
     let now = s.clock.wall_ms();
     let mut ops = Vec::with_capacity(hb.cameras.len());
     let mut changed = false;
@@ -507,8 +505,8 @@ async fn heartbeat(
         let _ = s.node.cast(NodeMsg::CamerasChanged);
     }
     tracing::debug!(node = %s.me, device = %device.id, cameras = hb.cameras.len(), "heartbeat");
-    (StatusCode::OK, axum::Json(HeartbeatAnswer { cameras: hb.cameras.len(), offline_after_s: after / 1_000 }))
-        .into_response()
+    let answer = HeartbeatAnswer { cameras: hb.cameras.len(), offline_after_s: after / 1_000 };
+    Ok((StatusCode::OK, axum::Json(answer)).into_response())
 }
 
 #[cfg(test)]
@@ -550,7 +548,7 @@ mod tests {
         assert_eq!(ok.alert_type, "NO_MASK");
         assert_eq!(ok.confidence_permille, Some(877));
         assert_eq!(ok.detected_at_ms, Some(now));
-        let status = |r: Result<RaiseAlert, Response>| r.map(|_| ()).unwrap_err().status();
+        let status = |r: Result<RaiseAlert, Refusal>| r.map(|_| ()).unwrap_err().status;
         assert_eq!(status(d(&|d| d.alert_type = "NO_HAT".into())), StatusCode::BAD_REQUEST);
         assert_eq!(status(d(&|d| d.confidence = 87.0)), StatusCode::BAD_REQUEST);
         assert_eq!(status(d(&|d| d.confidence = f64::NAN)), StatusCode::BAD_REQUEST);
