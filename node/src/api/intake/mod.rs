@@ -91,6 +91,9 @@ pub struct IntakeState {
     pub limiter: Arc<bucket::RateLimiter>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     pruned_at_ms: Arc<AtomicU64>,
+    /// Requests refused for their token since the node started, and when that was last logged.
+    bad_tokens: Arc<AtomicU64>,
+    bad_tokens_logged_ms: Arc<AtomicU64>,
 }
 
 impl IntakeState {
@@ -111,6 +114,8 @@ pub fn router(admin: AdminState, rate_per_s: u32, burst: u32) -> Router {
         limiter: Arc::new(bucket::RateLimiter::new(rate_per_s, burst)),
         locks: Default::default(),
         pruned_at_ms: Default::default(),
+        bad_tokens: Default::default(),
+        bad_tokens_logged_ms: Default::default(),
     };
     Router::new()
         .route("/device/v1/detections", post(detections).fallback(wrong_method))
@@ -159,7 +164,18 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
         .unwrap_or_default();
     let device = if token.is_empty() { None } else { st.admin.devices.lock().by_token(token).cloned() };
     let Some(device) = device else {
-        tracing::warn!(node = %st.admin.me, path = %req.uri().path(), "device request refused: unknown or revoked token");
+        // Logged at most once a minute: a misconfigured device retrying must not flood the log.
+        let refused = st.bad_tokens.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = st.admin.clock.now_ms();
+        let last = st.bad_tokens_logged_ms.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= 60_000)
+            && st.bad_tokens_logged_ms.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(
+                node = %st.admin.me, path = %req.uri().path(), refused_since_start = refused,
+                "device request refused: unknown or revoked token"
+            );
+        }
         return fail(
             StatusCode::UNAUTHORIZED,
             "bad-token",
@@ -181,6 +197,10 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
         if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        // The body is read (and dropped) so the device's connection stays open for its retry:
+        // a refused request should not cost it a new TLS handshake.
+        let read = http_body_util::Limited::new(req.into_body(), BODY_LIMIT).collect();
+        let _ = tokio::time::timeout(BODY_TIMEOUT, read).await;
         return resp;
     }
     if let Some(op) = st.admin.devices.touch(&device.id, st.admin.clock.wall_ms()) {
