@@ -113,6 +113,10 @@ pub enum Cmd {
     /// Accounts: the people who sign in at this node (the first administrator is created here).
     #[command(subcommand)]
     User(crate::users::UserCmd),
+    /// A school's devices (AI boxes, video recorders): add, list, revoke, rotate their tokens; and
+    /// its cameras' online state.
+    #[command(subcommand)]
+    Device(crate::devices::DeviceCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -493,6 +497,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Registry(cmd) => crate::registry::run(cmd),
         Cmd::Spot(cmd) => crate::spot::run(cmd),
         Cmd::User(cmd) => crate::users::run(cmd),
+        Cmd::Device(cmd) => crate::devices::run(cmd),
         Cmd::Ca(CaCmd::Init { dir }) => {
             tls::ca_init(&dir)?;
             println!("已在 {} 创建联盟 CA (created the federation CA)", dir.display());

@@ -2,6 +2,7 @@
 
 pub mod cases;
 pub mod cli;
+pub mod devices;
 pub mod registry;
 pub mod spot;
 pub mod users;

@@ -307,6 +307,43 @@ impl AdminClient {
 }
 
 impl AdminClient {
+    /// The school's devices (never their tokens).
+    pub fn devices(&self) -> anyhow::Result<Vec<node::api::devices::DeviceView>> {
+        self.get("/api/devices")
+    }
+
+    /// Registers a device of the school; the answer holds its token (shown once).
+    pub fn add_device(&self, req: &node::api::devices::AddDevice) -> anyhow::Result<node::api::devices::DeviceToken> {
+        self.post("/api/devices", req)
+    }
+
+    /// Revokes a device: its token stops working at once.
+    pub fn revoke_device(&self, id: &str) -> anyhow::Result<node::api::devices::DeviceView> {
+        self.post(&format!("/api/devices/{}/revoke", path_segment(id)), &serde_json::json!({}))
+    }
+
+    /// Gives a device a new token (in the answer, shown once); the old one stops working.
+    pub fn rotate_device(&self, id: &str) -> anyhow::Result<node::api::devices::DeviceToken> {
+        self.post(&format!("/api/devices/{}/rotate", path_segment(id)), &serde_json::json!({}))
+    }
+
+    /// The school's cameras with their online state.
+    pub fn cameras(&self) -> anyhow::Result<node::api::devices::CamerasView> {
+        self.get("/api/cameras")
+    }
+}
+
+/// A value as one segment of a path (an id a person typed may hold anything).
+fn path_segment(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl AdminClient {
     /// The registry the node holds, optionally one kind, optionally only entities under `under`.
     pub fn registry(&self, kind: Option<EntityKind>, under: Option<NodeId>) -> anyhow::Result<Vec<EntityView>> {
         let mut path = "/api/registry?".to_string();

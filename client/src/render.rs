@@ -193,6 +193,64 @@ pub fn render_accounts(accounts: &[node::api::accounts::AccountView]) -> String 
     finish(t)
 }
 
+/// `device list`: the school's devices (never their tokens).
+pub fn render_devices(devices: &[node::api::devices::DeviceView]) -> String {
+    if devices.is_empty() {
+        return "没有登记设备 (no devices)\n".into();
+    }
+    let mut t = table(["设备", "类型", "名称", "摄像头", "登记时间", "登记人", "最近请求", "状态"]);
+    for d in devices {
+        let by = d.added_by.as_ref().map_or_else(|| "本机操作员".to_string(), |p| clean(&p.label()));
+        let state = match d.revoked_at_ms {
+            Some(at) => format!("已吊销（{}）", when(at)),
+            None => "正常".to_string(),
+        };
+        t.add_row(vec![
+            clean(&d.id),
+            d.kind_zh.clone(),
+            clean(&d.name),
+            clean(&d.cameras.join(",")),
+            when(d.added_at_ms),
+            by,
+            d.last_request_ms.map_or_else(|| "从未".to_string(), when),
+            state,
+        ]);
+    }
+    finish(t)
+}
+
+/// `device cameras`: the school's cameras with their online state.
+pub fn render_cameras(v: &node::api::devices::CamerasView) -> String {
+    let mut out = format!(
+        "{} 摄像头在线 {}/{}（超过 {} 秒无心跳视为离线）\n",
+        v.school, v.online, v.registered, v.offline_after_s
+    );
+    if v.cameras.is_empty() {
+        out.push_str("没有登记摄像头 (no cameras)\n");
+        return out;
+    }
+    let mut t = table(["摄像头", "名称", "区域", "状态", "最后心跳", "录像天数", "负责设备"]);
+    for c in &v.cameras {
+        let state = match (c.online, c.reported_online) {
+            (true, _) => "在线",
+            (false, None) => "从未上报",
+            (false, Some(false)) => "离线（设备报告）",
+            (false, Some(true)) => "离线（心跳超时）",
+        };
+        t.add_row(vec![
+            clean(&c.camera),
+            clean(&c.name),
+            c.zone_zh.clone(),
+            state.to_string(),
+            c.last_heartbeat_ms.map_or_else(|| "-".to_string(), |t| ago(v.now_ms, t)),
+            c.recording_days.map_or_else(|| "-".to_string(), |d| format!("{d} 天")),
+            clean(&c.devices.join(",")),
+        ]);
+    }
+    out.push_str(&finish(t));
+    out
+}
+
 /// `user audit`: sign-ins and account changes, newest first.
 pub fn render_audit(lines: &[node::api::accounts::AuditRecord]) -> String {
     if lines.is_empty() {
@@ -208,6 +266,9 @@ pub fn render_audit(lines: &[node::api::accounts::AuditRecord]) -> String {
             "sign-out" => "退出登录",
             "password-changed" => "修改密码",
             "denied" => "无权操作",
+            "device-added" => "登记设备",
+            "device-revoked" => "吊销设备",
+            "device-rotated" => "设备换令牌",
             other => other,
         };
         t.add_row(vec![when(l.at_ms), what.to_string(), clean(&l.account), clean(&l.detail)]);

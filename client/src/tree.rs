@@ -127,8 +127,24 @@ struct Item {
     key: (NodeId, bool),
     parent: Option<(NodeId, bool)>,
     label: String,
-    cells: [String; 6],
+    cells: [String; 7],
     severity: Severity,
+}
+
+/// Cameras online of registered: `7/8` for a school, `1234/1300（95%）` for a unit above.
+pub fn cameras_cell(cameras: Option<(u32, u32)>, tier: Tier) -> String {
+    match cameras {
+        None => "-".into(),
+        Some((registered, online)) if tier == Tier::School || registered == 0 => format!("{online}/{registered}"),
+        Some((registered, online)) => {
+            format!("{online}/{registered}（{:.0}%）", f64::from(online) * 100.0 / f64::from(registered))
+        }
+    }
+}
+
+/// The sum of some rows' cameras (`None` if none of them has any).
+fn sum_cameras<'a>(rows: impl Iterator<Item = &'a HealthRowView>) -> Option<(u32, u32)> {
+    rows.filter_map(|r| r.cameras).reduce(|a, b| (a.0.saturating_add(b.0), a.1.saturating_add(b.1)))
 }
 
 /// Summary of a county's schools: `学校 4 所：在线 3，下线 1`.
@@ -188,6 +204,7 @@ pub fn render_tree(view: &HealthView, now_ms: u64, schools: bool) -> String {
                     opt_ago(now_ms, r.reported_ms),
                     opt_ago(now_ms, r.heard_ms),
                     backlog_cell(r),
+                    cameras_cell(r.cameras, r.tier),
                     why,
                 ]
             },
@@ -201,7 +218,15 @@ pub fn render_tree(view: &HealthView, now_ms: u64, schools: bool) -> String {
             key: (*county, true),
             parent: Some((*county, false)),
             label: format!("学校 {} 所", rows.len()),
-            cells: [fold_schools(rows), String::new(), String::new(), String::new(), String::new(), String::new()],
+            cells: [
+                fold_schools(rows),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                cameras_cell(sum_cameras(rows.iter().copied()), Tier::County),
+                String::new(),
+            ],
             severity: worst,
         };
         let at = items.iter().position(|i| i.key.0 == *county).map_or(items.len(), |p| p + 1);
@@ -215,7 +240,22 @@ pub fn render_tree(view: &HealthView, now_ms: u64, schools: bool) -> String {
         later.insert(it.parent);
     }
     let index: BTreeMap<(NodeId, bool), usize> = items.iter().enumerate().map(|(i, it)| (it.key, i)).collect();
-    let mut t = crate::render::tree_table(["节点", "状态", "状态起于", "最近报告", "上级最近联系", "待上报", "说明"]);
+    // The cameras column only once some school's devices report.
+    let cameras = view.rows.iter().any(|r| r.cameras.is_some());
+    let mut t = if cameras {
+        crate::render::tree_table([
+            "节点",
+            "状态",
+            "状态起于",
+            "最近报告",
+            "上级最近联系",
+            "待上报",
+            "摄像头在线",
+            "说明",
+        ])
+    } else {
+        crate::render::tree_table(["节点", "状态", "状态起于", "最近报告", "上级最近联系", "待上报", "说明"])
+    };
     for (i, it) in items.iter().enumerate() {
         // The prefix: for each displayed ancestor, a bar if it has later siblings.
         let mut chain = Vec::new();
@@ -234,7 +274,7 @@ pub fn render_tree(view: &HealthView, now_ms: u64, schools: bool) -> String {
             prefix.push_str(if has_later[i] { "├─ " } else { "└─ " });
         }
         let mut row = vec![format!("{}{prefix}{}", mark(it.severity), it.label)];
-        row.extend(it.cells.iter().cloned());
+        row.extend(it.cells.iter().enumerate().filter(|(c, _)| cameras || *c != 5).map(|(_, v)| v.clone()));
         t.add_row(row);
     }
     let mut out = String::new();
@@ -285,6 +325,7 @@ mod tests {
             context: false,
             report: None,
             link: None,
+            cameras: None,
         }
     }
 
@@ -328,6 +369,31 @@ mod tests {
         assert!(!text.contains("130102-S0001"), "schools are folded:\n{text}");
         let all = render_tree(&v, v.now_ms, true);
         assert!(all.contains("130102-S0001") && all.contains("│  │  ├─ 130102-S0001"), "{all}");
+    }
+
+    #[test]
+    fn cameras_online_show_per_unit_once_schools_report_them() {
+        let mut rows = vec![
+            row("13", NodeState::Live, Severity::Ok),
+            row("1301", NodeState::Live, Severity::Ok),
+            row("130102", NodeState::Live, Severity::Ok),
+            row("130102-S0001", NodeState::Live, Severity::Ok),
+            row("130102-S0002", NodeState::Live, Severity::Ok),
+        ];
+        let text = render_tree(&view(rows.clone()), 0, false);
+        assert!(!text.contains("摄像头在线"), "no column before any school reports cameras:\n{text}");
+        for (r, c) in rows.iter_mut().zip([(16, 13), (16, 13), (16, 13), (8, 7), (8, 6)]) {
+            r.cameras = Some(c);
+        }
+        let text = render_tree(&view(rows.clone()), 0, false);
+        let lines: Vec<&str> = text.lines().collect();
+        let find = |s: &str| lines.iter().find(|l| l.contains(s)).unwrap_or_else(|| panic!("{s} not in\n{text}"));
+        assert!(text.contains("摄像头在线"), "{text}");
+        assert!(find("130102 单位").contains("13/16（81%）"), "{text}");
+        assert!(find("学校 2 所").contains("13/16（81%）"), "the folded schools sum up:\n{text}");
+        let all = render_tree(&view(rows), 0, true);
+        assert!(all.lines().any(|l| l.contains("130102-S0002") && l.contains("6/8")), "{all}");
+        assert_eq!(cameras_cell(None, Tier::School), "-");
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub struct NodeConfig {
     /// The web console (`[console]`); without it the node serves none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<ConsoleConfig>,
+    /// The device intake of a school (`[devices]`): where its AI boxes and video recorders post
+    /// detections and heartbeats. Without it the node serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<DevicesConfig>,
 }
 
 /// The web console's listener (`[console]` in the node's config):
@@ -112,64 +116,177 @@ pub struct ConsoleConfig {
     pub key: Option<PathBuf>,
 }
 
-/// How the console will listen: [`ConsoleConfig::plan`]'s answer.
+/// How a listener of the web certificate's (the console, the device intake) will listen:
+/// [`ConsoleConfig::plan`]'s and [`DevicesConfig::plan`]'s answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConsolePlan {
+pub struct ListenPlan {
     pub listen: SocketAddr,
     /// The certificate and key to serve HTTPS with; `None`: plain HTTP (loopback only).
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
+/// The console's plan (the name it had before the device intake shared it).
+pub type ConsolePlan = ListenPlan;
+
+/// Which listener a plan is for, as its refusals name it.
+struct Listener<'a> {
+    /// The config section: `console`.
+    section: &'a str,
+    /// What a person calls it: `控制台`.
+    zh: &'a str,
+    /// And in English: `the console`.
+    en: &'a str,
+}
+
+/// Decides HTTPS or HTTP for a listener on `listen` with the web certificate, refusing a bad
+/// combination with a message that says what to do: `cert` without `key` (or the reverse), a
+/// named file that is missing, half of the web certificate in `cert_dir`, or a non-loopback
+/// address without a certificate.
+fn plan_listener(
+    l: &Listener<'_>,
+    listen: SocketAddr,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    cert_dir: &Path,
+) -> anyhow::Result<ListenPlan> {
+    let Listener { section, zh, en } = l;
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            for (p, what) in [(cert, "cert"), (key, "key")] {
+                if !p.is_file() {
+                    bail!("[{section}] {what} = {}：文件不存在 / {en}'s {what} file does not exist", p.display());
+                }
+            }
+            Some((cert.clone(), key.clone()))
+        }
+        (Some(_), None) | (None, Some(_)) => bail!(
+            "[{section}] 的 cert 与 key 须同时给出（或都不写，使用 {} 中的 {} 与 {}） / {en}'s cert and key go together",
+            cert_dir.display(),
+            crate::tls::WEB_CERT_FILE,
+            crate::tls::WEB_KEY_FILE
+        ),
+        (None, None) => {
+            let (cert, key) = crate::tls::web_paths(cert_dir);
+            match (cert.is_file(), key.is_file()) {
+                (true, true) => Some((cert, key)),
+                (false, false) => None,
+                _ => bail!(
+                    "{} 中只有网页证书的一半（{} 与 {} 须同时存在；可用 mingchu ca issue --web --force 重新签发） / \
+                     half of the web certificate ({en}'s) is in {}",
+                    cert_dir.display(),
+                    crate::tls::WEB_CERT_FILE,
+                    crate::tls::WEB_KEY_FILE,
+                    cert_dir.display()
+                ),
+            }
+        }
+    };
+    if tls.is_none() && !listen.ip().is_loopback() {
+        bail!(
+            "{zh}监听 {listen} 不是本机回环地址，必须使用 HTTPS：请先运行 mingchu ca issue --web --host <主机名或IP> \
+             --dir {}，或在 [{section}] 中给出 cert 与 key / {en} on {listen} must use HTTPS: issue a web certificate \
+             first (plain HTTP only on loopback)",
+            cert_dir.display()
+        );
+    }
+    Ok(ListenPlan { listen, tls })
+}
+
 impl ConsoleConfig {
-    /// Decides HTTPS or HTTP, refusing a bad combination with a message that says what to do:
-    /// `cert` without `key` (or the reverse), a named file that is missing, half of the web
-    /// certificate in `cert_dir`, or a non-loopback address without a certificate.
+    /// Decides HTTPS or HTTP (see [`plan_listener`]): with the web certificate, HTTPS; without
+    /// one, plain HTTP on loopback only.
     pub fn plan(&self, cert_dir: &Path) -> anyhow::Result<ConsolePlan> {
-        let listen = self.listen;
-        let tls = match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => {
-                for (p, what) in [(cert, "cert"), (key, "key")] {
-                    if !p.is_file() {
-                        bail!(
-                            "[console] {what} = {}：文件不存在 / the console's {what} file does not exist",
-                            p.display()
-                        );
-                    }
-                }
-                Some((cert.clone(), key.clone()))
-            }
-            (Some(_), None) | (None, Some(_)) => bail!(
-                "[console] 的 cert 与 key 须同时给出（或都不写，使用 {} 中的 {} 与 {}） / the console's cert and key \
-                 go together",
-                cert_dir.display(),
-                crate::tls::WEB_CERT_FILE,
-                crate::tls::WEB_KEY_FILE
-            ),
-            (None, None) => {
-                let (cert, key) = crate::tls::web_paths(cert_dir);
-                match (cert.is_file(), key.is_file()) {
-                    (true, true) => Some((cert, key)),
-                    (false, false) => None,
-                    _ => bail!(
-                        "{} 中只有网页证书的一半（{} 与 {} 须同时存在；可用 mingchu ca issue --web --force 重新签发） \
-                         / half of the console's certificate is in {}",
-                        cert_dir.display(),
-                        crate::tls::WEB_CERT_FILE,
-                        crate::tls::WEB_KEY_FILE,
-                        cert_dir.display()
-                    ),
-                }
-            }
-        };
-        if tls.is_none() && !listen.ip().is_loopback() {
+        let l = Listener { section: "console", zh: "控制台", en: "the console" };
+        plan_listener(&l, self.listen, &self.cert, &self.key, cert_dir)
+    }
+}
+
+/// A school's device intake (`[devices]` in the node's config): the listener on the school's LAN
+/// where its AI boxes and video recorders (NVRs) post detections and camera heartbeats with their
+/// device tokens (`mingchu device add`).
+///
+/// ```toml
+/// [devices]
+/// listen = "192.168.10.5:8444"
+/// # cert = "certs/web.pem"   # default: web.pem and web.key in the cert_dir, as the console
+/// # key = "certs/web.key"
+/// # rate_per_s = 20          # each device's requests per second, on average
+/// # burst = 100              # and at most this many at once
+/// ```
+///
+/// The same HTTPS rule as the console: with the web certificate HTTPS, without one plain HTTP on
+/// loopback only. Only a school serves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesConfig {
+    pub listen: SocketAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Each device's requests per second, on average (its token bucket's refill).
+    #[serde(default = "default_device_rate_per_s")]
+    pub rate_per_s: u32,
+    /// Each device's requests at once (its token bucket's size).
+    #[serde(default = "default_device_burst")]
+    pub burst: u32,
+}
+
+/// Default: a device may send 20 requests a second on average…
+pub const DEVICE_RATE_PER_S_DEFAULT: u32 = 20;
+/// …and 100 at once.
+pub const DEVICE_BURST_DEFAULT: u32 = 100;
+
+fn default_device_rate_per_s() -> u32 {
+    DEVICE_RATE_PER_S_DEFAULT
+}
+
+fn default_device_burst() -> u32 {
+    DEVICE_BURST_DEFAULT
+}
+
+impl DevicesConfig {
+    pub fn new(listen: SocketAddr) -> DevicesConfig {
+        DevicesConfig {
+            listen,
+            cert: None,
+            key: None,
+            rate_per_s: DEVICE_RATE_PER_S_DEFAULT,
+            burst: DEVICE_BURST_DEFAULT,
+        }
+    }
+
+    /// Decides HTTPS or HTTP by the console's rule ([`plan_listener`]), for school `me` only: a
+    /// province, city or county has no devices of its own, and a rate or burst that lets nothing
+    /// through is refused.
+    pub fn plan(&self, cert_dir: &Path, me: NodeId) -> anyhow::Result<ListenPlan> {
+        if me.tier() != topology::Tier::School {
             bail!(
-                "控制台监听 {listen} 不是本机回环地址，必须使用 HTTPS：请先运行 mingchu ca issue --web --host <主机名或IP> \
-                 --dir {}，或在 [console] 中给出 cert 与 key / the console on {listen} must use HTTPS: issue a web \
-                 certificate first (plain HTTP only on loopback)",
-                cert_dir.display()
+                "[devices] 只能配置在学校节点上；{me} 是{}级节点，它的设备接入由下辖学校各自提供，请删去这一节 / \
+                 the device intake is a school's: {me} is a {}, remove [devices] from its config",
+                tier_zh(me.tier()),
+                me.tier()
             );
         }
-        Ok(ConsolePlan { listen, tls })
+        if self.rate_per_s == 0 || self.burst == 0 {
+            bail!(
+                "[devices] 的 rate_per_s 与 burst 都须至少为 1（现为 {} 与 {}） / the device rate limit needs \
+                 rate_per_s >= 1 and burst >= 1",
+                self.rate_per_s,
+                self.burst
+            );
+        }
+        let l = Listener { section: "devices", zh: "设备接入", en: "the device intake" };
+        plan_listener(&l, self.listen, &self.cert, &self.key, cert_dir)
+    }
+}
+
+fn tier_zh(t: topology::Tier) -> &'static str {
+    match t {
+        topology::Tier::Province => "省",
+        topology::Tier::City => "市",
+        topology::Tier::County => "县",
+        topology::Tier::School => "学校",
     }
 }
 
@@ -225,6 +342,7 @@ impl NodeConfig {
             quic_addr: None,
             admin_addr: None,
             console: None,
+            devices: None,
         }
     }
 
@@ -233,7 +351,9 @@ impl NodeConfig {
         let mut cfg: NodeConfig = toml::from_str(&text).with_context(|| format!("bad config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let console_paths = cfg.console.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();
-        for p in [&mut cfg.topology, &mut cfg.data_dir, &mut cfg.cert_dir].into_iter().chain(console_paths) {
+        let device_paths = cfg.devices.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();
+        let paths = [&mut cfg.topology, &mut cfg.data_dir, &mut cfg.cert_dir].into_iter();
+        for p in paths.chain(console_paths).chain(device_paths) {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -343,6 +463,36 @@ mod tests {
         assert!(err.contains("文件不存在") && err.contains("nope.pem"), "{err}");
         let plan = console("10.0.0.1:443", Some(&key), Some(&cert)).plan(certs).unwrap();
         assert_eq!(plan.tls, Some((key.clone(), cert.clone())));
+    }
+
+    #[test]
+    fn the_device_intake_is_a_schools_and_follows_the_consoles_https_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path();
+        let school: NodeId = "130102-S0001".parse().unwrap();
+        let devices = |listen: &str| DevicesConfig::new(listen.parse().unwrap());
+        assert_eq!(devices("127.0.0.1:8444").plan(certs, school).unwrap().tls, None);
+        let err = devices("192.168.10.5:8444").plan(certs, school).unwrap_err().to_string();
+        assert!(err.contains("设备接入监听") && err.contains("必须使用 HTTPS") && err.contains("[devices]"), "{err}");
+        for other in ["13", "1301", "130102"] {
+            let err = devices("127.0.0.1:8444").plan(certs, other.parse().unwrap()).unwrap_err().to_string();
+            assert!(err.contains("只能配置在学校节点上") && err.contains(other), "{err}");
+        }
+        let err = DevicesConfig { burst: 0, ..devices("127.0.0.1:8444") }.plan(certs, school).unwrap_err();
+        assert!(err.to_string().contains("burst"), "{err}");
+        let (cert, key) = crate::tls::web_paths(certs);
+        std::fs::write(&cert, "x").unwrap();
+        std::fs::write(&key, "x").unwrap();
+        assert_eq!(devices("192.168.10.5:8444").plan(certs, school).unwrap().tls, Some((cert, key)));
+
+        // In the file: relative paths, and the defaults of the rate limit.
+        let text = "node = \"130102-S0001\"\ntopology = \"t.toml\"\ndata_dir = \"d\"\ncert_dir = \"c\"\n\n[devices]\nlisten \
+                    = \"127.0.0.1:8444\"\ncert = \"c/web.pem\"\nkey = \"c/web.key\"\n";
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        let d = NodeConfig::load(&path).unwrap().devices.unwrap();
+        assert_eq!(d.cert.unwrap(), dir.path().join("c/web.pem"));
+        assert_eq!((d.rate_per_s, d.burst), (DEVICE_RATE_PER_S_DEFAULT, DEVICE_BURST_DEFAULT));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct RunningNode {
     /// The web console's address, if the config has a `[console]`.
     pub console_addr: Option<SocketAddr>,
     console: Option<crate::console::serve::ConsoleServer>,
+    /// The device intake's address, if the config has a `[devices]` (a school).
+    pub devices_addr: Option<SocketAddr>,
+    devices: Option<crate::console::serve::ConsoleServer>,
     node: ractor::ActorRef<NodeMsg>,
     node_task: tokio::task::JoinHandle<()>,
     admin_task: tokio::task::JoinHandle<()>,
@@ -43,6 +46,9 @@ impl RunningNode {
         let _ = self.admin_stop.send(());
         if let Some(console) = self.console {
             console.shutdown().await;
+        }
+        if let Some(devices) = self.devices {
+            devices.shutdown().await;
         }
         self.scheduler.abort();
         self.node.stop(Some("shutdown".into()));
@@ -114,6 +120,21 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         }
         None => None,
     };
+    // So are the device intake's (a school's only).
+    let devices_plan = match &cfg.devices {
+        Some(d) => {
+            let plan = d.plan(&cfg.cert_dir, me).with_context(|| format!("node {me}: the device intake"))?;
+            let tls = match &plan.tls {
+                Some((cert, key)) => Some(Arc::new(
+                    crate::tls::web_server_config(cert, key)
+                        .with_context(|| format!("node {me}: the device intake's certificate"))?,
+                )),
+                None => None,
+            };
+            Some((plan, tls, d.rate_per_s, d.burst))
+        }
+        None => None,
+    };
     let storage = SledStorage::open(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
     let bind = cfg.quic_bind.unwrap_or(entry.quic);
     let transport = QuicTransport::bind(bind, &creds).with_context(|| format!("QUIC endpoint on {bind}"))?;
@@ -126,6 +147,14 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
             tokio::net::TcpListener::bind(plan.listen)
                 .await
                 .with_context(|| format!("node {me}: the web console on {}", plan.listen))?,
+        ),
+        None => None,
+    };
+    let devices_listener = match &devices_plan {
+        Some((plan, ..)) => Some(
+            tokio::net::TcpListener::bind(plan.listen)
+                .await
+                .with_context(|| format!("node {me}: the device intake on {}", plan.listen))?,
         ),
         None => None,
     };
@@ -151,6 +180,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let store = ractor::call_t!(node, NodeMsg::Store, 5_000).context("store actor")?;
     let (admin_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let scan_now = Arc::new(tokio::sync::Notify::new());
+    let cameras = ractor::call_t!(node, NodeMsg::Cameras, 5_000).context("the cameras' heartbeats")?;
     let engine = crate::runtime::warnings::Engine {
         me,
         store: store.clone(),
@@ -158,13 +188,14 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         reads: reads.clone(),
         clock: clock.clone(),
         topology: topology.clone(),
-        cameras: None,
+        cameras: Some(cameras.clone()),
         lock: Default::default(),
     };
     let scheduler = spawn_scheduler(engine.clone(), cfg.case_scan_ms, scan_now.clone());
     let recent_alerts = recent_alerts_from_store(me, &reads, clock.wall_ms())
         .await
         .map_err(|e| anyhow::anyhow!("reading the school's recent alerts: {e}"))?;
+    let devices = crate::api::devices::Devices::load(&storage).context("reading the school's devices")?;
     let state = AdminState {
         me,
         node: node.clone(),
@@ -182,6 +213,11 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         token: Arc::new(token),
         started: std::time::Instant::now(),
         engine,
+        devices,
+        cameras,
+        intake_url: devices_plan
+            .as_ref()
+            .map(|(plan, tls, ..)| format!("{}://{}", if tls.is_some() { "https" } else { "http" }, plan.listen)),
     };
     let app = router(state.clone());
     let admin_task = tokio::spawn(async move {
@@ -206,6 +242,21 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         _ => None,
     };
     let console_addr = console.as_ref().map(|c| c.local_addr());
+    let devices = match (devices_plan, devices_listener) {
+        (Some((_, tls, rate, burst)), Some(listener)) => {
+            let app = crate::api::intake::router(state.clone(), rate, burst);
+            let server = crate::console::serve::ConsoleServer::start_named(listener, tls, app, "device intake")
+                .context("the device intake")?;
+            let scheme = if server.https() { "https" } else { "http" };
+            if !server.https() {
+                tracing::warn!(node = %me, devices = %server.local_addr(), "device intake over plain HTTP (loopback only)");
+            }
+            info!(node = %me, devices = %format!("{scheme}://{}", server.local_addr()), "device intake");
+            Some(server)
+        }
+        _ => None,
+    };
+    let devices_addr = devices.as_ref().map(|d| d.local_addr());
     info!(node = %me, quic = %quic_addr, admin = %admin_addr, "listening");
     Ok(RunningNode {
         me,
@@ -213,6 +264,8 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         quic_addr,
         console_addr,
         console,
+        devices_addr,
+        devices,
         node,
         node_task,
         admin_task,

@@ -133,7 +133,9 @@ pub struct SelfReport {
     pub disk_bytes: Option<u64>,
     /// A fresh store recovering its own past events from an ancestor.
     pub restoring: bool,
-    /// Cameras registered and reporting, once cameras report (`None` until then).
+    /// A school's cameras: `(registered, online)` — online while their last heartbeat said so
+    /// and is younger than the settings' `camera_offline_after_s`. `None` until the school's
+    /// devices feed it (a device registered or a heartbeat kept), and at other tiers.
     pub cameras: Option<(u32, u32)>,
 }
 

@@ -134,10 +134,13 @@ pub enum Action {
     EditRegistry,
     /// Fill in the school's food-safety ledgers (晨检、留样、采购、陪餐、排查、消毒、快检).
     KeepLedgers,
+    /// Register, revoke and re-key the school's devices (AI boxes, video recorders) that feed its
+    /// node detections and camera heartbeats.
+    ManageDevices,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::ViewSubtree,
         Action::ViewParentPage,
         Action::ManageAccounts,
@@ -149,6 +152,7 @@ impl Action {
         Action::SendDirective,
         Action::EditRegistry,
         Action::KeepLedgers,
+        Action::ManageDevices,
     ];
 
     /// What a refusal calls it: `确认或判定告警`.
@@ -165,25 +169,26 @@ impl Action {
             Action::SendDirective => "下发通知",
             Action::EditRegistry => "登记单位、食堂、摄像头、人员",
             Action::KeepLedgers => "填报食品安全台账",
+            Action::ManageDevices => "管理设备（AI 分析盒、硬盘录像机）",
         }
     }
 }
 
 /// The permission table: which role may take which action (at a unit where the role exists).
 /// One row per role; the order of the columns is [`Action::ALL`]'s.
-const TABLE: [(Role, [bool; 11]); 7] = {
-    // Columns: view, parent page, accounts, settings, judge, supervise, answer, spot, directive, registry,
-    // ledgers.
+const TABLE: [(Role, [bool; 12]); 7] = {
+    // Columns: view, parent page, accounts, settings, judge, supervise, answer, spot, directive,
+    // registry, ledgers, devices.
     const T: bool = true;
     const F: bool = false;
     [
-        (Role::Admin, [T, F, T, T, F, F, F, F, F, T, F]),
-        (Role::Supervisor, [T, F, F, F, T, T, F, F, T, F, F]),
-        (Role::Inspector, [T, F, F, F, F, F, F, T, F, F, F]),
-        (Role::Viewer, [T, F, F, F, F, F, F, F, F, F, F]),
-        (Role::Principal, [T, F, T, F, F, F, T, F, F, F, T]),
-        (Role::SafetyOfficer, [T, F, F, F, T, F, F, F, F, T, T]),
-        (Role::Parent, [F, T, F, F, F, F, F, F, F, F, F]),
+        (Role::Admin, [T, F, T, T, F, F, F, F, F, T, F, F]),
+        (Role::Supervisor, [T, F, F, F, T, T, F, F, T, F, F, F]),
+        (Role::Inspector, [T, F, F, F, F, F, F, T, F, F, F, F]),
+        (Role::Viewer, [T, F, F, F, F, F, F, F, F, F, F, F]),
+        (Role::Principal, [T, F, T, F, F, F, T, F, F, F, T, T]),
+        (Role::SafetyOfficer, [T, F, F, F, T, F, F, F, F, T, T, T]),
+        (Role::Parent, [F, T, F, F, F, F, F, F, F, F, F, F]),
     ]
 };
 
@@ -304,9 +309,11 @@ mod tests {
                 }
                 Role::Inspector => supervising_tier && matches!(action, ViewSubtree | RecordSpotCheck),
                 Role::Viewer => supervising_tier && action == ViewSubtree,
-                Role::Principal => tier == Tier::School && matches!(action, ViewSubtree | ManageAccounts | AnswerCase),
+                Role::Principal => {
+                    tier == Tier::School && matches!(action, ViewSubtree | ManageAccounts | AnswerCase | ManageDevices)
+                }
                 Role::SafetyOfficer => {
-                    tier == Tier::School && matches!(action, ViewSubtree | JudgeAlert | EditRegistry)
+                    tier == Tier::School && matches!(action, ViewSubtree | JudgeAlert | EditRegistry | ManageDevices)
                 }
                 Role::Parent => tier == Tier::School && action == ViewParentPage,
             }
@@ -324,7 +331,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 7 * 4 * 10);
+        assert_eq!(checked, 7 * 4 * 12);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use topology::{NodeId, Tier};
 
 use crate::api::AdminState;
 use crate::api::kit::{
-    ADMIN_CALL_TIMEOUT_MS, ApiError, ApiFail, ApiResult, api_err as err, append, bad, internal, name_of, one_of,
-    parse_limit, parse_under, read_fail, read_storage, refuse, write_fail,
+    ADMIN_CALL_TIMEOUT_MS, ApiError, ApiFail, ApiResult, api_err as err, append, append_marked, bad, internal, name_of,
+    one_of, parse_limit, parse_under, read_fail, read_storage, refuse, write_fail,
 };
 use crate::api::principal::Principal;
 use crate::runtime::reads::Reads;
@@ -177,7 +177,7 @@ impl RaiseAlert {
 /// whose fresh data dir is still being restored from its ancestors does not know its cameras yet:
 /// when one is missing, that is said (503), not that the camera is unregistered. The store is
 /// asked only then, so a raise costs no extra round trip through its mailbox.
-async fn cameras_of<'a>(
+pub async fn cameras_of<'a>(
     s: &AdminState,
     mut wanted: impl Iterator<Item = &'a str>,
 ) -> Result<BTreeMap<String, Camera>, ApiFail> {
@@ -365,10 +365,26 @@ impl ListParams {
 
 async fn raise_alert(State(s): State<AdminState>, who: Principal, Json(req): Json<RaiseAlert>) -> ApiResult<AlertView> {
     who.require(&s, Action::JudgeAlert).await?;
+    raise_as(&s, who.person(), &req, Vec::new()).await.map(Json)
+}
+
+/// Raises an alert at this school — the one domain function behind the admin API's
+/// `POST /api/alerts` (the caller checked the person's permission) and a device's detection (the
+/// intake checked the device's token and cameras): the camera must be registered here; a repeat
+/// of the same camera and type within [`MERGE_WINDOW_MS`] becomes one more detection of the alert
+/// already raised (unless `no_merge`). `by` is recorded in the event (`None`: the node's operator,
+/// or a device). Each of `marks` is set, in the same atomic batch as what is written, to the
+/// first written event (see [`StoreMsg::AppendMarked`]): a device's detection id.
+pub async fn raise_as(
+    s: &AdminState,
+    by: Option<Person>,
+    req: &RaiseAlert,
+    marks: Vec<(crate::runtime::store::LocalSpace, Vec<u8>)>,
+) -> Result<AlertView, ApiFail> {
     if s.me.tier() != Tier::School {
         return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
     }
-    let cameras = cameras_of(&s, std::iter::once(req.camera.as_str())).await?;
+    let cameras = cameras_of(s, std::iter::once(req.camera.as_str())).await?;
     let alert = req.to_alert(s.clock.wall_ms(), &cameras).map_err(bad)?;
     let key = (alert.camera.clone(), alert.alert_type);
     let recent = if req.no_merge {
@@ -380,23 +396,23 @@ async fn raise_alert(State(s): State<AdminState>, who: Principal, Json(req): Jso
     if let Some((first, _)) = recent {
         // A repeat: one more detection of the alert already raised.
         let update = AlertUpdate { alert: first, action: AlertAction::Repeat { detected_at_ms: alert.detected_at_ms } };
-        append(&s, who.person(), vec![(s.me, Body::AlertUpdate(update))]).await?;
+        append_marked(s, by, vec![(s.me, Body::AlertUpdate(update))], marks).await?;
         // The window slides with each detection.
         s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (first, alert.detected_at_ms));
         let stored = read_event(s.reads.storage(), first).map_err(internal)?;
         let stored = stored.ok_or_else(|| internal("the merged alert is gone"))?;
         let view = AlertView::from_stored(&stored).ok_or_else(|| internal("not an alert"))?;
         let st = alert_state(&s.reads, first, view.detected_at_ms).await.map_err(read_fail)?;
-        return Ok(Json(AlertView { merged: true, ..view.with_state(&st).named(&s) }));
+        return Ok(AlertView { merged: true, ..view.with_state(&st).named(s) });
     }
-    let stored = append(&s, who.person(), vec![(s.me, Body::Alert(alert))]).await?;
+    let stored = append_marked(s, by, vec![(s.me, Body::Alert(alert))], marks).await?;
     let view =
         stored.first().and_then(AlertView::from_stored).ok_or_else(|| internal("stored event is not an alert"))?;
     if !req.no_merge {
         let id = protocol::EventId { origin: view.school, seq: view.seq };
         s.recent_alerts.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (id, view.detected_at_ms));
     }
-    Ok(Json(view.named(&s)))
+    Ok(view.named(s))
 }
 
 /// Many alerts in one request (a camera gateway's batch; the benchmark's load).

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::AdminState;
 use crate::api::kit::{ADMIN_CALL_TIMEOUT_MS, ApiFail, internal, write_fail};
-use crate::runtime::store::{LocalSpace, StoreMsg, WriteError};
+use crate::runtime::store::{LocalOp, LocalSpace, StoreMsg, WriteError};
 
 /// Writes a local record through the store actor (the only writer), answered after the flush.
 pub async fn put_local(s: &AdminState, space: LocalSpace, key: Vec<u8>, value: Vec<u8>) -> Result<(), ApiFail> {
@@ -14,13 +14,29 @@ pub async fn put_local(s: &AdminState, space: LocalSpace, key: Vec<u8>, value: V
         .map_err(write_fail)
 }
 
+/// Writes and deletes local records in one atomic batch through the store actor, answered after
+/// the flush.
+pub async fn write_local(s: &AdminState, ops: Vec<LocalOp>) -> Result<(), ApiFail> {
+    ractor::call_t!(s.store, |reply| StoreMsg::WriteLocal { ops, reply: Some(reply) }, ADMIN_CALL_TIMEOUT_MS)
+        .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?
+        .map_err(write_fail)
+}
+
+/// Keeps last-value local records (a heartbeat), without waiting for a flush: the next value
+/// replaces a lost one.
+pub fn keep_local(s: &AdminState, ops: Vec<LocalOp>) {
+    if !ops.is_empty() {
+        let _ = s.store.cast(StoreMsg::WriteLocal { ops, reply: None });
+    }
+}
+
 /// One line of the local audit log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub at_ms: u64,
     pub at: String,
     /// `sign-in`, `sign-in-refused`, `sign-in-throttled`, `sign-out`, `password-changed`,
-    /// `account-set`, `denied`.
+    /// `account-set`, `denied`, `device-added`, `device-revoked`, `device-rotated`.
     pub what: String,
     pub account: String,
     #[serde(default)]

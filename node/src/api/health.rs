@@ -41,6 +41,30 @@ pub struct HealthRowView {
     /// Its own last report, and its parent's view of the link to it.
     pub report: Option<SelfReport>,
     pub link: Option<LinkView>,
+    /// The cameras of its subtree's schools, `(registered, online)`, summed over the schools
+    /// whose devices report ([`camera_sums`]); `None` when none of them do.
+    #[serde(default)]
+    pub cameras: Option<(u32, u32)>,
+}
+
+/// Each node's cameras `(registered, online)`: its own report's (a school's) plus those of every
+/// school below it, over `derived` (the roster as derived, all in `me`'s subtree). A school's
+/// registered cameras count from its last report whatever its state; its online ones only while
+/// its report is fresh (live or failed over): of a school that is down or stale, nobody knows
+/// which cameras are up.
+pub fn camera_sums(derived: &[Derived], table: &HealthTable, me: NodeId) -> BTreeMap<NodeId, (u32, u32)> {
+    let mut sums: BTreeMap<NodeId, (u32, u32)> = BTreeMap::new();
+    for d in derived {
+        let Some((registered, online)) = table.report(d.node).and_then(|(r, _)| r.cameras) else { continue };
+        let fresh = matches!(d.state, NodeState::Live | NodeState::FailedOver);
+        let online = if fresh { online.min(registered) } else { 0 };
+        for n in d.node.path_up().take_while(|n| n.in_subtree_of(me)) {
+            let e = sums.entry(n).or_default();
+            e.0 = e.0.saturating_add(registered);
+            e.1 = e.1.saturating_add(online);
+        }
+    }
+    sums
 }
 
 /// The answer of `GET /api/health`.
@@ -111,6 +135,7 @@ pub fn build_view(
         *counts.entry(d.state).or_insert(0) += 1;
     }
     let severity = selected.iter().map(|d| d.severity).max().unwrap_or(Severity::Ok);
+    let cameras = camera_sums(&derived, table, me);
     let wanted: Vec<(&Derived, bool)> = if problems {
         let kept = problems_kept(selected.iter().map(|d| (d.node, d.severity)), under);
         selected.iter().filter_map(|d| kept.get(&d.node).map(|context| (*d, *context))).collect()
@@ -134,6 +159,7 @@ pub fn build_view(
             context,
             report: table.report(d.node).map(|(r, _)| r.clone()),
             link: table.link(d.node).map(|(l, _)| l.clone()),
+            cameras: cameras.get(&d.node).copied(),
         })
         .collect();
     HealthView { node: me, under, now_ms, counts, total: selected.len() as u64, severity, rows }
@@ -200,4 +226,74 @@ async fn health(State(s): State<AdminState>, who: Principal, Query(p): Query<Hea
 
 pub fn routes() -> Router<AdminState> {
     Router::new().route("/api/health", get(health))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::health::{HealthRow, Part, Phase};
+
+    fn report(cameras: Option<(u32, u32)>) -> SelfReport {
+        SelfReport {
+            version: "0.1.0".into(),
+            started_ms: 0,
+            reported_ms: 0,
+            uplink: Phase::Up,
+            failover: None,
+            backlog: 0,
+            oldest_ms: 0,
+            reconnects: 0,
+            disconnects: vec![],
+            cert_days_left: None,
+            disk_bytes: None,
+            restoring: false,
+            cameras,
+        }
+    }
+
+    fn derived(node: &str, state: NodeState) -> Derived {
+        Derived {
+            node: node.parse().unwrap(),
+            state,
+            since_ms: None,
+            reported_ms: None,
+            heard_ms: None,
+            via: None,
+            why: None,
+            severity: Severity::Ok,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn a_units_cameras_sum_its_schools_and_a_school_out_of_touch_has_none_online() {
+        let mut table = HealthTable::new();
+        for (node, cameras) in [
+            ("130102", None),
+            ("130102-S0001", Some((8, 7))),
+            ("130102-S0002", Some((8, 8))),
+            ("130102-S0003", None),
+            ("130103-S0001", Some((4, 4))),
+        ] {
+            table.put(HealthRow { node: node.parse().unwrap(), version: 1, part: Part::Report(report(cameras)) });
+        }
+        let all = [
+            derived("1301", NodeState::Live),
+            derived("130102", NodeState::Live),
+            derived("130102-S0001", NodeState::Live),
+            derived("130102-S0002", NodeState::Stale),
+            derived("130102-S0003", NodeState::Live),
+            derived("130103", NodeState::Live),
+            derived("130103-S0001", NodeState::FailedOver),
+        ];
+        let sums = camera_sums(&all, &table, "1301".parse().unwrap());
+        let at = |n: &str| sums.get(&n.parse::<NodeId>().unwrap()).copied();
+        assert_eq!(at("130102-S0001"), Some((8, 7)));
+        assert_eq!(at("130102-S0002"), Some((8, 0)), "stale: registered, none known online");
+        assert_eq!(at("130102-S0003"), None, "its devices do not report");
+        assert_eq!(at("130102"), Some((16, 7)));
+        assert_eq!(at("130103"), Some((4, 4)), "failed over, still reporting");
+        assert_eq!(at("1301"), Some((20, 11)));
+        assert_eq!(at("13"), None, "nothing above the viewer");
+    }
 }

@@ -72,6 +72,22 @@ pub async fn append(
     r.map_err(write_fail)
 }
 
+/// Like [`append`], and in the same atomic batch sets each of `marks` to the first written
+/// event (see [`StoreMsg::AppendMarked`]).
+pub async fn append_marked(
+    s: &AdminState,
+    by: Option<protocol::people::Person>,
+    items: Vec<(NodeId, Body)>,
+    marks: Vec<(crate::runtime::store::LocalSpace, Vec<u8>)>,
+) -> Result<Vec<StoredEvent>, ApiFail> {
+    if marks.is_empty() {
+        return append(s, by, items).await;
+    }
+    let r = ractor::call_t!(s.store, |reply| StoreMsg::AppendMarked { items, by, marks, reply }, ADMIN_CALL_TIMEOUT_MS)
+        .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?;
+    r.map_err(write_fail)
+}
+
 /// Runs a read of this node's storage beside the store actor (which stays the only writer): a
 /// listing over a month of a province's events never delays replication.
 pub async fn read_storage<T: Send + 'static>(

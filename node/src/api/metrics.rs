@@ -367,6 +367,7 @@ mod tests {
             context: false,
             report: None,
             link: None,
+            cameras: None,
         }
     }
 

@@ -1,13 +1,16 @@
 //! The local admin API (HTTP + JSON on loopback) that the `mingchu` CLI talks to: one module per
-//! feature (alerts, cases, directives, registry, spot checks, status) and the shared kit.
+//! feature (alerts, cases, devices, directives, registry, spot checks, status) and the shared kit;
+//! and beside it the device intake (`intake`), a school's listener for its devices.
 //! Errors are JSON `{"error": "..."}` with a 4xx/5xx status; bad input never reaches the store.
 
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod cases;
+pub mod devices;
 pub mod directives;
 pub mod health;
+pub mod intake;
 pub mod kit;
 pub mod ledgers;
 pub mod metrics;
@@ -54,6 +57,12 @@ pub struct AdminState {
     pub started: std::time::Instant,
     /// The early-warning engine (shared with the scheduler: one pass at a time).
     pub engine: crate::runtime::warnings::Engine,
+    /// A school's devices (AI boxes, video recorders): records and token hashes, local only.
+    pub devices: devices::Devices,
+    /// A school's cameras' last heartbeats (shared with the root actor's health report).
+    pub cameras: crate::runtime::cameras::SharedCameras,
+    /// Where the school's devices reach its intake (`https://192.168.10.5:8444`), when it has one.
+    pub intake_url: Option<String>,
 }
 
 /// The response header in which every answer names the node that gave it.
@@ -95,6 +104,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(accounts::routes())
         .merge(alerts::routes())
         .merge(cases::routes())
+        .merge(devices::routes())
         .merge(directives::routes())
         .merge(health::routes())
         .merge(registry::routes())

@@ -19,6 +19,7 @@ pub enum Nav {
     Registry,
     Health,
     Accounts,
+    Devices,
     Parent,
     Password,
 }
@@ -34,6 +35,7 @@ impl Nav {
             Nav::Registry => "/registry",
             Nav::Health => "/health",
             Nav::Accounts => "/accounts",
+            Nav::Devices => "/devices",
             Nav::Parent => "/parent",
             Nav::Password => "/password",
         }
@@ -49,6 +51,7 @@ impl Nav {
             Nav::Registry => "单位与学校",
             Nav::Health => "运行状态",
             Nav::Accounts => "账号",
+            Nav::Devices => "设备",
             Nav::Parent => "家长",
             Nav::Password => "修改密码",
         }
@@ -64,6 +67,10 @@ impl Nav {
         let mut out = Vec::new();
         if may(Action::ViewSubtree) {
             out.extend([Nav::Home, Nav::Alerts, Nav::Cases, Nav::Spot, Nav::Directives, Nav::Registry, Nav::Health]);
+            // A school's own devices (AI boxes, video recorders) and its cameras' online state.
+            if tier == topology::Tier::School {
+                out.push(Nav::Devices);
+            }
         }
         if may(Action::ManageAccounts) {
             out.push(Nav::Accounts);

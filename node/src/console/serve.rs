@@ -48,7 +48,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
-/// A running console listener.
+/// A running console listener (the device intake runs on one too).
 pub struct ConsoleServer {
     addr: SocketAddr,
     https: bool,
@@ -64,11 +64,22 @@ impl ConsoleServer {
         tls: Option<Arc<rustls::ServerConfig>>,
         app: axum::Router,
     ) -> std::io::Result<ConsoleServer> {
+        ConsoleServer::start_named(listener, tls, app, "console")
+    }
+
+    /// [`ConsoleServer::start`] for another listener of the same kind (the device intake), `name`
+    /// naming it in the log.
+    pub fn start_named(
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        app: axum::Router,
+        name: &'static str,
+    ) -> std::io::Result<ConsoleServer> {
         let addr = listener.local_addr()?;
         let https = tls.is_some();
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, acceptor, app, stop_rx));
+        let task = tokio::spawn(accept_loop(listener, acceptor, app, stop_rx, name));
         Ok(ConsoleServer { addr, https, stop, task })
     }
 
@@ -92,6 +103,7 @@ async fn accept_loop(
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    name: &'static str,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
@@ -110,7 +122,7 @@ async fn accept_loop(
                 Ok(c) => c,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little instead of spinning.
-                    tracing::warn!(error = %e, "console: accept failed");
+                    tracing::warn!(error = %e, "{name}: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -134,11 +146,11 @@ async fn accept_loop(
                     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
-                            tracing::debug!(%addr, error = %e, "console: TLS handshake failed");
+                            tracing::debug!(%addr, error = %e, "{name}: TLS handshake failed");
                             return;
                         }
                         Err(_) => {
-                            tracing::debug!(%addr, "console: TLS handshake timed out");
+                            tracing::debug!(%addr, "{name}: TLS handshake timed out");
                             return;
                         }
                     };
@@ -152,7 +164,7 @@ async fn accept_loop(
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("console: requests still running after {DRAIN_TIMEOUT:?} at shutdown; ended");
+        tracing::warn!("{name}: requests still running after {DRAIN_TIMEOUT:?} at shutdown; ended");
     }
     conns.abort_all();
 }

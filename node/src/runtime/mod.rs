@@ -1,8 +1,10 @@
 //! The node's actors and tasks: the root (supervision, links, failover), one link per connection,
 //! the listener, the store (the only writer of storage; its read paths in `store::read`), the case
-//! scheduler and the join check. They reach the world only through the seams (`Transport`,
-//! `Storage`, `Clock`), so the simulator runs them unchanged.
+//! scheduler, the join check, and a school's cameras as its devices report them (`cameras`). They
+//! reach the world only through the seams (`Transport`, `Storage`, `Clock`), so the simulator runs
+//! them unchanged.
 
+pub mod cameras;
 pub mod health;
 mod invariant;
 pub mod join;

@@ -106,6 +106,10 @@ pub enum NodeMsg {
     HealthGrace,
     /// The health table, for the admin API.
     Health(RpcReplyPort<SharedHealth>),
+    /// The school's cameras' last heartbeats, for the device intake and the admin API.
+    Cameras(RpcReplyPort<crate::runtime::cameras::SharedCameras>),
+    /// A camera came online or went offline, or a device was registered: re-report this node.
+    CamerasChanged,
 }
 
 struct LinkEntry {
@@ -139,6 +143,8 @@ pub struct NodeRun {
     refused: u64,
     last_refusal: Option<String>,
     health: Plane,
+    /// A school's cameras' last heartbeats (counted in its health report).
+    cameras: crate::runtime::cameras::SharedCameras,
 }
 
 pub struct NodeActor;
@@ -469,6 +475,13 @@ impl NodeRun {
             .filter(|f| self.links.get(f).is_some_and(|e| lock_status(&e.status).state == LinkState::Up));
         let (backlog, oldest_ms) = self.uplink_backlog().await;
         let restoring = ractor::call_t!(self.store, StoreMsg::Stats, 5_000).map(|s| s.restoring).unwrap_or(false);
+        let me = self.args.me;
+        let cameras = crate::runtime::cameras::report_counts(&self.args.reads, me, &self.cameras, now_ms)
+            .await
+            .unwrap_or_else(|e| {
+                warn!(node = %me, error = %e, "could not count the cameras for the health report");
+                None
+            });
         SelfReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_ms: self.health.started_ms,
@@ -482,7 +495,7 @@ impl NodeRun {
             cert_days_left: self.health.cert_days_left(now_ms),
             disk_bytes: self.args.storage.disk_bytes(),
             restoring,
-            cameras: None,
+            cameras,
         }
     }
 
@@ -597,6 +610,7 @@ impl Actor for NodeActor {
         let table = crate::runtime::health::load(args.storage.as_ref())?;
         let started_ms = args.clock.wall_ms();
         let shared = SharedHealth::new(table, args.health);
+        let cameras = crate::runtime::cameras::load(args.storage.as_ref())?;
         let mut health = Plane::new(shared, started_ms, args.cert_not_after_ms);
         health.persisted_upto = health.shared.lock().head();
         health.grace_until_ms = started_ms + args.failover_after_ms;
@@ -611,6 +625,7 @@ impl Actor for NodeActor {
             refused: 0,
             last_refusal: None,
             health,
+            cameras,
         };
         // Children from the topology are listed (as never connected) from the start.
         let me_id = run.args.me;
@@ -767,6 +782,13 @@ impl Actor for NodeActor {
             }
             NodeMsg::Health(reply) => {
                 let _ = reply.send(st.health.shared.clone());
+            }
+            NodeMsg::Cameras(reply) => {
+                let _ = reply.send(st.cameras.clone());
+            }
+            NodeMsg::CamerasChanged => {
+                st.health.own_dirty = true;
+                st.schedule_health_flush(&myself);
             }
         }
         Ok(())

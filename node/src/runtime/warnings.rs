@@ -37,10 +37,6 @@ const CALL_TIMEOUT_MS: u64 = 10_000;
 /// Ledger days a school's judgement reads (two months: the parent-meal rule looks at last month).
 const LEDGER_DAYS: u32 = 62;
 
-/// Where a school's cameras' liveness comes from (the device intake keeps it); `None`: no
-/// camera has reported.
-pub type CameraSource = Arc<dyn Fn(&Reads, u64) -> Vec<CameraLiveness> + Send + Sync>;
-
 /// What the engine needs besides the store.
 #[derive(Clone)]
 pub struct Engine {
@@ -50,7 +46,9 @@ pub struct Engine {
     pub reads: Reads,
     pub clock: Arc<dyn Clock>,
     pub topology: Arc<Topology>,
-    pub cameras: Option<CameraSource>,
+    /// The school's cameras' last heartbeats (the device intake keeps them); `None` in the
+    /// simulator, whose schools have no devices.
+    pub cameras: Option<crate::runtime::cameras::SharedCameras>,
     /// One pass at a time (the scheduler's and one asked for through the admin API), so two
     /// passes never both write what the same facts owe.
     pub lock: Arc<tokio::sync::Mutex<()>>,
@@ -94,7 +92,24 @@ impl Engine {
         let rules = self.reads.rule_settings_for(me).await?;
         let calendar = self.reads.calendar_for(me).await?;
         let ledger = self.reads.ledger(me, today.saturating_sub(LEDGER_DAYS), today + 1).await?;
-        let cameras = self.cameras.as_ref().map(|c| c(&self.reads, now)).unwrap_or_default();
+        let cameras = match &self.cameras {
+            Some(c) => crate::runtime::cameras::camera_liveness(&self.reads, me, c, now)
+                .await?
+                .into_iter()
+                .filter_map(|l| {
+                    // A camera never heard from is not judged (the school's devices may not feed
+                    // it); one heard from is online or offline since its last heartbeat.
+                    let at = l.last_heartbeat_ms?;
+                    Some(CameraLiveness {
+                        camera: l.camera,
+                        online: l.online,
+                        since_ms: at,
+                        recording_days: l.recording_days,
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let confirmed = self.confirmed(now).await?;
         let state = self.reads.warnings(Some(me)).await?;
         let working = |d: u32| calendar.is_working_date(u64::from(d));

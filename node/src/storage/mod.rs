@@ -30,6 +30,9 @@ pub enum Space {
     /// Runs by their newest event: `(hlc wall ms, hlc logical, origin, last seq)`, so listings
     /// read newest first and stop early instead of decoding every event held.
     Recent,
+    /// A school's devices and what they told it (the device registry, the detection ids already
+    /// raised, the cameras' last heartbeats): local records, never replicated.
+    Devices,
 }
 
 impl Space {
@@ -42,6 +45,7 @@ impl Space {
             Space::Recent => b'r',
             Space::Secrets => b's',
             Space::Audit => b'a',
+            Space::Devices => b'd',
         }
     }
 

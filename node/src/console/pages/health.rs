@@ -229,10 +229,13 @@ fn tree(view: &HealthView, fold: bool) -> Markup {
     }
     let shown: Vec<&HealthRowView> = view.rows.iter().filter(|r| !(fold && r.tier == Tier::School)).collect();
     let base = view.under.tier().depth();
+    // The cameras column once some school's devices report (a county's row sums its schools).
+    let cams = view.rows.iter().any(|r| r.cameras.is_some());
     html! {
         div.scroll { table.rows.health.tree #tree {
             thead { tr {
                 th { "单位" } th { "层级" } th { "状态" } th { "说明" } th { "最后上报" } th { "上级最后联系" }
+                @if cams { th.num { "摄像头在线" } }
                 @if fold { th { "下辖学校" } }
             } }
             tbody { @for r in shown.iter().take(TREE_ROWS) {
@@ -243,6 +246,7 @@ fn tree(view: &HealthView, fold: bool) -> Markup {
                     td.why data-l="说明" { (why_cell(r)) }
                     td data-l="最后上报" { (at(now, r.reported_ms)) }
                     td data-l="上级最后联系" { (at(now, r.heard_ms)) }
+                    @if cams { td.num.cams data-l="摄像头在线" { (cameras_cell(r.cameras, r.tier)) } }
                     @if fold {
                         td data-l="下辖学校" {
                             @if r.tier == Tier::County {
@@ -321,6 +325,9 @@ fn node_detail(
                             p.note { "以下是它最后一次上报（" (ago(now, r.reported_ms)) "）时的情况，此后未再收到。" }
                         }
                         (report(now, r, row.state == NodeState::Live || row.node == s.me))
+                        @if row.node == s.me && s.me.tier() == Tier::School {
+                            p { a href="/devices" { "设备与摄像头在线情况" } }
+                        }
                     }
                 }
             }
@@ -388,8 +395,8 @@ fn report(now: u64, r: &SelfReport, live: bool) -> Markup {
             }
             dt { "磁盘占用" } dd { @match r.disk_bytes { Some(b) => { (bytes(b)) }, None => { span.muted { "未知" } } } }
             dt { "数据恢复" } dd { @if r.restoring { span.tag.due { "恢复中：正从上级取回历史事件" } } @else { "否" } }
-            @if let Some((registered, reporting)) = r.cameras {
-                dt { "摄像头" } dd { "登记 " (registered) "，在报 " (reporting) }
+            @if let Some((registered, online)) = r.cameras {
+                dt { "摄像头在线" } dd { (online) " / " (registered) span.muted { "（在线 / 登记）" } }
             }
         }
         h3 { "上行最近断开" }
@@ -545,6 +552,21 @@ fn link_tag(s: LinkState) -> Markup {
         LinkState::Never => Phase::Never,
         LinkState::Down => Phase::Down,
     })
+}
+
+/// Cameras online of registered: `7/8`, and for a unit above the schools the rate too.
+fn cameras_cell(cameras: Option<(u32, u32)>, tier: Tier) -> Markup {
+    html! {
+        @match cameras {
+            None => { span.muted { "—" } }
+            Some((registered, online)) => {
+                (online) "/" (registered)
+                @if tier != Tier::School && registered > 0 {
+                    br; span.muted { (format!("{:.0}%", f64::from(online) * 100.0 / f64::from(registered))) }
+                }
+            }
+        }
+    }
 }
 
 fn backlog(r: Option<&SelfReport>) -> Markup {

@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod cases;
+pub mod devices;
 pub mod directives;
 pub mod health;
 pub mod home;
@@ -47,6 +48,9 @@ pub fn routes() -> Router<AdminState> {
         .route("/health/{node}", get(health::detail))
         .route("/accounts", get(people::page).post(people::add))
         .route("/parent", get(parent::page))
+        .route("/devices", get(devices::page).post(devices::add))
+        .route("/devices/revoke", post(devices::revoke))
+        .route("/devices/rotate", post(devices::rotate))
 }
 
 /// A page's context, from the request the session layer let through: the signed-in person and
@@ -86,11 +90,17 @@ impl Ctx {
         self.0.flash = Some(Flash::Error(why.into()));
         self
     }
+
+    /// The same page with a notice of success (a form answered in place, not redirected).
+    pub fn with_notice(mut self, what: impl Into<String>) -> Ctx {
+        self.0.flash = Some(Flash::Ok(what.into()));
+        self
+    }
 }
 
 /// The notices a redirect may name (`?ok=confirmed`): fixed texts, so a link cannot put words in
 /// the node's mouth.
-const NOTICES: [(&str, &str); 14] = [
+const NOTICES: [(&str, &str); 15] = [
     ("confirmed", "已确认该预警。"),
     ("dismissed", "已判定为误报，原因已记录。"),
     ("overturned", "已推翻学校的误报判定，该预警改为已确认。"),
@@ -105,6 +115,7 @@ const NOTICES: [(&str, &str); 14] = [
     ("checked", "巡查记录已保存。"),
     ("sent", "通知已下发。"),
     ("account", "账号已保存。"),
+    ("device-revoked", "设备已吊销，它的令牌立即失效。"),
 ];
 
 fn notice_of(query: &str) -> Option<&'static str> {

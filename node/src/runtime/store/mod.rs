@@ -334,6 +334,40 @@ fn check_flushed(origin: NodeId, flushed: u64, held: u64) -> Result<(), String> 
 pub enum LocalSpace {
     Secrets,
     Audit,
+    Devices,
+}
+
+impl LocalSpace {
+    pub fn space(self) -> Space {
+        match self {
+            LocalSpace::Secrets => Space::Secrets,
+            LocalSpace::Audit => Space::Audit,
+            LocalSpace::Devices => Space::Devices,
+        }
+    }
+}
+
+/// One write of a local record: `value` `None` deletes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalOp {
+    pub space: LocalSpace,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// What [`StoreMsg::AppendMarked`] writes under each mark: the first written event's seq and the
+/// wall ms of the write, 8 bytes each, big-endian.
+pub fn mark_value(seq: u64, wall_ms: u64) -> Vec<u8> {
+    let mut v = seq.to_be_bytes().to_vec();
+    v.extend_from_slice(&wall_ms.to_be_bytes());
+    v
+}
+
+/// Reads a [`mark_value`] back: `(seq, wall ms)`.
+pub fn read_mark(v: &[u8]) -> Option<(u64, u64)> {
+    let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let at = u64::from_be_bytes(v.get(8..16)?.try_into().ok()?);
+    Some((seq, at))
 }
 
 /// Why a local write was not made. Nothing of a refused write is stored.
@@ -521,16 +555,32 @@ pub enum StoreMsg {
     Wake,
     /// A case step or verdict was refused at the admin API.
     CountRefused,
-    /// Stores a local record — an account's password hash in [`Space::Secrets`], an audit line in
-    /// [`Space::Audit`] — answered after the flush. Never replicated.
     /// Health rows to keep across a restart (last-value state, written without waiting for a
     /// flush; never replicated, never in the event log).
     PutHealth(crate::storage::WriteBatch),
+    /// Stores a local record — an account's password hash in [`Space::Secrets`], an audit line in
+    /// [`Space::Audit`] — answered after the flush. Never replicated.
     PutLocal {
         space: LocalSpace,
         key: Vec<u8>,
         value: Vec<u8>,
         reply: RpcReplyPort<Result<(), WriteError>>,
+    },
+    /// Writes and deletes local records in one atomic batch (never replicated). With `reply`,
+    /// answered after the flush; without, last-value state written without waiting for one (a
+    /// camera's heartbeat: the next one replaces it).
+    WriteLocal {
+        ops: Vec<LocalOp>,
+        reply: Option<RpcReplyPort<Result<(), WriteError>>>,
+    },
+    /// Like [`StoreMsg::Append`], and in the same atomic batch sets each of `marks` to
+    /// [`mark_value`] of the first written event: a device's detection id is kept exactly when
+    /// what it raised is, so a crash between the two cannot raise it twice.
+    AppendMarked {
+        items: Vec<(NodeId, Body)>,
+        by: Option<protocol::people::Person>,
+        marks: Vec<(LocalSpace, Vec<u8>)>,
+        reply: RpcReplyPort<Result<Vec<StoredEvent>, WriteError>>,
     },
 }
 
@@ -632,6 +682,7 @@ impl StoreState {
         &mut self,
         items: Vec<(NodeId, Body)>,
         by: Option<protocol::people::Person>,
+        marks: &[(LocalSpace, Vec<u8>)],
     ) -> Result<Vec<StoredEvent>, WriteError> {
         match self.restore_target {
             None => {}
@@ -695,6 +746,9 @@ impl StoreState {
         }
         b.put(Space::Cursors, &self.me.to_key(), encode(&ranges).map_err(|e| corrupt("cursor", e))?);
         b.put(Space::Meta, META_HLC, encode(&hlc.last()).map_err(|e| corrupt("hlc", e))?);
+        for (space, key) in marks {
+            b.put(space.space(), key, mark_value(first, wall));
+        }
         self.storage.write(b)?;
         self.hlc = hlc;
         self.ledger = ledger;
@@ -910,17 +964,35 @@ impl StoreActor {
             }
             StoreMsg::PutLocal { space, key, value, reply } => {
                 let mut b = WriteBatch::default();
-                let space = match space {
-                    LocalSpace::Secrets => Space::Secrets,
-                    LocalSpace::Audit => Space::Audit,
-                };
-                b.put(space, &key, value);
+                b.put(space.space(), &key, value);
                 match st.storage.write(b) {
                     Ok(()) => st.pending.push(Waiter::Secret(reply)),
                     Err(e) => drop(reply.send(Err(WriteError::Storage(e)))),
                 }
             }
-            StoreMsg::Append { items, by, reply } => match st.append(items, by) {
+            StoreMsg::WriteLocal { ops, reply } => {
+                let mut b = WriteBatch::default();
+                for op in ops {
+                    match op.value {
+                        Some(v) => b.put(op.space.space(), &op.key, v),
+                        None => b.delete(op.space.space(), &op.key),
+                    }
+                }
+                match (st.storage.write(b), reply) {
+                    (Ok(()), Some(reply)) => st.pending.push(Waiter::Secret(reply)),
+                    (Err(e), Some(reply)) => drop(reply.send(Err(WriteError::Storage(e)))),
+                    (Ok(()), None) => {}
+                    // Last-value state: a failed write loses a value that the next one replaces.
+                    (Err(e), None) => warn!(node = %st.me, error = %e, "could not keep local records"),
+                }
+            }
+            StoreMsg::AppendMarked { items, by, marks, reply } => match st.append(items, by, &marks) {
+                Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            StoreMsg::Append { items, by, reply } => match st.append(items, by, &[]) {
                 Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -1041,6 +1113,48 @@ mod tests {
     fn ev(origin: NodeId, seq: u64) -> Event {
         let body = Body::Directive(Directive { title: format!("t{seq}"), text: String::new() });
         Event { by: None, origin, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: origin, body }
+    }
+
+    /// A marked append keeps its marks in the same batch as its events, each naming the first
+    /// event written; a refused append keeps neither; local writes and deletes go through too.
+    #[tokio::test]
+    async fn marks_are_written_with_the_events_they_name() {
+        let me: NodeId = "13".parse().unwrap();
+        let storage = Arc::new(MemStorage::new());
+        let args = StoreArgs {
+            me,
+            storage: storage.clone(),
+            clock: Arc::new(crate::clock::SystemClock::new()),
+            priority: PriorityInbox::default(),
+        };
+        let (store, task) = Actor::spawn(None, StoreActor, args).await.unwrap();
+        let directive = |t: &str| Body::Directive(Directive { title: t.into(), text: String::new() });
+        let key = b"det/box-1\0d-1".to_vec();
+        let marks = vec![(LocalSpace::Devices, key.clone())];
+        let items = vec![(me, directive("a")), (me, directive("b"))];
+        let m = marks.clone();
+        let stored =
+            ractor::call!(store, |reply| StoreMsg::AppendMarked { items, by: None, marks: m, reply }).unwrap().unwrap();
+        let (seq, at) = read_mark(&storage.get(Space::Devices, &key).unwrap().unwrap()).unwrap();
+        assert_eq!(seq, stored[0].event.seq, "the mark names the first event written");
+        assert_eq!(at, stored[0].event.hlc.wall_ms);
+
+        let blank = vec![(me, directive(" "))];
+        let other = b"det/box-1\0d-2".to_vec();
+        let m = vec![(LocalSpace::Devices, other.clone())];
+        let refused = ractor::call!(store, |reply| StoreMsg::AppendMarked { items: blank, by: None, marks: m, reply });
+        assert!(refused.unwrap().is_err(), "a blank directive is refused");
+        assert_eq!(storage.get(Space::Devices, &other).unwrap(), None, "and its mark is not kept");
+
+        let ops = vec![
+            LocalOp { space: LocalSpace::Devices, key: key.clone(), value: None },
+            LocalOp { space: LocalSpace::Devices, key: b"cam/cam-01".to_vec(), value: Some(b"{}".to_vec()) },
+        ];
+        ractor::call!(store, |reply| StoreMsg::WriteLocal { ops, reply: Some(reply) }).unwrap().unwrap();
+        assert_eq!(storage.get(Space::Devices, &key).unwrap(), None);
+        assert!(storage.get(Space::Devices, b"cam/cam-01").unwrap().is_some());
+        store.stop(None);
+        task.await.unwrap();
     }
 
     /// A node's ledger counter comes from the cases it opened itself, found by the index alone:

@@ -1,0 +1,582 @@
+//! The device intake: the listener on a school's LAN (`[devices] listen`) where its registered
+//! devices ([`crate::api::devices`]) post detections and camera heartbeats. JSON in and out;
+//! every request carries `Authorization: Bearer <device token>`.
+//!
+//! - `POST /device/v1/detections` — one detection: `{ "detection_id", "camera", "type" (a
+//!   taxonomy code: `NO_MASK`), "detected_at_ms" (optional, default now), "confidence" (a number
+//!   from 0 to 1; kept in per mille), "snapshot" (optional reference) }`. The camera must be one
+//!   the device speaks for. It raises the alert through [`crate::api::alerts::raise_as`] — the
+//!   same merge window as the admin API; no person in the event; the device named in the log.
+//!   `201 { "alert", "merged", "duplicate": false }`; the same `(device, detection_id)` again
+//!   answers `200` with the same alert and `"duplicate": true` and writes nothing ([`seen`]).
+//! - `POST /device/v1/heartbeat` — `{ "cameras": [ { "camera", "online", "recording_days"? } ] }`:
+//!   each camera's last heartbeat, kept as last values ([`crate::runtime::cameras`]).
+//!   `200 { "cameras": n, "offline_after_s" }`.
+//!
+//! Checks, in this order, each refusal writing nothing: a declared body over [`BODY_LIMIT`] →
+//! 413; an unknown, rotated or revoked token → 401 (`设备令牌无效或已吊销`); the device's token
+//! bucket empty → 429 with `Retry-After` ([`bucket`]); the body read in full up to the limit → 413
+//! beyond; then the request's fields → 400 with the reason (403 for a registered camera the
+//! device does not speak for). Errors are `{ "error": "<中文>", "code": "<kebab-case>" }`.
+
+pub mod bucket;
+pub mod seen;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::BodyExt;
+use protocol::{AlertType, Body as EventBody, EventId};
+use serde::{Deserialize, Serialize};
+
+use crate::api::AdminState;
+use crate::api::alerts::{RaiseAlert, raise_as};
+use crate::api::audit::{keep_local, write_local};
+use crate::api::devices::{DEVICE_CAMERAS_MAX, DeviceRecord, school_cameras};
+use crate::api::kit::ApiFail;
+use crate::runtime::cameras::{Beat, beat_op, offline_after_ms};
+use crate::runtime::root::NodeMsg;
+use crate::runtime::store::read_event;
+
+/// The largest request body the intake reads.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// A body must arrive within this.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A detection may be stamped at most this far ahead of the node's clock (a box's clock drifts).
+pub const FUTURE_SLACK_MS: u64 = 10 * 60_000;
+/// The most days of recording a heartbeat may claim.
+pub const RECORDING_DAYS_MAX: u32 = 3_650;
+/// How often old detection ids are pruned (at most; on a detection).
+const PRUNE_EVERY_MS: u64 = 3_600_000;
+/// Most detection ids pruned in one pass.
+const PRUNE_MAX: usize = 10_000;
+
+/// Every error answer: the reason in Chinese (with the English after a slash where it helps a
+/// developer), and a stable code a device's firmware can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceError {
+    pub error: String,
+    pub code: String,
+}
+
+/// A refusal: the status and the [`DeviceError`] it answers with.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub body: DeviceError,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+fn fail(status: StatusCode, code: &str, error: impl Into<String>) -> Refusal {
+    Refusal { status, body: DeviceError { error: error.into(), code: code.into() } }
+}
+
+/// The intake's state: the node's, the devices' rate limits, one detection at a time per device.
+#[derive(Clone)]
+pub struct IntakeState {
+    pub admin: AdminState,
+    pub limiter: Arc<bucket::RateLimiter>,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    pruned_at_ms: Arc<AtomicU64>,
+    /// Requests refused for their token since the node started, and when that was last logged.
+    bad_tokens: Arc<AtomicU64>,
+    bad_tokens_logged_ms: Arc<AtomicU64>,
+}
+
+impl IntakeState {
+    fn lock_for(&self, device: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(device.to_string()).or_default().clone()
+    }
+}
+
+/// The device that a request's token names (put there by [`gate`]).
+#[derive(Clone, Debug)]
+pub struct Authed(pub DeviceRecord);
+
+/// The intake's router: the two routes behind [`gate`]; anything else is a JSON 404 or 405.
+pub fn router(admin: AdminState, rate_per_s: u32, burst: u32) -> Router {
+    let state = IntakeState {
+        admin,
+        limiter: Arc::new(bucket::RateLimiter::new(rate_per_s, burst)),
+        locks: Default::default(),
+        pruned_at_ms: Default::default(),
+        bad_tokens: Default::default(),
+        bad_tokens_logged_ms: Default::default(),
+    };
+    Router::new()
+        .route("/device/v1/detections", post(detections).fallback(wrong_method))
+        .route("/device/v1/heartbeat", post(heartbeat).fallback(wrong_method))
+        .route_layer(from_fn_with_state(state.clone(), gate))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> Refusal {
+    fail(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "没有这个接口；设备接入只有 POST /device/v1/detections 与 POST /device/v1/heartbeat / no such route",
+    )
+}
+
+async fn wrong_method() -> Refusal {
+    fail(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "设备接入只接受 POST / only POST is accepted")
+}
+
+fn too_large() -> Refusal {
+    fail(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        format!(
+            "请求内容超过 {} KiB 的上限，未做任何处理 / the body is above {} KiB",
+            BODY_LIMIT / 1024,
+            BODY_LIMIT / 1024
+        ),
+    )
+}
+
+/// Token, rate limit and body, before any handler (see the module's doc for the order).
+async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Response {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return too_large().into_response();
+    }
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    let device = if token.is_empty() { None } else { st.admin.devices.lock().by_token(token).cloned() };
+    let Some(device) = device else {
+        // Logged at most once a minute: a misconfigured device retrying must not flood the log.
+        let refused = st.bad_tokens.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = st.admin.clock.now_ms();
+        let last = st.bad_tokens_logged_ms.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= 60_000)
+            && st.bad_tokens_logged_ms.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(
+                node = %st.admin.me, path = %req.uri().path(), refused_since_start = refused,
+                "device request refused: unknown or revoked token"
+            );
+        }
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "bad-token",
+            "设备令牌无效或已吊销 / the device token is unknown or revoked",
+        )
+        .into_response();
+    };
+    if let Err(wait_ms) = st.limiter.check(&device.id, st.admin.clock.now_ms()) {
+        let secs = wait_ms.div_ceil(1_000).max(1);
+        let mut resp = fail(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!(
+                "设备 {} 请求过于频繁（每秒至多 {} 次，连续至多 {} 次），请 {secs} 秒后再试 / too many requests",
+                device.id, st.limiter.rate_per_s, st.limiter.burst
+            ),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        // The body is read (and dropped) so the device's connection stays open for its retry:
+        // a refused request should not cost it a new TLS handshake.
+        let read = http_body_util::Limited::new(req.into_body(), BODY_LIMIT).collect();
+        let _ = tokio::time::timeout(BODY_TIMEOUT, read).await;
+        return resp;
+    }
+    if let Some(op) = st.admin.devices.touch(&device.id, st.admin.clock.wall_ms()) {
+        keep_local(&st.admin, vec![op]);
+    }
+    let (parts, body) = req.into_parts();
+    let read = http_body_util::Limited::new(body, BODY_LIMIT).collect();
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return too_large().into_response();
+        }
+        Ok(Err(_)) | Err(_) => {
+            return fail(StatusCode::BAD_REQUEST, "incomplete", "请求内容没有完整收到，请重试 / incomplete body")
+                .into_response();
+        }
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(Authed(device));
+    next.run(req).await
+}
+
+/// A JSON body as `T`, or a 400 saying in Chinese what is wrong with it.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| fail(StatusCode::BAD_REQUEST, "bad-json", json_error_zh(&e)))
+}
+
+/// What serde_json found wrong, in Chinese (its own words after the slash).
+pub fn json_error_zh(e: &serde_json::Error) -> String {
+    let raw = e.to_string();
+    let quoted = |m: &str| raw.split('`').nth(1).filter(|_| raw.starts_with(m)).map(str::to_owned);
+    let zh = if let Some(f) = quoted("missing field") {
+        format!("缺少字段 {f}")
+    } else if let Some(f) = quoted("unknown field") {
+        format!("没有字段 {f}")
+    } else if raw.starts_with("invalid type") || raw.starts_with("invalid value") {
+        "有字段的类型或取值不对".to_string()
+    } else if e.is_eof() {
+        "JSON 不完整".to_string()
+    } else if e.is_syntax() {
+        "不是有效的 JSON".to_string()
+    } else {
+        "内容无法识别".to_string()
+    };
+    format!("请求体{zh} / {raw}")
+}
+
+/// A camera the device does not speak for: 403 when it is registered here (another device's),
+/// 400 when the school has no such camera at all.
+async fn not_its_camera(s: &AdminState, device: &DeviceRecord, camera: &str) -> Refusal {
+    let registered = match school_cameras(s).await {
+        Ok(c) => c.contains_key(camera),
+        Err(f) => return from_api(f),
+    };
+    if registered {
+        fail(
+            StatusCode::FORBIDDEN,
+            "camera-not-assigned",
+            format!(
+                "摄像头 {camera} 不归设备 {} 负责（它负责：{}） / not this device's camera",
+                device.id,
+                device.cameras.join("、")
+            ),
+        )
+    } else {
+        fail(
+            StatusCode::BAD_REQUEST,
+            "unknown-camera",
+            format!("本校没有登记摄像头“{camera}” / camera `{camera}` is not registered at this school"),
+        )
+    }
+}
+
+/// A refusal of the node's domain functions as the intake answers it.
+fn from_api(f: ApiFail) -> Refusal {
+    let (status, msg) = (f.0, f.1.0.error);
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => fail(
+            status,
+            "unavailable",
+            format!("学校节点暂时不能接收（数据恢复中或繁忙），请稍后重试 / try again later: {msg}"),
+        ),
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            fail(status, "storage", format!("学校节点存储出错，请稍后重试 / the node failed: {msg}"))
+        }
+        StatusCode::BAD_REQUEST => fail(status, "invalid", format!("检测无效：{msg}")),
+        _ => fail(status, "refused", msg),
+    }
+}
+
+/// One detection, as a device posts it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detection {
+    /// The device's own id of this detection (a UUID, a counter): the same id again is the same
+    /// detection.
+    pub detection_id: String,
+    pub camera: String,
+    /// A taxonomy code: `NO_MASK`, `RODENT`, …
+    #[serde(rename = "type")]
+    pub alert_type: String,
+    /// When the device saw it (unix ms; default: when the node receives it).
+    #[serde(default)]
+    pub detected_at_ms: Option<u64>,
+    /// The model's confidence, from 0 to 1.
+    pub confidence: f64,
+    /// A reference to the snapshot (a file name or URL on the device; at most 128 bytes).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
+/// The answer to a detection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectionAnswer {
+    /// The alert it raised or joined (`130102-S0001#7`).
+    pub alert: String,
+    /// It was a repeat within the merge window: one more detection of `alert`.
+    pub merged: bool,
+    /// This detection id was seen before: nothing was written now.
+    pub duplicate: bool,
+}
+
+/// Checks a detection's fields (all but the camera): the alert to raise, or the refusal.
+fn check_detection(d: &Detection, now_ms: u64) -> Result<RaiseAlert, Refusal> {
+    let bad = |code: &str, why: String| fail(StatusCode::BAD_REQUEST, code, why);
+    seen::check_detection_id(&d.detection_id).map_err(|e| bad("bad-detection-id", e))?;
+    let alert_type: AlertType = d.alert_type.parse().map_err(|_| {
+        let known: Vec<String> = AlertType::all().map(|t| format!("{}（{}）", t.code(), t.zh())).collect();
+        bad("bad-type", format!("没有告警类型“{}”，可用：{} / unknown type", d.alert_type.trim(), known.join("、")))
+    })?;
+    if !(d.confidence.is_finite() && (0.0..=1.0).contains(&d.confidence)) {
+        return Err(bad(
+            "bad-confidence",
+            format!("confidence 须为 0 到 1 之间的数（如 0.87），现为 {} / confidence: 0 to 1", d.confidence),
+        ));
+    }
+    let detected_at = d.detected_at_ms.unwrap_or(now_ms);
+    if detected_at.saturating_add(seen::SEEN_KEEP_MS) <= now_ms {
+        return Err(bad(
+            "bad-time",
+            format!(
+                "检测时间 {} 早于 7 天前，不再受理 / detected_at_ms is more than 7 days old",
+                protocol::calendar::ChinaTime(detected_at).minute()
+            ),
+        ));
+    }
+    if detected_at > now_ms.saturating_add(FUTURE_SLACK_MS) {
+        return Err(bad(
+            "bad-time",
+            format!(
+                "检测时间 {} 晚于学校节点的时钟 10 分钟以上，请校准设备时钟 / detected_at_ms is in the future",
+                protocol::calendar::ChinaTime(detected_at).minute()
+            ),
+        ));
+    }
+    let snapshot = d.snapshot.as_deref().map(str::trim).unwrap_or_default();
+    if snapshot.len() > protocol::alert::ALERT_TEXT_BYTES_MAX || snapshot.chars().any(char::is_control) {
+        return Err(bad(
+            "bad-snapshot",
+            format!(
+                "snapshot 最多 {} 字节，不能含控制字符 / snapshot: at most {} bytes",
+                protocol::alert::ALERT_TEXT_BYTES_MAX,
+                protocol::alert::ALERT_TEXT_BYTES_MAX
+            ),
+        ));
+    }
+    Ok(RaiseAlert {
+        camera: d.camera.trim().to_string(),
+        alert_type: alert_type.code().to_string(),
+        confidence_permille: Some((d.confidence * 1_000.0).round() as u16),
+        snapshot: (!snapshot.is_empty()).then(|| snapshot.to_string()),
+        detected_at_ms: Some(detected_at),
+        ..RaiseAlert::default()
+    })
+}
+
+/// What an earlier detection wrote, as the alert it raised or joined.
+fn earlier(s: &AdminState, seq: u64) -> Result<DetectionAnswer, Refusal> {
+    let id = EventId { origin: s.me, seq };
+    let event = read_event(s.reads.storage(), id).map_err(|e| from_api(crate::api::kit::read_fail(e)))?;
+    match event.map(|e| e.event.body) {
+        Some(EventBody::Alert(_)) => Ok(DetectionAnswer { alert: id.to_string(), merged: false, duplicate: true }),
+        Some(EventBody::AlertUpdate(u)) => {
+            Ok(DetectionAnswer { alert: u.alert.to_string(), merged: true, duplicate: true })
+        }
+        _ => Err(fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage",
+            format!("检测编号记录指向的事件 {id} 不是告警 / the detection's record is inconsistent"),
+        )),
+    }
+}
+
+async fn detections(
+    State(st): State<IntakeState>,
+    Extension(Authed(device)): Extension<Authed>,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let s = &st.admin;
+    let d: Detection = parse(&body)?;
+    let now = s.clock.wall_ms();
+    let req = check_detection(&d, now)?;
+    if !device.cameras.contains(&req.camera) {
+        return Err(not_its_camera(s, &device, &req.camera).await);
+    }
+    // One detection of a device at a time: the check for its id and the write that keeps it.
+    let lock = st.lock_for(&device.id);
+    let _one = lock.lock().await;
+    let seen = seen::seen(s.reads.storage(), &device.id, &d.detection_id);
+    if let Some((seq, _)) = seen.map_err(|e| from_api(crate::api::kit::read_fail(e)))? {
+        return Ok((StatusCode::OK, axum::Json(earlier(s, seq)?)).into_response());
+    }
+    let marks = seen::marks(&device.id, &d.detection_id, now);
+    let view = raise_as(s, None, &req, marks).await.map_err(from_api)?;
+    tracing::info!(
+        node = %s.me, device = %device.id, detection = %d.detection_id, alert = %view.id, merged = view.merged,
+        camera = %req.camera, r#type = %req.alert_type, "detection from a device"
+    );
+    prune_now_and_then(&st, now);
+    let answer = DetectionAnswer { alert: view.id, merged: view.merged, duplicate: false };
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
+}
+
+/// Forgets detection ids older than [`seen::SEEN_KEEP_MS`], at most every [`PRUNE_EVERY_MS`], in
+/// the background.
+fn prune_now_and_then(st: &IntakeState, now_ms: u64) {
+    let last = st.pruned_at_ms.load(Ordering::Relaxed);
+    if now_ms.saturating_sub(last) < PRUNE_EVERY_MS
+        || st.pruned_at_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        return;
+    }
+    let s = st.admin.clone();
+    tokio::spawn(async move {
+        let before = now_ms.saturating_sub(seen::SEEN_KEEP_MS);
+        match s.reads.run(move |storage| seen::expired(storage, before, PRUNE_MAX)).await {
+            Ok(ops) if ops.is_empty() => {}
+            Ok(ops) => {
+                let n = ops.len() / 2;
+                match write_local(&s, ops).await {
+                    Ok(()) => tracing::info!(node = %s.me, pruned = n, "old detection ids forgotten"),
+                    Err(e) => tracing::warn!(node = %s.me, error = %e.1.0.error, "could not prune detection ids"),
+                }
+            }
+            Err(e) => tracing::warn!(node = %s.me, error = %e, "could not read old detection ids"),
+        }
+    });
+}
+
+/// A heartbeat: the cameras a device speaks for, each with its state.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub cameras: Vec<CameraBeat>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraBeat {
+    pub camera: String,
+    /// The camera is up (streaming, recording).
+    pub online: bool,
+    /// Days of video the recorder holds for it (absent: the last value stands).
+    #[serde(default)]
+    pub recording_days: Option<u32>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    /// Cameras taken.
+    pub cameras: usize,
+    /// A camera counts as offline once its last heartbeat is this old: send one more often.
+    pub offline_after_s: u64,
+}
+
+async fn heartbeat(
+    State(st): State<IntakeState>,
+    Extension(Authed(device)): Extension<Authed>,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let s = &st.admin;
+    let hb: Heartbeat = parse(&body)?;
+    if hb.cameras.len() > DEVICE_CAMERAS_MAX {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "too-many-cameras",
+            format!("一次心跳最多 {DEVICE_CAMERAS_MAX} 个摄像头，现在 {} 个 / too many cameras", hb.cameras.len()),
+        ));
+    }
+    for c in &hb.cameras {
+        let camera = c.camera.trim();
+        if !device.cameras.iter().any(|m| m == camera) {
+            return Err(not_its_camera(s, &device, camera).await);
+        }
+        if c.recording_days.is_some_and(|d| d > RECORDING_DAYS_MAX) {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "bad-recording-days",
+                format!("摄像头 {camera} 的 recording_days 最多 {RECORDING_DAYS_MAX} / recording_days is too large"),
+            ));
+        }
+    }
+    let after = offline_after_ms(&s.reads, s.me).await.map_err(|e| from_api(crate::api::kit::read_fail(e)))?;
+    let now = s.clock.wall_ms();
+    let mut ops = Vec::with_capacity(hb.cameras.len());
+    let mut changed = false;
+    for c in &hb.cameras {
+        let camera = c.camera.trim();
+        let kept_days = s.cameras.lock().get(camera).and_then(|b| b.recording_days);
+        let beat = Beat {
+            at_ms: now,
+            online: c.online,
+            recording_days: c.recording_days.or(kept_days),
+            device: device.id.clone(),
+        };
+        ops.push(beat_op(camera, &beat));
+        changed |= s.cameras.record(camera, beat, after);
+    }
+    keep_local(s, ops);
+    if changed {
+        let _ = s.node.cast(NodeMsg::CamerasChanged);
+    }
+    tracing::debug!(node = %s.me, device = %device.id, cameras = hb.cameras.len(), "heartbeat");
+    let answer = HeartbeatAnswer { cameras: hb.cameras.len(), offline_after_s: after / 1_000 };
+    Ok((StatusCode::OK, axum::Json(answer)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detection(json: &str) -> Result<Detection, String> {
+        serde_json::from_str::<Detection>(json).map_err(|e| json_error_zh(&e))
+    }
+
+    #[test]
+    fn a_bad_body_is_refused_in_chinese() {
+        assert!(detection(r#"{"camera":"cam-01"}"#).unwrap_err().starts_with("请求体缺少字段 detection_id"));
+        let e = detection(r#"{"detection_id":"1","camera":"c","type":"NO_MASK","confidence":0.9,"x":1}"#).unwrap_err();
+        assert!(e.starts_with("请求体没有字段 x"), "{e}");
+        let e = detection(r#"{"detection_id":"1","camera":"c","type":"NO_MASK","confidence":"high"}"#).unwrap_err();
+        assert!(e.starts_with("请求体有字段的类型或取值不对"), "{e}");
+        assert!(detection("{").unwrap_err().starts_with("请求体JSON 不完整"));
+        assert!(detection("nope").unwrap_err().starts_with("请求体不是有效的 JSON"));
+    }
+
+    #[test]
+    fn a_detection_is_checked_field_by_field() {
+        let now = 1_764_400_000_000;
+        let d = |f: &dyn Fn(&mut Detection)| {
+            let mut d = Detection {
+                detection_id: "d-1".into(),
+                camera: " cam-01 ".into(),
+                alert_type: "no-mask".into(),
+                detected_at_ms: None,
+                confidence: 0.8765,
+                snapshot: Some("snap/1.jpg".into()),
+            };
+            f(&mut d);
+            check_detection(&d, now)
+        };
+        let ok = d(&|_| {}).unwrap();
+        assert_eq!(ok.camera, "cam-01");
+        assert_eq!(ok.alert_type, "NO_MASK");
+        assert_eq!(ok.confidence_permille, Some(877));
+        assert_eq!(ok.detected_at_ms, Some(now));
+        let status = |r: Result<RaiseAlert, Refusal>| r.map(|_| ()).unwrap_err().status;
+        assert_eq!(status(d(&|d| d.alert_type = "NO_HAT".into())), StatusCode::BAD_REQUEST);
+        assert_eq!(status(d(&|d| d.confidence = 87.0)), StatusCode::BAD_REQUEST);
+        assert_eq!(status(d(&|d| d.confidence = f64::NAN)), StatusCode::BAD_REQUEST);
+        assert_eq!(status(d(&|d| d.detection_id = "a b".into())), StatusCode::BAD_REQUEST);
+        assert_eq!(status(d(&|d| d.detected_at_ms = Some(now - seen::SEEN_KEEP_MS))), StatusCode::BAD_REQUEST);
+        assert_eq!(status(d(&|d| d.detected_at_ms = Some(now + FUTURE_SLACK_MS + 1))), StatusCode::BAD_REQUEST);
+        assert_eq!(status(d(&|d| d.snapshot = Some("x".repeat(200)))), StatusCode::BAD_REQUEST);
+        assert!(d(&|d| d.detected_at_ms = Some(now - seen::SEEN_KEEP_MS + 60_000)).is_ok());
+        assert!(d(&|d| d.confidence = 0.0).is_ok() && d(&|d| d.confidence = 1.0).is_ok());
+    }
+}
