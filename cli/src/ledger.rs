@@ -21,8 +21,9 @@ use crate::cli::{Target, print_json};
 /// What every record write takes: which record (a correction), which day, and the output.
 #[derive(Args, Debug, Clone)]
 pub struct Entry {
-    /// Correct the record with this id (更正): the new version replaces it, the history keeps the
-    /// old one. Without it, a new record gets the next id (`mc-20261201-3`).
+    /// Correct the record with this id (更正): the new version replaces the whole record (give
+    /// every field again; a sample's disposal is recorded again with `ledger dispose`), the
+    /// history keeps the old one. Without it, a new record gets the next id (`mc-20261201-3`).
     #[arg(long)]
     pub id: Option<String>,
     /// The day the record belongs to (台账日期), e.g. 2026-12-01 (default: today, China time).

@@ -18,7 +18,7 @@ use protocol::registry::{
     Staff, StaffRole, Supplier,
 };
 use protocol::warning::{RuleAction, RuleId, RuleSettings};
-use topology::NodeId;
+use topology::{NodeId, Tier};
 
 use crate::cli::{BadInput, Target, print_json};
 
@@ -590,9 +590,9 @@ fn write(target: &Target, req: RegistryRequest, json: bool) -> anyhow::Result<()
     if json {
         return print_json(&done);
     }
-    let what = if done.id.is_empty() { done.node.to_string() } else { format!("{}/{}", done.node, done.id) };
+    let what = if done.id.is_empty() { done.node.to_string() } else { format!("{}/{}", done.node, clean(&done.id)) };
     let op = if done.op == "remove" { "已删除" } else { "已登记" };
-    println!("{op} {} {what}（事件 {}）", done.kind, done.event);
+    println!("{op}{} {what}（事件 {}）", client::render::kind_zh(done.kind), done.event);
     Ok(())
 }
 
@@ -746,6 +746,15 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
         RegistryCmd::Rules(RulesCmd::Set { target, actions, thresholds, json }) => {
             let client = target.client()?;
             let now = client.rule_settings(None)?;
+            if !matches!(now.unit.tier(), Tier::Province | Tier::County) {
+                return Err(BadInput(format!(
+                    "预警规则由省级设置，县级可为本县学校覆盖；{} 是{}节点，不能设置 / only the province (default) or a county \
+                     (override) sets the rule settings",
+                    now.unit,
+                    client::render::tier_zh(now.unit.tier())
+                ))
+                .into());
+            }
             let mut r = now.settings.clone();
             for (rule, action) in actions {
                 set_action(&mut r, rule, action);
@@ -811,7 +820,16 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
         RegistryCmd::Calendar(CalendarCmd::Set { target, year, holidays, workdays, json }) => {
             let y = YearSchedule { year, holidays, workdays, projected: false };
             y.validate().map_err(BadInput)?;
-            let done = target.client()?.registry_write(&RegistryRequest {
+            let client = target.client()?;
+            let me = client.status()?.node;
+            if me.tier() != Tier::Province {
+                return Err(BadInput(format!(
+                    "节假日安排由省级登记；{me} 是{}节点 / only the province registers the calendar",
+                    client::render::tier_zh(me.tier())
+                ))
+                .into());
+            }
+            let done = client.registry_write(&RegistryRequest {
                 kind: EntityKind::Calendar,
                 node: None,
                 id: year.to_string(),

@@ -127,17 +127,18 @@ pub fn run(args: WarningsArgs) -> anyhow::Result<()> {
                 "预警判定已运行：新发或升级预警 {} 条，解除 {} 条，自动挂账 {} 件",
                 done.raised, done.resolved, done.cases
             );
+            if done.raised + done.resolved + done.cases > 0 {
+                return Ok(());
+            }
             // Only schools and counties judge: say so where nothing could happen.
-            if let Ok(st) = client.status()
-                && matches!(st.node.tier(), Tier::City | Tier::Province)
-            {
-                println!(
+            match client.status() {
+                Ok(st) if matches!(st.node.tier(), Tier::City | Tier::Province) => println!(
                     "（{} 是{}节点：预警由学校判定本校规则、由县级判定学校失联与整改期限，这里只汇总查看）",
                     st.node,
                     client::render::tier_zh(st.node.tier())
-                );
+                ),
+                _ => println!("（没有新的变化：预警引擎在每次填报、登记后和定时自动运行，已判定的不再重复）"),
             }
-            println!("查看预警：mingchu warnings --admin … [--all]");
             Ok(())
         }
     }

@@ -464,7 +464,7 @@ pub fn render_registry(entities: &[EntityView]) -> String {
             None => details,
         };
         t.add_row(vec![
-            e.kind.as_str().to_string(),
+            kind_zh(e.kind).to_string(),
             e.node.to_string(),
             clean(&e.id),
             clean(e.data.label()),
@@ -473,6 +473,24 @@ pub fn render_registry(entities: &[EntityView]) -> String {
         ]);
     }
     finish(t)
+}
+
+/// The Chinese name of a registry kind.
+pub fn kind_zh(k: EntityKind) -> &'static str {
+    match k {
+        EntityKind::City => "地市",
+        EntityKind::Settings => "设置",
+        EntityKind::School => "学校",
+        EntityKind::Canteen => "食堂",
+        EntityKind::Camera => "摄像头",
+        EntityKind::Staff => "从业人员",
+        EntityKind::HealthCertificate => "健康证",
+        EntityKind::Account => "账号",
+        EntityKind::Supplier => "供应商",
+        EntityKind::CanteenLicence => "食堂许可证",
+        EntityKind::RuleSettings => "预警规则设置",
+        EntityKind::Calendar => "节假日安排",
+    }
 }
 
 fn or_dash(s: &str) -> String {
@@ -895,6 +913,34 @@ pub fn render_ledger_days(days: &[LedgerDay], working: Option<bool>) -> String {
     out
 }
 
+/// What a warning is about, as a person reads it: `c1 午餐` for `c1/lunch`, 全校 for the school.
+fn subject_zh(w: &WarningView) -> String {
+    if w.subject.is_empty() {
+        return "-".into();
+    }
+    if w.subject == w.school.to_string() {
+        return "全校".into();
+    }
+    let parts: Vec<String> = w
+        .subject
+        .split('/')
+        .map(|p| match p.parse::<protocol::ledger::Meal>() {
+            Ok(m) => m.zh().to_string(),
+            Err(_) => clean(p),
+        })
+        .collect();
+    parts.join(" ")
+}
+
+/// The day a warning is about, the month for a monthly rule, `-` for a standing condition.
+fn period_zh(w: &WarningView) -> String {
+    match (w.period.as_str(), w.rule) {
+        ("", _) => "-".into(),
+        (p, RuleId::ParentMealMissing) => p.get(..7).unwrap_or(p).to_string(),
+        (p, _) => p.to_string(),
+    }
+}
+
 /// `warnings`: one row per warning, active first, then a count per level.
 pub fn render_warnings(warnings: &[WarningView], limit: Option<usize>) -> String {
     if warnings.is_empty() {
@@ -922,8 +968,8 @@ pub fn render_warnings(warnings: &[WarningView], limit: Option<usize>) -> String
             level,
             w.rule_zh.clone(),
             named(w.school, &w.school_name),
-            or_dash(&w.subject),
-            if w.period.is_empty() { "-".into() } else { w.period.clone() },
+            subject_zh(w),
+            period_zh(w),
             text,
             when(w.first_raised_ms),
             judged,
@@ -1008,7 +1054,7 @@ pub fn render_rule_settings(v: &RuleSettingsView) -> String {
         SettingsSource::Default => "内置默认值（省里尚未设置）",
     };
     let mut out = format!("{} 现行预警规则设置，来自{from}:\n", v.unit);
-    let mut t = table(["规则", "编号", "判定方", "预警后"]);
+    let mut t = table(["规则", "编号", "判定方", "处置方式"]);
     for rule in RuleId::ALL {
         let action = v.settings.action(rule);
         let changed = if action == rule.default_action() { "" } else { "（已调整）" };
@@ -1020,6 +1066,7 @@ pub fn render_rule_settings(v: &RuleSettingsView) -> String {
         ]);
     }
     out.push_str(&finish(t));
+    out.push('\n');
     let mut t = table(["阈值", "参数", "值"]);
     for (label, key, value) in rule_thresholds(&v.settings) {
         t.add_row(vec![label.to_string(), format!("--{key}"), value]);
@@ -1045,7 +1092,10 @@ pub fn render_calendar(years: &[&YearSchedule], registered: &[u16]) -> String {
         return "没有节假日安排：工作日按周一至周五计算\n".into();
     }
     let mut out = String::new();
-    for y in years {
+    for (i, y) in years.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
         let source = match (registered.contains(&y.year), y.projected) {
             (true, false) => "省级登记",
             (true, true) => "省级登记（预排）",
@@ -1068,10 +1118,10 @@ pub fn render_calendar(years: &[&YearSchedule], registered: &[u16]) -> String {
         }
         out.push_str(&finish(t));
         if y.workdays.is_empty() {
-            out.push_str("调休上班：无\n\n");
+            out.push_str("调休上班：无\n");
         } else {
             let days: Vec<String> = y.workdays.iter().map(|d| date_with_weekday(d)).collect();
-            out.push_str(&format!("调休上班：{}\n\n", days.join("、")));
+            out.push_str(&format!("调休上班：{}\n", days.join("、")));
         }
     }
     out

@@ -13,6 +13,7 @@ mod cli;
 mod console;
 mod federation;
 mod health;
+mod ledger_cli;
 mod links;
 mod loose_ends;
 mod metrics;
