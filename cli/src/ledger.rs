@@ -100,7 +100,7 @@ pub enum LedgerCmd {
         #[command(flatten)]
         entry: Entry,
     },
-    /// 留样处置: record that a sample was disposed of (no earlier than 48 hours after sampling).
+    /// 留样处置: record that a sample was disposed of (keep it 48 hours: earlier is a red warning).
     Dispose {
         #[command(flatten)]
         target: Target,
