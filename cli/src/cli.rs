@@ -61,7 +61,23 @@ impl std::fmt::Display for CheckOutcome {
 
 impl std::error::Error for CheckOutcome {}
 
+/// Input the command line refused before asking any node (a malformed number, a schedule that
+/// does not validate): exit code 2, like a node's 400.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<BadInput>().is_some() {
+        return 2;
+    }
     match e.downcast_ref::<client::CallError>() {
         Some(client::CallError::Refused { status: 400, .. }) => 2,
         Some(client::CallError::Refused { status: 401 | 403, .. }) => 3,
@@ -117,6 +133,14 @@ pub enum Cmd {
     /// its cameras' online state.
     #[command(subcommand)]
     Device(crate::devices::DeviceCmd),
+    /// 食品安全台账: a school's food-safety ledgers — morning checks (晨检), samples (留样),
+    /// purchases with certificates (索证索票), accompanied meals (陪餐), hazard checks (隐患排查),
+    /// disinfection (消毒), pesticide tests (农残快检); list them, and which schools filled them in.
+    #[command(subcommand)]
+    Ledger(crate::ledger::LedgerCmd),
+    /// 预警: early warnings about schools (red, orange, yellow), the 约谈 / 问责 candidates, and a
+    /// run of the warning engine now. Without a subcommand: `warnings list`.
+    Warnings(crate::warnings::WarningsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -498,6 +522,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Spot(cmd) => crate::spot::run(cmd),
         Cmd::User(cmd) => crate::users::run(cmd),
         Cmd::Device(cmd) => crate::devices::run(cmd),
+        Cmd::Ledger(cmd) => crate::ledger::run(cmd),
+        Cmd::Warnings(args) => crate::warnings::run(args),
         Cmd::Ca(CaCmd::Init { dir }) => {
             tls::ca_init(&dir)?;
             println!("已在 {} 创建联盟 CA (created the federation CA)", dir.display());

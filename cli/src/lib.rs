@@ -3,8 +3,10 @@
 pub mod cases;
 pub mod cli;
 pub mod devices;
+pub mod ledger;
 pub mod registry;
 pub mod spot;
 pub mod users;
+pub mod warnings;
 
 pub use cli::main;

@@ -412,3 +412,127 @@ impl AdminClient {
         self.get(&format!("/api/spot-checks/rates?{}", query_string(under, day, month, None)))
     }
 }
+
+/// Appends `key=value` to a query string when the value is there.
+fn push_param(q: &mut Vec<String>, key: &str, value: Option<impl std::fmt::Display>) {
+    if let Some(v) = value {
+        q.push(format!("{key}={v}"));
+    }
+}
+
+fn with_query(path: &str, q: &[String]) -> String {
+    if q.is_empty() { path.to_string() } else { format!("{path}?{}", q.join("&")) }
+}
+
+/// Which ledger records to list (`GET /api/ledger`). Dates are `2026-12-01`.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerQuery {
+    pub school: Option<NodeId>,
+    pub kind: Option<protocol::ledger::LedgerKind>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub voided: bool,
+}
+
+/// Which warnings to list (`GET /api/warnings`).
+#[derive(Clone, Debug, Default)]
+pub struct WarningQuery {
+    pub school: Option<NodeId>,
+    pub under: Option<NodeId>,
+    /// Resolved ones too.
+    pub all: bool,
+    pub rule: Option<protocol::warning::RuleId>,
+    pub level: Option<protocol::warning::Level>,
+    pub limit: Option<usize>,
+}
+
+impl AdminClient {
+    /// Writes a ledger record at a school: a new one, a correction (same id) or a void.
+    pub fn ledger_write(
+        &self,
+        req: &node::api::ledgers::LedgerWrite,
+    ) -> anyhow::Result<node::api::ledgers::LedgerView> {
+        self.post("/api/ledger", req)
+    }
+
+    /// Records a food sample's disposal.
+    pub fn ledger_dispose(&self, req: &node::api::ledgers::Dispose) -> anyhow::Result<node::api::ledgers::LedgerView> {
+        self.post("/api/ledger/dispose", req)
+    }
+
+    /// One school's records of a span of days, newest first (every value sent is ASCII: kinds
+    /// by their English names).
+    pub fn ledger(&self, q: &LedgerQuery) -> anyhow::Result<Vec<node::api::ledgers::LedgerView>> {
+        let mut p = Vec::new();
+        push_param(&mut p, "school", q.school);
+        push_param(&mut p, "kind", q.kind.map(|k| k.as_str()));
+        push_param(&mut p, "from", q.from.as_deref());
+        push_param(&mut p, "to", q.to.as_deref());
+        if q.voided {
+            p.push("voided=true".into());
+        }
+        self.get(&with_query("/api/ledger", &p))
+    }
+
+    /// Per school of the subtree (or `under`), one day's ledger counts.
+    pub fn ledger_days(
+        &self,
+        under: Option<NodeId>,
+        day: Option<&str>,
+    ) -> anyhow::Result<Vec<node::api::ledgers::LedgerDay>> {
+        let mut p = Vec::new();
+        push_param(&mut p, "under", under);
+        push_param(&mut p, "day", day);
+        self.get(&with_query("/api/ledger/days", &p))
+    }
+
+    /// The early warnings the node holds about its subtree, active first, then newest.
+    pub fn warnings(&self, q: &WarningQuery) -> anyhow::Result<Vec<node::api::warnings::WarningView>> {
+        let mut p = Vec::new();
+        push_param(&mut p, "school", q.school);
+        push_param(&mut p, "under", q.under);
+        if q.all {
+            p.push("active=false".into());
+        }
+        push_param(&mut p, "rule", q.rule.map(|r| r.as_str()));
+        push_param(&mut p, "level", q.level.map(|l| l.as_str()));
+        push_param(&mut p, "limit", q.limit);
+        self.get(&with_query("/api/warnings", &p))
+    }
+
+    /// The 约谈 and 问责 candidates of the subtree (or `under`).
+    pub fn warning_candidates(&self, under: Option<NodeId>) -> anyhow::Result<node::api::warnings::Candidates> {
+        let mut p = Vec::new();
+        push_param(&mut p, "under", under);
+        self.get(&with_query("/api/warnings/candidates", &p))
+    }
+
+    /// Runs the node's warning engine now; what it wrote.
+    pub fn evaluate_warnings(&self) -> anyhow::Result<node::api::warnings::Evaluated> {
+        self.post("/api/warnings/evaluate", &serde_json::json!({}))
+    }
+
+    /// The early-warning rule settings in force for `unit` (default: the node).
+    pub fn rule_settings(&self, unit: Option<NodeId>) -> anyhow::Result<node::api::registry::RuleSettingsView> {
+        let mut p = Vec::new();
+        push_param(&mut p, "unit", unit);
+        self.get(&with_query("/api/rule-settings", &p))
+    }
+
+    /// The working-day calendar in force at the node: the built-in years overlaid with the
+    /// province's calendar entities (what the node's case deadlines and rules count with), and
+    /// the years the province registered itself.
+    pub fn calendar(&self) -> anyhow::Result<(protocol::calendar::WorkCalendar, Vec<u16>)> {
+        let entities = self.registry(Some(EntityKind::Calendar), None)?;
+        let years: Vec<protocol::calendar::YearSchedule> = entities
+            .into_iter()
+            .filter(|e| e.node.tier() == topology::Tier::Province)
+            .filter_map(|e| match e.data {
+                protocol::registry::EntityData::Calendar(y) => Some(y),
+                _ => None,
+            })
+            .collect();
+        let registered = years.iter().filter(|y| y.validate().is_ok()).map(|y| y.year).collect();
+        Ok((protocol::calendar::WorkCalendar::with_years(&years), registered))
+    }
+}

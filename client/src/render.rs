@@ -10,14 +10,21 @@ use comfy_table::{ContentArrangement, Table};
 use node::api::alerts::AlertView;
 use node::api::cases::CaseView;
 use node::api::directives::DirectiveView;
+use node::api::ledgers::{LedgerDay, LedgerView};
 use node::api::registry::EntityView;
+use node::api::registry::RuleSettingsView;
 use node::api::spot::{RateView, SpotCheckView};
+use node::api::warnings::{CandidateView, Candidates, WarningView};
 use node::runtime::link::{LinkState, LinkStatus};
 use node::runtime::root::NodeStatus;
 use protocol::calendar::ChinaTime;
+use protocol::calendar::YearSchedule;
 use protocol::case::{CaseActionKind, CaseState, StepOutcome};
-use protocol::registry::EntityData;
-use topology::Tier;
+use protocol::ledger::{LedgerKind, LedgerRecord};
+use protocol::registry::{EntityData, EntityKind, SettingsSource};
+use protocol::warning::{Level, RuleId, RuleSettings};
+use std::collections::BTreeMap;
+use topology::{NodeId, Tier};
 
 /// Text from a peer or a user, safe for a terminal: control characters (ESC, BEL, backspace,
 /// C1 controls…) are shown as `\u{1b}`; with `keep_newlines`, line breaks stay.
@@ -518,7 +525,7 @@ pub fn render_registry(entities: &[EntityView]) -> String {
             None => details,
         };
         t.add_row(vec![
-            e.kind.as_str().to_string(),
+            kind_zh(e.kind).to_string(),
             e.node.to_string(),
             clean(&e.id),
             clean(e.data.label()),
@@ -527,6 +534,24 @@ pub fn render_registry(entities: &[EntityView]) -> String {
         ]);
     }
     finish(t)
+}
+
+/// The Chinese name of a registry kind.
+pub fn kind_zh(k: EntityKind) -> &'static str {
+    match k {
+        EntityKind::City => "地市",
+        EntityKind::Settings => "设置",
+        EntityKind::School => "学校",
+        EntityKind::Canteen => "食堂",
+        EntityKind::Camera => "摄像头",
+        EntityKind::Staff => "从业人员",
+        EntityKind::HealthCertificate => "健康证",
+        EntityKind::Account => "账号",
+        EntityKind::Supplier => "供应商",
+        EntityKind::CanteenLicence => "食堂许可证",
+        EntityKind::RuleSettings => "预警规则设置",
+        EntityKind::Calendar => "节假日安排",
+    }
 }
 
 fn or_dash(s: &str) -> String {
@@ -677,6 +702,492 @@ pub fn render_cert_expiries(certs: &[&node::tls::CertExpiry], now_ms: u64, warn_
     finish(t)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Food-safety ledgers, early warnings, rule settings and the working-day calendar.
+
+/// Names of one school's staff, canteens and suppliers, shown instead of the ids a ledger record
+/// names (`张三` for `st1`); an id the registry does not hold is shown as it is.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerNames {
+    names: BTreeMap<(EntityKind, String), String>,
+}
+
+impl LedgerNames {
+    /// From a registry listing: the entities of `school`.
+    pub fn from_registry(entities: &[EntityView], school: NodeId) -> LedgerNames {
+        let names = entities
+            .iter()
+            .filter(|e| e.node == school)
+            .filter(|e| matches!(e.kind, EntityKind::Staff | EntityKind::Canteen | EntityKind::Supplier))
+            .map(|e| ((e.kind, e.id.clone()), e.data.label().to_string()))
+            .collect();
+        LedgerNames { names }
+    }
+
+    fn of(&self, kind: EntityKind, id: &str) -> String {
+        match self.names.get(&(kind, id.to_string())) {
+            Some(name) if !name.trim().is_empty() => clean(name),
+            _ => clean(id),
+        }
+    }
+}
+
+/// `07:10`, China time.
+fn hm(ms: u64) -> String {
+    let m = protocol::ledger::china_minute(ms);
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+/// The time a record says it happened (checked, sampled, received, done), if its kind has one.
+pub fn record_time(r: &LedgerRecord) -> Option<u64> {
+    match r {
+        LedgerRecord::MorningCheck(m) => Some(m.checked_at_ms),
+        LedgerRecord::FoodSample(f) => Some(f.sampled_at_ms),
+        LedgerRecord::Purchase(p) => Some(p.received_at_ms),
+        LedgerRecord::Disinfection(d) => Some(d.done_at_ms),
+        LedgerRecord::AccompaniedMeal(_) | LedgerRecord::HazardCheck(_) | LedgerRecord::PesticideTest(_) => None,
+    }
+}
+
+/// `36.5℃` from tenths of a degree.
+pub fn temperature(dc: u16) -> String {
+    format!("{}.{}℃", dc / 10, dc % 10)
+}
+
+/// What a record says, in one line a school's officer or a county administrator reads: names
+/// instead of ids, and everything a person typed cleaned.
+pub fn ledger_content(r: &LedgerRecord, names: &LedgerNames) -> String {
+    match r {
+        LedgerRecord::MorningCheck(m) => {
+            let mut s = format!("{} {}", names.of(EntityKind::Staff, &m.staff), temperature(m.temperature_dc));
+            if m.temperature_dc >= protocol::ledger::FEVER_DECI_C {
+                s.push_str(" 发热");
+            }
+            if !m.symptoms.is_empty() {
+                let sym: Vec<&str> = m.symptoms.iter().map(|s| s.zh()).collect();
+                s.push_str(&format!(" {}", sym.join("、")));
+            }
+            s.push_str(if m.sent_home {
+                "，已劝离岗"
+            } else if m.abnormal() {
+                "，异常仍在岗"
+            } else {
+                "，正常"
+            });
+            if !m.note.trim().is_empty() {
+                s.push_str(&format!("（{}）", clean(&m.note)));
+            }
+            s
+        }
+        LedgerRecord::FoodSample(f) => {
+            let kept = match f.disposed_at_ms {
+                Some(d) => format!("已于 {} 处置", when(d)),
+                None if f.refrigerated => "冷藏留存中".to_string(),
+                None => "未冷藏".to_string(),
+            };
+            let mut s = format!(
+                "{} {} {} {} 克，{kept}，留样人 {}",
+                names.of(EntityKind::Canteen, &f.canteen),
+                f.meal.zh(),
+                clean(&f.dish),
+                f.grams,
+                clean(&f.sampled_by)
+            );
+            if !f.batches.is_empty() {
+                let b: Vec<String> = f.batches.iter().map(|b| clean(b)).collect();
+                s.push_str(&format!("，原料批次 {}", b.join("、")));
+            }
+            s
+        }
+        LedgerRecord::Purchase(p) => {
+            let mut missing = Vec::new();
+            if p.inspection_cert.trim().is_empty() {
+                missing.push("检验合格证明");
+            }
+            if p.invoice.trim().is_empty() {
+                missing.push("票据");
+            }
+            let certs = if missing.is_empty() {
+                format!("证票齐全（合格证明 {}，票据 {}）", clean(&p.inspection_cert), clean(&p.invoice))
+            } else {
+                format!("证票不全，缺{}", missing.join("、"))
+            };
+            format!(
+                "{} {} 批次 {} {} {}，{certs}",
+                names.of(EntityKind::Supplier, &p.supplier),
+                clean(&p.item),
+                clean(&p.batch),
+                protocol::ledger::quantity(p.quantity_milli),
+                clean(&p.unit)
+            )
+        }
+        LedgerRecord::AccompaniedMeal(a) => {
+            let mut s = format!(
+                "{} {} {} {}",
+                names.of(EntityKind::Canteen, &a.canteen),
+                a.meal.zh(),
+                a.companion.zh(),
+                clean(&a.name)
+            );
+            if a.rating > 0 {
+                s.push_str(&format!("，评分 {}/5", a.rating));
+            }
+            if !a.remarks.trim().is_empty() {
+                s.push_str(&format!("，意见：{}", clean(&a.remarks)));
+            }
+            s
+        }
+        LedgerRecord::HazardCheck(h) => {
+            let mut s = format!("{} 检查 {} 项，发现问题 {} 项", h.level.zh(), h.items_checked, h.problems_found);
+            if !h.problems.trim().is_empty() {
+                s.push_str(&format!("：{}", clean(&h.problems)));
+            }
+            if !h.measures.trim().is_empty() {
+                s.push_str(&format!("；措施：{}", clean(&h.measures)));
+            }
+            s.push_str(&format!("；检查人 {}", clean(&h.checked_by)));
+            s
+        }
+        LedgerRecord::Disinfection(d) => format!(
+            "{} {} {} {} 分钟，消毒人 {}",
+            names.of(EntityKind::Canteen, &d.canteen),
+            clean(&d.target),
+            d.method.zh(),
+            d.minutes,
+            clean(&d.done_by)
+        ),
+        LedgerRecord::PesticideTest(p) => {
+            let mut s = format!(
+                "{} 抑制率 {}% {}",
+                clean(&p.item),
+                p.inhibition_pct,
+                if p.positive() { "阳性" } else { "阴性" }
+            );
+            if !p.purchase.is_empty() {
+                s.push_str(&format!("，采购记录 {}", clean(&p.purchase)));
+            }
+            if !p.handling.trim().is_empty() {
+                s.push_str(&format!("，处理：{}", clean(&p.handling)));
+            }
+            s.push_str(&format!("，检测人 {}", clean(&p.tested_by)));
+            s
+        }
+    }
+}
+
+/// A record's content, or why it was voided.
+fn ledger_row_content(v: &LedgerView, names: &LedgerNames) -> String {
+    let content = v.record.as_ref().map(|r| ledger_content(r, names)).unwrap_or_default();
+    if v.voided { format!("【已作废：{}】{content}", clean(&v.void_reason)) } else { content }
+}
+
+/// Who entered a record: the person, or the node's local operator.
+fn entered_by(p: Option<&protocol::people::Person>) -> String {
+    match p {
+        Some(p) => format!("{}（{}）", clean(&p.name), clean(&p.account)),
+        None => "本机操作员".to_string(),
+    }
+}
+
+/// `ledger list`: one row per record, newest day first.
+pub fn render_ledger(records: &[LedgerView], names: &LedgerNames) -> String {
+    if records.is_empty() {
+        return "这一时期没有台账记录 (no ledger records)\n".into();
+    }
+    let mut t = table(["日期", "编号", "类别", "内容", "填报人", "时间", "版本"]);
+    for v in records {
+        // The record's own time on its day; for a kind without one, when it was entered.
+        let time = match v.record.as_ref().and_then(record_time) {
+            Some(ms) if ChinaTime(ms).date() == v.date => hm(ms),
+            Some(ms) => when(ms),
+            None if ChinaTime(v.updated_at_ms).date() == v.date => format!("{}（填报）", hm(v.updated_at_ms)),
+            None => format!("{}（填报）", when(v.updated_at_ms)),
+        };
+        t.add_row(vec![
+            v.date.clone(),
+            clean(&v.id),
+            v.kind.zh().to_string(),
+            ledger_row_content(v, names),
+            entered_by(v.person.as_ref()),
+            time,
+            v.versions.to_string(),
+        ]);
+    }
+    let mut out = finish(t);
+    let voided = records.iter().filter(|v| v.voided).count();
+    out.push_str(&format!("共 {} 条", records.len()));
+    if voided > 0 {
+        out.push_str(&format!("（其中已作废 {voided} 条）"));
+    }
+    out.push('\n');
+    out
+}
+
+/// What a ledger write did, in one line: registered, corrected or voided.
+pub fn render_ledger_written(v: &LedgerView, names: &LedgerNames) -> String {
+    let what = format!("{} {}（{}", v.kind.zh(), clean(&v.id), v.date);
+    if v.voided {
+        return format!("已作废{what}），原因：{}\n", clean(&v.void_reason));
+    }
+    let content = ledger_row_content(v, names);
+    if v.versions > 1 {
+        format!("已更正{what}，第 {} 版）：{content}\n", v.versions)
+    } else {
+        format!("已登记{what}）：{content}\n")
+    }
+}
+
+/// `ledger days`: per school, one day's records of each kind, the staff on duty, and whether the
+/// four daily records are there. `working`: whether the day is a working day (`None`: unknown).
+pub fn render_ledger_days(days: &[LedgerDay], working: Option<bool>) -> String {
+    if days.is_empty() {
+        return "没有学校 (no schools)\n".into();
+    }
+    let count = |d: &LedgerDay, k: LedgerKind| d.counts.iter().find(|(c, _)| *c == k).map_or(0, |(_, n)| *n);
+    let mut t = table(["学校", "在岗", "晨检", "留样", "陪餐", "消毒", "采购", "隐患排查", "农残快检", "完整"]);
+    for d in days {
+        let checks = count(d, LedgerKind::MorningCheck);
+        t.add_row(vec![
+            named(d.school, &d.school_name),
+            d.on_duty.to_string(),
+            if d.on_duty > 0 { format!("{checks}/{}", d.on_duty) } else { checks.to_string() },
+            count(d, LedgerKind::FoodSample).to_string(),
+            count(d, LedgerKind::AccompaniedMeal).to_string(),
+            count(d, LedgerKind::Disinfection).to_string(),
+            count(d, LedgerKind::Purchase).to_string(),
+            count(d, LedgerKind::HazardCheck).to_string(),
+            count(d, LedgerKind::PesticideTest).to_string(),
+            if d.complete { "✓" } else { "✗" }.to_string(),
+        ]);
+    }
+    let mut out = finish(t);
+    let complete = days.iter().filter(|d| d.complete).count();
+    let date = &days[0].date;
+    out.push_str(&format!(
+        "{date}：{} 所学校，当日台账完整 {complete} 所，不完整 {} 所（完整：晨检、留样、校领导陪餐、消毒四项当日都有记录；晨检栏为已检/在岗人数）\n",
+        days.len(),
+        days.len() - complete
+    ));
+    if working == Some(false) {
+        out.push_str(&format!("{date} 不是工作日（周末或节假日），当日台账不作要求\n"));
+    }
+    out
+}
+
+/// What a warning is about, as a person reads it: `c1 午餐` for `c1/lunch`, 全校 for the school.
+fn subject_zh(w: &WarningView) -> String {
+    if w.subject.is_empty() {
+        return "-".into();
+    }
+    if w.subject == w.school.to_string() {
+        return "全校".into();
+    }
+    let parts: Vec<String> = w
+        .subject
+        .split('/')
+        .map(|p| match p.parse::<protocol::ledger::Meal>() {
+            Ok(m) => m.zh().to_string(),
+            Err(_) => clean(p),
+        })
+        .collect();
+    parts.join(" ")
+}
+
+/// The day a warning is about, the month for a monthly rule, `-` for a standing condition.
+fn period_zh(w: &WarningView) -> String {
+    match (w.period.as_str(), w.rule) {
+        ("", _) => "-".into(),
+        (p, RuleId::ParentMealMissing) => p.get(..7).unwrap_or(p).to_string(),
+        (p, _) => p.to_string(),
+    }
+}
+
+/// `warnings`: one row per warning, active first, then a count per level.
+pub fn render_warnings(warnings: &[WarningView], limit: Option<usize>) -> String {
+    if warnings.is_empty() {
+        return "没有预警 (no warnings)\n".into();
+    }
+    let mut t = table(["级别", "规则", "学校", "对象", "期间", "内容", "起始", "判定方", "自动问题"]);
+    for w in warnings {
+        let level = match w.level {
+            Some(l) => l.zh().to_string(),
+            None => format!("已解除（曾{}）", w.peak.zh()),
+        };
+        let mut text = clean(&w.text);
+        if let Some(at) = w.resolved_ms.filter(|_| !w.active) {
+            text.push_str(&format!("；{} 解除", when(at)));
+            if !w.resolve_reason.trim().is_empty() {
+                text.push_str(&format!("：{}", clean(&w.resolve_reason)));
+            }
+        }
+        let judged = if w.judged_by == w.school {
+            "学校".to_string()
+        } else {
+            format!("{} {}", tier_zh(w.judged_by.tier()), w.judged_by)
+        };
+        t.add_row(vec![
+            level,
+            w.rule_zh.clone(),
+            named(w.school, &w.school_name),
+            subject_zh(w),
+            period_zh(w),
+            text,
+            when(w.first_raised_ms),
+            judged,
+            w.case_no.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut out = finish(t);
+    let active: Vec<&WarningView> = warnings.iter().filter(|w| w.active).collect();
+    let per_level: Vec<String> = [Level::Red, Level::Orange, Level::Yellow]
+        .into_iter()
+        .map(|l| format!("{} {} 条", l.zh(), active.iter().filter(|w| w.level == Some(l)).count()))
+        .collect();
+    out.push_str(&format!("生效中的预警 {} 条：{}", active.len(), per_level.join("，")));
+    let resolved = warnings.len() - active.len();
+    if resolved > 0 {
+        out.push_str(&format!("；已解除 {resolved} 条"));
+    }
+    let cases = warnings.iter().filter(|w| w.case_no.is_some()).count();
+    if cases > 0 {
+        out.push_str(&format!("；已自动挂账 {cases} 条"));
+    }
+    out.push('\n');
+    if limit.is_some_and(|l| warnings.len() >= l) {
+        out.push_str(&format!("（只列出 {} 条，可能还有更多: --limit all）\n", warnings.len()));
+    }
+    out
+}
+
+fn candidate_table(title: &str, rows: &[CandidateView]) -> String {
+    if rows.is_empty() {
+        return format!("{title}：无\n");
+    }
+    let mut t = table(["学校", "对象", "原因", "依据"]);
+    for c in rows {
+        t.add_row(vec![named(c.school, &c.school_name), or_dash(&c.subject), clean(&c.reason), clean(&c.evidence)]);
+    }
+    format!("{title}（{} 条）:\n{}", rows.len(), finish(t))
+}
+
+/// `warnings candidates`: the 约谈 candidates and the 问责 records.
+pub fn render_candidates(c: &Candidates) -> String {
+    let mut out = candidate_table("约谈候选（同一问题反复被确认）", &c.interview);
+    out.push_str(&candidate_table("问责记录（拒收整改通知、整改复核三次不通过）", &c.accountability));
+    out
+}
+
+/// One threshold of the rule settings: its Chinese label, its `registry rules set` flag and its
+/// value as shown.
+pub fn rule_thresholds(r: &RuleSettings) -> Vec<(&'static str, &'static str, String)> {
+    let n = |v: u32| v.to_string();
+    vec![
+        ("健康证橙色预警（到期前天数）", "health-cert-orange-days", n(r.health_cert_orange_days)),
+        ("晨检未做转橙色（开工后分钟）", "morning-check-orange-min", n(r.morning_check_orange_min)),
+        ("未留样判定（餐后分钟）", "sample-grace-min", n(r.sample_grace_min)),
+        ("无校领导陪餐判定（餐后分钟）", "leader-meal-grace-min", n(r.leader_meal_grace_min)),
+        ("连续无校领导陪餐（餐数）", "leader-meal-streak", n(r.leader_meal_streak)),
+        ("家长陪餐（每月至少次数）", "parent-meals-per-month", n(r.parent_meals_per_month)),
+        ("采购证票不全黄色（验收后小时）", "purchase-yellow-hours", n(r.purchase_yellow_hours)),
+        ("采购证票不全橙色（验收后小时）", "purchase-orange-hours", n(r.purchase_orange_hours)),
+        ("供应商许可证预警（到期前天数）", "supplier-warn-days", n(r.supplier_warn_days)),
+        ("食堂许可证黄色（到期前天数）", "canteen-licence-yellow-days", n(r.canteen_licence_yellow_days)),
+        ("食堂许可证橙色（到期前天数）", "canteen-licence-orange-days", n(r.canteen_licence_orange_days)),
+        ("摄像头在线率下限（%）", "camera-rate-min-pct", n(r.camera_rate_min_pct)),
+        ("在线率低持续（分钟）", "camera-rate-after-min", n(r.camera_rate_after_min)),
+        ("摄像头全部离线转红色（小时）", "camera-none-hours", n(r.camera_none_hours)),
+        (
+            "当日台账判定时间",
+            "daily-report-at",
+            format!("{:02}:{:02}", r.daily_report_minute / 60, r.daily_report_minute % 60),
+        ),
+        ("同类问题反复（次数）", "repeat-count", n(r.repeat_count)),
+        ("告警无人处理移交县级（小时）", "alert-escalate-hours", n(r.alert_escalate_hours)),
+        ("学校失联未报晨检（开工后分钟）", "school-silent-after-min", n(r.school_silent_after_min)),
+    ]
+}
+
+/// `registry rules show`: every rule with what its warnings do, then the thresholds.
+pub fn render_rule_settings(v: &RuleSettingsView) -> String {
+    let from = match v.source {
+        SettingsSource::County => "县级单位的设置（覆盖省级）",
+        SettingsSource::Province => "省级设置",
+        SettingsSource::Default => "内置默认值（省里尚未设置）",
+    };
+    let mut out = format!("{} 现行预警规则设置，来自{from}:\n", v.unit);
+    let mut t = table(["规则", "编号", "判定方", "处置方式"]);
+    for rule in RuleId::ALL {
+        let action = v.settings.action(rule);
+        let changed = if action == rule.default_action() { "" } else { "（已调整）" };
+        t.add_row(vec![
+            rule.zh().to_string(),
+            rule.as_str().to_string(),
+            if rule.evaluator() == Tier::School { "学校" } else { "县级" }.to_string(),
+            format!("{}{changed}", action.zh()),
+        ]);
+    }
+    out.push_str(&finish(t));
+    out.push('\n');
+    let mut t = table(["阈值", "参数", "值"]);
+    for (label, key, value) in rule_thresholds(&v.settings) {
+        t.add_row(vec![label.to_string(), format!("--{key}"), value]);
+    }
+    out.push_str(&finish(t));
+    out
+}
+
+/// `2027-02-06（星期六）`.
+fn date_with_weekday(date: &str) -> String {
+    const WEEKDAYS: [&str; 7] = ["星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"];
+    match protocol::calendar::parse_day(date) {
+        // 1970-01-01 was a Thursday.
+        Ok(day) => format!("{date}（{}）", WEEKDAYS[((day + 3) % 7) as usize]),
+        Err(_) => clean(date),
+    }
+}
+
+/// `registry calendar show`: each year's holidays and 调休 working days, where each year comes
+/// from, projected years marked 预排. `registered`: the years the province registered itself.
+pub fn render_calendar(years: &[&YearSchedule], registered: &[u16]) -> String {
+    if years.is_empty() {
+        return "没有节假日安排：工作日按周一至周五计算\n".into();
+    }
+    let mut out = String::new();
+    for (i, y) in years.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let source = match (registered.contains(&y.year), y.projected) {
+            (true, false) => "省级登记",
+            (true, true) => "省级登记（预排）",
+            (false, false) => "内置，按国务院办公厅通知",
+            (false, true) => "预排：按放假规则推算，通知发布后请用 registry calendar set 登记",
+        };
+        out.push_str(&format!("{} 年  {source}\n", y.year));
+        let mut t = table(["节假日", "放假", "天数"]);
+        for h in &y.holidays {
+            let days = match (protocol::calendar::parse_day(&h.first), protocol::calendar::parse_day(&h.last)) {
+                (Ok(a), Ok(b)) if b >= a => (b - a + 1).to_string(),
+                _ => "?".into(),
+            };
+            let span = if h.first == h.last {
+                date_with_weekday(&h.first)
+            } else {
+                format!("{} 至 {}", date_with_weekday(&h.first), date_with_weekday(&h.last))
+            };
+            t.add_row(vec![clean(&h.name), span, days]);
+        }
+        out.push_str(&finish(t));
+        if y.workdays.is_empty() {
+            out.push_str("调休上班：无\n");
+        } else {
+            let days: Vec<String> = y.workdays.iter().map(|d| date_with_weekday(d)).collect();
+            out.push_str(&format!("调休上班：{}\n", days.join("、")));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,5 +1218,143 @@ mod tests {
             .collect();
         assert_eq!(widths.len(), 2, "{text}");
         assert!(widths[0].abs_diff(widths[1]) <= 1, "columns do not line up:\n{text}");
+    }
+
+    /// Display width of `line` before `needle` (CJK and full-width characters count two).
+    fn width_before(line: &str, needle: &str) -> usize {
+        let col = line.find(needle).unwrap_or_else(|| panic!("{needle:?} not in {line:?}"));
+        line[..col].chars().map(|c| if (c as u32) > 0x2E80 { 2 } else { 1 }).sum()
+    }
+
+    /// The one line of `text` holding `needle`.
+    fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+        text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle:?} not in:\n{text}"))
+    }
+
+    fn ledger_view(id: &str, record: LedgerRecord, person: Option<(&str, &str)>) -> LedgerView {
+        LedgerView {
+            school: "130102-S0001".parse().unwrap(),
+            school_name: "路南区第1学校".into(),
+            id: id.into(),
+            kind: record.kind(),
+            kind_zh: record.kind().zh().into(),
+            date: "2026-12-01".into(),
+            summary: record.summary(),
+            record: Some(record),
+            voided: false,
+            void_reason: String::new(),
+            versions: 1,
+            person: person.map(|(a, n)| protocol::people::Person { account: a.into(), name: n.into() }),
+            updated_at_ms: protocol::ledger::at_minute(20_788, 9 * 60),
+            updated_at: String::new(),
+            event: "130102-S0001#9".into(),
+        }
+    }
+
+    #[test]
+    fn ledger_rows_line_up_with_long_chinese_names_and_show_names_not_ids() {
+        use protocol::ledger::{FoodSample, Meal, MorningCheck, Symptom};
+        let day = 20_788; // 2026-12-01
+        let names = LedgerNames {
+            names: [
+                ((EntityKind::Staff, "st1".to_string()), "欧阳娜娜".to_string()),
+                ((EntityKind::Canteen, "c1".to_string()), "路南区第一实验小学东校区学生第二食堂".to_string()),
+            ]
+            .into(),
+        };
+        let check = MorningCheck {
+            staff: "st1".into(),
+            temperature_dc: 376,
+            symptoms: vec![Symptom::Diarrhea],
+            sent_home: true,
+            checked_at_ms: protocol::ledger::at_minute(day, 7 * 60 + 10),
+            note: "已通知\u{1b}[2J家属".into(),
+        };
+        let sample = FoodSample {
+            canteen: "c1".into(),
+            meal: Meal::Lunch,
+            dish: "西红柿炒鸡蛋配米饭及时令蔬菜".into(),
+            grams: 150,
+            sampled_at_ms: protocol::ledger::at_minute(day, 12 * 60),
+            refrigerated: true,
+            disposed_at_ms: None,
+            batches: vec!["pu-20261201-1".into()],
+            sampled_by: "李四".into(),
+        };
+        let rows = [
+            ledger_view("mc-20261201-1", LedgerRecord::MorningCheck(check), Some(("li.na", "李娜"))),
+            ledger_view("fs-20261201-1", LedgerRecord::FoodSample(sample), None),
+        ];
+        let text = render_ledger(&rows, &names);
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
+        let (a, b) = (line_with(&text, "mc-20261201-1"), line_with(&text, "fs-20261201-1"));
+        assert!(a.contains("欧阳娜娜 37.6℃ 发热 腹泻，已劝离岗") && a.contains("07:10"), "{text}");
+        assert!(b.contains("路南区第一实验小学东校区学生第二食堂 午餐") && b.contains("冷藏留存中"), "{text}");
+        assert_eq!(width_before(a, "李娜（li.na）"), width_before(b, "本机操作员"), "\n{text}");
+        assert_eq!(width_before(a, "07:10"), width_before(b, "12:00"), "\n{text}");
+        assert!(text.ends_with("共 2 条\n"), "{text}");
+        let written = render_ledger_written(&rows[0], &names);
+        assert!(written.starts_with("已登记晨检 mc-20261201-1（2026-12-01）：欧阳娜娜"), "{written}");
+    }
+
+    fn warning(key: &str, level: Level, school_name: &str, case_no: &str) -> WarningView {
+        let school: NodeId = "130102-S0001".parse().unwrap();
+        WarningView {
+            key: key.into(),
+            rule: RuleId::HealthCertMissing,
+            rule_zh: RuleId::HealthCertMissing.zh().into(),
+            school,
+            school_name: school_name.into(),
+            subject: "st1".into(),
+            period: String::new(),
+            level: Some(level),
+            peak: level,
+            active: true,
+            text: "在岗人员张三没有登记健康证，须立即调离岗位并补办".into(),
+            evidence: vec![],
+            first_raised_ms: 1_764_547_200_000,
+            raised_ms: 1_764_547_200_000,
+            raised_at: String::new(),
+            resolved_ms: None,
+            resolve_reason: String::new(),
+            raises: 1,
+            judged_by: school,
+            case: None,
+            case_no: Some(case_no.into()),
+        }
+    }
+
+    #[test]
+    fn warning_rows_line_up_and_the_summary_counts_each_level() {
+        let mut yellow = warning("a", Level::Yellow, "ab", "130102-2026-0008");
+        yellow.rule_zh = "留样不足 125 克".into();
+        let rows = [
+            warning("b", Level::Red, "路南区第一实验小学东校区（含分校）", "130102-2026-0007"),
+            yellow,
+            WarningView {
+                level: None,
+                active: false,
+                resolved_ms: Some(1_764_550_000_000),
+                ..warning("c", Level::Orange, "x", "130102-2026-0009")
+            },
+        ];
+        let text = render_warnings(&rows, Some(100));
+        let lines: Vec<&str> = ["0007", "0008", "0009"].iter().map(|n| line_with(&text, n)).collect();
+        let cols: Vec<usize> = lines.iter().map(|l| width_before(l, "130102-2026-000")).collect();
+        assert!(cols.windows(2).all(|w| w[0] == w[1]), "columns do not line up:\n{text}");
+        assert!(lines[2].starts_with(" 已解除（曾橙色）") || lines[2].contains("已解除（曾橙色）"), "{text}");
+        assert!(text.contains("生效中的预警 2 条：红色 1 条，橙色 0 条，黄色 1 条；已解除 1 条"), "{text}");
+    }
+
+    #[test]
+    fn the_calendar_marks_projected_years_and_names_weekdays() {
+        let cal = protocol::calendar::WorkCalendar::builtin();
+        let years: Vec<&YearSchedule> = cal.schedules().filter(|y| y.year == 2026 || y.year == 2027).collect();
+        let text = render_calendar(&years, &[]);
+        assert!(text.contains("2026 年  内置，按国务院办公厅通知"), "{text}");
+        assert!(text.contains("2027 年  预排"), "{text}");
+        assert!(text.contains("（星期"), "{text}");
+        let registered = render_calendar(&years[1..], &[2027]);
+        assert!(registered.starts_with("2027 年  省级登记（预排）"), "{registered}");
     }
 }

@@ -310,10 +310,12 @@ mod tests {
                 Role::Inspector => supervising_tier && matches!(action, ViewSubtree | RecordSpotCheck),
                 Role::Viewer => supervising_tier && action == ViewSubtree,
                 Role::Principal => {
-                    tier == Tier::School && matches!(action, ViewSubtree | ManageAccounts | AnswerCase | ManageDevices)
+                    tier == Tier::School
+                        && matches!(action, ViewSubtree | ManageAccounts | AnswerCase | KeepLedgers | ManageDevices)
                 }
                 Role::SafetyOfficer => {
-                    tier == Tier::School && matches!(action, ViewSubtree | JudgeAlert | EditRegistry | ManageDevices)
+                    tier == Tier::School
+                        && matches!(action, ViewSubtree | JudgeAlert | EditRegistry | KeepLedgers | ManageDevices)
                 }
                 Role::Parent => tier == Tier::School && action == ViewParentPage,
             }

@@ -259,8 +259,14 @@ pub fn judge_school(f: &SchoolFacts<'_>) -> BTreeMap<WarningKey, Judgement> {
                         raise(
                             Level::Red,
                             format!(
-                                "{who} {date} 晨检异常（{}）仍在岗，须立即离岗",
-                                LedgerRecord::MorningCheck((*m).clone()).summary()
+                                "{who} {date} 晨检异常（体温 {}.{}℃{}），仍在岗，须立即离岗",
+                                m.temperature_dc / 10,
+                                m.temperature_dc % 10,
+                                if m.symptoms.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("，{}", m.symptoms.iter().map(|s| s.zh()).collect::<Vec<_>>().join("、"))
+                                }
                             ),
                             vec![id.to_string()],
                         )
@@ -387,7 +393,8 @@ pub fn judge_school(f: &SchoolFacts<'_>) -> BTreeMap<WarningKey, Judgement> {
     for (item, r) in live(LedgerKind::FoodSample).filter(|(i, _)| i.entry.day >= from) {
         let LedgerRecord::FoodSample(s) = r else { continue };
         let id = item.entry.id.as_str();
-        let what = format!("{} {} {}“{}”留样", day_str(item.entry.day), s.canteen, s.meal.zh(), s.dish);
+        let canteen = plans.get(&s.canteen).map_or(s.canteen.as_str(), |(n, _)| n.as_str());
+        let what = format!("{} 食堂“{canteen}”{}“{}”留样", day_str(item.entry.day), s.meal.zh(), s.dish);
         let j = if s.grams < f.settings.sample_min_grams {
             raise(
                 Level::Yellow,

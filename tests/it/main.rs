@@ -15,6 +15,7 @@ mod console;
 mod devices;
 mod federation;
 mod health;
+mod ledger_cli;
 mod links;
 mod loose_ends;
 mod metrics;

@@ -8,7 +8,8 @@
 //! removes an entity this node owns. A node that is not the entity's owner is refused with 403 and
 //! nothing is written; a malformed change gets 400; a camera must name an existing canteen of the
 //! school and a health certificate an existing staff member (409 otherwise); removing what does not
-//! exist is 404.
+//! exist is 404. `GET /api/settings?unit=` and `GET /api/rule-settings?unit=` answer the settings and
+//! the early-warning rule settings in force for a unit, with where they come from.
 //!
 //! **Joining at run time.** A county registers a school (a `School` entity: scope the school,
 //! written by the county). When a node not in the topology file dials a node of which it is a
@@ -33,7 +34,7 @@ use protocol::registry::{
     Entity, EntityData, EntityKind, EntityRef, RegistryChange, RegistryOp, check_registry, effective_settings,
 };
 use serde::{Deserialize, Serialize};
-use topology::NodeId;
+use topology::{NodeId, Tier};
 
 use crate::api::AdminState;
 use crate::api::kit::ApiFail;
@@ -172,7 +173,8 @@ async fn write(
     Ok(Json(write_as(&s, &who, req).await?))
 }
 
-/// A registry change on behalf of `who`: settings need [`Action::ChangeSettings`], everything
+/// A registry change on behalf of `who`: settings, rule settings and the calendar need
+/// [`Action::ChangeSettings`], everything
 /// else [`Action::EditRegistry`]; accounts are set through the accounts API only (a password
 /// goes with them).
 pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> Result<RegistryWritten, ApiFail> {
@@ -182,7 +184,10 @@ pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> 
             "账号请用“账号”页面或 mingchu user add 设置 / accounts are set with `mingchu user add` or the console",
         ));
     }
-    let needs = if req.kind == EntityKind::Settings { Action::ChangeSettings } else { Action::EditRegistry };
+    let needs = match req.kind {
+        EntityKind::Settings | EntityKind::RuleSettings | EntityKind::Calendar => Action::ChangeSettings,
+        _ => Action::EditRegistry,
+    };
     who.require(s, needs).await?;
     let entity = EntityRef { kind: req.kind, node: req.node.unwrap_or(s.me), id: req.id };
     let change = RegistryChange { entity: entity.clone(), op: req.op };
@@ -258,9 +263,45 @@ async fn settings(State(s): State<AdminState>, Query(p): Query<SettingsParams>) 
     Ok(Json(SettingsView { unit, source, settings }))
 }
 
+/// The early-warning rule settings in force for a unit, and where they come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSettingsView {
+    pub unit: NodeId,
+    pub source: protocol::registry::SettingsSource,
+    pub settings: protocol::warning::RuleSettings,
+}
+
+/// `GET /api/rule-settings?unit=`: the rule settings in force for `unit` (what its warning engine
+/// judges with) — its county's override, the province's, or the defaults.
+async fn rule_settings(State(s): State<AdminState>, Query(p): Query<SettingsParams>) -> ApiResult<RuleSettingsView> {
+    use protocol::registry::SettingsSource;
+    let unit = match p.unit.as_deref() {
+        None | Some("") => s.me,
+        Some(u) => parse_node("unit", u)?,
+    };
+    // The lookup of `Reads::rule_settings_for`, from the same two registries, saying which it took.
+    let owners = [(Tier::County, SettingsSource::County), (Tier::Province, SettingsSource::Province)];
+    let mut view = std::collections::BTreeMap::new();
+    let mut source = SettingsSource::Default;
+    for (tier, from) in owners {
+        let Some(owner) = unit.ancestor_at(tier) else { continue };
+        let theirs = s.reads.registry_of(owner).await.map_err(read_fail)?;
+        let key = EntityRef { kind: EntityKind::RuleSettings, node: owner, id: String::new() };
+        if source == SettingsSource::Default && theirs.contains_key(&key) {
+            source = from;
+        }
+        view.extend(theirs);
+    }
+    let settings = protocol::warning::effective_rule_settings(&view, unit);
+    Ok(Json(RuleSettingsView { unit, source, settings }))
+}
+
 /// The registry routes, merged into the admin router.
 pub fn routes() -> Router<AdminState> {
-    Router::new().route("/api/registry", get(list).post(write)).route("/api/settings", get(settings))
+    Router::new()
+        .route("/api/registry", get(list).post(write))
+        .route("/api/settings", get(settings))
+        .route("/api/rule-settings", get(rule_settings))
 }
 
 /// One line about a registry change, for event listings.
