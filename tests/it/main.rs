@@ -8,6 +8,7 @@ mod backlog;
 mod browser;
 mod browser_cases;
 mod browser_health;
+mod browser_ledger;
 mod cases;
 mod cli;
 mod console;
