@@ -271,7 +271,8 @@ fn a_school_keeps_its_ledger_in_the_browser_and_the_county_sees_it_and_its_warni
     let text = wait_text(&b, "只读");
     assert!(text.contains("番茄炒蛋") && text.contains("张三") && text.contains("原因：人员选错"), "{text}");
     assert!(!text.contains("＋ 登记") && !text.contains("确认作废"), "read-only: {text}");
-    b.window(1280, 2000);
+    assert!(text.contains("今天没有陪餐、隐患排查、消毒、农残快检记录"), "{text}");
+    b.window(1280, 1250);
     b.screenshot("ledger-county-school");
     b.window(1280, 1000);
 
@@ -312,7 +313,7 @@ fn a_school_keeps_its_ledger_in_the_browser_and_the_county_sees_it_and_its_warni
     wait_text(&b, "生效预警");
     b.screenshot("warnings-phone");
     b.window(1280, 1000);
-    b.click_nav(&format!("#warnings tr[data-key^='health-cert-missing'] a[href^='/cases/show']"));
+    b.click_nav("#warnings tr[data-key^='health-cert-missing'] a[href^='/cases/show']");
     let text = wait_text(&b, "经过");
     assert!(text.contains("李四"), "the case is about 李四: {text}");
 }

@@ -234,6 +234,8 @@ async fn school_day(
         _ => None,
     };
     let keep: Vec<(&str, String)> = if own { vec![] } else { vec![("school", school.to_string())] };
+    let none: Vec<&str> =
+        LedgerKind::ALL.into_iter().filter(|k| !views.iter().any(|v| v.kind == *k)).map(LedgerKind::zh).collect();
     let body = html! {
         @if !own {
             nav.crumbs {
@@ -250,7 +252,8 @@ async fn school_day(
         @for k in LedgerKind::ALL {
             @let rows: Vec<&LedgerView> = views.iter().filter(|v| v.kind == k).collect();
             @let live = rows.iter().filter(|v| !v.voided).count();
-            section.ledger id={ "k-" (k.as_str()) } {
+            // Read-only, a kind without records is named once below rather than given a section.
+            @if choices.is_some() || !rows.is_empty() { section.ledger id={ "k-" (k.as_str()) } {
                 h2 { (k.zh()) span.count-n { (live) " 条" }
                     @if rows.len() > live { span.muted.small { "（另有 " (rows.len() - live) " 条已作废）" } }
                 }
@@ -261,7 +264,10 @@ async fn school_day(
                     (table(k, &rows, &names, &batch_names, editable.then_some(&ctx.0.csrf), s.clock.wall_ms()))
                 }
                 @if let Some(c) = &choices { (ledger_forms::form(k, c, &sticky, &ctx.0.csrf, focus == Some(k))) }
-            }
+            } }
+        }
+        @if choices.is_none() && !none.is_empty() {
+            p.none #no-records { (if day == today { "今天" } else { "这一天" }) "没有" (none.join("、")) "记录。" }
         }
     };
     let title = if own { "食品安全台账".to_string() } else { format!("食品安全台账 · {school_name}") };

@@ -95,9 +95,8 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx, Query(q): Query<Warning
     // The names of what the warnings are about (staff, canteens, suppliers, cameras), per school.
     let mut registries: BTreeMap<NodeId, BTreeMap<EntityRef, Entity>> = BTreeMap::new();
     for w in shown.iter().take(PAGE_ROWS) {
-        if !registries.contains_key(&w.school) {
-            let reg = s.reads.registry_of(w.school).await.unwrap_or_default();
-            registries.insert(w.school, reg);
+        if let std::collections::btree_map::Entry::Vacant(e) = registries.entry(w.school) {
+            e.insert(s.reads.registry_of(w.school).await.unwrap_or_default());
         }
     }
     let link = |lv: Option<Level>| {
