@@ -212,6 +212,15 @@ fn a_school_keeps_its_ledger_in_the_browser_and_the_county_sees_it_and_its_warni
     b.window(390, 844);
     b.screenshot("ledger-school-phone");
     b.window(1280, 1000);
+    // The other forms, open: what a canteen's staff fill in for meals, checks, disinfection, tests.
+    for kind in ["accompanied-meal", "hazard-check", "disinfection", "pesticide-test"] {
+        open_form(&b, kind);
+    }
+    b.goto(&format!("{school_url}/ledger#k-accompanied-meal"));
+    b.screenshot("ledger-forms-meal-hazard");
+    b.goto(&format!("{school_url}/ledger#k-disinfection"));
+    b.screenshot("ledger-forms-disinfection-pesticide");
+    b.goto(&format!("{school_url}/ledger"));
 
     // The sample disposed of at once: recorded, and marked as kept under 48 hours.
     b.click("#t-food-sample details.dispose > summary");
