@@ -9,6 +9,7 @@ mod browser;
 mod browser_cases;
 mod browser_devices;
 mod browser_health;
+mod browser_ledger;
 mod cases;
 mod cli;
 mod console;

@@ -12,6 +12,8 @@ use crate::api::principal::SignedIn;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nav {
     Home,
+    Ledger,
+    Warnings,
     Alerts,
     Cases,
     Spot,
@@ -28,6 +30,8 @@ impl Nav {
     pub fn href(self) -> &'static str {
         match self {
             Nav::Home => "/",
+            Nav::Ledger => "/ledger",
+            Nav::Warnings => "/warnings",
             Nav::Alerts => "/alerts",
             Nav::Cases => "/cases",
             Nav::Spot => "/spot-checks",
@@ -44,7 +48,10 @@ impl Nav {
     pub fn zh(self) -> &'static str {
         match self {
             Nav::Home => "首页",
-            Nav::Alerts => "预警",
+            Nav::Ledger => "台账",
+            Nav::Warnings => "预警",
+            // The AI detections of the cameras; 预警 is the rules' early warnings.
+            Nav::Alerts => "AI 预警",
             Nav::Cases => "问题台账",
             Nav::Spot => "网络巡查",
             Nav::Directives => "通知",
@@ -66,7 +73,17 @@ impl Nav {
         }
         let mut out = Vec::new();
         if may(Action::ViewSubtree) {
-            out.extend([Nav::Home, Nav::Alerts, Nav::Cases, Nav::Spot, Nav::Directives, Nav::Registry, Nav::Health]);
+            out.extend([
+                Nav::Home,
+                Nav::Ledger,
+                Nav::Warnings,
+                Nav::Alerts,
+                Nav::Cases,
+                Nav::Spot,
+                Nav::Directives,
+                Nav::Registry,
+                Nav::Health,
+            ]);
             // A school's own devices (AI boxes, video recorders) and its cameras' online state.
             if tier == topology::Tier::School {
                 out.push(Nav::Devices);

@@ -1,4 +1,4 @@
-//! 预警: the alert queue of this node's subtree, with confirm / dismiss (误报) and, for a
+//! AI 预警: the alert queue of this node's subtree, with confirm / dismiss (误报) and, for a
 //! supervisor, opening a case from the alert or overturning a school's own dismissal.
 
 use axum::extract::{Form, Query, State};
@@ -62,7 +62,7 @@ async fn render(s: &AdminState, ctx: Ctx, status: &str, code: StatusCode) -> Res
         p.muted { "本单位及下级的预警，最新的在前（最多 " (PAGE_ROWS) " 条）。" }
         @if rows.is_empty() { (empty("没有这一类预警。")) } @else { (table(&ctx, &rows)) }
     };
-    refused(code, shell(&ctx.0, Nav::Alerts, "预警", body))
+    refused(code, shell(&ctx.0, Nav::Alerts, "AI 预警", body))
 }
 
 fn status_zh(a: &AlertView) -> &'static str {

@@ -11,10 +11,13 @@ pub mod devices;
 pub mod directives;
 pub mod health;
 pub mod home;
+pub mod ledger;
+pub mod ledger_forms;
 pub mod parent;
 pub mod people;
 pub mod registry;
 pub mod spot;
+pub mod warnings;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -35,6 +38,10 @@ use crate::console::session::Csrf;
 pub fn routes() -> Router<AdminState> {
     Router::new()
         .route("/", get(home::page))
+        .route("/ledger", get(ledger::page).post(ledger::add))
+        .route("/ledger/void", post(ledger::void))
+        .route("/ledger/dispose", post(ledger::dispose))
+        .route("/warnings", get(warnings::page))
         .route("/alerts", get(alerts::page))
         .route("/alerts/verdict", post(alerts::verdict))
         .route("/cases", get(cases::list))
@@ -100,7 +107,7 @@ impl Ctx {
 
 /// The notices a redirect may name (`?ok=confirmed`): fixed texts, so a link cannot put words in
 /// the node's mouth.
-const NOTICES: [(&str, &str); 15] = [
+const NOTICES: [(&str, &str); 18] = [
     ("confirmed", "已确认该预警。"),
     ("dismissed", "已判定为误报，原因已记录。"),
     ("overturned", "已推翻学校的误报判定，该预警改为已确认。"),
@@ -116,6 +123,9 @@ const NOTICES: [(&str, &str); 15] = [
     ("sent", "通知已下发。"),
     ("account", "账号已保存。"),
     ("device-revoked", "设备已吊销，它的令牌立即失效。"),
+    ("ledger-saved", "台账记录已保存。"),
+    ("ledger-voided", "记录已作废，作废原因已留存。"),
+    ("ledger-disposed", "已登记留样处置时间。"),
 ];
 
 fn notice_of(query: &str) -> Option<&'static str> {
