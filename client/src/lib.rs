@@ -152,6 +152,31 @@ impl AdminClient {
         self.decode(resp)
     }
 
+    /// Uploads a file (a snapshot or an evidence photo) to the node: its reference `sha256:…`.
+    pub fn upload_file(&self, kind: &str, bytes: &[u8]) -> anyhow::Result<node::api::files::Stored> {
+        let resp = self.agent.post(&format!("{}/api/files?kind={kind}", self.base));
+        let resp = self
+            .with_auth(resp)
+            .header("content-type", "application/octet-stream")
+            .send(bytes)
+            .map_err(|e| self.unreachable(e))?;
+        self.decode(resp)
+    }
+
+    /// A file held at `holder` (this node or below it), fetched through the tree if need be:
+    /// its content type and bytes. A refusal carries its status: 404 missing, 503 unavailable.
+    pub fn file(&self, file: &str, holder: NodeId) -> anyhow::Result<(String, Vec<u8>)> {
+        let resp = self.agent.get(&format!("{}/api/files/{file}?holder={holder}", self.base));
+        let mut resp = self.with_auth(resp).call().map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return self.decode::<()>(resp).map(|_| (String::new(), Vec::new()));
+        }
+        let kind = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let bytes = resp.body_mut().with_config().limit(RESPONSE_BYTES_MAX).read_to_vec()?;
+        Ok((kind, bytes))
+    }
+
     pub fn status(&self) -> anyhow::Result<NodeStatus> {
         self.get("/api/status")
     }

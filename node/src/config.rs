@@ -91,6 +91,27 @@ pub struct NodeConfig {
     /// detections and heartbeats. Without it the node serves none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<DevicesConfig>,
+    /// How long files are kept (`[files]`): snapshots uploaded here, and the cache of files
+    /// fetched from below.
+    #[serde(default)]
+    pub files: FilesConfig,
+}
+
+/// Retention of files (`[files]` in the node's config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Detection snapshots uploaded here are kept this many days (the seed platform's minimum:
+    /// 30). Evidence of cases is kept for good.
+    pub snapshot_days: u32,
+    /// Files fetched from below are cached up to this many MiB (oldest dropped first).
+    pub cache_mb: u32,
+}
+
+impl Default for FilesConfig {
+    fn default() -> FilesConfig {
+        FilesConfig { snapshot_days: 30, cache_mb: 256 }
+    }
 }
 
 /// The web console's listener (`[console]` in the node's config):
@@ -343,12 +364,20 @@ impl NodeConfig {
             admin_addr: None,
             console: None,
             devices: None,
+            files: FilesConfig::default(),
         }
     }
 
     pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
         let mut cfg: NodeConfig = toml::from_str(&text).with_context(|| format!("bad config {}", path.display()))?;
+        if cfg.files.snapshot_days < 30 {
+            bail!(
+                "{}: [files] snapshot_days = {}：监控截图至少保存 30 天 / snapshots are kept at least 30 days",
+                path.display(),
+                cfg.files.snapshot_days
+            );
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let console_paths = cfg.console.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();
         let device_paths = cfg.devices.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();

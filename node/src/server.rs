@@ -190,6 +190,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         topology: topology.clone(),
         cameras: Some(cameras.clone()),
         lock: Default::default(),
+        files: cfg.files,
     };
     let scheduler = spawn_scheduler(engine.clone(), cfg.case_scan_ms, scan_now.clone());
     let recent_alerts = recent_alerts_from_store(me, &reads, clock.wall_ms())

@@ -836,6 +836,8 @@ fn connection(net: &SimNet, id: u64, side: usize, peer: NodeId, notify: Arc<Noti
         peer,
         sender: sender(CONTROL),
         bulk: sender(BULK),
+        // The simulator's files share the bulk lane's queue (no files travel in a simulated day).
+        files: sender(BULK),
         receiver: Box::new(SimReceiver { net: net.clone(), id, side, notify, done: StickyEnd::default() }),
     }
 }

@@ -169,6 +169,7 @@ impl World {
             topology: self.topology.clone(),
             cameras: None,
             lock: Default::default(),
+            files: Default::default(),
         };
         let scheduler = node::runtime::scheduler::spawn_scheduler(
             engine,

@@ -15,6 +15,7 @@ mod cli;
 mod console;
 mod devices;
 mod federation;
+mod files;
 mod health;
 mod ledger_cli;
 mod links;

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cases;
 pub mod devices;
 pub mod directives;
+pub mod files;
 pub mod health;
 pub mod intake;
 pub mod kit;
@@ -110,6 +111,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(registry::routes())
         .merge(spot::routes())
         .merge(ledgers::routes())
+        .merge(files::routes())
         .merge(warnings::routes())
         .merge(status::routes())
         .with_state(state.clone())

@@ -150,6 +150,9 @@ pub struct LinkArgs {
     pub on_up: Box<dyn Fn(NodeId) + Send + Sync>,
     /// Called with health rows the peer (a descendant) sent, already checked.
     pub on_health: Box<dyn Fn(NodeId, protocol::health::HealthDelta) + Send + Sync>,
+    /// Called with a file frame the peer sent (a request from an ancestor, a part or a refusal
+    /// from a descendant), once the link is up: files are the root actor's business.
+    pub on_file: Box<dyn Fn(NodeId, protocol::Frame) + Send + Sync>,
 }
 
 pub enum LinkMsg {
@@ -167,6 +170,8 @@ pub enum LinkMsg {
     Close(String),
     /// Health rows for the peer (an ancestor).
     Health(protocol::health::HealthDelta),
+    /// A file frame for the peer (`FileGet` down, `FileData` / `FileFail` up).
+    File(protocol::Frame),
 }
 
 impl LinkMsg {
@@ -181,6 +186,7 @@ impl LinkMsg {
             LinkMsg::Tick => "a timer tick",
             LinkMsg::Close(_) => "a close",
             LinkMsg::Health(_) => "health rows to send",
+            LinkMsg::File(_) => "a file frame to send",
         }
     }
 }
@@ -202,11 +208,13 @@ pub struct LinkRun {
     status: SharedStatus,
     on_up: Box<dyn Fn(NodeId) + Send + Sync>,
     on_health: Box<dyn Fn(NodeId, protocol::health::HealthDelta) + Send + Sync>,
+    on_file: Box<dyn Fn(NodeId, protocol::Frame) + Send + Sync>,
     /// The session came up (a close after it is a disconnect worth remembering).
     was_up: bool,
     /// The control lane's writer (also closes the connection) and the bulk lane's.
     writer: mpsc::UnboundedSender<WriterCmd>,
     bulk_writer: mpsc::UnboundedSender<WriterCmd>,
+    files_writer: mpsc::UnboundedSender<WriterCmd>,
     reader_task: JoinHandle<()>,
     /// The earliest deadline a timer task is already sleeping towards.
     timer_at_ms: Option<u64>,
@@ -382,7 +390,8 @@ impl LinkRun {
                 }
                 let writer = match frame.lane() {
                     Lane::Control => &self.writer,
-                    Lane::Bulk | Lane::Files => &self.bulk_writer,
+                    Lane::Bulk => &self.bulk_writer,
+                    Lane::Files => &self.files_writer,
                 };
                 writer.send(WriterCmd::Frame(bytes)).map_err(|_| "writer task ended".to_string())?;
             }
@@ -460,9 +469,10 @@ impl Actor for LinkActor {
                 return Err(e.into());
             }
         };
-        let Connection { sender, bulk, mut receiver, .. } = args.conn;
+        let Connection { sender, bulk, files, mut receiver, .. } = args.conn;
         let wtx = spawn_writer(sender, myself.clone());
         let bulk_wtx = spawn_writer(bulk, myself.clone());
+        let files_wtx = spawn_writer(files, myself.clone());
         let me = myself.clone();
         let reader_task = tokio::spawn(async move {
             loop {
@@ -497,9 +507,11 @@ impl Actor for LinkActor {
             status: args.status,
             on_up: args.on_up,
             on_health: args.on_health,
+            on_file: args.on_file,
             was_up: false,
             writer: wtx,
             bulk_writer: bulk_wtx,
+            files_writer: files_wtx,
             reader_task,
             timer_at_ms: None,
             timer,
@@ -527,6 +539,18 @@ impl Actor for LinkActor {
             LinkMsg::Frame(bytes) => {
                 lock_status(&st.status).last_seen_ms = st.clock.wall_ms();
                 match decode_frame(&bytes) {
+                    Ok(
+                        frame @ (protocol::Frame::FileGet { .. }
+                        | protocol::Frame::FileData { .. }
+                        | protocol::Frame::FileFail { .. }),
+                    ) => {
+                        // Files travel beside the sync session, once the hello is done.
+                        if st.was_up {
+                            (st.on_file)(st.peer, frame);
+                        } else {
+                            st.session.close(now, "a file frame before the hello");
+                        }
+                    }
                     Ok(frame) => {
                         if matches!(frame, protocol::Frame::Health(_)) {
                             lock_status(&st.status).health_bytes_in += bytes.len() as u64;
@@ -570,6 +594,13 @@ impl Actor for LinkActor {
             LinkMsg::Health(delta) => {
                 st.session.send_health(now, delta);
             }
+            LinkMsg::File(frame) => match encode_frame(&frame) {
+                Ok(bytes) => {
+                    let writer = if frame.lane() == Lane::Files { &st.files_writer } else { &st.writer };
+                    let _ = writer.send(WriterCmd::Frame(bytes));
+                }
+                Err(e) => warn!(node = %st.me, peer = %st.peer, error = %e, "cannot encode a file frame"),
+            },
         }
         let driven = st.drive(&myself);
         st.check_session(step, before.as_ref());

@@ -5,6 +5,7 @@
 //! them unchanged.
 
 pub mod cameras;
+pub mod files;
 pub mod health;
 mod invariant;
 pub mod join;

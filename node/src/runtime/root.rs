@@ -106,6 +106,16 @@ pub enum NodeMsg {
     HealthGrace,
     /// The health table, for the admin API.
     Health(RpcReplyPort<SharedHealth>),
+    /// A file frame a peer sent (see [`crate::runtime::files`]).
+    FileIn(NodeId, protocol::Frame),
+    /// The admin API or a console page wants a file held at `holder` (here, or below).
+    FileFetch {
+        holder: NodeId,
+        hash: protocol::files::FileHash,
+        reply: RpcReplyPort<crate::runtime::files::Fetched>,
+    },
+    /// A file request sent down has waited long enough.
+    FileTimeout(u64),
     /// The school's cameras' last heartbeats, for the device intake and the admin API.
     Cameras(RpcReplyPort<crate::runtime::cameras::SharedCameras>),
     /// A camera came online or went offline, or a device was registered: re-report this node.
@@ -145,6 +155,8 @@ pub struct NodeRun {
     health: Plane,
     /// A school's cameras' last heartbeats (counted in its health report).
     cameras: crate::runtime::cameras::SharedCameras,
+    /// File fetches in flight downward, and who waits for them.
+    files: crate::runtime::files::Router,
 }
 
 pub struct NodeActor;
@@ -158,6 +170,109 @@ fn after(myself: &ActorRef<NodeMsg>, wait_ms: u64, msg: NodeMsg) {
 }
 
 impl NodeRun {
+    /// The peers whose links are up.
+    fn linked_peers(&self) -> Vec<NodeId> {
+        self.links
+            .iter()
+            .filter(|(_, e)| e.actor.is_some() && lock_status(&e.status).state == LinkState::Up)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Carries out what the file router asked for.
+    fn file_actions(&mut self, myself: &ActorRef<NodeMsg>, actions: Vec<crate::runtime::files::Action>) {
+        use crate::runtime::files::Action;
+        for a in actions {
+            match a {
+                Action::Send(peer, frame) => {
+                    if let Some(actor) = self.links.get(&peer).and_then(|e| e.actor.as_ref()) {
+                        let _ = actor.cast(LinkMsg::File(frame));
+                    }
+                }
+                Action::Cache(hash, meta, bytes) => match crate::runtime::files::put_ops(&hash, &meta, bytes) {
+                    Ok(ops) => {
+                        let _ = self.store.cast(StoreMsg::WriteLocal { ops, reply: None });
+                    }
+                    Err(e) => warn!(node = %self.args.me, error = %e, "cannot cache a file"),
+                },
+                Action::Timeout(req) => {
+                    after(myself, crate::runtime::files::FETCH_TIMEOUT_MS, NodeMsg::FileTimeout(req));
+                }
+            }
+        }
+    }
+
+    /// A file here, or fetched from below toward `holder`, for `waiter`.
+    fn file_want(
+        &mut self,
+        myself: &ActorRef<NodeMsg>,
+        holder: NodeId,
+        hash: protocol::files::FileHash,
+        waiter: crate::runtime::files::Waiter,
+    ) {
+        use crate::runtime::files::{FileError, Waiter, read_file, route};
+        let me = self.args.me;
+        let found = match read_file(self.args.storage.as_ref(), &hash) {
+            Ok(found) => found.map(Ok),
+            Err(e) => Some(Err(FileError::Unavailable(format!("{me} 读取文件失败：{e}")))),
+        };
+        let outcome = match found {
+            Some(outcome) => Some(outcome),
+            None if holder == me || !me.is_ancestor_or_self_of(holder) => {
+                Some(Err(FileError::Missing(format!("{me} 没有这个文件（可能已超过保存期限）"))))
+            }
+            None => match route(me, holder, self.linked_peers()) {
+                None => Some(Err(FileError::Unavailable(format!("{holder} 当前联系不上：{me} 没有通往它的可用连接")))),
+                Some(via) => {
+                    let actions = self.files.fetch(hash, holder, via, waiter);
+                    self.file_actions(myself, actions);
+                    return;
+                }
+            },
+        };
+        if let Some(outcome) = outcome {
+            let actions = match waiter {
+                Waiter::Local(reply) => {
+                    let _ = reply.send(outcome);
+                    Vec::new()
+                }
+                Waiter::Up { peer, req } => crate::runtime::files::answer(peer, req, &outcome),
+            };
+            self.file_actions(myself, actions);
+        }
+    }
+
+    fn file_fetch(
+        &mut self,
+        myself: &ActorRef<NodeMsg>,
+        holder: NodeId,
+        hash: protocol::files::FileHash,
+        reply: RpcReplyPort<crate::runtime::files::Fetched>,
+    ) {
+        self.file_want(myself, holder, hash, crate::runtime::files::Waiter::Local(reply));
+    }
+
+    fn file_in(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId, frame: protocol::Frame) {
+        let me = self.args.me;
+        let actions = match frame {
+            protocol::Frame::FileGet { req, holder, hash } => {
+                // Requests come down from an ancestor, for a holder in this node's subtree.
+                if !peer.is_ancestor_or_self_of(me) || peer == me {
+                    warn!(node = %me, %peer, "a file request from below: ignored");
+                    return;
+                }
+                self.file_want(myself, holder, hash, crate::runtime::files::Waiter::Up { peer, req });
+                return;
+            }
+            protocol::Frame::FileData { req, offset, total, meta, bytes } => {
+                self.files.data(peer, req, offset, total, meta, bytes)
+            }
+            protocol::Frame::FileFail { req, missing, reason } => self.files.failed(peer, req, missing, reason),
+            _ => Vec::new(),
+        };
+        self.file_actions(myself, actions);
+    }
+
     fn parent(&self) -> Option<NodeId> {
         self.args.me.parent()
     }
@@ -211,6 +326,7 @@ impl NodeRun {
         lock_status(&status).role = role_name.to_string();
         let root = myself.clone();
         let root_health = myself.clone();
+        let root_file = myself.clone();
         let args = LinkArgs {
             me: self.args.me,
             conn,
@@ -227,6 +343,9 @@ impl NodeRun {
             }),
             on_health: Box::new(move |peer, delta| {
                 let _ = root_health.cast(NodeMsg::HealthIn(peer, delta));
+            }),
+            on_file: Box::new(move |peer, frame| {
+                let _ = root_file.cast(NodeMsg::FileIn(peer, frame));
             }),
         };
         match Actor::spawn_linked(None, LinkActor, args, myself.get_cell()).await {
@@ -349,6 +468,8 @@ impl NodeRun {
     }
 
     fn link_ended(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId, reason: Option<String>) {
+        let lost = self.files.link_lost(peer);
+        self.file_actions(myself, lost);
         {
             let Some(e) = self.links.get_mut(&peer) else { return };
             e.actor = None;
@@ -625,6 +746,7 @@ impl Actor for NodeActor {
             refused: 0,
             last_refusal: None,
             health,
+            files: Default::default(),
             cameras,
         };
         // Children from the topology are listed (as never connected) from the start.
@@ -759,6 +881,12 @@ impl Actor for NodeActor {
             }
             NodeMsg::Store(reply) => {
                 let _ = reply.send(st.store.clone());
+            }
+            NodeMsg::FileIn(peer, frame) => st.file_in(&myself, peer, frame),
+            NodeMsg::FileFetch { holder, hash, reply } => st.file_fetch(&myself, holder, hash, reply),
+            NodeMsg::FileTimeout(req) => {
+                let actions = st.files.timed_out(req);
+                st.file_actions(&myself, actions);
             }
             NodeMsg::HealthIn(peer, delta) => {
                 let merged = st.health.shared.lock().merge(peer, delta);

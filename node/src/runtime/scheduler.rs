@@ -71,7 +71,10 @@ pub fn spawn_scheduler(engine: Engine, every_ms: u64, now: Arc<tokio::sync::Noti
             }
             let cases = scan(me, &engine.store, &engine.reads, &engine.clock).await;
             let warnings = match &cases {
-                Ok(_) => engine.pass().await.map(|_| ()),
+                Ok(_) => match engine.pass().await {
+                    Ok(_) => engine.retain_files().await.map(|_| ()),
+                    Err(e) => Err(e),
+                },
                 Err(_) => Ok(()),
             };
             if let Err(e) = cases.map(|_| ()).and(warnings) {

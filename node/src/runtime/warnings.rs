@@ -52,6 +52,8 @@ pub struct Engine {
     /// One pass at a time (the scheduler's and one asked for through the admin API), so two
     /// passes never both write what the same facts owe.
     pub lock: Arc<tokio::sync::Mutex<()>>,
+    /// How long files are kept here.
+    pub files: crate::config::FilesConfig,
 }
 
 /// What one pass wrote.
@@ -73,6 +75,21 @@ impl Engine {
             Tier::County => self.county_pass().await,
             _ => Ok(Pass::default()),
         }
+    }
+
+    /// Drops the files past their retention (snapshots uploaded here after the configured days,
+    /// cached copies after a week or beyond the cache's bound); returns how many.
+    pub async fn retain_files(&self) -> Result<usize, WriteError> {
+        let (now, days, cache) =
+            (self.clock.wall_ms(), u64::from(self.files.snapshot_days), u64::from(self.files.cache_mb) << 20);
+        let (ops, dropped) =
+            self.reads.run(move |st| crate::runtime::files::retention_ops(st, now, days, cache)).await?;
+        if !ops.is_empty() {
+            ractor::call_t!(self.store, |reply| StoreMsg::WriteLocal { ops, reply: Some(reply) }, CALL_TIMEOUT_MS)
+                .map_err(|e| WriteError::Unavailable(e.to_string()))??;
+            info!(node = %self.me, dropped, "files past their retention dropped");
+        }
+        Ok(dropped)
     }
 
     async fn write(&self, items: Vec<(NodeId, Body)>) -> Result<(), WriteError> {

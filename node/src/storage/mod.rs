@@ -30,6 +30,9 @@ pub enum Space {
     /// Runs by their newest event: `(hlc wall ms, hlc logical, origin, last seq)`, so listings
     /// read newest first and stop early instead of decoding every event held.
     Recent,
+    /// Files (snapshots, evidence photos) by their SHA-256, their meta, and a time index for
+    /// retention: uploaded here or cached from below; never replicated as events.
+    Files,
     /// A school's devices and what they told it (the device registry, the detection ids already
     /// raised, the cameras' last heartbeats): local records, never replicated.
     Devices,
@@ -45,6 +48,7 @@ impl Space {
             Space::Recent => b'r',
             Space::Secrets => b's',
             Space::Audit => b'a',
+            Space::Files => b'f',
             Space::Devices => b'd',
         }
     }

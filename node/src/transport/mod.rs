@@ -44,14 +44,16 @@ pub enum TransportError {
 /// One authenticated link to `peer`: its identity comes from the transport's authentication
 /// (the verified certificate for QUIC), never from anything the peer says in a message.
 ///
-/// Two lanes go out: `sender` (control: hello, acks, keep-alives, fresh events; sent ahead of
-/// anything queued in bulk) and `bulk` (batches). Frames of one lane arrive in order; frames of
+/// Three lanes go out: `sender` (control: hello, acks, keep-alives, fresh events; sent ahead of
+/// anything queued in bulk), `bulk` (batches) and `files` (parts of a file an ancestor asked for:
+/// a stream of their own, so a snapshot neither waits behind a backlog nor holds one up). Frames of one lane arrive in order; frames of
 /// different lanes may overtake each other. `receiver` yields both lanes' frames, control first
 /// when both have some.
 pub struct Connection {
     pub peer: NodeId,
     pub sender: Box<dyn FrameSender>,
     pub bulk: Box<dyn FrameSender>,
+    pub files: Box<dyn FrameSender>,
     pub receiver: Box<dyn FrameReceiver>,
 }
 

@@ -50,6 +50,8 @@ const PREFIX: usize = 4;
 /// Stream priorities (quinn sends higher first): control frames overtake queued bulk data.
 const CONTROL_PRIORITY: i32 = 1;
 const BULK_PRIORITY: i32 = 0;
+/// The unidirectional streams a peer opens: bulk and files.
+const UNI_STREAMS: usize = 2;
 /// Frames read ahead per lane before the reader waits for the link to take them.
 const LANE_QUEUE: usize = 16;
 
@@ -243,6 +245,7 @@ fn link(peer: NodeId, conn: quinn::Connection, send: quinn::SendStream, recv: qu
         peer,
         sender: Box::new(QuicSender { conn: conn.clone(), send: Some(send), interrupted: false }),
         bulk: Box::new(QuicSender { conn: conn.clone(), send: None, interrupted: false }),
+        files: Box::new(QuicSender { conn: conn.clone(), send: None, interrupted: false }),
         receiver: Box::new(LaneReceiver::start(conn, QuicReceiver::new(recv))),
     }
 }
@@ -378,24 +381,37 @@ impl LaneReceiver {
                 }
             }
         });
+        // The peer's unidirectional streams (bulk, files), each opened on its first frame, in any
+        // order: a reader per stream, all into one queue (the frames say what they are).
         let bulk_task = tokio::spawn(async move {
-            let mut bulk = match conn.accept_uni().await {
-                Ok(recv) => QuicReceiver::new(recv),
-                Err(e) => {
-                    let _ = btx.send(Err(connection_error(&e))).await;
-                    return;
-                }
-            };
-            loop {
-                let item = match bulk.recv().await {
-                    Ok(Some(frame)) => Ok(frame),
-                    Ok(None) => break,
-                    Err(e) => Err(e),
+            let mut readers = Vec::new();
+            for _ in 0..UNI_STREAMS {
+                let mut uni = match conn.accept_uni().await {
+                    Ok(recv) => QuicReceiver::new(recv),
+                    Err(e) => {
+                        let _ = btx.send(Err(connection_error(&e))).await;
+                        break;
+                    }
                 };
-                let failed = item.is_err();
-                if btx.send(item).await.is_err() || failed {
-                    break;
-                }
+                let btx = btx.clone();
+                readers.push(tokio::spawn(async move {
+                    loop {
+                        let item = match uni.recv().await {
+                            Ok(Some(frame)) => Ok(frame),
+                            Ok(None) => break,
+                            Err(e) => Err(e),
+                        };
+                        let failed = item.is_err();
+                        if btx.send(item).await.is_err() || failed {
+                            break;
+                        }
+                    }
+                }));
+            }
+            // The readers end with the connection, or at their next frame once the link dropped
+            // its receiver (the queue is closed then).
+            for r in readers {
+                let _ = r.await;
             }
         });
         LaneReceiver {

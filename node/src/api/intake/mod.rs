@@ -120,6 +120,7 @@ pub fn router(admin: AdminState, rate_per_s: u32, burst: u32) -> Router {
     Router::new()
         .route("/device/v1/detections", post(detections).fallback(wrong_method))
         .route("/device/v1/heartbeat", post(heartbeat).fallback(wrong_method))
+        .route(SNAPSHOTS_PATH, post(snapshot).fallback(wrong_method))
         .route_layer(from_fn_with_state(state.clone(), gate))
         .fallback(not_found)
         .with_state(state)
@@ -129,7 +130,7 @@ async fn not_found() -> Refusal {
     fail(
         StatusCode::NOT_FOUND,
         "not-found",
-        "没有这个接口；设备接入只有 POST /device/v1/detections 与 POST /device/v1/heartbeat / no such route",
+        "没有这个接口；设备接入只有 POST /device/v1/snapshots、/device/v1/detections 与 /device/v1/heartbeat / no such route",
     )
 }
 
@@ -150,9 +151,18 @@ fn too_large() -> Refusal {
 }
 
 /// Token, rate limit and body, before any handler (see the module's doc for the order).
+/// The largest body of a request to `path`: a snapshot's image, or [`BODY_LIMIT`] of JSON.
+fn limit_for(path: &str) -> usize {
+    if path == SNAPSHOTS_PATH { protocol::files::FILE_BYTES_MAX } else { BODY_LIMIT }
+}
+
+/// Where a device uploads a detection's snapshot (the image bytes as the body).
+pub const SNAPSHOTS_PATH: &str = "/device/v1/snapshots";
+
 async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Response {
+    let limit = limit_for(req.uri().path());
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return too_large().into_response();
     }
     let token = req
@@ -199,7 +209,7 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
         }
         // The body is read (and dropped) so the device's connection stays open for its retry:
         // a refused request should not cost it a new TLS handshake.
-        let read = http_body_util::Limited::new(req.into_body(), BODY_LIMIT).collect();
+        let read = http_body_util::Limited::new(req.into_body(), limit).collect();
         let _ = tokio::time::timeout(BODY_TIMEOUT, read).await;
         return resp;
     }
@@ -207,7 +217,7 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
         keep_local(&st.admin, vec![op]);
     }
     let (parts, body) = req.into_parts();
-    let read = http_body_util::Limited::new(body, BODY_LIMIT).collect();
+    let read = http_body_util::Limited::new(body, limit).collect();
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(c)) => c.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
@@ -391,6 +401,37 @@ fn earlier(s: &AdminState, seq: u64) -> Result<DetectionAnswer, Refusal> {
             "storage",
             format!("检测编号记录指向的事件 {id} 不是告警 / the detection's record is inconsistent"),
         )),
+    }
+}
+
+/// A detection's snapshot (JPEG or PNG, the body): stored at the school under its SHA-256; the
+/// answer's `snapshot` is what the detection then names. The same image again is the same file.
+async fn snapshot(
+    State(st): State<IntakeState>,
+    Extension(Authed(device)): Extension<Authed>,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    match crate::api::files::store_file(&st.admin, protocol::files::FileKind::Snapshot, &body).await {
+        Ok((hash, meta)) => {
+            tracing::debug!(node = %st.admin.me, device = %device.id, size = meta.size, "snapshot stored");
+            Ok((
+                StatusCode::CREATED,
+                axum::Json(serde_json::json!({
+                    "snapshot": protocol::files::file_ref(&hash),
+                    "size": meta.size,
+                    "content_type": meta.content.mime(),
+                })),
+            )
+                .into_response())
+        }
+        Err((status, axum::Json(e))) => {
+            let code = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+                StatusCode::BAD_REQUEST => "bad-image",
+                _ => "storage",
+            };
+            Err(fail(status, code, e.error))
+        }
     }
 }
 

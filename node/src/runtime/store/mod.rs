@@ -335,6 +335,7 @@ pub enum LocalSpace {
     Secrets,
     Audit,
     Devices,
+    Files,
 }
 
 impl LocalSpace {
@@ -343,6 +344,7 @@ impl LocalSpace {
             LocalSpace::Secrets => Space::Secrets,
             LocalSpace::Audit => Space::Audit,
             LocalSpace::Devices => Space::Devices,
+            LocalSpace::Files => Space::Files,
         }
     }
 }

@@ -1,0 +1,105 @@
+//! Files with real processes: a snapshot uploaded at a school is viewed at the province (fetched
+//! through the tree on demand, checked against its hash, cached on the way); with the county down
+//! it comes via the city the school failed over to; with the school itself down a file nobody
+//! cached is reported unavailable — never missing — while a cached one is still shown.
+
+use std::time::Duration;
+
+use harness::cluster::Cluster;
+use node::api::alerts::RaiseAlert;
+use topology::NodeId;
+
+use crate::eventually;
+
+fn id(s: &str) -> NodeId {
+    s.parse().unwrap()
+}
+
+/// A PNG-looking file of `len` bytes (the magic number, then a pattern of `seed`).
+fn png(len: usize, seed: u8) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    b.extend((0..len - 8).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    b
+}
+
+fn refused(e: anyhow::Error) -> (u16, String) {
+    match e.downcast_ref::<client::CallError>() {
+        Some(client::CallError::Refused { status, message }) => (*status, message.clone()),
+        _ => panic!("not a refusal: {e:#}"),
+    }
+}
+
+#[test]
+fn a_school_snapshot_is_viewed_at_the_province_through_any_path_or_reported_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = topology::generate::SmallSpec { cities: 1, counties_per_city: 1, schools_per_county: 1 };
+    let mut cluster = Cluster::create(dir.path(), &spec, &crate::binary()).unwrap();
+    cluster.start_all().unwrap();
+    cluster.wait_links_up(Duration::from_secs(30)).unwrap();
+    cluster.register_cameras().unwrap();
+    let (province, city, county, school) = (id("13"), id("1301"), id("130102"), id("130102-S0001"));
+    let at_school = cluster.client(school);
+
+    // Uploaded at the school (two file parts' worth), named by an alert.
+    let a = png(300 * 1024, 1);
+    let stored = at_school.upload_file("snapshot", &a).unwrap();
+    assert!(stored.file.starts_with("sha256:") && stored.size == a.len() as u64, "{stored:?}");
+    assert_eq!(at_school.upload_file("snapshot", &a).unwrap().file, stored.file, "same bytes, same file");
+    let alert = at_school
+        .raise_alert(&RaiseAlert {
+            camera: "cam-01".into(),
+            alert_type: "NO_MASK".into(),
+            snapshot: Some(stored.file.clone()),
+            ..RaiseAlert::default()
+        })
+        .unwrap();
+    assert_eq!(alert.snapshot, stored.file);
+
+    // Bad uploads are refused in Chinese and store nothing.
+    let (status, why) = refused(at_school.upload_file("snapshot", b"<html>not an image</html>").unwrap_err());
+    assert_eq!(status, 400);
+    assert!(why.contains("只接受 JPEG 或 PNG"), "{why}");
+    assert_eq!(refused(at_school.upload_file("snapshot", b"").unwrap_err()).0, 400);
+
+    // Viewed at the province: fetched through city and county, the very bytes.
+    let (kind, got) = cluster.client(province).file(&stored.file, school).unwrap();
+    assert_eq!(kind, "image/png");
+    assert!(got == a, "the province got other bytes");
+    // A file the school has not: missing (404), not unavailable.
+    let nothing = format!("sha256:{}", "ab".repeat(32));
+    let (status, why) = refused(cluster.client(province).file(&nothing, school).unwrap_err());
+    assert_eq!(status, 404, "{why}");
+
+    // Two more files, nobody has looked at them yet.
+    let b = png(40 * 1024, 2);
+    let c = png(50 * 1024, 3);
+    let b_ref = at_school.upload_file("evidence", &b).unwrap().file;
+    let c_ref = at_school.upload_file("snapshot", &c).unwrap().file;
+
+    // The county goes down; the school fails over to the city, and the province gets B that way.
+    cluster.kill(county).unwrap();
+    eventually(Duration::from_secs(60), "the school failed over to the city", || {
+        let st = cluster.status(school).ok()?;
+        (st.failover.as_ref()?.peer == city && st.failover.as_ref()?.state == node::runtime::link::LinkState::Up)
+            .then_some(())
+    });
+    let (_, got) = eventually(Duration::from_secs(30), "B at the province via the city", || {
+        cluster.client(province).file(&b_ref, school).ok()
+    });
+    assert!(got == b);
+
+    // The school goes down too: C, never fetched, is unavailable (503, saying why); A is still
+    // shown from the province's cache.
+    cluster.kill(school).unwrap();
+    let (status, why) = eventually(Duration::from_secs(60), "C unavailable at the province", || {
+        match cluster.client(province).file(&c_ref, school) {
+            Err(e) => Some(refused(e)).filter(|(s, _)| *s == 503),
+            Ok(_) => None,
+        }
+    });
+    assert_eq!(status, 503);
+    assert!(why.contains("联系不上") || why.contains("连接"), "{why}");
+    let (_, got) = cluster.client(province).file(&stored.file, school).unwrap();
+    assert!(got == a, "the cached copy");
+    cluster.stop_all();
+}
