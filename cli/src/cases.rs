@@ -69,9 +69,13 @@ pub enum CaseCmd {
         #[command(flatten)]
         target: Target,
         id: String,
-        /// Evidence references (photos, videos), one or more.
-        #[arg(long = "evidence", required = true)]
+        /// Evidence references or descriptions (one or more, with or without photos).
+        #[arg(long = "evidence", required_unless_present = "photo")]
         evidence: Vec<String>,
+        /// A photo of the rectification (JPEG or PNG, up to 4 MiB): uploaded to the school's node
+        /// first, its reference added to the evidence. May be given several times.
+        #[arg(long = "photo", value_name = "FILE")]
+        photo: Vec<std::path::PathBuf>,
         #[arg(long, default_value = "")]
         note: String,
         #[arg(long)]
@@ -185,7 +189,28 @@ pub fn run(cmd: CaseCmd) -> anyhow::Result<()> {
         CaseCmd::Ack { target, id, refuse, json } => {
             step(target, &id, if refuse { StepRequest::RefuseNotice } else { StepRequest::Ack }, json)
         }
-        CaseCmd::Submit { target, id, evidence, note, json } => {
+        CaseCmd::Submit { target, id, mut evidence, photo, note, json } => {
+            // Every photo is read and checked before any is uploaded.
+            let mut photos = Vec::new();
+            for p in &photo {
+                let bytes = std::fs::read(p).map_err(|e| anyhow::anyhow!("读不了照片 {}：{e}", p.display()))?;
+                if protocol::files::ContentType::sniff(&bytes).is_none() {
+                    return Err(crate::cli::BadInput(format!("{} 不是 JPEG 或 PNG 图片", p.display())).into());
+                }
+                if bytes.len() > protocol::files::FILE_BYTES_MAX {
+                    return Err(crate::cli::BadInput(format!(
+                        "{} 有 {} 字节，超过 4 MiB 的上限",
+                        p.display(),
+                        bytes.len()
+                    ))
+                    .into());
+                }
+                photos.push(bytes);
+            }
+            let client = target.client()?;
+            for bytes in photos {
+                evidence.push(client.upload_file("evidence", &bytes)?.file);
+            }
             step(target, &id, StepRequest::Submit { evidence, note }, json)
         }
         CaseCmd::Review { target, id, pass, fail, comment, deadline_ms, json } => {

@@ -133,6 +133,9 @@ pub enum Cmd {
     /// its cameras' online state.
     #[command(subcommand)]
     Device(crate::devices::DeviceCmd),
+    /// Files: store a snapshot or a rectification photo at a node; fetch one through the tree.
+    #[command(subcommand)]
+    File(crate::files::FileCmd),
     /// 食品安全台账: a school's food-safety ledgers — morning checks (晨检), samples (留样),
     /// purchases with certificates (索证索票), accompanied meals (陪餐), hazard checks (隐患排查),
     /// disinfection (消毒), pesticide tests (农残快检); list them, and which schools filled them in.
@@ -522,6 +525,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Spot(cmd) => crate::spot::run(cmd),
         Cmd::User(cmd) => crate::users::run(cmd),
         Cmd::Device(cmd) => crate::devices::run(cmd),
+        Cmd::File(cmd) => crate::files::run(cmd),
         Cmd::Ledger(cmd) => crate::ledger::run(cmd),
         Cmd::Warnings(args) => crate::warnings::run(args),
         Cmd::Ca(CaCmd::Init { dir }) => {

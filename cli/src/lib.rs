@@ -3,6 +3,7 @@
 pub mod cases;
 pub mod cli;
 pub mod devices;
+pub mod files;
 pub mod ledger;
 pub mod registry;
 pub mod spot;

@@ -70,6 +70,33 @@ fn a_school_snapshot_is_viewed_at_the_province_through_any_path_or_reported_unav
     let (status, why) = refused(cluster.client(province).file(&nothing, school).unwrap_err());
     assert_eq!(status, 404, "{why}");
 
+    // The same by the command line: put at the school, get at the province.
+    let path = dir.path().join("snap.png");
+    std::fs::write(&path, png(20 * 1024, 9)).unwrap();
+    let school_admin = cluster.admin_addr(school).to_string();
+    let (ok, out, err) = crate::mingchu(&["file", "put", path.to_str().unwrap(), "--admin", &school_admin]);
+    assert!(ok, "{err}");
+    let cli_ref = out.split_whitespace().nth(1).unwrap().to_string();
+    assert!(cli_ref.starts_with("sha256:"), "{out}");
+    let back = dir.path().join("back.png");
+    let province_admin = cluster.admin_addr(province).to_string();
+    let holder = school.to_string();
+    let (ok, out, err) = crate::mingchu(&[
+        "file",
+        "get",
+        &cli_ref,
+        "--holder",
+        &holder,
+        "--out",
+        back.to_str().unwrap(),
+        "--admin",
+        &province_admin,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&path).unwrap());
+    let (ok, _, err) = crate::mingchu(&["file", "put", "/etc/hostname", "--admin", &school_admin]);
+    assert!(!ok && err.contains("不是 JPEG 或 PNG"), "{err}");
+
     // Two more files, nobody has looked at them yet.
     let b = png(40 * 1024, 2);
     let c = png(50 * 1024, 3);

@@ -341,6 +341,40 @@ mod tests {
     }
 
     #[test]
+    fn retention_drops_old_snapshots_and_old_or_surplus_cached_copies_but_keeps_evidence() {
+        use crate::storage::{Storage, WriteBatch, mem::MemStorage};
+        let storage = MemStorage::new();
+        let day = 86_400_000u64;
+        let now = 100 * day;
+        let put = |seed: u8, kind, at: u64, cached: bool, size: u64| {
+            let hash = [seed; 32];
+            let meta = FileMeta { kind, content: ContentType::Png, size, stored_at_ms: at, cached };
+            let mut b = WriteBatch::default();
+            for op in put_ops(&hash, &meta, vec![seed; size as usize]).unwrap() {
+                b.put(op.space.space(), &op.key, op.value.unwrap());
+            }
+            storage.write(b).unwrap();
+            hash
+        };
+        let old_snap = put(1, FileKind::Snapshot, now - 31 * day, false, 10);
+        let new_snap = put(2, FileKind::Snapshot, now - 29 * day, false, 10);
+        let old_evidence = put(3, FileKind::Evidence, now - 90 * day, false, 10);
+        let old_cache = put(4, FileKind::Evidence, now - 8 * day, true, 10);
+        let cache_a = put(5, FileKind::Snapshot, now - 2 * day, true, 60);
+        let cache_b = put(6, FileKind::Snapshot, now - day, true, 60);
+        let (ops, dropped) = retention_ops(&storage, now, 30, 100).unwrap();
+        let mut b = WriteBatch::default();
+        for op in ops {
+            b.delete(op.space.space(), &op.key);
+        }
+        storage.write(b).unwrap();
+        let held = |h| read_file(&storage, &h).unwrap().is_some();
+        assert_eq!(dropped, 3);
+        assert!(!held(old_snap) && !held(old_cache) && !held(cache_a), "expired or the oldest beyond the bound");
+        assert!(held(new_snap) && held(old_evidence) && held(cache_b));
+    }
+
+    #[test]
     fn the_route_is_the_deepest_linked_node_toward_the_holder() {
         let (city, county, school) = (id("1301"), id("130102"), id("130102-S0001"));
         assert_eq!(route(id("13"), school, [city]), Some(city));
