@@ -146,6 +146,121 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The school keeps its ledgers; its rules raise warnings by themselves; one whose rule opens a
+/// case gets its case and notice from the county; the province sees them all.
+fn ledgers_and_warnings(cluster: &Cluster, school: NodeId, county: NodeId, province: NodeId) -> anyhow::Result<()> {
+    use node::api::ledgers::{LedgerView, LedgerWrite};
+    use node::api::registry::RegistryRequest;
+    use node::api::warnings::{Evaluated, WarningView};
+    use protocol::ledger::{FoodSample, LedgerRecord, Meal, MorningCheck};
+    use protocol::registry::{EntityData, EntityKind, HealthCertificate, RegistryOp, Staff, StaffRole};
+    println!("      the school's food-safety ledgers (台账) and the warnings that act by themselves:");
+    let at_school = cluster.client(school);
+    let put = |kind, id: &str, data| {
+        at_school.registry_write(&RegistryRequest { kind, node: None, id: id.into(), op: RegistryOp::Upsert(data) })
+    };
+    put(
+        EntityKind::Staff,
+        "st1",
+        EntityData::Staff(Staff { name: "张三".into(), role: StaffRole::Cook, on_duty: true }),
+    )?;
+    let year = node::clock::unix_ms() + 300 * 86_400_000;
+    let cert = HealthCertificate { staff: "st1".into(), number: "冀健 2026-0001".into(), valid_until_ms: year };
+    put(EntityKind::HealthCertificate, "hc1", EntityData::HealthCertificate(cert))?;
+    put(
+        EntityKind::Staff,
+        "st2",
+        EntityData::Staff(Staff { name: "李四".into(), role: StaffRole::Helper, on_duty: true }),
+    )?;
+    let write = |record: LedgerRecord| -> anyhow::Result<LedgerView> {
+        let req = LedgerWrite {
+            kind: record.kind(),
+            date: None,
+            id: None,
+            record: Some(record),
+            void_reason: None,
+            at: None,
+        };
+        at_school.post("/api/ledger", &req)
+    };
+    let check = write(LedgerRecord::MorningCheck(MorningCheck {
+        staff: "st1".into(),
+        temperature_dc: 364,
+        symptoms: vec![],
+        sent_home: false,
+        checked_at_ms: 0,
+        note: String::new(),
+    }))?;
+    let sample = write(LedgerRecord::FoodSample(FoodSample {
+        canteen: "main".into(),
+        meal: Meal::Lunch,
+        dish: "番茄炒蛋".into(),
+        grams: 100,
+        sampled_at_ms: 0,
+        refrigerated: true,
+        disposed_at_ms: None,
+        batches: vec![],
+        sampled_by: "李四".into(),
+    }))?;
+    println!("        {} {}：{}", check.kind_zh, check.id, check.summary);
+    println!("        {} {}：{}", sample.kind_zh, sample.id, sample.summary);
+    let bad = write(LedgerRecord::FoodSample(FoodSample {
+        canteen: "main".into(),
+        meal: Meal::Lunch,
+        dish: "米饭".into(),
+        grams: 0,
+        sampled_at_ms: 0,
+        refrigerated: true,
+        disposed_at_ms: None,
+        batches: vec![],
+        sampled_by: "李四".into(),
+    }));
+    if let Err(e) = bad {
+        println!("        a sample of 0 g → refused, nothing written: {e}");
+    }
+    // The engine judged as the school wrote; one more pass shows the same facts write nothing new.
+    let again: Evaluated = at_school.post("/api/warnings/evaluate", &())?;
+    let mine: Vec<WarningView> = at_school.get("/api/warnings")?;
+    println!(
+        "      the school's own rules raised {} warning(s) as it wrote (李四 is on duty without a health \
+         certificate; the sample is light); judged again: {} new",
+        mine.len(),
+        again.raised
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let held: Vec<WarningView> = cluster.client(county).get("/api/warnings")?;
+        if held.iter().any(|w| w.rule == protocol::warning::RuleId::HealthCertMissing) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the school's warnings did not reach county {county}");
+        }
+        pause(20)?;
+    }
+    let done: Evaluated = cluster.client(county).post("/api/warnings/evaluate", &())?;
+    println!(
+        "      county {county}: {} automatic case(s) with its notice (the rule says so), no person involved",
+        done.cases
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let held: Vec<WarningView> = cluster.client(province).get(&format!("/api/warnings?school={school}"))?;
+        if held.iter().any(|w| w.case.is_some()) {
+            break held;
+        }
+        if Instant::now() > deadline {
+            bail!("the warnings did not reach the province");
+        }
+        pause(20)?;
+    };
+    println!("      the province's 预警 for {school} (`mingchu warnings`):");
+    for line in client::render::render_warnings(&seen, Some(6)).lines() {
+        println!("        {line}");
+    }
+    Ok(())
+}
+
 fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     let province = cluster.topology.root();
     let total = cluster.topology.len();
@@ -353,6 +468,8 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
         "      county {unit}'s spot-check pass rate, from its own store: {}/{} = {:.1}%",
         rate.passed, rate.checked, rate.percent
     );
+    check_interrupt()?;
+    ledgers_and_warnings(cluster, school, county, province)?;
     check_interrupt()?;
 
     // Phase 4: the live tree.
