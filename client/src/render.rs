@@ -133,7 +133,10 @@ pub fn render_alerts(alerts: &[AlertView]) -> String {
             if a.zone_zh.is_empty() { a.zone.clone() } else { a.zone_zh.clone() },
             format!("{} {}", a.type_zh, a.alert_type),
             if a.severity_zh.is_empty() { a.severity.clone() } else { a.severity_zh.clone() },
-            alert_status_zh(&a.status).to_string(),
+            match a.escalated_to {
+                Some(to) if a.status == "new" => format!("{}（已上交 {to}）", alert_status_zh(&a.status)),
+                _ => alert_status_zh(&a.status).to_string(),
+            },
             a.detections.to_string(),
             a.case.clone().unwrap_or_default(),
             when(a.detected_at_ms),

@@ -67,6 +67,7 @@ async fn render(s: &AdminState, ctx: Ctx, status: &str, code: StatusCode) -> Res
 
 fn status_zh(a: &AlertView) -> &'static str {
     match a.status.as_str() {
+        "new" if a.escalated_to.is_some() => "待处理（超 24 小时已上交区县）",
         "new" => "待处理",
         "confirmed" => "已确认",
         "dismissed" => "误报",
