@@ -128,7 +128,7 @@ fn own_seq(cluster: &Cluster, school: NodeId) -> u64 {
 }
 
 /// `mingchu device add` at the school, as its operator types it; the token from `--json`.
-fn add_with_cli(cluster: &Cluster, school: NodeId, id: &str, kind: &str, cameras: &str) -> DeviceToken {
+pub fn add_with_cli(cluster: &Cluster, school: NodeId, id: &str, kind: &str, cameras: &str) -> DeviceToken {
     let admin = cluster.admin_addr(school).to_string();
     let (ok, out, err) = mingchu(&[
         "device",

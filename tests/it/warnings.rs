@@ -277,3 +277,35 @@ fn a_school_cut_off_from_its_county_raises_its_warnings_and_they_arrive_once() {
     assert_eq!(moved.status, "new", "moved, not judged");
     cluster.stop_all();
 }
+
+#[test]
+fn cameras_that_stop_beating_in_operating_hours_raise_warnings_that_clear_when_they_beat_again() {
+    let (_dir, cluster, county, school) = crate::devices::device_federation();
+    let token = crate::devices::add_with_cli(&cluster, school, "nvr1", "nvr", "cam-01,cam-02").token;
+    let device = crate::devices::Device::new(&cluster, school, &token);
+    // A working morning at 10:00, inside the canteen's hours (07:00 to the end of lunch).
+    let client = cluster.client(school);
+    let now = client.advance_clock(Duration::ZERO).unwrap().wall_ms;
+    let calendar = WorkCalendar::builtin();
+    let day = (china_day(now) + 1..).find(|d| calendar.is_working_date(u64::from(*d))).unwrap();
+    client.advance_clock(Duration::from_millis(at_minute(day, 10 * 60) - now)).unwrap();
+    assert_eq!(device.heartbeat(&[("cam-01", true, Some(30)), ("cam-02", true, Some(20))]).status, 200);
+    evaluate(&cluster, school);
+    let w = warning_at(&cluster, school, RuleId::RecordingShort, "cam-02", "too few days of recordings", |w| w.active);
+    assert_eq!(w.level, Some(Level::Red));
+    assert!(warnings(&cluster, school).iter().all(|w| w.rule != RuleId::CameraOffline || !w.active));
+    // Silent past the 180 s of the settings: offline, in operating hours.
+    client.advance_clock(Duration::from_secs(200)).unwrap();
+    evaluate(&cluster, school);
+    for cam in ["cam-01", "cam-02"] {
+        let w = warning_at(&cluster, school, RuleId::CameraOffline, cam, "the camera offline", |w| w.active);
+        assert_eq!(w.level, Some(Level::Yellow));
+    }
+    // Cameras the school's devices never reported are not judged.
+    assert!(warnings(&cluster, school).iter().all(|w| !(w.rule == RuleId::CameraOffline && w.subject == "cam-03")));
+    // cam-01 beats again: its warning clears; cam-02's stays; the county holds the same.
+    assert_eq!(device.heartbeat(&[("cam-01", true, Some(30))]).status, 200);
+    evaluate(&cluster, school);
+    warning_at(&cluster, county, RuleId::CameraOffline, "cam-01", "cleared at the county", |w| !w.active);
+    warning_at(&cluster, county, RuleId::CameraOffline, "cam-02", "still active at the county", |w| w.active);
+}
