@@ -97,22 +97,7 @@ pub struct NodeConfig {
     pub files: FilesConfig,
 }
 
-/// Retention of files (`[files]` in the node's config).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FilesConfig {
-    /// Detection snapshots uploaded here are kept this many days (the seed platform's minimum:
-    /// 30). Evidence of cases is kept for good.
-    pub snapshot_days: u32,
-    /// Files fetched from below are cached up to this many MiB (oldest dropped first).
-    pub cache_mb: u32,
-}
-
-impl Default for FilesConfig {
-    fn default() -> FilesConfig {
-        FilesConfig { snapshot_days: 30, cache_mb: 256 }
-    }
-}
+pub use crate::runtime::files::FilesConfig;
 
 /// The web console's listener (`[console]` in the node's config):
 ///

@@ -22,10 +22,28 @@ use std::collections::{BTreeMap, HashMap};
 use protocol::Frame;
 use protocol::files::{FILE_BYTES_MAX, FILE_CHUNK_BYTES, FileHash, FileKind, FileMeta, file_ref};
 use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
 use crate::runtime::store::{LocalOp, LocalSpace};
 use crate::storage::{Space, Storage, StorageError};
+
+/// Retention of files (`[files]` in the node's config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Detection snapshots uploaded here are kept this many days (the seed platform's minimum:
+    /// 30). Evidence of cases is kept for good.
+    pub snapshot_days: u32,
+    /// Files fetched from below are cached up to this many MiB (oldest dropped first).
+    pub cache_mb: u32,
+}
+
+impl Default for FilesConfig {
+    fn default() -> FilesConfig {
+        FilesConfig { snapshot_days: 30, cache_mb: 256 }
+    }
+}
 
 /// How long a fetch waits for the node below before the file counts as unavailable.
 pub const FETCH_TIMEOUT_MS: u64 = 20_000;

@@ -53,7 +53,7 @@ pub struct Engine {
     /// passes never both write what the same facts owe.
     pub lock: Arc<tokio::sync::Mutex<()>>,
     /// How long files are kept here.
-    pub files: crate::config::FilesConfig,
+    pub files: crate::runtime::files::FilesConfig,
 }
 
 /// What one pass wrote.

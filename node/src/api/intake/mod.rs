@@ -138,17 +138,17 @@ async fn wrong_method() -> Refusal {
     fail(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "设备接入只接受 POST / only POST is accepted")
 }
 
-fn too_large() -> Refusal {
+fn too_large(limit: usize) -> Refusal {
     fail(
         StatusCode::PAYLOAD_TOO_LARGE,
         "too-large",
-        format!(
-            "请求内容超过 {} KiB 的上限，未做任何处理 / the body is above {} KiB",
-            BODY_LIMIT / 1024,
-            BODY_LIMIT / 1024
-        ),
+        format!("请求内容超过 {} KiB 的上限，未做任何处理 / the body is above {} KiB", limit / 1024, limit / 1024),
     )
 }
+
+/// How much of a declared-too-large body is read (and dropped) before the 413, so the device
+/// reads the answer instead of a connection reset while it is still sending.
+const DRAIN_MAX: usize = 1 << 20;
 
 /// Token, rate limit and body, before any handler (see the module's doc for the order).
 /// The largest body of a request to `path`: a snapshot's image, or [`BODY_LIMIT`] of JSON.
@@ -162,8 +162,12 @@ pub const SNAPSHOTS_PATH: &str = "/device/v1/snapshots";
 async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Response {
     let limit = limit_for(req.uri().path());
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return too_large().into_response();
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        if n <= (limit + DRAIN_MAX) as u64 {
+            let read = http_body_util::Limited::new(req.into_body(), limit + DRAIN_MAX).collect();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+        }
+        return too_large(limit).into_response();
     }
     let token = req
         .headers()
@@ -221,7 +225,7 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Ok(Ok(c)) => c.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return too_large().into_response();
+            return too_large(limit).into_response();
         }
         Ok(Err(_)) | Err(_) => {
             return fail(StatusCode::BAD_REQUEST, "incomplete", "请求内容没有完整收到，请重试 / incomplete body")
