@@ -57,7 +57,10 @@ pub fn router(state: AdminState) -> Router {
         .merge(pages::routes())
         .fallback(auth::not_found)
         .layer(from_fn_with_state(state.clone(), auth::require_session))
-        .layer(from_fn_with_state(Limits { state: state.clone(), uploads: Arc::new(Semaphore::new(UPLOADS_AT_ONCE)) }, limit_body))
+        .layer(from_fn_with_state(
+            Limits { state: state.clone(), uploads: Arc::new(Semaphore::new(UPLOADS_AT_ONCE)) },
+            limit_body,
+        ))
         .layer(from_fn(mark_console))
         .layer(from_fn(security_headers))
         .layer(from_fn(server_timing))
@@ -114,8 +117,11 @@ struct Limits {
 /// session layer's "登录已过期" reaches the browser: nothing of it is kept.
 async fn limit_body(State(limits): State<Limits>, req: Request, next: Next) -> Response {
     let upload = req.method() == Method::POST && req.uri().path() == UPLOAD_PATH;
-    let (keep, drain, timeout) =
-        if upload { (UPLOAD_BODY_LIMIT, UPLOAD_DRAIN_MAX, UPLOAD_TIMEOUT) } else { (BODY_LIMIT, DRAIN_MAX, BODY_TIMEOUT) };
+    let (keep, drain, timeout) = if upload {
+        (UPLOAD_BODY_LIMIT, UPLOAD_DRAIN_MAX, UPLOAD_TIMEOUT)
+    } else {
+        (BODY_LIMIT, DRAIN_MAX, BODY_TIMEOUT)
+    };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > drain as u64) {
         return too_large(req.headers(), keep);

@@ -432,7 +432,9 @@ pub async fn submit(State(s): State<AdminState>, ctx: Ctx, form: Result<Multipar
     });
     let (mut evidence, note) = match checked {
         Ok(c) => c,
-        Err(why) => return render_case(&s, ctx.with_error(again(why)), &id, StatusCode::BAD_REQUEST, Some(&draft)).await,
+        Err(why) => {
+            return render_case(&s, ctx.with_error(again(why)), &id, StatusCode::BAD_REQUEST, Some(&draft)).await;
+        }
     };
     let principal = ctx.principal();
     if let Err(e) = principal.require(&s, Action::AnswerCase).await {

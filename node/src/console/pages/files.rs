@@ -56,7 +56,13 @@ pub async fn file(
     let what = called(q.kind.as_deref());
     let who = ctx.principal();
     if let Err(e) = who.require(&s, Action::ViewSubtree).await {
-        return notice(StatusCode::FORBIDDEN, Look::Refused, "无权查看", &format!("您的角色不能查看{what}"), &reason(&e));
+        return notice(
+            StatusCode::FORBIDDEN,
+            Look::Refused,
+            "无权查看",
+            &format!("您的角色不能查看{what}"),
+            &reason(&e),
+        );
     }
     let Some(hash) = parse_ref(&r) else {
         return notice(StatusCode::BAD_REQUEST, Look::Refused, "图片地址不对", "不是文件引用（sha256:…）", "");
@@ -72,16 +78,30 @@ pub async fn file(
         },
     };
     if let Err(e) = who.require_related(&s, holder).await {
-        return notice(StatusCode::FORBIDDEN, Look::Refused, "无权查看", &format!("这张{what}不归本单位管辖"), &reason(&e));
+        return notice(
+            StatusCode::FORBIDDEN,
+            Look::Refused,
+            "无权查看",
+            &format!("这张{what}不归本单位管辖"),
+            &reason(&e),
+        );
     }
     match fetch_file(&s, holder, hash).await {
         Ok((meta, bytes)) => image(meta, bytes),
         Err(FileError::Missing(why)) => {
-            let title = if what == "截图" { "截图已过保存期限或不存在".to_string() } else { format!("{what}不存在") };
-            notice(StatusCode::NOT_FOUND, Look::Missing, &title, "保存它的学校已没有这个文件", &why)
+            let title = if what == "截图" {
+                "截图已过保存期限或不存在".to_string()
+            } else {
+                format!("{what}不存在")
+            };
+            notice(StatusCode::NOT_FOUND, Look::Missing, &title, "", &format!("原因：{why}"))
         }
         Err(FileError::Unavailable(why)) => {
-            let title = if holder.tier() == Tier::School { "学校节点当前无法连接" } else { "下级节点当前无法连接" };
+            let title = if holder.tier() == Tier::School {
+                "学校节点当前无法连接"
+            } else {
+                "下级节点当前无法连接"
+            };
             let sub = format!("{what}暂不可查看，恢复连接后刷新即可");
             notice(StatusCode::SERVICE_UNAVAILABLE, Look::Unavailable, title, &sub, &format!("原因：{why}"))
         }
@@ -108,7 +128,8 @@ const FONTS: &str = "'Noto Sans CJK SC','Source Han Sans SC','PingFang SC','Micr
 /// An image in place of a file that cannot be shown: `title` in bold, `sub` below it, `why` in
 /// small print (each escaped, wrapped to the width, cut with "…" when too long), with `status`.
 fn notice(status: StatusCode, look: Look, title: &str, sub: &str, why: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")], notice_svg(look, title, sub, why)).into_response()
+    (status, [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")], notice_svg(look, title, sub, why))
+        .into_response()
 }
 
 fn notice_svg(look: Look, title: &str, sub: &str, why: &str) -> String {
@@ -134,9 +155,8 @@ fn notice_svg(look: Look, title: &str, sub: &str, why: &str) -> String {
     for l in wrap(why, 10.0, W - 2.0 * PAD) {
         lines.push((l, 10.0, false, "#5f6b7a", 13.0));
     }
-    // What fits below the mark; the small print is cut first.
-    let top = 44.0;
-    let room = H - top - 6.0;
+    // What fits below the mark (26 high, 8 below it); the small print is cut first.
+    let (mark_h, room) = (34.0, H - 12.0 - 34.0);
     while lines.iter().map(|l| l.4).sum::<f32>() > room && lines.len() > 1 {
         lines.pop();
         let small = lines.len() > small_from;
@@ -147,8 +167,11 @@ fn notice_svg(look: Look, title: &str, sub: &str, why: &str) -> String {
             last.0 = format!("{cut}…");
         }
     }
+    // The mark and the lines together, in the middle.
     let used: f32 = lines.iter().map(|l| l.4).sum();
-    let mut y = top + ((room - used) / 2.0).max(0.0);
+    let top = ((H - mark_h - used) / 2.0).max(6.0);
+    let cy = top + 13.0;
+    let mut y = top + mark_h;
     let mut text = String::new();
     for (l, size, bold, colour, height) in &lines {
         y += height;
@@ -165,13 +188,14 @@ fn notice_svg(look: Look, title: &str, sub: &str, why: &str) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" \
          aria-label=\"{label}\" font-family=\"{FONTS}\"><title>{label}</title>\
          <rect x=\"0.5\" y=\"0.5\" width=\"{rw}\" height=\"{rh}\" rx=\"5\" fill=\"{bg}\" stroke=\"{line}\" stroke-dasharray=\"4 3\"/>\
-         <circle cx=\"{cx}\" cy=\"24\" r=\"13\" fill=\"none\" stroke=\"{mark}\" stroke-width=\"2.2\"/>\
-         <text x=\"{cx}\" y=\"30\" font-size=\"17\" font-weight=\"700\" fill=\"{mark}\" text-anchor=\"middle\">{glyph}</text>\
+         <circle cx=\"{cx}\" cy=\"{cy}\" r=\"13\" fill=\"none\" stroke=\"{mark}\" stroke-width=\"2.2\"/>\
+         <text x=\"{cx}\" y=\"{gy}\" font-size=\"17\" font-weight=\"700\" fill=\"{mark}\" text-anchor=\"middle\">{glyph}</text>\
          {text}</svg>",
         label = escape(&full),
         rw = W - 1.0,
         rh = H - 1.0,
         cx = W / 2.0,
+        gy = cy + 6.0,
     )
 }
 
@@ -198,26 +222,55 @@ fn em(c: char) -> f32 {
     if c as u32 >= 0x2E80 { 1.0 } else { 0.58 }
 }
 
-/// `s` in lines no wider than `width` at `size` (at most 200 characters of it).
+/// `s` in lines no wider than `width` at `size` (at most 200 characters of it): broken between
+/// CJK characters or at spaces, a run of Latin letters and digits (`130102-S0001`) kept whole
+/// unless it is longer than a line.
 fn wrap(s: &str, size: f32, width: f32) -> Vec<String> {
+    let s: String = s.chars().take(200).collect();
+    let mut tokens: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let word = c.is_ascii() && c != ' ';
+        let prev_word = s[..i].chars().next_back().is_some_and(|p| p.is_ascii() && p != ' ');
+        if i > start && !(word && prev_word) {
+            tokens.push(&s[start..i]);
+            start = i;
+        }
+    }
+    tokens.push(&s[start..]);
     let mut lines = Vec::new();
     let mut line = String::new();
     let mut w = 0.0;
-    for c in s.chars().take(200) {
-        let cw = em(c) * size;
-        if w + cw > width && !line.is_empty() {
-            lines.push(std::mem::take(&mut line));
-            w = 0.0;
-            if c == ' ' {
+    let mut push = |line: &mut String, w: &mut f32| {
+        let done = std::mem::take(line);
+        if !done.trim().is_empty() {
+            lines.push(done.trim_end().to_string());
+        }
+        *w = 0.0;
+    };
+    for tok in tokens.into_iter().filter(|t| !t.is_empty()) {
+        let tw: f32 = tok.chars().map(|c| em(c) * size).sum();
+        if w + tw > width && !line.is_empty() {
+            push(&mut line, &mut w);
+            if tok == " " {
                 continue;
             }
         }
-        line.push(c);
-        w += cw;
+        if tw <= width {
+            line.push_str(tok);
+            w += tw;
+            continue;
+        }
+        for c in tok.chars() {
+            let cw = em(c) * size;
+            if w + cw > width && !line.is_empty() {
+                push(&mut line, &mut w);
+            }
+            line.push(c);
+            w += cw;
+        }
     }
-    if !line.trim().is_empty() {
-        lines.push(line);
-    }
+    push(&mut line, &mut w);
     lines
 }
 
@@ -306,7 +359,8 @@ const TEXT_BYTES_MAX: usize = 16 * 1024;
 /// Reads a form with photos (the body is already in memory, within the upload's limit). A file
 /// input left empty sends a part with no name and no bytes: it is no photo.
 pub async fn read_form(mut form: Multipart) -> Result<UploadForm, String> {
-    let broken = |e: axum::extract::multipart::MultipartError| format!("表单内容不完整，请重新提交（{}）", e.body_text());
+    let broken =
+        |e: axum::extract::multipart::MultipartError| format!("表单内容不完整，请重新提交（{}）", e.body_text());
     let mut out = UploadForm::default();
     let mut parts = 0;
     while let Some(field) = form.next_field().await.map_err(broken)? {
@@ -384,6 +438,13 @@ mod tests {
             .filter_map(|(at, _)| svg[at + 4..].split('"').next()?.parse::<f32>().ok())
             .fold(0.0, f32::max);
         assert!(last_y < H, "every line inside the image: {last_y}");
+        let why = "原因：130102-S0001 当前联系不上：130102 没有通往它的可用连接";
+        let lines = wrap(why, 10.0, W - 2.0 * PAD);
+        assert_eq!(lines.concat().replace(' ', ""), why.replace(' ', ""), "{lines:?}");
+        for pair in lines.windows(2) {
+            let (end, start) = (pair[0].chars().next_back().unwrap(), pair[1].chars().next().unwrap());
+            assert!(!(end.is_ascii_alphanumeric() && start.is_ascii_alphanumeric()), "a code broken: {lines:?}");
+        }
         for line in wrap(&long, 10.0, W - 2.0 * PAD) {
             assert!(line.chars().map(em).sum::<f32>() * 10.0 <= W - 2.0 * PAD, "{line}");
         }
