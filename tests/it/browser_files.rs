@@ -301,6 +301,11 @@ impl Chrome {
         v.as_str().unwrap_or_default().to_string()
     }
 
+    /// Resizes the window (a phone is 390 × 844).
+    fn window(&self, width: u32, height: u32) {
+        self.rt.block_on(self.client().set_window_size(width, height)).unwrap_or_else(|e| panic!("resize: {e}"));
+    }
+
     /// Scrolls the element `css` names to the top of the window.
     fn scroll_to(&self, css: &str) {
         self.exec("document.querySelector(arguments[0]).scrollIntoView(true); return true", vec![json!(css)]);
@@ -504,6 +509,11 @@ fn snapshots_and_rectification_photos_are_images_in_the_console_and_say_why_when
     assert_eq!(b.attr("form#submit input[name=photo]", "accept"), "image/jpeg,image/png");
     b.scroll_to("form#submit");
     b.screenshot("files-submit-form");
+    // The principal is likely on a phone.
+    b.window(390, 844);
+    b.scroll_to("form#submit");
+    b.screenshot("files-submit-form-phone");
+    b.window(1280, 900);
     b.fill("form#submit [name=note]", "已用水泥封堵墙角鼠洞");
     b.choose_files("form#submit input[name=photo]", &[&photo_path]);
     b.choose_files(".picks label:nth-child(2) input[name=photo]", &[&text_path]);
@@ -528,6 +538,9 @@ fn snapshots_and_rectification_photos_are_images_in_the_console_and_say_why_when
     assert!(stored_at(&cluster, school, &photo));
     assert_eq!(b.image_width("#evidence a.thumb img"), 240);
     b.screenshot("files-submitted-school");
+    b.window(390, 844);
+    b.screenshot("files-submitted-school-phone");
+    b.window(1280, 900);
 
     // The county's case page: the photo (fetched from the school), the typed item as a tag, and
     // the history's submission linking the photo.

@@ -10,7 +10,11 @@
 //! - [`assets`]: the stylesheet and scripts, embedded in the binary (nothing is fetched).
 //!
 //! [`router`] puts them together under the layers every console answer passes: security headers,
-//! the [`crate::api::principal::ConsoleRequest`] marker, the body limit, and the session layer.
+//! the [`crate::api::principal::ConsoleRequest`] marker, the body limit (64 KiB; 16 MiB and a bit
+//! for the one form with photos, [`UPLOAD_PATH`]), and the session layer.
+//!
+//! Images (an alert's snapshot, a rectification's photos) are served by the console itself at
+//! `/files/{ref}?holder=` ([`pages::files`]), so `img-src 'self'` in the [`CSP`] covers them.
 
 pub mod assets;
 pub mod auth;
@@ -37,6 +41,7 @@ use crate::api::AdminState;
 use crate::api::principal::ConsoleRequest;
 
 /// The largest request body the console reads (its forms are small): larger is refused with 413.
+/// The form with photos ([`UPLOAD_PATH`]) has its own, [`UPLOAD_BODY_LIMIT`].
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The Content-Security-Policy of every console answer: only this origin's styles and scripts, no
