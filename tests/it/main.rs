@@ -8,6 +8,7 @@ mod backlog;
 mod browser;
 mod browser_cases;
 mod browser_devices;
+mod browser_files;
 mod browser_health;
 mod browser_ledger;
 mod cases;

@@ -6,7 +6,8 @@
 //!   from the registry on each request, so a disabled account loses its session at once; the
 //!   person and the session's CSRF token go into the request's extensions as
 //!   [`Principal::Person`] and [`Csrf`]. Every request that is not GET or HEAD must carry the
-//!   token in its form field `csrf`, or it is refused with 403 before any handler runs.
+//!   token in its form field `csrf` (in a `multipart/form-data` body, as its first part), or it is
+//!   refused with 403 before any handler runs.
 //! - `GET/POST /sign-in`: the form (a double-submit token guards it before there is a session),
 //!   the per-account throttle of [`accounts::check_sign_in`] plus a per-address one; success
 //!   starts a new session (a new id, whatever cookie came in) and goes to the person's first page.
@@ -17,7 +18,7 @@
 
 use axum::body::Body;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, Request, State};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -121,14 +122,27 @@ fn changes_state(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The `csrf` field of a url-encoded form body.
-fn form_csrf(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+/// The `csrf` field of a form body: url-encoded, or `multipart/form-data` (a form with files),
+/// where it must be the first part — the console's forms put it first, so the token is checked
+/// from the body's first bytes, before anything reads a file part.
+async fn form_csrf(headers: &HeaderMap, body: &axum::body::Bytes) -> Option<String> {
     let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    if !ct.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+    let kind = ct.trim().to_ascii_lowercase();
+    if kind.starts_with("application/x-www-form-urlencoded") {
+        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+        return fields.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v);
+    }
+    if !kind.starts_with("multipart/form-data") {
         return None;
     }
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
-    fields.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v)
+    let req = Request::builder().header(header::CONTENT_TYPE, ct).body(Body::from(body.clone())).ok()?;
+    let mut parts = axum::extract::Multipart::from_request(req, &()).await.ok()?;
+    let first = parts.next_field().await.ok()??;
+    if first.name() != Some("csrf") || first.file_name().is_some() {
+        return None;
+    }
+    let token = first.bytes().await.ok()?;
+    (token.len() <= 128).then(|| String::from_utf8(token.to_vec()).ok()).flatten()
 }
 
 /// The session layer (see the module's doc).
@@ -162,10 +176,10 @@ pub async fn require_session(State(s): State<AdminState>, req: Request, next: Ne
     let (mut parts, body) = req.into_parts();
     let body = if changes_state(&parts.method) {
         // The body limit already read it into memory; this only takes it back.
-        let Ok(bytes) = axum::body::to_bytes(body, super::BODY_LIMIT).await else {
+        let Ok(bytes) = axum::body::to_bytes(body, super::UPLOAD_BODY_LIMIT).await else {
             return csrf_refused();
         };
-        let given = form_csrf(&parts.headers, &bytes);
+        let given = form_csrf(&parts.headers, &bytes).await;
         if !given.is_some_and(|g| session::same_token(&g, &live.csrf)) {
             tracing::warn!(node = %s.me, account = %live.account, path = %parts.uri.path(), "console: POST without its CSRF token refused");
             return csrf_refused();

@@ -10,7 +10,11 @@
 //! - [`assets`]: the stylesheet and scripts, embedded in the binary (nothing is fetched).
 //!
 //! [`router`] puts them together under the layers every console answer passes: security headers,
-//! the [`crate::api::principal::ConsoleRequest`] marker, the body limit, and the session layer.
+//! the [`crate::api::principal::ConsoleRequest`] marker, the body limit (64 KiB; 16 MiB and a bit
+//! for the one form with photos, [`UPLOAD_PATH`]), and the session layer.
+//!
+//! Images (an alert's snapshot, a rectification's photos) are served by the console itself at
+//! `/files/{ref}?holder=` ([`pages::files`]), so `img-src 'self'` in the [`CSP`] covers them.
 
 pub mod assets;
 pub mod auth;
@@ -19,19 +23,25 @@ pub mod pages;
 pub mod serve;
 pub mod session;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
+use protocol::files::FILE_BYTES_MAX;
+use tokio::sync::Semaphore;
 
 use crate::api::AdminState;
 use crate::api::principal::ConsoleRequest;
 
 /// The largest request body the console reads (its forms are small): larger is refused with 413.
+/// The form with photos ([`UPLOAD_PATH`]) has its own, [`UPLOAD_BODY_LIMIT`].
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The Content-Security-Policy of every console answer: only this origin's styles and scripts, no
@@ -52,7 +62,10 @@ pub fn router(state: AdminState) -> Router {
         .merge(pages::routes())
         .fallback(auth::not_found)
         .layer(from_fn_with_state(state.clone(), auth::require_session))
-        .layer(from_fn(limit_body))
+        .layer(from_fn_with_state(
+            Limits { state: state.clone(), uploads: Arc::new(Semaphore::new(UPLOADS_AT_ONCE)) },
+            limit_body,
+        ))
         .layer(from_fn(mark_console))
         .layer(from_fn(security_headers))
         .layer(from_fn(server_timing))
@@ -77,49 +90,141 @@ async fn mark_console(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Reads the whole body, up to [`BODY_LIMIT`]: a longer one (declared or sent) is refused with 413
-/// before any handler runs. The excess is read and dropped up to [`DRAIN_MAX`] so that the client,
-/// still sending, gets the answer rather than a reset connection; the body must arrive within
-/// [`BODY_TIMEOUT`].
-async fn limit_body(req: Request, next: Next) -> Response {
+/// The one route that takes files: the school's rectification with its photos
+/// ([`pages::cases::submit`], `multipart/form-data`). Its body may be up to [`UPLOAD_BODY_LIMIT`].
+pub const UPLOAD_PATH: &str = "/cases/submit";
+/// Photos one submission may carry.
+pub const PHOTOS_MAX: usize = 4;
+/// The largest body of [`UPLOAD_PATH`]: [`PHOTOS_MAX`] photos at their largest
+/// ([`FILE_BYTES_MAX`]) plus the form's fields and the multipart framing.
+pub const UPLOAD_BODY_LIMIT: usize = PHOTOS_MAX * FILE_BYTES_MAX + BODY_LIMIT;
+/// How much of a too-long upload is read and dropped before the answer (see [`limit_body`]).
+const UPLOAD_DRAIN_MAX: usize = 2 * UPLOAD_BODY_LIMIT;
+/// An upload's body must arrive within this (16 MiB from a phone on the school's Wi-Fi).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Uploads read at once (each is held in memory until its handler is done); more wait their turn.
+pub const UPLOADS_AT_ONCE: usize = 4;
+
+/// What [`limit_body`] needs: the sessions (an upload is read in full only for a live session)
+/// and the uploads' turns.
+#[derive(Clone)]
+struct Limits {
+    state: AdminState,
+    uploads: Arc<Semaphore>,
+}
+
+/// Reads the whole body, up to [`BODY_LIMIT`] — [`UPLOAD_BODY_LIMIT`] for a POST to
+/// [`UPLOAD_PATH`] by a live session, one of [`UPLOADS_AT_ONCE`] at a time: a longer one
+/// (declared or sent) is refused with 413 before any handler runs. The excess is read and dropped
+/// up to [`DRAIN_MAX`] ([`UPLOAD_DRAIN_MAX`]) so that the client, still sending, gets the answer
+/// rather than a reset connection; the body must arrive within [`BODY_TIMEOUT`]
+/// ([`UPLOAD_TIMEOUT`]). An upload without a live session is read and dropped whole, so the
+/// session layer's "登录已过期" reaches the browser: nothing of it is kept.
+async fn limit_body(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+    let upload = req.method() == Method::POST && req.uri().path() == UPLOAD_PATH;
+    let (keep, drain, timeout) = if upload {
+        (UPLOAD_BODY_LIMIT, UPLOAD_DRAIN_MAX, UPLOAD_TIMEOUT)
+    } else {
+        (BODY_LIMIT, DRAIN_MAX, BODY_TIMEOUT)
+    };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_MAX as u64) {
-        return too_large();
+    if declared.is_some_and(|n| n > drain as u64) {
+        return too_large(req.headers(), keep);
     }
-    let (parts, mut body) = req.into_parts();
+    let (parts, body) = req.into_parts();
+    if !upload {
+        return match read_body(body, keep, drain, timeout).await {
+            Some((kept, seen)) if seen <= keep => next.run(Request::from_parts(parts, Body::from(kept))).await,
+            Some(_) => too_large(&parts.headers, keep),
+            None => incomplete(),
+        };
+    }
+    if !live_session(&limits.state, &parts.headers) {
+        // The session layer turns it away; read it only so that its answer is seen.
+        return match read_body(body, 0, drain, timeout).await {
+            Some(_) => next.run(Request::from_parts(parts, Body::empty())).await,
+            None => incomplete(),
+        };
+    }
+    let turn_and_body = async {
+        let permit = limits.uploads.clone().acquire_owned().await.ok()?;
+        Some((permit, read_body(body, keep, drain, timeout).await?))
+    };
+    match tokio::time::timeout(timeout, turn_and_body).await {
+        // The turn is held until the handler has answered: it holds the photos till then.
+        Ok(Some((_turn, (kept, seen)))) if seen <= keep => next.run(Request::from_parts(parts, Body::from(kept))).await,
+        Ok(Some(_)) => too_large(&parts.headers, keep),
+        Ok(None) | Err(_) => incomplete(),
+    }
+}
+
+/// Reads `body` to its end within `timeout`, keeping its first `keep` bytes and dropping the
+/// rest; stops reading after `drain`. The bytes kept and the bytes seen; `None` when the body
+/// broke off or took too long.
+async fn read_body(mut body: Body, keep: usize, drain: usize, timeout: Duration) -> Option<(Vec<u8>, usize)> {
     let mut kept = Vec::new();
     let mut seen = 0usize;
     let read = async {
         while let Some(frame) = body.frame().await {
             let Ok(data) = frame?.into_data() else { continue };
             seen += data.len();
-            if seen <= BODY_LIMIT {
+            if seen <= keep {
                 kept.extend_from_slice(&data);
-            } else if seen > DRAIN_MAX {
+            } else if seen > drain {
                 break;
             }
         }
         Ok::<_, axum::Error>(())
     };
-    match tokio::time::timeout(BODY_TIMEOUT, read).await {
-        Ok(Ok(())) if seen <= BODY_LIMIT => next.run(Request::from_parts(parts, Body::from(kept))).await,
-        Ok(Ok(())) => too_large(),
-        Ok(Err(_)) | Err(_) => {
-            auth::message_page(StatusCode::BAD_REQUEST, "请求不完整", "请求内容没有完整收到，请重试。", "/")
-        }
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(())) => Some((kept, seen)),
+        Ok(Err(_)) | Err(_) => None,
     }
+}
+
+/// Whether the request's session cookie names a live session (the session layer checks it again).
+fn live_session(s: &AdminState, headers: &axum::http::HeaderMap) -> bool {
+    session::cookie(headers, session::SESSION_COOKIE)
+        .filter(|c| session::is_token(c))
+        .is_some_and(|id| matches!(s.sessions.touch(&id, s.clock.wall_ms()), session::Lookup::Live(_)))
 }
 
 /// How much of a too-long body is read and dropped before the answer (see [`limit_body`]).
 const DRAIN_MAX: usize = 1024 * 1024;
 /// A request body must arrive within this.
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn too_large() -> Response {
+fn incomplete() -> Response {
+    auth::message_page(StatusCode::BAD_REQUEST, "请求不完整", "请求内容没有完整收到，请重试。", "/")
+}
+
+/// 413 for a body over `limit`. For an upload the page says what the limit is made of and leads
+/// back to the case the form was on (the `Referer`, when it is a case page of this console).
+fn too_large(headers: &axum::http::HeaderMap, limit: usize) -> Response {
+    if limit == UPLOAD_BODY_LIMIT {
+        let back = headers
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+            .and_then(|rest| rest.find('/').map(|at| &rest[at..]))
+            .filter(|path| path.starts_with("/cases/show?id=") && path.len() < 200)
+            .unwrap_or("/cases");
+        return auth::message_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "照片过大",
+            &format!(
+                "照片合计超过 {} MiB 的上限（最多 {PHOTOS_MAX} 张，每张不超过 {} MiB），这次提交未做任何处理。\
+                 请少选几张或换小一些的照片后重新提交。",
+                (PHOTOS_MAX * FILE_BYTES_MAX) >> 20,
+                FILE_BYTES_MAX >> 20
+            ),
+            back,
+        );
+    }
     auth::message_page(
         StatusCode::PAYLOAD_TOO_LARGE,
         "请求内容过大",
-        &format!("提交的内容超过 {} KiB 的上限，未做任何处理。", BODY_LIMIT / 1024),
+        &format!("提交的内容超过 {} KiB 的上限，未做任何处理。", limit / 1024),
         "/",
     )
 }

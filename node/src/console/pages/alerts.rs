@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use protocol::Severity;
+use protocol::files::{FileKind, parse_ref};
 use protocol::people::Action;
 use serde::Deserialize;
 use topology::Tier;
@@ -14,6 +15,7 @@ use crate::api::AdminState;
 use crate::api::alerts::{AlertVerdict, AlertView, ListParams, VerdictKind, alert_views, verdict as give_verdict};
 use crate::api::kit::read_storage;
 use crate::console::layout::{Nav, csrf_field, empty, page as shell, severity_tag, when};
+use crate::console::pages::files::thumb;
 use crate::console::pages::{Ctx, done, field, forbidden, reason, refused};
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,7 +89,8 @@ fn table(ctx: &Ctx, rows: &[AlertView]) -> Markup {
                         td data-l="类型" { (a.type_zh) }
                         td data-l="严重程度" { (severity_tag(a.severity.parse::<Severity>().unwrap_or(Severity::General))) }
                         td data-l="摄像头" { (a.camera) " · " (a.zone_zh)
-                            @if !a.snapshot.is_empty() { br; span.muted { "抓拍：" (a.snapshot) } } }
+                            @if let Some(hash) = parse_ref(&a.snapshot) { br; (thumb(&hash, a.school, FileKind::Snapshot, "抓拍截图")) }
+                            @else if !a.snapshot.is_empty() { br; span.muted { "抓拍：" (a.snapshot) } } }
                         td data-l="次数" { (a.detections) }
                         td data-l="状态" { (status_zh(a))
                             @if let Some(by) = a.verdict_by {

@@ -2,12 +2,14 @@
 //! 督办 when overdue), each with its whole history — every step with its person, comment and
 //! reason — and the forms for the steps the person may take.
 
-use axum::extract::{Form, Query, State};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Form, Multipart, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use protocol::Severity;
-use protocol::case::{CaseState, CaseStatus, StepOutcome};
+use protocol::case::{CaseActionKind, CaseState, CaseStatus, StepOutcome};
+use protocol::files::{FileHash, FileKind, file_ref, parse_ref};
 use protocol::people::Action;
 use serde::Deserialize;
 use topology::{NodeId, Tier};
@@ -16,10 +18,13 @@ use crate::api::AdminState;
 use crate::api::cases::{
     CaseListParams, CaseView, OpenCase, StepRequest, case_step_as, case_views_newest, open_case_as, parse_case,
 };
+use crate::api::files::store_file;
 use crate::api::principal::Principal;
 use crate::console::layout::{Nav, csrf_field, empty, page as shell, severity_tag, when};
 use crate::console::pages::alerts::{urlencode, who};
+use crate::console::pages::files::{check_photos, read_form, say, thumb};
 use crate::console::pages::{Ctx, done, field, forbidden, reason, refused};
+use crate::console::{PHOTOS_MAX, UPLOAD_PATH};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct CasesQuery {
@@ -172,10 +177,18 @@ pub struct ShowQuery {
 }
 
 pub async fn show(State(s): State<AdminState>, ctx: Ctx, Query(q): Query<ShowQuery>) -> Response {
-    render_case(&s, ctx, &q.id, StatusCode::OK).await
+    render_case(&s, ctx, &q.id, StatusCode::OK, None).await
 }
 
-async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode) -> Response {
+/// What a person typed into the submit form, shown again when the form is refused (photos must be
+/// chosen again: a page can never fill a file input).
+#[derive(Clone, Debug, Default)]
+pub struct Draft {
+    pub note: String,
+    pub evidence: String,
+}
+
+async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode, draft: Option<&Draft>) -> Response {
     if !ctx.may(Action::ViewSubtree) {
         return forbidden(ctx, Nav::Cases, "您的角色不能查看问题台账");
     }
@@ -195,7 +208,7 @@ async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode) -> Re
             @if !case.detail.is_empty() { p { "情况：" (case.detail) } }
             p { "挂账：" (when(case.opened_at_ms)) " · 整改期限：" (case.deadline_ms.map(when).unwrap_or_else(|| "—".into()))
                 " · 当前督办单位：" (case.supervisor) }
-            @if !case.evidence.is_empty() { p { "佐证材料：" @for e in &case.evidence { span.tag { (e) } " " } } }
+            @if !case.evidence.is_empty() { (evidence(&case)) }
         }
         h2 { "经过" }
         ol.history #history {
@@ -203,14 +216,36 @@ async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode) -> Re
                 li {
                     strong { (st.action.zh()) } " · " (when(st.at_ms)) " · " span.who { (who(st.by, st.person.as_ref())) }
                     @if let StepOutcome::Refused(why) = &st.outcome { " " span.tag.bad { "未生效：" (why) } }
-                    @if !st.text.is_empty() { br; span.say { (st.text) } }
+                    @if !st.text.is_empty() {
+                        br;
+                        @if st.action == CaseActionKind::Submit { span.say { (say(&st.text, case.school, FileKind::Evidence)) } }
+                        @else { span.say { (st.text) } }
+                    }
                 }
             }
         }
-        (step_forms(&ctx, &case))
+        (step_forms(&ctx, &case, draft.cloned().unwrap_or_default()))
         p { a href="/cases" { "返回问题台账" } }
     };
     refused(code, shell(&ctx.0, Nav::Cases, &title, body))
+}
+
+/// The latest submission's evidence: its photos as thumbnails (each opens the full image), its
+/// typed items as tags.
+fn evidence(case: &CaseState) -> Markup {
+    let photos: Vec<FileHash> = case.evidence.iter().filter_map(|e| parse_ref(e)).collect();
+    let texts: Vec<&String> = case.evidence.iter().filter(|e| parse_ref(e).is_none()).collect();
+    html! {
+        div #evidence {
+            p { "佐证材料："
+                @for e in &texts { span.tag { (e) } " " }
+                @if !photos.is_empty() { span.muted { "整改照片 " (photos.len()) " 张（点击查看原图）" } }
+            }
+            @if !photos.is_empty() {
+                div.thumbs { @for h in &photos { (thumb(h, case.school, FileKind::Evidence, "整改照片")) } }
+            }
+        }
+    }
 }
 
 /// A case by id or ledger number (the admin API's own parsing: an id of another county is refused
@@ -224,7 +259,7 @@ async fn find_case(s: &AdminState, who: &Principal, id: &str) -> Result<CaseStat
     }
 }
 
-fn step_forms(ctx: &Ctx, c: &CaseState) -> Markup {
+fn step_forms(ctx: &Ctx, c: &CaseState, draft: Draft) -> Markup {
     let answer = ctx.may(Action::AnswerCase);
     let supervise = ctx.may(Action::SuperviseCase);
     let csrf = &ctx.0.csrf;
@@ -248,10 +283,25 @@ fn step_forms(ctx: &Ctx, c: &CaseState) -> Markup {
         }
         @if answer && owes {
             h2 { "提交整改" }
-            (form("submit", html! {
-                label { "整改说明" textarea name="note" required maxlength="1000" {} }
-                label { "佐证材料（照片、视频的编号，每行一个）" textarea name="evidence" maxlength="2000" {} }
-            }, "提交整改"))
+            // Multipart, for the photos; the CSRF field first (the session layer reads it from
+            // the body's first part).
+            form.stack.box #submit method="post" action=(UPLOAD_PATH) enctype="multipart/form-data" {
+                (csrf_field(csrf))
+                input type="hidden" name="id" value=(id);
+                label { "整改说明" textarea name="note" required maxlength="1000" { (draft.note) } }
+                fieldset.photos {
+                    legend { "整改照片" }
+                    p.muted.small { "拍照或从相册选择，每一格可一次选多张；合计最多 " (PHOTOS_MAX) " 张，JPEG 或 PNG，每张不超过 "
+                        (protocol::files::FILE_BYTES_MAX >> 20) " MiB。" }
+                    div.picks {
+                        @for i in 1..=PHOTOS_MAX {
+                            label { span.muted.small { "照片 " (i) } input type="file" name="photo" accept="image/jpeg,image/png" multiple; }
+                        }
+                    }
+                }
+                label { "其他佐证材料（可空：文字说明或视频编号，每行一项）" textarea name="evidence" maxlength="2000" { (draft.evidence) } }
+                button type="submit" { "提交整改" }
+            }
         }
         @if supervise && c.status == CaseStatus::Submitted {
             h2 { "复核" }
@@ -275,7 +325,7 @@ fn step_forms(ctx: &Ctx, c: &CaseState) -> Markup {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct StepForm {
     pub id: String,
     pub step: String,
@@ -327,12 +377,93 @@ fn step_request(f: &StepForm) -> Result<(StepRequest, &'static str), String> {
 }
 
 pub async fn step(State(s): State<AdminState>, ctx: Ctx, Form(f): Form<StepForm>) -> Response {
+    let draft = (f.step == "submit").then(|| Draft { note: f.note.clone(), evidence: f.evidence.clone() });
     let (req, notice) = match step_request(&f) {
         Ok(r) => r,
-        Err(e) => return render_case(&s, ctx.with_error(e), &f.id, StatusCode::BAD_REQUEST).await,
+        Err(e) => return render_case(&s, ctx.with_error(e), &f.id, StatusCode::BAD_REQUEST, draft.as_ref()).await,
     };
     match case_step_as(&s, &ctx.principal(), &f.id, req).await {
         Ok(c) => done(&format!("/cases/show?id={}", urlencode(&c.id.to_string())), notice),
-        Err(e) => render_case(&s, ctx.with_error(reason(&e)), &f.id, e.0).await,
+        Err(e) => render_case(&s, ctx.with_error(reason(&e)), &f.id, e.0, draft.as_ref()).await,
+    }
+}
+
+/// Most items of evidence in one submission (typed lines and photos).
+const EVIDENCE_MAX: usize = 20;
+
+/// `POST /cases/submit` ([`UPLOAD_PATH`], `multipart/form-data`): the school's rectification with
+/// its photos. The session layer has checked the CSRF token (the body's first part) and the body
+/// limit let the body be up to [`crate::console::UPLOAD_BODY_LIMIT`]. The typed fields and every
+/// photo are checked, and so are the person's right to answer and the case's state, before any
+/// photo is stored; a refusal stores nothing and shows the page again with the reason and what
+/// was typed. Then each photo is stored here as evidence ([`store_file`]: kept for good) and its
+/// reference goes into the submission's evidence after the typed lines.
+pub async fn submit(State(s): State<AdminState>, ctx: Ctx, form: Result<Multipart, MultipartRejection>) -> Response {
+    let form = match form {
+        Ok(f) => read_form(f).await,
+        Err(e) => Err(format!("表单格式不对：{}", e.body_text())),
+    };
+    let form = match form {
+        Ok(f) => f,
+        Err(why) => return render_list(&s, ctx.with_error(why), "open", StatusCode::BAD_REQUEST).await,
+    };
+    let id = form.text("id");
+    let draft = Draft { note: form.text("note"), evidence: form.text("evidence") };
+    let again = |why: String| {
+        if form.photos.is_empty() { why } else { format!("{why}。照片未保存，请重新选择后再提交。") }
+    };
+    let f = StepForm {
+        id: id.clone(),
+        step: "submit".into(),
+        note: draft.note.clone(),
+        evidence: draft.evidence.clone(),
+        ..StepForm::default()
+    };
+    let checked = step_request(&f).and_then(|(req, _)| {
+        check_photos(&form.photos)?;
+        let StepRequest::Submit { evidence, note } = req else { return Err("不认识的步骤".to_string()) };
+        if evidence.is_empty() && form.photos.is_empty() {
+            return Err("请上传整改照片，或填写其他佐证材料".to_string());
+        }
+        if evidence.len() + form.photos.len() > EVIDENCE_MAX {
+            return Err(format!("佐证材料最多 {EVIDENCE_MAX} 项（照片与文字合计）"));
+        }
+        Ok((evidence, note))
+    });
+    let (mut evidence, note) = match checked {
+        Ok(c) => c,
+        Err(why) => {
+            return render_case(&s, ctx.with_error(again(why)), &id, StatusCode::BAD_REQUEST, Some(&draft)).await;
+        }
+    };
+    let principal = ctx.principal();
+    if let Err(e) = principal.require(&s, Action::AnswerCase).await {
+        return render_case(&s, ctx.with_error(again(reason(&e))), &id, e.0, Some(&draft)).await;
+    }
+    match find_case(&s, &principal, &id).await {
+        Ok(c) if matches!(c.status, CaseStatus::NoticeIssued | CaseStatus::Rectifying) => {}
+        Ok(c) => {
+            let why = format!("这个案件现在{}，不能提交整改", c.status.zh());
+            return render_case(&s, ctx.with_error(again(why)), &id, StatusCode::CONFLICT, None).await;
+        }
+        Err((code, why)) => return render_case(&s, ctx.with_error(why), &id, code, None).await,
+    }
+    for p in &form.photos {
+        match store_file(&s, FileKind::Evidence, &p.bytes).await {
+            Ok((hash, _)) => {
+                let r = file_ref(&hash);
+                if !evidence.contains(&r) {
+                    evidence.push(r);
+                }
+            }
+            Err(e) => {
+                let why = again(format!("照片“{}”保存失败：{}", p.name, reason(&e)));
+                return render_case(&s, ctx.with_error(why), &id, e.0, Some(&draft)).await;
+            }
+        }
+    }
+    match case_step_as(&s, &principal, &id, StepRequest::Submit { evidence, note }).await {
+        Ok(c) => done(&format!("/cases/show?id={}", urlencode(&c.id.to_string())), "submitted"),
+        Err(e) => render_case(&s, ctx.with_error(again(reason(&e))), &id, e.0, Some(&draft)).await,
     }
 }

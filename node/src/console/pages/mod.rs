@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod cases;
 pub mod devices;
 pub mod directives;
+pub mod files;
 pub mod health;
 pub mod home;
 pub mod ledger;
@@ -20,7 +21,7 @@ pub mod spot;
 pub mod warnings;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -33,6 +34,7 @@ use crate::api::kit::ApiFail;
 use crate::api::principal::{Principal, SignedIn};
 use crate::console::layout::{Flash, PageCtx};
 use crate::console::session::Csrf;
+use crate::console::{UPLOAD_BODY_LIMIT, UPLOAD_PATH};
 
 /// Every page route; the session layer in front of them has already signed the person in.
 pub fn routes() -> Router<AdminState> {
@@ -48,6 +50,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/cases/open", post(cases::open))
         .route("/cases/show", get(cases::show))
         .route("/cases/step", post(cases::step))
+        .route(UPLOAD_PATH, post(cases::submit).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
+        .route("/files/{r}", get(files::file))
         .route("/spot-checks", get(spot::page).post(spot::record))
         .route("/directives", get(directives::page).post(directives::send))
         .route("/registry", get(registry::page))
