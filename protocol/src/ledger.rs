@@ -305,6 +305,19 @@ impl LedgerKind {
         }
     }
 
+    /// Two letters: the prefix of a record id made for it (`mc-20261201-1`) and of its form's fields.
+    pub fn short(self) -> &'static str {
+        match self {
+            LedgerKind::MorningCheck => "mc",
+            LedgerKind::FoodSample => "fs",
+            LedgerKind::Purchase => "pu",
+            LedgerKind::AccompaniedMeal => "am",
+            LedgerKind::HazardCheck => "hz",
+            LedgerKind::Disinfection => "ds",
+            LedgerKind::PesticideTest => "pt",
+        }
+    }
+
     pub fn zh(self) -> &'static str {
         match self {
             LedgerKind::MorningCheck => "晨检",

@@ -140,19 +140,6 @@ impl LedgerView {
     }
 }
 
-/// The short prefix of a generated record id.
-fn id_prefix(kind: LedgerKind) -> &'static str {
-    match kind {
-        LedgerKind::MorningCheck => "mc",
-        LedgerKind::FoodSample => "fs",
-        LedgerKind::Purchase => "pu",
-        LedgerKind::AccompaniedMeal => "am",
-        LedgerKind::HazardCheck => "hz",
-        LedgerKind::Disinfection => "ds",
-        LedgerKind::PesticideTest => "pt",
-    }
-}
-
 /// A day a person typed, or today.
 fn day_of(s: &AdminState, date: Option<&str>) -> Result<u32, ApiFail> {
     match date.map(str::trim).filter(|d| !d.is_empty()) {
@@ -195,7 +182,7 @@ pub async fn record_as(s: &AdminState, who: &Principal, req: LedgerWrite) -> Res
         None if matches!(op, LedgerOp::Void { .. }) => return Err(bad("作废时须给出记录编号")),
         None => {
             let date = day_str(day).replace('-', "");
-            let prefix = format!("{}-{date}-", id_prefix(req.kind));
+            let prefix = format!("{}-{date}-", req.kind.short());
             let taken: Vec<u32> =
                 records.keys().filter_map(|(_, id)| id.strip_prefix(&prefix).and_then(|n| n.parse().ok())).collect();
             format!("{prefix}{}", taken.iter().max().map_or(1, |n| n + 1))

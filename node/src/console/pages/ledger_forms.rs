@@ -110,15 +110,7 @@ impl Sticky {
 
 /// The prefix of the field names of a kind's form (the API's record-id prefix too).
 pub fn prefix(k: LedgerKind) -> &'static str {
-    match k {
-        LedgerKind::MorningCheck => "mc",
-        LedgerKind::FoodSample => "fs",
-        LedgerKind::Purchase => "pu",
-        LedgerKind::AccompaniedMeal => "am",
-        LedgerKind::HazardCheck => "hz",
-        LedgerKind::Disinfection => "ds",
-        LedgerKind::PesticideTest => "pt",
-    }
+    k.short()
 }
 
 /// The meal a person most likely records now (`07:42` → breakfast).
