@@ -212,6 +212,13 @@ fn a_school_keeps_its_ledger_in_the_browser_and_the_county_sees_it_and_its_warni
     b.window(390, 844);
     b.screenshot("ledger-school-phone");
     b.window(1280, 1000);
+    // The school's suppliers in its registry page, with their licences.
+    b.goto(&format!("{school_url}/registry?kind=supplier"));
+    let text = wait_text(&b, "供应商");
+    assert!(text.contains("许可证") && text.contains("有效期至"), "{text}");
+    b.screenshot("registry-suppliers");
+    b.goto(&format!("{school_url}/ledger"));
+    wait_text(&b, "当日必填四项");
     // The other forms, open: what a canteen's staff fill in for meals, checks, disinfection, tests.
     for kind in ["accompanied-meal", "hazard-check", "disinfection", "pesticide-test"] {
         open_form(&b, kind);

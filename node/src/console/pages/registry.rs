@@ -23,12 +23,14 @@ pub struct RegistryQuery {
     pub under: Option<String>,
 }
 
-const KINDS: [(EntityKind, &str); 5] = [
+const KINDS: [(EntityKind, &str); 7] = [
     (EntityKind::School, "学校"),
     (EntityKind::Canteen, "食堂"),
+    (EntityKind::CanteenLicence, "食堂许可证"),
     (EntityKind::Camera, "摄像头"),
     (EntityKind::Staff, "从业人员"),
     (EntityKind::HealthCertificate, "健康证"),
+    (EntityKind::Supplier, "供应商"),
 ];
 
 /// Most rows on one page (a province holds 134,400 cameras: narrow with `under`).
@@ -91,6 +93,8 @@ fn table(s: &AdminState, kind: EntityKind, rows: &[EntityView]) -> Markup {
                     EntityKind::Canteen => { th { "名称" } th { "地址" } }
                     EntityKind::Camera => { th { "名称" } th { "食堂" } th { "区域" } th { "AI" } th { "家长可看" } }
                     EntityKind::Staff => { th { "姓名" } th { "岗位" } th { "在岗" } }
+                    EntityKind::Supplier => { th { "名称" } th { "许可证" } th { "有效期至" } th { "联系方式" } }
+                    EntityKind::CanteenLicence => { th { "许可证" } th { "有效期至" } th { "经营方式" } th { "开工与供餐" } }
                     _ => { th { "人员" } th { "证号" } th { "有效期至" } th { "提醒" } }
                 }
                 th { "登记人" }
@@ -107,6 +111,14 @@ fn table(s: &AdminState, kind: EntityKind, rows: &[EntityView]) -> Markup {
                         EntityData::Staff(x) => { td data-l="姓名" { (x.name) } td data-l="岗位" { (x.role.zh()) } td data-l="在岗" { (if x.on_duty { "是" } else { "否" }) } }
                         EntityData::HealthCertificate(x) => { td data-l="人员" { (x.staff) } td data-l="证号" { (x.number) } td data-l="有效期至" { (when(x.valid_until_ms)) }
                             td data-l="提醒" { @if let Some(w) = &e.warning { span.tag.bad { (w) } } } }
+                        EntityData::Supplier(x) => { td data-l="名称" { (x.name) } td data-l="许可证" { (x.licence_no) }
+                            td data-l="有效期至" { (when(x.licence_valid_until_ms)) } td data-l="联系方式" { (x.contact) } }
+                        EntityData::CanteenLicence(x) => { td data-l="许可证" { (x.licence_no) } td data-l="有效期至" { (when(x.valid_until_ms)) }
+                            td data-l="经营方式" { (x.mode.zh()) }
+                            td data-l="开工与供餐" {
+                                (format!("开工 {:02}:{:02}", x.prep_start_min / 60, x.prep_start_min % 60))
+                                @for m in &x.meals { " · " (format!("{} {:02}:{:02}–{:02}:{:02}", m.meal.zh(), m.start_min / 60, m.start_min % 60, m.end_min / 60, m.end_min % 60)) }
+                            } }
                         _ => {}
                     }
                     td data-l="登记人" { span.muted { (who(e.updated_by.split('#').next().and_then(|n| n.parse().ok()).unwrap_or(e.owner), e.updated_by_person.as_ref())) } }
