@@ -644,6 +644,87 @@ pub fn judge_school(f: &SchoolFacts<'_>) -> BTreeMap<WarningKey, Judgement> {
     out
 }
 
+/// The earliest instant after `f.now_ms` at which [`judge_school`] may judge otherwise on the
+/// same facts — another level, clear instead of raise, hold, or another set of keys: the next
+/// China-time midnight (the window, the month), today's schedule (prep start and its orange
+/// threshold, each meal's end plus the sample and leader graces, the canteens' operating hours,
+/// the daily report), the days left of certificates and licences crossing a threshold, a purchase
+/// reaching its hours, an offline camera reaching its minutes or hours, a confirmed alert leaving
+/// the 7- and 30-day windows. Until then, with the facts unchanged, judging again owes nothing new:
+/// the engine need not (`node::runtime::warnings`). Conservative: an instant listed where nothing
+/// changes costs one judgement. Every threshold `judge_school` compares with `now` must be here
+/// (`rules_tests::the_horizon_holds_every_judgement_until_it_passes` sweeps the minutes).
+pub fn school_horizon(f: &SchoolFacts<'_>) -> u64 {
+    let now = f.now_ms;
+    let today = china_day(now);
+    let mut h = at_minute(today + 1, 0);
+    let mut at = |t: u64| {
+        if t > now && t < h {
+            h = t;
+        }
+    };
+    let min = |m: u32| u64::from(m) * 60_000;
+    // Days left `d` of an expiry (`days_left`): `d <= k` from `until + 1 − (k + 1)` days on, and
+    // negative from `until + 1`.
+    let expiry = |until: u64, ks: &[u32], at: &mut dyn FnMut(u64)| {
+        at(until.saturating_add(1));
+        for k in ks {
+            at(until.saturating_add(1).saturating_sub((u64::from(*k) + 1) * DAY_MS));
+        }
+    };
+    let mine = f.registry.values().filter(|e| e.entity.node == f.school);
+    for e in mine {
+        match &e.data {
+            EntityData::HealthCertificate(c) => {
+                expiry(c.valid_until_ms, &[f.rules.health_cert_orange_days, f.settings.health_cert_warn_days], &mut at)
+            }
+            EntityData::Supplier(s) => expiry(s.licence_valid_until_ms, &[f.rules.supplier_warn_days], &mut at),
+            EntityData::CanteenLicence(l) => expiry(
+                l.valid_until_ms,
+                &[f.rules.canteen_licence_yellow_days, f.rules.canteen_licence_orange_days],
+                &mut at,
+            ),
+            _ => {}
+        }
+    }
+    // Today's schedule: the school's prep start (morning checks), each canteen's operating hours
+    // (cameras), each meal's graces (samples, leader meals, the streak), the daily report.
+    let plans = plans(f.school, f.registry);
+    let prep = plans.values().map(|(_, p)| p.prep_start_min).min().unwrap_or(DEFAULT_PREP_START_MIN);
+    at(at_minute(today, prep));
+    at(at_minute(today, prep) + min(f.rules.morning_check_orange_min));
+    for (_, plan) in plans.values() {
+        at(at_minute(today, plan.prep_start_min));
+        if let Some(end) = plan.meals.iter().map(|m| m.end_min).max() {
+            at(at_minute(today, end) + 60_000);
+        }
+        for slot in &plan.meals {
+            let end = at_minute(today, slot.end_min);
+            at(end + min(f.rules.sample_grace_min));
+            at(end + min(f.rules.leader_meal_grace_min));
+        }
+    }
+    at(at_minute(today, f.rules.daily_report_minute as u16));
+    // Purchases reach their hours.
+    for i in f.ledger.values().filter(|i| i.school == f.school) {
+        if let Some(LedgerRecord::Purchase(p)) = i.live() {
+            at(p.received_at_ms + u64::from(f.rules.purchase_yellow_hours) * HOUR_MS);
+            at(p.received_at_ms + u64::from(f.rules.purchase_orange_hours) * HOUR_MS);
+        }
+    }
+    // Offline cameras reach the rate rule's minutes and the all-offline hours.
+    for c in f.cameras {
+        at(c.since_ms + min(f.rules.camera_rate_after_min));
+        at(c.since_ms + u64::from(f.rules.camera_none_hours) * HOUR_MS);
+    }
+    // Confirmed alerts leave the repeat windows.
+    for c in f.confirmed {
+        at(c.detected_at_ms + 7 * DAY_MS + 1);
+        at(c.detected_at_ms + 30 * DAY_MS + 1);
+    }
+    h
+}
+
 /// What the county knows about one of its schools for [`judge_county`].
 #[derive(Clone, Debug)]
 pub struct SchoolSeen {
@@ -729,6 +810,37 @@ pub fn judge_county(
         out.insert(key(RuleId::ReviewOverdue), j);
     }
     out
+}
+
+/// The earliest instant after `now_ms` at which [`judge_county`] may judge otherwise on the same
+/// facts (the schools seen, linked or not, and the cases): the next China-time midnight, each
+/// school's prep start today (a linked school is heard from this morning from then on) and its
+/// silent threshold, a submitted case's review window passing. See [`school_horizon`].
+pub fn county_horizon(
+    now_ms: u64,
+    rules: &RuleSettings,
+    schools: &[SchoolSeen],
+    cases: &BTreeMap<CaseId, CaseState>,
+    case_rules: &dyn Fn(NodeId) -> CaseRules,
+) -> u64 {
+    let today = china_day(now_ms);
+    let mut h = at_minute(today + 1, 0);
+    let mut at = |t: u64| {
+        if t > now_ms && t < h {
+            h = t;
+        }
+    };
+    for s in schools {
+        let prep = at_minute(today, s.prep_start_min);
+        at(prep);
+        at(prep + u64::from(rules.school_silent_after_min) * 60_000);
+    }
+    for c in cases.values() {
+        if let Some(due) = c.review_due_ms(&case_rules(c.school)) {
+            at(due.saturating_add(1));
+        }
+    }
+    h
 }
 
 /// The automatic cases owed for active warnings: for each active warning whose rule's action (in

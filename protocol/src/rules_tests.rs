@@ -471,3 +471,240 @@ fn a_warning_whose_rule_opens_a_case_gets_one_case_per_episode() {
     };
     assert!(cases_owed(&warnings, &BTreeMap::new(), &quiet, at(MON, 9, 2)).is_empty());
 }
+
+/// What reconcile acts on in a judgement: for each key, raised at which level, clear or held.
+fn shape(j: &BTreeMap<WarningKey, Judgement>) -> BTreeMap<WarningKey, Option<Option<Level>>> {
+    j.iter()
+        .map(|(k, j)| {
+            let v = match j {
+                Judgement::Raise { level, .. } => Some(Some(*level)),
+                Judgement::Clear { .. } => Some(None),
+                Judgement::Hold => None,
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// `school_horizon` is never late: judged minute by minute over four days (ledgers on some days,
+/// certificates, licences and a supplier crossing their thresholds, a purchase without its
+/// invoice, cameras going offline, confirmed alerts ageing out, three meals a day), every
+/// judgement before the horizon is the one judged when it was computed.
+#[test]
+fn the_horizon_holds_every_judgement_until_it_passes() {
+    let mut w = World::new();
+    let day0 = MON + 2; // a Wednesday: the weekend comes on day 3
+    w.put(
+        "c1",
+        EntityData::CanteenLicence(CanteenLicence {
+            licence_no: "JY113".into(),
+            valid_until_ms: at(day0 + 31, 10, 17),
+            mode: OperationMode::SelfRun,
+            prep_start_min: 6 * 60 + 30,
+            meals: vec![
+                MealSlot { meal: Meal::Breakfast, start_min: 7 * 60, end_min: 7 * 60 + 40 },
+                MealSlot { meal: Meal::Lunch, start_min: 11 * 60 + 40, end_min: 12 * 60 + 30 },
+                MealSlot { meal: Meal::Dinner, start_min: 17 * 60 + 40, end_min: 18 * 60 + 30 },
+            ],
+        }),
+    );
+    w.put(
+        "hc1",
+        EntityData::HealthCertificate(HealthCertificate {
+            staff: "st1".into(),
+            number: "HC-1".into(),
+            valid_until_ms: at(day0 + 8, 15, 3) + 1_234,
+        }),
+    );
+    w.put("st2", EntityData::Staff(Staff { name: "赵六".into(), role: StaffRole::Helper, on_duty: true }));
+    w.put(
+        "hc2",
+        EntityData::HealthCertificate(HealthCertificate {
+            staff: "st2".into(),
+            number: "HC-2".into(),
+            valid_until_ms: at(day0 + 1, 9, 41),
+        }),
+    );
+    w.put(
+        "sp1",
+        EntityData::Supplier(Supplier {
+            name: "放心菜店".into(),
+            licence_no: "JY1".into(),
+            licence_valid_until_ms: at(day0 + 31, 4, 4),
+            contact: String::new(),
+        }),
+    );
+    w.put(
+        "cam1",
+        EntityData::Camera(Camera {
+            canteen: "c1".into(),
+            name: "后厨".into(),
+            zone: crate::alert::Zone::Cooking,
+            ai_enabled: true,
+            parent_visible: false,
+        }),
+    );
+    w.put(
+        "cam2",
+        EntityData::Camera(Camera {
+            canteen: "c1".into(),
+            name: "库房".into(),
+            zone: crate::alert::Zone::Storage,
+            ai_enabled: false,
+            parent_visible: false,
+        }),
+    );
+    // A second canteen (the default plan) whose one camera has been offline since yesterday.
+    w.put("c2", EntityData::Canteen(Canteen { name: "二食堂".into(), address: String::new() }));
+    w.put(
+        "cam3",
+        EntityData::Camera(Camera {
+            canteen: "c2".into(),
+            name: "后厨".into(),
+            zone: crate::alert::Zone::Cooking,
+            ai_enabled: true,
+            parent_visible: false,
+        }),
+    );
+    w.cameras = vec![
+        CameraLiveness { camera: "cam1".into(), online: false, since_ms: at(day0, 9, 13), recording_days: Some(20) },
+        CameraLiveness { camera: "cam2".into(), online: true, since_ms: at(day0 - 1, 16, 2), recording_days: None },
+        CameraLiveness { camera: "cam3".into(), online: false, since_ms: at(day0 - 1, 16, 2), recording_days: None },
+    ];
+    let confirmed = |kind, t| Confirmed { canteen: "c1".into(), alert_type: kind, detected_at_ms: t };
+    w.confirmed = vec![
+        confirmed(AlertType::Smoking, at(day0 - 7, 10, 5)),
+        confirmed(AlertType::Smoking, at(day0 - 29, 23, 50)),
+        confirmed(AlertType::NoMask, at(day0 - 6, 8, 0)),
+        confirmed(AlertType::NoMask, at(day0 - 2, 8, 0)),
+        confirmed(AlertType::NoMask, at(day0 - 1, 8, 0)),
+    ];
+    w.record("mc1", day0, check("st1", day0, 365, false));
+    w.record("fs1", day0, sample(day0, 100, None, true));
+    w.record(
+        "pu1",
+        day0,
+        LedgerRecord::Purchase(Purchase {
+            supplier: "sp1".into(),
+            item: "青菜".into(),
+            batch: "B1".into(),
+            quantity_milli: 1_000,
+            unit: "kg".into(),
+            received_at_ms: at(day0, 7, 23) + 17_000,
+            inspection_cert: "JY-B1".into(),
+            invoice: String::new(),
+        }),
+    );
+    w.record("am1", day0 + 1, meal(Companion::Leader));
+    let facts_judge = |w: &World, now: u64| {
+        let ledger = ledger_view(&w.events);
+        let f = SchoolFacts {
+            school: school(),
+            now_ms: now,
+            settings: &w.settings,
+            rules: &w.rules,
+            working: &weekdays,
+            registry: &w.registry,
+            ledger: &ledger,
+            cameras: &w.cameras,
+            confirmed: &w.confirmed,
+        };
+        (shape(&judge_school(&f)), school_horizon(&f))
+    };
+    let mut now = at(day0 - 1, 23, 0);
+    let (mut base, mut horizon) = facts_judge(&w, now);
+    let mut judged = 1;
+    while now < at(day0 + 4, 0, 0) {
+        now += 60_000;
+        let (shape, h) = facts_judge(&w, now);
+        if now >= horizon {
+            (base, horizon) = (shape, h);
+            judged += 1;
+        } else {
+            assert_eq!(
+                shape,
+                base,
+                "the judgement changed at {} before the horizon {}",
+                ChinaTimeFmt(now),
+                ChinaTimeFmt(horizon)
+            );
+        }
+        assert!(horizon > now);
+    }
+    // Far fewer judgements than minutes (5 × 1,440), and more than the days.
+    assert!(judged > 20 && judged < 200, "{judged} judgements");
+}
+
+struct ChinaTimeFmt(u64);
+
+impl std::fmt::Display for ChinaTimeFmt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::calendar::ChinaTime(self.0).minute())
+    }
+}
+
+/// `county_horizon` is never late either: silent schools (one linked, one not) and a submitted
+/// case's review window, judged minute by minute over three days.
+#[test]
+fn the_county_horizon_holds_every_judgement_until_it_passes() {
+    let county: NodeId = "130102".parse().unwrap();
+    let s2: NodeId = "130102-S0002".parse().unwrap();
+    let day0 = MON + 3;
+    let rules = RuleSettings::default();
+    let case_rules = |_s: NodeId| CaseRules::default();
+    let id = CaseId { opened_by: county, seq: 1 };
+    let step = |seq: u64, t: u64, action: CaseAction| CaseInput {
+        id: EventId { origin: if matches!(action, CaseAction::Submit { .. }) { school() } else { county }, seq },
+        hlc: Hlc { wall_ms: t, logical: 0 },
+        scope: school(),
+        case: id,
+        action,
+        person: None,
+    };
+    let open = step(
+        1,
+        at(day0 - 1, 9, 0),
+        CaseAction::Open {
+            school: school(),
+            severity: crate::alert::Severity::General,
+            source: CaseSource::SelfCheck,
+            title: "t".into(),
+            detail: String::new(),
+            number: 1,
+        },
+    );
+    let notice =
+        step(2, at(day0 - 1, 9, 1), CaseAction::IssueNotice { deadline_ms: at(day0 + 2, 9, 0), text: "n".into() });
+    let submit = step(3, at(day0 - 1, 15, 7), CaseAction::Submit { evidence: vec!["e".into()], note: String::new() });
+    let case = fold(id, &[open, notice, submit]).unwrap();
+    let cases = BTreeMap::from([(id, case)]);
+    let judge = |now: u64| {
+        let seen = |s: NodeId, prep: u16, linked: bool| SchoolSeen {
+            school: s,
+            name: "x".into(),
+            prep_start_min: prep,
+            checked_days: BTreeSet::from([day0 - 1]),
+            last_heard_ms: if linked { now } else { at(day0 - 1, 17, 0) },
+        };
+        let schools = [seen(school(), 7 * 60, true), seen(s2, 6 * 60 + 50, false)];
+        let j = judge_county(now, &rules, &weekdays, &schools, &cases, &case_rules);
+        (shape(&j), county_horizon(now, &rules, &schools, &cases, &case_rules))
+    };
+    let mut now = at(day0 - 1, 20, 0);
+    let (mut base, mut horizon) = judge(now);
+    while now < at(day0 + 3, 0, 0) {
+        now += 60_000;
+        let (shape, h) = judge(now);
+        if now >= horizon {
+            (base, horizon) = (shape, h);
+        } else {
+            assert_eq!(
+                shape,
+                base,
+                "the judgement changed at {} before the horizon {}",
+                ChinaTimeFmt(now),
+                ChinaTimeFmt(horizon)
+            );
+        }
+    }
+}

@@ -12,8 +12,10 @@
 pub mod cli;
 pub mod faults;
 pub mod health;
+pub mod ledgers;
 pub mod net;
 pub mod report;
 pub mod sim;
+pub mod warnings;
 pub mod workload;
 pub mod world;

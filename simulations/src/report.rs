@@ -42,6 +42,21 @@ pub fn render(r: &Report) -> String {
         w.skipped_down,
         w.skipped_state
     );
+    let ledgers: Vec<String> =
+        r.warnings.ledger_records.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
+    let _ = writeln!(
+        o,
+        "ledgers: {} records in {} writes ({}); {} schools registered with {} entities, {} certificates registered or renewed later; \
+         cameras: {} outages took {} cameras dark",
+        thousands(r.warnings.ledger_records.values().sum()),
+        thousands(w.ledger_writes),
+        ledgers.join(", "),
+        thousands(w.schools_registered),
+        thousands(w.registered_entities),
+        w.certificates,
+        thousands(w.camera_outages),
+        thousands(w.cameras_dark)
+    );
     let kinds: Vec<String> = r.events_by_kind.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
     let tiers: Vec<String> = r.events_by_origin_tier.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
     let _ = writeln!(o, "events written: {} (by origin: {})", kinds.join(", "), tiers.join(", "));
@@ -81,6 +96,57 @@ pub fn render(r: &Report) -> String {
         l.p99_ms,
         l.max_ms / 1000.0,
         thousands(l.count as u64)
+    );
+    let wr = &r.warnings;
+    let cases: Vec<String> = wr.automatic_cases.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(
+        o,
+        "warnings: {} raised, {} resolved; {} keys, {} active at the end; {} automatic cases ({}); {} alerts moved to the county's queue",
+        thousands(wr.raised),
+        thousands(wr.resolved),
+        thousands(wr.keys),
+        thousands(wr.active_at_end),
+        wr.automatic_cases.values().sum::<u64>(),
+        if cases.is_empty() { "none".to_string() } else { cases.join(", ") },
+        thousands(wr.alerts_moved)
+    );
+    if !wr.rules.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {:<27} {:>7} {:>7} {:>7} {:>9} {:>7}",
+            "rule", "yellow", "orange", "red", "resolved", "active"
+        );
+        for (rule, c) in &wr.rules {
+            let _ = writeln!(
+                o,
+                "  {rule:<27} {:>7} {:>7} {:>7} {:>9} {:>7}",
+                thousands(c.yellow),
+                thousands(c.orange),
+                thousands(c.red),
+                thousands(c.resolved),
+                thousands(c.active)
+            );
+        }
+    }
+    let passes: Vec<String> = wr
+        .passes
+        .iter()
+        .map(|(t, [fresh, judged, skipped])| {
+            format!(
+                "{t} {} judged, {} unchanged, facts read {}",
+                thousands(*judged),
+                thousands(*skipped),
+                thousands(*fresh)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "warning engine passes (since each node's last start): {}; invariants (raised once, resolved when cleared, \
+         identical at {} holders): {} violations",
+        passes.join("; "),
+        thousands(wr.compared),
+        wr.violations
     );
     if !r.faults.is_empty() {
         let _ = writeln!(o, "faults:");

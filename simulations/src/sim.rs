@@ -16,14 +16,16 @@ use topology::{NodeId, Topology};
 
 use crate::faults::{Fault, FaultPlan};
 use crate::health::{HealthCheck, HealthReport, POLL_MS};
+use crate::ledgers::SchoolWork;
 use crate::net::{LinkFaults, SimNet};
+use crate::warnings::{WarningsReport, identical_at_holders, raised_once};
 use crate::workload::{Action, Workload, WorkloadStats, cases_of, fold_case};
 use crate::world::{NodeSettings, SimClock, World, WriteError};
 
 const MIN: u64 = 60_000;
 
-/// Monday 2026-11-30 00:00 China time (UTC+8), in unix ms: the simulated day.
-pub const DAY_START_WALL_MS: u64 = 1_764_432_000_000;
+/// Monday 2026-11-30 00:00 China time (UTC+8), in unix ms: the simulated day, a working day.
+pub const DAY_START_WALL_MS: u64 = 1_795_968_000_000;
 
 /// Which tree to simulate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -92,6 +94,20 @@ pub struct SimConfig {
     /// Checker self-test: faults the health checker is told of but that never happen (the
     /// province then keeps showing the node live, and the checker must report it).
     pub pretend_faults: Vec<(u64, Fault)>,
+    /// Checker self-test: a warning event forged at the end, which one of the warning
+    /// invariants must report.
+    pub forge: Option<Forge>,
+}
+
+/// A warning forged at a school at the end of the run, breaking one warning invariant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forge {
+    /// (a) Two raises of one key at one level, before the final replication.
+    DuplicateRaise(NodeId),
+    /// (b) A raise the school's rules do not judge, after its final pass.
+    StaleRaise(NodeId),
+    /// (c) A raise written while the school is cut off, after the final replication.
+    Unreplicated(NodeId),
 }
 
 impl SimConfig {
@@ -109,6 +125,7 @@ impl SimConfig {
             lose_disk_at_end: None,
             health_bound_ms: None,
             pretend_faults: Vec::new(),
+            forge: None,
         }
     }
 }
@@ -192,6 +209,8 @@ pub struct Report {
     /// The health invariant (convergence of the province's view to the truth) and the
     /// province's inbound health traffic.
     pub health: HealthReport,
+    /// The schools' ledgers and the warnings their rules raised and resolved.
+    pub warnings: WarningsReport,
     pub safety_checks: u64,
     pub wall_s: f64,
     pub peak_rss_mb: f64,
@@ -309,7 +328,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     }
     tokio::time::sleep(Duration::from_secs(30)).await;
 
-    let mut workload = Workload::plan(&topo, cfg.seed, cfg.day_ms, cfg.intensity);
+    let mut workload = Workload::plan(&topo, cfg.seed, cfg.day_ms, cfg.intensity, DAY_START_WALL_MS);
     let plan = match &cfg.faults {
         Some(p) => p.clone(),
         None => FaultPlan::random(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xfa_u64), &topo, cfg.day_ms),
@@ -359,7 +378,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
             }
         } else if next == next_check {
             next_check += cfg.check_every_ms;
-            safety(&world, &mut report);
+            safety(&world, &mut report, cfg.seed);
             health.poll(&world, now, &mut report.failures).await;
         } else if next == next_end {
             if let Some(pos) = active.iter().position(|a| a.until == next) {
@@ -421,14 +440,26 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
         health.poll(&world, now, &mut report.failures).await;
         next_poll = if health.wants_poll() { now + POLL_MS } else { u64::MAX };
     }
+    final_warnings(&mut world, cfg, &mut report).await;
     health.poll(&world, now_ms(tokio::time::Instant::now()), &mut report.failures).await;
     report.health = health.finish(clock.elapsed_ms());
+    for id in &ids {
+        if let Some(e) = world.engine(*id)
+            && matches!(id.tier(), topology::Tier::School | topology::Tier::County)
+        {
+            let p = e.passes().await;
+            let t = report.warnings.passes.entry(id.tier().to_string()).or_default();
+            for (sum, n) in t.iter_mut().zip(p) {
+                *sum += n;
+            }
+        }
+    }
     world.shutdown().await;
     if let Some(n) = cfg.lose_disk_at_end.and_then(|n| world.nodes.get(&n)) {
         n.storage.wipe();
     }
-    safety(&world, &mut report);
-    final_checks(&world, &workload, &mut report);
+    safety(&world, &mut report, cfg.seed);
+    final_checks(&world, &workload, &mut report, cfg.seed);
     fault_log.sort_by_key(|f| f.0);
     for (start, end, fault, tracked) in &fault_log {
         report.faults.push(FaultReport {
@@ -446,6 +477,85 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     report.wall_s = wall.elapsed().as_secs_f64();
     report.peak_rss_mb = peak_rss_mb();
     Ok(report)
+}
+
+/// The warnings' end of the run: the schedulers stop; every school judges once more and (b) a
+/// fresh judgement right after owes it nothing; then, once the schools' warnings reached their
+/// counties, every county does the same; then everything replicates for the final checks.
+/// `cfg.forge` breaks one invariant on purpose (the checker's self-tests).
+async fn final_warnings(world: &mut World, cfg: &SimConfig, report: &mut Report) {
+    use topology::Tier;
+    world.stop_schedulers();
+    let ids: Vec<NodeId> = world.nodes.keys().copied().collect();
+    for tier in [Tier::School, Tier::County] {
+        for id in ids.iter().filter(|n| n.tier() == tier) {
+            let Some(engine) = world.engine(*id).cloned() else { continue };
+            if let Err(e) = engine.pass().await {
+                report.failures.push(format!("warnings: the final pass at {id} failed: {e}; seed {}", cfg.seed));
+                continue;
+            }
+            if cfg.forge == Some(Forge::StaleRaise(*id)) {
+                forge_raises(world, *id, 1).await;
+            }
+            match engine.owed_now().await {
+                Ok(o) if o == node::runtime::warnings::Owing::default() => {}
+                Ok(o) => {
+                    report.warnings.violations += 1;
+                    let first = o.warnings.first().map_or(String::new(), |w| {
+                        let what = match &w.action {
+                            protocol::warning::WarningAction::Raise { level, .. } => {
+                                format!("a {} raise", level.as_str())
+                            }
+                            protocol::warning::WarningAction::Resolve { .. } => "a resolve".into(),
+                        };
+                        format!(", first {what} of {}", w.key)
+                    });
+                    if report.failures.len() < 50 {
+                        report.failures.push(format!(
+                            "warnings: after its final pass {id} still owes {} warning events, {} automatic cases and {} moved alerts{first}; seed {}",
+                            o.warnings.len(),
+                            o.cases.len(),
+                            o.moved,
+                            cfg.seed
+                        ));
+                    }
+                }
+                Err(e) => report.failures.push(format!("warnings: judging {id} again failed: {e}; seed {}", cfg.seed)),
+            }
+        }
+        // The schools' last warnings reach their counties (and the counties' their ancestors).
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    if let Some(Forge::DuplicateRaise(school)) = cfg.forge {
+        forge_raises(world, school, 2).await;
+    }
+    // Everything written reaches every node that should hold it.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    if let Some(Forge::Unreplicated(school)) = cfg.forge {
+        world.net.isolate(school);
+        forge_raises(world, school, 1).await;
+    }
+}
+
+/// Writes `n` yellow raises of a made-up key at `school` (the checker's self-tests).
+async fn forge_raises(world: &World, school: NodeId, n: usize) {
+    use node::clock::Clock;
+    use protocol::warning::{Level, RuleId, WarningAction, WarningEvent, WarningKey};
+    let day = protocol::ledger::china_day(world.clock.wall_ms());
+    let key = WarningKey { rule: RuleId::SampleUnderweight, school, subject: "forged".into(), period: day };
+    let raise = WarningEvent {
+        key,
+        action: WarningAction::Raise {
+            level: Level::Yellow,
+            text: "forged".into(),
+            evidence: Vec::new(),
+            at_ms: world.clock.wall_ms(),
+        },
+    };
+    let items = (0..n).map(|_| (school, Body::Warning(raise.clone()))).collect();
+    if let Err(e) = world.append(school, items).await {
+        eprintln!("forging a warning at {school} failed: {e:?}");
+    }
 }
 
 /// How long a fault lasts once started (simulated ms).
@@ -559,6 +669,44 @@ async fn act(world: &mut World, w: &mut Workload, now: u64, action: Action) {
                 Err(e) => skipped(w, e),
             }
         }
+        Action::Day { .. } => {
+            for (school, beats) in w.plan_day(now) {
+                world.set_beats(school, beats);
+            }
+        }
+        Action::School { school, work } => {
+            let (items, beats) = w.school_bodies(wall, *school, work);
+            world.set_beats(*school, beats);
+            if items.is_empty() {
+                return;
+            }
+            let ledger = items.iter().filter(|(_, b)| matches!(b, Body::Ledger(_))).count() as u64;
+            let n = items.len() as u64;
+            match world.append(*school, items).await {
+                Ok(stored) => {
+                    w.acked(&stored, now);
+                    match work {
+                        SchoolWork::Register => {
+                            w.stats.schools_registered += 1;
+                            w.stats.registered_entities += n;
+                        }
+                        SchoolWork::Certificate { .. } => w.stats.certificates += 1,
+                        _ => {}
+                    }
+                    if ledger > 0 {
+                        w.stats.ledger_writes += 1;
+                        for s in &stored {
+                            if let Body::Ledger(l) = &s.event.body {
+                                *w.stats.ledger_records.entry(l.kind.as_str().to_string()).or_default() += 1;
+                            }
+                        }
+                        // As the admin API does after a ledger write: the engine judges at once.
+                        world.wake(*school);
+                    }
+                }
+                Err(e) => skipped(w, e),
+            }
+        }
         _ => {
             let Some((writer, items)) = w.bodies(wall, &action, None) else { return };
             match world.append(writer, items).await {
@@ -584,7 +732,15 @@ async fn act(world: &mut World, w: &mut Workload, now: u64, action: Action) {
                             }
                         }
                         Action::Directive { .. } => w.stats.directives += 1,
-                        Action::Registry { .. } => w.stats.registry_changes += stored.len() as u64,
+                        Action::Registry { school } => {
+                            let registry = stored.iter().filter(|s| matches!(s.event.body, Body::Registry(_))).count();
+                            w.stats.registry_changes += registry as u64;
+                            if registry < stored.len() {
+                                w.stats.ledger_writes += 1;
+                                *w.stats.ledger_records.entry("morning-check".into()).or_default() += 1;
+                                world.wake(*school);
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -603,7 +759,7 @@ fn skipped(w: &mut Workload, e: WriteError) {
 
 /// Safety over every node's storage: each event held is one it should hold and passes the
 /// authority checks; none is stored twice; no case state came from an unauthorised step.
-fn safety(world: &World, report: &mut Report) {
+fn safety(world: &World, report: &mut Report, seed: u64) {
     report.safety_checks += 1;
     for (id, n) in &world.nodes {
         let events = match all_events(&n.storage) {
@@ -613,6 +769,15 @@ fn safety(world: &World, report: &mut Report) {
                 continue;
             }
         };
+        for (key, level, first, second) in raised_once(&events) {
+            report.warnings.violations += 1;
+            if report.failures.len() < 50 {
+                report.failures.push(format!(
+                    "warnings: {id} holds two raises of {key} at {} without a resolve between ({first}, then {second}); seed {seed}",
+                    level.as_str()
+                ));
+            }
+        }
         let mut seen = BTreeSet::new();
         for s in &events {
             let e = &s.event;
@@ -647,7 +812,7 @@ fn safety(world: &World, report: &mut Report) {
 
 /// Liveness after the settle time: every event any node wrote is held by every node that should
 /// hold it; every acknowledged write survived; every case folds the same on its whole path.
-fn final_checks(world: &World, w: &Workload, report: &mut Report) {
+fn final_checks(world: &World, w: &Workload, report: &mut Report, seed: u64) {
     let mut held: BTreeMap<NodeId, BTreeMap<EventId, StoredEvent>> = BTreeMap::new();
     let mut truth: BTreeMap<EventId, StoredEvent> = BTreeMap::new();
     let mut digest = Fnv::new();
@@ -729,6 +894,14 @@ fn final_checks(world: &World, w: &Workload, report: &mut Report) {
             .collect();
         report.alert_latency = Percentiles::of(lat);
     }
+    // The ledgers and warnings: counted once each; (c) each school's warnings fold the same at
+    // every node holding them.
+    crate::warnings::count(truth.values().map(|s| &s.event), &mut report.warnings);
+    let room = 50usize.saturating_sub(report.failures.len());
+    let compared = identical_at_holders(&held, seed, room);
+    report.warnings.compared = compared.pairs;
+    report.warnings.violations += compared.violations;
+    report.failures.extend(compared.failures);
     // Cases agree along their path.
     let cases: BTreeMap<CaseId, NodeId> = truth
         .values()

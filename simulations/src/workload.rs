@@ -2,21 +2,26 @@
 //! the day's peaks), verdicts on half of them, cases from confirmed alerts and from the province's
 //! online spot checks, every case's lifecycle (acknowledge, rectify, review — one in ten rejected
 //! once — close; some never rectified, so they go overdue and the schedulers escalate them),
-//! directives and bulletins. Everything is an [`Action`] at a simulated instant; actions taken
-//! schedule their follow-ups.
+//! directives and bulletins — and every school's food-safety ledgers and camera liveness on every
+//! working day ([`crate::ledgers`]). Everything is an [`Action`] at a simulated instant; actions
+//! taken schedule their follow-ups.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use protocol::alert::{AlertRaised, AlertType, Severity, Zone};
+use node::runtime::cameras::Beat;
+use protocol::alert::{AlertRaised, AlertType, Severity};
 use protocol::case::{CaseAction, CaseEvent, CaseId, CaseRules, CaseStatus, fold};
 use protocol::{Body, Directive, EventId, EventKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use topology::{NodeId, Tier, Topology};
 
+use crate::ledgers::{AI_ZONES, CANTEEN, CertPlan, Outage, SchoolPlan, SchoolWork, StaffPlan, draw_day, draw_outages};
+
 const MIN: u64 = 60_000;
 const HOUR: u64 = 60 * MIN;
+const DAY_MS: u64 = 24 * HOUR;
 
 /// What one simulated person or device does.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,6 +39,11 @@ pub enum Action {
     Directive { from: NodeId, to: NodeId },
     /// A school registers a new staff member with a health certificate (registry changes).
     Registry { school: NodeId },
+    /// Midnight (China time) of the run's `day`-th day: draws every school's ledgers for the day
+    /// (on a working day) and its camera outages.
+    Day { day: u32 },
+    /// A piece of a school's day: its registration, a ledger session, a certificate, cameras back.
+    School { school: NodeId, work: SchoolWork },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,6 +53,9 @@ pub enum Step {
     Review,
     Close,
 }
+
+/// Cameras' heartbeats to keep, by camera id.
+pub type Beats = Vec<(String, Beat)>;
 
 /// Counters of what the workload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -55,6 +68,17 @@ pub struct WorkloadStats {
     pub steps: u64,
     pub directives: u64,
     pub registry_changes: u64,
+    /// Ledger writes (one session each) and the records they wrote, by kind.
+    pub ledger_writes: u64,
+    pub ledger_records: BTreeMap<String, u64>,
+    /// Schools registered at the start (canteen, licence, staff, certificates, suppliers,
+    /// cameras) and the entities they wrote; certificates registered or renewed later.
+    pub schools_registered: u64,
+    pub registered_entities: u64,
+    pub certificates: u64,
+    /// Camera outages drawn (each one camera, or a whole school's), and the cameras they took dark.
+    pub camera_outages: u64,
+    pub cameras_dark: u64,
     /// Actions not taken: the acting node was down, or the case had moved on meanwhile.
     pub skipped_down: u64,
     pub skipped_state: u64,
@@ -71,12 +95,20 @@ pub struct Acked {
 
 pub struct Workload {
     rng: ChaCha8Rng,
+    /// The ledgers' and cameras' own stream, so they leave the alerts' draws as they were.
+    lrng: ChaCha8Rng,
     queue: BinaryHeap<Reverse<(u64, u64, Action)>>,
     next: u64,
     pub stats: WorkloadStats,
     /// Every acknowledged event.
     pub ledger: BTreeMap<EventId, Acked>,
     end_ms: u64,
+    /// Wall time (unix ms) of the run's start: 00:00 China time of its first day.
+    wall0: u64,
+    /// Every school's canteen as drawn.
+    pub schools: BTreeMap<NodeId, SchoolPlan>,
+    /// Cameras dark until (simulated ms; `u64::MAX`: for good), by school and camera number.
+    dark: BTreeMap<(NodeId, u8), u64>,
 }
 
 /// Alerts per school day at DOMAIN.md's rate: ≈ 0.5 per AI camera, half of ≈ 7.8 cameras per
@@ -90,9 +122,10 @@ const HOUR_WEIGHTS: [f64; 24] = [
 ];
 
 impl Workload {
-    /// Plans a day of `day_ms` simulated ms over `topology`, starting at 00:00 of the day.
-    /// `intensity` scales the alert rate (1.0 = DOMAIN.md's).
-    pub fn plan(topology: &Topology, seed: u64, day_ms: u64, intensity: f64) -> Workload {
+    /// Plans a day of `day_ms` simulated ms over `topology`, starting at 00:00 of the day (wall
+    /// time `wall0`). `intensity` scales the alert rate (1.0 = DOMAIN.md's). The ledgers follow
+    /// the wall clock, whatever `day_ms`: each calendar day the run spans is a day of ledgers.
+    pub fn plan(topology: &Topology, seed: u64, day_ms: u64, intensity: f64, wall0: u64) -> Workload {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0da1_1da7);
         let schools: Vec<NodeId> = topology.nodes().map(|e| e.id).filter(|n| n.tier() == Tier::School).collect();
         let counties: Vec<NodeId> = topology.nodes().map(|e| e.id).filter(|n| n.tier() == Tier::County).collect();
@@ -103,7 +136,20 @@ impl Workload {
             stats: WorkloadStats::default(),
             ledger: BTreeMap::new(),
             end_ms: day_ms,
+            lrng: ChaCha8Rng::seed_from_u64(seed ^ 0x1ed9_e750),
+            wall0,
+            schools: BTreeMap::new(),
+            dark: BTreeMap::new(),
         };
+        // Every school registers its canteen at the start of the run; each midnight draws the day.
+        let mut plan_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5c40_01a2);
+        for s in &schools {
+            w.schools.insert(*s, SchoolPlan::draw(&mut plan_rng, wall0));
+            w.push(0, Action::School { school: *s, work: SchoolWork::Register });
+        }
+        for day in 0..day_ms.div_ceil(DAY_MS) {
+            w.push(day * DAY_MS, Action::Day { day: day as u32 });
+        }
         // Alerts, shaped by the hour weights, over the day (scaled to `day_ms`).
         let total_weight: f64 = HOUR_WEIGHTS.iter().sum();
         let alerts = (schools.len() as f64 * ALERTS_PER_SCHOOL_DAY * intensity).round() as u64;
@@ -194,12 +240,12 @@ impl Workload {
             }
             pick -= w;
         }
-        let zone = [Zone::Cooking, Zone::Cutting, Zone::SpecialRoom, Zone::Washing, Zone::Storage]
-            [self.rng.random_range(0..5)];
-        let camera = format!("cam-{:02}", self.rng.random_range(1..=8));
+        // One of the school's AI cameras, in its zone.
+        let k = self.rng.random_range(0..AI_ZONES.len());
+        let (camera, zone) = (format!("cam-{:02}", k + 1), AI_ZONES[k]);
         AlertRaised {
             camera,
-            canteen: "main".into(),
+            canteen: CANTEEN.into(),
             zone,
             alert_type: kind,
             severity: kind.default_severity(zone),
@@ -310,13 +356,29 @@ impl Workload {
                 let cert = RegistryChange {
                     entity: EntityRef { kind: EntityKind::HealthCertificate, node: *school, id: format!("hc-{n}") },
                     op: RegistryOp::Upsert(EntityData::HealthCertificate(HealthCertificate {
-                        staff: staff_id,
+                        staff: staff_id.clone(),
                         number: format!("HC{n:08}"),
                         valid_until_ms: now_wall_ms + 365 * 24 * HOUR,
                     })),
                 };
-                Some((*school, vec![(*school, Body::Registry(staff)), (*school, Body::Registry(cert))]))
+                let mut items = vec![(*school, Body::Registry(staff)), (*school, Body::Registry(cert))];
+                // The new cook is on duty from today: checked as they start (on a working day).
+                let day = protocol::ledger::china_day(now_wall_ms);
+                if let Some(plan) = self.schools.get_mut(school) {
+                    plan.staff.push(StaffPlan {
+                        id: staff_id,
+                        role: StaffRole::Cook,
+                        cert: CertPlan::Until(now_wall_ms + 365 * 24 * HOUR),
+                    });
+                    let index = (plan.staff.len() - 1) as u8;
+                    if protocol::calendar::WorkCalendar::builtin().is_working_date(u64::from(day)) {
+                        let work = SchoolWork::LateCheck { day, staff: index };
+                        items.extend(crate::ledgers::ledger_entries(*school, plan, &work, now_wall_ms));
+                    }
+                }
+                Some((*school, items))
             }
+            Action::Day { .. } | Action::School { .. } => None,
             Action::Directive { from, to } => {
                 let title = if to.tier() == Tier::Province { "province bulletin" } else { "county directive" };
                 let body = Body::Directive(Directive { title: title.into(), text: "see attached".into() });
@@ -345,6 +407,103 @@ impl Workload {
             Verdict::Dismiss { reason: "false positive".into() }
         };
         verdict_items(by, alert, raised, &fresh, verdict, &CaseRules::default(), now_wall_ms).unwrap_or_default()
+    }
+
+    /// The wall time an online stretch that no outage ends is stamped with.
+    fn far_wall(&self) -> u64 {
+        self.wall0 + self.end_ms + crate::ledgers::FAR_AHEAD_MS
+    }
+
+    /// A heartbeat of camera `k` of `school`, online until `at_wall`.
+    fn beat(&self, school: NodeId, k: u8, at_wall: u64) -> (String, Beat) {
+        let days = self.schools.get(&school).map_or(30, |p| p.recording_days);
+        (
+            format!("cam-{k:02}"),
+            Beat { at_ms: at_wall, online: true, recording_days: Some(days), device: "nvr-1".into() },
+        )
+    }
+
+    /// Midnight of one of the run's days (`now`, simulated ms): draws every school's ledgers for
+    /// the day (on a working day of the built-in calendar, as the nodes use) and its camera
+    /// outages. Returns the heartbeats to keep from now: each camera going dark today beats until
+    /// its outage begins.
+    pub fn plan_day(&mut self, now: u64) -> Vec<(NodeId, Beats)> {
+        let day = protocol::ledger::china_day(self.wall0 + now);
+        let working = protocol::calendar::WorkCalendar::builtin().is_working_date(u64::from(day));
+        // Day 0 (1970-01-01) was a Thursday; Monday is 0.
+        let weekday = (day + 3) % 7;
+        let ids: Vec<NodeId> = self.schools.keys().copied().collect();
+        let mut work = Vec::new();
+        let mut outages: Vec<(NodeId, Outage)> = Vec::new();
+        for s in ids {
+            let Some(plan) = self.schools.get(&s) else { continue };
+            if working {
+                for (at, w) in draw_day(&mut self.lrng, plan, day, now, self.wall0, weekday) {
+                    work.push((at, s, w));
+                }
+            }
+            for mut o in draw_outages(&mut self.lrng, plan, now) {
+                // A camera still dark from an earlier outage stays so.
+                o.cameras.retain(|k| self.dark.get(&(s, *k)).is_none_or(|until| *until <= o.from));
+                if !o.cameras.is_empty() {
+                    outages.push((s, o));
+                }
+            }
+        }
+        for (at, school, w) in work {
+            if at < self.end_ms {
+                self.push(at, Action::School { school, work: w });
+            }
+        }
+        let mut beats: BTreeMap<NodeId, Beats> = BTreeMap::new();
+        for (s, o) in outages {
+            self.stats.camera_outages += 1;
+            self.stats.cameras_dark += o.cameras.len() as u64;
+            for k in &o.cameras {
+                self.dark.insert((s, *k), o.until.unwrap_or(u64::MAX));
+                let b = self.beat(s, *k, self.wall0 + o.from);
+                beats.entry(s).or_default().push(b);
+            }
+            if let Some(until) = o.until
+                && until < self.end_ms
+            {
+                self.push(until, Action::School { school: s, work: SchoolWork::CamerasBack { cameras: o.cameras } });
+            }
+        }
+        beats.into_iter().collect()
+    }
+
+    /// What a piece of a school's day writes at `now_wall_ms`, and the heartbeats it sets.
+    pub fn school_bodies(
+        &mut self,
+        now_wall_ms: u64,
+        school: NodeId,
+        work: &SchoolWork,
+    ) -> (Vec<(NodeId, Body)>, Beats) {
+        let Some(plan) = self.schools.get(&school) else { return (Vec::new(), Vec::new()) };
+        match work {
+            SchoolWork::Register => {
+                let bodies = crate::ledgers::register_bodies(school, plan);
+                let beats = (1..=plan.cameras).map(|k| self.beat(school, k, self.far_wall())).collect();
+                (bodies, beats)
+            }
+            SchoolWork::Certificate { staff } => {
+                let until = now_wall_ms + 365 * DAY_MS;
+                let Some(s) = plan.staff.get(usize::from(*staff)) else { return (Vec::new(), Vec::new()) };
+                let body = crate::ledgers::certificate(school, &s.id, until);
+                if let Some(s) = self.schools.get_mut(&school).and_then(|p| p.staff.get_mut(usize::from(*staff))) {
+                    s.cert = CertPlan::Until(until);
+                }
+                (vec![body], Vec::new())
+            }
+            SchoolWork::CamerasBack { cameras } => {
+                for k in cameras {
+                    self.dark.remove(&(school, *k));
+                }
+                (Vec::new(), cameras.iter().map(|k| self.beat(school, *k, self.far_wall())).collect())
+            }
+            _ => (crate::ledgers::ledger_entries(school, plan, work, now_wall_ms), Vec::new()),
+        }
     }
 
     /// Follow-ups after a step was written.

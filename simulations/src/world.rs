@@ -1,14 +1,19 @@
-//! The simulated province: every node's real actors (root, store, listener, links, case
-//! scheduler) on one tokio current-thread runtime with a paused clock, over [`SimNet`] and
-//! [`MemStorage`]. Crashing a node stops its actors and drops what its storage had not flushed;
-//! restarting it starts fresh actors on the same storage, exactly as a process restart would.
+//! The simulated province: every node's real actors (root, store, listener, links, and the
+//! scheduler with the case scan and the warning engine) on one tokio current-thread runtime with a
+//! paused clock, over [`SimNet`] and [`MemStorage`]. Crashing a node stops its actors and drops
+//! what its storage had not flushed; restarting it starts fresh actors on the same storage, exactly
+//! as a process restart would. A school's cameras beat into its node as the device intake would
+//! keep their heartbeats ([`World::set_beats`]), and a ledger write wakes its warning engine as the
+//! admin API's does ([`World::wake`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use node::clock::Clock;
+use node::runtime::cameras::{Beat, SharedCameras, beat_op};
 use node::runtime::root::{NodeActor, NodeArgs, NodeMsg, RedialConfig};
 use node::runtime::store::{StoreMsg, StoredEvent};
+use node::runtime::warnings::Engine;
 use node::storage::mem::MemStorage;
 use protocol::{Body, SessionConfig};
 use ractor::{Actor, ActorRef};
@@ -89,9 +94,12 @@ impl Default for NodeSettings {
     }
 }
 
-/// One node: its disk, and its actors while it runs.
+/// One node: its disk, its cameras' heartbeats, and its actors while it runs.
 pub struct SimNode {
     pub storage: MemStorage,
+    /// The school's cameras as its devices report them: each one's last heartbeat. The devices
+    /// keep beating while the node is down; a restarted node hears them again at once.
+    pub beats: BTreeMap<String, Beat>,
     running: Option<Running>,
 }
 
@@ -99,8 +107,17 @@ struct Running {
     node: ActorRef<NodeMsg>,
     store: ActorRef<StoreMsg>,
     task: JoinHandle<()>,
-    scheduler: JoinHandle<()>,
+    /// The scheduler task (case scan and warning engine); `None` once stopped for the final checks.
+    scheduler: Option<JoinHandle<()>>,
+    engine: Engine,
+    /// Wakes the scheduler at once (a ledger written).
+    wake: Arc<tokio::sync::Notify>,
+    cameras: SharedCameras,
 }
+
+/// How long after its last heartbeat a camera counts as offline (the default settings; only for
+/// [`SharedCameras::record`]'s answer of whether the state changed).
+const OFFLINE_AFTER_MS: u64 = 180_000;
 
 pub struct World {
     pub topology: Arc<Topology>,
@@ -122,7 +139,10 @@ pub enum WriteError {
 impl World {
     /// Builds the world (nothing runs yet).
     pub fn new(topology: Topology, net: SimNet, clock: Arc<SimClock>, settings: NodeSettings) -> World {
-        let nodes = topology.nodes().map(|e| (e.id, SimNode { storage: MemStorage::new(), running: None })).collect();
+        let nodes = topology
+            .nodes()
+            .map(|e| (e.id, SimNode { storage: MemStorage::new(), beats: BTreeMap::new(), running: None }))
+            .collect();
         World { topology: Arc::new(topology), net, clock, settings, nodes }
     }
 
@@ -160,24 +180,61 @@ impl World {
         };
         let (node, task) = Actor::spawn(None, NodeActor, args).await.map_err(|e| format!("{id}: {e}"))?;
         let store = ractor::call_t!(node, NodeMsg::Store, 60_000).map_err(|e| format!("{id}: {e}"))?;
-        let engine = node::runtime::warnings::Engine {
+        let cameras = ractor::call_t!(node, NodeMsg::Cameras, 60_000).map_err(|e| format!("{id}: {e}"))?;
+        let engine = Engine {
             me: id,
             store: store.clone(),
             node: node.clone(),
             reads: node::runtime::reads::Reads::inline(Arc::new(n.storage.clone())),
             clock,
             topology: self.topology.clone(),
-            cameras: None,
+            cameras: Some(cameras.clone()),
             lock: Default::default(),
             files: Default::default(),
         };
-        let scheduler = node::runtime::scheduler::spawn_scheduler(
-            engine,
-            self.settings.case_scan_ms,
-            Arc::new(tokio::sync::Notify::new()),
-        );
-        n.running = Some(Running { node, store, task, scheduler });
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let scheduler =
+            node::runtime::scheduler::spawn_scheduler(engine.clone(), self.settings.case_scan_ms, wake.clone());
+        let running = Running { node, store, task, scheduler: Some(scheduler), engine, wake, cameras };
+        // The devices beat again: the node hears each camera's current state.
+        let beats: Vec<(String, Beat)> = n.beats.iter().map(|(c, b)| (c.clone(), b.clone())).collect();
+        keep_beats(&running, beats);
+        n.running = Some(running);
         Ok(())
+    }
+
+    /// Cameras of school `id` beat: each one's heartbeat is kept (in the devices' truth, and at
+    /// the node while it runs, in memory and on its disk, as the device intake keeps them).
+    pub fn set_beats(&mut self, id: NodeId, beats: Vec<(String, Beat)>) {
+        let Some(n) = self.nodes.get_mut(&id) else { return };
+        for (c, b) in &beats {
+            n.beats.insert(c.clone(), b.clone());
+        }
+        if let Some(r) = &n.running {
+            keep_beats(r, beats);
+        }
+    }
+
+    /// Wakes node `id`'s scheduler now (the admin API does so after a ledger write).
+    pub fn wake(&self, id: NodeId) {
+        if let Some(r) = self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
+            r.wake.notify_one();
+        }
+    }
+
+    /// Node `id`'s warning engine, while it runs.
+    pub fn engine(&self, id: NodeId) -> Option<&Engine> {
+        self.nodes.get(&id).and_then(|n| n.running.as_ref()).map(|r| &r.engine)
+    }
+
+    /// Stops every node's scheduler (the case scan and the warning engine), for the final checks:
+    /// from then on only what the checks run writes.
+    pub fn stop_schedulers(&mut self) {
+        for n in self.nodes.values_mut() {
+            if let Some(h) = n.running.as_mut().and_then(|r| r.scheduler.take()) {
+                h.abort();
+            }
+        }
     }
 
     /// Stops node `id` as a power cut would: its actors end, its endpoint disappears, and its
@@ -185,7 +242,9 @@ impl World {
     pub async fn crash(&mut self, id: NodeId, wipe: bool) {
         let Some(n) = self.nodes.get_mut(&id) else { return };
         if let Some(r) = n.running.take() {
-            r.scheduler.abort();
+            if let Some(h) = r.scheduler {
+                h.abort();
+            }
             r.node.stop(Some("crash".into()));
             let _ = r.task.await;
         }
@@ -215,10 +274,31 @@ impl World {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in ids {
             if let Some(r) = self.nodes.get_mut(&id).and_then(|n| n.running.take()) {
-                r.scheduler.abort();
+                if let Some(h) = r.scheduler {
+                    h.abort();
+                }
                 r.node.stop(None);
                 let _ = r.task.await;
             }
         }
+    }
+}
+
+/// Keeps `beats` at a running node as its device intake does: in the shared map the engine and the
+/// health report read, on disk without waiting for a flush (last-value state), and the health
+/// report told when a camera's state changed.
+fn keep_beats(r: &Running, beats: Vec<(String, Beat)>) {
+    if beats.is_empty() {
+        return;
+    }
+    let mut changed = false;
+    let mut ops = Vec::with_capacity(beats.len());
+    for (camera, beat) in beats {
+        ops.push(beat_op(&camera, &beat));
+        changed |= r.cameras.record(&camera, beat, OFFLINE_AFTER_MS);
+    }
+    let _ = r.store.cast(StoreMsg::WriteLocal { ops, reply: None });
+    if changed {
+        let _ = r.node.cast(NodeMsg::CamerasChanged);
     }
 }

@@ -3,12 +3,13 @@
 //! `MarkOverdue` and `Escalate` steps that [`protocol::case::due`] says are owed, with the rules of
 //! the settings in force at this node.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::Body;
 use protocol::case::{CaseEvent, CaseRules, due};
-use protocol::registry::effective_settings;
+use protocol::registry::Settings;
 use ractor::ActorRef;
 use topology::{NodeId, Tier};
 use tracing::{info, warn};
@@ -33,14 +34,22 @@ pub async fn scan(
         return Ok(0);
     }
     let now = clock.wall_ms();
-    let registry = reads.registry().await?;
-    let calendar = protocol::registry::effective_calendar(&registry);
+    let cases = reads.all_cases().await?;
+    if cases.is_empty() {
+        return Ok(0);
+    }
+    // The settings in force for a case's school are its county's or the province's: only those
+    // units' own registry entries are read (not a province's whole registry), once per county.
+    let calendar = reads.calendar_for(me).await?;
+    let mut settings: BTreeMap<Option<NodeId>, Settings> = BTreeMap::new();
     let mut items = Vec::new();
-    for (id, state) in reads.all_cases().await? {
-        let rules = CaseRules {
-            calendar: calendar.clone(),
-            ..CaseRules::from_settings(&effective_settings(&registry, state.school).0)
+    for (id, state) in cases {
+        let county = state.school.ancestor_at(Tier::County);
+        let in_force = match settings.get(&county) {
+            Some(s) => s,
+            None => settings.entry(county).or_insert(reads.settings_for(state.school).await?.0),
         };
+        let rules = CaseRules { calendar: calendar.clone(), ..CaseRules::from_settings(in_force) };
         for action in due(&state, now, me, &rules) {
             items.push((state.school, Body::Case(CaseEvent { case: id, action })));
         }

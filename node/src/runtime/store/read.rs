@@ -121,6 +121,20 @@ pub fn related_to_origin(
     related_by_prefix(storage, &prefix)
 }
 
+/// The registry events `unit` wrote about itself and about the units under it that share its code
+/// (a county's schools, registered at run time or not), in event order: an index range whose
+/// other writers' entries are skipped unread.
+pub fn registry_written_under(storage: &dyn Storage, unit: NodeId) -> Result<Vec<StoredEvent>, StorageError> {
+    let mut prefix = vec![EventKind::Registry.code()];
+    prefix.extend_from_slice(&unit.to_key()[..4]);
+    let writer = unit.to_key();
+    let keys = storage.scan_prefix(Space::Index, &prefix).filter(move |item| match item {
+        Ok((k, _)) => k.len() >= 16 && k[k.len() - 16..k.len() - 8] == writer,
+        Err(_) => true,
+    });
+    related_in(storage, Box::new(keys))
+}
+
 /// A school's ledger events of the China-time days `from_day..=to_day`, in event order (an index
 /// range: no other school's or day's records are read).
 pub fn ledger_events(
