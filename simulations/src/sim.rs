@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 
-use node::runtime::store::{StoredEvent, all_events, read_range};
+use node::runtime::store::{StoredEvent, all_cursors, all_events, read_range, related};
 use protocol::case::{CaseId, CaseState, StepOutcome, authorize};
 use protocol::holds::{check_event, holds};
-use protocol::{Body, EventId, EventKind};
+use protocol::{Body, Cursors, EventId, EventKind};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -24,8 +24,10 @@ use crate::world::{NodeSettings, SimClock, World, WriteError};
 
 const MIN: u64 = 60_000;
 
-/// Monday 2026-11-30 00:00 China time (UTC+8), in unix ms: the simulated day, a working day.
-pub const DAY_START_WALL_MS: u64 = 1_795_968_000_000;
+/// Tuesday 2026-12-01 00:00 China time (UTC+8), in unix ms: the simulated day — a working day,
+/// and not a month's last (a day ending a month would close the month's parent-meal count with
+/// the day the schools' ledgers began).
+pub const DAY_START_WALL_MS: u64 = 1_796_054_400_000;
 
 /// Which tree to simulate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -342,6 +344,8 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     let mut active: Vec<Active> = Vec::new();
     let mut fault_log: Vec<(u64, u64, Fault, usize)> = Vec::new(); // (start, end, fault, health handle)
     let mut next_check = cfg.check_every_ms;
+    // What the periodic safety checks have read at each node: its cursors then.
+    let mut checked: BTreeMap<NodeId, Cursors> = BTreeMap::new();
     let depth = topo.nodes().map(|e| e.id.tier().depth() as u64).max().unwrap_or(0);
     let bound = cfg.health_bound_ms.unwrap_or_else(|| crate::health::bound_ms(&cfg.settings, depth));
     let mut health = HealthCheck::new(&topo, bound, cfg.day_ms, cfg.seed);
@@ -378,7 +382,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
             }
         } else if next == next_check {
             next_check += cfg.check_every_ms;
-            safety(&world, &mut report, cfg.seed);
+            safety(&world, &mut report, cfg.seed, Some(&mut checked));
             health.poll(&world, now, &mut report.failures).await;
         } else if next == next_end {
             if let Some(pos) = active.iter().position(|a| a.until == next) {
@@ -458,7 +462,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     if let Some(n) = cfg.lose_disk_at_end.and_then(|n| world.nodes.get(&n)) {
         n.storage.wipe();
     }
-    safety(&world, &mut report, cfg.seed);
+    safety(&world, &mut report, cfg.seed, None);
     final_checks(&world, &workload, &mut report, cfg.seed);
     fault_log.sort_by_key(|f| f.0);
     for (start, end, fault, tracked) in &fault_log {
@@ -758,18 +762,57 @@ fn skipped(w: &mut Workload, e: WriteError) {
 }
 
 /// Safety over every node's storage: each event held is one it should hold and passes the
-/// authority checks; none is stored twice; no case state came from an unauthorised step.
-fn safety(world: &World, report: &mut Report, seed: u64) {
+/// authority checks; none is stored twice; no case state came from an unauthorised step; (a) no
+/// warning raised twice at one level. With `checked` (the periodic checks), only what each node
+/// stored since the last check is read — the events above its contiguous cursors then, and the
+/// whole of each case and each school's warnings they touch; without (the end), everything.
+fn safety(world: &World, report: &mut Report, seed: u64, mut checked: Option<&mut BTreeMap<NodeId, Cursors>>) {
     report.safety_checks += 1;
     for (id, n) in &world.nodes {
-        let events = match all_events(&n.storage) {
+        let since = checked.as_deref_mut().and_then(|c| c.get(id).cloned());
+        let read = || -> Result<(Vec<StoredEvent>, Cursors), node::storage::StorageError> {
+            let cursors = all_cursors(&n.storage)?;
+            let Some(before) = &since else { return Ok((all_events(&n.storage)?, cursors)) };
+            let mut events = Vec::new();
+            for (origin, _) in cursors.iter() {
+                events.extend(read_range(&n.storage, origin, before.contiguous(origin), u64::MAX, usize::MAX)?.0);
+            }
+            Ok((events, cursors))
+        };
+        let (events, cursors) = match read() {
             Ok(e) => e,
             Err(e) => {
                 report.failures.push(format!("{id}: storage unreadable: {e}"));
                 continue;
             }
         };
-        for (key, level, first, second) in raised_once(&events) {
+        if let Some(c) = checked.as_deref_mut() {
+            c.insert(*id, cursors);
+        }
+        let (warnings, cases) = if since.is_none() {
+            (events.iter().filter(|s| matches!(s.event.body, Body::Warning(_))).cloned().collect(), cases_of(&events))
+        } else {
+            // Each school's warnings and each case whole, for those the new events touch.
+            let mut warnings = Vec::new();
+            let schools: BTreeSet<NodeId> = events
+                .iter()
+                .filter_map(|s| match &s.event.body {
+                    Body::Warning(w) => Some(w.key.school),
+                    _ => None,
+                })
+                .collect();
+            for school in schools {
+                let subject = EventId { origin: school, seq: 0 };
+                warnings.extend(related(&n.storage, EventKind::Warning, Some(subject)).unwrap_or_default());
+            }
+            let mut cases = BTreeMap::new();
+            for c in cases_of(&events).into_keys() {
+                let steps = related(&n.storage, EventKind::Case, Some(c.event_id())).unwrap_or_default();
+                cases.extend(cases_of(&steps));
+            }
+            (warnings, cases)
+        };
+        for (key, level, first, second) in raised_once(&warnings) {
             report.warnings.violations += 1;
             if report.failures.len() < 50 {
                 report.failures.push(format!(
@@ -790,7 +833,7 @@ fn safety(world: &World, report: &mut Report, seed: u64) {
                 report.failures.push(format!("{id} holds {} (scope {}) against the rules", e.id(), e.scope));
             }
         }
-        for (c, inputs) in cases_of(&events) {
+        for (c, inputs) in cases {
             if let Some(st) = protocol::case::fold(c, &inputs) {
                 let actions: BTreeMap<EventId, &protocol::case::CaseAction> =
                     inputs.iter().map(|i| (i.id, &i.action)).collect();
