@@ -319,11 +319,24 @@ impl Engine {
     /// window on a new day). Returns the origins whose events arrived (`None`: everything was
     /// read), and whether any fact was read.
     async fn catch_up(&self, memo: &mut Memo, inputs: &Inputs) -> Result<(Option<BTreeSet<NodeId>>, bool), WriteError> {
+        let caught = self.catch_up_reads(memo, inputs).await;
+        if caught.is_ok() {
+            (memo.cursors, memo.at) = (inputs.cursors.clone(), inputs.now);
+        } else {
+            // A read failed part way: nothing kept is known to be current any more.
+            (memo.school, memo.county) = (None, None);
+        }
+        caught
+    }
+
+    async fn catch_up_reads(
+        &self,
+        memo: &mut Memo,
+        inputs: &Inputs,
+    ) -> Result<(Option<BTreeSet<NodeId>>, bool), WriteError> {
         let now = inputs.now;
         let kept = memo.at <= now && (memo.school.is_some() || memo.county.is_some());
         let news = if kept { self.news(&memo.cursors, &inputs.cursors).await? } else { None };
-        memo.cursors = inputs.cursors.clone();
-        memo.at = now;
         let Some(news) = news else {
             memo.refreshed += 1;
             match self.me.tier() {
