@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 
-use node::runtime::store::{StoredEvent, all_events, read_range};
+use node::runtime::store::{StoredEvent, all_cursors, all_events, read_range, related};
 use protocol::case::{CaseId, CaseState, StepOutcome, authorize};
 use protocol::holds::{check_event, holds};
-use protocol::{Body, EventId, EventKind};
+use protocol::{Body, Cursors, EventId, EventKind};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -24,8 +24,10 @@ use crate::world::{NodeSettings, SimClock, World, WriteError};
 
 const MIN: u64 = 60_000;
 
-/// Monday 2026-11-30 00:00 China time (UTC+8), in unix ms: the simulated day, a working day.
-pub const DAY_START_WALL_MS: u64 = 1_795_968_000_000;
+/// Tuesday 2026-12-01 00:00 China time (UTC+8), in unix ms: the simulated day — a working day,
+/// and not a month's last (a day ending a month would close the month's parent-meal count with
+/// the day the schools' ledgers began).
+pub const DAY_START_WALL_MS: u64 = 1_796_054_400_000;
 
 /// Which tree to simulate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -342,6 +344,8 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     let mut active: Vec<Active> = Vec::new();
     let mut fault_log: Vec<(u64, u64, Fault, usize)> = Vec::new(); // (start, end, fault, health handle)
     let mut next_check = cfg.check_every_ms;
+    // What the periodic safety checks have read at each node: its cursors then.
+    let mut checked: BTreeMap<NodeId, Cursors> = BTreeMap::new();
     let depth = topo.nodes().map(|e| e.id.tier().depth() as u64).max().unwrap_or(0);
     let bound = cfg.health_bound_ms.unwrap_or_else(|| crate::health::bound_ms(&cfg.settings, depth));
     let mut health = HealthCheck::new(&topo, bound, cfg.day_ms, cfg.seed);
@@ -378,7 +382,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
             }
         } else if next == next_check {
             next_check += cfg.check_every_ms;
-            safety(&world, &mut report, cfg.seed);
+            safety(&world, &mut report, cfg.seed, Some(&mut checked));
             health.poll(&world, now, &mut report.failures).await;
         } else if next == next_end {
             if let Some(pos) = active.iter().position(|a| a.until == next) {
@@ -458,7 +462,7 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     if let Some(n) = cfg.lose_disk_at_end.and_then(|n| world.nodes.get(&n)) {
         n.storage.wipe();
     }
-    safety(&world, &mut report, cfg.seed);
+    safety(&world, &mut report, cfg.seed, None);
     final_checks(&world, &workload, &mut report, cfg.seed);
     fault_log.sort_by_key(|f| f.0);
     for (start, end, fault, tracked) in &fault_log {
@@ -758,18 +762,57 @@ fn skipped(w: &mut Workload, e: WriteError) {
 }
 
 /// Safety over every node's storage: each event held is one it should hold and passes the
-/// authority checks; none is stored twice; no case state came from an unauthorised step.
-fn safety(world: &World, report: &mut Report, seed: u64) {
+/// authority checks; none is stored twice; no case state came from an unauthorised step; (a) no
+/// warning raised twice at one level. With `checked` (the periodic checks), only what each node
+/// stored since the last check is read — the events above its contiguous cursors then, and the
+/// whole of each case and each school's warnings they touch; without (the end), everything.
+fn safety(world: &World, report: &mut Report, seed: u64, mut checked: Option<&mut BTreeMap<NodeId, Cursors>>) {
     report.safety_checks += 1;
     for (id, n) in &world.nodes {
-        let events = match all_events(&n.storage) {
+        let since = checked.as_deref_mut().and_then(|c| c.get(id).cloned());
+        let read = || -> Result<(Vec<StoredEvent>, Cursors), node::storage::StorageError> {
+            let cursors = all_cursors(&n.storage)?;
+            let Some(before) = &since else { return Ok((all_events(&n.storage)?, cursors)) };
+            let mut events = Vec::new();
+            for (origin, _) in cursors.iter() {
+                events.extend(read_range(&n.storage, origin, before.contiguous(origin), u64::MAX, usize::MAX)?.0);
+            }
+            Ok((events, cursors))
+        };
+        let (events, cursors) = match read() {
             Ok(e) => e,
             Err(e) => {
                 report.failures.push(format!("{id}: storage unreadable: {e}"));
                 continue;
             }
         };
-        for (key, level, first, second) in raised_once(&events) {
+        if let Some(c) = checked.as_deref_mut() {
+            c.insert(*id, cursors);
+        }
+        let (warnings, cases) = if since.is_none() {
+            (events.iter().filter(|s| matches!(s.event.body, Body::Warning(_))).cloned().collect(), cases_of(&events))
+        } else {
+            // Each school's warnings and each case whole, for those the new events touch.
+            let mut warnings = Vec::new();
+            let schools: BTreeSet<NodeId> = events
+                .iter()
+                .filter_map(|s| match &s.event.body {
+                    Body::Warning(w) => Some(w.key.school),
+                    _ => None,
+                })
+                .collect();
+            for school in schools {
+                let subject = EventId { origin: school, seq: 0 };
+                warnings.extend(related(&n.storage, EventKind::Warning, Some(subject)).unwrap_or_default());
+            }
+            let mut cases = BTreeMap::new();
+            for c in cases_of(&events).into_keys() {
+                let steps = related(&n.storage, EventKind::Case, Some(c.event_id())).unwrap_or_default();
+                cases.extend(cases_of(&steps));
+            }
+            (warnings, cases)
+        };
+        for (key, level, first, second) in raised_once(&warnings) {
             report.warnings.violations += 1;
             if report.failures.len() < 50 {
                 report.failures.push(format!(
@@ -790,7 +833,7 @@ fn safety(world: &World, report: &mut Report, seed: u64) {
                 report.failures.push(format!("{id} holds {} (scope {}) against the rules", e.id(), e.scope));
             }
         }
-        for (c, inputs) in cases_of(&events) {
+        for (c, inputs) in cases {
             if let Some(st) = protocol::case::fold(c, &inputs) {
                 let actions: BTreeMap<EventId, &protocol::case::CaseAction> =
                     inputs.iter().map(|i| (i.id, &i.action)).collect();
@@ -810,41 +853,72 @@ fn safety(world: &World, report: &mut Report, seed: u64) {
     }
 }
 
+/// What a node holds, as the final checks need it.
+#[derive(Default)]
+struct Held {
+    /// Every event's id and arrival time (µs).
+    at: BTreeMap<EventId, u64>,
+    cases: Vec<StoredEvent>,
+    warnings: Vec<StoredEvent>,
+    /// At the province only.
+    spot_checks: Vec<StoredEvent>,
+}
+
 /// Liveness after the settle time: every event any node wrote is held by every node that should
 /// hold it; every acknowledged write survived; every case folds the same on its whole path.
 fn final_checks(world: &World, w: &Workload, report: &mut Report, seed: u64) {
-    let mut held: BTreeMap<NodeId, BTreeMap<EventId, StoredEvent>> = BTreeMap::new();
-    let mut truth: BTreeMap<EventId, StoredEvent> = BTreeMap::new();
+    // What each node holds — every event's id and arrival time, its case steps and warnings
+    // whole — and each event once, as little as the checks need (a province's day is millions
+    // of (node, event) pairs).
+    let mut held: BTreeMap<NodeId, Held> = BTreeMap::new();
+    let mut truth: BTreeMap<EventId, NodeId> = BTreeMap::new();
+    let (mut alerts, mut cases, mut warnings) = (Vec::new(), BTreeMap::new(), Vec::new());
     let mut digest = Fnv::new();
     for (id, n) in &world.nodes {
         let events = all_events(&n.storage).unwrap_or_default();
         digest.add(id.to_string().as_bytes());
-        for s in &events {
-            digest.add(s.event.origin.to_string().as_bytes());
-            digest.add_u64(s.event.seq);
-            digest.add_u64(s.event.hlc.wall_ms);
-            digest.add_u64(u64::from(s.event.hlc.logical));
-            digest.add(s.event.scope.to_string().as_bytes());
+        let mut h = Held::default();
+        for s in events {
+            let e = &s.event;
+            digest.add(e.origin.to_string().as_bytes());
+            digest.add_u64(e.seq);
+            digest.add_u64(e.hlc.wall_ms);
+            digest.add_u64(u64::from(e.hlc.logical));
+            digest.add(e.scope.to_string().as_bytes());
             digest.add_u64(s.received_at_us);
-            truth.entry(s.event.id()).or_insert_with(|| s.clone());
-        }
-        held.insert(*id, events.into_iter().map(|s| (s.event.id(), s)).collect());
-    }
-    report.digest = format!("{:016x}", digest.0);
-    for s in truth.values() {
-        *report.events_by_kind.entry(s.event.kind().as_str().to_string()).or_default() += 1;
-        *report.events_by_origin_tier.entry(s.event.origin.tier().to_string()).or_default() += 1;
-        if let Body::Case(c) = &s.event.body {
-            match c.action {
-                protocol::case::CaseAction::Escalate { .. } => report.escalations += 1,
-                protocol::case::CaseAction::MarkOverdue => report.overdue_marks += 1,
+            h.at.insert(e.id(), s.received_at_us);
+            if truth.insert(e.id(), e.scope).is_none() {
+                // The first copy seen: counted once.
+                *report.events_by_kind.entry(e.kind().as_str().to_string()).or_default() += 1;
+                *report.events_by_origin_tier.entry(e.origin.tier().to_string()).or_default() += 1;
+                crate::warnings::count_one(e, &mut report.warnings);
+                match &e.body {
+                    Body::Case(c) => {
+                        match c.action {
+                            protocol::case::CaseAction::Escalate { .. } => report.escalations += 1,
+                            protocol::case::CaseAction::MarkOverdue => report.overdue_marks += 1,
+                            _ => {}
+                        }
+                        cases.insert(c.case, e.scope);
+                    }
+                    Body::Alert(_) => alerts.push(e.id()),
+                    Body::Warning(_) => warnings.push(e.clone()),
+                    _ => {}
+                }
+            }
+            match e.kind() {
+                EventKind::Case => h.cases.push(s),
+                EventKind::Warning => h.warnings.push(s),
+                EventKind::SpotCheck if *id == world.topology.root() => h.spot_checks.push(s),
                 _ => {}
             }
         }
+        held.insert(*id, h);
     }
+    report.digest = format!("{:016x}", digest.0);
     // Every acknowledged write is still at its origin.
     for id in w.ledger.keys() {
-        if !held.get(&id.origin).is_some_and(|h| h.contains_key(id)) {
+        if !held.get(&id.origin).is_some_and(|h| h.at.contains_key(id)) {
             report.lost += 1;
             if report.failures.len() < 50 {
                 report.failures.push(format!("acknowledged {id} is gone from its origin"));
@@ -853,8 +927,8 @@ fn final_checks(world: &World, w: &Workload, report: &mut Report, seed: u64) {
     }
     // Deliveries: scopes index the truth, each node takes what it should hold.
     let mut by_scope: BTreeMap<NodeId, Vec<EventId>> = BTreeMap::new();
-    for (id, s) in &truth {
-        by_scope.entry(s.event.scope).or_default().push(*id);
+    for (id, scope) in &truth {
+        by_scope.entry(*scope).or_default().push(*id);
     }
     for (node, have) in &held {
         for (scope, ids) in &by_scope {
@@ -863,7 +937,7 @@ fn final_checks(world: &World, w: &Workload, report: &mut Report, seed: u64) {
             }
             for id in ids {
                 report.deliveries_expected += 1;
-                if have.contains_key(id) {
+                if have.at.contains_key(id) {
                     report.deliveries_done += 1;
                 } else {
                     report.lost += 1;
@@ -877,46 +951,37 @@ fn final_checks(world: &World, w: &Workload, report: &mut Report, seed: u64) {
     // Latency school → province, and the province's spot-check pass rate.
     let province = world.topology.root();
     if let Some(at_province) = held.get(&province) {
-        let rates = protocol::spot::pass_rates(at_province.values().map(|s| &s.event));
+        let rates = protocol::spot::pass_rates(at_province.spot_checks.iter().map(|s| &s.event));
         if let Some(r) = rates.get(&province) {
             report.spot_checks = (r.checked, r.passed);
         }
-    }
-    if let Some(at_province) = held.get(&province) {
-        let lat: Vec<u64> = truth
-            .values()
-            .filter(|s| matches!(s.event.body, Body::Alert(_)))
-            .filter_map(|s| {
-                let origin = held.get(&s.event.origin)?.get(&s.event.id())?;
-                let p = at_province.get(&s.event.id())?;
-                Some(p.received_at_us.saturating_sub(origin.received_at_us))
+        let lat: Vec<u64> = alerts
+            .iter()
+            .filter_map(|id| {
+                let origin = held.get(&id.origin)?.at.get(id)?;
+                let p = at_province.at.get(id)?;
+                Some(p.saturating_sub(*origin))
             })
             .collect();
         report.alert_latency = Percentiles::of(lat);
     }
-    // The ledgers and warnings: counted once each; (c) each school's warnings fold the same at
-    // every node holding them.
-    crate::warnings::count(truth.values().map(|s| &s.event), &mut report.warnings);
+    // The warnings at the end; (c) each school's warnings fold the same at every node holding
+    // them.
+    crate::warnings::count_end(&warnings, &mut report.warnings);
     let room = 50usize.saturating_sub(report.failures.len());
-    let compared = identical_at_holders(&held, seed, room);
+    let per_node: BTreeMap<NodeId, &[StoredEvent]> = held.iter().map(|(n, h)| (*n, h.warnings.as_slice())).collect();
+    let compared = identical_at_holders(&per_node, seed, room);
     report.warnings.compared = compared.pairs;
     report.warnings.violations += compared.violations;
     report.failures.extend(compared.failures);
     // Cases agree along their path.
-    let cases: BTreeMap<CaseId, NodeId> = truth
-        .values()
-        .filter_map(|s| match &s.event.body {
-            Body::Case(c) => Some((c.case, s.event.scope)),
-            _ => None,
-        })
-        .collect();
+    let cases: BTreeMap<CaseId, NodeId> = cases;
     report.cases = cases.len();
     // Each node's case events, grouped by case once.
     let mut by_node: BTreeMap<NodeId, BTreeMap<CaseId, Vec<protocol::case::CaseInput>>> = BTreeMap::new();
     for (n, h) in &held {
-        let events: Vec<StoredEvent> = h.values().filter(|s| matches!(s.event.body, Body::Case(_))).cloned().collect();
-        if !events.is_empty() {
-            by_node.insert(*n, cases_of(&events));
+        if !h.cases.is_empty() {
+            by_node.insert(*n, cases_of(&h.cases));
         }
     }
     for (case, school) in &cases {

@@ -99,16 +99,12 @@ pub struct Compared {
 }
 
 /// (c): for each school, its folded warnings at its ancestors (county, city, province) against the
-/// school's own. `held`: every node's events. At most `max` failures are described.
-pub fn identical_at_holders(
-    held: &BTreeMap<NodeId, BTreeMap<EventId, StoredEvent>>,
-    seed: u64,
-    max: usize,
-) -> Compared {
+/// school's own. `held`: every node's warning events. At most `max` failures are described.
+pub fn identical_at_holders(held: &BTreeMap<NodeId, &[StoredEvent]>, seed: u64, max: usize) -> Compared {
     // Each node's warnings, folded per school.
-    let per_school = |events: &BTreeMap<EventId, StoredEvent>| -> BTreeMap<NodeId, BTreeMap<WarningKey, WarningState>> {
+    let per_school = |events: &[StoredEvent]| -> BTreeMap<NodeId, BTreeMap<WarningKey, WarningState>> {
         let mut by: BTreeMap<NodeId, Vec<&Event>> = BTreeMap::new();
-        for s in events.values() {
+        for s in events {
             if let Body::Warning(w) = &s.event.body {
                 by.entry(w.key.school).or_default().push(&s.event);
             }
@@ -155,45 +151,43 @@ fn describe(st: Option<&WarningState>) -> String {
     }
 }
 
-/// The section's counts from every event of the run (each once).
-pub fn count<'a>(truth: impl Iterator<Item = &'a Event>, r: &mut WarningsReport) {
-    let mut warnings = Vec::new();
-    for e in truth {
-        match &e.body {
-            Body::Ledger(l) => *r.ledger_records.entry(l.kind.as_str().to_string()).or_default() += 1,
-            Body::Warning(w) => {
-                let c = r.rules.entry(w.key.rule.as_str().to_string()).or_default();
-                match &w.action {
-                    WarningAction::Raise { level, .. } => {
-                        r.raised += 1;
-                        match level {
-                            Level::Yellow => c.yellow += 1,
-                            Level::Orange => c.orange += 1,
-                            Level::Red => c.red += 1,
-                        }
-                    }
-                    WarningAction::Resolve { .. } => {
-                        r.resolved += 1;
-                        c.resolved += 1;
+/// Counts one event of the run (each once) into the section.
+pub fn count_one(e: &Event, r: &mut WarningsReport) {
+    match &e.body {
+        Body::Ledger(l) => *r.ledger_records.entry(l.kind.as_str().to_string()).or_default() += 1,
+        Body::Warning(w) => {
+            let c = r.rules.entry(w.key.rule.as_str().to_string()).or_default();
+            match &w.action {
+                WarningAction::Raise { level, .. } => {
+                    r.raised += 1;
+                    match level {
+                        Level::Yellow => c.yellow += 1,
+                        Level::Orange => c.orange += 1,
+                        Level::Red => c.red += 1,
                     }
                 }
-                warnings.push(e);
-            }
-            Body::Case(c) => {
-                if let protocol::case::CaseAction::Open {
-                    source: protocol::case::CaseSource::Warning { key, .. },
-                    ..
-                } = &c.action
-                {
-                    *r.automatic_cases.entry(key.rule.as_str().to_string()).or_default() += 1;
+                WarningAction::Resolve { .. } => {
+                    r.resolved += 1;
+                    c.resolved += 1;
                 }
             }
-            Body::AlertUpdate(u) if matches!(u.action, protocol::alert::AlertAction::Escalate { .. }) => {
-                r.alerts_moved += 1;
-            }
-            _ => {}
         }
+        Body::Case(c) => {
+            if let protocol::case::CaseAction::Open { source: protocol::case::CaseSource::Warning { key, .. }, .. } =
+                &c.action
+            {
+                *r.automatic_cases.entry(key.rule.as_str().to_string()).or_default() += 1;
+            }
+        }
+        Body::AlertUpdate(u) if matches!(u.action, protocol::alert::AlertAction::Escalate { .. }) => {
+            r.alerts_moved += 1;
+        }
+        _ => {}
     }
+}
+
+/// The warnings at the end of the run (every warning event once): keys, and those still active.
+pub fn count_end(warnings: &[Event], r: &mut WarningsReport) {
     let folded = fold_warnings(warnings);
     r.keys = folded.len() as u64;
     for st in folded.values().filter(|s| s.active()) {

@@ -58,7 +58,13 @@ pub struct SharedCameras {
     beats: Arc<Mutex<BTreeMap<String, Beat>>>,
     /// The school's devices feed it: one is registered, or a heartbeat is kept.
     in_use: Arc<AtomicBool>,
+    /// The registered cameras and the offline threshold as last read, with the node's stored
+    /// cursors then: kept until registry events arrive (the health report asks every flush).
+    registered: Arc<Mutex<Option<Registered>>>,
 }
+
+/// The registered cameras (ids) and the offline threshold (ms), as of the node's stored cursors.
+type Registered = (protocol::Cursors, Vec<String>, u64);
 
 impl SharedCameras {
     pub fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Beat>> {
@@ -184,8 +190,22 @@ pub async fn camera_liveness(
     if me.tier() != Tier::School {
         return Ok(Vec::new());
     }
-    let registered = registered_cameras(reads, me).await?;
-    let after = offline_after_ms(reads, me).await?;
+    // The registered cameras and the threshold come from registry events: kept while none arrived.
+    let kept = cameras.registered.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (now, kept) = reads
+        .run(move |st| {
+            let now = crate::runtime::store::all_cursors(st)?;
+            let Some((before, registered, after)) = kept else { return Ok((now, None)) };
+            let arrived = crate::runtime::store::read::arrived(st, &before, &now)?;
+            let same = arrived.is_some_and(|a| a.values().all(|k| !k.contains(&protocol::EventKind::Registry)));
+            Ok::<_, StorageError>((now, same.then_some((registered, after))))
+        })
+        .await?;
+    let (registered, after) = match kept {
+        Some(kept) => kept,
+        None => (registered_cameras(reads, me).await?, offline_after_ms(reads, me).await?),
+    };
+    *cameras.registered.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, registered.clone(), after));
     Ok(liveness(&cameras.lock(), &registered, after, now_ms))
 }
 

@@ -10,18 +10,21 @@
 //!   the school is not linked), its schools' cases past their deadline or review window, and opens
 //!   the automatic cases (and notices) the rule settings ask for ([`protocol::rules::cases_owed`]).
 //!
-//! **What a pass keeps** ([`Memo`], under the engine's lock). Events are never changed, only
-//! added, and a node's stored cursors change in the same storage write as the events they cover:
-//! while the cursors read at the start of a pass are those of the last pass, every fact read from
-//! events is the same, and the pass reuses them instead of reading the registry, two months of
-//! ledgers, the alerts and the warnings again (a county re-reads one school's registry and ledger
-//! only when that school's cursor moved). And while, besides, the cameras' liveness and the
-//! confirmed alerts are those judged last and the clock has not reached the judgement's horizon
-//! ([`protocol::rules::school_horizon`], [`protocol::rules::county_horizon`]: the first instant at
-//! which a rule's time threshold could change a judgement), judging again would owe nothing, and
-//! the pass writes nothing without judging. The outcome is the same as judging every pass from
-//! fresh reads: debug builds (the simulator and the tests) do exactly that on every pass as well,
-//! and stop the process if the two ever differ.
+//! **What a pass keeps** ([`Memo`], under the engine's lock). Events are only ever added, never
+//! changed, and a node's stored cursors change in the same storage write as the events they
+//! cover. A pass reads the cursors; the events held under them that were not held under the last
+//! pass's are the only news, and each fact is read from events of its own kinds ([`Part`]): the
+//! registry and settings from registry events, the ledgers from ledger records, the confirmed and
+//! open alerts from alerts and their updates, the warnings from warning events, the cases from
+//! case steps. So a pass reads again only the parts whose kinds arrived (a county only the
+//! schools whose records did) — not the registry, two months of ledgers, the alerts and the
+//! warnings every time. And when nothing arrived, the cameras' liveness and the confirmed alerts
+//! are those judged last, and the clock has not reached that judgement's horizon
+//! ([`protocol::rules::school_horizon`], [`protocol::rules::county_horizon`]: the first instant
+//! at which a rule's time threshold could change a judgement), judging again would owe nothing:
+//! the pass writes nothing without judging. The outcome is that of judging every pass from fresh
+//! reads: debug builds (the simulator and the tests) also do exactly that on every pass and stop
+//! the process if the two ever differ.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -44,6 +47,7 @@ use topology::{NodeId, Tier, Topology};
 use tracing::info;
 
 use crate::clock::Clock;
+use crate::runtime::cameras::Beat;
 use crate::runtime::reads::Reads;
 use crate::runtime::root::NodeMsg;
 use crate::runtime::store::{StoreMsg, WriteError, read_event, related};
@@ -85,83 +89,110 @@ pub struct Pass {
     pub moved: usize,
 }
 
-/// What the last pass read and judged, kept while the events it came from are unchanged.
+/// What the last passes read and judged, kept while no event they come from arrived.
 #[derive(Default)]
 pub struct Memo {
-    school: Option<SchoolMemo>,
-    county: Option<CountyMemo>,
-    /// Passes that read the facts afresh, that judged, and that found nothing could have changed
-    /// since the last judgement (the simulator reports them).
+    /// The stored cursors the kept facts are as of.
+    cursors: Cursors,
+    /// The time of the last pass (a clock that went back reads everything again).
+    at: u64,
+    school: Option<SchoolData>,
+    county: Option<CountyData>,
+    /// The last judgement, if it owed nothing.
+    judged: Option<Judged>,
+    /// Passes that read a part of the facts again, that judged, and that found nothing could have
+    /// changed since the last judgement (the simulator reports them).
     pub refreshed: u64,
-    pub judged: u64,
+    pub judged_passes: u64,
     pub skipped: u64,
 }
 
-/// A school's facts as read from its store.
-#[derive(Clone)]
-struct SchoolData {
-    registry: BTreeMap<EntityRef, Entity>,
-    settings: Settings,
-    rules: RuleSettings,
-    calendar: WorkCalendar,
-    ledger: BTreeMap<(NodeId, String), LedgerItem>,
-    /// Alert updates written since the repeat rules' window began when this was read, by alert,
-    /// with the alert as raised.
-    updates: BTreeMap<EventId, (Option<AlertRaised>, Vec<Event>)>,
-    state: BTreeMap<WarningKey, WarningState>,
-    /// The registered cameras (ids, sorted) and how long after its last heartbeat one is offline.
-    cameras: Vec<String>,
-    offline_after_ms: u64,
-    /// The open alerts (no verdict yet), newest first: when raised (as the open-alert index has
-    /// it), and whether already moved to the county's queue.
-    open: Vec<(u64, EventId, bool)>,
+/// Which facts an event kind feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    Registry,
+    Ledger,
+    Alerts,
+    Warnings,
+    Cases,
 }
 
-struct SchoolMemo {
-    cursors: Cursors,
-    read_at: u64,
-    data: SchoolData,
-    /// The last judgement: the cameras (as [`beats_of`] gives them) and confirmed alerts it
-    /// judged, and its horizon.
-    judged: Option<(Vec<CameraSeen>, Vec<Confirmed>, u64)>,
+impl Part {
+    fn of(kind: EventKind) -> Option<Part> {
+        match kind {
+            EventKind::Registry => Some(Part::Registry),
+            EventKind::Ledger => Some(Part::Ledger),
+            EventKind::Alert | EventKind::AlertUpdate => Some(Part::Alerts),
+            EventKind::Warning => Some(Part::Warnings),
+            EventKind::Case => Some(Part::Cases),
+            _ => None,
+        }
+    }
 }
 
-/// One of a county's schools as its store has it, kept while the school's cursor is the same.
-#[derive(Clone)]
-struct SchoolAtCounty {
-    cursor: Option<protocol::SeqRanges>,
-    today: u32,
-    prep_start_min: u16,
-    checked_days: BTreeSet<u32>,
-    /// The time of the newest event of its own the county holds contiguously (0: none).
-    last_event_ms: u64,
-}
-
-#[derive(Clone)]
-struct CountyData {
-    rules: RuleSettings,
-    calendar: WorkCalendar,
-    case_rules: CaseRules,
-    /// The county's schools with their names: the topology's and those it registered.
-    schools: BTreeMap<NodeId, String>,
-    cases: BTreeMap<CaseId, CaseState>,
-    state: BTreeMap<WarningKey, WarningState>,
-}
-
-struct CountyMemo {
-    cursors: Cursors,
-    read_at: u64,
-    data: CountyData,
-    per_school: BTreeMap<NodeId, SchoolAtCounty>,
-    /// The schools the county registered itself (names), as of its own cursor then.
-    registered: (Option<protocol::SeqRanges>, BTreeMap<NodeId, String>),
-    /// The last judgement: the schools linked then and its horizon.
-    judged: Option<(BTreeSet<NodeId>, u64)>,
+/// What a judgement took besides the events — the cameras, the confirmed alerts, the county's
+/// linked schools — and its horizon.
+#[derive(Clone, PartialEq)]
+struct Judged {
+    cameras: Vec<CameraSeen>,
+    confirmed: Vec<Confirmed>,
+    linked: BTreeSet<NodeId>,
+    horizon: u64,
 }
 
 /// A registered camera as judged: `(online, last heartbeat, days of recording)`; `None`: never
 /// heard from.
 type CameraSeen = Option<(bool, u64, Option<u32>)>;
+
+/// The registry's part of a school's or county's facts.
+#[derive(Clone)]
+struct InForce {
+    /// The school's own registry (a county: empty).
+    registry: BTreeMap<EntityRef, Entity>,
+    settings: Settings,
+    rules: RuleSettings,
+    calendar: WorkCalendar,
+    /// The registered cameras (ids, sorted) and how long after its last heartbeat one is offline.
+    cameras: Vec<String>,
+    offline_after_ms: u64,
+}
+
+/// Alert updates written since the repeat rules' window began when read, by alert, with the
+/// alert as raised.
+type Updates = BTreeMap<EventId, (Option<AlertRaised>, Vec<Event>)>;
+
+/// A school's facts as read from its store.
+#[derive(Clone)]
+struct SchoolData {
+    in_force: InForce,
+    ledger: BTreeMap<(NodeId, String), LedgerItem>,
+    /// The day the ledger window was read for.
+    ledger_day: u32,
+    updates: Updates,
+    /// The open alerts (no verdict yet), newest first: when raised (as the open-alert index has
+    /// it), and whether already moved to the county's queue.
+    open: Vec<(u64, EventId, bool)>,
+    state: BTreeMap<WarningKey, WarningState>,
+}
+
+/// One of a county's schools as its store has it.
+#[derive(Clone)]
+struct SchoolAtCounty {
+    day: u32,
+    prep_start_min: u16,
+    checked_days: BTreeSet<u32>,
+}
+
+/// A county's facts as read from its store.
+#[derive(Clone)]
+struct CountyData {
+    in_force: InForce,
+    /// The county's schools with their names: the topology's and those it registered.
+    schools: BTreeMap<NodeId, String>,
+    per_school: BTreeMap<NodeId, SchoolAtCounty>,
+    cases: BTreeMap<CaseId, CaseState>,
+    state: BTreeMap<WarningKey, WarningState>,
+}
 
 /// What a pass owes: the events to write (warnings and moves in one write, then each automatic
 /// case in its own) and their counts.
@@ -178,7 +209,7 @@ struct Owed {
 struct Inputs {
     now: u64,
     cursors: Cursors,
-    beats: Option<BTreeMap<String, crate::runtime::cameras::Beat>>,
+    beats: Option<BTreeMap<String, Beat>>,
     linked: BTreeSet<NodeId>,
 }
 
@@ -215,7 +246,7 @@ impl Engine {
         }
         if owed != Owed::default() {
             // Only a judgement that owed nothing is kept: a write that fails is judged again.
-            forget_judgement(&mut memo);
+            memo.judged = None;
         }
         let Owed { items, cases, pass } = owed;
         self.write(items).await?;
@@ -252,11 +283,11 @@ impl Engine {
         })
     }
 
-    /// Since the engine started: passes that read the facts afresh, that judged, and that found
-    /// nothing could have changed.
+    /// Since the engine started: passes that read a part of the facts again, that judged, and
+    /// that found nothing could have changed.
     pub async fn passes(&self) -> [u64; 3] {
         let memo = self.lock.lock().await;
-        [memo.refreshed, memo.judged, memo.skipped]
+        [memo.refreshed, memo.judged_passes, memo.skipped]
     }
 
     async fn inputs(&self) -> Result<Inputs, WriteError> {
@@ -274,14 +305,6 @@ impl Engine {
             BTreeSet::new()
         };
         Ok(Inputs { now, cursors, beats, linked })
-    }
-
-    async fn owed_with(&self, memo: &mut Memo, inputs: &Inputs) -> Result<Owed, WriteError> {
-        match self.me.tier() {
-            Tier::School => self.school_owed(memo, inputs).await,
-            Tier::County => self.county_owed(memo, inputs).await,
-            _ => Ok(Owed::default()),
-        }
     }
 
     /// Drops the files past their retention (snapshots uploaded here after the configured days,
@@ -308,30 +331,135 @@ impl Engine {
         Ok(())
     }
 
-    /// The settings, rule settings and calendar in force at `unit`: its county's and the
-    /// province's own registry entries (two index lookups).
-    async fn in_force(&self, unit: NodeId) -> Result<(Settings, RuleSettings, WorkCalendar), StorageError> {
+    /// Brings `memo`'s facts up to the events held under `inputs.cursors`: all of them when none
+    /// are kept (or the clock went back), else the parts that events arrived for (and the ledger
+    /// window on a new day). Returns the origins whose events arrived (`None`: everything was
+    /// read), and whether any fact was read.
+    async fn catch_up(&self, memo: &mut Memo, inputs: &Inputs) -> Result<(Option<BTreeSet<NodeId>>, bool), WriteError> {
+        let caught = self.catch_up_reads(memo, inputs).await;
+        if caught.is_ok() {
+            (memo.cursors, memo.at) = (inputs.cursors.clone(), inputs.now);
+        } else {
+            // A read failed part way: nothing kept is known to be current any more.
+            (memo.school, memo.county) = (None, None);
+        }
+        caught
+    }
+
+    async fn catch_up_reads(
+        &self,
+        memo: &mut Memo,
+        inputs: &Inputs,
+    ) -> Result<(Option<BTreeSet<NodeId>>, bool), WriteError> {
+        let now = inputs.now;
+        let kept = memo.at <= now && (memo.school.is_some() || memo.county.is_some());
+        let news = if kept { self.news(&memo.cursors, &inputs.cursors).await? } else { None };
+        let Some(news) = news else {
+            memo.refreshed += 1;
+            match self.me.tier() {
+                Tier::School => memo.school = Some(self.school_data(now).await?),
+                _ => memo.county = Some(self.county_data(now).await?),
+            }
+            return Ok((None, true));
+        };
+        let parts: BTreeSet<Part> = news.values().flatten().copied().collect();
+        let today = china_day(now);
+        let mut read = false;
+        if let Some(d) = memo.school.as_mut() {
+            if parts.contains(&Part::Registry) {
+                d.in_force = self.in_force().await?;
+                read = true;
+            }
+            if parts.contains(&Part::Ledger) || d.ledger_day != today {
+                d.ledger = self.reads.ledger(self.me, today.saturating_sub(LEDGER_DAYS), today + 1).await?;
+                d.ledger_day = today;
+                read = true;
+            }
+            if parts.contains(&Part::Alerts) {
+                (d.updates, d.open) = self.alerts(now).await?;
+                read = true;
+            }
+            if parts.contains(&Part::Warnings) {
+                d.state = self.reads.warnings(Some(self.me)).await?;
+                read = true;
+            }
+        }
+        if let Some(d) = memo.county.as_mut() {
+            if parts.contains(&Part::Registry) {
+                d.in_force = self.in_force().await?;
+                d.schools = self.schools().await?;
+                read = true;
+            }
+            if parts.contains(&Part::Cases) {
+                d.cases = self.cases().await?;
+                read = true;
+            }
+            if parts.contains(&Part::Warnings) {
+                d.state = self.reads.warnings(None).await?;
+                read = true;
+            }
+            d.per_school.retain(|s, _| d.schools.contains_key(s));
+            for s in d.schools.keys() {
+                let arrived = news.get(s).is_some_and(|p| p.contains(&Part::Ledger) || p.contains(&Part::Registry));
+                if arrived || d.per_school.get(s).is_none_or(|k| k.day != today) {
+                    d.per_school.insert(*s, self.school_at_county(*s, now).await?);
+                    read = true;
+                }
+            }
+        }
+        if read {
+            memo.refreshed += 1;
+        }
+        Ok((Some(news.into_keys().collect()), read))
+    }
+
+    /// The facts each origin's events held under `now` and not under `kept` feed
+    /// ([`crate::runtime::store::read::arrived`]); `None`: read everything.
+    async fn news(
+        &self,
+        kept: &Cursors,
+        now: &Cursors,
+    ) -> Result<Option<BTreeMap<NodeId, BTreeSet<Part>>>, StorageError> {
+        if kept == now {
+            return Ok(Some(BTreeMap::new()));
+        }
+        let (before, now) = (kept.clone(), now.clone());
+        let arrived = self.reads.run(move |st| crate::runtime::store::read::arrived(st, &before, &now)).await?;
+        Ok(arrived.map(|by| {
+            by.into_iter().map(|(origin, kinds)| (origin, kinds.into_iter().filter_map(Part::of).collect())).collect()
+        }))
+    }
+
+    /// The settings, rule settings and calendar in force here (its county's and the province's
+    /// own registry entries: two index lookups), and at a school its own registry.
+    async fn in_force(&self) -> Result<InForce, StorageError> {
+        let me = self.me;
         let mut view = BTreeMap::new();
-        for owner in [unit.ancestor_at(Tier::Province), unit.ancestor_at(Tier::County)].into_iter().flatten() {
+        for owner in [me.ancestor_at(Tier::Province), me.ancestor_at(Tier::County)].into_iter().flatten() {
             view.extend(self.reads.registry_of(owner).await?);
         }
-        let calendar = match unit.ancestor_at(Tier::Province) {
+        let calendar = match me.ancestor_at(Tier::Province) {
             Some(_) => effective_calendar(&view),
             None => WorkCalendar::builtin().clone(),
         };
-        Ok((effective_settings(&view, unit).0, effective_rule_settings(&view, unit), calendar))
+        let (settings, rules) = (effective_settings(&view, me).0, effective_rule_settings(&view, me));
+        let registry = if me.tier() == Tier::School { self.reads.registry_of(me).await? } else { BTreeMap::new() };
+        let cameras = registry
+            .values()
+            .filter(|e| e.entity.node == me && matches!(e.data, EntityData::Camera(_)))
+            .map(|e| e.entity.id.clone())
+            .collect();
+        let offline_after_ms = u64::from(settings.camera_offline_after_s) * 1_000;
+        Ok(InForce { registry, settings, rules, calendar, cameras, offline_after_ms })
     }
 
-    async fn school_data(&self, now: u64) -> Result<SchoolData, StorageError> {
-        let (me, today) = (self.me, china_day(now));
-        let registry = self.reads.registry_of(me).await?;
-        let (settings, rules, calendar) = self.in_force(me).await?;
-        let ledger = self.reads.ledger(me, today.saturating_sub(LEDGER_DAYS), today + 1).await?;
+    /// The school's alert updates of the repeat rules' window, by alert, and its open alerts.
+    async fn alerts(&self, now: u64) -> Result<(Updates, Vec<(u64, EventId, bool)>), StorageError> {
+        let me = self.me;
         let since = now.saturating_sub(CONFIRMED_DAYS * protocol::calendar::DAY_MS);
-        let updates = self
-            .reads
+        self.reads
             .run(move |st| {
-                let mut by_alert: BTreeMap<EventId, (Option<AlertRaised>, Vec<Event>)> = BTreeMap::new();
+                let mut by_alert: Updates = BTreeMap::new();
                 for u in related(st, EventKind::AlertUpdate, None)? {
                     if let Body::AlertUpdate(a) = &u.event.body
                         && u.event.hlc.wall_ms >= since
@@ -345,72 +473,57 @@ impl Engine {
                         _ => None,
                     };
                 }
-                Ok::<_, StorageError>(by_alert)
-            })
-            .await?;
-        let state = self.reads.warnings(Some(me)).await?;
-        let cameras = registry
-            .values()
-            .filter(|e| e.entity.node == me && matches!(e.data, EntityData::Camera(_)))
-            .map(|e| e.entity.id.clone())
-            .collect();
-        let offline_after_ms = u64::from(settings.camera_offline_after_s) * 1_000;
-        let open = self
-            .reads
-            .run(move |st| {
-                let mut out = Vec::new();
+                let mut open = Vec::new();
                 for alert in crate::runtime::store::open_alerts::open_alerts(st, Some(me), u64::MAX, usize::MAX)? {
                     let at = read_event(st, alert)?.map_or(0, |s| s.event.hlc.wall_ms);
-                    out.push((at, alert, escalated(st, alert)?));
+                    open.push((at, alert, escalated(st, alert)?));
                 }
-                Ok::<_, StorageError>(out)
+                Ok((by_alert, open))
             })
-            .await?;
-        Ok(SchoolData { registry, settings, rules, calendar, ledger, updates, state, cameras, offline_after_ms, open })
+            .await
     }
 
-    /// The school's pass at `now`: its facts from `memo` while its cursors are the same, read
-    /// afresh otherwise; judged unless nothing could have changed since the last judgement.
+    async fn school_data(&self, now: u64) -> Result<SchoolData, StorageError> {
+        let today = china_day(now);
+        let in_force = self.in_force().await?;
+        let ledger = self.reads.ledger(self.me, today.saturating_sub(LEDGER_DAYS), today + 1).await?;
+        let (updates, open) = self.alerts(now).await?;
+        let state = self.reads.warnings(Some(self.me)).await?;
+        Ok(SchoolData { in_force, ledger, ledger_day: today, updates, open, state })
+    }
+
+    /// The school's pass: its facts brought up to the events it holds, judged unless nothing
+    /// could have changed since the last judgement.
     async fn school_owed(&self, memo: &mut Memo, inputs: &Inputs) -> Result<Owed, WriteError> {
         let (me, now) = (self.me, inputs.now);
-        let fresh = match &mut memo.school {
-            Some(m) => {
-                m.read_at > now
-                    || china_day(m.read_at) != china_day(now)
-                    || !self.same_events(&mut m.cursors, &inputs.cursors).await?
-            }
-            None => true,
-        };
-        if fresh {
-            memo.refreshed += 1;
-            let data = self.school_data(now).await?;
-            memo.school = Some(SchoolMemo { cursors: inputs.cursors.clone(), read_at: now, data, judged: None });
-        }
-        let Some(m) = memo.school.as_mut() else { return Ok(Owed::default()) };
-        let beats = self.beats_of(&m.data, inputs, now);
-        let confirmed = confirmed(&m.data.updates, now);
+        // Only the parts read again matter here: other events (a directive, a case step) change
+        // nothing the school's rules judge.
+        let (_, read) = self.catch_up(memo, inputs).await?;
+        let Some(d) = memo.school.as_ref() else { return Ok(Owed::default()) };
+        let beats = self.beats_of(&d.in_force, inputs, now);
+        let confirmed = confirmed(&d.updates, now);
         // Alerts nobody judged within the hours: each moves to the county's queue (an `Escalate`
         // update), once — as the open-alert index lists them (newest first, at most 1,000).
         let mut items = Vec::new();
         if let Some(county) = me.ancestor_at(Tier::County) {
-            let before = now.saturating_sub(u64::from(m.data.rules.alert_escalate_hours) * protocol::calendar::HOUR_MS);
-            let stale =
-                m.data.open.iter().filter(|(at, _, _)| *at <= before).take(1_000).filter(|(_, _, moved)| !moved);
+            let hours = u64::from(d.in_force.rules.alert_escalate_hours);
+            let before = now.saturating_sub(hours * protocol::calendar::HOUR_MS);
+            let stale = d.open.iter().filter(|(at, _, _)| *at <= before).take(1_000).filter(|(_, _, moved)| !moved);
             items.extend(stale.map(|(_, alert, _)| {
                 let action = protocol::alert::AlertAction::Escalate { to: county };
                 (me, Body::AlertUpdate(protocol::alert::AlertUpdate { alert: *alert, action }))
             }));
         }
-        let unchanged =
-            m.judged.as_ref().is_some_and(|(c, f, horizon)| *c == beats && *f == confirmed && now < *horizon);
-        let moved = items.len();
-        if unchanged && items.is_empty() {
+        let unchanged = !read
+            && items.is_empty()
+            && memo.judged.as_ref().is_some_and(|j| j.cameras == beats && j.confirmed == confirmed && now < j.horizon);
+        if unchanged {
             memo.skipped += 1;
             return Ok(Owed::default());
         }
-        memo.judged += 1;
-        let d = &m.data;
-        let cameras: Vec<CameraLiveness> = d
+        memo.judged_passes += 1;
+        let f = &d.in_force;
+        let cameras: Vec<CameraLiveness> = f
             .cameras
             .iter()
             .zip(&beats)
@@ -419,14 +532,14 @@ impl Engine {
                 Some(CameraLiveness { camera: camera.clone(), online, since_ms, recording_days })
             })
             .collect();
-        let working = |day: u32| d.calendar.is_working_date(u64::from(day));
+        let working = |day: u32| f.calendar.is_working_date(u64::from(day));
         let facts = SchoolFacts {
             school: me,
             now_ms: now,
-            settings: &d.settings,
-            rules: &d.rules,
+            settings: &f.settings,
+            rules: &f.rules,
             working: &working,
-            registry: &d.registry,
+            registry: &f.registry,
             ledger: &d.ledger,
             cameras: &cameras,
             confirmed: &confirmed,
@@ -434,9 +547,9 @@ impl Engine {
         let judged = judge_school(&facts);
         let horizon = school_horizon(&facts);
         let owed = reconcile(&judged, &d.state, &school_rules(), window_from(now), now);
-        m.judged = Some((beats, confirmed, horizon));
         let mut pass = count(&owed);
-        pass.moved = moved;
+        pass.moved = items.len();
+        memo.judged = Some(Judged { cameras: beats, confirmed, linked: BTreeSet::new(), horizon });
         let mut all: Vec<(NodeId, Body)> = owed.into_iter().map(|w| (me, Body::Warning(w))).collect();
         all.extend(items);
         Ok(Owed { items: all, cases: Vec::new(), pass })
@@ -445,12 +558,12 @@ impl Engine {
     /// The school's registered cameras at `now`, in order: `(online, last heartbeat, days of
     /// recording)` for each one heard from (a camera never heard from is not judged: the school's
     /// devices may not feed it).
-    fn beats_of(&self, d: &SchoolData, inputs: &Inputs, now: u64) -> Vec<CameraSeen> {
+    fn beats_of(&self, f: &InForce, inputs: &Inputs, now: u64) -> Vec<CameraSeen> {
         let Some(shared) = &self.cameras else { return Vec::new() };
-        let of = |beats: &BTreeMap<String, crate::runtime::cameras::Beat>| {
-            d.cameras
+        let of = |beats: &BTreeMap<String, Beat>| {
+            f.cameras
                 .iter()
-                .map(|c| beats.get(c).map(|b| (b.online_at(d.offline_after_ms, now), b.at_ms, b.recording_days)))
+                .map(|c| beats.get(c).map(|b| (b.online_at(f.offline_after_ms, now), b.at_ms, b.recording_days)))
                 .collect()
         };
         match &inputs.beats {
@@ -459,22 +572,18 @@ impl Engine {
         }
     }
 
-    /// The schools the county registered itself, with their names: read again only when the
-    /// county wrote something since `kept` (its cursor then).
-    async fn registered_schools(
-        &self,
-        cursors: &Cursors,
-        kept: Option<(Option<protocol::SeqRanges>, BTreeMap<NodeId, String>)>,
-    ) -> Result<(Option<protocol::SeqRanges>, BTreeMap<NodeId, String>), WriteError> {
+    /// The county's schools with their names: the topology's, and the ones it registered at run
+    /// time (a school entity has one writer, its county: the county's own registry events about
+    /// its schools).
+    async fn schools(&self) -> Result<BTreeMap<NodeId, String>, StorageError> {
         let me = self.me;
-        let mine = cursors.get(me).cloned();
-        if let Some((at, schools)) = kept
-            && at == mine
-        {
-            return Ok((at, schools));
-        }
+        let mut schools: BTreeMap<NodeId, String> = self
+            .topology
+            .children(me)
+            .filter(|n| n.id.tier() == Tier::School)
+            .map(|n| (n.id, n.name.clone()))
+            .collect();
         let own = self.reads.run(move |st| crate::runtime::store::read::registry_written_under(st, me)).await?;
-        let mut schools = BTreeMap::new();
         for e in registry_view(own.iter().map(|s| &s.event)).values() {
             if let (EntityKind::School, EntityData::School(s)) = (e.entity.kind, &e.data)
                 && e.entity.node.parent() == Some(me)
@@ -482,36 +591,29 @@ impl Engine {
                 schools.insert(e.entity.node, s.name.clone());
             }
         }
-        Ok((mine, schools))
+        Ok(schools)
     }
 
-    async fn county_data(&self, registered: &BTreeMap<NodeId, String>) -> Result<CountyData, WriteError> {
+    /// The cases of the county's schools.
+    async fn cases(&self) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
         let me = self.me;
-        let (settings, rules, calendar) = self.in_force(me).await?;
-        let case_rules = CaseRules { calendar: calendar.clone(), ..CaseRules::from_settings(&settings) };
-        // The county's schools: the topology's, and the ones it registered at run time (a school
-        // entity has one writer, its county: the county's own registry events about its schools).
-        let mut schools: BTreeMap<NodeId, String> = self
-            .topology
-            .children(me)
-            .filter(|n| n.id.tier() == Tier::School)
-            .map(|n| (n.id, n.name.clone()))
-            .collect();
-        schools.extend(registered.iter().map(|(s, n)| (*s, n.clone())));
-        let cases: BTreeMap<_, _> =
-            self.reads.all_cases().await?.into_iter().filter(|(_, c)| me.is_ancestor_or_self_of(c.school)).collect();
-        let state = self.reads.warnings(None).await?;
-        Ok(CountyData { rules, calendar, case_rules, schools, cases, state })
+        Ok(self.reads.all_cases().await?.into_iter().filter(|(_, c)| me.is_ancestor_or_self_of(c.school)).collect())
     }
 
-    /// One of the county's schools as its store has it at `now` (the window's morning checks,
-    /// its prep start, its newest contiguous event).
-    async fn school_at_county(
-        &self,
-        school: NodeId,
-        cursors: &Cursors,
-        now: u64,
-    ) -> Result<SchoolAtCounty, WriteError> {
+    async fn county_data(&self, now: u64) -> Result<CountyData, StorageError> {
+        let in_force = self.in_force().await?;
+        let schools = self.schools().await?;
+        let mut per_school = BTreeMap::new();
+        for s in schools.keys() {
+            per_school.insert(*s, self.school_at_county(*s, now).await?);
+        }
+        let (cases, state) = (self.cases().await?, self.reads.warnings(None).await?);
+        Ok(CountyData { in_force, schools, per_school, cases, state })
+    }
+
+    /// One of the county's schools as its store has it at `now`: the window's morning checks and
+    /// its prep start.
+    async fn school_at_county(&self, school: NodeId, now: u64) -> Result<SchoolAtCounty, StorageError> {
         let (today, from) = (china_day(now), window_from(now));
         let ledger = self.reads.ledger(school, from, today).await?;
         let checked_days = ledger
@@ -520,81 +622,53 @@ impl Engine {
             .map(|i| i.entry.day)
             .collect();
         let registry = self.reads.registry_of(school).await?;
-        let contiguous = cursors.contiguous(school);
-        let last_event_ms = self.event_ms(EventId { origin: school, seq: contiguous }).await?;
-        Ok(SchoolAtCounty {
-            cursor: cursors.get(school).cloned(),
-            today,
-            prep_start_min: school_prep_start(school, &registry),
-            checked_days,
-            last_event_ms,
-        })
+        Ok(SchoolAtCounty { day: today, prep_start_min: school_prep_start(school, &registry), checked_days })
     }
 
-    /// The county's pass at `now`: facts from `memo` while the cursors are the same (and each
-    /// school's own facts while its cursor is), judged unless nothing could have changed.
+    /// The county's pass: its facts brought up to the events it holds, judged unless nothing
+    /// could have changed since the last judgement.
     async fn county_owed(&self, memo: &mut Memo, inputs: &Inputs) -> Result<Owed, WriteError> {
-        let (me, now, cursors, linked) = (self.me, inputs.now, &inputs.cursors, &inputs.linked);
-        let fresh = match &mut memo.county {
-            Some(m) => {
-                m.read_at > now
-                    || china_day(m.read_at) != china_day(now)
-                    || !self.same_events(&mut m.cursors, cursors).await?
-            }
-            None => true,
-        };
-        if fresh {
-            memo.refreshed += 1;
-            let (kept_registered, mut per_school) = match memo.county.take() {
-                Some(m) => (Some(m.registered), m.per_school),
-                None => (None, BTreeMap::new()),
-            };
-            let registered = self.registered_schools(cursors, kept_registered).await?;
-            let data = self.county_data(&registered.1).await?;
-            per_school.retain(|s, _| data.schools.contains_key(s));
-            for s in data.schools.keys() {
-                let keep = per_school
-                    .get(s)
-                    .is_some_and(|k| k.cursor.as_ref() == cursors.get(*s) && k.today == china_day(now));
-                if !keep {
-                    per_school.insert(*s, self.school_at_county(*s, cursors, now).await?);
-                }
-            }
-            memo.county =
-                Some(CountyMemo { cursors: cursors.clone(), read_at: now, data, registered, per_school, judged: None });
-        }
-        let Some(m) = memo.county.as_mut() else { return Ok(Owed::default()) };
-        if m.judged.as_ref().is_some_and(|(l, horizon)| l == linked && now < *horizon) {
+        let (me, now, linked) = (self.me, inputs.now, &inputs.linked);
+        // Besides the facts read again, a school not linked was heard from when its newest event
+        // came.
+        let (news, read) = self.catch_up(memo, inputs).await?;
+        let Some(d) = memo.county.as_ref() else { return Ok(Owed::default()) };
+        let heard = news.is_none_or(|origins| origins.iter().any(|o| d.schools.contains_key(o) && !linked.contains(o)));
+        if !read && !heard && memo.judged.as_ref().is_some_and(|j| j.linked == *linked && now < j.horizon) {
             memo.skipped += 1;
             return Ok(Owed::default());
         }
-        memo.judged += 1;
-        let d = &m.data;
-        let seen: Vec<SchoolSeen> = d
-            .schools
-            .iter()
-            .filter_map(|(school, name)| {
-                let k = m.per_school.get(school)?;
-                Some(SchoolSeen {
-                    school: *school,
-                    name: name.clone(),
-                    prep_start_min: k.prep_start_min,
-                    checked_days: k.checked_days.clone(),
-                    last_heard_ms: if linked.contains(school) { now } else { k.last_event_ms },
-                })
-            })
-            .collect();
-        let working = |day: u32| d.calendar.is_working_date(u64::from(day));
+        memo.judged_passes += 1;
+        let mut seen = Vec::with_capacity(d.schools.len());
+        for (school, name) in &d.schools {
+            let Some(k) = d.per_school.get(school) else { continue };
+            // Heard from: now while linked, else the newest event of its own held contiguously.
+            let last_heard_ms = if linked.contains(school) {
+                now
+            } else {
+                self.event_ms(EventId { origin: *school, seq: inputs.cursors.contiguous(*school) }).await?
+            };
+            seen.push(SchoolSeen {
+                school: *school,
+                name: name.clone(),
+                prep_start_min: k.prep_start_min,
+                checked_days: k.checked_days.clone(),
+                last_heard_ms,
+            });
+        }
+        let f = &d.in_force;
+        let working = |day: u32| f.calendar.is_working_date(u64::from(day));
         // A county's schools share its settings (its override, or the province's).
-        let rules_of = |_s: NodeId| d.case_rules.clone();
-        let judged = judge_county(now, &d.rules, &working, &seen, &d.cases, &rules_of);
-        let horizon = county_horizon(now, &d.rules, &seen, &d.cases, &rules_of);
+        let case_rules = CaseRules { calendar: f.calendar.clone(), ..CaseRules::from_settings(&f.settings) };
+        let rules_of = |_s: NodeId| case_rules.clone();
+        let judged = judge_county(now, &f.rules, &working, &seen, &d.cases, &rules_of);
+        let horizon = county_horizon(now, &f.rules, &seen, &d.cases, &rules_of);
         let owed = reconcile(&judged, &d.state, &county_rules(), window_from(now), now);
         let mut pass = count(&owed);
         let items: Vec<(NodeId, Body)> = owed.into_iter().map(|w| (w.key.school, Body::Warning(w))).collect();
         // Automatic cases for the warnings whose rules open one, by the rule settings of each
         // warning's school (the county's own override or the province's).
-        let rules_for = |s: NodeId| (d.rules.clone(), rules_of(s));
+        let rules_for = |s: NodeId| (f.rules.clone(), rules_of(s));
         let fresh_cases = cases_owed(&d.state, &d.cases, &rules_for, now);
         pass.cases = fresh_cases.len();
         let cases = fresh_cases
@@ -606,42 +680,16 @@ impl Engine {
                     .collect()
             })
             .collect();
-        m.judged = Some((linked.clone(), horizon));
+        memo.judged = Some(Judged { cameras: Vec::new(), confirmed: Vec::new(), linked: linked.clone(), horizon });
         Ok(Owed { items, cases, pass })
     }
 
-    /// Whether this node holds the same events under `now` as under `kept` (cursors read earlier):
-    /// a cursor that moved over no event held here (a parent's claim past events for other
-    /// nodes) adds nothing. When so, `kept` becomes `now`.
-    async fn same_events(&self, kept: &mut Cursors, now: &Cursors) -> Result<bool, StorageError> {
-        if kept == now {
-            return Ok(true);
+    async fn owed_with(&self, memo: &mut Memo, inputs: &Inputs) -> Result<Owed, WriteError> {
+        match self.me.tier() {
+            Tier::School => self.school_owed(memo, inputs).await,
+            Tier::County => self.county_owed(memo, inputs).await,
+            _ => Ok(Owed::default()),
         }
-        let (old, new) = (kept.clone(), now.clone());
-        let same = self
-            .reads
-            .run(move |st| {
-                if old.iter().any(|(o, _)| new.get(o).is_none()) {
-                    return Ok(false);
-                }
-                for (origin, ranges) in new.iter() {
-                    let before = old.get(origin).cloned().unwrap_or_default();
-                    if &before == ranges {
-                        continue;
-                    }
-                    let (found, _) =
-                        crate::runtime::store::read_range(st, origin, before.contiguous(), u64::MAX, usize::MAX)?;
-                    if found.iter().any(|e| !before.contains(e.event.seq)) {
-                        return Ok(false);
-                    }
-                }
-                Ok::<_, StorageError>(true)
-            })
-            .await?;
-        if same {
-            *kept = now.clone();
-        }
-        Ok(same)
     }
 
     /// The HLC time of an event this node holds (0: none).
@@ -665,7 +713,7 @@ fn escalated(st: &dyn Storage, alert: EventId) -> Result<bool, StorageError> {
 
 /// The school's alerts confirmed (or overturned into confirmed) in the last 31 days at `now`, from
 /// their updates of those days.
-fn confirmed(updates: &BTreeMap<EventId, (Option<AlertRaised>, Vec<Event>)>, now: u64) -> Vec<Confirmed> {
+fn confirmed(updates: &Updates, now: u64) -> Vec<Confirmed> {
     let since = now.saturating_sub(CONFIRMED_DAYS * protocol::calendar::DAY_MS);
     let mut out = Vec::new();
     for (raised, events) in updates.values() {
@@ -690,16 +738,6 @@ fn confirmed(updates: &BTreeMap<EventId, (Option<AlertRaised>, Vec<Event>)>, now
         }
     }
     out
-}
-
-/// Drops the kept judgement (not the facts): the next pass judges.
-fn forget_judgement(memo: &mut Memo) {
-    if let Some(m) = memo.school.as_mut() {
-        m.judged = None;
-    }
-    if let Some(m) = memo.county.as_mut() {
-        m.judged = None;
-    }
 }
 
 fn count(owed: &[WarningEvent]) -> Pass {

@@ -121,6 +121,38 @@ pub fn related_to_origin(
     related_by_prefix(storage, &prefix)
 }
 
+/// The kinds of the events held under `now` and not under `before` (cursors read earlier), by
+/// origin; `None` when an origin is gone (a wiped store: anything may have changed). A cursor that
+/// moved over no event held here (a parent's claim past events for other nodes) brings nothing.
+/// Events are only added, never changed, and the cursors move in the same storage write as the
+/// events: what a reader derived from the events under `before` holds under `now` unless events
+/// of the kinds it reads arrived.
+pub fn arrived(
+    storage: &dyn Storage,
+    before: &Cursors,
+    now: &Cursors,
+) -> Result<Option<BTreeMap<NodeId, std::collections::BTreeSet<EventKind>>>, StorageError> {
+    let mut out: BTreeMap<NodeId, std::collections::BTreeSet<EventKind>> = BTreeMap::new();
+    if before == now {
+        return Ok(Some(out));
+    }
+    if before.iter().any(|(o, _)| now.get(o).is_none()) {
+        return Ok(None);
+    }
+    for (origin, ranges) in now.iter() {
+        let held = before.get(origin).cloned().unwrap_or_default();
+        if &held == ranges {
+            continue;
+        }
+        for e in read_range(storage, origin, held.contiguous(), u64::MAX, usize::MAX)?.0 {
+            if !held.contains(e.event.seq) {
+                out.entry(origin).or_default().insert(e.event.kind());
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
 /// The registry events `unit` wrote about itself and about the units under it that share its code
 /// (a county's schools, registered at run time or not), in event order: an index range whose
 /// other writers' entries are skipped unread.
