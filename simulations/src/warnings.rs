@@ -173,8 +173,9 @@ pub fn count_one(e: &Event, r: &mut WarningsReport) {
             }
         }
         Body::Case(c) => {
-            if let protocol::case::CaseAction::Open { source: protocol::case::CaseSource::Warning { key, .. }, .. } =
-                &c.action
+            if let protocol::case::CaseAction::Open {
+                source: protocol::case::CaseSource::Warning { key, .. }, ..
+            } = &c.action
             {
                 *r.automatic_cases.entry(key.rule.as_str().to_string()).or_default() += 1;
             }

@@ -41,6 +41,11 @@ impl Reads {
         Reads { storage, inline: false }
     }
 
+    /// The storage's version ([`Storage::version`]): unchanged, nothing stored changed.
+    pub fn version(&self) -> u64 {
+        self.storage.version()
+    }
+
     /// The simulator: reads in the calling task, deterministically.
     pub fn inline(storage: Arc<dyn Storage>) -> Reads {
         Reads { storage, inline: true }

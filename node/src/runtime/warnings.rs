@@ -57,6 +57,9 @@ use crate::storage::{Storage, StorageError};
 const CALL_TIMEOUT_MS: u64 = 10_000;
 /// Ledger days a school's judgement reads (two months: the parent-meal rule looks at last month).
 const LEDGER_DAYS: u32 = 62;
+/// How often files past their retention are looked for (ms).
+const RETAIN_EVERY_MS: u64 = 3_600_000;
+
 /// Confirmed alerts the repeat rules look at (days).
 const CONFIRMED_DAYS: u64 = 31;
 
@@ -94,6 +97,11 @@ pub struct Pass {
 pub struct Memo {
     /// The stored cursors the kept facts are as of.
     cursors: Cursors,
+    /// The storage's version those cursors were read at: while it is the same, nothing stored
+    /// changed and a pass takes them without reading ([`crate::storage::Storage::version`]).
+    version: Option<u64>,
+    /// When files past their retention were last dropped.
+    retained_at: Option<u64>,
     /// The time of the last pass (a clock that went back reads everything again).
     at: u64,
     school: Option<SchoolData>,
@@ -208,6 +216,8 @@ struct Owed {
 /// that the check against fresh reads judges the same ones (release builds read them in place).
 struct Inputs {
     now: u64,
+    /// The storage's version, read before the cursors.
+    version: u64,
     cursors: Cursors,
     beats: Option<BTreeMap<String, Beat>>,
     linked: BTreeSet<NodeId>,
@@ -230,7 +240,7 @@ impl Engine {
         if !matches!(self.me.tier(), Tier::School | Tier::County) {
             return Ok(Pass::default());
         }
-        let inputs = self.inputs().await?;
+        let inputs = self.inputs(Some(&memo)).await?;
         let owed = self.owed_with(&mut memo, &inputs).await?;
         if cfg!(debug_assertions) {
             // Debug builds judge every pass from fresh reads too (when no event arrived meanwhile:
@@ -267,7 +277,7 @@ impl Engine {
         if !matches!(self.me.tier(), Tier::School | Tier::County) {
             return Ok(Owing::default());
         }
-        let inputs = self.inputs().await?;
+        let inputs = self.inputs(None).await?;
         let owed = self.owed_with(&mut Memo::default(), &inputs).await?;
         Ok(Owing {
             warnings: owed
@@ -290,9 +300,15 @@ impl Engine {
         [memo.refreshed, memo.judged_passes, memo.skipped]
     }
 
-    async fn inputs(&self) -> Result<Inputs, WriteError> {
+    /// The pass's inputs; the stored cursors are `memo`'s while the storage's version is the one
+    /// they were read at.
+    async fn inputs(&self, memo: Option<&Memo>) -> Result<Inputs, WriteError> {
         let now = self.clock.wall_ms();
-        let cursors = self.reads.run(crate::runtime::store::all_cursors).await?;
+        let version = self.reads.version();
+        let cursors = match memo {
+            Some(m) if m.version == Some(version) => m.cursors.clone(),
+            _ => self.reads.run(crate::runtime::store::all_cursors).await?,
+        };
         let beats = match (&self.cameras, self.me.tier()) {
             (Some(c), Tier::School) if cfg!(debug_assertions) => Some(c.lock().clone()),
             _ => None,
@@ -304,14 +320,22 @@ impl Engine {
         } else {
             BTreeSet::new()
         };
-        Ok(Inputs { now, cursors, beats, linked })
+        Ok(Inputs { now, version, cursors, beats, linked })
     }
 
     /// Drops the files past their retention (snapshots uploaded here after the configured days,
-    /// cached copies after a week or beyond the cache's bound); returns how many.
+    /// cached copies after a week or beyond the cache's bound), at most once an hour; returns how
+    /// many.
     pub async fn retain_files(&self) -> Result<usize, WriteError> {
         let (now, days, cache) =
             (self.clock.wall_ms(), u64::from(self.files.snapshot_days), u64::from(self.files.cache_mb) << 20);
+        {
+            let mut memo = self.lock.lock().await;
+            if memo.retained_at.is_some_and(|at| at <= now && now - at < RETAIN_EVERY_MS) {
+                return Ok(0);
+            }
+            memo.retained_at = Some(now);
+        }
         let (ops, dropped) =
             self.reads.run(move |st| crate::runtime::files::retention_ops(st, now, days, cache)).await?;
         if !ops.is_empty() {
@@ -338,7 +362,7 @@ impl Engine {
     async fn catch_up(&self, memo: &mut Memo, inputs: &Inputs) -> Result<(Option<BTreeSet<NodeId>>, bool), WriteError> {
         let caught = self.catch_up_reads(memo, inputs).await;
         if caught.is_ok() {
-            (memo.cursors, memo.at) = (inputs.cursors.clone(), inputs.now);
+            (memo.cursors, memo.version, memo.at) = (inputs.cursors.clone(), Some(inputs.version), inputs.now);
         } else {
             // A read failed part way: nothing kept is known to be current any more.
             (memo.school, memo.county) = (None, None);

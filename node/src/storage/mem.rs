@@ -15,6 +15,8 @@ struct Inner {
     /// over `durable`; a flush moves them into it; a crash drops them. (One copy of the data:
     /// a node's group commit flushes after every write, so this stays small.)
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Changes to what readers see: writes, crashes, wipes ([`Storage::version`]).
+    version: u64,
 }
 
 /// A cloneable handle; clones share the same data (a "disk" that outlives a crashed node).
@@ -35,12 +37,16 @@ impl MemStorage {
 
     /// Simulates a power cut: unflushed writes are lost.
     pub fn crash(&self) {
-        self.lock().pending.clear();
+        let mut g = self.lock();
+        g.pending.clear();
+        g.version += 1;
     }
 
     /// Simulates a wiped disk.
     pub fn wipe(&self) {
-        *self.lock() = Inner::default();
+        let mut g = self.lock();
+        let version = g.version + 1;
+        *g = Inner { version, ..Inner::default() };
     }
 
     /// Keys written (or deleted) since the last flush.
@@ -151,6 +157,10 @@ impl MemStorage {
 }
 
 impl Storage for MemStorage {
+    fn version(&self) -> u64 {
+        self.lock().version
+    }
+
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let g = self.lock();
         let key = space.key(key);
@@ -186,6 +196,7 @@ impl Storage for MemStorage {
         for (k, v) in batch.ops {
             g.pending.insert(k, v);
         }
+        g.version += 1;
         Ok(())
     }
 

@@ -112,6 +112,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Applies every op of `batch` atomically (visible at once to readers; durable after a flush).
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
 
+    /// A number that changes whenever what readers see may have changed (each write; for the
+    /// in-memory store also a simulated crash or wipe): a reader that kept what it read at one
+    /// version can reuse it while the version is the same. Starts anew when the store is opened.
+    fn version(&self) -> u64;
+
     /// Makes every write made before this call durable.
     fn flush(&self) -> BoxFuture<'static, Result<(), StorageError>>;
 

@@ -2,6 +2,7 @@
 //! across them; a small cache and no background flusher — the store actor flushes before acking.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::{ScanIter, Space, Storage, StorageError, WriteBatch};
 use crate::transport::BoxFuture;
@@ -23,6 +24,8 @@ fn io(e: sled::Error) -> StorageError {
 pub struct SledStorage {
     db: sled::Db,
     dir: std::path::PathBuf,
+    /// Writes taken since opened ([`Storage::version`]).
+    version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Bytes the files under `dir` take on disk (allocated blocks, so sparse files count as stored).
@@ -54,7 +57,7 @@ impl SledStorage {
                 .mode(sled::Mode::HighThroughput)
                 .open();
             match opened {
-                Ok(db) => return Ok(SledStorage { db, dir: dir.to_path_buf() }),
+                Ok(db) => return Ok(SledStorage { db, dir: dir.to_path_buf(), version: Default::default() }),
                 // sled words it "could not acquire lock on …" (its own io::Error, kind Other).
                 Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                     if std::time::Instant::now() >= deadline {
@@ -72,6 +75,10 @@ impl SledStorage {
 }
 
 impl Storage for SledStorage {
+    fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn disk_bytes(&self) -> Option<u64> {
         disk_usage(&self.dir).ok()
     }
@@ -111,7 +118,10 @@ impl Storage for SledStorage {
                 None => b.remove(k),
             }
         }
-        self.db.apply_batch(b).map_err(io)
+        self.db.apply_batch(b).map_err(io)?;
+        // After the batch is visible: a reader that saw this number read at least this much.
+        self.version.fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     fn flush(&self) -> BoxFuture<'static, Result<(), StorageError>> {
