@@ -397,7 +397,11 @@ pub fn render_draw(v: &DrawView) -> String {
         d.day,
         d.items.len(),
         d.settings.quota,
-        if d.shortfall > 0 { format!("，差 {} 个：窗口内可抽的食堂不足", d.shortfall) } else { String::new() },
+        if d.shortfall > 0 {
+            format!("，差 {} 个：窗口内可抽的食堂不足", d.shortfall)
+        } else {
+            String::new()
+        },
         v.done,
         d.items.len() as u32 - v.done
     );
@@ -431,7 +435,7 @@ pub fn render_draw(v: &DrawView) -> String {
         t.add_row(vec![
             (i + 1).to_string(),
             format!("{} {}", clean(&w.school_name), w.school),
-            clean(&w.canteen),
+            format!("{} {}", clean(&w.canteen_name), clean(&w.canteen)).trim().to_string(),
             w.inspector.clone().map(|s| clean(&s)).unwrap_or_else(|| "未分配".into()),
             state,
         ]);

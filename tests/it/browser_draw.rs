@@ -42,7 +42,10 @@ fn a_province_inspector_works_through_the_days_worklist_in_the_browser() {
     b.goto(&format!("{url}/spot-checks"));
     b.click_nav("main a[href='/spot-checks/worklist']");
     let text = wait_text(&b, "巡查任务");
-    assert!(text.contains(&format!("{day} 抽查名单")) && text.contains("随机种子") && text.contains("复核命令"), "{text}");
+    assert!(
+        text.contains(&format!("{day} 抽查名单")) && text.contains("随机种子") && text.contains("复核命令"),
+        "{text}"
+    );
     assert!(text.contains("钱巡查（qian）") && text.contains("赵巡查（zhao）") && text.contains("未巡查"), "{text}");
     let draw = cluster.client(province).spot_draw(Some(&day)).unwrap();
     assert!(text.contains(&draw.draw.seed.to_string()), "the seed is shown: {text}");

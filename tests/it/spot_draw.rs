@@ -41,7 +41,12 @@ pub fn draw_federation() -> (tempfile::TempDir, Cluster) {
     for school in ["130102-S0001", "130102-S0002"] {
         for canteen in ["east", "west"] {
             let data = EntityData::Canteen(Canteen { name: format!("{canteen}食堂"), address: String::new() });
-            let req = RegistryRequest { kind: EntityKind::Canteen, node: None, id: canteen.into(), op: RegistryOp::Upsert(data) };
+            let req = RegistryRequest {
+                kind: EntityKind::Canteen,
+                node: None,
+                id: canteen.into(),
+                op: RegistryOp::Upsert(data),
+            };
             cluster.client(id(school)).registry_write(&req).unwrap();
         }
     }
@@ -93,7 +98,8 @@ fn own_writes(cluster: &Cluster, node: NodeId) -> u64 {
 fn the_province_draws_by_canteen_count_without_repeats_keeps_it_to_itself_and_across_a_restart() {
     let (_dir, mut cluster) = draw_federation();
     let (province, county) = (id("13"), id("130102"));
-    let addrs = [(province, cluster.admin_addr(province).to_string()), (county, cluster.admin_addr(county).to_string())];
+    let addrs =
+        [(province, cluster.admin_addr(province).to_string()), (county, cluster.admin_addr(county).to_string())];
     let admin = |n: NodeId| addrs.iter().find(|(m, _)| *m == n).map(|(_, a)| a.clone()).unwrap();
     inspector(&cluster, province, "zhao", "赵巡查");
     inspector(&cluster, province, "qian", "钱巡查");
@@ -147,7 +153,8 @@ fn the_province_draws_by_canteen_count_without_repeats_keeps_it_to_itself_and_ac
 
     // Recorded from the worklist: the first item fails staff attire with a snapshot; it is done.
     let first = d1.draw.items[0].clone();
-    let shot = cluster.client(province).upload_file("evidence", &crate::browser_files::png(8, 8, |_, _| [1, 2, 3])).unwrap();
+    let shot =
+        cluster.client(province).upload_file("evidence", &crate::browser_files::png(8, 8, |_, _| [1, 2, 3])).unwrap();
     let req = RecordSpotCheck {
         school: first.school,
         canteen: first.canteen.clone(),
@@ -231,13 +238,13 @@ fn a_check_of_a_school_or_canteen_the_registry_does_not_know_is_refused_and_writ
     // A phantom county (139999) and school: refused by the API and the CLI.
     let e = cluster.client(province).spot_check(&check("139999-S0999", "main")).unwrap_err().to_string();
     assert!(e.contains("学校 139999-S0999 不存在") && e.contains("139999 不是本省的县区"), "{e}");
-    let (ok, _, err) = mingchu(&["spot", "record", "--admin", &admin, "--school", "139999-S0999", "--fail", "staff-attire"]);
+    let (ok, _, err) =
+        mingchu(&["spot", "record", "--admin", &admin, "--school", "139999-S0999", "--fail", "staff-attire"]);
     assert!(!ok && err.contains("139999-S0999 不存在") && err.contains("未保存任何记录"), "{err}");
     // A school its (real) county never registered, and a canteen the school never registered.
     let e = cluster.client(province).spot_check(&check("130102-S0999", "main")).unwrap_err().to_string();
     assert!(e.contains("130102-S0999 不存在") && e.contains("没有登记这所学校"), "{e}");
-    let (ok, _, err) =
-        mingchu(&["spot", "record", "--admin", &admin, "--school", "130102-S0001", "--canteen", "nope"]);
+    let (ok, _, err) = mingchu(&["spot", "record", "--admin", &admin, "--school", "130102-S0001", "--canteen", "nope"]);
     assert!(!ok && err.contains("没有登记食堂“nope”") && err.contains("main"), "{err}");
     assert_eq!(own_writes(&cluster, province), writes, "nothing written");
     assert!(cluster.client(province).spot_checks(None, None, None, 100).unwrap().is_empty());

@@ -49,6 +49,9 @@ fn draw_key(day: &str) -> Vec<u8> {
 pub struct DrawItem {
     pub school: NodeId,
     pub canteen: String,
+    /// The canteen's registered name then (`学生食堂`).
+    #[serde(default)]
+    pub canteen_name: String,
     /// The account of the province's inspector it is assigned to (`None`: the province had no
     /// inspector account at the draw; any inspector takes it).
     pub inspector: Option<String>,
@@ -97,6 +100,7 @@ pub struct WorkItem {
     pub school: NodeId,
     pub school_name: String,
     pub canteen: String,
+    pub canteen_name: String,
     pub county: NodeId,
     pub county_name: String,
     pub inspector: Option<String>,
@@ -202,18 +206,19 @@ fn day_of(s: &AdminState, day: Option<&str>) -> Result<(String, u64), ApiFail> {
 
 /// The registry's canteens of the province's schools as of `as_of_ms` (events stamped later are
 /// left out, so a re-run sees what the draw saw), and the province's inspectors then.
-async fn candidates_as_of(s: &AdminState, as_of_ms: u64) -> Result<(Vec<CanteenRef>, Vec<String>), ApiFail> {
+async fn candidates_as_of(s: &AdminState, as_of_ms: u64) -> Result<Candidates, ApiFail> {
     let events = read_storage(s, |st| related(st, EventKind::Registry, None)).await?;
     let view = registry_view(events.iter().map(|e| &e.event).filter(|e| e.hlc.wall_ms <= as_of_ms));
     let me = s.me;
     let mut canteens = Vec::new();
+    let mut names = BTreeMap::new();
     let mut inspectors = Vec::new();
     for (r, e) in &view {
         match &e.data {
-            EntityData::Canteen(_)
-                if me.is_ancestor_or_self_of(r.node) && school_known_in(s, &view, r.node) =>
-            {
-                canteens.push(CanteenRef { school: r.node, canteen: r.id.clone() })
+            EntityData::Canteen(c) if me.is_ancestor_or_self_of(r.node) && school_known_in(s, &view, r.node) => {
+                let c_ref = CanteenRef { school: r.node, canteen: r.id.clone() };
+                names.insert(c_ref.clone(), c.name.clone());
+                canteens.push(c_ref);
             }
             EntityData::Account(a) if r.node == me && a.role == Role::Inspector && !a.disabled => {
                 inspectors.push(r.id.clone())
@@ -222,7 +227,16 @@ async fn candidates_as_of(s: &AdminState, as_of_ms: u64) -> Result<(Vec<CanteenR
         }
     }
     inspectors.sort();
-    Ok((canteens, inspectors))
+    Ok(Candidates { canteens, names, inspectors })
+}
+
+/// What a draw draws from.
+struct Candidates {
+    canteens: Vec<CanteenRef>,
+    /// Each canteen's registered name.
+    names: BTreeMap<CanteenRef, String>,
+    /// The province's inspectors' accounts, by id.
+    inspectors: Vec<String>,
 }
 
 /// Whether `school` is a school of the topology or registered by its county (and not removed).
@@ -268,7 +282,7 @@ async fn make_draw(s: &AdminState, who: &Principal, day: &str, n: u64) -> Result
         .iter()
         .flat_map(|d| d.items.iter().map(|i| CanteenRef { school: i.school, canteen: i.canteen.clone() }))
         .collect();
-    let (candidates, inspectors) = candidates_as_of(s, now).await?;
+    let Candidates { canteens: candidates, names, inspectors } = candidates_as_of(s, now).await?;
     let seed = {
         use argon2::password_hash::rand_core::{OsRng, RngCore};
         OsRng.next_u64()
@@ -292,7 +306,12 @@ async fn make_draw(s: &AdminState, who: &Principal, day: &str, n: u64) -> Result
             .items
             .into_iter()
             .zip(owners)
-            .map(|(c, inspector)| DrawItem { school: c.school, canteen: c.canteen, inspector })
+            .map(|(c, inspector)| DrawItem {
+                canteen_name: names.get(&c).cloned().unwrap_or_default(),
+                school: c.school,
+                canteen: c.canteen,
+                inspector,
+            })
             .collect(),
     };
     put_local(s, LocalSpace::Draws, draw_key(day), serde_json::to_vec(&record).map_err(internal)?).await?;
@@ -340,6 +359,7 @@ async fn view(s: &AdminState, record: DrawRecord) -> Result<DrawView, ApiFail> {
                 school: i.school,
                 school_name: name(i.school),
                 canteen: i.canteen.clone(),
+                canteen_name: i.canteen_name.clone(),
                 county,
                 county_name: name(county),
                 inspector: i.inspector.clone(),
@@ -363,14 +383,22 @@ pub async fn verify_as(s: &AdminState, who: &Principal, day: Option<&str>) -> Re
         let earlier = kept(s, d).await?.ok_or_else(|| internal(format!("{day} 的抽查名单所依据的 {d} 名单不见了")))?;
         recent.extend(earlier.items.into_iter().map(|i| CanteenRef { school: i.school, canteen: i.canteen }));
     }
-    let (candidates, _) = candidates_as_of(s, record.drawn_at_ms).await?;
+    let candidates = candidates_as_of(s, record.drawn_at_ms).await?.canteens;
     let again = draw(&day, record.seed, record.settings.quota, &candidates, &recent);
     let kept_list: Vec<CanteenRef> =
         record.items.iter().map(|i| CanteenRef { school: i.school, canteen: i.canteen.clone() }).collect();
     let (a, b): (BTreeSet<_>, BTreeSet<_>) = (kept_list.iter().collect(), again.items.iter().collect());
     let differences = a
         .symmetric_difference(&b)
-        .map(|c| format!("{}{} {}/{}", if a.contains(c) { "-" } else { "+" }, crate::api::kit::name_of(s, c.school), c.school, c.canteen))
+        .map(|c| {
+            format!(
+                "{}{} {}/{}",
+                if a.contains(c) { "-" } else { "+" },
+                crate::api::kit::name_of(s, c.school),
+                c.school,
+                c.canteen
+            )
+        })
         .collect();
     Ok(DrawVerified {
         day,
@@ -386,7 +414,11 @@ async fn get_draw(State(s): State<AdminState>, who: Principal, Query(p): Query<D
     Ok(Json(draw_as(&s, &who, p.day.as_deref()).await?))
 }
 
-async fn get_verify(State(s): State<AdminState>, who: Principal, Query(p): Query<DayParams>) -> ApiResult<DrawVerified> {
+async fn get_verify(
+    State(s): State<AdminState>,
+    who: Principal,
+    Query(p): Query<DayParams>,
+) -> ApiResult<DrawVerified> {
     Ok(Json(verify_as(&s, &who, p.day.as_deref()).await?))
 }
 
@@ -396,7 +428,11 @@ async fn get_settings(State(s): State<AdminState>, who: Principal) -> ApiResult<
     Ok(Json(settings(&s).await?))
 }
 
-async fn put_settings(State(s): State<AdminState>, who: Principal, Json(new): Json<DrawSettings>) -> ApiResult<DrawSettings> {
+async fn put_settings(
+    State(s): State<AdminState>,
+    who: Principal,
+    Json(new): Json<DrawSettings>,
+) -> ApiResult<DrawSettings> {
     Ok(Json(set_settings_as(&s, &who, new).await?))
 }
 

@@ -31,11 +31,11 @@ use crate::api::kit::ApiFail;
 use crate::api::kit::{
     ApiError, ApiResult, api_err, append, bad, internal, name_of, parse_limit, read_fail, read_storage,
 };
-use protocol::files::parse_ref;
-use protocol::registry::{EntityData, EntityKind, EntityRef};
 use crate::api::principal::Principal;
 use crate::runtime::store::{EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events_where};
+use protocol::files::parse_ref;
 use protocol::people::Action;
+use protocol::registry::{EntityData, EntityKind, EntityRef};
 
 /// A spot check to record (the CLI's `spot record`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,10 +241,7 @@ pub async fn record_as(s: &AdminState, who: &Principal, req: RecordSpotCheck) ->
         return Err(bad(format!("{school} 不是学校编码（学校编码形如 130102-S0001）")));
     }
     if !s.me.is_ancestor_or_self_of(school) {
-        return Err(api_err(
-            StatusCode::FORBIDDEN,
-            format!("{} 只能巡查本辖区的学校，{school} 不在本辖区", s.me),
-        ));
+        return Err(api_err(StatusCode::FORBIDDEN, format!("{} 只能巡查本辖区的学校，{school} 不在本辖区", s.me)));
     }
     let canteen = req.canteen.trim().to_string();
     check_registered(s, school, &canteen).await?;
@@ -260,8 +257,7 @@ pub async fn record_as(s: &AdminState, who: &Principal, req: RecordSpotCheck) ->
     let snapshots = check_snapshots(s, &failed, &req.snapshots).await?;
     let failed: Vec<(FocusArea, Severity)> = failed.into_iter().map(|a| (a, severity)).collect();
     let rules = s.reads.case_rules_for(school).await.map_err(read_fail)?;
-    let mut items =
-        check_items(s.me, school, &canteen, &failed, &req.note, &rules, s.clock.wall_ms()).map_err(bad)?;
+    let mut items = check_items(s.me, school, &canteen, &failed, &req.note, &rules, s.clock.wall_ms()).map_err(bad)?;
     // Each failed area's case names its snapshot (the events carry the reference, never the bytes).
     for (_, body) in &mut items {
         if let Body::Case(c) = body
@@ -293,8 +289,7 @@ pub async fn check_registered(s: &AdminState, school: NodeId, canteen: &str) -> 
         return Err(bad("请填写食堂"));
     }
     let view = s.reads.registry_of(school).await.map_err(read_fail)?;
-    let registered = view
-        .contains_key(&EntityRef { kind: EntityKind::School, node: school, id: String::new() });
+    let registered = view.contains_key(&EntityRef { kind: EntityKind::School, node: school, id: String::new() });
     if s.topology.get(school).is_none() && !registered {
         let county = school.parent().unwrap_or(school);
         if s.topology.get(county).is_none() {

@@ -85,14 +85,9 @@ fn render(s: &AdminState, ctx: &Ctx, v: &DrawView, names: &[(String, String)], m
     let me = &ctx.who().account;
     let name_of = |id: &str| names.iter().find(|(a, _)| a == id).map(|(_, n)| format!("{n}（{id}）"));
     let mine_count = d.items.iter().filter(|i| i.inspector.as_deref() == Some(me.as_str())).count();
-    let mine_open =
-        v.items.iter().filter(|i| i.inspector.as_deref() == Some(me.as_str()) && i.done.is_none()).count();
-    let shown: Vec<(usize, &WorkItem)> = v
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| !mine || i.inspector.as_deref() == Some(me.as_str()))
-        .collect();
+    let mine_open = v.items.iter().filter(|i| i.inspector.as_deref() == Some(me.as_str()) && i.done.is_none()).count();
+    let shown: Vec<(usize, &WorkItem)> =
+        v.items.iter().enumerate().filter(|(_, i)| !mine || i.inspector.as_deref() == Some(me.as_str())).collect();
     let may_record = ctx.may(Action::RecordSpotCheck);
     html! {
         (day_form(&d.day, mine))
@@ -118,7 +113,7 @@ fn render(s: &AdminState, ctx: &Ctx, v: &DrawView, names: &[(String, String)], m
                         td data-l="序号" { (n + 1) }
                         td data-l="县区" { (i.county_name) " " span.muted { (i.county) } }
                         td data-l="学校" { (i.school_name) " " span.muted { (i.school) } }
-                        td data-l="食堂" { (i.canteen) }
+                        td data-l="食堂" { (i.canteen_name) " " span.muted { (i.canteen) } }
                         td data-l="巡查员" { @match &i.inspector { Some(a) => (name_of(a).unwrap_or_else(|| a.clone())), None => span.muted { "未分配" } } }
                         td data-l="状态" {
                             @match &i.done {
@@ -131,7 +126,7 @@ fn render(s: &AdminState, ctx: &Ctx, v: &DrawView, names: &[(String, String)], m
                             @if i.done.is_none() && may_record {
                                 a.button href=(format!("{RECORD_PATH}?day={}&school={}&canteen={}", d.day, i.school, urlencode(&i.canteen))) { "记录巡查" }
                             } @else if let Some(c) = &i.done {
-                                span.muted { (c.check) }
+                                a href=(format!("/spot-checks?period={}", protocol::calendar::ChinaTime(c.at_ms).date())) title=(c.check) { "查看记录" }
                             }
                         }
                     }
@@ -183,10 +178,24 @@ async fn render_form(s: &AdminState, ctx: Ctx, q: &RecordQuery, code: StatusCode
     let canteen = q.canteen.clone().unwrap_or_default();
     let school_name = school.parse::<NodeId>().map(|n| crate::api::kit::name_of(s, n)).unwrap_or_default();
     let back = format!("/spot-checks/worklist?day={}", urlencode(&day));
+    let canteen_name = match school.parse::<NodeId>() {
+        Ok(n) => s
+            .reads
+            .registry_of(n)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .find_map(|(r, e)| match &e.data {
+                EntityData::Canteen(c) if r.id == canteen => Some(c.name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "食堂".into()),
+        Err(_) => "食堂".into(),
+    };
     let body = html! {
         p { a href=(back) { "← 返回抽查名单" } }
         div.box {
-            h2 { "记录巡查：" (school_name) " " span.muted { (school) } " · 食堂 " (canteen) }
+            h2 { "记录巡查：" (school_name) " " span.muted { (school) } " · " (canteen_name) " " span.muted { (canteen) } }
             p.muted { "请查看该食堂的摄像头画面，逐项判定四个方面。判为不合格的方面，请上传一张当时的截图；每个不合格方面都会对学校挂账并下发整改通知。" }
             form.stack method="post" action=(RECORD_PATH) enctype="multipart/form-data" {
                 (csrf_field(&ctx.0.csrf))
@@ -196,9 +205,10 @@ async fn render_form(s: &AdminState, ctx: Ctx, q: &RecordQuery, code: StatusCode
                 @for a in FocusArea::ALL {
                     fieldset.box id=(format!("area-{}", a.key())) {
                         legend { (a.zh()) }
-                        label.inline { input type="radio" name=(format!("area-{}", a.key())) value="pass" checked; "合格" }
-                        " "
-                        label.inline { input type="radio" name=(format!("area-{}", a.key())) value="fail"; "不合格" }
+                        div.choices {
+                            label.inline { input type="radio" name=(format!("area-{}", a.key())) value="pass" checked; "合格" }
+                            label.inline { input type="radio" name=(format!("area-{}", a.key())) value="fail"; "不合格" }
+                        }
                         label { "不合格时的截图（JPEG 或 PNG）" input type="file" name=(format!("snapshot-{}", a.key())) accept="image/jpeg,image/png"; }
                     }
                 }
@@ -260,8 +270,10 @@ pub async fn record(State(s): State<AdminState>, ctx: Ctx, form: Result<Multipar
                 return Err(format!("“{}”判为不合格，请上传一张截图", a.zh()));
             }
         }
-        let photos: Vec<Photo> =
-            shots.iter().map(|(_, p)| Photo { name: p.name.clone(), field: p.field.clone(), bytes: p.bytes.clone() }).collect();
+        let photos: Vec<Photo> = shots
+            .iter()
+            .map(|(_, p)| Photo { name: p.name.clone(), field: p.field.clone(), bytes: p.bytes.clone() })
+            .collect();
         check_photos(&photos)?;
         let severity = form.text("severity");
         let severity = if severity.is_empty() {
