@@ -100,7 +100,9 @@ pub struct Drawn {
 /// Draws `quota` canteens for `day` (`2026-12-01`) with `seed` among `candidates` (duplicates are
 /// one), none of `recent`. Same arguments, same draw, whatever the order of `candidates`.
 pub fn draw(day: &str, seed: u64, quota: u32, candidates: &[CanteenRef], recent: &BTreeSet<CanteenRef>) -> Drawn {
-    let mut by_county: BTreeMap<NodeId, (u32, Vec<(u64, &CanteenRef)>)> = BTreeMap::new();
+    // Per county: its canteens, and those outside the window with their ranks.
+    type Ranked<'c> = Vec<(u64, &'c CanteenRef)>;
+    let mut by_county: BTreeMap<NodeId, (u32, Ranked)> = BTreeMap::new();
     let unique: BTreeSet<&CanteenRef> = candidates.iter().collect();
     for c in unique {
         let entry = by_county.entry(c.county()).or_default();

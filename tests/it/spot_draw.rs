@@ -188,7 +188,7 @@ fn the_province_draws_by_canteen_count_without_repeats_keeps_it_to_itself_and_ac
     let day2 = next_working_day(&cluster);
     let d2 = cluster.client(province).spot_draw(None).unwrap();
     assert_eq!(d2.draw.day, day2);
-    assert_eq!(d2.draw.history_days, [day1.clone()]);
+    assert_eq!(d2.draw.history_days, std::slice::from_ref(&day1));
     assert_eq!((drawn_in(&d2, "130102"), drawn_in(&d2, "130104")), (3, 1));
     let (a, b): (BTreeSet<_>, BTreeSet<_>) = (pairs(&d1).into_iter().collect(), pairs(&d2).into_iter().collect());
     assert!(a.is_disjoint(&b), "a canteen drawn again within the window: {a:?} {b:?}");

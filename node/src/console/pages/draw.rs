@@ -22,7 +22,7 @@ use crate::api::files::store_file;
 use crate::api::spot::{AreaSnapshot, RecordSpotCheck, check_registered, record_as};
 use crate::console::layout::{Nav, csrf_field, empty, page as shell, when};
 use crate::console::pages::alerts::urlencode;
-use crate::console::pages::files::{Photo, check_photos, read_form};
+use crate::console::pages::files::{Photo, UploadForm, check_photos, read_form};
 use crate::console::pages::{Ctx, done, field, forbidden, reason, refused};
 
 /// Where the record form posts (a form with files: its body may be as large as the case
@@ -243,54 +243,7 @@ pub async fn record(State(s): State<AdminState>, ctx: Ctx, form: Result<Multipar
     let again = |why: String| {
         if form.photos.is_empty() { why } else { format!("{why}。截图未保存，请重新选择后再提交。") }
     };
-    let checked = (|| -> Result<(RecordSpotCheck, Vec<(FocusArea, &Photo)>), String> {
-        let school_text = form.text("school");
-        let school =
-            school_text.trim().parse::<NodeId>().map_err(|e| format!("学校编码“{}”不对：{e}", school_text.trim()))?;
-        let mut failed = Vec::new();
-        for a in FocusArea::ALL {
-            match form.text(&format!("area-{}", a.key())).as_str() {
-                "pass" => {}
-                "fail" => failed.push(a),
-                _ => return Err(format!("请判定“{}”合格还是不合格", a.zh())),
-            }
-        }
-        let mut shots: Vec<(FocusArea, &Photo)> = Vec::new();
-        for p in &form.photos {
-            let Some(a) = FocusArea::ALL.into_iter().find(|a| p.field == format!("snapshot-{}", a.key())) else {
-                continue;
-            };
-            if !failed.contains(&a) {
-                return Err(format!("“{}”判为合格，不需要截图；请去掉截图或改判不合格", a.zh()));
-            }
-            shots.push((a, p));
-        }
-        for a in &failed {
-            if !shots.iter().any(|(b, _)| b == a) {
-                return Err(format!("“{}”判为不合格，请上传一张截图", a.zh()));
-            }
-        }
-        let photos: Vec<Photo> = shots
-            .iter()
-            .map(|(_, p)| Photo { name: p.name.clone(), field: p.field.clone(), bytes: p.bytes.clone() })
-            .collect();
-        check_photos(&photos)?;
-        let severity = form.text("severity");
-        let severity = if severity.is_empty() {
-            None
-        } else {
-            Some(severity.parse::<Severity>().map_err(|e| e.to_string())?.as_str().to_string())
-        };
-        let req = RecordSpotCheck {
-            school,
-            canteen: field("食堂", &form.text("canteen"), 64)?,
-            failed,
-            note: field("说明", &form.text("note"), 150)?,
-            severity,
-            snapshots: Vec::new(),
-        };
-        Ok((req, shots))
-    })();
+    let checked = parse_record(&form);
     let (mut req, shots) = match checked {
         Ok(c) => c,
         Err(why) => return render_form(&s, ctx.with_error(again(why)), &q, StatusCode::BAD_REQUEST).await,
@@ -316,4 +269,58 @@ pub async fn record(State(s): State<AdminState>, ctx: Ctx, form: Result<Multipar
         Ok(_) => done(&format!("/spot-checks/worklist?day={}", urlencode(&q.day.unwrap_or_default())), "checked"),
         Err(e) => render_form(&s, ctx.with_error(again(reason(&e))), &q, e.0).await,
     }
+}
+
+/// A failed area's snapshot as it came in the form.
+type Shots<'f> = Vec<(FocusArea, &'f Photo)>;
+
+/// The record form's fields: every area judged, a snapshot for each failure and none for a pass,
+/// the snapshots checked as images.
+fn parse_record(form: &UploadForm) -> Result<(RecordSpotCheck, Shots<'_>), String> {
+    let school_text = form.text("school");
+    let school =
+        school_text.trim().parse::<NodeId>().map_err(|e| format!("学校编码“{}”不对：{e}", school_text.trim()))?;
+    let mut failed = Vec::new();
+    for a in FocusArea::ALL {
+        match form.text(&format!("area-{}", a.key())).as_str() {
+            "pass" => {}
+            "fail" => failed.push(a),
+            _ => return Err(format!("请判定“{}”合格还是不合格", a.zh())),
+        }
+    }
+    let mut shots: Shots = Vec::new();
+    for p in &form.photos {
+        let Some(a) = FocusArea::ALL.into_iter().find(|a| p.field == format!("snapshot-{}", a.key())) else {
+            continue;
+        };
+        if !failed.contains(&a) {
+            return Err(format!("“{}”判为合格，不需要截图；请去掉截图或改判不合格", a.zh()));
+        }
+        shots.push((a, p));
+    }
+    for a in &failed {
+        if !shots.iter().any(|(b, _)| b == a) {
+            return Err(format!("“{}”判为不合格，请上传一张截图", a.zh()));
+        }
+    }
+    let photos: Vec<Photo> = shots
+        .iter()
+        .map(|(_, p)| Photo { name: p.name.clone(), field: p.field.clone(), bytes: p.bytes.clone() })
+        .collect();
+    check_photos(&photos)?;
+    let severity = form.text("severity");
+    let severity = if severity.is_empty() {
+        None
+    } else {
+        Some(severity.parse::<Severity>().map_err(|e| e.to_string())?.as_str().to_string())
+    };
+    let req = RecordSpotCheck {
+        school,
+        canteen: field("食堂", &form.text("canteen"), 64)?,
+        failed,
+        note: field("说明", &form.text("note"), 150)?,
+        severity,
+        snapshots: Vec::new(),
+    };
+    Ok((req, shots))
 }
