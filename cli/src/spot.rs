@@ -3,6 +3,7 @@
 use clap::{Args, Subcommand};
 use client::render::{render_check, render_rates};
 use node::api::spot::{AreaSnapshot, RecordSpotCheck};
+use protocol::draw::DrawInputs;
 use protocol::spot::FocusArea;
 use topology::NodeId;
 
@@ -46,8 +47,21 @@ pub enum SpotCmd {
         #[arg(long)]
         day: Option<String>,
         /// Re-run the kept draw from its seed and inputs and say whether it comes out the same.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "inputs")]
         verify: bool,
+        /// Print the kept draw's inputs in full as JSON (seed, quota, candidate canteens, those
+        /// drawn within the window), for `mingchu spot rerun`.
+        #[arg(long)]
+        inputs: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run a draw from its inputs (the JSON of `spot draw --inputs`) here, without any node:
+    /// prints the canteens drawn, in order. An auditor compares them with the kept list.
+    Rerun {
+        /// The inputs file.
+        #[arg(long)]
+        inputs: std::path::PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -102,8 +116,34 @@ pub struct Period {
 
 pub fn run(cmd: SpotCmd) -> anyhow::Result<()> {
     match cmd {
-        SpotCmd::Draw { target, day, verify, json } => {
+        SpotCmd::Rerun { inputs, json } => {
+            let text = std::fs::read_to_string(&inputs)
+                .map_err(|e| anyhow::anyhow!("读不了抽查依据文件 {}：{e}", inputs.display()))?;
+            let inputs: DrawInputs = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("{} 不是抽查依据（mingchu spot draw --inputs 的输出）：{e}", inputs.display())
+            })?;
+            let drawn = inputs.rerun();
+            if json {
+                return print_json(&drawn);
+            }
+            println!(
+                "{} 以种子 {} 从 {} 个候选食堂（排除 {} 个）重新抽取 {} 个：",
+                inputs.day,
+                inputs.seed,
+                inputs.candidates.len(),
+                inputs.recent.len(),
+                drawn.items.len()
+            );
+            for (i, c) in drawn.items.iter().enumerate() {
+                println!("{:>4}  {} {}", i + 1, c.school, client::render::clean(&c.canteen));
+            }
+            Ok(())
+        }
+        SpotCmd::Draw { target, day, verify, inputs, json } => {
             let client = target.client()?;
+            if inputs {
+                return print_json(&client.spot_draw_inputs(day.as_deref())?);
+            }
             if verify {
                 let v = client.spot_draw_verify(day.as_deref())?;
                 if json {

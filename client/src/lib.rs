@@ -17,7 +17,7 @@ use node::api::spot::{RateView, RecordSpotCheck, SpotCheckRecorded, SpotCheckVie
 use node::api::status::{AdvanceClock, ClockView};
 use node::runtime::root::NodeStatus;
 use protocol::case::CaseState;
-use protocol::draw::DrawSettings;
+use protocol::draw::{DrawInputs, DrawSettings};
 use protocol::registry::EntityKind;
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
@@ -447,6 +447,11 @@ impl AdminClient {
     /// Re-runs the kept draw of `day` from its inputs.
     pub fn spot_draw_verify(&self, day: Option<&str>) -> anyhow::Result<DrawVerified> {
         self.get(&format!("/api/spot-draw/verify{}", day_query(day)))
+    }
+
+    /// The inputs of the kept draw of `day`, in full.
+    pub fn spot_draw_inputs(&self, day: Option<&str>) -> anyhow::Result<DrawInputs> {
+        self.get(&format!("/api/spot-draw/inputs{}", day_query(day)))
     }
 
     pub fn draw_settings(&self) -> anyhow::Result<DrawSettings> {

@@ -97,6 +97,25 @@ pub struct Drawn {
     pub shortfall: u32,
 }
 
+/// Everything a day's draw was made from: an auditor re-runs [`draw`] on it
+/// (`mingchu spot rerun --inputs FILE`, no node needed) and compares the list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawInputs {
+    pub day: String,
+    pub seed: u64,
+    pub quota: u32,
+    pub candidates: Vec<CanteenRef>,
+    /// The canteens drawn within the window before `day`.
+    pub recent: Vec<CanteenRef>,
+}
+
+impl DrawInputs {
+    /// The draw these inputs give.
+    pub fn rerun(&self) -> Drawn {
+        draw(&self.day, self.seed, self.quota, &self.candidates, &self.recent.iter().cloned().collect())
+    }
+}
+
 /// Draws `quota` canteens for `day` (`2026-12-01`) with `seed` among `candidates` (duplicates are
 /// one), none of `recent`. Same arguments, same draw, whatever the order of `candidates`.
 pub fn draw(day: &str, seed: u64, quota: u32, candidates: &[CanteenRef], recent: &BTreeSet<CanteenRef>) -> Drawn {

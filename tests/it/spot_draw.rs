@@ -96,7 +96,7 @@ fn own_writes(cluster: &Cluster, node: NodeId) -> u64 {
 
 #[test]
 fn the_province_draws_by_canteen_count_without_repeats_keeps_it_to_itself_and_across_a_restart() {
-    let (_dir, mut cluster) = draw_federation();
+    let (dir, mut cluster) = draw_federation();
     let (province, county) = (id("13"), id("130102"));
     let addrs =
         [(province, cluster.admin_addr(province).to_string()), (county, cluster.admin_addr(county).to_string())];
@@ -215,6 +215,25 @@ fn the_province_draws_by_canteen_count_without_repeats_keeps_it_to_itself_and_ac
     }
     let (ok, out, err) = mingchu(&["spot", "draw", "--admin", &admin(province), "--day", &day2, "--verify"]);
     assert!(ok && out.contains("复核一致"), "{out}{err}");
+
+    // An auditor takes the inputs away and re-runs the pure draw with no node: the same list.
+    let (ok, inputs, err) = mingchu(&["spot", "draw", "--admin", &admin(province), "--day", &day2, "--inputs"]);
+    assert!(ok, "{err}");
+    let file = dir.path().join("inputs.json");
+    std::fs::write(&file, &inputs).unwrap();
+    let (ok, out, err) = mingchu(&["spot", "rerun", "--inputs", file.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let rerun: protocol::draw::Drawn = serde_json::from_str(&out).unwrap();
+    let rerun: Vec<(NodeId, String)> = rerun.items.into_iter().map(|c| (c.school, c.canteen)).collect();
+    assert_eq!(rerun, pairs(&d2));
+    let (ok, out, _) = mingchu(&["spot", "rerun", "--inputs", file.to_str().unwrap()]);
+    assert!(
+        ok && out.contains(&format!("种子 {}", d2.draw.seed)) && out.contains("从 8 个候选食堂（排除 4 个）"),
+        "{out}"
+    );
+    std::fs::write(&file, "{}").unwrap();
+    let (ok, _, err) = mingchu(&["spot", "rerun", "--inputs", file.to_str().unwrap()]);
+    assert!(!ok && err.contains("不是抽查依据"), "{err}");
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! - `GET /api/spot-draw/verify?day=` — re-runs a kept draw from its inputs (the seed, the
 //!   registry's canteens as of the draw, the kept draws of its window) and says whether it comes
 //!   out the same.
+//! - `GET /api/spot-draw/inputs?day=` — those inputs in full, for an auditor to re-run the pure
+//!   draw away from any node (`mingchu spot rerun --inputs FILE`).
 //! - `GET|PUT /api/spot-draw/settings` — the quota and the window in weeks (管理员 changes them).
 //!
 //! Secrecy: a draw is never an event (an event of the province's scope is held by every node).
@@ -21,7 +23,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use protocol::calendar::{ChinaTime, day_start_ms, parse_day};
-use protocol::draw::{CanteenRef, CountyShare, DrawSettings, assign, candidates_digest, draw};
+use protocol::draw::{CanteenRef, CountyShare, DrawInputs, DrawSettings, assign, candidates_digest, draw};
 use protocol::people::{Action, Person, Role};
 use protocol::registry::{Entity, EntityData, EntityKind, EntityRef, registry_view};
 use protocol::spot::FocusArea;
@@ -372,8 +374,13 @@ async fn view(s: &AdminState, record: DrawRecord) -> Result<DrawView, ApiFail> {
     Ok(DrawView { draw: record, items, done: finished, verify_command })
 }
 
-/// Re-runs the kept draw of `day` from its inputs and compares.
-pub async fn verify_as(s: &AdminState, who: &Principal, day: Option<&str>) -> Result<DrawVerified, ApiFail> {
+/// The inputs of the kept draw of `day`, as they are now kept: its seed and quota, the registry's
+/// canteens as of the draw, the canteens of the kept draws of its window.
+pub async fn inputs_as(
+    s: &AdminState,
+    who: &Principal,
+    day: Option<&str>,
+) -> Result<(DrawRecord, DrawInputs), ApiFail> {
     province_only(s)?;
     who.require(s, Action::ViewSubtree).await?;
     let (day, _) = day_of(s, day)?;
@@ -383,8 +390,23 @@ pub async fn verify_as(s: &AdminState, who: &Principal, day: Option<&str>) -> Re
         let earlier = kept(s, d).await?.ok_or_else(|| internal(format!("{day} 的抽查名单所依据的 {d} 名单不见了")))?;
         recent.extend(earlier.items.into_iter().map(|i| CanteenRef { school: i.school, canteen: i.canteen }));
     }
-    let candidates = candidates_as_of(s, record.drawn_at_ms).await?.canteens;
-    let again = draw(&day, record.seed, record.settings.quota, &candidates, &recent);
+    let mut candidates = candidates_as_of(s, record.drawn_at_ms).await?.canteens;
+    candidates.sort();
+    let inputs = DrawInputs {
+        day,
+        seed: record.seed,
+        quota: record.settings.quota,
+        candidates,
+        recent: recent.into_iter().collect(),
+    };
+    Ok((record, inputs))
+}
+
+/// Re-runs the kept draw of `day` from its inputs and compares.
+pub async fn verify_as(s: &AdminState, who: &Principal, day: Option<&str>) -> Result<DrawVerified, ApiFail> {
+    let (record, inputs) = inputs_as(s, who, day).await?;
+    let (day, candidates) = (inputs.day.clone(), inputs.candidates.clone());
+    let again = inputs.rerun();
     let kept_list: Vec<CanteenRef> =
         record.items.iter().map(|i| CanteenRef { school: i.school, canteen: i.canteen.clone() }).collect();
     let (a, b): (BTreeSet<_>, BTreeSet<_>) = (kept_list.iter().collect(), again.items.iter().collect());
@@ -422,6 +444,10 @@ async fn get_verify(
     Ok(Json(verify_as(&s, &who, p.day.as_deref()).await?))
 }
 
+async fn get_inputs(State(s): State<AdminState>, who: Principal, Query(p): Query<DayParams>) -> ApiResult<DrawInputs> {
+    Ok(Json(inputs_as(&s, &who, p.day.as_deref()).await?.1))
+}
+
 async fn get_settings(State(s): State<AdminState>, who: Principal) -> ApiResult<DrawSettings> {
     province_only(&s)?;
     who.require(&s, Action::ViewSubtree).await?;
@@ -441,5 +467,6 @@ pub fn routes() -> Router<AdminState> {
     Router::new()
         .route("/api/spot-draw", get(get_draw))
         .route("/api/spot-draw/verify", get(get_verify))
+        .route("/api/spot-draw/inputs", get(get_inputs))
         .route("/api/spot-draw/settings", get(get_settings).put(put_settings))
 }
