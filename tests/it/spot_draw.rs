@@ -135,8 +135,12 @@ fn the_province_draws_by_canteen_count_without_repeats_keeps_it_to_itself_and_ac
     assert!(out.contains("未巡查") && out.contains("qian") && out.contains("复核：mingchu spot draw"), "{out}");
 
     // Secrecy: a county's API and console show nothing of it, and it holds no event of it.
-    let e = cluster.client(county).spot_draw(None).unwrap_err().to_string();
-    assert!(e.contains("只在省级"), "{e}");
+    for n in [id("1301"), county, id("130102-S0001")] {
+        let e = cluster.client(n).spot_draw(None).unwrap_err().to_string();
+        assert!(e.contains("只在省级"), "{n}: {e}");
+        let e = cluster.client(n).spot_draw_inputs(Some(&day1)).unwrap_err().to_string();
+        assert!(e.contains("只在省级"), "{n}: {e}");
+    }
     let (ok, _, err) = mingchu(&["spot", "draw", "--admin", &admin(county)]);
     assert!(!ok && err.contains("只在省级"), "{err}");
     crate::console::add_account(&cluster, county, "county.admin", "县管理员", PASSWORD, false);
