@@ -200,6 +200,16 @@ fn the_province_draws_by_canteen_count_without_repeats_keeps_it_to_itself_and_ac
     let _day3 = next_working_day(&cluster);
     let d3 = cluster.client(province).spot_draw(None).unwrap();
     assert_eq!((d3.draw.items.len(), d3.draw.shortfall, d3.draw.excluded), (0, 4, 8), "{:?}", d3.draw);
+    // A day off (a weekend or a public holiday by the calendar in force) draws nothing.
+    let client = cluster.client(province);
+    let now = client.advance_clock(Duration::ZERO).unwrap().wall_ms;
+    let mut off = parse_day(&ChinaTime(now).date()).unwrap() + 1;
+    while WorkCalendar::builtin().is_working_date(off) {
+        off += 1;
+    }
+    client.advance_clock(Duration::from_millis(day_start_ms(off) + 36_000_000 - now)).unwrap();
+    let e = client.spot_draw(None).unwrap_err().to_string();
+    assert!(e.contains("不是工作日"), "{e}");
     // A day long past that was never drawn is not drawn now.
     let e = cluster.client(province).spot_draw(Some("2026-01-05")).unwrap_err().to_string();
     assert!(e.contains("没有抽查名单"), "{e}");
