@@ -10,12 +10,14 @@ use std::time::Duration;
 use node::api::alerts::{AlertStateView, AlertVerdict, AlertView, RaiseAlert, RaiseAlerts, RaisedBatch};
 use node::api::cases::{CaseView, OpenCase, StepRequest};
 use node::api::directives::{DirectiveView, EventView, SendDirective};
+use node::api::draw::{DrawVerified, DrawView};
 use node::api::kit::ApiError;
 use node::api::registry::{EntityView, RegistryRequest, RegistryWritten};
 use node::api::spot::{RateView, RecordSpotCheck, SpotCheckRecorded, SpotCheckView};
 use node::api::status::{AdvanceClock, ClockView};
 use node::runtime::root::NodeStatus;
 use protocol::case::CaseState;
+use protocol::draw::{DrawInputs, DrawSettings};
 use protocol::registry::EntityKind;
 use serde::{Deserialize, Serialize};
 use topology::NodeId;
@@ -436,6 +438,31 @@ impl AdminClient {
     ) -> anyhow::Result<Vec<RateView>> {
         self.get(&format!("/api/spot-checks/rates?{}", query_string(under, day, month, None)))
     }
+
+    /// The province's draw of `day` (default: today; today's is drawn on first asking).
+    pub fn spot_draw(&self, day: Option<&str>) -> anyhow::Result<DrawView> {
+        self.get(&format!("/api/spot-draw{}", day_query(day)))
+    }
+
+    /// Re-runs the kept draw of `day` from its inputs.
+    pub fn spot_draw_verify(&self, day: Option<&str>) -> anyhow::Result<DrawVerified> {
+        self.get(&format!("/api/spot-draw/verify{}", day_query(day)))
+    }
+
+    /// The inputs of the kept draw of `day`, in full.
+    pub fn spot_draw_inputs(&self, day: Option<&str>) -> anyhow::Result<DrawInputs> {
+        self.get(&format!("/api/spot-draw/inputs{}", day_query(day)))
+    }
+
+    pub fn draw_settings(&self) -> anyhow::Result<DrawSettings> {
+        self.get("/api/spot-draw/settings")
+    }
+
+    pub fn set_draw_settings(&self, settings: &DrawSettings) -> anyhow::Result<DrawSettings> {
+        let resp = self.agent.put(&format!("{}/api/spot-draw/settings", self.base));
+        let resp = self.with_auth(resp).send_json(settings).map_err(|e| self.unreachable(e))?;
+        self.decode(resp)
+    }
 }
 
 /// Appends `key=value` to a query string when the value is there.
@@ -560,4 +587,18 @@ impl AdminClient {
         let registered = years.iter().filter(|y| y.validate().is_ok()).map(|y| y.year).collect();
         Ok((protocol::calendar::WorkCalendar::with_years(&years), registered))
     }
+}
+
+/// `?day=2026-12-01` (percent-escaped), or nothing.
+fn day_query(day: Option<&str>) -> String {
+    let Some(d) = day else { return String::new() };
+    let mut q = String::from("?day=");
+    for b in d.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            q.push(char::from(b));
+        } else {
+            q.push_str(&format!("%{b:02X}"));
+        }
+    }
+    q
 }

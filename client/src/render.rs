@@ -10,6 +10,7 @@ use comfy_table::{ContentArrangement, Table};
 use node::api::alerts::AlertView;
 use node::api::cases::CaseView;
 use node::api::directives::DirectiveView;
+use node::api::draw::{DrawVerified, DrawView};
 use node::api::ledgers::{LedgerDay, LedgerView};
 use node::api::registry::EntityView;
 use node::api::registry::RuleSettingsView;
@@ -385,6 +386,76 @@ pub fn render_checks(checks: &[SpotCheckView]) -> String {
 /// One check, as recorded.
 pub fn render_check(c: &SpotCheckView) -> String {
     render_checks(std::slice::from_ref(c))
+}
+
+/// `spot draw`: the day's draw with what an auditor needs to re-run it, the spread over counties
+/// and the worklist with done / not done.
+pub fn render_draw(v: &DrawView) -> String {
+    let d = &v.draw;
+    let mut out = format!(
+        "{} 每日抽查名单：抽中 {} 个食堂（名额 {}{}），已巡查 {}，未巡查 {}\n",
+        d.day,
+        d.items.len(),
+        d.settings.quota,
+        if d.shortfall > 0 {
+            format!("，差 {} 个：窗口内可抽的食堂不足", d.shortfall)
+        } else {
+            String::new()
+        },
+        v.done,
+        d.items.len() as u32 - v.done
+    );
+    out.push_str(&format!(
+        "种子 {}；抽取时间 {}；候选食堂 {} 个（指纹 {}）；{} 周内抽过的 {} 个不再抽（依据 {} 天的名单）\n",
+        d.seed,
+        ChinaTime(d.drawn_at_ms).minute(),
+        d.candidates,
+        d.candidates_digest,
+        d.settings.window_weeks,
+        d.excluded,
+        d.history_days.len()
+    ));
+    out.push_str(&format!("复核：{}\n", v.verify_command));
+    let mut t = table(["县区", "食堂数", "可抽", "抽中"]);
+    for c in &d.counties {
+        t.add_row(vec![c.county.to_string(), c.canteens.to_string(), c.available.to_string(), c.drawn.to_string()]);
+    }
+    out.push_str(&finish(t));
+    let mut t = table(["序号", "学校", "食堂", "巡查员", "状态"]);
+    for (i, w) in v.items.iter().enumerate() {
+        let state = match &w.done {
+            None => "未巡查".to_string(),
+            Some(done) if done.passed => format!("已巡查：合格（{}）", done.check),
+            Some(done) => format!(
+                "已巡查：不合格 {}（{}）",
+                done.failed.iter().map(|a| a.zh()).collect::<Vec<_>>().join("、"),
+                done.check
+            ),
+        };
+        t.add_row(vec![
+            (i + 1).to_string(),
+            format!("{} {}", clean(&w.school_name), w.school),
+            format!("{} {}", clean(&w.canteen_name), clean(&w.canteen)).trim().to_string(),
+            w.inspector.clone().map(|s| clean(&s)).unwrap_or_else(|| "未分配".into()),
+            state,
+        ]);
+    }
+    out.push_str(&finish(t));
+    out
+}
+
+/// `spot draw --verify`: whether the kept draw comes out the same from its inputs.
+pub fn render_draw_verified(v: &DrawVerified) -> String {
+    let mut out = if v.same {
+        format!("{} 的抽查名单复核一致：以种子 {} 和当时的输入重新抽取，结果相同\n", v.day, v.seed)
+    } else {
+        format!("{} 的抽查名单复核不一致：以种子 {} 重新抽取，结果不同\n", v.day, v.seed)
+    };
+    out.push_str(&format!("候选食堂指纹：抽取时 {}，复核时 {}\n", v.candidates_then, v.candidates_now));
+    for d in &v.differences {
+        out.push_str(&format!("  {}\n", clean(d)));
+    }
+    out
 }
 
 /// The pass-rate table.

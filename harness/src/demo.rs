@@ -444,6 +444,7 @@ fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
             failed,
             note: String::new(),
             severity: None,
+            snapshots: Vec::new(),
         };
         let done = cluster.client(province).spot_check(&req)?;
         println!("      province spot check: {}", client::render::render_check(&done.check));

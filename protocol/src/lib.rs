@@ -11,6 +11,7 @@ pub mod case;
 #[cfg(test)]
 mod case_tests;
 pub mod cursor;
+pub mod draw;
 pub mod event;
 pub mod files;
 pub mod health;

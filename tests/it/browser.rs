@@ -183,6 +183,15 @@ impl Browser {
         }
     }
 
+    /// Chooses the file at `path` in the file input named `name` (as a person picks it).
+    pub fn choose_file(&self, name: &str, path: &std::path::Path) {
+        let css = format!("input[type=file][name=\"{name}\"]");
+        let path = path.display().to_string();
+        self.rt
+            .block_on(async { self.client().find(Locator::Css(&css)).await?.send_keys(&path).await })
+            .unwrap_or_else(|e| panic!("choose a file in {name}: {e}"));
+    }
+
     /// Chooses `value` in the `<select>` named `name`.
     pub fn choose(&self, name: &str, value: &str) {
         let script = "document.querySelector(arguments[0]).value = arguments[1]";

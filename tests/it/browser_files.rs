@@ -78,7 +78,7 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 }
 
 /// A `w` × `h` RGB PNG whose pixel at (x, y) is `px(x, y)`.
-fn png(w: u32, h: u32, px: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+pub fn png(w: u32, h: u32, px: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
     let mut raw = Vec::with_capacity((h * (1 + 3 * w)) as usize);
     for y in 0..h {
         raw.push(0); // filter: none
@@ -107,7 +107,7 @@ fn png(w: u32, h: u32, px: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
 }
 
 /// A camera's view of a kitchen (tiles, a steel counter) with the AI's red box around a figure.
-fn kitchen(seed: u8) -> impl Fn(u32, u32) -> [u8; 3] {
+pub fn kitchen(seed: u8) -> impl Fn(u32, u32) -> [u8; 3] {
     move |x, y| {
         let in_box = (120..=200).contains(&x) && (40..=150).contains(&y);
         let edge = in_box && (!(123..=197).contains(&x) || !(43..=147).contains(&y));

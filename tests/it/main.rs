@@ -8,6 +8,7 @@ mod backlog;
 mod browser;
 mod browser_cases;
 mod browser_devices;
+mod browser_draw;
 mod browser_files;
 mod browser_health;
 mod browser_ledger;
@@ -28,6 +29,7 @@ mod people;
 mod registry;
 mod relay;
 mod spot;
+mod spot_draw;
 mod tidy;
 mod warnings;
 

@@ -30,6 +30,7 @@ fn spot_checks_open_cases_for_failures_and_roll_up_pass_rates_per_level() {
         failed: vec![],
         note: String::new(),
         severity: None,
+        snapshots: Vec::new(),
     };
 
     // A pass by the API; a failure in two areas by the CLI, opening a case for each.
@@ -59,16 +60,16 @@ fn spot_checks_open_cases_for_failures_and_roll_up_pass_rates_per_level() {
 
     // Refused, and nothing written: a school checking itself, a county outside its subtree, bad areas.
     let e = cluster.client(s1).spot_check(&pass(s1)).unwrap_err().to_string();
-    assert!(e.contains("does not spot-check"), "{e}");
+    assert!(e.contains("学校不做网络巡查"), "{e}");
     let e = cluster.client(county).spot_check(&pass(other_school)).unwrap_err().to_string();
-    assert!(e.contains("not one"), "{e}");
+    assert!(e.contains("不在本辖区"), "{e}");
     let (done, _, err) =
         mingchu(&["spot", "record", "--admin", &admin(county), "--school", "130102-S0001", "--fail", "attire"]);
     assert!(!done && err.contains("unknown focus area") && err.contains("staff-attire"), "{err}");
     let mut twice = pass(s1);
     twice.failed = vec![FocusArea::StaffAttire, FocusArea::StaffAttire];
     let e = cluster.client(county).spot_check(&twice).unwrap_err().to_string();
-    assert!(e.contains("twice"), "{e}");
+    assert!(e.contains("重复"), "{e}");
     let e = cluster.client(province).pass_rates(None, Some("2026-13"), None).unwrap_err().to_string();
     assert!(e.contains("2026-12-05"), "{e}");
 

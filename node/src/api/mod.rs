@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cases;
 pub mod devices;
 pub mod directives;
+pub mod draw;
 pub mod files;
 pub mod health;
 pub mod intake;
@@ -107,6 +108,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(cases::routes())
         .merge(devices::routes())
         .merge(directives::routes())
+        .merge(draw::routes())
         .merge(health::routes())
         .merge(registry::routes())
         .merge(spot::routes())

@@ -28,10 +28,14 @@ use tracing::info;
 
 use crate::api::AdminState;
 use crate::api::kit::ApiFail;
-use crate::api::kit::{ApiError, ApiResult, api_err, append, bad, internal, parse_limit, read_fail, read_storage};
+use crate::api::kit::{
+    ApiError, ApiResult, api_err, append, bad, internal, name_of, parse_limit, read_fail, read_storage,
+};
 use crate::api::principal::Principal;
 use crate::runtime::store::{EventQuery, LIST_LIMIT_MAX, StoredEvent, list_events_where};
+use protocol::files::parse_ref;
 use protocol::people::Action;
+use protocol::registry::{EntityData, EntityKind, EntityRef};
 
 /// A spot check to record (the CLI's `spot record`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +53,19 @@ pub struct RecordSpotCheck {
     /// Severity of the cases the failures open: general (default), serious or severe.
     #[serde(default)]
     pub severity: Option<String>,
+    /// A snapshot per failed area (`sha256:…`, a file uploaded to this node first with
+    /// `POST /api/files`): named in the detail of the case that area opens.
+    #[serde(default)]
+    pub snapshots: Vec<AreaSnapshot>,
+}
+
+/// The snapshot of one failed focus area.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AreaSnapshot {
+    pub area: FocusArea,
+    /// `sha256:…`
+    pub file: String,
 }
 
 fn main_canteen() -> String {
@@ -211,19 +228,23 @@ async fn record(
     Ok(Json(record_as(&s, &who, req).await?))
 }
 
-/// Records a spot check on behalf of `who` (an inspector).
+/// Records a spot check on behalf of `who` (an inspector). The school (and its county) must exist
+/// — in the topology, or registered by its county — and the canteen must be one the school
+/// registered (when this node holds any of its canteens); otherwise nothing is written.
 pub async fn record_as(s: &AdminState, who: &Principal, req: RecordSpotCheck) -> Result<SpotCheckRecorded, ApiFail> {
     who.require(s, Action::RecordSpotCheck).await?;
     let school = req.school;
     if s.me.tier() == Tier::School {
-        return Err(api_err(StatusCode::FORBIDDEN, "a school does not spot-check; its county, city or province does"));
+        return Err(api_err(StatusCode::FORBIDDEN, "学校不做网络巡查，由县区、市或省级巡查"));
     }
-    if school.tier() != Tier::School || !s.me.is_ancestor_or_self_of(school) {
-        return Err(api_err(
-            StatusCode::FORBIDDEN,
-            format!("{} spot-checks schools of its own subtree; {school} is not one", s.me),
-        ));
+    if school.tier() != Tier::School {
+        return Err(bad(format!("{school} 不是学校编码（学校编码形如 130102-S0001）")));
     }
+    if !s.me.is_ancestor_or_self_of(school) {
+        return Err(api_err(StatusCode::FORBIDDEN, format!("{} 只能巡查本辖区的学校，{school} 不在本辖区", s.me)));
+    }
+    let canteen = req.canteen.trim().to_string();
+    check_registered(s, school, &canteen).await?;
     let severity = match req.severity.as_deref() {
         None => Severity::General,
         Some(v) => v.parse::<Severity>().map_err(|e| bad(e.to_string()))?,
@@ -231,11 +252,21 @@ pub async fn record_as(s: &AdminState, who: &Principal, req: RecordSpotCheck) ->
     let mut failed = req.failed.clone();
     failed.sort();
     if failed.windows(2).any(|w| w[0] == w[1]) {
-        return Err(bad("a focus area is named as failed twice"));
+        return Err(bad("同一方面被重复标为不合格"));
     }
+    let snapshots = check_snapshots(s, &failed, &req.snapshots).await?;
     let failed: Vec<(FocusArea, Severity)> = failed.into_iter().map(|a| (a, severity)).collect();
     let rules = s.reads.case_rules_for(school).await.map_err(read_fail)?;
-    let items = check_items(s.me, school, &req.canteen, &failed, &req.note, &rules, s.clock.wall_ms()).map_err(bad)?;
+    let mut items = check_items(s.me, school, &canteen, &failed, &req.note, &rules, s.clock.wall_ms()).map_err(bad)?;
+    // Each failed area's case names its snapshot (the events carry the reference, never the bytes).
+    for (_, body) in &mut items {
+        if let Body::Case(c) = body
+            && let CaseAction::Open { title, detail, .. } = &mut c.action
+            && let Some((_, file)) = snapshots.iter().find(|(a, _)| title.ends_with(a.zh()))
+        {
+            detail.push_str(&format!("\n巡查截图：{file}"));
+        }
+    }
     let stored = append(s, who.person(), items).await?;
     let view =
         stored.first().and_then(SpotCheckView::from_stored).ok_or_else(|| internal("the check was not stored"))?;
@@ -248,6 +279,69 @@ pub async fn record_as(s: &AdminState, who: &Principal, req: RecordSpotCheck) ->
         .collect();
     info!(node = %s.me, %school, passed = view.passed, cases = cases.len(), "spot check recorded");
     Ok(SpotCheckRecorded { check: view, cases })
+}
+
+/// Refuses a school this node does not know — neither in the topology nor registered by its
+/// county — naming the county when that does not exist either, and a canteen the school did not
+/// register (when this node holds any of its canteens).
+pub async fn check_registered(s: &AdminState, school: NodeId, canteen: &str) -> Result<(), ApiFail> {
+    if canteen.is_empty() {
+        return Err(bad("请填写食堂"));
+    }
+    let view = s.reads.registry_of(school).await.map_err(read_fail)?;
+    let registered = view.contains_key(&EntityRef { kind: EntityKind::School, node: school, id: String::new() });
+    if s.topology.get(school).is_none() && !registered {
+        let county = school.parent().unwrap_or(school);
+        if s.topology.get(county).is_none() {
+            return Err(bad(format!(
+                "学校 {school} 不存在：县区 {county} 不是本省的县区，也没有这所学校的登记，未保存任何记录"
+            )));
+        }
+        return Err(bad(format!(
+            "学校 {school} 不存在：{}（{county}）没有登记这所学校，未保存任何记录",
+            name_of(s, county)
+        )));
+    }
+    let canteens: Vec<&str> = view
+        .iter()
+        .filter(|(r, e)| r.kind == EntityKind::Canteen && matches!(e.data, EntityData::Canteen(_)))
+        .map(|(r, _)| r.id.as_str())
+        .collect();
+    if !canteens.is_empty() && !canteens.contains(&canteen) {
+        return Err(bad(format!(
+            "{}（{school}）没有登记食堂“{canteen}”，已登记的食堂：{}，未保存任何记录",
+            name_of(s, school),
+            canteens.join("、")
+        )));
+    }
+    Ok(())
+}
+
+/// The snapshots of failed areas, each a file this node holds, at most one per area, and only for
+/// areas that failed.
+async fn check_snapshots(
+    s: &AdminState,
+    failed: &[FocusArea],
+    given: &[AreaSnapshot],
+) -> Result<Vec<(FocusArea, String)>, ApiFail> {
+    let mut out: Vec<(FocusArea, String)> = Vec::new();
+    for snap in given {
+        if !failed.contains(&snap.area) {
+            return Err(bad(format!("{}合格，不需要截图；截图只随不合格的方面保存", snap.area.zh())));
+        }
+        if out.iter().any(|(a, _)| *a == snap.area) {
+            return Err(bad(format!("{}有两张截图，每个方面一张", snap.area.zh())));
+        }
+        let file = snap.file.trim().to_string();
+        let hash = parse_ref(&file)
+            .ok_or_else(|| bad(format!("截图“{file}”不是文件引用（应形如 sha256:…，先用 POST /api/files 上传）")))?;
+        let meta = read_storage(s, move |st| crate::runtime::files::read_meta(st, &hash)).await?;
+        if meta.is_none() {
+            return Err(bad(format!("截图 {file} 不在本节点的文件库里，请先上传")));
+        }
+        out.push((snap.area, file));
+    }
+    Ok(out)
 }
 
 /// The spot-check routes, merged into the admin router.

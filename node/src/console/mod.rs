@@ -90,8 +90,10 @@ async fn mark_console(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// The one route that takes files: the school's rectification with its photos
-/// ([`pages::cases::submit`], `multipart/form-data`). Its body may be up to [`UPLOAD_BODY_LIMIT`].
+/// A route that takes files: the school's rectification with its photos
+/// ([`pages::cases::submit`], `multipart/form-data`); the other is the province's record of a
+/// worklist check with its snapshots ([`pages::draw::RECORD_PATH`]). Their bodies may be up to
+/// [`UPLOAD_BODY_LIMIT`].
 pub const UPLOAD_PATH: &str = "/cases/submit";
 /// Photos one submission may carry.
 pub const PHOTOS_MAX: usize = 4;
@@ -121,7 +123,8 @@ struct Limits {
 /// ([`UPLOAD_TIMEOUT`]). An upload without a live session is read and dropped whole, so the
 /// session layer's "登录已过期" reaches the browser: nothing of it is kept.
 async fn limit_body(State(limits): State<Limits>, req: Request, next: Next) -> Response {
-    let upload = req.method() == Method::POST && req.uri().path() == UPLOAD_PATH;
+    let upload = req.method() == Method::POST
+        && (req.uri().path() == UPLOAD_PATH || req.uri().path() == pages::draw::RECORD_PATH);
     let (keep, drain, timeout) = if upload {
         (UPLOAD_BODY_LIMIT, UPLOAD_DRAIN_MAX, UPLOAD_TIMEOUT)
     } else {

@@ -36,6 +36,10 @@ pub enum Space {
     /// A school's devices and what they told it (the device registry, the detection ids already
     /// raised, the cameras' last heartbeats): local records, never replicated.
     Devices,
+    /// The province's daily spot-check draws (每日抽查名单: the seed, the inputs, the canteens and
+    /// their inspectors) and the draw's settings: local to the province, never replicated, so no
+    /// county learns in advance which of its canteens will be looked at.
+    Draws,
 }
 
 impl Space {
@@ -50,6 +54,7 @@ impl Space {
             Space::Audit => b'a',
             Space::Files => b'f',
             Space::Devices => b'd',
+            Space::Draws => b'w',
         }
     }
 

@@ -334,11 +334,13 @@ pub fn say(text: &str, holder: NodeId, kind: FileKind) -> Markup {
 pub struct Photo {
     /// The file's name on the person's device (cleaned, shortened), for messages.
     pub name: String,
+    /// The form field it came in: `photo`, or a spot check's `snapshot-staff-attire`.
+    pub field: String,
     pub bytes: Bytes,
 }
 
 /// A `multipart/form-data` form: its text fields (the first of each name) and its photos (the
-/// parts named `photo` that carry a file).
+/// parts named `photo`, or `snapshot-…` in a spot check's form, that carry a file).
 #[derive(Debug, Default)]
 pub struct UploadForm {
     pub fields: std::collections::BTreeMap<String, String>,
@@ -372,9 +374,9 @@ pub async fn read_form(mut form: Multipart) -> Result<UploadForm, String> {
         let file_name = field.file_name().map(clean_name);
         let bytes = field.bytes().await.map_err(broken)?;
         match file_name {
-            Some(file_name) if name == "photo" => {
+            Some(file_name) if name == "photo" || name.starts_with("snapshot-") => {
                 if !(file_name.is_empty() && bytes.is_empty()) {
-                    out.photos.push(Photo { name: file_name, bytes });
+                    out.photos.push(Photo { name: file_name, field: name, bytes });
                 }
             }
             Some(_) => {}
@@ -465,7 +467,7 @@ mod tests {
     #[test]
     fn photos_are_checked_all_before_any_is_stored() {
         let png = Bytes::from_static(b"\x89PNG\r\n\x1a\n0000");
-        let photo = |name: &str, bytes: Bytes| Photo { name: name.into(), bytes };
+        let photo = |name: &str, bytes: Bytes| Photo { name: name.into(), field: "photo".into(), bytes };
         assert!(check_photos(&[photo("a.png", png.clone())]).is_ok());
         let why = check_photos(&[
             photo("a.png", png.clone()),

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod cases;
 pub mod devices;
 pub mod directives;
+pub mod draw;
 pub mod files;
 pub mod health;
 pub mod home;
@@ -53,6 +54,8 @@ pub fn routes() -> Router<AdminState> {
         .route(UPLOAD_PATH, post(cases::submit).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
         .route("/files/{r}", get(files::file))
         .route("/spot-checks", get(spot::page).post(spot::record))
+        .route("/spot-checks/worklist", get(draw::page))
+        .route(draw::RECORD_PATH, get(draw::form).post(draw::record).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
         .route("/directives", get(directives::page).post(directives::send))
         .route("/registry", get(registry::page))
         .route("/health", get(health::page))

@@ -54,6 +54,9 @@ async fn render(s: &AdminState, ctx: Ctx, period: Option<&str>, code: StatusCode
     };
     let names = |n: NodeId| crate::api::kit::name_of(s, n);
     let body = html! {
+        @if s.me.tier() == Tier::Province {
+            p { a.button href="/spot-checks/worklist" { "今日抽查名单" } " " span.muted { "每个工作日按各县区食堂数抽取，分给本单位的巡查员" } }
+        }
         form.inline method="get" action="/spot-checks" {
             label { "日期或月份" input name="period" value=(period) placeholder="2026-11 或 2026-11-30"; }
             button.plain type="submit" { "查看" }
@@ -134,7 +137,7 @@ fn parse_form(body: &str) -> Result<RecordSpotCheck, String> {
     if canteen.is_empty() {
         canteen = "main".into();
     }
-    Ok(RecordSpotCheck { school, canteen, failed, note, severity })
+    Ok(RecordSpotCheck { school, canteen, failed, note, severity, snapshots: Vec::new() })
 }
 
 /// The `k=v&k=v` pairs of a form body, decoded (a repeated key stays repeated).

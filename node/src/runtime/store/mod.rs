@@ -336,6 +336,7 @@ pub enum LocalSpace {
     Audit,
     Devices,
     Files,
+    Draws,
 }
 
 impl LocalSpace {
@@ -345,6 +346,7 @@ impl LocalSpace {
             LocalSpace::Audit => Space::Audit,
             LocalSpace::Devices => Space::Devices,
             LocalSpace::Files => Space::Files,
+            LocalSpace::Draws => Space::Draws,
         }
     }
 }
