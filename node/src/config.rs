@@ -106,6 +106,8 @@ pub use crate::runtime::files::FilesConfig;
 /// listen = "192.168.10.5:8443"
 /// # cert = "certs/web.pem"   # default: web.pem and web.key in the cert_dir, if there
 /// # key = "certs/web.key"
+/// # screen_map = "maps/hebei.json"   # the big screen's GeoJSON; without it a schematic grid
+/// # screen_refresh_s = 10            # how often the big screen redraws (5–3600 s)
 /// ```
 ///
 /// With a certificate the console is HTTPS. Plain HTTP only on a loopback address and only when no
@@ -120,6 +122,14 @@ pub struct ConsoleConfig {
     /// The certificate's private key (PEM); with `cert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
+    /// The big screen's map: a GeoJSON of the region (e.g. the province's cities, or a city's
+    /// counties), features named or coded (`adcode`) like the units. Without it the screen draws a
+    /// schematic grid of the units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_map: Option<PathBuf>,
+    /// How often the big screen asks for fresh data (seconds, 5–3600; 10 when not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_refresh_s: Option<u32>,
 }
 
 /// How a listener of the web certificate's (the console, the device intake) will listen:
@@ -199,6 +209,12 @@ fn plan_listener(
 }
 
 impl ConsoleConfig {
+    /// A console on `listen` with the web certificate of the cert dir (if any) and the big
+    /// screen's defaults.
+    pub fn new(listen: SocketAddr) -> ConsoleConfig {
+        ConsoleConfig { listen, cert: None, key: None, screen_map: None, screen_refresh_s: None }
+    }
+
     /// Decides HTTPS or HTTP (see [`plan_listener`]): with the web certificate, HTTPS; without
     /// one, plain HTTP on loopback only.
     pub fn plan(&self, cert_dir: &Path) -> anyhow::Result<ConsolePlan> {
@@ -442,6 +458,8 @@ mod tests {
             listen: listen.parse().unwrap(),
             cert: cert.map(Path::to_path_buf),
             key: key.map(Path::to_path_buf),
+            screen_map: None,
+            screen_refresh_s: None,
         }
     }
 

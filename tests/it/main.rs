@@ -11,6 +11,7 @@ mod browser_devices;
 mod browser_files;
 mod browser_health;
 mod browser_ledger;
+mod browser_screen;
 mod cases;
 mod cli;
 mod console;
