@@ -54,7 +54,13 @@ fn health_table(topo: &Topology, now: u64) -> HealthTable {
         let v = now - 60_000 + i as u64;
         t.put(HealthRow { node: e.id, version: v, part: Part::Report(report(now, i, e.id.tier() == Tier::School)) });
         if e.id != topo.root() {
-            let link = LinkView { phase: Phase::Up, since_ms: now - 3_600_000, heard_ms: now, reconnects: 0, disconnects: vec![] };
+            let link = LinkView {
+                phase: Phase::Up,
+                since_ms: now - 3_600_000,
+                heard_ms: now,
+                reconnects: 0,
+                disconnects: vec![],
+            };
             t.put(HealthRow { node: e.id, version: v, part: Part::Link(link) });
         }
     }
@@ -62,7 +68,12 @@ fn health_table(topo: &Topology, now: u64) -> HealthTable {
 }
 
 /// Fills `data_dir` as the province holds a month of Hebei; returns (events, cases opened).
-async fn fill_hebei(data_dir: &std::path::Path, topo: &Topology, month: Month, now: u64) -> anyhow::Result<(usize, usize)> {
+async fn fill_hebei(
+    data_dir: &std::path::Path,
+    topo: &Topology,
+    month: Month,
+    now: u64,
+) -> anyhow::Result<(usize, usize)> {
     let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(data_dir)?);
     let province = topo.root();
     let args = StoreArgs {
@@ -80,7 +91,9 @@ async fn fill_hebei(data_dir: &std::path::Path, topo: &Topology, month: Month, n
         // Its canteen, registered by the school.
         let change = RegistryChange {
             entity: EntityRef { kind: EntityKind::Canteen, node: *school, id: "main".into() },
-            op: RegistryOp::Upsert(EntityData::Canteen(Canteen { name: "学生食堂".into(), address: String::new() })),
+            op: RegistryOp::Upsert(EntityData::Canteen(Canteen {
+                name: "学生食堂".into(), address: String::new()
+            })),
         };
         log.push(*school, end - 29 * day, *school, Body::Registry(change));
         // A case left open: opened in the last 12 days, overdue after its 3 days, one in three
@@ -105,7 +118,12 @@ async fn fill_hebei(data_dir: &std::path::Path, topo: &Topology, month: Month, n
         let notice = CaseAction::IssueNotice { deadline_ms: deadline, text: "请按期整改。".into() };
         log.push(county, at, *school, Body::Case(CaseEvent { case, action: notice }));
         if deadline + 3_600_000 < end {
-            log.push(county, deadline + 3_600_000, *school, Body::Case(CaseEvent { case, action: CaseAction::MarkOverdue }));
+            log.push(
+                county,
+                deadline + 3_600_000,
+                *school,
+                Body::Case(CaseEvent { case, action: CaseAction::MarkOverdue }),
+            );
             if i % 3 == 0 && deadline + 2 * day < end {
                 let to = county.parent().unwrap_or(province);
                 let step = CaseAction::Escalate { to };
@@ -169,7 +187,12 @@ pub fn run(month: Month, samples: usize) -> anyhow::Result<()> {
     result
 }
 
-fn measure(topo: &Topology, certs: &std::path::Path, console: std::net::SocketAddr, samples: usize) -> anyhow::Result<()> {
+fn measure(
+    topo: &Topology,
+    certs: &std::path::Path,
+    console: std::net::SocketAddr,
+    samples: usize,
+) -> anyhow::Result<()> {
     let province = topo.root();
     let client = client::AdminClient::new(topo.get(province).context("no province")?.admin).expecting(province);
     let started = Instant::now();
@@ -191,7 +214,12 @@ fn measure(topo: &Topology, certs: &std::path::Path, console: std::net::SocketAd
     anyhow::ensure!(a.status == 303, "sign-in answered {}", a.status);
 
     let first = web.get("/screen/data")?;
-    anyhow::ensure!(first.status == 200, "/screen/data answered {}: {}", first.status, &first.body[..first.body.len().min(300)]);
+    anyhow::ensure!(
+        first.status == 200,
+        "/screen/data answered {}: {}",
+        first.status,
+        &first.body[..first.body.len().min(300)]
+    );
     let data: node::console::pages::screen::ScreenData = serde_json::from_str(&first.body)?;
     let h = &data.headline;
     println!(
@@ -230,8 +258,16 @@ fn measure(topo: &Topology, certs: &std::path::Path, console: std::net::SocketAd
     let max = server.iter().max().copied().unwrap_or_default();
     println!("  GET /screen/data, {samples} refreshes one after another:");
     println!("    server p50 {} p99 {} max {}; client p50 {} p99 {}", ms(p50), ms(p99), ms(max), ms(c50), ms(c99));
-    println!("    {bytes} bytes of JSON per refresh (uncompressed; every 10 s by default: {:.1} KB/min)", bytes as f64 * 6.0 / 1024.0);
-    for (path, what) in [("/screen", "the page"), ("/assets/screen.js", "its script"), ("/assets/screen.css", "its style"), ("/assets/echarts.min.js", "ECharts (cached a day)")] {
+    println!(
+        "    {bytes} bytes of JSON per refresh (uncompressed; every 10 s by default: {:.1} KB/min)",
+        bytes as f64 * 6.0 / 1024.0
+    );
+    for (path, what) in [
+        ("/screen", "the page"),
+        ("/assets/screen.js", "its script"),
+        ("/assets/screen.css", "its style"),
+        ("/assets/echarts.min.js", "ECharts (cached a day)"),
+    ] {
         let a = web.get(path)?;
         anyhow::ensure!(a.status == 200, "{path} answered {}", a.status);
         println!("    {what} {path}: {} bytes, {} server", a.body.len(), ms(a.server.unwrap_or_default()));

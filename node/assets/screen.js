@@ -9,6 +9,7 @@
   var charts = {};
   var region = null; // the GeoJSON, once registered
   var mapTried = false;
+  var mapMode = ''; // 'geo' or 'grid': a change of mode redraws the chart from nothing
   var TEXT = '#cfe3ff';
   var MUTED = '#7f9cc8';
   var LINE = 'rgba(31, 79, 154, .55)';
@@ -17,6 +18,8 @@
   function chart(id) {
     if (!charts[id]) {
       charts[id] = echarts.init(document.getElementById('chart-' + id), null, { renderer: 'canvas' });
+      // A wall screen redrawn every few seconds: no animation (nothing grows from zero again).
+      charts[id].setOption({ animation: false });
     }
     return charts[id];
   }
@@ -33,7 +36,7 @@
   }
 
   function empty(text) {
-    return { text: text || '暂无数据', left: 'center', top: 'middle', textStyle: { color: '#5f7ca8', fontSize: 18, fontWeight: 'normal' } };
+    return { show: true, text: text || '暂无数据', left: 'center', top: 'middle', textStyle: { color: '#5f7ca8', fontSize: 18, fontWeight: 'normal' } };
   }
 
   function axis(extra) {
@@ -82,7 +85,7 @@
         itemStyle: { color: new echarts.graphic.LinearGradient(0, 0, 1, 0, [{ offset: 0, color: '#1565c0' }, { offset: 1, color: '#4fd8ff' }]), borderRadius: [0, 4, 4, 0] },
         label: { show: true, position: 'right', color: TEXT, fontSize: 13 },
       }],
-    }, true);
+    });
   }
 
   function sources(d) {
@@ -105,7 +108,7 @@
           label: { show: false }, itemStyle: { borderColor: '#06122b', borderWidth: 1 },
         },
       ],
-    }, true);
+    });
   }
 
   function alerts(d) {
@@ -121,7 +124,7 @@
         lineStyle: { color: '#4fd8ff', width: 2 }, itemStyle: { color: '#4fd8ff' },
         areaStyle: { color: new echarts.graphic.LinearGradient(0, 0, 0, 1, [{ offset: 0, color: 'rgba(79, 216, 255, .45)' }, { offset: 1, color: 'rgba(79, 216, 255, 0)' }]) },
       }],
-    }, true);
+    });
   }
 
   function spot(d) {
@@ -146,7 +149,7 @@
         { name: '巡查次数', type: 'bar', data: d.spot_checked_by_day, barWidth: '50%', itemStyle: { color: 'rgba(45, 140, 255, .55)' } },
         { name: '合格率', type: 'line', yAxisIndex: 1, data: rate, connectNulls: true, smooth: true, symbolSize: 6, lineStyle: { color: '#4dd599', width: 2 }, itemStyle: { color: '#4dd599' } },
       ],
-    }, true);
+    });
   }
 
   // Camera access colours: the visual map's pieces (in %; -1 = not reported).
@@ -185,6 +188,8 @@
     var matched = units.map(function (u) { return { u: u, f: featureOf(u) }; }).filter(function (m) { return m.f; });
     if (region && matched.length > 0) {
       note.textContent = base + '地图：本单位配置的区域边界。';
+      var fresh = mapMode !== 'geo';
+      mapMode = 'geo';
       chart('map').setOption({
         title: { show: false },
         tooltip: { trigger: 'item', renderMode: 'richText', backgroundColor: 'rgba(6, 18, 43, .92)', borderColor: '#2d8cff', textStyle: { color: TEXT },
@@ -192,7 +197,14 @@
         visualMap: { type: 'piecewise', pieces: pieces, left: 16, bottom: 8, textStyle: { color: MUTED }, dimension: 0 },
         series: [{
           type: 'map', map: 'region', roam: false, layoutCenter: ['50%', '50%'], layoutSize: '95%',
-          label: { show: true, color: '#e8f3ff', fontSize: 13, formatter: function (p) { return p.data && p.data.u ? p.name + '\n' + unitLine(p.data.u) : p.name; } },
+          label: {
+            show: true,
+            formatter: function (p) { return p.data && p.data.u ? '{n|' + p.name + '}\n{s|' + unitLine(p.data.u) + '}' : '{s|' + p.name + '}'; },
+            rich: {
+              n: { color: '#ffffff', fontSize: 16, fontWeight: 'bold', lineHeight: 24, textShadowColor: 'rgba(0, 0, 0, .6)', textShadowBlur: 3 },
+              s: { color: '#f2f7ff', fontSize: 13, lineHeight: 18, textShadowColor: 'rgba(0, 0, 0, .6)', textShadowBlur: 3 },
+            },
+          },
           itemStyle: { areaColor: '#16305e', borderColor: '#5d8fd6', borderWidth: 1 },
           emphasis: { label: { color: '#fff' }, itemStyle: { areaColor: '#2d8cff' } },
           data: matched.map(function (m) {
@@ -201,14 +213,22 @@
             return item;
           }),
         }],
-      }, true);
+      }, fresh);
       return;
     }
     note.textContent = base + (wantMap && region ? '地图文件与下辖单位对不上，改用示意网格。' : '示意网格（未配置地图文件）。');
+    var again = mapMode !== 'grid';
+    mapMode = 'grid';
     var el = document.getElementById('chart-map');
     var w = el.clientWidth || 900, h = el.clientHeight || 500;
     var n = Math.max(units.length, 1);
-    var cols = Math.max(1, Math.round(Math.sqrt(n * w / h)));
+    // The columns whose cells are closest to 16:10 with the fewest empty cells.
+    var cols = 1, best = Infinity;
+    for (var c0 = 1; c0 <= n; c0++) {
+      var r0 = Math.ceil(n / c0);
+      var score = Math.abs(Math.log((w / c0) / (h / r0) / 1.6)) + 2 * (c0 * r0 - n) / n;
+      if (score < best) { best = score; cols = c0; }
+    }
     var rows = Math.ceil(n / cols);
     var size = n <= 16 ? 16 : n <= 48 ? 13 : n <= 120 ? 11 : 9;
     var xs = [], ys = [];
@@ -229,16 +249,21 @@
           item.itemStyle = u.open_cases > 0 ? { borderColor: '#ff5252', borderWidth: 3 } : { borderColor: '#06122b', borderWidth: 3 };
           return item;
         }),
+        // Rich text: the visual map colours the cells, never the words on them.
         label: {
-          show: true, color: '#fff', fontSize: size, lineHeight: size + 4,
+          show: true,
           formatter: function (p) {
             var u = p.data.u;
-            return n > 120 ? u.name.slice(0, 6) : u.name + '\n' + unitLine(u);
+            return n > 120 ? '{n|' + u.name.slice(0, 6) + '}' : '{n|' + u.name + '}\n{s|' + unitLine(u) + '}';
+          },
+          rich: {
+            n: { color: '#ffffff', fontSize: size + 1, fontWeight: 'bold', lineHeight: size + 8, textShadowColor: 'rgba(0, 0, 0, .6)', textShadowBlur: 3 },
+            s: { color: '#f2f7ff', fontSize: size - 1, lineHeight: size + 4, textShadowColor: 'rgba(0, 0, 0, .6)', textShadowBlur: 3 },
           },
         },
         emphasis: { itemStyle: { borderColor: '#fff' } },
       }],
-    }, true);
+    }, again);
   }
 
   function cases(d) {

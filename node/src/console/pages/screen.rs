@@ -18,11 +18,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, html};
+use protocol::AlertType;
 use protocol::case::CaseState;
 use protocol::health::{NodeState, derive_all};
 use protocol::people::Action;
 use protocol::spot::FocusArea;
-use protocol::AlertType;
 use serde::{Deserialize, Serialize};
 use topology::{NodeId, Tier};
 
@@ -35,7 +35,7 @@ use crate::runtime::store::rollup::{self, CASE_SOURCES, Metric};
 /// Days in the trends (today and the 29 before it).
 pub const TREND_DAYS: u32 = 30;
 /// Cases listed on the screen (escalated first, then overdue, then the newest).
-pub const CASE_ROWS: usize = 12;
+pub const CASE_ROWS: usize = 8;
 /// The refresh when the config names none, and its bounds.
 pub const REFRESH_S_DEFAULT: u32 = 10;
 pub const REFRESH_S_MIN: u32 = 5;
@@ -331,7 +331,9 @@ pub async fn screen_data(s: &AdminState) -> Result<ScreenData, String> {
     let (mut alerts_by_day, mut checked, mut passed) = (Vec::new(), Vec::new(), Vec::new());
     for d in first..=today {
         let at = mine.get(&d);
-        days.push(protocol::calendar::ChinaTime(protocol::calendar::day_start_ms(u64::from(d))).date()[5..].to_string());
+        days.push(
+            protocol::calendar::ChinaTime(protocol::calendar::day_start_ms(u64::from(d))).date()[5..].to_string(),
+        );
         alerts_by_day.push(alerts_of(at));
         checked.push(metric_of(at, Metric::SpotChecked));
         passed.push(metric_of(at, Metric::SpotPassed));
@@ -349,7 +351,10 @@ pub async fn screen_data(s: &AdminState) -> Result<ScreenData, String> {
     let alert_types =
         ranked(AlertType::all().map(|t| Count { name: t.zh().to_string(), count: total(Metric::Alert(t)) }).collect());
     let spot_problems = ranked(
-        FocusArea::ALL.iter().map(|a| Count { name: a.zh().to_string(), count: total(Metric::SpotFailed(*a)) }).collect(),
+        FocusArea::ALL
+            .iter()
+            .map(|a| Count { name: a.zh().to_string(), count: total(Metric::SpotFailed(*a)) })
+            .collect(),
     );
     let case_sources = ranked(
         CASE_SOURCES
@@ -373,7 +378,9 @@ pub async fn screen_data(s: &AdminState) -> Result<ScreenData, String> {
         }
         pressing.push(c);
     }
-    pressing.sort_by_key(|c| (std::cmp::Reverse(escalated(c)), std::cmp::Reverse(c.overdue), std::cmp::Reverse(c.opened_at_ms)));
+    pressing.sort_by_key(|c| {
+        (std::cmp::Reverse(escalated(c)), std::cmp::Reverse(c.overdue), std::cmp::Reverse(c.opened_at_ms))
+    });
     let cases = pressing
         .into_iter()
         .take(CASE_ROWS)
@@ -526,10 +533,11 @@ pub async fn map(State(s): State<AdminState>, ctx: Ctx) -> Response {
         return r;
     }
     match &s.screen.map {
-        Some(bytes) => {
-            ([(header::CONTENT_TYPE, "application/geo+json"), (header::CACHE_CONTROL, "private, max-age=3600")], bytes.to_vec())
-                .into_response()
-        }
+        Some(bytes) => (
+            [(header::CONTENT_TYPE, "application/geo+json"), (header::CACHE_CONTROL, "private, max-age=3600")],
+            bytes.to_vec(),
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "未配置地图文件（[console] screen_map）" })))
             .into_response(),
     }

@@ -162,7 +162,12 @@ fn units(me: NodeId, scope: NodeId) -> impl Iterator<Item = NodeId> {
 
 /// Puts into `b` the counters and canteen marks of `fresh` (events stored by this batch, each
 /// for the first time).
-pub(super) fn note(storage: &dyn Storage, b: &mut WriteBatch, me: NodeId, fresh: &[&Event]) -> Result<(), StorageError> {
+pub(super) fn note(
+    storage: &dyn Storage,
+    b: &mut WriteBatch,
+    me: NodeId,
+    fresh: &[&Event],
+) -> Result<(), StorageError> {
     let mut adds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     let mut canteens: HashMap<Vec<u8>, (Hlc, bool)> = HashMap::new();
     for e in fresh {
@@ -183,7 +188,9 @@ pub(super) fn note(storage: &dyn Storage, b: &mut WriteBatch, me: NodeId, fresh:
     }
     for (key, add) in adds {
         let had = match storage.get(Space::Index, &key)? {
-            Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| corrupt("daily counter", "not 8 bytes"))?),
+            Some(v) => {
+                u64::from_be_bytes(v.as_slice().try_into().map_err(|_| corrupt("daily counter", "not 8 bytes"))?)
+            }
             None => 0,
         };
         b.put(Space::Index, &key, (had + add).to_be_bytes().to_vec());
@@ -348,10 +355,16 @@ mod tests {
             ev("130104-S0001", 1, t0 + day_ms, "130104-S0001", alert(AlertType::Rodent, t0 + day_ms)),
             ev("130102", 1, t0, "130102-S0001", Body::SpotCheck(check(false))),
             ev("130102", 2, t0, "130102-S0002", Body::SpotCheck(check(true))),
-            ev("130102-S0001", 3, t0, "130102-S0001", canteen(RegistryOp::Upsert(EntityData::Canteen(Canteen {
-                name: "一食堂".into(),
-                address: String::new(),
-            })))),
+            ev(
+                "130102-S0001",
+                3,
+                t0,
+                "130102-S0001",
+                canteen(RegistryOp::Upsert(EntityData::Canteen(Canteen {
+                    name: "一食堂".into(),
+                    address: String::new(),
+                }))),
+            ),
         ];
         // In two batches: the second adds to what the first stored.
         write(&st, me, &events[..1]);
@@ -370,9 +383,17 @@ mod tests {
         assert_eq!(canteens(&st, me).unwrap(), BTreeMap::from([(id("130102-S0001"), 1)]));
 
         // A removal older than the upsert changes nothing; a newer one removes it.
-        write(&st, me, &[ev("130102-S0001", 4, t0 - 5, "130102-S0001", canteen(RegistryOp::Remove { reason: "x".into() }))]);
+        write(
+            &st,
+            me,
+            &[ev("130102-S0001", 4, t0 - 5, "130102-S0001", canteen(RegistryOp::Remove { reason: "x".into() }))],
+        );
         assert_eq!(canteens(&st, me).unwrap().len(), 1);
-        write(&st, me, &[ev("130102-S0001", 5, t0 + 5, "130102-S0001", canteen(RegistryOp::Remove { reason: "x".into() }))]);
+        write(
+            &st,
+            me,
+            &[ev("130102-S0001", 5, t0 + 5, "130102-S0001", canteen(RegistryOp::Remove { reason: "x".into() }))],
+        );
         assert!(canteens(&st, me).unwrap().is_empty());
 
         // Built from the events alone, the counters are the same.
