@@ -44,7 +44,7 @@ fn report(now: u64, i: usize, school: bool) -> SelfReport {
         cert_days_left: Some(400),
         disk_bytes: Some(180 << 20),
         restoring: false,
-        cameras: school.then_some((8, if i % 5 == 0 { 7 } else { 8 })),
+        cameras: school.then_some((8, if i.is_multiple_of(5) { 7 } else { 8 })),
     }
 }
 
@@ -98,7 +98,7 @@ async fn fill_hebei(
         log.push(*school, end - 29 * day, *school, Body::Registry(change));
         // A case left open: opened in the last 12 days, overdue after its 3 days, one in three
         // of the overdue escalated to the city (督办).
-        if i % OPEN_CASE_EVERY != 0 {
+        if !i.is_multiple_of(OPEN_CASE_EVERY) {
             continue;
         }
         let county = school.parent().unwrap_or(province);
@@ -124,7 +124,7 @@ async fn fill_hebei(
                 *school,
                 Body::Case(CaseEvent { case, action: CaseAction::MarkOverdue }),
             );
-            if i % 3 == 0 && deadline + 2 * day < end {
+            if i.is_multiple_of(3) && deadline + 2 * day < end {
                 let to = county.parent().unwrap_or(province);
                 let step = CaseAction::Escalate { to };
                 log.push(county, deadline + 2 * day, *school, Body::Case(CaseEvent { case, action: step }));

@@ -122,7 +122,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     };
     // And the big screen's settings (its map file read and checked once, here).
     let screen = match &cfg.console {
-        Some(c) => crate::console::pages::screen::ScreenSetup::load(c.screen_refresh_s, c.screen_map.as_deref())
+        Some(c) => crate::config::ScreenSetup::load(c.screen_refresh_s, c.screen_map.as_deref())
             .map_err(|e| anyhow::anyhow!("node {me}: {e}"))?,
         None => Default::default(),
     };

@@ -10,8 +10,6 @@
 //! report — so a county's screen keeps working while the province is unreachable.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -36,79 +34,6 @@ use crate::runtime::store::rollup::{self, CASE_SOURCES, Metric};
 pub const TREND_DAYS: u32 = 30;
 /// Cases listed on the screen (escalated first, then overdue, then the newest).
 pub const CASE_ROWS: usize = 8;
-/// The refresh when the config names none, and its bounds.
-pub const REFRESH_S_DEFAULT: u32 = 10;
-pub const REFRESH_S_MIN: u32 = 5;
-pub const REFRESH_S_MAX: u32 = 3600;
-/// The largest GeoJSON file the node loads.
-pub const MAP_BYTES_MAX: u64 = 64 << 20;
-
-/// The big screen's settings, loaded at start from `[console] screen_refresh_s` and `screen_map`.
-#[derive(Clone, Debug)]
-pub struct ScreenSetup {
-    pub refresh_s: u32,
-    /// The region's GeoJSON, checked at start, served as it is.
-    pub map: Option<Arc<Vec<u8>>>,
-}
-
-impl Default for ScreenSetup {
-    fn default() -> ScreenSetup {
-        ScreenSetup { refresh_s: REFRESH_S_DEFAULT, map: None }
-    }
-}
-
-impl ScreenSetup {
-    /// Loads and checks the settings; a refusal says in Chinese what is wrong and what to do.
-    pub fn load(refresh_s: Option<u32>, map: Option<&Path>) -> Result<ScreenSetup, String> {
-        let refresh_s = refresh_s.unwrap_or(REFRESH_S_DEFAULT);
-        if !(REFRESH_S_MIN..=REFRESH_S_MAX).contains(&refresh_s) {
-            return Err(format!(
-                "[console] screen_refresh_s = {refresh_s}：大屏刷新间隔须在 {REFRESH_S_MIN} 到 {REFRESH_S_MAX} 秒之间"
-            ));
-        }
-        let map = match map {
-            None => None,
-            Some(p) => Some(Arc::new(check_map(p)?)),
-        };
-        Ok(ScreenSetup { refresh_s, map })
-    }
-}
-
-/// Reads a GeoJSON file and checks that ECharts can draw it: a `FeatureCollection` whose features
-/// have a name or an administrative code (`adcode`) to match the units by.
-pub fn check_map(p: &Path) -> Result<Vec<u8>, String> {
-    let at = p.display();
-    let meta = std::fs::metadata(p).map_err(|e| format!("[console] screen_map = {at}：无法读取地图文件（{e}）"))?;
-    if meta.len() > MAP_BYTES_MAX {
-        return Err(format!("[console] screen_map = {at}：地图文件超过 {} MiB 的上限", MAP_BYTES_MAX >> 20));
-    }
-    let bytes = std::fs::read(p).map_err(|e| format!("[console] screen_map = {at}：无法读取地图文件（{e}）"))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("[console] screen_map = {at}：不是有效的 GeoJSON（JSON 格式错误：{e}）"))?;
-    if v.get("type").and_then(|t| t.as_str()) != Some("FeatureCollection") {
-        return Err(format!("[console] screen_map = {at}：GeoJSON 的 type 须为 FeatureCollection"));
-    }
-    let features = v.get("features").and_then(|f| f.as_array()).filter(|f| !f.is_empty());
-    let Some(features) = features else {
-        return Err(format!("[console] screen_map = {at}：GeoJSON 中没有任何区域（features 为空）"));
-    };
-    for (i, f) in features.iter().enumerate() {
-        let props = f.get("properties");
-        let named = props.and_then(|p| p.get("name")).and_then(|n| n.as_str()).is_some_and(|n| !n.is_empty());
-        let coded = props.and_then(|p| p.get("adcode")).is_some_and(|c| c.is_number() || c.is_string());
-        if !named && !coded {
-            return Err(format!(
-                "[console] screen_map = {at}：第 {} 个区域没有 properties.name 或 properties.adcode，无法与单位对应",
-                i + 1
-            ));
-        }
-        if f.get("geometry").and_then(|g| g.get("type")).is_none() {
-            return Err(format!("[console] screen_map = {at}：第 {} 个区域没有 geometry", i + 1));
-        }
-    }
-    Ok(bytes)
-}
-
 /// One number and its label.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Count {
@@ -418,23 +343,23 @@ pub async fn screen_data(s: &AdminState) -> Result<ScreenData, String> {
     })
 }
 
-/// Whether the person may open the screen here: a supervising unit's account with the action.
-fn refuse(ctx: Ctx) -> Result<Ctx, Response> {
+/// Why the person may not open the screen here (`None`: they may): only a supervising unit's
+/// accounts with the action.
+fn refusal(ctx: &Ctx) -> Option<&'static str> {
     if ctx.0.me.tier() == Tier::School {
-        return Err(forbidden(ctx, Nav::Screen, "监管大屏只在省、市、县监管单位提供，学校没有大屏。"));
+        return Some("监管大屏只在省、市、县监管单位提供，学校没有大屏。");
     }
     if !ctx.may(Action::ViewScreen) {
-        return Err(forbidden(ctx, Nav::Screen, "您的角色不能查看监管大屏。"));
+        return Some("您的角色不能查看监管大屏。");
     }
-    Ok(ctx)
+    None
 }
 
 /// `GET /screen`: the page. The script draws it from `/screen/data`.
 pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
-    let ctx = match refuse(ctx) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    if let Some(why) = refusal(&ctx) {
+        return forbidden(ctx, Nav::Screen, why);
+    }
     let name = &ctx.0.unit_name;
     let title = format!("{name}明厨亮灶智慧监管大屏");
     let panel = |id: &str, title: &str| {
@@ -517,9 +442,8 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
 
 /// `GET /screen/data`: the JSON the page redraws from.
 pub async fn data(State(s): State<AdminState>, ctx: Ctx) -> Response {
-    if let Err(r) = refuse(ctx) {
-        let (parts, _) = r.into_parts();
-        return (parts.status, Json(serde_json::json!({ "error": "无权查看监管大屏" }))).into_response();
+    if let Some(why) = refusal(&ctx) {
+        return (StatusCode::FORBIDDEN, Json(serde_json::json!({ "error": why }))).into_response();
     }
     match screen_data(&s).await {
         Ok(d) => Json(d).into_response(),
@@ -529,8 +453,8 @@ pub async fn data(State(s): State<AdminState>, ctx: Ctx) -> Response {
 
 /// `GET /screen/map.json`: the configured GeoJSON (404 when none is).
 pub async fn map(State(s): State<AdminState>, ctx: Ctx) -> Response {
-    if let Err(r) = refuse(ctx) {
-        return r;
+    if let Some(why) = refusal(&ctx) {
+        return forbidden(ctx, Nav::Screen, why);
     }
     match &s.screen.map {
         Some(bytes) => (
@@ -540,39 +464,5 @@ pub async fn map(State(s): State<AdminState>, ctx: Ctx) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "未配置地图文件（[console] screen_map）" })))
             .into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("map.json");
-        std::fs::write(&p, text).unwrap();
-        (dir, p)
-    }
-
-    #[test]
-    fn a_map_file_is_checked_with_chinese_reasons() {
-        let good = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"adcode":130100,"name":"石家庄市"},"geometry":{"type":"Polygon","coordinates":[[[114,38],[115,38],[115,39],[114,38]]]}}]}"#;
-        let (_d, p) = write(good);
-        assert!(ScreenSetup::load(None, Some(&p)).unwrap().map.is_some());
-        for (text, says) in [
-            ("not json", "JSON 格式错误"),
-            (r#"{"type":"Feature"}"#, "FeatureCollection"),
-            (r#"{"type":"FeatureCollection","features":[]}"#, "features 为空"),
-            (r#"{"type":"FeatureCollection","features":[{"properties":{},"geometry":{"type":"Point"}}]}"#, "adcode"),
-            (r#"{"type":"FeatureCollection","features":[{"properties":{"name":"x"}}]}"#, "geometry"),
-        ] {
-            let (_d, p) = write(text);
-            let e = ScreenSetup::load(None, Some(&p)).unwrap_err();
-            assert!(e.contains(says) && e.contains("screen_map"), "{text}: {e}");
-        }
-        let e = ScreenSetup::load(None, Some(Path::new("/nonexistent/map.json"))).unwrap_err();
-        assert!(e.contains("无法读取"), "{e}");
-        assert!(ScreenSetup::load(Some(2), None).unwrap_err().contains("刷新间隔"));
-        assert_eq!(ScreenSetup::load(None, None).unwrap().refresh_s, REFRESH_S_DEFAULT);
     }
 }
