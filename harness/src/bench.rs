@@ -66,6 +66,15 @@ pub struct BenchArgs {
     pub health: bool,
     #[arg(long, default_value_t = 20)]
     pub health_samples: usize,
+    /// Only measure the big screen's data (`GET /screen/data`) at the province over a month of
+    /// all of Hebei (17,183 schools, --screen-alerts alerts). No federation.
+    #[arg(long)]
+    pub screen: bool,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub screen_alerts: usize,
+    /// Refreshes asked.
+    #[arg(long, default_value_t = 100)]
+    pub screen_samples: usize,
 }
 
 /// How long the throughput phase waits for the province to hold everything.
@@ -100,6 +109,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.health {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
         return crate::bench_health::run(args.health_samples);
+    }
+    if args.screen {
+        println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
+        let month = crate::bench_console::Month { alerts: args.screen_alerts, ..Default::default() };
+        return crate::bench_screen::run(month, args.screen_samples);
     }
     if args.console {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());

@@ -61,12 +61,12 @@ fn alert(n: u64, at_ms: u64) -> AlertRaised {
 
 /// Per origin, its events in seq order (seq assigned as they are pushed).
 #[derive(Default)]
-struct Log {
-    by_origin: BTreeMap<NodeId, Vec<Event>>,
+pub(crate) struct Log {
+    pub(crate) by_origin: BTreeMap<NodeId, Vec<Event>>,
 }
 
 impl Log {
-    fn push(&mut self, origin: NodeId, at_ms: u64, scope: NodeId, body: Body) -> EventId {
+    pub(crate) fn push(&mut self, origin: NodeId, at_ms: u64, scope: NodeId, body: Body) -> EventId {
         let list = self.by_origin.entry(origin).or_default();
         let seq = list.len() as u64 + 1;
         list.push(Event { by: None, origin, seq, hlc: Hlc { wall_ms: at_ms, logical: 0 }, scope, body });
@@ -91,7 +91,7 @@ enum Job {
 
 /// The month's events of `topology`'s schools, as their schools and counties wrote them: every
 /// origin's events in time order, as a node writes its own.
-fn month_of_work(topology: &Topology, month: Month, end_ms: u64) -> (Log, usize) {
+pub(crate) fn month_of_work(topology: &Topology, month: Month, end_ms: u64) -> (Log, usize) {
     let province = topology.root();
     let schools: Vec<NodeId> = topology.subtree(province).map(|e| e.id).filter(|n| n.tier() == Tier::School).collect();
     let span = month.days * 86_400_000;
@@ -202,7 +202,7 @@ fn month_of_work(topology: &Topology, month: Month, end_ms: u64) -> (Log, usize)
 }
 
 /// Stores the log at the province, origin by origin, in batches (as links deliver them).
-async fn fill(store: &ActorRef<StoreMsg>, mut log: Log) -> anyhow::Result<usize> {
+pub(crate) async fn fill(store: &ActorRef<StoreMsg>, mut log: Log) -> anyhow::Result<usize> {
     let mut total = 0;
     for (origin, events) in std::mem::take(&mut log.by_origin) {
         for chunk in events.chunks(FILL_BATCH) {
@@ -261,22 +261,22 @@ pub fn time_n(n: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Re
 }
 
 /// An HTTPS client of one console that trusts only the federation's CA and keeps its cookies.
-struct Web {
+pub(crate) struct Web {
     agent: ureq::Agent,
     base: String,
     cookies: BTreeMap<String, String>,
 }
 
 /// One answer: status, the server's own time, what the client waited, the body.
-struct Answer {
-    status: u16,
-    server: Option<Duration>,
-    waited: Duration,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) server: Option<Duration>,
+    pub(crate) waited: Duration,
+    pub(crate) body: String,
 }
 
 impl Web {
-    fn new(ca_pem: &std::path::Path, base: String) -> anyhow::Result<Web> {
+    pub(crate) fn new(ca_pem: &std::path::Path, base: String) -> anyhow::Result<Web> {
         let pem = std::fs::read(ca_pem)?;
         let ca = ureq::tls::Certificate::from_pem(&pem)?;
         let tls = ureq::tls::TlsConfig::builder()
@@ -320,7 +320,7 @@ impl Web {
         Ok(Answer { status: resp.status().as_u16(), server, waited: t.elapsed(), body })
     }
 
-    fn get(&mut self, path: &str) -> anyhow::Result<Answer> {
+    pub(crate) fn get(&mut self, path: &str) -> anyhow::Result<Answer> {
         let t = Instant::now();
         let r = self.agent.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).call();
         self.read(t, r)
@@ -337,7 +337,7 @@ impl Web {
     }
 
     /// Signs in through the form; the answer of the POST.
-    fn sign_in(&mut self, account: &str, password: &str) -> anyhow::Result<Answer> {
+    pub(crate) fn sign_in(&mut self, account: &str, password: &str) -> anyhow::Result<Answer> {
         self.cookies.clear();
         let form = self.get("/sign-in")?;
         let csrf = form

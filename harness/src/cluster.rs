@@ -139,7 +139,7 @@ impl Cluster {
             let mut cfg =
                 NodeConfig::new(e.id, topology_path.clone(), dir.join("data").join(e.id.to_string()), cert_dir.clone());
             let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), console_base + i as u16);
-            cfg.console = Some(ConsoleConfig { listen, cert: None, key: None });
+            cfg.console = Some(ConsoleConfig::new(listen));
             consoles.insert(e.id, listen);
             std::fs::write(dir.join(format!("{}.toml", e.id)), toml::to_string(&cfg)?)?;
         }
@@ -209,7 +209,7 @@ impl Cluster {
         let mut cfg = NodeConfig::new(id, self.topology_path.clone(), self.data_dir(id), self.cert_dir.clone());
         (cfg.quic_addr, cfg.admin_addr) = (Some(quic), Some(admin));
         let console = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_tcp_ports(1)?);
-        cfg.console = Some(ConsoleConfig { listen: console, cert: None, key: None });
+        cfg.console = Some(ConsoleConfig::new(console));
         // The same check the node makes when it starts (the parent is there, the addresses are free).
         node::config::add_joining_node(&mut self.topology.clone(), &cfg)?;
         std::fs::write(self.config_path(id), toml::to_string(&cfg)?)?;

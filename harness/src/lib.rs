@@ -8,5 +8,6 @@ pub mod bench_console;
 pub mod bench_health;
 pub mod bench_listing;
 pub mod bench_outage;
+pub mod bench_screen;
 pub mod cluster;
 pub mod demo;

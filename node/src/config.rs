@@ -106,6 +106,8 @@ pub use crate::runtime::files::FilesConfig;
 /// listen = "192.168.10.5:8443"
 /// # cert = "certs/web.pem"   # default: web.pem and web.key in the cert_dir, if there
 /// # key = "certs/web.key"
+/// # screen_map = "maps/hebei.json"   # the big screen's GeoJSON; without it a schematic grid
+/// # screen_refresh_s = 10            # how often the big screen redraws (5–3600 s)
 /// ```
 ///
 /// With a certificate the console is HTTPS. Plain HTTP only on a loopback address and only when no
@@ -120,6 +122,14 @@ pub struct ConsoleConfig {
     /// The certificate's private key (PEM); with `cert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
+    /// The big screen's map: a GeoJSON of the region (e.g. the province's cities, or a city's
+    /// counties), features named or coded (`adcode`) like the units. Without it the screen draws a
+    /// schematic grid of the units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_map: Option<PathBuf>,
+    /// How often the big screen asks for fresh data (seconds, 5–3600; 10 when not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_refresh_s: Option<u32>,
 }
 
 /// How a listener of the web certificate's (the console, the device intake) will listen:
@@ -199,6 +209,12 @@ fn plan_listener(
 }
 
 impl ConsoleConfig {
+    /// A console on `listen` with the web certificate of the cert dir (if any) and the big
+    /// screen's defaults.
+    pub fn new(listen: SocketAddr) -> ConsoleConfig {
+        ConsoleConfig { listen, cert: None, key: None, screen_map: None, screen_refresh_s: None }
+    }
+
     /// Decides HTTPS or HTTP (see [`plan_listener`]): with the web certificate, HTTPS; without
     /// one, plain HTTP on loopback only.
     pub fn plan(&self, cert_dir: &Path) -> anyhow::Result<ConsolePlan> {
@@ -433,6 +449,81 @@ pub fn admin_token_path(admin: SocketAddr) -> PathBuf {
     dir.join(format!("admin-{}-{}.token", admin.ip(), admin.port()))
 }
 
+// The big screen (监管大屏): its settings as loaded at start (see `[console] screen_map`).
+
+/// The refresh when the config names none, and its bounds.
+pub const SCREEN_REFRESH_S_DEFAULT: u32 = 10;
+pub const SCREEN_REFRESH_S_MIN: u32 = 5;
+pub const SCREEN_REFRESH_S_MAX: u32 = 3600;
+/// The largest GeoJSON file the node loads.
+pub const SCREEN_MAP_BYTES_MAX: u64 = 64 << 20;
+
+/// The big screen's settings, loaded at start from `[console] screen_refresh_s` and `screen_map`.
+#[derive(Clone, Debug)]
+pub struct ScreenSetup {
+    pub refresh_s: u32,
+    /// The region's GeoJSON, checked at start, served as it is.
+    pub map: Option<std::sync::Arc<Vec<u8>>>,
+}
+
+impl Default for ScreenSetup {
+    fn default() -> ScreenSetup {
+        ScreenSetup { refresh_s: SCREEN_REFRESH_S_DEFAULT, map: None }
+    }
+}
+
+impl ScreenSetup {
+    /// Loads and checks the settings; a refusal says in Chinese what is wrong and what to do.
+    pub fn load(refresh_s: Option<u32>, map: Option<&Path>) -> Result<ScreenSetup, String> {
+        let refresh_s = refresh_s.unwrap_or(SCREEN_REFRESH_S_DEFAULT);
+        if !(SCREEN_REFRESH_S_MIN..=SCREEN_REFRESH_S_MAX).contains(&refresh_s) {
+            return Err(format!(
+                "[console] screen_refresh_s = {refresh_s}：大屏刷新间隔须在 {SCREEN_REFRESH_S_MIN} 到 {SCREEN_REFRESH_S_MAX} 秒之间"
+            ));
+        }
+        let map = match map {
+            None => None,
+            Some(p) => Some(std::sync::Arc::new(check_map(p)?)),
+        };
+        Ok(ScreenSetup { refresh_s, map })
+    }
+}
+
+/// Reads a GeoJSON file and checks that ECharts can draw it: a `FeatureCollection` whose features
+/// have a name or an administrative code (`adcode`) to match the units by.
+pub fn check_map(p: &Path) -> Result<Vec<u8>, String> {
+    let at = p.display();
+    let meta = std::fs::metadata(p).map_err(|e| format!("[console] screen_map = {at}：无法读取地图文件（{e}）"))?;
+    if meta.len() > SCREEN_MAP_BYTES_MAX {
+        return Err(format!("[console] screen_map = {at}：地图文件超过 {} MiB 的上限", SCREEN_MAP_BYTES_MAX >> 20));
+    }
+    let bytes = std::fs::read(p).map_err(|e| format!("[console] screen_map = {at}：无法读取地图文件（{e}）"))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("[console] screen_map = {at}：不是有效的 GeoJSON（JSON 格式错误：{e}）"))?;
+    if v.get("type").and_then(|t| t.as_str()) != Some("FeatureCollection") {
+        return Err(format!("[console] screen_map = {at}：GeoJSON 的 type 须为 FeatureCollection"));
+    }
+    let features = v.get("features").and_then(|f| f.as_array()).filter(|f| !f.is_empty());
+    let Some(features) = features else {
+        return Err(format!("[console] screen_map = {at}：GeoJSON 中没有任何区域（features 为空）"));
+    };
+    for (i, f) in features.iter().enumerate() {
+        let props = f.get("properties");
+        let named = props.and_then(|p| p.get("name")).and_then(|n| n.as_str()).is_some_and(|n| !n.is_empty());
+        let coded = props.and_then(|p| p.get("adcode")).is_some_and(|c| c.is_number() || c.is_string());
+        if !named && !coded {
+            return Err(format!(
+                "[console] screen_map = {at}：第 {} 个区域没有 properties.name 或 properties.adcode，无法与单位对应",
+                i + 1
+            ));
+        }
+        if f.get("geometry").and_then(|g| g.get("type")).is_none() {
+            return Err(format!("[console] screen_map = {at}：第 {} 个区域没有 geometry", i + 1));
+        }
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,6 +533,8 @@ mod tests {
             listen: listen.parse().unwrap(),
             cert: cert.map(Path::to_path_buf),
             key: key.map(Path::to_path_buf),
+            screen_map: None,
+            screen_refresh_s: None,
         }
     }
 
@@ -525,5 +618,39 @@ mod tests {
         assert_eq!(again, cfg);
         std::fs::write(&path, text.replace("listen", "lisen")).unwrap();
         assert!(format!("{:#}", NodeConfig::load(&path).unwrap_err()).contains("lisen"));
+    }
+}
+
+#[cfg(test)]
+mod screen_tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("map.json");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn a_map_file_is_checked_with_chinese_reasons() {
+        let good = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"adcode":130100,"name":"石家庄市"},"geometry":{"type":"Polygon","coordinates":[[[114,38],[115,38],[115,39],[114,38]]]}}]}"#;
+        let (_d, p) = write(good);
+        assert!(ScreenSetup::load(None, Some(&p)).unwrap().map.is_some());
+        for (text, says) in [
+            ("not json", "JSON 格式错误"),
+            (r#"{"type":"Feature"}"#, "FeatureCollection"),
+            (r#"{"type":"FeatureCollection","features":[]}"#, "features 为空"),
+            (r#"{"type":"FeatureCollection","features":[{"properties":{},"geometry":{"type":"Point"}}]}"#, "adcode"),
+            (r#"{"type":"FeatureCollection","features":[{"properties":{"name":"x"}}]}"#, "geometry"),
+        ] {
+            let (_d, p) = write(text);
+            let e = ScreenSetup::load(None, Some(&p)).unwrap_err();
+            assert!(e.contains(says) && e.contains("screen_map"), "{text}: {e}");
+        }
+        let e = ScreenSetup::load(None, Some(Path::new("/nonexistent/map.json"))).unwrap_err();
+        assert!(e.contains("无法读取"), "{e}");
+        assert!(ScreenSetup::load(Some(2), None).unwrap_err().contains("刷新间隔"));
+        assert_eq!(ScreenSetup::load(None, None).unwrap().refresh_s, SCREEN_REFRESH_S_DEFAULT);
     }
 }

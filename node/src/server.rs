@@ -120,6 +120,12 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         }
         None => None,
     };
+    // And the big screen's settings (its map file read and checked once, here).
+    let screen = match &cfg.console {
+        Some(c) => crate::config::ScreenSetup::load(c.screen_refresh_s, c.screen_map.as_deref())
+            .map_err(|e| anyhow::anyhow!("node {me}: {e}"))?,
+        None => Default::default(),
+    };
     // So are the device intake's (a school's only).
     let devices_plan = match &cfg.devices {
         Some(d) => {
@@ -219,6 +225,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         intake_url: devices_plan
             .as_ref()
             .map(|(plan, tls, ..)| format!("{}://{}", if tls.is_some() { "https" } else { "http" }, plan.listen)),
+        screen,
     };
     let app = router(state.clone());
     let admin_task = tokio::spawn(async move {

@@ -137,10 +137,12 @@ pub enum Action {
     /// Register, revoke and re-key the school's devices (AI boxes, video recorders) that feed its
     /// node detections and camera heartbeats.
     ManageDevices,
+    /// Open the big screen (监管大屏) of a supervising unit: its subtree at a glance.
+    ViewScreen,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::ViewSubtree,
         Action::ViewParentPage,
         Action::ManageAccounts,
@@ -153,6 +155,7 @@ impl Action {
         Action::EditRegistry,
         Action::KeepLedgers,
         Action::ManageDevices,
+        Action::ViewScreen,
     ];
 
     /// What a refusal calls it: `确认或判定告警`.
@@ -170,25 +173,26 @@ impl Action {
             Action::EditRegistry => "登记单位、食堂、摄像头、人员",
             Action::KeepLedgers => "填报食品安全台账",
             Action::ManageDevices => "管理设备（AI 分析盒、硬盘录像机）",
+            Action::ViewScreen => "查看监管大屏",
         }
     }
 }
 
 /// The permission table: which role may take which action (at a unit where the role exists).
 /// One row per role; the order of the columns is [`Action::ALL`]'s.
-const TABLE: [(Role, [bool; 12]); 7] = {
+const TABLE: [(Role, [bool; 13]); 7] = {
     // Columns: view, parent page, accounts, settings, judge, supervise, answer, spot, directive,
-    // registry, ledgers, devices.
+    // registry, ledgers, devices, big screen.
     const T: bool = true;
     const F: bool = false;
     [
-        (Role::Admin, [T, F, T, T, F, F, F, F, F, T, F, F]),
-        (Role::Supervisor, [T, F, F, F, T, T, F, F, T, F, F, F]),
-        (Role::Inspector, [T, F, F, F, F, F, F, T, F, F, F, F]),
-        (Role::Viewer, [T, F, F, F, F, F, F, F, F, F, F, F]),
-        (Role::Principal, [T, F, T, F, F, F, T, F, F, F, T, T]),
-        (Role::SafetyOfficer, [T, F, F, F, T, F, F, F, F, T, T, T]),
-        (Role::Parent, [F, T, F, F, F, F, F, F, F, F, F, F]),
+        (Role::Admin, [T, F, T, T, F, F, F, F, F, T, F, F, T]),
+        (Role::Supervisor, [T, F, F, F, T, T, F, F, T, F, F, F, T]),
+        (Role::Inspector, [T, F, F, F, F, F, F, T, F, F, F, F, T]),
+        (Role::Viewer, [T, F, F, F, F, F, F, F, F, F, F, F, T]),
+        (Role::Principal, [T, F, T, F, F, F, T, F, F, F, T, T, F]),
+        (Role::SafetyOfficer, [T, F, F, F, T, F, F, F, F, T, T, T, F]),
+        (Role::Parent, [F, T, F, F, F, F, F, F, F, F, F, F, F]),
     ]
 };
 
@@ -302,13 +306,15 @@ mod tests {
             let supervising_tier = supervising.contains(&tier);
             match role {
                 Role::Admin => {
-                    supervising_tier && matches!(action, ViewSubtree | ManageAccounts | ChangeSettings | EditRegistry)
+                    supervising_tier
+                        && matches!(action, ViewSubtree | ManageAccounts | ChangeSettings | EditRegistry | ViewScreen)
                 }
                 Role::Supervisor => {
-                    supervising_tier && matches!(action, ViewSubtree | JudgeAlert | SuperviseCase | SendDirective)
+                    supervising_tier
+                        && matches!(action, ViewSubtree | JudgeAlert | SuperviseCase | SendDirective | ViewScreen)
                 }
-                Role::Inspector => supervising_tier && matches!(action, ViewSubtree | RecordSpotCheck),
-                Role::Viewer => supervising_tier && action == ViewSubtree,
+                Role::Inspector => supervising_tier && matches!(action, ViewSubtree | RecordSpotCheck | ViewScreen),
+                Role::Viewer => supervising_tier && matches!(action, ViewSubtree | ViewScreen),
                 Role::Principal => {
                     tier == Tier::School
                         && matches!(action, ViewSubtree | ManageAccounts | AnswerCase | KeepLedgers | ManageDevices)
@@ -333,7 +339,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 7 * 4 * 12);
+        assert_eq!(checked, 7 * 4 * 13);
     }
 
     #[test]

@@ -231,6 +231,33 @@ impl Browser {
         self.rt.block_on(async { self.client().find(Locator::Css(css)).await?.text().await }).unwrap_or_default()
     }
 
+    /// Resizes the window so that the page itself gets `width` × `height` (a wall screen's
+    /// 1920 × 1080), whatever the browser's frame takes.
+    pub fn viewport(&self, width: u32, height: u32) {
+        self.window(width, height);
+        let inner = "return [window.innerWidth, window.innerHeight]";
+        let got = self.rt.block_on(self.client().execute(inner, vec![])).unwrap_or_default();
+        let (w, h) = (got[0].as_u64().unwrap_or(0) as u32, got[1].as_u64().unwrap_or(0) as u32);
+        if (w, h) != (width, height) && w > 0 && h > 0 {
+            self.window(width + width.saturating_sub(w), height + height.saturating_sub(h));
+        }
+    }
+
+    /// How many elements `css` names.
+    pub fn count(&self, css: &str) -> usize {
+        let script = "return document.querySelectorAll(arguments[0]).length";
+        let n = self.rt.block_on(self.client().execute(script, vec![json!(css)]));
+        n.ok().and_then(|v| v.as_u64()).unwrap_or(0) as usize
+    }
+
+    /// The attribute `name` of the first element `css` names ("" when there is none).
+    pub fn attr(&self, css: &str, name: &str) -> String {
+        let script =
+            "var e = document.querySelector(arguments[0]); return e ? (e.getAttribute(arguments[1]) || '') : ''";
+        let v = self.rt.block_on(self.client().execute(script, vec![json!(css), json!(name)]));
+        v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+
     /// Saves what the browser shows to `target/screenshots/<name>.png`; returns the path.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.rt.block_on(self.client().screenshot()).unwrap();

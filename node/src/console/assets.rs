@@ -17,6 +17,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
                 Some("js") => "text/javascript; charset=utf-8",
                 Some("svg") => "image/svg+xml",
                 Some("png") => "image/png",
+                Some("txt") => "text/plain; charset=utf-8",
                 _ => "application/octet-stream",
             };
             ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "max-age=86400")], f.data.into_owned())

@@ -20,6 +20,7 @@ pub enum Nav {
     Directives,
     Registry,
     Health,
+    Screen,
     Accounts,
     Devices,
     Parent,
@@ -38,6 +39,7 @@ impl Nav {
             Nav::Directives => "/directives",
             Nav::Registry => "/registry",
             Nav::Health => "/health",
+            Nav::Screen => "/screen",
             Nav::Accounts => "/accounts",
             Nav::Devices => "/devices",
             Nav::Parent => "/parent",
@@ -57,6 +59,7 @@ impl Nav {
             Nav::Directives => "通知",
             Nav::Registry => "单位与学校",
             Nav::Health => "运行状态",
+            Nav::Screen => "监管大屏",
             Nav::Accounts => "账号",
             Nav::Devices => "设备",
             Nav::Parent => "家长",
@@ -88,6 +91,10 @@ impl Nav {
             if tier == topology::Tier::School {
                 out.push(Nav::Devices);
             }
+        }
+        // The big screen of a supervising unit (a page of its own, dark, for a wall display).
+        if may(Action::ViewScreen) {
+            out.push(Nav::Screen);
         }
         if may(Action::ManageAccounts) {
             out.push(Nav::Accounts);

@@ -18,6 +18,7 @@ pub mod ledger_forms;
 pub mod parent;
 pub mod people;
 pub mod registry;
+pub mod screen;
 pub mod spot;
 pub mod warnings;
 
@@ -65,6 +66,9 @@ pub fn routes() -> Router<AdminState> {
         .route("/devices", get(devices::page).post(devices::add))
         .route("/devices/revoke", post(devices::revoke))
         .route("/devices/rotate", post(devices::rotate))
+        .route("/screen", get(screen::page))
+        .route("/screen/data", get(screen::data))
+        .route("/screen/map.json", get(screen::map))
 }
 
 /// A page's context, from the request the session layer let through: the signed-in person and

@@ -27,6 +27,7 @@ use crate::storage::{Space, Storage, StorageError, WriteBatch};
 pub mod case_summaries;
 pub mod open_alerts;
 pub mod read;
+pub mod rollup;
 pub use read::{
     EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, ledger_events, list_events,
     list_events_where, oldest_waiting_ms, read_event, read_fetch, read_range, related, related_to_origin,
@@ -456,6 +457,7 @@ fn open(me: NodeId, storage: &dyn Storage) -> Result<Opened, StorageError> {
     build_recent_index(storage)?;
     build_kind_index(storage)?;
     case_summaries::build(storage)?;
+    rollup::build(storage, me)?;
     let cursors = all_cursors(storage)?;
     let hlc = match storage.get(Space::Meta, META_HLC)? {
         Some(v) => HlcClock::new(decode(&v).map_err(|e| corrupt("hlc", e))?),
@@ -736,6 +738,7 @@ impl StoreState {
         }
         let written: Vec<&Event> = out.iter().map(|s| &s.event).collect();
         case_summaries::note(self.storage.as_ref(), &mut b, &written).map_err(WriteError::Storage)?;
+        rollup::note(self.storage.as_ref(), &mut b, self.me, &written).map_err(WriteError::Storage)?;
         // New seqs lie above everything held: only the size cap splits them.
         for run in out.chunks(RUN_EVENTS_MAX) {
             let events: Vec<&Event> = run.iter().map(|s| &s.event).collect();
@@ -812,6 +815,7 @@ impl StoreState {
             put_indexes(&mut b, &mut open, now_us, e)?;
         }
         case_summaries::note(self.storage.as_ref(), &mut b, &fresh)?;
+        rollup::note(self.storage.as_ref(), &mut b, self.me, &fresh)?;
         for run in runs(&fresh, &self.cursors) {
             put_run(&mut b, now_us, &run)?;
         }
