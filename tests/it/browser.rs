@@ -46,7 +46,37 @@ pub struct Browser {
     driver_log: PathBuf,
 }
 
+/// Adds an account with `role` at `node` through the harness's admin client.
+pub fn add_account_as(
+    cluster: &harness::cluster::Cluster,
+    node: topology::NodeId,
+    id: &str,
+    name: &str,
+    role: &str,
+    password: &str,
+) {
+    let req = node::api::accounts::AccountRequest {
+        id: id.into(),
+        display_name: name.into(),
+        role: role.into(),
+        password: password.into(),
+        disabled: false,
+    };
+    cluster.client(node).add_account(&req).unwrap();
+}
+
 impl Browser {
+    /// Signs in at the console `base` as `id` (signing out whoever is signed in there first).
+    pub fn sign_in_as(&self, base: &str, id: &str, password: &str) {
+        self.goto(&format!("{base}/sign-in"));
+        if !self.url().contains("/sign-in") {
+            self.click_nav("header form button[type=submit]");
+        }
+        self.fill("account", id);
+        self.fill("password", password);
+        self.submit();
+    }
+
     /// Starts chromedriver on a free loopback port and opens a browser session.
     pub fn start() -> Browser {
         let chromium = find_program(&["/usr/bin/chromium", "chromium", "chromium-browser"])

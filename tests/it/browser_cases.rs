@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use harness::cluster::Cluster;
-use node::api::accounts::AccountRequest;
 use node::api::alerts::RaiseAlert;
 use node::api::cases::OpenCase;
 use topology::generate::SmallSpec;
@@ -21,25 +20,12 @@ use crate::browser::{Browser, wait_text};
 const PASSWORD: &str = "a long password 2026";
 
 fn account(cluster: &Cluster, node: NodeId, id: &str, name: &str, role: &str) {
-    let req = AccountRequest {
-        id: id.into(),
-        display_name: name.into(),
-        role: role.into(),
-        password: PASSWORD.into(),
-        disabled: false,
-    };
-    cluster.client(node).add_account(&req).unwrap();
+    crate::browser::add_account_as(cluster, node, id, name, role, PASSWORD);
 }
 
 /// Signs in at the console `base` as `id` (signing out whoever is signed in there first).
 fn sign_in(b: &Browser, base: &str, id: &str) {
-    b.goto(&format!("{base}/sign-in"));
-    if !b.url().contains("/sign-in") {
-        b.click_nav("header form button[type=submit]");
-    }
-    b.fill("account", id);
-    b.fill("password", PASSWORD);
-    b.submit();
+    b.sign_in_as(base, id, PASSWORD);
 }
 
 #[test]

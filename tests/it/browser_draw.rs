@@ -14,13 +14,7 @@ use crate::spot_draw::{draw_federation, inspector, next_working_day};
 const PASSWORD: &str = "巡查员的密码-2026";
 
 fn sign_in(b: &Browser, base: &str, id: &str) {
-    b.goto(&format!("{base}/sign-in"));
-    if !b.url().contains("/sign-in") {
-        b.click_nav("header form button[type=submit]");
-    }
-    b.fill("account", id);
-    b.fill("password", PASSWORD);
-    b.submit();
+    b.sign_in_as(base, id, PASSWORD);
 }
 
 #[test]

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use harness::cluster::Cluster;
-use node::api::accounts::AccountRequest;
 use node::api::alerts::RaiseAlert;
 use node::api::cases::OpenCase;
 use serde_json::{Value, json};
@@ -36,14 +35,7 @@ fn id(s: &str) -> NodeId {
 }
 
 fn account(cluster: &Cluster, node: NodeId, id: &str, name: &str, role: &str) {
-    let req = AccountRequest {
-        id: id.into(),
-        display_name: name.into(),
-        role: role.into(),
-        password: PASSWORD.into(),
-        disabled: false,
-    };
-    cluster.client(node).add_account(&req).unwrap();
+    crate::browser::add_account_as(cluster, node, id, name, role, PASSWORD);
 }
 
 // ---- A real PNG, by hand: stored (uncompressed) deflate blocks in a zlib stream, CRC-32 per chunk.

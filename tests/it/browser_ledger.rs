@@ -10,7 +10,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use harness::cluster::Cluster;
-use node::api::accounts::AccountRequest;
 use node::api::ledgers::LedgerView;
 use node::api::registry::RegistryRequest;
 use node::api::warnings::WarningView;
@@ -26,14 +25,7 @@ const PASSWORD: &str = "a long password 2026";
 const DAY_MS: u64 = 86_400_000;
 
 fn account(cluster: &Cluster, node: NodeId, id: &str, name: &str, role: &str) {
-    let req = AccountRequest {
-        id: id.into(),
-        display_name: name.into(),
-        role: role.into(),
-        password: PASSWORD.into(),
-        disabled: false,
-    };
-    cluster.client(node).add_account(&req).unwrap();
+    crate::browser::add_account_as(cluster, node, id, name, role, PASSWORD);
 }
 
 fn register(cluster: &Cluster, school: NodeId, kind: EntityKind, id: &str, data: EntityData) {
@@ -42,13 +34,7 @@ fn register(cluster: &Cluster, school: NodeId, kind: EntityKind, id: &str, data:
 }
 
 fn sign_in(b: &Browser, base: &str, id: &str) {
-    b.goto(&format!("{base}/sign-in"));
-    if !b.url().contains("/sign-in") {
-        b.click_nav("header form button[type=submit]");
-    }
-    b.fill("account", id);
-    b.fill("password", PASSWORD);
-    b.submit();
+    b.sign_in_as(base, id, PASSWORD);
 }
 
 /// Opens the form of `kind` (a `<details>`) unless it is open already (it stays open after a

@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use harness::cluster::Cluster;
-use node::api::accounts::AccountRequest;
 use node::api::alerts::{AlertVerdict, RaiseAlert};
 use node::api::cases::{OpenCase, StepRequest};
 use node::api::spot::RecordSpotCheck;
@@ -36,14 +35,7 @@ fn data(cluster: &Cluster, node: NodeId, account: &str) -> ScreenData {
 }
 
 fn account(cluster: &Cluster, node: NodeId, id: &str, name: &str, role: &str) {
-    let req = AccountRequest {
-        id: id.into(),
-        display_name: name.into(),
-        role: role.into(),
-        password: PASSWORD.into(),
-        disabled: false,
-    };
-    cluster.client(node).add_account(&req).unwrap();
+    crate::browser::add_account_as(cluster, node, id, name, role, PASSWORD);
 }
 
 /// A GeoJSON of the province's cities: one rectangle each, coded like the units (`130100`).
@@ -170,7 +162,14 @@ fn the_big_screen_draws_every_panel_and_a_cut_off_county_keeps_its_screen() {
     // Spot checks: two passed, two failed (each failure opens a case).
     for (k, s) in county_schools.iter().enumerate() {
         let failed = if k % 2 == 0 { vec![] } else { vec![FocusArea::StaffAttire, FocusArea::EnvironmentalHygiene] };
-        let check = RecordSpotCheck { school: *s, canteen: "main".into(), failed, note: String::new(), severity: None };
+        let check = RecordSpotCheck {
+            school: *s,
+            canteen: "main".into(),
+            failed,
+            note: String::new(),
+            severity: None,
+            snapshots: Default::default(),
+        };
         c.spot_check(&check).unwrap();
     }
     // A complaint case due in a few seconds: once overdue, the county escalates it (督办); and an
