@@ -12,6 +12,7 @@ mod browser_draw;
 mod browser_files;
 mod browser_health;
 mod browser_ledger;
+mod browser_video;
 mod cases;
 mod cli;
 mod console;

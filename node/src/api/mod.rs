@@ -65,6 +65,8 @@ pub struct AdminState {
     pub cameras: crate::runtime::cameras::SharedCameras,
     /// Where the school's devices reach its intake (`https://192.168.10.5:8444`), when it has one.
     pub intake_url: Option<String>,
+    /// The media server's HLS base address (`[video] hls_base`), for cameras' live pictures.
+    pub hls_base: Option<String>,
 }
 
 /// The response header in which every answer names the node that gave it.

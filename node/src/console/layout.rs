@@ -19,6 +19,7 @@ pub enum Nav {
     Spot,
     Directives,
     Registry,
+    Cameras,
     Health,
     Accounts,
     Devices,
@@ -37,6 +38,7 @@ impl Nav {
             Nav::Spot => "/spot-checks",
             Nav::Directives => "/directives",
             Nav::Registry => "/registry",
+            Nav::Cameras => "/cameras",
             Nav::Health => "/health",
             Nav::Accounts => "/accounts",
             Nav::Devices => "/devices",
@@ -56,6 +58,7 @@ impl Nav {
             Nav::Spot => "网络巡查",
             Nav::Directives => "通知",
             Nav::Registry => "单位与学校",
+            Nav::Cameras => "摄像头",
             Nav::Health => "运行状态",
             Nav::Accounts => "账号",
             Nav::Devices => "设备",
@@ -82,6 +85,7 @@ impl Nav {
                 Nav::Spot,
                 Nav::Directives,
                 Nav::Registry,
+                Nav::Cameras,
                 Nav::Health,
             ]);
             // A school's own devices (AI boxes, video recorders) and its cameras' online state.
