@@ -365,8 +365,8 @@ impl CameraStream {
         {
             return Err(format!("流路径“{}”须是媒体服务器上的相对路径，如 live/cam1", self.stream));
         }
-        if !self.rtsp_url.is_empty() && !(self.rtsp_url.starts_with("rtsp://") || self.rtsp_url.starts_with("rtsps://"))
-        {
+        let rtsp = ["rtsp://", "rtsps://"].iter().any(|p| self.rtsp_url.starts_with(p));
+        if !self.rtsp_url.is_empty() && !rtsp {
             return Err(format!("RTSP 地址“{}”须以 rtsp:// 或 rtsps:// 开头", self.rtsp_url));
         }
         if !self.gb_channel.is_empty()

@@ -75,8 +75,8 @@ pub async fn page(State(s): State<AdminState>, ctx: Ctx) -> Response {
         }
         Err(e) => ctx = ctx.with_error(format!("读取台账失败：{e}")),
     }
-    samples.sort_by(|a, b| (b.0, b.1.sampled_at_ms).cmp(&(a.0, a.1.sampled_at_ms)));
-    meals.sort_by(|a, b| b.0.cmp(&a.0));
+    samples.sort_by_key(|x| std::cmp::Reverse((x.0, x.1.sampled_at_ms)));
+    meals.sort_by_key(|x| std::cmp::Reverse(x.0));
     let school_name = crate::api::kit::name_of(&s, school);
     let body = html! {
         div.box {
