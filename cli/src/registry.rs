@@ -14,8 +14,8 @@ use protocol::Zone;
 use protocol::calendar::{Holiday, YearSchedule};
 use protocol::ledger::{Meal, OperationMode};
 use protocol::registry::{
-    Camera, Canteen, CanteenLicence, City, EntityData, EntityKind, HealthCertificate, MealSlot, RegistryOp, School,
-    Staff, StaffRole, Supplier,
+    Camera, CameraStream, Canteen, CanteenLicence, City, EntityData, EntityKind, HealthCertificate, MealSlot,
+    RegistryOp, School, Staff, StaffRole, Supplier,
 };
 use protocol::warning::{RuleAction, RuleId, RuleSettings};
 use topology::{NodeId, Tier};
@@ -175,6 +175,30 @@ pub enum CameraCmd {
         /// Parents may watch it.
         #[arg(long)]
         parent_visible: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set where a registered camera's live picture is: its HLS address, or its stream's path at
+    /// the media server (`[video] hls_base` of the watching node), plus its RTSP source or GB/T
+    /// 28181 channel for the media server's operators.
+    Stream {
+        #[command(flatten)]
+        target: Target,
+        /// The camera's id (registered first).
+        #[arg(long)]
+        id: String,
+        /// The HLS playlist's full address (http(s)://…/….m3u8).
+        #[arg(long, default_value = "")]
+        hls_url: String,
+        /// The stream's path at the media server (cam1, live/cam1/hls.m3u8).
+        #[arg(long, default_value = "")]
+        stream: String,
+        /// The camera's RTSP address.
+        #[arg(long, default_value = "")]
+        rtsp_url: String,
+        /// The camera's GB/T 28181 channel id (20 digits).
+        #[arg(long, default_value = "")]
+        gb_channel: String,
         #[arg(long)]
         json: bool,
     },
@@ -642,6 +666,10 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<()> {
         RegistryCmd::Camera(CameraCmd::Add { target, id, canteen, name, zone, no_ai, parent_visible, json }) => {
             let c = Camera { canteen, name, zone, ai_enabled: !no_ai, parent_visible };
             upsert(&target, None, id, EntityData::Camera(c), json)
+        }
+        RegistryCmd::Camera(CameraCmd::Stream { target, id, hls_url, stream, rtsp_url, gb_channel, json }) => {
+            let v = CameraStream { hls_url, stream, rtsp_url, gb_channel };
+            upsert(&target, None, id, EntityData::CameraStream(v), json)
         }
         RegistryCmd::Camera(CameraCmd::List(a)) => list(&a.target, Some(EntityKind::Camera), &a.list),
         RegistryCmd::Staff(StaffCmd::Add { target, id, name, role, off_duty, json }) => {

@@ -579,6 +579,17 @@ pub fn render_registry(entities: &[EntityView]) -> String {
                     if acts.is_empty() { String::new() } else { format!("；{}", acts.join("；")) }
                 )
             }
+            EntityData::CameraStream(v) => {
+                let mut parts = Vec::new();
+                for (label, x) in
+                    [("HLS", &v.hls_url), ("流", &v.stream), ("RTSP", &v.rtsp_url), ("国标通道", &v.gb_channel)]
+                {
+                    if !x.is_empty() {
+                        parts.push(format!("{label} {}", clean(x)));
+                    }
+                }
+                parts.join("  ")
+            }
             EntityData::Calendar(y) => {
                 let days: Vec<String> =
                     y.holidays.iter().map(|h| format!("{} {}–{}", clean(&h.name), h.first, h.last)).collect();
@@ -625,6 +636,7 @@ pub fn kind_zh(k: EntityKind) -> &'static str {
         EntityKind::CanteenLicence => "食堂许可证",
         EntityKind::RuleSettings => "预警规则设置",
         EntityKind::Calendar => "节假日安排",
+        EntityKind::CameraStream => "摄像头视频流",
     }
 }
 

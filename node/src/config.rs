@@ -95,9 +95,50 @@ pub struct NodeConfig {
     /// fetched from below.
     #[serde(default)]
     pub files: FilesConfig,
+    /// Where the console plays cameras' live pictures from (`[video]`): the media server's HLS
+    /// base address. Without it only cameras with their own HLS address can be watched.
+    #[serde(default, skip_serializing_if = "VideoConfig::is_empty")]
+    pub video: VideoConfig,
 }
 
 pub use crate::runtime::files::FilesConfig;
+
+/// The media server the console's live pictures come from (`[video]` in the node's config):
+///
+/// ```toml
+/// [video]
+/// hls_base = "http://192.168.10.8:8080/hls"   # a camera's stream `cam1` plays from …/hls/cam1.m3u8
+/// ```
+///
+/// The browser fetches the HLS playlist and its segments from there itself (the media server must
+/// allow the console's origin by CORS); the node never touches the video. A camera's own HLS
+/// address in the registry (`camera-stream`) wins over this.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hls_base: Option<String>,
+}
+
+impl VideoConfig {
+    fn is_empty(&self) -> bool {
+        self.hls_base.is_none()
+    }
+
+    /// Checks `hls_base`: an `http(s)` address with a host, no spaces or quotes.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(b) = &self.hls_base {
+            let plain = b.bytes().all(|c| c.is_ascii_graphic() && !matches!(c, b'"' | b'\'' | b'<' | b'>' | b'\\'));
+            if protocol::registry::http_origin(b).is_none() || !plain {
+                bail!(
+                    "[video] hls_base “{b}” 须是 http:// 或 https:// 开头、带主机名且不含空格或引号的地址，\
+                     如 http://192.168.10.8:8080/hls / hls_base must be an http(s) URL"
+                );
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The web console's listener (`[console]` in the node's config):
 ///
@@ -366,6 +407,7 @@ impl NodeConfig {
             console: None,
             devices: None,
             files: FilesConfig::default(),
+            video: VideoConfig::default(),
         }
     }
 
@@ -379,6 +421,7 @@ impl NodeConfig {
                 cfg.files.snapshot_days
             );
         }
+        cfg.video.check().with_context(|| path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));
         let console_paths = cfg.console.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();
         let device_paths = cfg.devices.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();
@@ -570,6 +613,22 @@ mod tests {
         assert!(err.contains("文件不存在") && err.contains("nope.pem"), "{err}");
         let plan = console("10.0.0.1:443", Some(&key), Some(&cert)).plan(certs).unwrap();
         assert_eq!(plan.tls, Some((key.clone(), cert.clone())));
+    }
+
+    #[test]
+    fn the_video_section_takes_an_http_base_address_only() {
+        let cfg: NodeConfig = toml::from_str(
+            "node = \"130102\"\ntopology = \"t.toml\"\ndata_dir = \"d\"\ncert_dir = \"c\"\n\
+             [video]\nhls_base = \"http://192.168.10.8:8080/hls\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.video.hls_base.as_deref(), Some("http://192.168.10.8:8080/hls"));
+        assert!(cfg.video.check().is_ok());
+        assert!(VideoConfig::default().check().is_ok());
+        for bad in ["rtmp://x/live", "http://", "http://x/a b", "http://x/\"><script>"] {
+            let err = VideoConfig { hls_base: Some(bad.into()) }.check().unwrap_err().to_string();
+            assert!(err.contains("hls_base"), "{bad}: {err}");
+        }
     }
 
     #[test]

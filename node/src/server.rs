@@ -105,6 +105,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     }
     let creds = NodeCredentials::load(&cfg.cert_dir, me)
         .with_context(|| format!("certificates for {me} in {}", cfg.cert_dir.display()))?;
+    cfg.video.check().with_context(|| format!("node {me}: [video]"))?;
     // The console's plan and certificate are checked before anything listens.
     let console_plan = match &cfg.console {
         Some(c) => {
@@ -222,6 +223,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         engine,
         devices,
         cameras,
+        hls_base: cfg.video.hls_base.clone(),
         intake_url: devices_plan
             .as_ref()
             .map(|(plan, tls, ..)| format!("{}://{}", if tls.is_some() { "https" } else { "http" }, plan.listen)),

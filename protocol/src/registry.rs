@@ -9,6 +9,7 @@
 //! | [`Settings`] | the province | empty | the province |
 //! | [`School`] | the school | empty | the school's county |
 //! | [`Canteen`], [`Camera`], [`Staff`], [`HealthCertificate`] | the school | the school's own id | the school |
+//! | [`CameraStream`] | the school | the camera's id | the school |
 //!
 //! The scope of a registry event is always the entity's node, so the holds rule places it: a
 //! school's registration and its canteens, cameras, staff and certificates live at the school, its
@@ -62,10 +63,13 @@ pub enum EntityKind {
     RuleSettings,
     /// One year's public holidays and 调休 working days (id = the year, `2027`), by the province.
     Calendar,
+    /// Where a camera's live picture is (id = the camera's id): a kind of its own beside
+    /// [`Camera`], whose positional encoding cannot grow a field without breaking stored events.
+    CameraStream,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 12] = [
+    pub const ALL: [EntityKind; 13] = [
         EntityKind::City,
         EntityKind::Settings,
         EntityKind::School,
@@ -78,6 +82,7 @@ impl EntityKind {
         EntityKind::CanteenLicence,
         EntityKind::RuleSettings,
         EntityKind::Calendar,
+        EntityKind::CameraStream,
     ];
 
     /// The name used on the command line and in JSON.
@@ -95,6 +100,7 @@ impl EntityKind {
             EntityKind::CanteenLicence => "canteen-licence",
             EntityKind::RuleSettings => "rule-settings",
             EntityKind::Calendar => "calendar",
+            EntityKind::CameraStream => "camera-stream",
         }
     }
 
@@ -310,6 +316,93 @@ pub struct Camera {
     pub parent_visible: bool,
 }
 
+/// Where one camera's live picture can be had (entity kind [`EntityKind::CameraStream`], id = the
+/// camera's id, written by the school). The console plays HLS from a media server (ZLMediaKit,
+/// MediaMTX, the NVR's own, nginx-rtmp): [`CameraStream::hls_url`] when set, else the console
+/// node's `[video] hls_base` joined with [`CameraStream::stream`] ([`CameraStream::playlist`]).
+/// The camera's own source (RTSP, or its GB/T 28181 channel) is recorded for the media server's
+/// operators; the console never connects to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraStream {
+    /// The HLS playlist's full address (`http(s)://…/….m3u8`), or empty.
+    pub hls_url: String,
+    /// The stream's path at the media server (`cam1`, `live/cam1/hls.m3u8`), or empty.
+    pub stream: String,
+    /// The camera's RTSP address (`rtsp://…`), or empty.
+    pub rtsp_url: String,
+    /// The camera's GB/T 28181 channel id (20 digits), or empty.
+    pub gb_channel: String,
+}
+
+/// Longest stream address or path (bytes).
+pub const STREAM_TEXT_BYTES_MAX: usize = 512;
+
+impl CameraStream {
+    /// Checks the addresses: the HLS one an `http(s)` URL, the stream a relative path of plain
+    /// characters, the RTSP one `rtsp(s)://`, the channel 20 digits; at least one of the HLS
+    /// address and the stream, so the console can play it.
+    pub fn validate(&self) -> Result<(), String> {
+        let plain = |v: &str| {
+            v.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'\\' | b'`'))
+        };
+        for (label, v) in [("HLS 地址", &self.hls_url), ("流路径", &self.stream), ("RTSP 地址", &self.rtsp_url)]
+        {
+            if v.len() > STREAM_TEXT_BYTES_MAX {
+                return Err(format!("{label}长 {} 字节，超过 {STREAM_TEXT_BYTES_MAX} 字节的上限", v.len()));
+            }
+            if !plain(v) {
+                return Err(format!("{label}“{v}”含有空格、引号或其他不允许的字符"));
+            }
+        }
+        if self.hls_url.is_empty() && self.stream.is_empty() {
+            return Err("请填写 HLS 地址或媒体服务器上的流路径（至少一项），否则无法播放".into());
+        }
+        if !self.hls_url.is_empty() && http_origin(&self.hls_url).is_none() {
+            return Err(format!("HLS 地址“{}”须以 http:// 或 https:// 开头并带主机名", self.hls_url));
+        }
+        if !self.stream.is_empty()
+            && (self.stream.starts_with('/') || self.stream.contains("..") || self.stream.contains("://"))
+        {
+            return Err(format!("流路径“{}”须是媒体服务器上的相对路径，如 live/cam1", self.stream));
+        }
+        let rtsp = ["rtsp://", "rtsps://"].iter().any(|p| self.rtsp_url.starts_with(p));
+        if !self.rtsp_url.is_empty() && !rtsp {
+            return Err(format!("RTSP 地址“{}”须以 rtsp:// 或 rtsps:// 开头", self.rtsp_url));
+        }
+        if !self.gb_channel.is_empty()
+            && (self.gb_channel.len() != 20 || !self.gb_channel.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!("国标通道编号“{}”须是 20 位数字（GB/T 28181）", self.gb_channel));
+        }
+        Ok(())
+    }
+
+    /// The HLS playlist the console plays: [`Self::hls_url`] when set; else `hls_base` (the
+    /// console node's media server, without a trailing `/`) joined with [`Self::stream`], which
+    /// gets `.m3u8` appended unless it names a playlist already. `None` when neither applies.
+    pub fn playlist(&self, hls_base: Option<&str>) -> Option<String> {
+        if !self.hls_url.is_empty() {
+            return Some(self.hls_url.clone());
+        }
+        let base = hls_base.filter(|b| !b.is_empty())?.trim_end_matches('/');
+        if self.stream.is_empty() {
+            return None;
+        }
+        let ext = if self.stream.ends_with(".m3u8") { "" } else { ".m3u8" };
+        Some(format!("{base}/{}{ext}", self.stream))
+    }
+}
+
+/// The origin (`http://host:port`) of an `http(s)` URL, or `None` when it is not one.
+pub fn http_origin(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    if host_end == 0 {
+        return None;
+    }
+    Some(&url[..url.len() - rest.len() + host_end])
+}
+
 /// A staff member's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -443,6 +536,7 @@ pub enum EntityData {
     CanteenLicence(CanteenLicence),
     RuleSettings(crate::warning::RuleSettings),
     Calendar(crate::calendar::YearSchedule),
+    CameraStream(CameraStream),
 }
 
 impl EntityData {
@@ -460,6 +554,7 @@ impl EntityData {
             EntityData::CanteenLicence(_) => EntityKind::CanteenLicence,
             EntityData::RuleSettings(_) => EntityKind::RuleSettings,
             EntityData::Calendar(_) => EntityKind::Calendar,
+            EntityData::CameraStream(_) => EntityKind::CameraStream,
         }
     }
 
@@ -478,6 +573,7 @@ impl EntityData {
             EntityData::CanteenLicence(l) => &l.licence_no,
             EntityData::RuleSettings(_) => "rule settings",
             EntityData::Calendar(_) => "calendar",
+            EntityData::CameraStream(_) => "camera stream",
         }
     }
 
@@ -531,6 +627,7 @@ impl EntityData {
             EntityData::CanteenLicence(l) => l.validate(),
             EntityData::RuleSettings(r) => r.validate(),
             EntityData::Calendar(y) => y.validate(),
+            EntityData::CameraStream(v) => v.validate(),
         }
     }
 }
@@ -876,6 +973,55 @@ mod tests {
             let bytes = crate::wire::encode_event(&e).unwrap();
             assert_eq!(crate::wire::decode_event(&bytes).unwrap(), e);
         }
+    }
+
+    #[test]
+    fn camera_streams_check_their_addresses_and_name_their_playlist() {
+        let by_base = CameraStream { stream: "cam1".into(), ..CameraStream::default() };
+        assert!(by_base.validate().is_ok());
+        assert_eq!(
+            by_base.playlist(Some("http://127.0.0.1:8080/hls/")).as_deref(),
+            Some("http://127.0.0.1:8080/hls/cam1.m3u8")
+        );
+        assert_eq!(by_base.playlist(None), None);
+        let zlm = CameraStream { stream: "live/cam1/hls.m3u8".into(), ..CameraStream::default() };
+        assert_eq!(zlm.playlist(Some("http://nvr:80")).as_deref(), Some("http://nvr:80/live/cam1/hls.m3u8"));
+        let own = CameraStream { hls_url: "https://media.example:8443/a/b.m3u8".into(), ..by_base.clone() };
+        assert_eq!(own.playlist(Some("http://x")).as_deref(), Some("https://media.example:8443/a/b.m3u8"));
+        assert_eq!(http_origin(&own.hls_url), Some("https://media.example:8443"));
+        assert_eq!(http_origin("http:///x"), None);
+        let bad = [
+            (CameraStream::default(), "至少一项"),
+            (CameraStream { hls_url: "ftp://x/a.m3u8".into(), ..CameraStream::default() }, "http://"),
+            (CameraStream { hls_url: "javascript:alert(1)".into(), ..CameraStream::default() }, "http://"),
+            (CameraStream { stream: "../etc".into(), ..CameraStream::default() }, "相对路径"),
+            (CameraStream { stream: "a b".into(), ..CameraStream::default() }, "空格"),
+            (CameraStream { stream: "a\"b".into(), ..CameraStream::default() }, "引号"),
+            (CameraStream { stream: "c".into(), rtsp_url: "http://x".into(), ..CameraStream::default() }, "rtsp://"),
+            (CameraStream { stream: "c".into(), gb_channel: "123".into(), ..CameraStream::default() }, "20 位"),
+            (CameraStream { stream: "x".repeat(600), ..CameraStream::default() }, "上限"),
+        ];
+        for (s, want) in bad {
+            let e = s.validate().unwrap_err();
+            assert!(e.contains(want), "{s:?}: {e}");
+        }
+        // The school writes it; a county may not; its id is the camera's.
+        let change = upsert(
+            EntityKind::CameraStream,
+            "130102-S0001",
+            "cam1",
+            EntityData::CameraStream(CameraStream {
+                stream: "cam1".into(),
+                gb_channel: "34020000001320000001".into(),
+                rtsp_url: "rtsp://192.168.1.64:554/Streaming/Channels/101".into(),
+                ..CameraStream::default()
+            }),
+        );
+        assert!(check_registry(id("130102-S0001"), id("130102-S0001"), &change).is_ok());
+        assert!(check_registry(id("130102"), id("130102-S0001"), &change).is_err());
+        let e = ev("130102-S0001", 1, 1, change);
+        assert_eq!(crate::wire::decode_event(&crate::wire::encode_event(&e).unwrap()).unwrap(), e);
+        assert_eq!("camera-stream".parse::<EntityKind>().unwrap(), EntityKind::CameraStream);
     }
 
     #[test]

@@ -288,6 +288,11 @@ impl Browser {
         v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
     }
 
+    /// Runs `js` (a function body: `return …;`) in the page; what it returned.
+    pub fn eval(&self, js: &str) -> serde_json::Value {
+        self.rt.block_on(self.client().execute(js, vec![])).unwrap_or_else(|e| panic!("script {js}: {e}"))
+    }
+
     /// Saves what the browser shows to `target/screenshots/<name>.png`; returns the path.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.rt.block_on(self.client().screenshot()).unwrap();

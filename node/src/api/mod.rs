@@ -67,6 +67,8 @@ pub struct AdminState {
     pub intake_url: Option<String>,
     /// The big screen's refresh and map (`[console] screen_refresh_s`, `screen_map`).
     pub screen: crate::config::ScreenSetup,
+    /// The media server's HLS base address (`[video] hls_base`), for cameras' live pictures.
+    pub hls_base: Option<String>,
 }
 
 /// The response header in which every answer names the node that gave it.

@@ -204,6 +204,8 @@ pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> 
     let needs = match &change.op {
         RegistryOp::Upsert(EntityData::Camera(c)) => Some((EntityKind::Canteen, c.canteen.clone())),
         RegistryOp::Upsert(EntityData::HealthCertificate(h)) => Some((EntityKind::Staff, h.staff.clone())),
+        // A camera's stream is kept under the camera's own id.
+        RegistryOp::Upsert(EntityData::CameraStream(_)) => Some((EntityKind::Camera, entity.id.clone())),
         _ => None,
     };
     let removing = matches!(change.op, RegistryOp::Remove { .. });

@@ -19,6 +19,7 @@ pub enum Nav {
     Spot,
     Directives,
     Registry,
+    Cameras,
     Health,
     Screen,
     Accounts,
@@ -38,6 +39,7 @@ impl Nav {
             Nav::Spot => "/spot-checks",
             Nav::Directives => "/directives",
             Nav::Registry => "/registry",
+            Nav::Cameras => "/cameras",
             Nav::Health => "/health",
             Nav::Screen => "/screen",
             Nav::Accounts => "/accounts",
@@ -58,6 +60,7 @@ impl Nav {
             Nav::Spot => "网络巡查",
             Nav::Directives => "通知",
             Nav::Registry => "单位与学校",
+            Nav::Cameras => "摄像头",
             Nav::Health => "运行状态",
             Nav::Screen => "监管大屏",
             Nav::Accounts => "账号",
@@ -85,6 +88,7 @@ impl Nav {
                 Nav::Spot,
                 Nav::Directives,
                 Nav::Registry,
+                Nav::Cameras,
                 Nav::Health,
             ]);
             // A school's own devices (AI boxes, video recorders) and its cameras' online state.

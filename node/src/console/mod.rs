@@ -237,7 +237,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let https = req.extensions().get::<serve::Peer>().is_some_and(|p| p.https);
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A page that widened the policy for its own content (a live picture's media server:
+    // `pages::cameras::live_csp`) keeps its own; every other answer gets the console's.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -128,6 +128,7 @@ fn render(s: &AdminState, ctx: &Ctx, v: &DrawView, names: &[(String, String)], m
                             } @else if let Some(c) = &i.done {
                                 a href=(format!("/spot-checks?period={}", protocol::calendar::ChinaTime(c.at_ms).date())) title=(c.check) { "查看记录" }
                             }
+                            " " a.cameras href=(format!("/cameras?school={}", i.school)) { "看摄像头" }
                         }
                     }
                 } }

@@ -6,6 +6,7 @@
 //! one that succeeds redirects (303) to the page with a short notice.
 
 pub mod alerts;
+pub mod cameras;
 pub mod cases;
 pub mod devices;
 pub mod directives;
@@ -63,6 +64,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/health/{node}", get(health::detail))
         .route("/accounts", get(people::page).post(people::add))
         .route("/parent", get(parent::page))
+        .route("/cameras", get(cameras::list))
+        .route("/cameras/live", get(cameras::live))
         .route("/devices", get(devices::page).post(devices::add))
         .route("/devices/revoke", post(devices::revoke))
         .route("/devices/rotate", post(devices::rotate))
