@@ -243,6 +243,11 @@ impl Browser {
         }
     }
 
+    /// Runs `script` in the page; what it returns.
+    pub fn eval(&self, script: &str) -> serde_json::Value {
+        self.rt.block_on(self.client().execute(script, vec![])).unwrap_or_else(|e| panic!("script: {e}"))
+    }
+
     /// How many elements `css` names.
     pub fn count(&self, css: &str) -> usize {
         let script = "return document.querySelectorAll(arguments[0]).length";

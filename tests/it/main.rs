@@ -13,6 +13,7 @@ mod browser_files;
 mod browser_health;
 mod browser_ledger;
 mod browser_screen;
+mod bulletin;
 mod cases;
 mod cli;
 mod console;
