@@ -228,17 +228,15 @@ pub fn good_examples(rows: &[RankedRow]) -> Vec<Example> {
     let mut out: Vec<Example> = Vec::new();
     for r in rows {
         let f = &r.figures;
-        let perfect = f.spot.whole > 0 && f.spot.part == f.spot.whole && f.on_time.whole > 0 && f.on_time.part == f.on_time.whole;
+        let perfect =
+            f.spot.whole > 0 && f.spot.part == f.spot.whole && f.on_time.whole > 0 && f.on_time.part == f.on_time.whole;
         if r.rank == Some(1) || perfect {
             let mut why = Vec::new();
             if r.rank == Some(1) {
                 why.push(format!("综合得分 {} 排名第一", r.score.map(pct).unwrap_or_default()));
             }
             if perfect {
-                why.push(format!(
-                    "网络巡查 {} 次全部合格，{} 件到期整改全部按期完成",
-                    f.spot.whole, f.on_time.whole
-                ));
+                why.push(format!("网络巡查 {} 次全部合格，{} 件到期整改全部按期完成", f.spot.whole, f.on_time.whole));
             }
             out.push(Example { unit: f.unit, name: f.name.clone(), evidence: why.join("；") });
         }
@@ -292,10 +290,7 @@ mod tests {
         // 130102: (100% + 100%) / 2 = 100%; 130104: (50% + 100%) / 2 = 75%; 130105: 0% + 50% = 25%.
         let units = [unit("130105", (0, 2), (1, 2)), unit("130102", (3, 3), (2, 2)), unit("130104", (1, 2), (1, 1))];
         let rows = rank(&units);
-        assert_eq!(
-            order(&rows),
-            [("130102".into(), Some(1)), ("130104".into(), Some(2)), ("130105".into(), Some(3))]
-        );
+        assert_eq!(order(&rows), [("130102".into(), Some(1)), ("130104".into(), Some(2)), ("130105".into(), Some(3))]);
         assert_eq!(rows[1].score, Some(7_500));
         assert_eq!(pct(7_500), "75%");
         assert_eq!(Ratio::new(2, 3).percent(), "66.6%");

@@ -111,7 +111,8 @@ fn the_provinces_weekly_bulletin_ranks_known_data_and_goes_down_the_tree() {
     });
     eventually(Duration::from_secs(30), "the checks and cases at the province", || {
         let c = cluster.client(province).case(&on_time_id).ok()?;
-        (c.submitted_at_ms.is_some() && cluster.client(province).spot_checks(None, None, None, 100).ok()?.len() == 4).then_some(())
+        (c.submitted_at_ms.is_some() && cluster.client(province).spot_checks(None, None, None, 100).ok()?.len() == 4)
+            .then_some(())
     });
 
     // A 监管员 of the province may neither generate nor publish; a 管理员 may.

@@ -423,7 +423,8 @@ async fn gather(s: &AdminState, period: Period, now: u64) -> Result<BulletinDoc,
     let registered = read_storage(s, rollup::registered_units).await?;
     let tables = ranked_units(s, &registered);
     let units: Vec<NodeId> = tables.iter().flat_map(|(_, u)| u.iter().copied()).collect();
-    let mut schools: BTreeSet<NodeId> = s.topology.subtree(me).map(|e| e.id).filter(|n| n.tier() == Tier::School).collect();
+    let mut schools: BTreeSet<NodeId> =
+        s.topology.subtree(me).map(|e| e.id).filter(|n| n.tier() == Tier::School).collect();
     schools.extend(registered.iter().copied().filter(|n| n.tier() == Tier::School && n.in_subtree_of(me)));
     let calendar = protocol::calendar::WorkCalendar::builtin();
     let working: Vec<u32> = (first..=last).filter(|d| calendar.is_working_date(u64::from(*d))).collect();

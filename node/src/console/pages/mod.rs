@@ -6,9 +6,9 @@
 //! one that succeeds redirects (303) to the page with a short notice.
 
 pub mod alerts;
+pub mod bulletins;
 pub mod cases;
 pub mod devices;
-pub mod bulletins;
 pub mod directives;
 pub mod draw;
 pub mod files;
