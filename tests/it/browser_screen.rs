@@ -170,7 +170,14 @@ fn the_big_screen_draws_every_panel_and_a_cut_off_county_keeps_its_screen() {
     // Spot checks: two passed, two failed (each failure opens a case).
     for (k, s) in county_schools.iter().enumerate() {
         let failed = if k % 2 == 0 { vec![] } else { vec![FocusArea::StaffAttire, FocusArea::EnvironmentalHygiene] };
-        let check = RecordSpotCheck { school: *s, canteen: "main".into(), failed, note: String::new(), severity: None };
+        let check = RecordSpotCheck {
+            school: *s,
+            canteen: "main".into(),
+            failed,
+            note: String::new(),
+            severity: None,
+            snapshots: Vec::new(),
+        };
         c.spot_check(&check).unwrap();
     }
     // A complaint case due in a few seconds: once overdue, the county escalates it (督办); and an

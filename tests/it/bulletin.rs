@@ -99,7 +99,12 @@ fn the_provinces_weekly_bulletin_ranks_known_data_and_goes_down_the_tree() {
     cluster.client(good_school).case_step(&on_time_id, &StepRequest::Ack).unwrap();
     cluster
         .client(good_school)
-        .case_step(&on_time_id, &StepRequest::Submit { evidence: vec![], note: "已补齐留样记录".into() })
+        .case_step(
+            &on_time_id,
+            &StepRequest::Submit {
+                evidence: vec!["after/sample-log.jpg".into()], note: "已补齐留样记录".into()
+            },
+        )
         .unwrap();
     // Past the deadline everywhere: the late case goes overdue.
     for n in cluster.ids() {
