@@ -144,6 +144,10 @@ pub enum Cmd {
     /// 预警: early warnings about schools (red, orange, yellow), the 约谈 / 问责 candidates, and a
     /// run of the warning engine now. Without a subcommand: `warnings list`.
     Warnings(crate::warnings::WarningsArgs),
+    /// 通报: weekly and monthly bulletins ranking the units of a province or city — generate a
+    /// draft, list, show, publish it down the tree (a 管理员).
+    #[command(subcommand)]
+    Bulletin(crate::bulletin::BulletinCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -528,6 +532,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::File(cmd) => crate::files::run(cmd),
         Cmd::Ledger(cmd) => crate::ledger::run(cmd),
         Cmd::Warnings(args) => crate::warnings::run(args),
+        Cmd::Bulletin(cmd) => crate::bulletin::run(cmd),
         Cmd::Ca(CaCmd::Init { dir }) => {
             tls::ca_init(&dir)?;
             println!("已在 {} 创建联盟 CA (created the federation CA)", dir.display());

@@ -1,5 +1,6 @@
 //! The `mingchu` command line: argument parsing, the small commands, and `main`.
 
+pub mod bulletin;
 pub mod cases;
 pub mod cli;
 pub mod devices;

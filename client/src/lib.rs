@@ -538,6 +538,48 @@ impl AdminClient {
         self.get(&with_query("/api/ledger/days", &p))
     }
 
+    /// Generates a bulletin draft at a province or city node (`weekly` or `monthly`; the period a
+    /// day of the week or a month, `None` the last whole one).
+    pub fn generate_bulletin(
+        &self,
+        kind: &str,
+        period: Option<&str>,
+    ) -> anyhow::Result<node::api::bulletins::BulletinView> {
+        let req = node::api::bulletins::GenerateBulletin { kind: kind.into(), period: period.map(str::to_owned) };
+        self.post("/api/bulletins/drafts", &req)
+    }
+
+    /// The bulletin drafts kept at the node, newest first.
+    pub fn bulletin_drafts(&self) -> anyhow::Result<Vec<node::api::bulletins::BulletinView>> {
+        self.get("/api/bulletins/drafts")
+    }
+
+    /// One draft.
+    pub fn bulletin_draft(&self, id: &str) -> anyhow::Result<node::api::bulletins::BulletinView> {
+        self.get(&format!("/api/bulletins/drafts/{}", path_segment(id)))
+    }
+
+    /// Replaces a draft's summary.
+    pub fn edit_bulletin(&self, id: &str, summary: &str) -> anyhow::Result<node::api::bulletins::BulletinView> {
+        let req = node::api::bulletins::EditBulletin { summary: summary.into() };
+        self.post(&format!("/api/bulletins/drafts/{}", path_segment(id)), &req)
+    }
+
+    /// Publishes a draft down the tree; the bulletin as published.
+    pub fn publish_bulletin(&self, id: &str) -> anyhow::Result<node::api::bulletins::BulletinView> {
+        self.post(&format!("/api/bulletins/drafts/{}/publish", path_segment(id)), &serde_json::json!({}))
+    }
+
+    /// The published bulletins the node holds, newest first.
+    pub fn bulletins(&self) -> anyhow::Result<Vec<node::api::bulletins::BulletinView>> {
+        self.get("/api/bulletins")
+    }
+
+    /// One published bulletin by its directive's id (`13#5`).
+    pub fn bulletin(&self, id: &str) -> anyhow::Result<node::api::bulletins::BulletinView> {
+        self.get(&format!("/api/bulletins/{}", path_segment(id)))
+    }
+
     /// The early warnings the node holds about its subtree, active first, then newest.
     pub fn warnings(&self, q: &WarningQuery) -> anyhow::Result<Vec<node::api::warnings::WarningView>> {
         let mut p = Vec::new();

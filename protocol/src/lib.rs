@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod apply;
+pub mod bulletin;
 pub mod calendar;
 pub mod case;
 #[cfg(test)]

@@ -139,10 +139,12 @@ pub enum Action {
     ManageDevices,
     /// Open the big screen (监管大屏) of a supervising unit: its subtree at a glance.
     ViewScreen,
+    /// Generate a bulletin (通报) draft, review and edit it, and publish it down the tree.
+    PublishBulletin,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::ViewSubtree,
         Action::ViewParentPage,
         Action::ManageAccounts,
@@ -156,6 +158,7 @@ impl Action {
         Action::KeepLedgers,
         Action::ManageDevices,
         Action::ViewScreen,
+        Action::PublishBulletin,
     ];
 
     /// What a refusal calls it: `确认或判定告警`.
@@ -174,25 +177,26 @@ impl Action {
             Action::KeepLedgers => "填报食品安全台账",
             Action::ManageDevices => "管理设备（AI 分析盒、硬盘录像机）",
             Action::ViewScreen => "查看监管大屏",
+            Action::PublishBulletin => "生成、审核和发布通报",
         }
     }
 }
 
 /// The permission table: which role may take which action (at a unit where the role exists).
 /// One row per role; the order of the columns is [`Action::ALL`]'s.
-const TABLE: [(Role, [bool; 13]); 7] = {
+const TABLE: [(Role, [bool; 14]); 7] = {
     // Columns: view, parent page, accounts, settings, judge, supervise, answer, spot, directive,
-    // registry, ledgers, devices, big screen.
+    // registry, ledgers, devices, big screen, bulletin.
     const T: bool = true;
     const F: bool = false;
     [
-        (Role::Admin, [T, F, T, T, F, F, F, F, F, T, F, F, T]),
-        (Role::Supervisor, [T, F, F, F, T, T, F, F, T, F, F, F, T]),
-        (Role::Inspector, [T, F, F, F, F, F, F, T, F, F, F, F, T]),
-        (Role::Viewer, [T, F, F, F, F, F, F, F, F, F, F, F, T]),
-        (Role::Principal, [T, F, T, F, F, F, T, F, F, F, T, T, F]),
-        (Role::SafetyOfficer, [T, F, F, F, T, F, F, F, F, T, T, T, F]),
-        (Role::Parent, [F, T, F, F, F, F, F, F, F, F, F, F, F]),
+        (Role::Admin, [T, F, T, T, F, F, F, F, F, T, F, F, T, T]),
+        (Role::Supervisor, [T, F, F, F, T, T, F, F, T, F, F, F, T, F]),
+        (Role::Inspector, [T, F, F, F, F, F, F, T, F, F, F, F, T, F]),
+        (Role::Viewer, [T, F, F, F, F, F, F, F, F, F, F, F, T, F]),
+        (Role::Principal, [T, F, T, F, F, F, T, F, F, F, T, T, F, F]),
+        (Role::SafetyOfficer, [T, F, F, F, T, F, F, F, F, T, T, T, F, F]),
+        (Role::Parent, [F, T, F, F, F, F, F, F, F, F, F, F, F, F]),
     ]
 };
 
@@ -307,7 +311,10 @@ mod tests {
             match role {
                 Role::Admin => {
                     supervising_tier
-                        && matches!(action, ViewSubtree | ManageAccounts | ChangeSettings | EditRegistry | ViewScreen)
+                        && matches!(
+                            action,
+                            ViewSubtree | ManageAccounts | ChangeSettings | EditRegistry | ViewScreen | PublishBulletin
+                        )
                 }
                 Role::Supervisor => {
                     supervising_tier
@@ -339,7 +346,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 7 * 4 * 13);
+        assert_eq!(checked, 7 * 4 * 14);
     }
 
     #[test]

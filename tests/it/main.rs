@@ -14,6 +14,7 @@ mod browser_health;
 mod browser_ledger;
 mod browser_screen;
 mod browser_video;
+mod bulletin;
 mod cases;
 mod cli;
 mod console;

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod bulletins;
 pub mod cases;
 pub mod devices;
 pub mod directives;
@@ -112,6 +113,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(cases::routes())
         .merge(devices::routes())
         .merge(directives::routes())
+        .merge(bulletins::routes())
         .merge(draw::routes())
         .merge(health::routes())
         .merge(registry::routes())

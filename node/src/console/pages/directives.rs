@@ -67,7 +67,7 @@ async fn render(s: &AdminState, ctx: Ctx, code: StatusCode) -> Response {
                             td data-l="发文" { (name(d.from)) br; span.muted { (who(d.from, d.person.as_ref())) } }
                             td data-l="收文单位" { (name(d.to)) " " span.muted { (d.to) } }
                             td data-l="标题" { strong { (d.title) } }
-                            td.say data-l="内容" { (d.text) }
+                            td.say data-l="内容" { (crate::api::bulletins::readable_text(&d.text)) }
                             @if sent { td.delivery data-l="送达" { (delivery(d)) } }
                         }
                     } }

@@ -6,6 +6,7 @@
 //! one that succeeds redirects (303) to the page with a short notice.
 
 pub mod alerts;
+pub mod bulletins;
 pub mod cameras;
 pub mod cases;
 pub mod devices;
@@ -59,6 +60,11 @@ pub fn routes() -> Router<AdminState> {
         .route("/spot-checks/worklist", get(draw::page))
         .route(draw::RECORD_PATH, get(draw::form).post(draw::record).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
         .route("/directives", get(directives::page).post(directives::send))
+        .route("/bulletins", get(bulletins::page))
+        .route("/bulletins/generate", post(bulletins::generate))
+        .route("/bulletins/drafts/{id}", get(bulletins::draft).post(bulletins::edit))
+        .route("/bulletins/drafts/{id}/publish", post(bulletins::publish))
+        .route("/bulletins/{id}", get(bulletins::show))
         .route("/registry", get(registry::page))
         .route("/health", get(health::page))
         .route("/health/{node}", get(health::detail))
@@ -121,7 +127,7 @@ impl Ctx {
 
 /// The notices a redirect may name (`?ok=confirmed`): fixed texts, so a link cannot put words in
 /// the node's mouth.
-const NOTICES: [(&str, &str); 18] = [
+const NOTICES: [(&str, &str); 21] = [
     ("confirmed", "已确认该预警。"),
     ("dismissed", "已判定为误报，原因已记录。"),
     ("overturned", "已推翻学校的误报判定，该预警改为已确认。"),
@@ -140,6 +146,9 @@ const NOTICES: [(&str, &str); 18] = [
     ("ledger-saved", "台账记录已保存。"),
     ("ledger-voided", "记录已作废，作废原因已留存。"),
     ("ledger-disposed", "已登记留样处置时间。"),
+    ("bulletin-drafted", "通报草稿已生成，请审核后发布。"),
+    ("bulletin-saved", "通报正文已保存。"),
+    ("bulletin-published", "通报已发布，下级单位将收到。"),
 ];
 
 fn notice_of(query: &str) -> Option<&'static str> {

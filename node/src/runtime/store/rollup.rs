@@ -31,8 +31,9 @@ use crate::storage::{Space, Storage, StorageError, WriteBatch};
 const DAILY: u8 = 0xC0;
 const CANTEEN: u8 = 0xC1;
 const UNIT: u8 = 0xC2;
-/// Set once every stored event is counted.
-const META_ROLLUP: &[u8] = b"daily-rollup";
+/// Set once every stored event is counted (v2: with morning checks and warnings; a data dir
+/// counted before them is counted again at open, every counter overwritten).
+const META_ROLLUP: &[u8] = b"daily-rollup-v2";
 
 /// What a daily counter counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,6 +47,11 @@ pub enum Metric {
     SpotFailed(FocusArea),
     /// Cases opened, by where they came from ([`source_index`]).
     CaseOpened(u8),
+    /// Morning-check (晨检) records written for the day they belong to (voids not subtracted).
+    MorningCheck,
+    /// Early warnings raised (a level change raises again), and resolved.
+    WarningRaised,
+    WarningResolved,
 }
 
 /// The case sources in counter order, with their Chinese names.
@@ -72,6 +78,9 @@ impl Metric {
             Metric::SpotPassed => 0x41,
             Metric::SpotFailed(a) => 0x48 + FocusArea::ALL.iter().position(|x| *x == a).unwrap_or(0) as u8,
             Metric::CaseOpened(i) => 0x60 + i,
+            Metric::MorningCheck => 0x70,
+            Metric::WarningRaised => 0x71,
+            Metric::WarningResolved => 0x72,
         }
     }
 
@@ -81,6 +90,9 @@ impl Metric {
             0x41 => Some(Metric::SpotPassed),
             0x48..=0x4F => FocusArea::ALL.get(usize::from(c - 0x48)).map(|a| Metric::SpotFailed(*a)),
             0x60..=0x6F => (usize::from(c - 0x60) < CASE_SOURCES.len()).then_some(Metric::CaseOpened(c - 0x60)),
+            0x70 => Some(Metric::MorningCheck),
+            0x71 => Some(Metric::WarningRaised),
+            0x72 => Some(Metric::WarningResolved),
             _ => AlertType::all().nth(usize::from(c)).filter(|t| *t as u8 == c).map(Metric::Alert),
         }
     }
@@ -149,6 +161,16 @@ fn counts_of(e: &Event) -> Vec<(u32, Metric)> {
         Body::Case(c) => match &c.action {
             CaseAction::Open { source, .. } => vec![(day(e.hlc.wall_ms), Metric::CaseOpened(source_index(source)))],
             _ => Vec::new(),
+        },
+        Body::Ledger(l) => match &l.op {
+            protocol::ledger::LedgerOp::Record(protocol::ledger::LedgerRecord::MorningCheck(_)) => {
+                vec![(l.day, Metric::MorningCheck)]
+            }
+            _ => Vec::new(),
+        },
+        Body::Warning(w) => match &w.action {
+            protocol::warning::WarningAction::Raise { at_ms, .. } => vec![(day(*at_ms), Metric::WarningRaised)],
+            protocol::warning::WarningAction::Resolve { at_ms, .. } => vec![(day(*at_ms), Metric::WarningResolved)],
         },
         _ => Vec::new(),
     }
