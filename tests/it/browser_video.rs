@@ -16,7 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::cluster::Cluster;
-use node::api::accounts::AccountRequest;
 use node::api::registry::RegistryRequest;
 use node::config::DevicesConfig;
 use protocol::ledger::{AccompaniedMeal, Companion, FoodSample, LedgerRecord, Meal};
@@ -231,14 +230,7 @@ fn set_stream(cluster: &Cluster, node: NodeId, school: NodeId, camera: &str, s: 
 }
 
 fn account(cluster: &Cluster, node: NodeId, id: &str, name: &str, role: &str) {
-    let req = AccountRequest {
-        id: id.into(),
-        display_name: name.into(),
-        role: role.into(),
-        password: PASSWORD.into(),
-        disabled: false,
-    };
-    cluster.client(node).add_account(&req).unwrap();
+    crate::browser::add_account_as(cluster, node, id, name, role, PASSWORD);
 }
 
 /// Waits (bounded) until the page's `<video>` has played past `past` seconds; its `currentTime`.

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use harness::cluster::Cluster;
-use node::api::accounts::AccountRequest;
 use node::api::bulletins::BulletinView;
 use node::api::cases::{OpenCase, StepRequest};
 use node::api::spot::RecordSpotCheck;
@@ -25,14 +24,7 @@ fn id(s: &str) -> NodeId {
 }
 
 fn account(cluster: &Cluster, node: NodeId, id: &str, name: &str, role: &str) {
-    let req = AccountRequest {
-        id: id.into(),
-        display_name: name.into(),
-        role: role.into(),
-        password: PASSWORD.into(),
-        disabled: false,
-    };
-    cluster.client(node).add_account(&req).unwrap();
+    crate::browser::add_account_as(cluster, node, id, name, role, PASSWORD);
 }
 
 fn row<'a>(v: &'a BulletinView, table: usize, unit: &str) -> &'a protocol::bulletin::RankedRow {
