@@ -374,20 +374,7 @@ pub fn run(month: Month, samples: usize) -> anyhow::Result<()> {
     println!("  filled {events} events ({cases} cases) in {:.1} s", t0.elapsed().as_secs_f64());
     cluster.start(province)?;
     let client = cluster.client(province);
-    let started = Instant::now();
-    while client.status().is_err() {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the province node did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    println!("  the province node answered {:.1} s after starting", started.elapsed().as_secs_f64());
-    let password = "bench password 2026";
-    client.add_account(&node::api::accounts::AccountRequest {
-        id: "sheng.jian".into(),
-        display_name: "省监管员".into(),
-        role: "监管员".into(),
-        password: password.into(),
-        disabled: false,
-    })?;
+    let password = province_supervisor(&client, Duration::from_secs(120))?;
     let mut web = Web::new(&cluster.ca_cert_path(), cluster.console_url(province))?;
     let mut sign_ins = Vec::new();
     for _ in 0..10 {
@@ -441,4 +428,24 @@ pub fn run(month: Month, samples: usize) -> anyhow::Result<()> {
     println!("  argon2id hash + verify in one thread (default parameters): {}", ms(h50));
     cluster.stop_all();
     Ok(())
+}
+
+/// Waits (up to `limit`) for the freshly started province node to answer, then adds the
+/// supervisor `sheng.jian` the benches sign in as; returns its password.
+pub fn province_supervisor(client: &client::AdminClient, limit: Duration) -> anyhow::Result<&'static str> {
+    let started = Instant::now();
+    while client.status().is_err() {
+        anyhow::ensure!(started.elapsed() < limit, "the province node did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("  the province node answered {:.1} s after starting", started.elapsed().as_secs_f64());
+    let password = "bench password 2026";
+    client.add_account(&node::api::accounts::AccountRequest {
+        id: "sheng.jian".into(),
+        display_name: "省监管员".into(),
+        role: "监管员".into(),
+        password: password.into(),
+        disabled: false,
+    })?;
+    Ok(password)
 }

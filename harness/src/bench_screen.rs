@@ -197,20 +197,7 @@ fn measure(
 ) -> anyhow::Result<()> {
     let province = topo.root();
     let client = client::AdminClient::new(topo.get(province).context("no province")?.admin).expecting(province);
-    let started = Instant::now();
-    while client.status().is_err() {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "the province node did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    println!("  the province node answered {:.1} s after starting", started.elapsed().as_secs_f64());
-    let password = "bench password 2026";
-    client.add_account(&node::api::accounts::AccountRequest {
-        id: "sheng.jian".into(),
-        display_name: "省监管员".into(),
-        role: "监管员".into(),
-        password: password.into(),
-        disabled: false,
-    })?;
+    let password = crate::bench_console::province_supervisor(&client, Duration::from_secs(300))?;
     let mut web = Web::new(&certs.join(node::tls::CA_CERT_FILE), format!("https://{console}"))?;
     let a = web.sign_in("sheng.jian", password)?;
     anyhow::ensure!(a.status == 303, "sign-in answered {}", a.status);
