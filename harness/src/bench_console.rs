@@ -270,7 +270,10 @@ pub(crate) struct Web {
 /// One answer: status, the server's own time, what the client waited, the body.
 pub(crate) struct Answer {
     pub(crate) status: u16,
+    /// The server's whole time (`app` in its `Server-Timing`).
     pub(crate) server: Option<Duration>,
+    /// The parts a handler timed itself, as its `Server-Timing` names them, after `app`.
+    pub(crate) parts: Vec<(String, Duration)>,
     pub(crate) waited: Duration,
     pub(crate) body: String,
 }
@@ -311,13 +314,21 @@ impl Web {
                 self.cookies.insert(k.to_string(), v.to_string());
             }
         }
-        let server = resp
+        // `app;dur=66.40, units;dur=1.20, …`
+        let mut timed: Vec<(String, Duration)> = resp
             .headers()
             .get("server-timing")
-            .and_then(|v| v.to_str().ok()?.split("dur=").nth(1)?.parse::<f64>().ok())
-            .map(|ms| Duration::from_secs_f64(ms / 1e3));
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|part| {
+                let (name, dur) = part.trim().split_once(";dur=")?;
+                Some((name.to_string(), Duration::from_secs_f64(dur.parse::<f64>().ok()? / 1e3)))
+            })
+            .collect();
+        let server = (timed.first().map(|(n, _)| n.as_str()) == Some("app")).then(|| timed.remove(0).1);
         let body = resp.body_mut().read_to_string().unwrap_or_default();
-        Ok(Answer { status: resp.status().as_u16(), server, waited: t.elapsed(), body })
+        Ok(Answer { status: resp.status().as_u16(), server, parts: timed, waited: t.elapsed(), body })
     }
 
     pub(crate) fn get(&mut self, path: &str) -> anyhow::Result<Answer> {

@@ -235,9 +235,17 @@ fn measure(
     let mut server = Vec::new();
     let mut waited = Vec::new();
     let mut bytes = 0;
+    // Each part's times, in the order the server names them.
+    let mut parts: Vec<(String, Vec<Duration>)> = Vec::new();
     for _ in 0..samples {
         let a = web.get("/screen/data")?;
         anyhow::ensure!(a.status == 200, "/screen/data answered {}", a.status);
+        for (name, d) in a.parts {
+            match parts.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => v.push(d),
+                None => parts.push((name, vec![d])),
+            }
+        }
         server.push(a.server.context("no Server-Timing header")?);
         waited.push(a.waited);
         bytes = a.body.len();
@@ -247,6 +255,14 @@ fn measure(
     let max = server.iter().max().copied().unwrap_or_default();
     println!("  GET /screen/data, {samples} refreshes one after another:");
     println!("    server p50 {} p99 {} max {}; client p50 {} p99 {}", ms(p50), ms(p99), ms(max), ms(c50), ms(c99));
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(["part", "p50", "p99", "max"]);
+    for (name, v) in &parts {
+        let (p50, p99) = percentiles(v.clone());
+        let max = v.iter().max().copied().unwrap_or_default();
+        table.add_row([name.clone(), ms(p50), ms(p99), ms(max)]);
+    }
+    println!("    the server's parts (its Server-Timing):\n{table}");
     println!(
         "    {bytes} bytes of JSON per refresh (uncompressed; every 10 s by default: {:.1} KB/min)",
         bytes as f64 * 6.0 / 1024.0

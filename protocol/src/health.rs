@@ -345,6 +345,14 @@ impl HealthTable {
         self.rows.iter().map(|(k, h)| HealthRow { node: k.0, version: h.version, part: h.part.clone() })
     }
 
+    /// Every node's own report, in tree order.
+    pub fn reports(&self) -> impl Iterator<Item = (NodeId, &SelfReport)> + '_ {
+        self.rows.iter().filter_map(|((n, _), h)| match &h.part {
+            Part::Report(r) => Some((*n, r)),
+            Part::Link(_) => None,
+        })
+    }
+
     /// Nodes with any row, in tree order.
     pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
         let mut last = None;
@@ -471,6 +479,10 @@ pub struct Derived {
 
 /// Derives every roster node's state at `now_ms` as `me` sees it: `roster` in tree order
 /// (ascending `NodeId`, which is depth-first), all in `me`'s subtree.
+///
+/// In tree order a node's parent comes before it, so one pass walks the roster and the table's
+/// rows side by side (both ascending) instead of looking each node up: a province's 17,362 nodes
+/// in a few milliseconds. A roster out of order is looked up row by row instead.
 pub fn derive_all(
     me: NodeId,
     roster: &[NodeId],
@@ -478,34 +490,57 @@ pub fn derive_all(
     now_ms: u64,
     timing: &HealthTiming,
 ) -> Vec<Derived> {
-    let mut seen: BTreeMap<NodeId, NodeState> = BTreeMap::new();
+    // The nodes that can be parents (not schools): their state and report, for their children.
+    let mut seen: BTreeMap<NodeId, (NodeState, Option<&SelfReport>)> = BTreeMap::new();
     let mut out = Vec::with_capacity(roster.len());
+    let in_order = roster.is_sorted();
+    let mut rows = table.rows.iter().peekable();
     for &node in roster {
-        let d = derive_one(me, node, table, now_ms, timing, &seen);
-        seen.insert(node, d.state);
+        let (mut report, mut link) = (None, None);
+        if in_order {
+            while rows.next_if(|((n, _), _)| *n < node).is_some() {}
+            while let Some(((_, _), held)) = rows.next_if(|((n, _), _)| *n == node) {
+                match &held.part {
+                    Part::Report(r) => report = Some(r),
+                    Part::Link(l) => link = Some(l),
+                }
+            }
+        } else {
+            report = table.report(node).map(|(r, _)| r);
+            link = table.link(node).map(|(l, _)| l);
+        }
+        let parent = node.parent();
+        let (parent_state, parent_report) = match parent {
+            Some(p) if p == me => (Some(NodeState::Live), table.report(p).map(|(r, _)| r)),
+            Some(p) => match seen.get(&p) {
+                Some((state, r)) => (Some(*state), *r),
+                None => (None, table.report(p).map(|(r, _)| r)),
+            },
+            None => (None, None),
+        };
+        let d = derive_one(me, node, report, link, parent_state, parent_report, now_ms, timing);
+        if node.tier() != Tier::School {
+            seen.insert(node, (d.state, report));
+        }
         out.push(d);
     }
     out
 }
 
+// The node, what is held about it and about its parent, and the viewer's clock and settings.
+#[allow(clippy::too_many_arguments)]
 fn derive_one(
     me: NodeId,
     node: NodeId,
-    table: &HealthTable,
+    report: Option<&SelfReport>,
+    link: Option<&LinkView>,
+    parent_state: Option<NodeState>,
+    parent_report: Option<&SelfReport>,
     now_ms: u64,
     timing: &HealthTiming,
-    above: &BTreeMap<NodeId, NodeState>,
 ) -> Derived {
-    let report = table.report(node).map(|(r, _)| r);
-    let link = table.link(node).map(|(l, _)| l);
     let parent = node.parent();
-    let parent_report = parent.and_then(|p| table.report(p)).map(|(r, _)| r);
     // The parent's word counts when the parent is the viewer or is itself live.
-    let parent_state = match parent {
-        Some(p) if p == me => Some(NodeState::Live),
-        Some(p) => above.get(&p).copied(),
-        None => None,
-    };
     let parent_trusted = matches!(parent_state, Some(NodeState::Live | NodeState::FailedOver | NodeState::Restoring));
     let heard_ms = link.map(|l| match l.phase {
         // While up, the parent's view is not resent: its own report time stands for "heard".
@@ -719,6 +754,21 @@ mod tests {
         let d = derive_all(prov, &roster, &t, later, &timing);
         assert_eq!(d[1].state, NodeState::Stale);
         assert_eq!(d[2].state, NodeState::Stale, "{:?}", d[2]);
+        // A roster out of ascending order, parents still first (looked up node by node), derives
+        // the same.
+        let d = derive_all(prov, &[prov, city, county, s3, s2, s1], &t, now, &timing);
+        let states: Vec<NodeState> = d.iter().map(|d| d.state).collect();
+        assert_eq!(
+            states,
+            [
+                NodeState::Live,
+                NodeState::Live,
+                NodeState::Down,
+                NodeState::Unseen,
+                NodeState::Stale,
+                NodeState::FailedOver
+            ]
+        );
     }
 
     #[test]

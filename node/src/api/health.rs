@@ -53,17 +53,46 @@ pub struct HealthRowView {
 /// its report is fresh (live or failed over): of a school that is down or stale, nobody knows
 /// which cameras are up.
 pub fn camera_sums(derived: &[Derived], table: &HealthTable, me: NodeId) -> BTreeMap<NodeId, (u32, u32)> {
+    let add = |sums: &mut BTreeMap<NodeId, (u32, u32)>, n: NodeId, (reg, on): (u32, u32)| {
+        let e = sums.entry(n).or_default();
+        e.0 = e.0.saturating_add(reg);
+        e.1 = e.1.saturating_add(on);
+    };
     let mut sums: BTreeMap<NodeId, (u32, u32)> = BTreeMap::new();
+    // In tree order (as derived) a unit's schools come one after another: their cameras are
+    // summed in a run and carried up once per unit, and the reports are walked beside the roster
+    // instead of looked up one by one.
+    let in_order = derived.is_sorted_by_key(|d| d.node);
+    let mut reports = table.reports().peekable();
+    let mut run: Option<(NodeId, (u32, u32))> = None;
+    let carry = |sums: &mut BTreeMap<NodeId, (u32, u32)>, run: Option<(NodeId, (u32, u32))>| {
+        if let Some((unit, counts)) = run {
+            for n in unit.path_up().take_while(|n| n.in_subtree_of(me)) {
+                add(sums, n, counts);
+            }
+        }
+    };
     for d in derived {
-        let Some((registered, online)) = table.report(d.node).and_then(|(r, _)| r.cameras) else { continue };
+        let report = if in_order {
+            while reports.next_if(|(n, _)| *n < d.node).is_some() {}
+            reports.next_if(|(n, _)| *n == d.node).map(|(_, r)| r)
+        } else {
+            table.report(d.node).map(|(r, _)| r)
+        };
+        let Some((registered, online)) = report.and_then(|r| r.cameras) else { continue };
         let fresh = matches!(d.state, NodeState::Live | NodeState::FailedOver);
-        let online = if fresh { online.min(registered) } else { 0 };
-        for n in d.node.path_up().take_while(|n| n.in_subtree_of(me)) {
-            let e = sums.entry(n).or_default();
-            e.0 = e.0.saturating_add(registered);
-            e.1 = e.1.saturating_add(online);
+        let counts = (registered, if fresh { online.min(registered) } else { 0 });
+        add(&mut sums, d.node, counts);
+        let Some(parent) = d.node.parent().filter(|p| p.in_subtree_of(me)) else { continue };
+        match &mut run {
+            Some((unit, sum)) if *unit == parent => {
+                sum.0 = sum.0.saturating_add(counts.0);
+                sum.1 = sum.1.saturating_add(counts.1);
+            }
+            _ => carry(&mut sums, run.replace((parent, counts))),
         }
     }
+    carry(&mut sums, run);
     sums
 }
 
@@ -94,12 +123,36 @@ pub struct HealthParams {
 /// Who should exist in `under`'s subtree: the topology, registered nodes, and any node that
 /// reported (it was accepted, so it belongs), in tree order.
 pub fn roster(topology: &Topology, table: &HealthTable, registered: &[NodeId], under: NodeId) -> Vec<NodeId> {
-    let mut all: Vec<NodeId> = topology.subtree(under).map(|e| e.id).collect();
-    all.extend(table.nodes().filter(|n| n.in_subtree_of(under)));
-    all.extend(registered.iter().copied().filter(|n| n.in_subtree_of(under)));
-    all.sort_unstable();
-    all.dedup();
+    // The topology's subtree and the table's nodes come in tree order: merged, not sorted.
+    let listed = topology.subtree(under).map(|e| e.id);
+    let held = table.nodes().filter(|n| n.in_subtree_of(under));
+    let mut all = union_sorted(listed, held);
+    if registered.iter().any(|n| n.in_subtree_of(under)) {
+        let mut extra: Vec<NodeId> = registered.iter().copied().filter(|n| n.in_subtree_of(under)).collect();
+        extra.sort_unstable();
+        all = union_sorted(all.into_iter(), extra.into_iter());
+    }
     all
+}
+
+/// The ascending union of two ascending lists, each node once.
+fn union_sorted(a: impl Iterator<Item = NodeId>, b: impl Iterator<Item = NodeId>) -> Vec<NodeId> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    let mut out: Vec<NodeId> = Vec::with_capacity(a.size_hint().0.max(b.size_hint().0));
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x <= y => a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => break,
+        };
+        if let Some(n) = next
+            && out.last() != Some(&n)
+        {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// What `problems` keeps of `rows` (in `under`'s subtree): every row that is not fine, and — as
@@ -295,5 +348,30 @@ mod tests {
         assert_eq!(at("130103"), Some((4, 4)), "failed over, still reporting");
         assert_eq!(at("1301"), Some((20, 11)));
         assert_eq!(at("13"), None, "nothing above the viewer");
+        // Out of tree order (a caller's own list) the sums are the same.
+        let mut shuffled = all.to_vec();
+        shuffled.reverse();
+        assert_eq!(camera_sums(&shuffled, &table, "1301".parse().unwrap()), sums);
+    }
+
+    #[test]
+    fn the_roster_merges_the_topology_the_table_and_the_registrations_in_tree_order() {
+        let spec = topology::generate::SmallSpec { cities: 1, counties_per_city: 2, schools_per_county: 2 };
+        let topo = topology::generate::generate_small(&spec, &topology::generate::AddrPlan::default()).unwrap();
+        let mut table = HealthTable::new();
+        let extra: NodeId = "130102-S0999".parse().unwrap();
+        table.put(HealthRow { node: extra, version: 1, part: Part::Report(report(None)) });
+        let registered: Vec<NodeId> =
+            ["1302", "130199-S0002", "130102-S0998", "130199-S0001"].iter().map(|n| n.parse().unwrap()).collect();
+        let all = roster(&topo, &table, &registered, topo.root());
+        let mut expected: Vec<NodeId> = topo.nodes().map(|e| e.id).chain([extra]).chain(registered.clone()).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(all, expected);
+        assert!(all.is_sorted(), "{all:?}");
+        let city: NodeId = "1301".parse().unwrap();
+        let under = roster(&topo, &table, &registered, city);
+        assert!(under.iter().all(|n| n.in_subtree_of(city)) && under.contains(&extra), "{under:?}");
+        assert!(!under.contains(&"1302".parse().unwrap()), "{under:?}");
     }
 }

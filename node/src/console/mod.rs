@@ -74,12 +74,15 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Says in every answer how long the node took to make it (`Server-Timing: app;dur=1.84`, in
-/// milliseconds): the console benchmark reads it, and so can a browser's developer tools.
+/// milliseconds): the console benchmark reads it, and so can a browser's developer tools. A
+/// handler that times its own parts (the big screen's data) puts them in the same header; they
+/// follow `app`.
 async fn server_timing(req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut resp = next.run(req).await;
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+    let parts = resp.headers().get("server-timing").and_then(|v| v.to_str().ok()).map(|p| format!(", {p}"));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={ms:.2}{}", parts.unwrap_or_default())) {
         resp.headers_mut().insert("server-timing", v);
     }
     resp

@@ -155,13 +155,9 @@ fn tier_zh(t: Tier) -> &'static str {
 }
 
 /// What the storage read gives: the registered schools and cities, the node's daily counters,
-/// the canteens per school, the open cases.
-type StoreParts = (
-    Vec<NodeId>,
-    BTreeMap<u32, BTreeMap<Metric, u64>>,
-    BTreeMap<NodeId, u32>,
-    BTreeMap<protocol::case::CaseId, CaseState>,
-);
+/// the open cases, and how long each took.
+type StoreParts =
+    (Vec<NodeId>, BTreeMap<u32, BTreeMap<Metric, u64>>, BTreeMap<protocol::case::CaseId, CaseState>, Parts);
 
 fn alerts_of(day: Option<&BTreeMap<Metric, u64>>) -> u64 {
     day.map_or(0, |m| m.iter().filter(|(k, _)| matches!(k, Metric::Alert(_))).map(|(_, n)| n).sum())
@@ -171,24 +167,48 @@ fn metric_of(day: Option<&BTreeMap<Metric, u64>>, metric: Metric) -> u64 {
     day.and_then(|m| m.get(&metric)).copied().unwrap_or(0)
 }
 
+/// How long each part of one answer took, in milliseconds, named as `Server-Timing` names them.
+pub type Parts = Vec<(&'static str, f64)>;
+
+fn lap(parts: &mut Parts, name: &'static str, since: &mut std::time::Instant) {
+    let now = std::time::Instant::now();
+    parts.push((name, (now - *since).as_secs_f64() * 1e3));
+    *since = now;
+}
+
 /// The screen's data for `s`'s node at its clock's now.
 pub async fn screen_data(s: &AdminState) -> Result<ScreenData, String> {
+    screen_data_timed(s).await.map(|(d, _)| d)
+}
+
+/// [`screen_data`], and how long each of its parts took.
+pub async fn screen_data_timed(s: &AdminState) -> Result<(ScreenData, Parts), String> {
+    let mut parts = Parts::new();
+    let mut since = std::time::Instant::now();
     let me = s.me;
     let now = s.clock.wall_ms();
     let today = protocol::ledger::china_day(now);
     let first = today.saturating_sub(TREND_DAYS - 1);
 
-    let (registered, mine, canteens, open): StoreParts = s
+    let (registered, mine, open, store_parts): StoreParts = s
         .reads
         .run(move |st| {
+            let mut parts = Parts::new();
+            let mut since = std::time::Instant::now();
             let registered = rollup::registered_units(st)?;
+            lap(&mut parts, "units", &mut since);
             let mine = rollup::daily(st, me, first, today)?;
-            let canteens = rollup::canteens(st, me)?;
+            lap(&mut parts, "counters", &mut since);
             let open = crate::runtime::store::case_summaries::case_heads(st, true)?;
-            Ok::<_, crate::storage::StorageError>((registered, mine, canteens, open))
+            lap(&mut parts, "cases", &mut since);
+            Ok::<StoreParts, crate::storage::StorageError>((registered, mine, open, parts))
         })
         .await
         .map_err(|e| format!("读取本节点数据失败：{e}"))?;
+    let store_ms: f64 = store_parts.iter().map(|(_, ms)| ms).sum();
+    lap(&mut parts, "store", &mut since);
+    parts.push(("store-queue", (parts[0].1 - store_ms).max(0.0)));
+    parts.extend(store_parts);
 
     // Who exists below: the topology, the run-time registrations and whoever reported.
     let health = shared(s).await.map_err(|e| crate::console::pages::reason(&e))?;
@@ -205,13 +225,19 @@ pub async fn screen_data(s: &AdminState) -> Result<ScreenData, String> {
         .filter(|d| d.node.tier() == Tier::School && matches!(d.state, NodeState::Live | NodeState::FailedOver))
         .map(|d| d.node)
         .collect();
+    lap(&mut parts, "health", &mut since);
 
     let kids = children.clone();
-    let per_child = s
+    let (per_child, canteens) = s
         .reads
-        .run(move |st| kids.iter().map(|c| rollup::daily(st, *c, first, today)).collect::<Result<Vec<_>, _>>())
+        .run(move |st| {
+            let days = kids.iter().map(|c| rollup::daily(st, *c, first, today)).collect::<Result<Vec<_>, _>>()?;
+            let units: Vec<NodeId> = std::iter::once(me).chain(kids.iter().copied()).collect();
+            Ok::<_, crate::storage::StorageError>((days, rollup::canteen_sums(st, &units)?))
+        })
         .await
         .map_err(|e| format!("读取本节点数据失败：{e}"))?;
+    lap(&mut parts, "children", &mut since);
 
     // The child of `me` a node belongs to.
     let child_of = |n: NodeId| n.path_up().find(|a| a.parent() == Some(me));
@@ -226,13 +252,19 @@ pub async fn screen_data(s: &AdminState) -> Result<ScreenData, String> {
         .collect();
     let mut head = Headline::default();
     for n in all.iter().filter(|n| n.tier() == Tier::School) {
-        let kitchens = u64::from(canteens.get(n).copied().unwrap_or(0).max(1));
         head.schools += 1;
-        head.canteens += kitchens;
         if let Some(cell) = child_of(*n).and_then(|c| cells.get_mut(&c)) {
             cell.schools += 1;
-            cell.canteens += kitchens;
         }
+    }
+    // Canteens: those registered, and a school that registered none counts as one.
+    let kitchens = |unit: NodeId, schools: u64| {
+        let sum = canteens.get(&unit).copied().unwrap_or_default();
+        u64::from(sum.canteens) + schools.saturating_sub(u64::from(sum.schools_with))
+    };
+    head.canteens = kitchens(me, head.schools);
+    for (c, cell) in cells.iter_mut() {
+        cell.canteens = kitchens(*c, cell.schools);
     }
     head.schools_live = live.len() as u64;
     if let Some((reg, on)) = cameras.get(&me) {
@@ -322,25 +354,29 @@ pub async fn screen_data(s: &AdminState) -> Result<ScreenData, String> {
             deadline: c.deadline_ms.map(|d| protocol::calendar::ChinaTime(d).date()).unwrap_or_default(),
         })
         .collect();
-    Ok(ScreenData {
-        unit: me,
-        unit_name: crate::api::kit::name_of(s, me),
-        tier_zh: tier_zh(me.tier()).to_string(),
-        now_ms: now,
-        now: protocol::calendar::ChinaTime(now).minute(),
-        refresh_s: s.screen.refresh_s,
-        headline: head,
-        days,
-        alerts_by_day,
-        spot_checked_by_day: checked,
-        spot_passed_by_day: passed,
-        alert_types,
-        spot_problems,
-        case_sources,
-        cases,
-        units: cells.into_values().collect(),
-        map: s.screen.map.is_some(),
-    })
+    lap(&mut parts, "compose", &mut since);
+    Ok((
+        ScreenData {
+            unit: me,
+            unit_name: crate::api::kit::name_of(s, me),
+            tier_zh: tier_zh(me.tier()).to_string(),
+            now_ms: now,
+            now: protocol::calendar::ChinaTime(now).minute(),
+            refresh_s: s.screen.refresh_s,
+            headline: head,
+            days,
+            alerts_by_day,
+            spot_checked_by_day: checked,
+            spot_passed_by_day: passed,
+            alert_types,
+            spot_problems,
+            case_sources,
+            cases,
+            units: cells.into_values().collect(),
+            map: s.screen.map.is_some(),
+        },
+        parts,
+    ))
 }
 
 /// Why the person may not open the screen here (`None`: they may): only a supervising unit's
@@ -445,8 +481,17 @@ pub async fn data(State(s): State<AdminState>, ctx: Ctx) -> Response {
     if let Some(why) = refusal(&ctx) {
         return (StatusCode::FORBIDDEN, Json(serde_json::json!({ "error": why }))).into_response();
     }
-    match screen_data(&s).await {
-        Ok(d) => Json(d).into_response(),
+    match screen_data_timed(&s).await {
+        Ok((d, mut parts)) => {
+            let started = std::time::Instant::now();
+            let mut resp = Json(d).into_response();
+            parts.push(("json", started.elapsed().as_secs_f64() * 1e3));
+            let timing = parts.iter().map(|(n, ms)| format!("{n};dur={ms:.2}")).collect::<Vec<_>>().join(", ");
+            if let Ok(v) = axum::http::HeaderValue::from_str(&timing) {
+                resp.headers_mut().insert("server-timing", v);
+            }
+            resp
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e }))).into_response(),
     }
 }
