@@ -563,7 +563,7 @@ mod tests {
                 .collect::<BTreeMap<_, _>>()
         };
         let st = MemStorage::new();
-        let events = vec![
+        let events = [
             kitchen("130102-S0001", "main", 1, t0, true),
             kitchen("130102-S0001", "north", 2, t0 + 1, true),
             // The same canteen twice in one batch: counted once.
