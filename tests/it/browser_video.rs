@@ -264,10 +264,14 @@ fn a_supervisor_and_a_parent_watch_a_canteen_camera_live_and_the_parent_sees_onl
     let (_dir, cluster, province, county, school) = video_federation(&media.hls_base());
 
     // The school says where its cameras' pictures are: cam-01 (open to parents) by its stream's
-    // path at the media server, cam-02 by its own HLS address. Bad ones are refused, nothing kept.
-    let by_path =
-        CameraStream { stream: "cam1".into(), gb_channel: "34020000001320000001".into(), ..CameraStream::default() };
-    set_stream(&cluster, school, school, "cam-01", by_path).unwrap();
+    // path at the media server, with the CLI, cam-02 by its own HLS address. Bad ones are refused,
+    // nothing kept.
+    let admin = cluster.admin_addr(school).to_string();
+    let args = ["registry", "camera", "stream", "--admin", &admin, "--id", "cam-01", "--stream", "cam1"];
+    let (ok, out, err) = crate::mingchu(&[&args[..], &["--gb-channel", "34020000001320000001"]].concat());
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = crate::mingchu(&[&args[..], &["--gb-channel", "3402"]].concat());
+    assert!(!ok && err.contains("20 位数字"), "a short channel id is refused: {out}{err}");
     let own = CameraStream { hls_url: format!("{}/cam1.m3u8", media.hls_base()), ..CameraStream::default() };
     set_stream(&cluster, school, school, "cam-02", own.clone()).unwrap();
     let refused = [

@@ -170,6 +170,25 @@ fn the_provinces_weekly_bulletin_ranks_known_data_and_goes_down_the_tree() {
         assert_eq!(held.tables, published.tables, "at {n}");
         assert_eq!(held.person.as_ref().map(|p| p.account.as_str()), Some("zhang"));
     }
+    // A city's monthly bulletin of its counties, generated from the city's own store: the same
+    // counties in the same order, published down to them.
+    let city = id("1301");
+    account(&cluster, city, "zhou", "周管理", "管理员");
+    let city_admin = cluster.client(city).acting_as("zhou");
+    let monthly = city_admin.generate_bulletin("monthly", Some(&week)).unwrap();
+    assert!(monthly.title.contains("月通报"), "{}", monthly.title);
+    assert_eq!(monthly.tables.len(), 1, "the city ranks its counties only: {:?}", monthly.tables);
+    let order: Vec<NodeId> = monthly.tables[0].rows.iter().map(|r| r.figures.unit).collect();
+    assert_eq!(order, [good, bad], "{:?}", monthly.tables[0]);
+    let (g, b) = (row(&monthly, 0, "130102"), row(&monthly, 0, "130104"));
+    assert_eq!((g.figures.spot, b.figures.spot), (Ratio::new(2, 2), Ratio::new(1, 2)));
+    assert_eq!((g.figures.on_time, b.figures.on_time), (Ratio::new(1, 1), Ratio::new(0, 1)));
+    let city_published = city_admin.publish_bulletin(&monthly.id).unwrap();
+    let held = eventually(Duration::from_secs(30), "the city's bulletin at a county", || {
+        cluster.client(bad).bulletins().ok()?.into_iter().find(|b| b.id == city_published.id)
+    });
+    assert_eq!(held.tables, city_published.tables);
+
     // The CLI lists and shows it at the school.
     let school_admin = cluster.admin_addr(good_school).to_string();
     let (ok, out, err) = mingchu(&["bulletin", "list", "--admin", &school_admin]);
