@@ -78,4 +78,34 @@ fn a_province_inspector_works_through_the_days_worklist_in_the_browser() {
     let text = wait_text(&b, "只在省级");
     assert!(!text.contains("130102-S0001") && !text.contains("随机种子"), "{text}");
     b.screenshot("spot-draw-county-refused");
+
+    // Once recorded, the check is the county's business: the case its failure opened shows the
+    // snapshot, which the county's node fetches from the province where it was taken.
+    let school = v.items[0].school;
+    let case = crate::eventually(std::time::Duration::from_secs(30), "the case at the county", || {
+        cluster.client(county).cases(None, Some("open"), false).ok()?.into_iter().find(|c| c.school == school)
+    });
+    b.goto(&format!("{}/cases/show?id={}", cluster.console_url(county), case.id.replace('#', "%23")));
+    wait_text(&b, "巡查截图");
+    let width = image_width(&b, "#snapshots img");
+    assert_eq!(width, 320, "the snapshot drawn at the county, its real width");
+    b.screenshot("spot-draw-case-snapshot-county");
+}
+
+/// The `naturalWidth` of the image `css` names once loaded (0: broken), waiting up to 45 s.
+fn image_width(b: &Browser, css: &str) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
+    loop {
+        let js = format!(
+            "const i = document.querySelector({css:?}); if (!i) return -1; if (!i.complete) return -2; \
+             return i.naturalWidth"
+        );
+        let v = b.eval(&js).as_i64().unwrap_or(-3);
+        if v >= 0 {
+            return v;
+        }
+        assert!(v != -1, "no image {css}: {}", b.text_of("body"));
+        assert!(std::time::Instant::now() < deadline, "the image {css} did not load in 45 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -130,3 +130,53 @@ fn a_school_snapshot_is_viewed_at_the_province_through_any_path_or_reported_unav
     assert!(got == a, "the cached copy");
     cluster.stop_all();
 }
+
+#[test]
+fn a_snapshot_taken_at_the_province_is_seen_below_and_a_copy_it_cached_from_elsewhere_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = topology::generate::SmallSpec { cities: 1, counties_per_city: 2, schools_per_county: 1 };
+    let mut cluster = Cluster::create(dir.path(), &spec, &crate::binary()).unwrap();
+    cluster.start_all().unwrap();
+    cluster.wait_links_up(Duration::from_secs(30)).unwrap();
+    let (province, county_a, county_b) = (id("13"), id("130102"), id("130104"));
+    let (school_a, school_b) = (id("130102-S0001"), id("130104-S0001"));
+
+    // The province's snapshot (as its spot check uploads it), held above everyone: the schools
+    // and a county fetch it up the tree.
+    let shot = png(30 * 1024, 5);
+    let shot_ref = cluster.client(province).upload_file("snapshot", &shot).unwrap().file;
+    for n in [school_a, county_b, school_b] {
+        let (_, got) = eventually(Duration::from_secs(30), "the province's snapshot below", || {
+            cluster.client(n).file(&shot_ref, province).ok()
+        });
+        assert!(got == shot, "at {n}");
+    }
+
+    // A school's photo the province fetched (and so cached): another branch naming the province
+    // as its holder gets nothing — the province hands down only what was uploaded there.
+    let photo = png(20 * 1024, 6);
+    let photo_ref = cluster.client(school_a).upload_file("evidence", &photo).unwrap().file;
+    let (_, got) = cluster.client(province).file(&photo_ref, school_a).unwrap();
+    assert!(got == photo);
+    let (status, why) = refused(cluster.client(county_b).file(&photo_ref, province).unwrap_err());
+    assert_eq!(status, 404, "{why}");
+    assert!(why.contains("没有这个文件"), "{why}");
+    // Nor can a county ask for a file of another branch by its real holder: no path there.
+    let (status, why) = refused(cluster.client(school_b).file(&photo_ref, school_a).unwrap_err());
+    assert_eq!(status, 403, "{why}");
+
+    // Unlinked from its county, the school still gets the province's snapshot through the
+    // ancestor it failed over to.
+    cluster.kill(county_a).unwrap();
+    eventually(Duration::from_secs(60), "the school failed over to the city", || {
+        let st = cluster.status(school_a).ok()?;
+        (st.failover.as_ref()?.state == node::runtime::link::LinkState::Up).then_some(())
+    });
+    let again = png(25 * 1024, 7);
+    let again_ref = cluster.client(province).upload_file("snapshot", &again).unwrap().file;
+    let (_, got) = eventually(Duration::from_secs(30), "a new snapshot at the failed-over school", || {
+        cluster.client(school_a).file(&again_ref, province).ok()
+    });
+    assert!(got == again);
+    cluster.stop_all();
+}

@@ -7,7 +7,10 @@
 //! **Fetched on demand** ([`Router`], driven by the root actor): a node that wants a file it does
 //! not hold sends `Frame::FileGet` over the link toward the holder — its child on the path, or a
 //! deeper descendant failed over to it, the deepest one linked — and waits; the node there answers
-//! from its store or cache, or asks on down in turn. The whole file comes back in `FileData` parts
+//! from its store or cache, or asks on down in turn. A file held **above** (a snapshot the province
+//! took in a spot check, shown on the case at the county and the school) is asked for the same way
+//! up the uplink: the node above answers a request from below only with a file uploaded there
+//! (never a copy it cached from another subtree), or asks on up toward the holder. The whole file comes back in `FileData` parts
 //! on the link's files lane, is checked against its hash, cached, and handed to whoever waited
 //! (the admin API, a console page, or the ancestor that asked). No path to the holder, or no
 //! answer in [`FETCH_TIMEOUT_MS`], makes the file **unavailable** (the holder may be offline);
@@ -167,8 +170,9 @@ pub type Fetched = Result<(FileMeta, Vec<u8>), FileError>;
 pub enum Waiter {
     /// The admin API or a console page at this node.
     Local(RpcReplyPort<Fetched>),
-    /// An ancestor that asked over a link, with its request id.
-    Up { peer: NodeId, req: u64 },
+    /// A node that asked over a link, with its request id: an ancestor, or a descendant asking
+    /// for a file held at or above this node.
+    Link { peer: NodeId, req: u64 },
 }
 
 /// A fetch in flight downward.
@@ -294,7 +298,7 @@ impl Router {
                 Waiter::Local(reply) => {
                     let _ = reply.send(outcome.clone());
                 }
-                Waiter::Up { peer, req } => actions.extend(answer(peer, req, &outcome)),
+                Waiter::Link { peer, req } => actions.extend(answer(peer, req, &outcome)),
             }
         }
         actions
@@ -334,14 +338,17 @@ pub fn answer(peer: NodeId, req: u64, outcome: &Fetched) -> Vec<Action> {
     }
 }
 
-/// The linked node toward `holder` from `me`: among `linked` (peers whose links are up), the
-/// deepest that is below `me` and at or above the holder — its child on the path, or a deeper
-/// descendant failed over to it.
+/// The linked node toward `holder` from `me`, among `linked` (peers whose links are up). Below
+/// `me`: the deepest linked node at or above the holder — its child on the path, or a deeper
+/// descendant failed over to it. Above `me`: the deepest linked ancestor at or below the holder —
+/// its parent, or the ancestor it failed over to. Elsewhere (another branch): none.
 pub fn route(me: NodeId, holder: NodeId, linked: impl IntoIterator<Item = NodeId>) -> Option<NodeId> {
-    linked
-        .into_iter()
-        .filter(|p| *p != me && me.is_ancestor_or_self_of(*p) && p.is_ancestor_or_self_of(holder))
-        .max_by_key(|p| p.ancestors().count())
+    let toward = |p: &NodeId| {
+        *p != me
+            && ((me.is_ancestor_or_self_of(*p) && p.is_ancestor_or_self_of(holder))
+                || (p.is_ancestor_or_self_of(me) && holder.is_ancestor_or_self_of(*p)))
+    };
+    linked.into_iter().filter(toward).max_by_key(|p| p.ancestors().count())
 }
 
 /// `sha256:…` for logs and messages.
@@ -400,6 +407,12 @@ mod tests {
         assert_eq!(route(city, school, [county, school]), Some(school));
         assert_eq!(route(city, school, [id("130104")]), None);
         assert_eq!(route(school, school, [county]), None);
+        // Up toward a holder above: the parent, or the ancestor failed over to, never past it.
+        assert_eq!(route(school, id("13"), [county]), Some(county));
+        assert_eq!(route(school, id("13"), [city]), Some(city));
+        assert_eq!(route(school, city, [county, id("13")]), Some(county));
+        assert_eq!(route(school, county, [city]), None, "linked past the holder");
+        assert_eq!(route(county, id("130104"), [city]), None, "another branch");
     }
 
     #[test]
@@ -415,10 +428,10 @@ mod tests {
         };
         let mut r = Router::default();
         let (child, up) = (id("130102"), id("13"));
-        let first = r.fetch(hash, id("130102-S0001"), child, Waiter::Up { peer: up, req: 77 });
+        let first = r.fetch(hash, id("130102-S0001"), child, Waiter::Link { peer: up, req: 77 });
         assert!(matches!(first[0], Action::Send(p, Frame::FileGet { .. }) if p == child));
         // A second waiter joins the fetch in flight.
-        assert!(r.fetch(hash, id("130102-S0001"), child, Waiter::Up { peer: up, req: 78 }).is_empty());
+        assert!(r.fetch(hash, id("130102-S0001"), child, Waiter::Link { peer: up, req: 78 }).is_empty());
         let parts = answer(child, 1, &Ok((meta, bytes.clone())));
         assert_eq!(parts.len(), 2);
         let mut done = Vec::new();
@@ -431,7 +444,7 @@ mod tests {
         assert_eq!(done.len(), 1 + 4);
         // A wrong hash is never handed on.
         let mut r = Router::default();
-        r.fetch([9; 32], id("130102-S0001"), child, Waiter::Up { peer: up, req: 1 });
+        r.fetch([9; 32], id("130102-S0001"), child, Waiter::Link { peer: up, req: 1 });
         let bad = r.data(child, 1, 0, 3, Some(FileMeta { size: 3, ..meta }), vec![1, 2, 3]);
         assert!(matches!(&bad[..], [Action::Send(_, Frame::FileFail { missing: false, .. })]));
     }

@@ -202,7 +202,7 @@ impl NodeRun {
         }
     }
 
-    /// A file here, or fetched from below toward `holder`, for `waiter`.
+    /// A file here, or fetched through the tree toward `holder`, for `waiter`.
     fn file_want(
         &mut self,
         myself: &ActorRef<NodeMsg>,
@@ -212,16 +212,26 @@ impl NodeRun {
     ) {
         use crate::runtime::files::{FileError, Waiter, read_file, route};
         let me = self.args.me;
-        let found = match read_file(self.args.storage.as_ref(), &hash) {
-            Ok(found) => found.map(Ok),
-            Err(e) => Some(Err(FileError::Unavailable(format!("{me} 读取文件失败：{e}")))),
+        let asker = match &waiter {
+            Waiter::Link { peer, .. } => Some(*peer),
+            Waiter::Local(_) => None,
+        };
+        let from_above = asker.is_some_and(|p| p != me && p.is_ancestor_or_self_of(me));
+        let from_below = asker.is_some_and(|p| p.is_descendant_of(me));
+        let (below, above) = (holder.is_descendant_of(me), me.is_descendant_of(holder));
+        // A node below is answered only with what was uploaded here, never with a copy cached
+        // from another subtree; a file held further up is asked for there.
+        let found = if from_below && holder != me {
+            None
+        } else {
+            match read_file(self.args.storage.as_ref(), &hash) {
+                Ok(found) => found.filter(|(meta, _)| !(from_below && meta.cached)).map(Ok),
+                Err(e) => Some(Err(FileError::Unavailable(format!("{me} 读取文件失败：{e}")))),
+            }
         };
         let outcome = match found {
             Some(outcome) => Some(outcome),
-            None if holder == me || !me.is_ancestor_or_self_of(holder) => {
-                Some(Err(FileError::Missing(format!("{me} 没有这个文件（可能已超过保存期限）"))))
-            }
-            None => match route(me, holder, self.linked_peers()) {
+            None if below || (above && !from_above) => match route(me, holder, self.linked_peers()) {
                 None => Some(Err(FileError::Unavailable(format!("{holder} 当前联系不上：{me} 没有通往它的可用连接")))),
                 Some(via) => {
                     let actions = self.files.fetch(hash, holder, via, waiter);
@@ -229,6 +239,7 @@ impl NodeRun {
                     return;
                 }
             },
+            None => Some(Err(FileError::Missing(format!("{me} 没有这个文件（可能已超过保存期限）")))),
         };
         if let Some(outcome) = outcome {
             let actions = match waiter {
@@ -236,7 +247,7 @@ impl NodeRun {
                     let _ = reply.send(outcome);
                     Vec::new()
                 }
-                Waiter::Up { peer, req } => crate::runtime::files::answer(peer, req, &outcome),
+                Waiter::Link { peer, req } => crate::runtime::files::answer(peer, req, &outcome),
             };
             self.file_actions(myself, actions);
         }
@@ -256,12 +267,15 @@ impl NodeRun {
         let me = self.args.me;
         let actions = match frame {
             protocol::Frame::FileGet { req, holder, hash } => {
-                // Requests come down from an ancestor, for a holder in this node's subtree.
-                if !peer.is_ancestor_or_self_of(me) || peer == me {
-                    warn!(node = %me, %peer, "a file request from below: ignored");
+                // Requests come down from an ancestor (for a holder in this node's subtree), or up
+                // from a descendant for a file held here or above.
+                let from_above = peer != me && peer.is_ancestor_or_self_of(me);
+                let from_below = peer.is_descendant_of(me) && holder.is_ancestor_or_self_of(me);
+                if !from_above && !from_below {
+                    warn!(node = %me, %peer, %holder, "a file request for a holder not above the asker: ignored");
                     return;
                 }
-                self.file_want(myself, holder, hash, crate::runtime::files::Waiter::Up { peer, req });
+                self.file_want(myself, holder, hash, crate::runtime::files::Waiter::Link { peer, req });
                 return;
             }
             protocol::Frame::FileData { req, offset, total, meta, bytes } => {

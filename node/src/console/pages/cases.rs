@@ -205,7 +205,7 @@ async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode, draft
         div.box #case {
             p { strong { (case.title) } " " (severity_tag(case.severity)) " " span.tag { (case.status.zh()) } @if case.overdue { " " span.tag.bad { "逾期" } } }
             p { "学校：" (crate::api::kit::name_of(s, case.school)) "（" (case.school) "）" }
-            @if !case.detail.is_empty() { p { "情况：" (case.detail) } }
+            @if !case.detail.is_empty() { (detail(&case)) }
             p { "挂账：" (when(case.opened_at_ms)) " · 整改期限：" (case.deadline_ms.map(when).unwrap_or_else(|| "—".into()))
                 " · 当前督办单位：" (case.supervisor) }
             @if !case.evidence.is_empty() { (evidence(&case)) }
@@ -219,6 +219,7 @@ async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode, draft
                     @if !st.text.is_empty() {
                         br;
                         @if st.action == CaseActionKind::Submit { span.say { (say(&st.text, case.school, FileKind::Evidence)) } }
+                        @else if st.action == CaseActionKind::Open { span.say { (say(&st.text, case.id.opened_by, FileKind::Snapshot)) } }
                         @else { span.say { (st.text) } }
                     }
                 }
@@ -228,6 +229,21 @@ async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode, draft
         p { a href="/cases" { "返回问题台账" } }
     };
     refused(code, shell(&ctx.0, Nav::Cases, &title, body))
+}
+
+/// What was found, with the snapshots named in it (a failed spot check's: `巡查截图：sha256:…`)
+/// as thumbnails. They are held where the case was opened (the node that recorded the check), so
+/// a county or a school below fetches them from there.
+fn detail(case: &CaseState) -> Markup {
+    let holder = case.id.opened_by;
+    let photos: Vec<FileHash> =
+        case.detail.split_whitespace().filter_map(|w| parse_ref(w.trim_start_matches("巡查截图："))).collect();
+    html! {
+        p { "情况：" (say(&case.detail, holder, FileKind::Snapshot)) }
+        @if !photos.is_empty() {
+            div.thumbs #snapshots { @for h in &photos { (thumb(h, holder, FileKind::Snapshot, "巡查截图")) } }
+        }
+    }
 }
 
 /// The latest submission's evidence: its photos as thumbnails (each opens the full image), its
