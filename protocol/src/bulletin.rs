@@ -222,17 +222,20 @@ pub struct Example {
     pub evidence: String,
 }
 
-/// Good examples of a ranked table: the first-ranked units, and every unit with a 100% spot-check
-/// pass rate and 100% on-time rectification (both with something counted).
+/// Good examples of a ranked table: the first-ranked units (when more than one unit is ranked: a
+/// unit alone in its table is first of nobody), and every unit with a 100% spot-check pass rate
+/// and 100% on-time rectification (both with something counted).
 pub fn good_examples(rows: &[RankedRow]) -> Vec<Example> {
     let mut out: Vec<Example> = Vec::new();
+    let ranked = rows.iter().filter(|r| r.rank.is_some()).count();
     for r in rows {
         let f = &r.figures;
         let perfect =
             f.spot.whole > 0 && f.spot.part == f.spot.whole && f.on_time.whole > 0 && f.on_time.part == f.on_time.whole;
-        if r.rank == Some(1) || perfect {
+        let first = ranked > 1 && r.rank == Some(1);
+        if first || perfect {
             let mut why = Vec::new();
-            if r.rank == Some(1) {
+            if first {
                 why.push(format!("综合得分 {} 排名第一", r.score.map(pct).unwrap_or_default()));
             }
             if perfect {
@@ -301,6 +304,18 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].unit, "130105".parse().unwrap());
         assert!(bad[0].evidence.contains("网络巡查合格率仅 0%（0/2）"), "{bad:?}");
+    }
+
+    #[test]
+    fn a_unit_alone_in_its_table_is_praised_only_for_its_own_figures() {
+        let rows = rank(&[unit("1301", (1, 2), (1, 1))]);
+        assert_eq!(rows[0].rank, Some(1));
+        assert!(good_examples(&rows).is_empty(), "first of one is no example");
+        assert!(bad_examples(&rows).is_empty());
+        let rows = rank(&[unit("1301", (2, 2), (1, 1))]);
+        let good = good_examples(&rows);
+        assert_eq!(good.len(), 1);
+        assert!(!good[0].evidence.contains("排名第一") && good[0].evidence.contains("全部合格"), "{good:?}");
     }
 
     #[test]
