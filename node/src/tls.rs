@@ -96,6 +96,13 @@ pub enum TlsError {
     /// A host a web certificate cannot name (the message is Chinese and English).
     #[error("{0}")]
     BadHost(String),
+    /// A private key that others than its owner may read or write: the node does not start.
+    #[error(
+        "{}：私钥文件的权限是 {mode:04o}，除所有者外还有人能读写它。请执行 chmod 600 {} 后再启动（a private key must be readable by its owner only）",
+        path.display(),
+        path.display()
+    )]
+    KeyExposed { path: PathBuf, mode: u32 },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
@@ -217,7 +224,21 @@ fn read_cert(path: &Path) -> Result<CertificateDer<'static>, TlsError> {
     })
 }
 
+/// Refuses a private key file that anyone but its owner may read or write (on Unix).
+pub fn check_private(path: &Path) -> Result<(), TlsError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(io_err(path))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(TlsError::KeyExposed { path: path.to_path_buf(), mode });
+        }
+    }
+    Ok(())
+}
+
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    check_private(path)?;
     PrivateKeyDer::from_pem_slice(&read_file(path)?).map_err(|e| TlsError::Pem {
         path: path.to_path_buf(),
         what: "private key",
@@ -263,6 +284,7 @@ fn load_ca(dir: &Path) -> Result<LoadedCa, TlsError> {
             )));
         }
     };
+    check_private(&key_path)?;
     let key_pem = String::from_utf8(read_file(&key_path)?).map_err(|_| TlsError::Pem {
         path: key_path.clone(),
         what: "private key",
@@ -794,9 +816,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         ca_init(dir.path()).unwrap();
         let (_, key_path) = ca_issue(dir.path(), id("13")).unwrap();
-        for path in [dir.path().join(CA_KEY_FILE), key_path] {
+        for path in [dir.path().join(CA_KEY_FILE), key_path.clone()] {
             assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
         }
+        let (_, web_key) = ca_issue_web(dir.path(), &[WebHost::Dns("localhost".into())]).unwrap();
+        // A key others may read is refused, saying what to do; issuing from an exposed CA key too.
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            fs::set_permissions(&key_path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = NodeCredentials::load(dir.path(), id("13")).unwrap_err();
+            assert!(matches!(err, TlsError::KeyExposed { .. }), "{mode:o}: {err}");
+            assert!(err.to_string().contains("chmod 600") && err.to_string().contains(&format!("{mode:04o}")), "{err}");
+        }
+        fs::set_permissions(&key_path, fs::Permissions::from_mode(0o400)).unwrap();
+        NodeCredentials::load(dir.path(), id("13")).unwrap();
+        fs::set_permissions(&web_key, fs::Permissions::from_mode(0o644)).unwrap();
+        let web_cert = dir.path().join("web.pem");
+        assert!(matches!(web_server_config(&web_cert, &web_key).unwrap_err(), TlsError::KeyExposed { .. }));
+        fs::set_permissions(dir.path().join(CA_KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(ca_issue(dir.path(), id("1301")).unwrap_err(), TlsError::KeyExposed { .. }));
     }
 
     #[test]

@@ -395,6 +395,15 @@ fn without_a_certificate_the_console_is_plain_http_on_loopback_and_refused_elsew
 
     // On loopback it serves plain HTTP, and its cookies are not marked Secure.
     cluster.edit_config(county, |c| c.console.as_mut().unwrap().listen = loopback.parse().unwrap()).unwrap();
+    // But not with a node key that others may read: it refuses to start and says how to fix it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let (_, key) = node::tls::node_paths(&cluster.cert_dir, county);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (ok, _, err) = crate::mingchu(&["node", "run", "--config", config.to_str().unwrap()]);
+        assert!(!ok && err.contains("chmod 600") && err.contains("0644"), "{err}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     cluster.start_all().unwrap();
     cluster.wait_links_up(Duration::from_secs(30)).unwrap();
     add_account(&cluster, county, ACCOUNT, NAME, PASSWORD, false);
