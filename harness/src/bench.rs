@@ -18,9 +18,14 @@ pub struct BenchArgs {
     /// Throughput phase: alerts raised at each school (sent in batches of --batch).
     #[arg(long, default_value_t = 5_000)]
     pub per_school: usize,
-    /// Alerts per batch request in the throughput phase.
+    /// Alerts per batch request in the throughput phase (1: one alert per request, as an AI box
+    /// sends its detections, through the single-alert endpoint).
     #[arg(long, default_value_t = 250)]
     pub batch: usize,
+    /// Throughput phase: requests in flight at each school at once, each on its own connection
+    /// (the intake mode of the performance issue: `--batch 1 --in-flight 20`).
+    #[arg(long, default_value_t = 1)]
+    pub in_flight: usize,
     /// Latency phase: steady rate over all schools (alerts/s).
     #[arg(long, default_value_t = 200)]
     pub rate: u32,
@@ -85,7 +90,7 @@ fn sample(n: usize) -> RaiseAlert {
     RaiseAlert {
         camera: format!("cam-{:02}", n % 8 + 1),
         alert_type: ["NO_MASK", "NO_CHEF_HAT", "NO_UNIFORM", "PHONE"][n % 4].into(),
-        canteen: Some("main-canteen".into()),
+        canteen: Some("main".into()),
         snapshot: Some(format!("snapshots/2026/11/28/{n:08}.jpg")),
         no_merge: true,
         ..RaiseAlert::default()
@@ -159,20 +164,29 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     let total = schools.len() * args.per_school;
     let before = cluster.status(province)?.store.alerts_applied;
     let t0 = Instant::now();
+    let (per, batch, in_flight) = (args.per_school, args.batch.max(1), args.in_flight.clamp(1, 64));
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut handles = Vec::new();
         for &school in &schools {
-            let client = cluster.client(school);
-            let (per, batch) = (args.per_school, args.batch.max(1));
-            handles.push(scope.spawn(move || -> anyhow::Result<()> {
-                let mut sent = 0;
-                while sent < per {
-                    let n = batch.min(per - sent);
-                    client.raise_alerts((sent..sent + n).map(sample).collect())?;
-                    sent += n;
-                }
-                Ok(())
-            }));
+            // Each of the school's senders its own share of the indices (so every detection is
+            // distinct) and its own client (its own connection).
+            for k in 0..in_flight {
+                let client = cluster.client(school);
+                let (from, to) = (per * k / in_flight, per * (k + 1) / in_flight);
+                handles.push(scope.spawn(move || -> anyhow::Result<()> {
+                    let mut sent = from;
+                    while sent < to {
+                        let n = batch.min(to - sent);
+                        if n == 1 {
+                            client.raise_alert(&sample(sent))?;
+                        } else {
+                            client.raise_alerts((sent..sent + n).map(sample).collect())?;
+                        }
+                        sent += n;
+                    }
+                    Ok(())
+                }));
+            }
         }
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??;
@@ -198,7 +212,10 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     let all = t0.elapsed();
-    println!("\nthroughput: {total} alerts from {} schools", schools.len());
+    println!(
+        "\nthroughput: {total} alerts from {} schools, {batch} per request, {in_flight} request(s) in flight per school",
+        schools.len()
+    );
     println!(
         "  accepted (durable at the schools): {:.2} s = {:.0} alerts/s",
         accepted.as_secs_f64(),
