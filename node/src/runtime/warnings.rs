@@ -95,8 +95,9 @@ pub struct Pass {
 /// What the last passes read and judged, kept while no event they come from arrived.
 #[derive(Default)]
 pub struct Memo {
-    /// The stored cursors the kept facts are as of.
-    cursors: Cursors,
+    /// The stored cursors the kept facts are as of (shared with the pass's inputs while the
+    /// storage's version stays the same: an unchanged pass copies and compares none of them).
+    cursors: Arc<Cursors>,
     /// The storage's version those cursors were read at: while it is the same, nothing stored
     /// changed and a pass takes them without reading ([`crate::storage::Storage::version`]).
     version: Option<u64>,
@@ -218,7 +219,7 @@ struct Inputs {
     now: u64,
     /// The storage's version, read before the cursors.
     version: u64,
-    cursors: Cursors,
+    cursors: Arc<Cursors>,
     beats: Option<BTreeMap<String, Beat>>,
     linked: BTreeSet<NodeId>,
 }
@@ -246,7 +247,7 @@ impl Engine {
             // Debug builds judge every pass from fresh reads too (when no event arrived meanwhile:
             // a running node's links write beside the engine): the memo must not change a thing.
             let fresh = self.owed_with(&mut Memo::default(), &inputs).await?;
-            let still = self.reads.run(crate::runtime::store::all_cursors).await? == inputs.cursors;
+            let still = self.reads.run(crate::runtime::store::all_cursors).await? == *inputs.cursors;
             if still && fresh != owed {
                 crate::runtime::invariant::broken(format_args!(
                     "node {}, warning engine at {}: the kept facts owe {:?}, fresh reads owe {:?}",
@@ -307,7 +308,7 @@ impl Engine {
         let version = self.reads.version();
         let cursors = match memo {
             Some(m) if m.version == Some(version) => m.cursors.clone(),
-            _ => self.reads.run(crate::runtime::store::all_cursors).await?,
+            _ => Arc::new(self.reads.run(crate::runtime::store::all_cursors).await?),
         };
         let beats = match (&self.cameras, self.me.tier()) {
             (Some(c), Tier::School) if cfg!(debug_assertions) => Some(c.lock().clone()),
@@ -444,7 +445,7 @@ impl Engine {
         kept: &Cursors,
         now: &Cursors,
     ) -> Result<Option<BTreeMap<NodeId, BTreeSet<Part>>>, StorageError> {
-        if kept == now {
+        if std::ptr::eq(kept, now) || kept == now {
             return Ok(Some(BTreeMap::new()));
         }
         let (before, now) = (kept.clone(), now.clone());
