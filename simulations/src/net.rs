@@ -220,10 +220,55 @@ struct Net {
     /// Partitioned pairs, smaller id first.
     partitions: BTreeSet<(NodeId, NodeId)>,
     isolated: BTreeSet<NodeId>,
-    conns: BTreeMap<u64, Conn>,
+    conns: Conns,
     next_conn: u64,
     next_generation: u64,
     stats: NetStats,
+}
+
+/// The connections by id. Ids are handed out in order from 0, so a connection's slot is its id: a
+/// lookup is an index, not a walk down a tree of a province's 17,000 connections (each frame sent
+/// and received looks its connection up several times). Iteration is in id order.
+#[derive(Default)]
+struct Conns {
+    slots: Vec<Option<Conn>>,
+    open: usize,
+}
+
+impl Conns {
+    fn get(&self, id: &u64) -> Option<&Conn> {
+        self.slots.get(usize::try_from(*id).ok()?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Conn> {
+        self.slots.get_mut(usize::try_from(*id).ok()?)?.as_mut()
+    }
+
+    fn insert(&mut self, id: u64, conn: Conn) {
+        let Ok(i) = usize::try_from(id) else { return };
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        if self.slots[i].replace(conn).is_none() {
+            self.open += 1;
+        }
+    }
+
+    fn remove(&mut self, id: &u64) {
+        if let Some(slot) = usize::try_from(*id).ok().and_then(|i| self.slots.get_mut(i))
+            && slot.take().is_some()
+        {
+            self.open -= 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.open
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &Conn)> {
+        self.slots.iter().enumerate().filter_map(|(i, c)| Some((i as u64, c.as_ref()?)))
+    }
 }
 
 struct Endpoint {
@@ -649,7 +694,7 @@ impl Net {
     /// Connections with an end at `node` (of the given generation, if any), in id order.
     fn conns_of(&self, node: NodeId, generation: Option<u64>) -> Vec<(u64, usize)> {
         let mut out = Vec::new();
-        for (&id, conn) in &self.conns {
+        for (id, conn) in self.conns.iter() {
             for side in [DIALER, ACCEPTOR] {
                 if conn.nodes[side] == node && generation.is_none_or(|g| conn.generations[side] == g) {
                     out.push((id, side));
@@ -686,7 +731,7 @@ impl Net {
 
     /// Breaks both ends of every connection matching `between` at once.
     fn break_links(&mut self, reason: &str, between: impl Fn([NodeId; 2]) -> bool) {
-        let ids: Vec<u64> = self.conns.iter().filter(|(_, c)| between(c.nodes)).map(|(&id, _)| id).collect();
+        let ids: Vec<u64> = self.conns.iter().filter(|(_, c)| between(c.nodes)).map(|(id, _)| id).collect();
         for id in ids {
             self.break_end(id, DIALER, reason);
             self.break_end(id, ACCEPTOR, reason);
@@ -713,7 +758,7 @@ impl SimNet {
             addrs: BTreeMap::new(),
             partitions: BTreeSet::new(),
             isolated: BTreeSet::new(),
-            conns: BTreeMap::new(),
+            conns: Conns::default(),
             next_conn: 0,
             next_generation: 0,
             stats: NetStats::default(),

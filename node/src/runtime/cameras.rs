@@ -12,7 +12,7 @@
 //! The device intake (`api::intake`) writes the heartbeats; the root actor reads the counts.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use protocol::registry::EntityData;
@@ -58,6 +58,9 @@ pub struct SharedCameras {
     beats: Arc<Mutex<BTreeMap<String, Beat>>>,
     /// The school's devices feed it: one is registered, or a heartbeat is kept.
     in_use: Arc<AtomicBool>,
+    /// Heartbeats kept so far ([`SharedCameras::record`], the only writer of `beats` after
+    /// [`load`]): unchanged, so are the beats.
+    changes: Arc<AtomicU64>,
     /// The registered cameras and the offline threshold as last read, with the node's stored
     /// cursors then: kept until registry events arrive (the health report asks every flush).
     registered: Arc<Mutex<Option<Registered>>>,
@@ -90,7 +93,14 @@ impl SharedCameras {
         let was = beats.get(camera).is_some_and(|b| b.online_at(offline_after_ms, beat.at_ms));
         let now = beat.online;
         beats.insert(camera.to_string(), beat);
+        self.changes.fetch_add(1, Ordering::Release);
         was != now
+    }
+
+    /// How many heartbeats were kept so far: while it is the same, the beats are (read it before
+    /// the beats: they are then at least as new as the count says).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 }
 

@@ -95,8 +95,9 @@ pub struct Pass {
 /// What the last passes read and judged, kept while no event they come from arrived.
 #[derive(Default)]
 pub struct Memo {
-    /// The stored cursors the kept facts are as of.
-    cursors: Cursors,
+    /// The stored cursors the kept facts are as of (shared with the pass's inputs while the
+    /// storage's version stays the same: an unchanged pass copies and compares none of them).
+    cursors: Arc<Cursors>,
     /// The storage's version those cursors were read at: while it is the same, nothing stored
     /// changed and a pass takes them without reading ([`crate::storage::Storage::version`]).
     version: Option<u64>,
@@ -143,6 +144,11 @@ impl Part {
 #[derive(Clone, PartialEq)]
 struct Judged {
     cameras: Vec<CameraSeen>,
+    /// The cameras' heartbeats kept when `cameras` was taken ([`SharedCameras::changes`]), and
+    /// the first instant one of them turns offline by its age: before then, with no heartbeat
+    /// kept since and no registry read, the cameras are those judged.
+    cameras_changes: u64,
+    cameras_until: u64,
     confirmed: Vec<Confirmed>,
     linked: BTreeSet<NodeId>,
     horizon: u64,
@@ -218,8 +224,10 @@ struct Inputs {
     now: u64,
     /// The storage's version, read before the cursors.
     version: u64,
-    cursors: Cursors,
+    cursors: Arc<Cursors>,
     beats: Option<BTreeMap<String, Beat>>,
+    /// The cameras' heartbeats kept before the pass began ([`SharedCameras::changes`]).
+    cameras_changes: u64,
     linked: BTreeSet<NodeId>,
 }
 
@@ -246,7 +254,7 @@ impl Engine {
             // Debug builds judge every pass from fresh reads too (when no event arrived meanwhile:
             // a running node's links write beside the engine): the memo must not change a thing.
             let fresh = self.owed_with(&mut Memo::default(), &inputs).await?;
-            let still = self.reads.run(crate::runtime::store::all_cursors).await? == inputs.cursors;
+            let still = self.reads.run(crate::runtime::store::all_cursors).await? == *inputs.cursors;
             if still && fresh != owed {
                 crate::runtime::invariant::broken(format_args!(
                     "node {}, warning engine at {}: the kept facts owe {:?}, fresh reads owe {:?}",
@@ -307,8 +315,10 @@ impl Engine {
         let version = self.reads.version();
         let cursors = match memo {
             Some(m) if m.version == Some(version) => m.cursors.clone(),
-            _ => self.reads.run(crate::runtime::store::all_cursors).await?,
+            _ => Arc::new(self.reads.run(crate::runtime::store::all_cursors).await?),
         };
+        // The count before the beats: the beats read after it are at least as new.
+        let cameras_changes = self.cameras.as_ref().map_or(0, |c| c.changes());
         let beats = match (&self.cameras, self.me.tier()) {
             (Some(c), Tier::School) if cfg!(debug_assertions) => Some(c.lock().clone()),
             _ => None,
@@ -320,7 +330,7 @@ impl Engine {
         } else {
             BTreeSet::new()
         };
-        Ok(Inputs { now, version, cursors, beats, linked })
+        Ok(Inputs { now, version, cursors, beats, cameras_changes, linked })
     }
 
     /// Drops the files past their retention (snapshots uploaded here after the configured days,
@@ -444,7 +454,7 @@ impl Engine {
         kept: &Cursors,
         now: &Cursors,
     ) -> Result<Option<BTreeMap<NodeId, BTreeSet<Part>>>, StorageError> {
-        if kept == now {
+        if std::ptr::eq(kept, now) || kept == now {
             return Ok(Some(BTreeMap::new()));
         }
         let (before, now) = (kept.clone(), now.clone());
@@ -524,7 +534,6 @@ impl Engine {
         // nothing the school's rules judge.
         let (_, read) = self.catch_up(memo, inputs).await?;
         let Some(d) = memo.school.as_ref() else { return Ok(Owed::default()) };
-        let beats = self.beats_of(&d.in_force, inputs, now);
         let confirmed = confirmed(&d.updates, now);
         // Alerts nobody judged within the hours: each moves to the county's queue (an `Escalate`
         // update), once — as the open-alert index lists them (newest first, at most 1,000).
@@ -538,13 +547,25 @@ impl Engine {
                 (me, Body::AlertUpdate(protocol::alert::AlertUpdate { alert: *alert, action }))
             }));
         }
-        let unchanged = !read
-            && items.is_empty()
-            && memo.judged.as_ref().is_some_and(|j| j.cameras == beats && j.confirmed == confirmed && now < j.horizon);
+        // Without a registry read, the cameras are those judged while no heartbeat was kept since
+        // and none of them aged offline yet; else they are taken again and compared.
+        let same_cameras = |j: &Judged| j.cameras_changes == inputs.cameras_changes && now < j.cameras_until;
+        let kept =
+            memo.judged.as_ref().filter(|j| !read && items.is_empty() && j.confirmed == confirmed && now < j.horizon);
+        let beats = match kept {
+            Some(j) if same_cameras(j) => None,
+            _ => Some(self.beats_of(&d.in_force, inputs, now)),
+        };
+        let unchanged = kept.is_some_and(|j| beats.as_ref().is_none_or(|(b, _)| j.cameras == *b));
         if unchanged {
+            if let (Some(j), Some((_, until))) = (memo.judged.as_mut(), beats) {
+                // The same cameras, taken again: kept as of now.
+                (j.cameras_changes, j.cameras_until) = (inputs.cameras_changes, until);
+            }
             memo.skipped += 1;
             return Ok(Owed::default());
         }
+        let (beats, cameras_until) = beats.unwrap_or_else(|| self.beats_of(&d.in_force, inputs, now));
         memo.judged_passes += 1;
         let f = &d.in_force;
         let cameras: Vec<CameraLiveness> = f
@@ -573,7 +594,14 @@ impl Engine {
         let owed = reconcile(&judged, &d.state, &school_rules(), window_from(now), now);
         let mut pass = count(&owed);
         pass.moved = items.len();
-        memo.judged = Some(Judged { cameras: beats, confirmed, linked: BTreeSet::new(), horizon });
+        memo.judged = Some(Judged {
+            cameras: beats,
+            cameras_changes: inputs.cameras_changes,
+            cameras_until,
+            confirmed,
+            linked: BTreeSet::new(),
+            horizon,
+        });
         let mut all: Vec<(NodeId, Body)> = owed.into_iter().map(|w| (me, Body::Warning(w))).collect();
         all.extend(items);
         Ok(Owed { items: all, cases: Vec::new(), pass })
@@ -581,14 +609,26 @@ impl Engine {
 
     /// The school's registered cameras at `now`, in order: `(online, last heartbeat, days of
     /// recording)` for each one heard from (a camera never heard from is not judged: the school's
-    /// devices may not feed it).
-    fn beats_of(&self, f: &InForce, inputs: &Inputs, now: u64) -> Vec<CameraSeen> {
-        let Some(shared) = &self.cameras else { return Vec::new() };
+    /// devices may not feed it); and the first instant after `now` at which one of them turns
+    /// offline by the age of its heartbeat (`u64::MAX`: none will).
+    fn beats_of(&self, f: &InForce, inputs: &Inputs, now: u64) -> (Vec<CameraSeen>, u64) {
+        let Some(shared) = &self.cameras else { return (Vec::new(), u64::MAX) };
         let of = |beats: &BTreeMap<String, Beat>| {
-            f.cameras
+            let mut until = u64::MAX;
+            let seen = f
+                .cameras
                 .iter()
-                .map(|c| beats.get(c).map(|b| (b.online_at(f.offline_after_ms, now), b.at_ms, b.recording_days)))
-                .collect()
+                .map(|c| {
+                    beats.get(c).map(|b| {
+                        let online = b.online_at(f.offline_after_ms, now);
+                        if online {
+                            until = until.min(b.at_ms.saturating_add(f.offline_after_ms));
+                        }
+                        (online, b.at_ms, b.recording_days)
+                    })
+                })
+                .collect();
+            (seen, until)
         };
         match &inputs.beats {
             Some(beats) => of(beats),
@@ -704,7 +744,14 @@ impl Engine {
                     .collect()
             })
             .collect();
-        memo.judged = Some(Judged { cameras: Vec::new(), confirmed: Vec::new(), linked: linked.clone(), horizon });
+        memo.judged = Some(Judged {
+            cameras: Vec::new(),
+            cameras_changes: inputs.cameras_changes,
+            cameras_until: u64::MAX,
+            confirmed: Vec::new(),
+            linked: linked.clone(),
+            horizon,
+        });
         Ok(Owed { items, cases, pass })
     }
 

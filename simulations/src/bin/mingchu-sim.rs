@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use simulations::cli::SimArgs;
 
+/// The same allocator as `mingchu` (see its `main.rs`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "mingchu-sim",
