@@ -244,11 +244,7 @@ pub fn verdict(target: Target, id: &str, kind: VerdictKind, verdict: AlertVerdic
     if json {
         return print_json(&v);
     }
-    let status = match v.state.status {
-        protocol::alert::AlertStatus::New => "待处理",
-        protocol::alert::AlertStatus::Confirmed => "已确认",
-        protocol::alert::AlertStatus::Dismissed => "已判为误报",
-    };
+    let status = v.state.status.zh();
     let mut line = format!("告警 {} {status}", v.id);
     if let Some(o) = &v.state.overturned {
         line.push_str(&format!(

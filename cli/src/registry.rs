@@ -616,7 +616,7 @@ fn write(target: &Target, req: RegistryRequest, json: bool) -> anyhow::Result<()
     }
     let what = if done.id.is_empty() { done.node.to_string() } else { format!("{}/{}", done.node, clean(&done.id)) };
     let op = if done.op == "remove" { "已删除" } else { "已登记" };
-    println!("{op}{} {what}（事件 {}）", client::render::kind_zh(done.kind), done.event);
+    println!("{op}{} {what}（事件 {}）", done.kind.zh(), done.event);
     Ok(())
 }
 

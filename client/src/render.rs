@@ -610,7 +610,7 @@ pub fn render_registry(entities: &[EntityView]) -> String {
             None => details,
         };
         t.add_row(vec![
-            kind_zh(e.kind).to_string(),
+            e.kind.zh().to_string(),
             e.node.to_string(),
             clean(&e.id),
             clean(e.data.label()),
@@ -619,25 +619,6 @@ pub fn render_registry(entities: &[EntityView]) -> String {
         ]);
     }
     finish(t)
-}
-
-/// The Chinese name of a registry kind.
-pub fn kind_zh(k: EntityKind) -> &'static str {
-    match k {
-        EntityKind::City => "地市",
-        EntityKind::Settings => "设置",
-        EntityKind::School => "学校",
-        EntityKind::Canteen => "食堂",
-        EntityKind::Camera => "摄像头",
-        EntityKind::Staff => "从业人员",
-        EntityKind::HealthCertificate => "健康证",
-        EntityKind::Account => "账号",
-        EntityKind::Supplier => "供应商",
-        EntityKind::CanteenLicence => "食堂许可证",
-        EntityKind::RuleSettings => "预警规则设置",
-        EntityKind::Calendar => "节假日安排",
-        EntityKind::CameraStream => "摄像头视频流",
-    }
 }
 
 fn or_dash(s: &str) -> String {

@@ -144,7 +144,7 @@ impl fmt::Display for AlertType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} `{given}`; expected one of: {expected}")]
+#[error("没有“{given}”这种{what}，可选：{expected}")]
 pub struct ParseNameError {
     pub what: &'static str,
     pub given: String,
@@ -156,7 +156,7 @@ impl FromStr for AlertType {
     fn from_str(s: &str) -> Result<AlertType, ParseNameError> {
         let want = s.trim().to_ascii_uppercase().replace('-', "_");
         TAXONOMY.iter().find(|t| t.1 == want).map(|t| t.0).ok_or_else(|| ParseNameError {
-            what: "alert type",
+            what: "告警类型",
             given: s.to_string(),
             expected: TAXONOMY.iter().map(|t| t.1).collect::<Vec<_>>().join(", "),
         })
@@ -168,7 +168,7 @@ impl FromStr for Severity {
     fn from_str(s: &str) -> Result<Severity, ParseNameError> {
         Severity::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s.trim()) || v.zh() == s.trim()).ok_or_else(
             || ParseNameError {
-                what: "severity",
+                what: "严重程度",
                 given: s.to_string(),
                 expected: "general (一般), serious (较重), severe (严重)".to_string(),
             },
@@ -203,7 +203,7 @@ impl FromStr for Zone {
     fn from_str(s: &str) -> Result<Zone, ParseNameError> {
         let want = s.trim().to_ascii_lowercase().replace('_', "-");
         ZONES.iter().find(|z| z.1 == want || z.2 == s.trim()).map(|z| z.0).ok_or_else(|| ParseNameError {
-            what: "zone",
+            what: "区域",
             given: s.to_string(),
             expected: ZONES.iter().map(|z| z.1).collect::<Vec<_>>().join(", "),
         })
@@ -233,13 +233,13 @@ pub struct AlertRaised {
 /// Why an alert body is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AlertError {
-    #[error("{field} must not be empty")]
+    #[error("{field}不能为空")]
     Empty { field: &'static str },
-    #[error("{field} is {len} bytes, above the {ALERT_TEXT_BYTES_MAX}-byte limit")]
-    TooLong { field: &'static str, len: usize },
-    #[error("confidence {0}‰ is above 1000‰")]
+    #[error("{field}长 {len} 字节，超过 {max} 字节的上限")]
+    TooLong { field: &'static str, len: usize, max: usize },
+    #[error("置信度 {0}‰ 超过了 1000‰")]
     Confidence(u16),
-    #[error("repeat count must be at least 1")]
+    #[error("重复次数至少为 1")]
     RepeatCount,
 }
 
@@ -247,13 +247,13 @@ impl AlertRaised {
     /// Checks the fields a user or peer could get wrong.
     pub fn validate(&self) -> Result<(), AlertError> {
         for (field, v, required) in
-            [("camera", &self.camera, true), ("canteen", &self.canteen, true), ("snapshot", &self.snapshot, false)]
+            [("摄像头", &self.camera, true), ("食堂", &self.canteen, true), ("截图", &self.snapshot, false)]
         {
             if required && v.trim().is_empty() {
                 return Err(AlertError::Empty { field });
             }
             if v.len() > ALERT_TEXT_BYTES_MAX {
-                return Err(AlertError::TooLong { field, len: v.len() });
+                return Err(AlertError::TooLong { field, len: v.len(), max: ALERT_TEXT_BYTES_MAX });
             }
         }
         if self.confidence_permille > 1000 {
@@ -297,23 +297,23 @@ pub enum AlertAction {
 impl AlertUpdate {
     pub fn validate(&self) -> Result<(), AlertError> {
         let (field, text) = match &self.action {
-            AlertAction::Confirm { note, .. } => ("note", note),
+            AlertAction::Confirm { note, .. } => ("备注", note),
             AlertAction::Dismiss { reason } => {
                 if reason.trim().is_empty() {
-                    return Err(AlertError::Empty { field: "dismissal reason" });
+                    return Err(AlertError::Empty { field: "误报原因" });
                 }
-                ("reason", reason)
+                ("误报原因", reason)
             }
             AlertAction::Repeat { .. } | AlertAction::Escalate { .. } => return Ok(()),
             AlertAction::Overturn { reason } => {
                 if reason.trim().is_empty() {
-                    return Err(AlertError::Empty { field: "overturn reason" });
+                    return Err(AlertError::Empty { field: "推翻误报的理由" });
                 }
-                ("reason", reason)
+                ("理由", reason)
             }
         };
         if text.len() > ALERT_NOTE_BYTES_MAX {
-            return Err(AlertError::TooLong { field, len: text.len() });
+            return Err(AlertError::TooLong { field, len: text.len(), max: ALERT_NOTE_BYTES_MAX });
         }
         Ok(())
     }
@@ -334,6 +334,15 @@ impl AlertStatus {
             AlertStatus::New => "new",
             AlertStatus::Confirmed => "confirmed",
             AlertStatus::Dismissed => "dismissed",
+        }
+    }
+
+    /// The name a person reads: `已确认`.
+    pub fn zh(self) -> &'static str {
+        match self {
+            AlertStatus::New => "待处理",
+            AlertStatus::Confirmed => "已确认",
+            AlertStatus::Dismissed => "已判为误报",
         }
     }
 }

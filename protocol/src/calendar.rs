@@ -600,11 +600,9 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// Why a text is not a date or time a person meant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DateError {
-    #[error(
-        "“{0}” 不是日期：请写成 2026-12-05 或 2026-12-05 17:00（北京时间） / `{0}` is not a date: write 2026-12-05 or 2026-12-05 17:00 (China time)"
-    )]
+    #[error("“{0}” 不是日期：请写成 2026-12-05 或 2026-12-05 17:00（北京时间）")]
     Shape(String),
-    #[error("“{0}” 不是有效日期（1970 年至 9999 年） / `{0}` is not a valid date from 1970 to 9999")]
+    #[error("“{0}” 不是有效日期（1970 年至 9999 年）")]
     Invalid(String),
 }
 

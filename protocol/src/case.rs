@@ -392,43 +392,43 @@ impl CaseInput {
 /// Why a case step is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("{node} is not a school: cases concern a school")]
+    #[error("{node} 不是学校：案件只针对学校")]
     NotASchool { node: NodeId },
-    #[error("{by} is neither the school {school} nor one of its supervisors")]
+    #[error("{by} 既不是学校 {school}，也不是它的上级监管部门")]
     Unrelated { by: NodeId, school: NodeId },
-    #[error("only a supervisor (county and above) of {school} may {action}, not {by}")]
+    #[error("只有 {school} 的上级监管部门（县级及以上）可以执行“{}”，{by} 不能", action.zh())]
     SupervisorOnly { action: CaseActionKind, by: NodeId, school: NodeId },
-    #[error("only the school {school} may {action}, not {by}")]
+    #[error("只有学校 {school} 自己可以执行“{}”，{by} 不能", action.zh())]
     SchoolOnly { action: CaseActionKind, by: NodeId, school: NodeId },
-    #[error("event scoped to {scope}, not to the case's school {school}")]
+    #[error("事件记在 {scope} 名下，而案件属于学校 {school}")]
     Scope { scope: NodeId, school: NodeId },
-    #[error("case not opened")]
+    #[error("案件尚未挂账")]
     NotOpened,
-    #[error("open event {event} does not match the case id {case}")]
+    #[error("挂账事件 {event} 与案件编号 {case} 不符")]
     OpenMismatch { event: EventId, case: CaseId },
-    #[error("case already opened")]
+    #[error("案件已经挂账")]
     AlreadyOpened,
-    #[error("cannot {action} a case that is {status}")]
+    #[error("案件现为“{}”，不能执行“{}”", status.zh(), action.zh())]
     WrongState { action: CaseActionKind, status: CaseStatus },
-    #[error("{what} must not be empty")]
+    #[error("{what}不能为空")]
     Empty { what: &'static str },
-    #[error("deadline {} is not after the event time {}", ChinaTime(*.deadline_ms), ChinaTime(*.at_ms))]
+    #[error("整改期限 {} 须晚于操作时间 {}", ChinaTime(*.deadline_ms), ChinaTime(*.at_ms))]
     DeadlineNotAfter { deadline_ms: u64, at_ms: u64 },
-    #[error("not overdue: the deadline {} has not passed at {}", ChinaTime(*.deadline_ms), ChinaTime(*.at_ms))]
+    #[error("尚未逾期：整改期限为 {}，操作时间为 {}", ChinaTime(*.deadline_ms), ChinaTime(*.at_ms))]
     NotPastDeadline { deadline_ms: u64, at_ms: u64 },
-    #[error("already marked overdue")]
+    #[error("已经标记为逾期")]
     AlreadyOverdue,
-    #[error("notice delivery already recorded")]
+    #[error("整改通知的送达情况已经记录过了")]
     DeliveryRecorded,
-    #[error("already escalated to {supervisor}")]
+    #[error("已经督办至 {supervisor}")]
     AlreadyEscalated { to: NodeId, supervisor: NodeId },
-    #[error("escalation goes one level at a time: the next level is {expected}, not {to}")]
+    #[error("督办须逐级上报：下一级是 {expected}，不是 {to}")]
     NotNextLevel { to: NodeId, expected: NodeId },
-    #[error("already at the top: the province supervises this case")]
+    #[error("已到最高一级：本案件由省级督办")]
     AtTop,
-    #[error("{by} may not escalate a case supervised by {supervisor}")]
+    #[error("本案件现由 {supervisor} 督办，{by} 不能再上报督办")]
     BelowSupervisor { by: NodeId, supervisor: NodeId },
-    #[error("not eligible for escalation: neither overdue nor rejected {ESCALATE_AFTER_REJECTIONS} times")]
+    #[error("不符合督办条件：既未逾期，也未被复核退回 {ESCALATE_AFTER_REJECTIONS} 次")]
     NotEligible,
 }
 
@@ -491,7 +491,7 @@ impl CaseState {
         if input.scope != *school {
             return Err(Refusal::Scope { scope: input.scope, school: *school });
         }
-        non_blank(title, "title")?;
+        non_blank(title, "案件标题")?;
         let supervisor = school.parent().ok_or(Refusal::NotASchool { node: *school })?;
         Ok(CaseState {
             id: case,
@@ -542,7 +542,7 @@ impl CaseState {
             CaseAction::Open { .. } => return Err(Refusal::AlreadyOpened),
             CaseAction::IssueNotice { deadline_ms, text } => {
                 ensure(status == S::Open, wrong)?;
-                non_blank(text, "notice text")?;
+                non_blank(text, "整改通知内容")?;
                 if *deadline_ms <= at {
                     return Err(Refusal::DeadlineNotAfter { deadline_ms: *deadline_ms, at_ms: at });
                 }
@@ -568,7 +568,7 @@ impl CaseState {
             CaseAction::Submit { evidence, .. } => {
                 ensure(matches!(status, S::NoticeIssued | S::Rectifying), wrong)?;
                 if evidence.iter().all(|e| e.trim().is_empty()) {
-                    return Err(Refusal::Empty { what: "evidence" });
+                    return Err(Refusal::Empty { what: "佐证材料" });
                 }
                 self.status = S::Submitted;
                 self.notice_delivered = true;
@@ -603,7 +603,7 @@ impl CaseState {
             }
             CaseAction::Cancel { reason } => {
                 ensure(matches!(status, S::Open | S::NoticeIssued), wrong)?;
-                non_blank(reason, "cancel reason")?;
+                non_blank(reason, "撤销原因")?;
                 self.finish(S::Cancelled, at);
             }
             CaseAction::MarkOverdue => {

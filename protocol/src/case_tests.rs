@@ -195,7 +195,7 @@ fn authority_by_position_in_the_tree() {
     }
     assert_eq!(authorize(school, school, &submit()), Ok(()));
     let e = authorize(school, school, &close()).unwrap_err();
-    assert_eq!(e.to_string(), "only a supervisor (county and above) of 130102-S0001 may close, not 130102-S0001");
+    assert_eq!(e.to_string(), "只有 130102-S0001 的上级监管部门（县级及以上）可以执行“销号”，130102-S0001 不能");
     for stranger in [OTHER_COUNTY, OTHER_SCHOOL, OTHER_CITY] {
         for action in [close(), submit(), CaseAction::Acknowledge] {
             let e = authorize(n(stranger), school, &action).unwrap_err();
@@ -208,12 +208,22 @@ fn authority_by_position_in_the_tree() {
 #[test]
 fn unauthorised_steps_are_recorded_and_change_nothing() {
     let mut s = noticed();
-    s.refused(SCHOOL, friday() + 2 * HOUR, close(), "only a supervisor");
-    s.refused(SCHOOL, friday() + 2 * HOUR, CaseAction::Cancel { reason: "not us".into() }, "only a supervisor");
-    s.refused(OTHER_COUNTY, friday() + 2 * HOUR, CaseAction::Cancel { reason: "误判".into() }, "neither the school");
-    s.refused(OTHER_SCHOOL, friday() + 2 * HOUR, CaseAction::Acknowledge, "neither the school");
-    s.refused(COUNTY, friday() + 2 * HOUR, CaseAction::Acknowledge, "only the school");
-    let st = s.refused(CITY, friday() + 2 * HOUR, submit(), "only the school");
+    s.refused(SCHOOL, friday() + 2 * HOUR, close(), "只有 130102-S0001 的上级监管部门");
+    s.refused(
+        SCHOOL,
+        friday() + 2 * HOUR,
+        CaseAction::Cancel { reason: "not us".into() },
+        "只有 130102-S0001 的上级监管部门",
+    );
+    s.refused(
+        OTHER_COUNTY,
+        friday() + 2 * HOUR,
+        CaseAction::Cancel { reason: "误判".into() },
+        "既不是学校 130102-S0001",
+    );
+    s.refused(OTHER_SCHOOL, friday() + 2 * HOUR, CaseAction::Acknowledge, "既不是学校 130102-S0001");
+    s.refused(COUNTY, friday() + 2 * HOUR, CaseAction::Acknowledge, "只有学校 130102-S0001 自己可以执行");
+    let st = s.refused(CITY, friday() + 2 * HOUR, submit(), "只有学校 130102-S0001 自己可以执行");
     assert_eq!(st.status, CaseStatus::NoticeIssued);
     assert_eq!(st.refused().count(), 6);
 }
@@ -224,7 +234,7 @@ fn opening_rules() {
     let mut s = Script::open(COUNTY, friday());
     s.write(SCHOOL, friday() - HOUR, CaseAction::Acknowledge);
     let st = s.state();
-    assert_eq!(st.history[0].outcome, StepOutcome::Refused("case not opened".into()));
+    assert_eq!(st.history[0].outcome, StepOutcome::Refused("案件尚未挂账".into()));
     assert_eq!(st.history[1].action, CaseActionKind::Open);
     let reopen = CaseAction::Open {
         school: n(SCHOOL),
@@ -234,13 +244,11 @@ fn opening_rules() {
         detail: String::new(),
         number: 2,
     };
-    s.refused(CITY, friday() + HOUR, reopen.clone(), "case already opened");
+    s.refused(CITY, friday() + HOUR, reopen.clone(), "案件已经挂账");
     // An Open that is not the case's own opening event is refused, before or after it.
     s.write(CITY, friday() - 2 * HOUR, reopen);
     let st = s.state();
-    assert!(
-        matches!(&st.history[0].outcome, StepOutcome::Refused(r) if r.contains("does not match the case id 130102#1"))
-    );
+    assert!(matches!(&st.history[0].outcome, StepOutcome::Refused(r) if r.contains("与案件编号 130102#1 不符")));
     assert_eq!(st.history[2].action, CaseActionKind::Open);
     assert_eq!(st.history[2].outcome, StepOutcome::Applied);
     let open_by_school = Script::open(SCHOOL, friday());
@@ -256,7 +264,7 @@ fn opening_rules() {
         action: CaseAction::MarkOverdue,
     });
     let st = s.state();
-    assert!(matches!(&st.history[2].outcome, StepOutcome::Refused(r) if r.contains("scoped to 130102-S0002")));
+    assert!(matches!(&st.history[2].outcome, StepOutcome::Refused(r) if r.contains("事件记在 130102-S0002 名下")));
     // A case can also be opened by the city or province; the county still supervises it first.
     assert_eq!(Script::open(PROVINCE, friday()).state().supervisor, n(COUNTY));
 }
@@ -277,25 +285,20 @@ fn ingest_check_needs_no_state() {
 #[test]
 fn notice_rules() {
     let mut s = Script::open(COUNTY, friday());
-    s.refused(COUNTY, friday() + HOUR, issue(friday()), "is not after");
+    s.refused(COUNTY, friday() + HOUR, issue(friday()), "须晚于操作时间");
     s.refused(
         COUNTY,
         friday() + HOUR,
         CaseAction::IssueNotice { deadline_ms: friday() + DAY, text: " ".into() },
-        "notice text",
+        "整改通知内容不能为空",
     );
     let early = CaseAction::NoticeDelivery { refused: true };
-    s.refused(SCHOOL, friday() + HOUR / 2, early, "cannot notice-delivery a case that is open");
+    s.refused(SCHOOL, friday() + HOUR / 2, early, "案件现为“挂账”，不能执行“送达”");
     s.ok(COUNTY, friday() + HOUR, issue(friday() + 3 * DAY));
-    s.refused(
-        COUNTY,
-        friday() + 2 * HOUR,
-        issue(friday() + 4 * DAY),
-        "cannot issue-notice a case that is notice-issued",
-    );
+    s.refused(COUNTY, friday() + 2 * HOUR, issue(friday() + 4 * DAY), "案件现为“已下发通知”，不能执行“整改通知”");
     let st = s.ok(SCHOOL, friday() + 2 * HOUR, CaseAction::NoticeDelivery { refused: true });
     assert!(st.notice_refused && !st.notice_delivered);
-    s.refused(SCHOOL, friday() + 3 * HOUR, CaseAction::NoticeDelivery { refused: false }, "already recorded");
+    s.refused(SCHOOL, friday() + 3 * HOUR, CaseAction::NoticeDelivery { refused: false }, "送达情况已经记录过了");
     // Acknowledging after a refusal is allowed, and the refusal stays on record.
     let st = s.ok(SCHOOL, friday() + 4 * HOUR, CaseAction::Acknowledge);
     assert!(st.notice_refused && st.notice_delivered);
@@ -308,22 +311,22 @@ fn submit_may_skip_acknowledge_but_needs_evidence() {
         SCHOOL,
         friday() + 2 * HOUR,
         CaseAction::Submit { evidence: vec![" ".into()], note: "ok".into() },
-        "evidence",
+        "佐证材料不能为空",
     );
     let st = s.ok(SCHOOL, friday() + 2 * HOUR, submit());
     assert_eq!(st.status, CaseStatus::Submitted);
     assert!(st.notice_delivered);
-    s.refused(SCHOOL, friday() + 3 * HOUR, submit(), "cannot submit a case that is submitted");
-    s.refused(SCHOOL, friday() + 3 * HOUR, CaseAction::Acknowledge, "cannot acknowledge");
+    s.refused(SCHOOL, friday() + 3 * HOUR, submit(), "案件现为“待复核”，不能执行“提交整改”");
+    s.refused(SCHOOL, friday() + 3 * HOUR, CaseAction::Acknowledge, "不能执行“签收”");
 }
 
 #[test]
 fn cancel_only_before_the_school_acts() {
     let mut s = Script::open(COUNTY, friday());
-    s.refused(COUNTY, friday() + HOUR, CaseAction::Cancel { reason: "  ".into() }, "cancel reason must not be empty");
+    s.refused(COUNTY, friday() + HOUR, CaseAction::Cancel { reason: "  ".into() }, "撤销原因不能为空");
     let st = s.ok(CITY, friday() + HOUR, CaseAction::Cancel { reason: "误判".into() });
     assert_eq!((st.status, st.closed_at_ms), (CaseStatus::Cancelled, Some(friday() + HOUR)));
-    s.refused(COUNTY, friday() + 2 * HOUR, issue(friday() + 3 * DAY), "cancelled");
+    s.refused(COUNTY, friday() + 2 * HOUR, issue(friday() + 3 * DAY), "案件现为“已撤销”");
 
     let mut s = noticed();
     assert_eq!(
@@ -337,21 +340,21 @@ fn cancel_only_before_the_school_acts() {
         COUNTY,
         friday() + 3 * HOUR,
         CaseAction::Cancel { reason: "误判".into() },
-        "cannot cancel a case that is rectifying",
+        "案件现为“整改中”，不能执行“撤销”",
     );
 }
 
 #[test]
 fn close_only_after_a_passed_review() {
     let mut s = noticed();
-    s.refused(COUNTY, friday() + 2 * HOUR, close(), "cannot close a case that is notice-issued");
+    s.refused(COUNTY, friday() + 2 * HOUR, close(), "案件现为“已下发通知”，不能执行“销号”");
     s.ok(SCHOOL, friday() + 3 * HOUR, submit());
-    s.refused(COUNTY, friday() + 4 * HOUR, close(), "cannot close a case that is submitted");
-    s.refused(SCHOOL, friday() + 4 * HOUR, review(true, None), "only a supervisor");
+    s.refused(COUNTY, friday() + 4 * HOUR, close(), "案件现为“待复核”，不能执行“销号”");
+    s.refused(SCHOOL, friday() + 4 * HOUR, review(true, None), "只有 130102-S0001 的上级监管部门");
     s.ok(COUNTY, friday() + 5 * HOUR, review(true, None));
-    s.refused(COUNTY, friday() + 5 * HOUR, review(true, None), "cannot review a case that is reviewed");
+    s.refused(COUNTY, friday() + 5 * HOUR, review(true, None), "案件现为“复核通过”，不能执行“复核”");
     assert_eq!(s.ok(PROVINCE, friday() + 6 * HOUR, close()).status, CaseStatus::Closed);
-    s.refused(COUNTY, friday() + 7 * HOUR, close(), "cannot close a case that is closed");
+    s.refused(COUNTY, friday() + 7 * HOUR, close(), "案件现为“已销号”，不能执行“销号”");
 }
 
 #[test]
@@ -371,7 +374,7 @@ fn failed_review_halves_the_deadline_and_counts_rework() {
     let st = s.ok(COUNTY, at + 2 * HOUR, review(false, Some(at + 30 * DAY)));
     assert_eq!(st.deadline_ms, Some(at + 2 * HOUR + span / 2));
     s.ok(SCHOOL, at + 3 * HOUR, submit());
-    s.refused(COUNTY, at + 4 * HOUR, review(false, Some(at)), "is not after");
+    s.refused(COUNTY, at + 4 * HOUR, review(false, Some(at)), "须晚于操作时间");
     let st = s.ok(COUNTY, at + 4 * HOUR, review(false, Some(at + 6 * HOUR)));
     assert_eq!((st.deadline_ms, st.rework, st.rejected), (Some(at + 6 * HOUR), 3, 3));
 }
@@ -380,14 +383,14 @@ fn failed_review_halves_the_deadline_and_counts_rework() {
 fn overdue_only_past_the_deadline_and_once() {
     let deadline = friday() + 3 * DAY;
     let mut s = noticed();
-    s.refused(COUNTY, deadline, CaseAction::MarkOverdue, "has not passed");
-    s.refused(SCHOOL, deadline + 1, CaseAction::MarkOverdue, "only a supervisor");
+    s.refused(COUNTY, deadline, CaseAction::MarkOverdue, "尚未逾期");
+    s.refused(SCHOOL, deadline + 1, CaseAction::MarkOverdue, "只有 130102-S0001 的上级监管部门");
     let st = s.ok(COUNTY, deadline + 1, CaseAction::MarkOverdue);
     assert!(st.overdue && st.overdue_marks == 1);
-    s.refused(CITY, deadline + 2, CaseAction::MarkOverdue, "already marked overdue");
+    s.refused(CITY, deadline + 2, CaseAction::MarkOverdue, "已经标记为逾期");
     // A late submission keeps the flag; the school no longer owes anything, so no new mark.
     s.ok(SCHOOL, deadline + HOUR, submit());
-    s.refused(COUNTY, deadline + 2 * HOUR, CaseAction::MarkOverdue, "cannot mark-overdue a case that is submitted");
+    s.refused(COUNTY, deadline + 2 * HOUR, CaseAction::MarkOverdue, "案件现为“待复核”，不能执行“逾期”");
     // A failed review sets a fresh deadline and clears the flag; it may be marked again later.
     let st = s.ok(COUNTY, deadline + 3 * HOUR, review(false, None));
     assert!(!st.overdue);
@@ -400,27 +403,27 @@ fn overdue_only_past_the_deadline_and_once() {
 fn escalation_one_level_at_a_time_and_only_once() {
     let deadline = friday() + 3 * DAY;
     let mut s = noticed();
-    s.refused(COUNTY, deadline + HOUR, escalate(CITY), "not eligible");
+    s.refused(COUNTY, deadline + HOUR, escalate(CITY), "不符合督办条件");
     s.ok(COUNTY, deadline + HOUR, CaseAction::MarkOverdue);
-    s.refused(COUNTY, deadline + 2 * HOUR, escalate(PROVINCE), "the next level is 1301, not 13");
-    s.refused(COUNTY, deadline + 2 * HOUR, escalate(OTHER_CITY), "the next level is 1301, not 1302");
-    s.refused(COUNTY, deadline + 2 * HOUR, escalate(SCHOOL), "the next level is 1301");
-    s.refused(COUNTY, deadline + 2 * HOUR, escalate(COUNTY), "already escalated to 130102");
-    s.refused(OTHER_COUNTY, deadline + 2 * HOUR, escalate(CITY), "neither the school");
+    s.refused(COUNTY, deadline + 2 * HOUR, escalate(PROVINCE), "下一级是 1301，不是 13");
+    s.refused(COUNTY, deadline + 2 * HOUR, escalate(OTHER_CITY), "下一级是 1301，不是 1302");
+    s.refused(COUNTY, deadline + 2 * HOUR, escalate(SCHOOL), "下一级是 1301");
+    s.refused(COUNTY, deadline + 2 * HOUR, escalate(COUNTY), "已经督办至 130102");
+    s.refused(OTHER_COUNTY, deadline + 2 * HOUR, escalate(CITY), "既不是学校 130102-S0001");
     let st = s.ok(COUNTY, deadline + 3 * HOUR, escalate(CITY));
     assert_eq!(st.supervisor, n(CITY));
     // The same escalation again (e.g. the city's concurrent one) is refused, not applied twice.
-    s.refused(CITY, deadline + 4 * HOUR, escalate(CITY), "already escalated to 1301");
+    s.refused(CITY, deadline + 4 * HOUR, escalate(CITY), "已经督办至 1301");
     // The county is now below the supervisor.
-    s.refused(COUNTY, deadline + 5 * HOUR, escalate(PROVINCE), "130102 may not escalate a case supervised by 1301");
+    s.refused(COUNTY, deadline + 5 * HOUR, escalate(PROVINCE), "本案件现由 1301 督办，130102 不能再上报督办");
     let st = s.ok(PROVINCE, deadline + 6 * HOUR, escalate(PROVINCE));
     assert_eq!(st.supervisor, n(PROVINCE));
-    s.refused(PROVINCE, deadline + 7 * HOUR, escalate(CITY), "already escalated to 13");
-    s.refused(PROVINCE, deadline + 7 * HOUR, escalate(OTHER_CITY), "already at the top");
+    s.refused(PROVINCE, deadline + 7 * HOUR, escalate(CITY), "已经督办至 13");
+    s.refused(PROVINCE, deadline + 7 * HOUR, escalate(OTHER_CITY), "已到最高一级");
     // The county still handles the case: escalation adds oversight.
     s.ok(SCHOOL, deadline + 8 * HOUR, submit());
     s.ok(COUNTY, deadline + 9 * HOUR, review(true, None));
-    s.refused(PROVINCE, deadline + 9 * HOUR, escalate(PROVINCE), "already escalated");
+    s.refused(PROVINCE, deadline + 9 * HOUR, escalate(PROVINCE), "已经督办至");
     assert_eq!(s.ok(COUNTY, deadline + 10 * HOUR, close()).status, CaseStatus::Closed);
 }
 
@@ -442,7 +445,7 @@ fn two_rejections_make_the_case_escalate_to_the_province_via_the_city() {
     // The city backs up an offline county only after the grace period.
     assert!(due(&st, at, n(CITY), &rules).is_empty());
     assert_eq!(due(&st, at + rules.backup_grace_ms, n(CITY), &rules), vec![escalate(CITY)]);
-    s.refused(COUNTY, at, escalate(PROVINCE), "the next level is 1301");
+    s.refused(COUNTY, at, escalate(PROVINCE), "下一级是 1301");
     let st = s.ok(COUNTY, at, escalate(CITY));
     assert_eq!(due(&st, at + 1, n(CITY), &rules), vec![escalate(PROVINCE)]);
     assert!(due(&st, at + 1, n(COUNTY), &rules).is_empty(), "the county is below the supervisor now");
@@ -511,7 +514,8 @@ fn concurrent_close_and_escalation_converge() {
         let outcome = |id| st.history.iter().find(|h| h.event == id).map(|h| h.outcome.clone());
         assert_eq!(outcome(close_id), Some(StepOutcome::Applied));
         let Some(StepOutcome::Refused(reason)) = outcome(escalate_id) else { panic!("escalation must be refused") };
-        let expected = if escalate_at > close_at { "closed" } else { "reviewed" };
+        let expected =
+            if escalate_at > close_at { "案件现为“已销号”" } else { "案件现为“复核通过”" };
         assert!(reason.contains(expected), "{reason}");
         finals.push((st.status, st.supervisor, st.overdue, st.closed_at_ms.is_some()));
     }

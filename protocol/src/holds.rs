@@ -72,22 +72,23 @@ pub const DIRECTIVE_TEXT_BYTES_MAX: usize = 16 * 1024;
 /// Why an event is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
-    #[error("origin {origin} may not write events scoped to {scope} (outside its subtree)")]
+    #[error("{origin} 只能写本单位及下级单位的事件，{scope} 不在其管辖范围内")]
     ScopeOutsideOrigin { origin: NodeId, scope: NodeId },
-    #[error("node {node} does not hold events scoped to {scope}")]
+    #[error("{node} 不保存记在 {scope} 名下的事件")]
     NotHeld { node: NodeId, scope: NodeId },
-    #[error("{kind} from origin {origin} scoped to {scope} refused: {rule}")]
+    /// `kind` and `rule` are for a person (Chinese).
+    #[error("{origin} 写给 {scope} 的{kind}被拒绝：{rule}")]
     KindAuthority { kind: &'static str, rule: &'static str, origin: NodeId, scope: NodeId },
-    #[error("peer {peer} may not forward events of origin {origin}")]
+    #[error("{peer} 不能转发 {origin} 的事件")]
     ForeignOrigin { peer: NodeId, origin: NodeId },
-    #[error("event {origin}#{seq} has seq 0 (sequences start at 1)")]
+    #[error("事件 {origin}#{seq} 的序号为 0（序号从 1 开始）")]
     ZeroSeq { origin: NodeId, seq: u64 },
-    #[error("invalid body: {0}")]
+    #[error("内容不合规：{0}")]
     Body(String),
-    #[error("case step refused: {0}")]
+    #[error("案件操作被拒绝：{0}")]
     Case(#[from] crate::case::Refusal),
-    #[error("registry change refused: {0}")]
-    Registry(String),
+    #[error("登记变更被拒绝：{0}")]
+    Registry(#[from] crate::registry::RegistryRefusal),
 }
 
 /// Checks the rules an event must satisfy wherever it is: the origin's authority over the scope and
@@ -103,7 +104,7 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
         && !p.is_well_formed()
     {
         return Err(Violation::Body(format!(
-            "the person recorded in {}/{} is malformed (empty, too long or control characters)",
+            "事件 {}#{} 记录的操作人不合规（为空、过长或含控制字符）",
             event.origin, event.seq
         )));
     }
@@ -112,8 +113,8 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
             // An alert is raised by a school about itself.
             if event.origin.tier() != Tier::School || event.scope != event.origin {
                 return Err(Violation::KindAuthority {
-                    kind: "alert",
-                    rule: "an alert is raised by a school about itself",
+                    kind: "告警",
+                    rule: "告警只能由学校就自身发出",
                     origin: event.origin,
                     scope: event.scope,
                 });
@@ -124,8 +125,8 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
             // Only supervisors (county and above) direct; schools report.
             if event.origin.tier() == Tier::School {
                 return Err(Violation::KindAuthority {
-                    kind: "directive",
-                    rule: "only supervisors (county and above) send directives",
+                    kind: "指令",
+                    rule: "只有县级及以上监管部门可以下发指令",
                     origin: event.origin,
                     scope: event.scope,
                 });
@@ -135,7 +136,7 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
                 || d.text.len() > DIRECTIVE_TEXT_BYTES_MAX
             {
                 return Err(Violation::Body(format!(
-                    "directive title must be 1..={DIRECTIVE_TITLE_BYTES_MAX} bytes and text at most {DIRECTIVE_TEXT_BYTES_MAX}"
+                    "指令标题须为 1 到 {DIRECTIVE_TITLE_BYTES_MAX} 字节，正文最多 {DIRECTIVE_TEXT_BYTES_MAX} 字节"
                 )));
             }
         }
@@ -146,24 +147,24 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
             let school = update.alert.origin;
             if event.scope != school || school.tier() != Tier::School {
                 return Err(Violation::KindAuthority {
-                    kind: "alert update",
-                    rule: "an alert update is scoped to the alert's school",
+                    kind: "告警处理",
+                    rule: "告警处理须记在告警所属学校名下",
                     origin: event.origin,
                     scope: event.scope,
                 });
             }
             if matches!(update.action, AlertAction::Repeat { .. }) && event.origin != school {
                 return Err(Violation::KindAuthority {
-                    kind: "alert repeat",
-                    rule: "only the school merges repeats into its alert",
+                    kind: "告警重复合并",
+                    rule: "只有学校自己能把重复检测合并进它的告警",
                     origin: event.origin,
                     scope: event.scope,
                 });
             }
             if matches!(update.action, AlertAction::Overturn { .. }) && event.origin.tier() == Tier::School {
                 return Err(Violation::KindAuthority {
-                    kind: "alert overturn",
-                    rule: "only a supervisor of the school overturns its dismissal",
+                    kind: "推翻误报判定",
+                    rule: "只有学校的上级监管部门可以推翻学校的误报判定",
                     origin: event.origin,
                     scope: event.scope,
                 });
@@ -171,15 +172,13 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
             update.validate().map_err(|e| Violation::Body(e.to_string()))?;
         }
         // One owner, only writer (see `crate::registry`).
-        Body::Registry(change) => {
-            crate::registry::check_registry(event.origin, event.scope, change).map_err(Violation::Registry)?
-        }
+        Body::Registry(change) => crate::registry::check_registry(event.origin, event.scope, change)?,
         Body::SpotCheck(check) => {
             // Supervisors inspect a school's canteen.
             if event.origin.tier() == Tier::School || event.scope.tier() != Tier::School {
                 return Err(Violation::KindAuthority {
-                    kind: "spot check",
-                    rule: "a supervisor (county and above) spot-checks a school",
+                    kind: "抽查",
+                    rule: "抽查由县级及以上监管部门对学校进行",
                     origin: event.origin,
                     scope: event.scope,
                 });
@@ -190,8 +189,8 @@ pub fn check_event(event: &Event) -> Result<(), Violation> {
             // A school keeps its own ledgers.
             if event.origin.tier() != Tier::School || event.scope != event.origin {
                 return Err(Violation::KindAuthority {
-                    kind: "ledger",
-                    rule: "a school writes its own ledgers",
+                    kind: "台账",
+                    rule: "台账只能由学校自己填报",
                     origin: event.origin,
                     scope: event.scope,
                 });

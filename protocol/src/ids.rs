@@ -101,7 +101,7 @@ impl fmt::Display for CaseId {
 
 /// Why a string is not a [`CaseId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a case id: expected <opening node>#<seq>, e.g. 130102#17")]
+#[error("“{0}”不是案件编号：应为“挂账单位#序号”，如 130102#17")]
 pub struct CaseIdError(pub String);
 
 impl FromStr for CaseId {

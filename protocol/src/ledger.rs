@@ -98,12 +98,12 @@ macro_rules! named_enum {
 
 named_enum!(
     /// A meal a canteen serves.
-    Meal, "meal", [(Breakfast, "breakfast", "早餐"), (Lunch, "lunch", "午餐"), (Dinner, "dinner", "晚餐")]
+    Meal, "餐次", [(Breakfast, "breakfast", "早餐"), (Lunch, "lunch", "午餐"), (Dinner, "dinner", "晚餐")]
 );
 
 named_enum!(
     /// A symptom asked at the morning check (晨检).
-    Symptom, "symptom", [
+    Symptom, "症状", [
         (Diarrhea, "diarrhea", "腹泻"),
         (Vomiting, "vomiting", "呕吐"),
         (Jaundice, "jaundice", "黄疸"),
@@ -115,17 +115,17 @@ named_enum!(
 
 named_enum!(
     /// Who accompanied a meal.
-    Companion, "companion", [(Leader, "leader", "校长陪餐"), (Parent, "parent", "家长陪餐")]
+    Companion, "陪餐类型", [(Leader, "leader", "校长陪餐"), (Parent, "parent", "家长陪餐")]
 );
 
 named_enum!(
     /// How often a hazard check is done: 日管控、周排查、月调度.
-    HazardLevel, "hazard check level", [(Daily, "daily", "日管控"), (Weekly, "weekly", "周排查"), (Monthly, "monthly", "月调度")]
+    HazardLevel, "排查频次", [(Daily, "daily", "日管控"), (Weekly, "weekly", "周排查"), (Monthly, "monthly", "月调度")]
 );
 
 named_enum!(
     /// How a canteen is run.
-    OperationMode, "operation mode", [
+    OperationMode, "经营方式", [
         (SelfRun, "self-run", "自营"),
         (Contracted, "contracted", "承包经营"),
         (Entrusted, "entrusted", "委托经营"),
@@ -135,7 +135,7 @@ named_enum!(
 
 named_enum!(
     /// How something was disinfected.
-    DisinfectMethod, "disinfection method", [
+    DisinfectMethod, "消毒方式", [
         (Heat, "heat", "热力消毒"),
         (Steam, "steam", "蒸汽消毒"),
         (Chemical, "chemical", "化学消毒"),
@@ -343,7 +343,7 @@ impl FromStr for LedgerKind {
         let t = s.trim();
         let want = t.to_ascii_lowercase().replace('_', "-");
         LedgerKind::ALL.into_iter().find(|k| k.as_str() == want || k.zh() == t).ok_or_else(|| ParseNameError {
-            what: "ledger kind",
+            what: "台账种类",
             given: s.to_string(),
             expected: LedgerKind::ALL.map(|k| format!("{}（{}）", k.as_str(), k.zh())).join(", "),
         })

@@ -92,7 +92,7 @@ impl fmt::Display for Role {
 
 /// Why a text is not a role.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("没有“{0}”这个角色，可选：管理员、监管员、巡查员、领导（只读）、校长、食品安全员、家长 / unknown role `{0}`")]
+#[error("没有“{0}”这个角色，可选：管理员、监管员、巡查员、领导（只读）、校长、食品安全员、家长")]
 pub struct RoleError(pub String);
 
 impl FromStr for Role {
@@ -213,9 +213,9 @@ pub fn permits(role: Role, tier: Tier, action: Action) -> bool {
 /// The refusal a person reads: `监管员 不能 管理账号`.
 pub fn refusal(role: Role, tier: Tier, action: Action) -> String {
     if role.exists_at(tier) {
-        format!("{}不能{} / a {} may not {action:?}", role.zh(), action.zh(), role.as_str())
+        format!("{}不能{}", role.zh(), action.zh())
     } else {
-        format!("{}级单位没有{}这一角色 / there is no {} at a {tier}", tier_zh(tier), role.zh(), role.as_str())
+        format!("{}级单位没有{}这一角色", tier_zh(tier), role.zh())
     }
 }
 
@@ -276,9 +276,7 @@ pub fn check_account_id(id: &str) -> Result<(), String> {
     if ok_len && ok_chars && ok_first {
         Ok(())
     } else {
-        Err(format!(
-            "账号名“{id}”不合规：2 到 32 个小写字母、数字或 . _ -，以字母或数字开头 / account id `{id}`: 2–32 of a-z 0-9 . _ -"
-        ))
+        Err(format!("账号名“{id}”不合规：2 到 32 个小写字母、数字或 . _ -，以字母或数字开头"))
     }
 }
 
@@ -287,7 +285,7 @@ impl AccountEntry {
     pub fn validate(&self, tier: Tier) -> Result<(), String> {
         let name = self.display_name.trim();
         if name.is_empty() || name.chars().count() > 32 || name.chars().any(char::is_control) {
-            return Err("姓名不能为空，最多 32 个字，不能含控制字符 / display name: 1–32 characters".into());
+            return Err("姓名不能为空，最多 32 个字，不能含控制字符".into());
         }
         if !self.role.exists_at(tier) {
             return Err(refusal(self.role, tier, Action::ViewSubtree));

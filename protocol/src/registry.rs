@@ -104,6 +104,25 @@ impl EntityKind {
         }
     }
 
+    /// The name a person reads: `食堂`.
+    pub fn zh(self) -> &'static str {
+        match self {
+            EntityKind::City => "地市",
+            EntityKind::Settings => "设置",
+            EntityKind::School => "学校",
+            EntityKind::Canteen => "食堂",
+            EntityKind::Camera => "摄像头",
+            EntityKind::Staff => "从业人员",
+            EntityKind::HealthCertificate => "健康证",
+            EntityKind::Account => "账号",
+            EntityKind::Supplier => "供应商",
+            EntityKind::CanteenLicence => "食堂许可证",
+            EntityKind::RuleSettings => "预警规则设置",
+            EntityKind::Calendar => "节假日安排",
+            EntityKind::CameraStream => "摄像头视频流",
+        }
+    }
+
     /// Whether the entity is the node itself (city, settings, school: empty `id`) rather than a
     /// school-local entity with its own id.
     pub fn is_node_entity(self) -> bool {
@@ -132,7 +151,7 @@ impl FromStr for EntityKind {
         let want = s.trim().to_ascii_lowercase().replace('_', "-");
         let want = if want == "cert" || want == "certificate" { "health-certificate".to_string() } else { want };
         EntityKind::ALL.into_iter().find(|k| k.as_str() == want).ok_or_else(|| ParseNameError {
-            what: "registry kind",
+            what: "登记种类",
             given: s.to_string(),
             expected: EntityKind::ALL.map(|k| k.as_str()).join(", "),
         })
@@ -168,6 +187,37 @@ impl EntityRef {
         match self.kind {
             EntityKind::City | EntityKind::School => self.node.parent(),
             _ => Some(self.node),
+        }
+    }
+}
+
+/// A tier as a person names it in a sentence: `县级`.
+fn tier_zh(t: Tier) -> &'static str {
+    match t {
+        Tier::Province => "省级",
+        Tier::City => "市级",
+        Tier::County => "县级",
+        Tier::School => "学校",
+    }
+}
+
+impl EntityRef {
+    /// The entity as a person reads it: `130102-S0001 的食堂 main`, `学校 130102-S0001`.
+    pub fn zh(&self) -> EntityZh<'_> {
+        EntityZh(self)
+    }
+}
+
+/// [`EntityRef::zh`]: the entity in Chinese, for messages a person reads.
+pub struct EntityZh<'a>(&'a EntityRef);
+
+impl fmt::Display for EntityZh<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        if e.id.is_empty() {
+            write!(f, "{} {}", e.kind.zh(), e.node)
+        } else {
+            write!(f, "{} 的{} {}", e.node, e.kind.zh(), e.id)
         }
     }
 }
@@ -441,7 +491,7 @@ impl FromStr for StaffRole {
     fn from_str(s: &str) -> Result<StaffRole, ParseNameError> {
         let want = s.trim().to_ascii_lowercase().replace('_', "-");
         ROLES.iter().find(|r| r.1 == want || r.2 == s.trim()).map(|r| r.0).ok_or_else(|| ParseNameError {
-            what: "staff role",
+            what: "岗位",
             given: s.to_string(),
             expected: ROLES.iter().map(|r| r.1).collect::<Vec<_>>().join(", "),
         })
@@ -501,7 +551,7 @@ pub struct CanteenLicence {
 
 impl CanteenLicence {
     fn validate(&self) -> Result<(), String> {
-        name("licence number", &self.licence_no)?;
+        name("许可证编号", &self.licence_no)?;
         if self.prep_start_min >= 24 * 60 {
             return Err("开工时间须在 00:00 至 23:59 之间".into());
         }
@@ -562,7 +612,7 @@ impl EntityData {
     pub fn label(&self) -> &str {
         match self {
             EntityData::City(c) => &c.name,
-            EntityData::Settings(_) => "settings",
+            EntityData::Settings(_) => "设置",
             EntityData::School(s) => &s.name,
             EntityData::Canteen(c) => &c.name,
             EntityData::Camera(c) => &c.name,
@@ -571,58 +621,58 @@ impl EntityData {
             EntityData::Account(a) => &a.display_name,
             EntityData::Supplier(s) => &s.name,
             EntityData::CanteenLicence(l) => &l.licence_no,
-            EntityData::RuleSettings(_) => "rule settings",
-            EntityData::Calendar(_) => "calendar",
-            EntityData::CameraStream(_) => "camera stream",
+            EntityData::RuleSettings(_) => "预警规则设置",
+            EntityData::Calendar(_) => "节假日安排",
+            EntityData::CameraStream(_) => "视频流",
         }
     }
 
     /// Checks the fields a user or peer could get wrong.
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            EntityData::City(c) => name("name", &c.name),
+            EntityData::City(c) => name("名称", &c.name),
             EntityData::Settings(s) => {
                 for (field, v) in [
-                    ("deadline_general_days", s.deadline_general_days),
-                    ("deadline_serious_days", s.deadline_serious_days),
-                    ("deadline_severe_hours", s.deadline_severe_hours),
-                    ("review_days", s.review_days),
-                    ("sample_keep_hours", s.sample_keep_hours),
-                    ("camera_offline_after_s", s.camera_offline_after_s),
-                    ("recording_keep_days", s.recording_keep_days),
-                    ("overdue_county_days", s.overdue_county_days),
-                    ("overdue_city_days", s.overdue_city_days),
+                    ("一般问题整改期限（工作日）", s.deadline_general_days),
+                    ("较重问题整改期限（工作日）", s.deadline_serious_days),
+                    ("严重问题整改期限（小时）", s.deadline_severe_hours),
+                    ("复核期限（工作日）", s.review_days),
+                    ("留样保存时长（小时）", s.sample_keep_hours),
+                    ("摄像头离线判定时长（秒）", s.camera_offline_after_s),
+                    ("录像保存天数", s.recording_keep_days),
+                    ("逾期转市级督办（工作日）", s.overdue_county_days),
+                    ("逾期转省级督办（工作日）", s.overdue_city_days),
                 ] {
                     if v == 0 {
-                        return Err(format!("{field} must be at least 1"));
+                        return Err(format!("{field}至少为 1，现为 0"));
                     }
                 }
                 Ok(())
             }
             EntityData::School(s) => {
-                name("name", &s.name)?;
-                text("address", &s.address)?;
-                addr("quic_addr", &s.quic_addr)?;
-                addr("admin_addr", &s.admin_addr)
+                name("名称", &s.name)?;
+                text("地址", &s.address)?;
+                addr("QUIC 地址（quic_addr）", &s.quic_addr)?;
+                addr("管理接口地址（admin_addr）", &s.admin_addr)
             }
             EntityData::Canteen(c) => {
-                name("name", &c.name)?;
-                text("address", &c.address)
+                name("名称", &c.name)?;
+                text("地址", &c.address)
             }
             EntityData::Camera(c) => {
-                local_id("canteen", &c.canteen)?;
-                name("name", &c.name)
+                local_id("所属食堂", &c.canteen)?;
+                name("名称", &c.name)
             }
-            EntityData::Staff(s) => name("name", &s.name),
+            EntityData::Staff(s) => name("姓名", &s.name),
             EntityData::HealthCertificate(h) => {
-                local_id("staff", &h.staff)?;
-                name("number", &h.number)
+                local_id("持证人员", &h.staff)?;
+                name("健康证编号", &h.number)
             }
-            EntityData::Account(a) => name("display name", &a.display_name),
+            EntityData::Account(a) => name("姓名", &a.display_name),
             EntityData::Supplier(s) => {
-                name("name", &s.name)?;
-                name("licence number", &s.licence_no)?;
-                text("contact", &s.contact)
+                name("名称", &s.name)?;
+                name("许可证编号", &s.licence_no)?;
+                text("联系方式", &s.contact)
             }
             EntityData::CanteenLicence(l) => l.validate(),
             EntityData::RuleSettings(r) => r.validate(),
@@ -634,21 +684,21 @@ impl EntityData {
 
 fn text(field: &str, v: &str) -> Result<(), String> {
     if v.len() > REGISTRY_TEXT_BYTES_MAX {
-        return Err(format!("{field} is {} bytes, above the {REGISTRY_TEXT_BYTES_MAX}-byte limit", v.len()));
+        return Err(format!("{field}长 {} 字节，超过 {REGISTRY_TEXT_BYTES_MAX} 字节的上限", v.len()));
     }
     Ok(())
 }
 
 fn name(field: &str, v: &str) -> Result<(), String> {
     if v.trim().is_empty() {
-        return Err(format!("{field} must not be empty"));
+        return Err(format!("{field}不能为空"));
     }
     text(field, v)
 }
 
 fn addr(field: &str, v: &str) -> Result<(), String> {
     if !v.is_empty() && v.parse::<SocketAddr>().is_err() {
-        return Err(format!("{field} `{v}` is not an ip:port address"));
+        return Err(format!("{field}“{v}”不是“IP:端口”形式的地址"));
     }
     Ok(())
 }
@@ -656,10 +706,10 @@ fn addr(field: &str, v: &str) -> Result<(), String> {
 /// A school-local id: 1..=[`REGISTRY_ID_BYTES_MAX`] bytes of ASCII letters, digits, `-`, `_`, `.`.
 pub fn local_id(field: &str, v: &str) -> Result<(), String> {
     if v.is_empty() || v.len() > REGISTRY_ID_BYTES_MAX {
-        return Err(format!("{field} id must be 1..={REGISTRY_ID_BYTES_MAX} bytes, not {}", v.len()));
+        return Err(format!("{field}编号须为 1 到 {REGISTRY_ID_BYTES_MAX} 字节，现为 {} 字节", v.len()));
     }
     if !v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-        return Err(format!("{field} id `{v}` may only hold ASCII letters, digits, `-`, `_` and `.`"));
+        return Err(format!("{field}编号“{v}”只能含英文字母、数字和 - _ ."));
     }
     Ok(())
 }
@@ -681,38 +731,79 @@ pub struct RegistryChange {
     pub op: RegistryOp,
 }
 
+/// Why a registry change is refused. The variant says which rule: the one-owner rule (the writer
+/// has no authority: a 403 at the admin API) or the change's own shape and data (a 400). The
+/// message is for a person and names the rule broken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryRefusal {
+    /// The writer is not the entity's owner (one owner, only writer).
+    #[error("{0}")]
+    NotOwner(String),
+    /// The change is malformed: wrong scope, tier, id or data.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RegistryRefusal {
+    /// True when the writer has no authority over the entity (rather than a malformed change).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, RegistryRefusal::NotOwner(_))
+    }
+
+    /// The message for a person.
+    pub fn message(&self) -> &str {
+        match self {
+            RegistryRefusal::NotOwner(m) | RegistryRefusal::Invalid(m) => m,
+        }
+    }
+}
+
+impl From<String> for RegistryRefusal {
+    fn from(m: String) -> RegistryRefusal {
+        RegistryRefusal::Invalid(m)
+    }
+}
+
 /// Checks a registry change written by `origin` with event scope `scope`: the entity's shape, the
-/// one-owner rule, and the data. The message names the rule broken.
-pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) -> Result<(), String> {
+/// one-owner rule, and the data. The refusal says which rule was broken, in words for a person.
+pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) -> Result<(), RegistryRefusal> {
     let e = &change.entity;
+    let ez = e.zh();
     if scope != e.node {
-        return Err(format!("a registry change about {e} must be scoped to {}, not {scope}", e.node));
+        return Err(format!("{ez} 的登记变更须记在 {} 名下，而不是 {scope}", e.node).into());
     }
     if e.kind.is_node_entity() {
         if !e.id.is_empty() {
-            return Err(format!("a {} is identified by its node alone; id `{}` must be empty", e.kind, e.id));
+            return Err(format!("{}以节点本身为准，不带编号；收到编号“{}”", e.kind.zh(), e.id).into());
         }
     } else {
-        local_id(e.kind.as_str(), &e.id)?;
+        local_id(e.kind.zh(), &e.id)?;
     }
     let Some(owner) = e.owner() else {
         return Err(format!(
-            "a {} belongs to a {} node; {} is a {}",
-            e.kind,
-            e.kind.node_tier(),
+            "{}须登记在{}节点上；{} 是{}节点",
+            e.kind.zh(),
+            tier_zh(e.kind.node_tier()),
             e.node,
-            e.node.tier()
-        ));
+            tier_zh(e.node.tier())
+        )
+        .into());
     };
     if origin != owner {
         let who = match e.kind {
-            EntityKind::City | EntityKind::Calendar => "only the province".to_string(),
-            EntityKind::Settings | EntityKind::RuleSettings => format!("only {owner} itself"),
-            EntityKind::School => format!("only its county {owner}"),
-            EntityKind::Account => format!("only {owner} itself (an account belongs to its unit)"),
-            _ => format!("only the school {owner} itself"),
+            EntityKind::City | EntityKind::Calendar => format!("省级 {owner} "),
+            EntityKind::Settings | EntityKind::RuleSettings => format!(" {owner} 自己"),
+            EntityKind::School => format!("其所属县 {owner} "),
+            EntityKind::Account => format!(" {owner} 自己（账号属于所在单位）"),
+            _ => format!("该学校 {owner} 自己"),
         };
-        return Err(format!("{origin} may not write {e}: {who} writes it (one owner, only writer)"));
+        let verb = match e.kind {
+            EntityKind::Settings | EntityKind::RuleSettings | EntityKind::Calendar => "设置",
+            _ => "登记",
+        };
+        return Err(RegistryRefusal::NotOwner(format!(
+            "{ez} 只能由{who}{verb}，{origin} 无权写入（一个实体只有一个所有者，只有它能写）"
+        )));
     }
     if e.kind == EntityKind::Account {
         crate::people::check_account_id(&e.id)?;
@@ -720,7 +811,7 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
     match &change.op {
         RegistryOp::Upsert(data) => {
             if data.kind() != e.kind {
-                return Err(format!("{e} carries {} data", data.kind()));
+                return Err(format!("{ez} 的内容却是{}数据，种类不符", data.kind().zh()).into());
             }
             if let EntityData::Account(a) = data {
                 a.validate(e.node.tier())?;
@@ -728,11 +819,11 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
             if let EntityData::Calendar(y) = data
                 && e.id != y.year.to_string()
             {
-                return Err(format!("{e}: 日历的编号须为其年份 {}", y.year));
+                return Err(format!("{ez}：日历的编号须为其年份 {}", y.year).into());
             }
-            data.validate().map_err(|m| format!("{e}: {m}"))
+            data.validate().map_err(|m| format!("{ez}：{m}").into())
         }
-        RegistryOp::Remove { reason } => name("removal reason", reason).map_err(|m| format!("{e}: {m}")),
+        RegistryOp::Remove { reason } => name("删除原因", reason).map_err(|m| format!("{ez}：{m}").into()),
     }
 }
 
@@ -789,7 +880,7 @@ pub fn registry_view<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMa
 mod tests {
     use super::*;
     use crate::event::Body;
-    use crate::holds::check_event;
+    use crate::holds::{Violation, check_event};
 
     fn id(s: &str) -> NodeId {
         s.parse().unwrap()
@@ -831,24 +922,37 @@ mod tests {
         // Its county registers it.
         assert_eq!(check_registry(id("130102"), s, &reg), Ok(()));
         // Nobody else: not the school itself, not a sibling school, not the city or province, not
-        // another county.
+        // another county. That is a matter of authority (forbidden), said in Chinese.
         for who in ["130102-S0017", "130102-S0001", "1301", "13", "130104"] {
             let err = check_registry(id(who), s, &reg).unwrap_err();
-            assert!(err.contains("only its county 130102"), "{who}: {err}");
+            assert!(err.is_forbidden(), "{who}: {err}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "学校 130102-S0017 只能由其所属县 130102 登记，{who} 无权写入（一个实体只有一个所有者，只有它能写）"
+                )
+            );
         }
         // School-owned entities: only the school.
         let c = upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen("一食堂"));
         assert_eq!(check_registry(id("130102-S0001"), id("130102-S0001"), &c), Ok(()));
         for who in ["130102", "13", "130102-S0002"] {
-            assert!(check_registry(id(who), id("130102-S0001"), &c).unwrap_err().contains("only the school"), "{who}");
+            let err = check_registry(id(who), id("130102-S0001"), &c).unwrap_err();
+            assert!(err.is_forbidden(), "{who}: {err}");
+            assert!(
+                err.message().starts_with("130102-S0001 的食堂 c1 只能由该学校 130102-S0001 自己登记"),
+                "{who}: {err}"
+            );
         }
         // Province-owned: cities and settings.
         let city = upsert(EntityKind::City, "1301", "", EntityData::City(City { name: "石家庄市".into() }));
         assert_eq!(check_registry(id("13"), id("1301"), &city), Ok(()));
-        assert!(check_registry(id("1301"), id("1301"), &city).unwrap_err().contains("only the province"));
+        let err = check_registry(id("1301"), id("1301"), &city).unwrap_err();
+        assert!(err.is_forbidden() && err.message().contains("只能由省级 13 登记"), "{err}");
         let settings = upsert(EntityKind::Settings, "13", "", EntityData::Settings(Settings::default()));
         assert_eq!(check_registry(id("13"), id("13"), &settings), Ok(()));
-        assert!(check_registry(id("1301"), id("13"), &settings).is_err());
+        let err = check_registry(id("1301"), id("13"), &settings).unwrap_err();
+        assert!(err.is_forbidden() && err.message().contains("设置 13 只能由 13 自己设置"), "{err}");
     }
 
     #[test]
@@ -856,49 +960,70 @@ mod tests {
         let s = id("130102-S0001");
         // The scope must be the entity's node.
         let c = upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen("x"));
-        assert!(check_registry(s, id("130102"), &c).unwrap_err().contains("must be scoped to"));
+        // Every shape or data refusal is a bad request, not a matter of authority.
+        let invalid = |r: Result<(), RegistryRefusal>| {
+            let err = r.unwrap_err();
+            assert!(!err.is_forbidden(), "{err}");
+            err.to_string()
+        };
+        let err = invalid(check_registry(s, id("130102"), &c));
+        assert_eq!(err, "130102-S0001 的食堂 c1 的登记变更须记在 130102-S0001 名下，而不是 130102");
         // Wrong tier for the kind: a "school" that is a county.
         let bad = upsert(EntityKind::School, "130102", "", school("x"));
-        assert!(check_registry(id("1301"), id("130102"), &bad).unwrap_err().contains("belongs to a"));
+        assert_eq!(
+            invalid(check_registry(id("1301"), id("130102"), &bad)),
+            "学校须登记在学校节点上；130102 是县级节点"
+        );
         // Data of another kind.
         let mixed = upsert(EntityKind::Camera, "130102-S0001", "cam1", canteen("x"));
-        assert!(check_registry(s, s, &mixed).unwrap_err().contains("carries canteen data"));
+        assert!(invalid(check_registry(s, s, &mixed)).contains("内容却是食堂数据"));
         // Ids: node entities have none, local ones need a clean one.
         let with_id = upsert(EntityKind::School, "130102-S0001", "x", school("x"));
-        assert!(check_registry(id("130102"), s, &with_id).unwrap_err().contains("must be empty"));
-        for bad_id in ["", "a b", "c/1", &"x".repeat(REGISTRY_ID_BYTES_MAX + 1)] {
+        assert!(invalid(check_registry(id("130102"), s, &with_id)).contains("不带编号；收到编号“x”"));
+        for (bad_id, want) in [
+            ("", "食堂编号须为 1 到 64 字节，现为 0 字节"),
+            ("a b", "食堂编号“a b”只能含"),
+            ("c/1", "食堂编号“c/1”只能含"),
+            (&"x".repeat(REGISTRY_ID_BYTES_MAX + 1), "现为 65 字节"),
+        ] {
             let c = upsert(EntityKind::Canteen, "130102-S0001", bad_id, canteen("x"));
-            assert!(check_registry(s, s, &c).is_err(), "{bad_id:?}");
+            let err = invalid(check_registry(s, s, &c));
+            assert!(err.contains(want), "{bad_id:?}: {err}");
         }
         // Names and lengths.
-        assert!(check_registry(s, s, &upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen("  "))).is_err());
+        let err = invalid(check_registry(s, s, &upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen("  "))));
+        assert_eq!(err, "130102-S0001 的食堂 c1：名称不能为空");
         let long = "长".repeat(REGISTRY_TEXT_BYTES_MAX);
-        assert!(check_registry(s, s, &upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen(&long))).is_err());
+        let err = invalid(check_registry(s, s, &upsert(EntityKind::Canteen, "130102-S0001", "c1", canteen(&long))));
+        assert!(err.ends_with("名称长 768 字节，超过 256 字节的上限"), "{err}");
         let mut sch = school("x");
         if let EntityData::School(d) = &mut sch {
             d.quic_addr = "not-an-address".into();
         }
-        let err = check_registry(id("130102"), s, &upsert(EntityKind::School, "130102-S0001", "", sch)).unwrap_err();
-        assert!(err.contains("quic_addr"), "{err}");
+        let err = invalid(check_registry(id("130102"), s, &upsert(EntityKind::School, "130102-S0001", "", sch)));
+        assert!(err.contains("QUIC 地址（quic_addr）“not-an-address”不是“IP:端口”形式的地址"), "{err}");
         let zero = Settings { deadline_general_days: 0, ..Settings::default() };
-        assert!(
-            check_registry(id("13"), id("13"), &upsert(EntityKind::Settings, "13", "", EntityData::Settings(zero)))
-                .is_err()
-        );
+        let err = invalid(check_registry(
+            id("13"),
+            id("13"),
+            &upsert(EntityKind::Settings, "13", "", EntityData::Settings(zero)),
+        ));
+        assert!(err.contains("一般问题整改期限（工作日）至少为 1"), "{err}");
         // A removal needs a reason.
         let rm = RegistryChange {
             entity: EntityRef { kind: EntityKind::Canteen, node: s, id: "c1".into() },
             op: RegistryOp::Remove { reason: String::new() },
         };
-        assert!(check_registry(s, s, &rm).is_err());
+        assert_eq!(invalid(check_registry(s, s, &rm)), "130102-S0001 的食堂 c1：删除原因不能为空");
     }
 
     #[test]
     fn check_event_applies_the_registry_rules() {
         let reg = upsert(EntityKind::School, "130102-S0017", "", school("new"));
         assert!(check_event(&ev("130102", 1, 1, reg.clone())).is_ok());
-        let err = check_event(&ev("130102-S0017", 1, 1, reg)).unwrap_err().to_string();
-        assert!(err.contains("only its county"), "{err}");
+        let err = check_event(&ev("130102-S0017", 1, 1, reg)).unwrap_err();
+        assert!(matches!(&err, Violation::Registry(r) if r.is_forbidden()), "{err}");
+        assert!(err.to_string().contains("只能由其所属县 130102 登记"), "{err}");
         // A county writing a school of another county fails the scope rule already.
         let other = upsert(EntityKind::School, "130104-S0001", "", school("other"));
         assert!(check_event(&ev("130102", 2, 2, other)).is_err());
@@ -1018,7 +1143,7 @@ mod tests {
             }),
         );
         assert!(check_registry(id("130102-S0001"), id("130102-S0001"), &change).is_ok());
-        assert!(check_registry(id("130102"), id("130102-S0001"), &change).is_err());
+        assert!(check_registry(id("130102"), id("130102-S0001"), &change).unwrap_err().is_forbidden());
         let e = ev("130102-S0001", 1, 1, change);
         assert_eq!(crate::wire::decode_event(&crate::wire::encode_event(&e).unwrap()).unwrap(), e);
         assert_eq!("camera-stream".parse::<EntityKind>().unwrap(), EntityKind::CameraStream);

@@ -70,7 +70,7 @@ impl std::str::FromStr for FocusArea {
     fn from_str(s: &str) -> Result<FocusArea, String> {
         FocusArea::ALL.into_iter().find(|a| a.key() == s.trim()).ok_or_else(|| {
             let keys: Vec<&str> = FocusArea::ALL.iter().map(|a| a.key()).collect();
-            format!("unknown focus area `{s}`; expected one of {}", keys.join(", "))
+            format!("没有“{s}”这一抽查项目，可选：{}", keys.join(", "))
         })
     }
 }
@@ -95,17 +95,17 @@ impl SpotCheck {
 
     pub fn validate(&self) -> Result<(), String> {
         if self.canteen.trim().is_empty() {
-            return Err("a spot check names its canteen".into());
+            return Err("抽查须写明所查的食堂".into());
         }
         if self.canteen.len() > SPOT_TEXT_BYTES_MAX || self.note.len() > SPOT_TEXT_BYTES_MAX {
-            return Err(format!("canteen and note are at most {SPOT_TEXT_BYTES_MAX} bytes"));
+            return Err(format!("食堂名称和备注各最多 {SPOT_TEXT_BYTES_MAX} 字节"));
         }
         if self.results.is_empty() {
-            return Err("a spot check scores at least one focus area".into());
+            return Err("抽查须至少评定一个项目".into());
         }
         for (i, (a, _)) in self.results.iter().enumerate() {
             if self.results[..i].iter().any(|(b, _)| b == a) {
-                return Err(format!("focus area {} scored twice", a.as_str()));
+                return Err(format!("抽查项目“{}”评定了两次", a.zh()));
             }
         }
         Ok(())
@@ -158,7 +158,7 @@ mod tests {
         assert!(check(true).validate().is_ok() && check(true).passed() && !check(false).passed());
         let mut twice = check(true);
         twice.results.push((FocusArea::StaffAttire, true));
-        assert!(twice.validate().unwrap_err().contains("twice"));
+        assert!(twice.validate().unwrap_err().contains("抽查项目“人员着装”评定了两次"));
         let province: NodeId = "13".parse().unwrap();
         let ev = |seq, scope, ok| Event {
             by: None,
@@ -183,6 +183,6 @@ mod tests {
             assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{}\"", a.key()));
         }
         let e = "staff attire".parse::<FocusArea>().unwrap_err();
-        assert!(e.contains("unknown focus area") && e.contains("staff-attire"), "{e}");
+        assert!(e.contains("没有“staff attire”这一抽查项目") && e.contains("staff-attire"), "{e}");
     }
 }

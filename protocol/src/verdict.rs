@@ -53,20 +53,18 @@ pub fn verdict_items(
 ) -> Result<Vec<(NodeId, Body)>, VerdictRefusal> {
     let school = alert_id.origin;
     if by != school && !(by.is_ancestor_or_self_of(school) && by.tier() <= Tier::County) {
-        return Err(VerdictRefusal::Forbidden(format!("{by} may not judge alerts of {school}")));
+        return Err(VerdictRefusal::Forbidden(format!(
+            "{by} 不能判定 {school} 的告警：只有该学校及其县、市、省级监管部门可以"
+        )));
     }
     if let Verdict::Overturn { reason } = verdict {
         let dismissed_by_school =
             current.status == AlertStatus::Dismissed && current.decided_by.is_some_and(|d| d == school);
         if by.tier() == Tier::School {
-            return Err(VerdictRefusal::Forbidden(
-                "只有学校的上级监管部门可以推翻学校的误报判定 / only a supervisor overturns".into(),
-            ));
+            return Err(VerdictRefusal::Forbidden("只有学校的上级监管部门可以推翻学校的误报判定".into()));
         }
         if !dismissed_by_school {
-            return Err(VerdictRefusal::Conflict(format!(
-                "预警 {alert_id} 不是学校自行判定的误报，无需推翻 / alert {alert_id} was not dismissed by its school"
-            )));
+            return Err(VerdictRefusal::Conflict(format!("告警 {alert_id} 不是学校自行判定的误报，无需推翻")));
         }
         let update = AlertUpdate { alert: alert_id, action: AlertAction::Overturn { reason } };
         update.validate().map_err(|e| VerdictRefusal::Invalid(e.to_string()))?;
@@ -76,12 +74,12 @@ pub fn verdict_items(
     if current.status != AlertStatus::New && !open_case {
         let who = current.decided_by.map(|n| n.to_string()).unwrap_or_default();
         return Err(VerdictRefusal::Conflict(format!(
-            "alert {alert_id} is already {} by {who}",
-            current.status.as_str()
+            "告警 {alert_id} 已由 {who} 处理（{}），不能再次判定",
+            current.status.zh()
         )));
     }
     if open_case && by.tier() == Tier::School {
-        return Err(VerdictRefusal::Forbidden("cases are opened by supervisors (county and above)".into()));
+        return Err(VerdictRefusal::Forbidden("案件由县级及以上监管部门挂账，学校不能自行挂账".into()));
     }
     let mut items = Vec::new();
     if open_case {

@@ -75,7 +75,7 @@ impl FromStr for Level {
         let want = t.to_ascii_lowercase();
         Level::ALL.into_iter().find(|l| l.as_str() == want || l.zh() == t || l.zh().starts_with(t)).ok_or_else(|| {
             ParseNameError {
-                what: "warning level",
+                what: "预警等级",
                 given: s.to_string(),
                 expected: "yellow（黄色）, orange（橙色）, red（红色）".into(),
             }
@@ -246,7 +246,7 @@ impl FromStr for RuleId {
         let t = s.trim();
         let want = t.to_ascii_lowercase().replace('_', "-");
         RuleId::ALL.into_iter().find(|r| r.as_str() == want || r.zh() == t).ok_or_else(|| ParseNameError {
-            what: "warning rule",
+            what: "预警规则",
             given: s.to_string(),
             expected: RuleId::ALL.map(|r| r.as_str()).join(", "),
         })
@@ -289,7 +289,7 @@ impl FromStr for RuleAction {
         let t = s.trim();
         RuleAction::ALL.into_iter().find(|a| a.as_str() == t.to_ascii_lowercase() || a.zh() == t).ok_or_else(|| {
             ParseNameError {
-                what: "rule action",
+                what: "规则动作",
                 given: s.to_string(),
                 expected: "notify（仅提醒）, case（自动挂账）, case-and-notice（自动挂账并下发整改通知）".into(),
             }
@@ -476,7 +476,7 @@ pub struct WarningEvent {
 pub fn check_warning(origin: NodeId, scope: NodeId, w: &WarningEvent) -> Result<(), String> {
     let k = &w.key;
     if k.school != scope || scope.tier() != Tier::School {
-        return Err(format!("a warning about {} must be scoped to that school, not {scope}", k.school));
+        return Err(format!("关于 {} 的预警须记在该学校名下，而不是 {scope}", k.school));
     }
     let writer = match k.rule.evaluator() {
         Tier::School => Some(scope),
@@ -484,15 +484,13 @@ pub fn check_warning(origin: NodeId, scope: NodeId, w: &WarningEvent) -> Result<
     };
     if writer != Some(origin) {
         return Err(format!(
-            "{origin} may not write a {} warning about {scope}: only {} judges that rule",
-            k.rule.as_str(),
-            writer.map_or("nobody".to_string(), |w| w.to_string())
+            "{origin} 不能就 {scope} 写“{}”预警：这条规则只由{}判定",
+            k.rule.zh(),
+            writer.map_or("（无人）".to_string(), |w| format!(" {w} "))
         ));
     }
     if k.subject.is_empty() || k.subject.len() > WARNING_SUBJECT_BYTES_MAX || k.subject.chars().any(char::is_control) {
-        return Err(format!(
-            "a warning subject must be 1..={WARNING_SUBJECT_BYTES_MAX} bytes without control characters"
-        ));
+        return Err(format!("预警对象须为 1 到 {WARNING_SUBJECT_BYTES_MAX} 字节，且不含控制字符"));
     }
     let (text, evidence) = match &w.action {
         WarningAction::Raise { text, evidence, .. } => (text, evidence.as_slice()),
@@ -502,9 +500,7 @@ pub fn check_warning(origin: NodeId, scope: NodeId, w: &WarningEvent) -> Result<
         || evidence.len() > WARNING_EVIDENCE_MAX
         || evidence.iter().any(|e| e.len() > WARNING_SUBJECT_BYTES_MAX)
     {
-        return Err(format!(
-            "a warning's text is at most {WARNING_TEXT_BYTES_MAX} bytes and its evidence {WARNING_EVIDENCE_MAX} items"
-        ));
+        return Err(format!("预警说明最多 {WARNING_TEXT_BYTES_MAX} 字节，依据最多 {WARNING_EVIDENCE_MAX} 条"));
     }
     Ok(())
 }

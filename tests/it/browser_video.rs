@@ -275,10 +275,10 @@ fn a_supervisor_and_a_parent_watch_a_canteen_camera_live_and_the_parent_sees_onl
     let own = CameraStream { hls_url: format!("{}/cam1.m3u8", media.hls_base()), ..CameraStream::default() };
     set_stream(&cluster, school, school, "cam-02", own.clone()).unwrap();
     let refused = [
-        (school, "cam-99", own.clone(), "has not registered"),
+        (school, "cam-99", own.clone(), "引用的摄像头“cam-99”在 130102-S0001 尚未登记"),
         (school, "cam-03", CameraStream { hls_url: "ftp://x/a.m3u8".into(), ..CameraStream::default() }, "http://"),
         (school, "cam-03", CameraStream::default(), "至少一项"),
-        (county, "cam-03", own.clone(), "only the school"),
+        (county, "cam-03", own.clone(), "只能由该学校 130102-S0001 自己登记"),
     ];
     for (node, camera, s, why) in refused {
         let e = format!("{:#}", set_stream(&cluster, node, school, camera, s).unwrap_err());

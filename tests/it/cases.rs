@@ -66,10 +66,10 @@ fn a_case_runs_its_lifecycle_with_the_county_offline_in_the_middle() {
 
     // A school may not close its own case; a county may not touch another county's case.
     let err = cluster.client(school).case_step(&case, &StepRequest::Close { comment: "done".into() }).unwrap_err();
-    assert!(err.to_string().contains("only a supervisor"), "{err}");
+    assert!(err.to_string().contains(&format!("只有 {school} 的上级监管部门（县级及以上）可以执行“销号”")), "{err}");
     assert_eq!(refused(&cluster, school), 1);
     let err = cluster.client(other_county).case_step(&case, &StepRequest::Close { comment: "x".into() }).unwrap_err();
-    assert!(err.to_string().contains("无权操作") && err.to_string().contains("outside"), "{err}");
+    assert!(err.to_string().contains(&format!("无权操作：{county} 不在本单位（{other_county}）的管辖范围内")), "{err}");
     let audit = cluster.client(other_county).audit(10).unwrap();
     assert!(audit.iter().any(|r| r.what == "denied"), "refused as outside its subtree, and audited: {audit:?}");
     assert!(cluster.client(other_county).cases(None, None, false).unwrap().is_empty(), "a sibling county holds it");

@@ -14,11 +14,11 @@ fn check_fails(args: &[&str], expect: &[&str]) {
 fn bad_cli_input_is_reported_clearly() {
     check_fails(
         &["alert", "raise", "--admin", "127.0.0.1:9", "--camera", "c1", "--type", "NO_HAT"],
-        &["unknown alert type `NO_HAT`", "NO_CHEF_HAT"],
+        &["没有“NO_HAT”这种告警类型", "NO_CHEF_HAT"],
     );
     check_fails(
         &["alert", "raise", "--admin", "127.0.0.1:9", "--camera", "c1", "--type", "NO_MASK", "--severity", "huge"],
-        &["unknown severity `huge`"],
+        &["没有“huge”这种严重程度"],
     );
     check_fails(&["alert", "list", "--node", "1300", "--topology", "x.toml"], &["1300", "not a node id"]);
     check_fails(&["alert", "list"], &["say which node"]);

@@ -41,7 +41,7 @@ fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
     // write the open and notice events first: "ghost" cases at the province).
     let before = cluster.status(county).unwrap().store.own_seq;
     let e = cluster.client(county).open_case(&open(school, "")).unwrap_err();
-    assert!(e.to_string().contains("title"), "{e}");
+    assert!(e.to_string().contains("不能挂账：案件标题不能为空"), "{e}");
     let (ok, _, err) = mingchu(&[
         "case",
         "open",
@@ -54,7 +54,7 @@ fn refusals_write_nothing_settings_apply_and_listings_filter_on_the_node() {
         "--title",
         "",
     ]);
-    assert!(!ok && err.contains("title"), "{err}");
+    assert!(!ok && err.contains("案件标题不能为空"), "{err}");
     assert_eq!(cluster.status(county).unwrap().store.own_seq, before, "a refused case open wrote events");
 
     // The county overrides the deadline of 一般 problems: 5 working days, not the default 1.

@@ -201,7 +201,7 @@ fn school_entities_replicate_by_the_holds_rule_and_only_their_owner_writes_them(
         school,
         &["camera", "add", "--id", "cam1", "--canteen", "c1", "--name", "后厨1", "--zone", "cooking"],
     );
-    assert!(err.contains("canteen `c1`") && err.contains("has not registered"), "{err}");
+    assert!(err.contains(&format!("{school} 的摄像头 cam1 引用的食堂“c1”在 {school} 尚未登记")), "{err}");
 
     let w = write_ok(&cluster, school, &["canteen", "add", "--id", "c1", "--name", "第一食堂", "--address", "北区"]);
     assert_eq!((w.kind, w.node, w.id.as_str()), (EntityKind::Canteen, school, "c1"));
@@ -271,12 +271,12 @@ fn school_entities_replicate_by_the_holds_rule_and_only_their_owner_writes_them(
     // A school registering a school (even itself).
     for target in [NodeId::school(county, 99).unwrap(), school] {
         let err = write_refused(&cluster, school, &["school", "add", "--school", &target.to_string(), "--name", "x"]);
-        assert!(err.contains(&format!("only its county {county}")), "{err}");
+        assert!(err.contains(&format!("只能由其所属县 {county} 登记，{school} 无权写入")), "{err}");
     }
     // A county registering a school of another county.
     let foreign = NodeId::school(other_county, 42).unwrap();
     let err = write_refused(&cluster, county, &["school", "add", "--school", &foreign.to_string(), "--name", "x"]);
-    assert!(err.contains(&format!("only its county {other_county}")), "{err}");
+    assert!(err.contains(&format!("只能由其所属县 {other_county} 登记，{county} 无权写入")), "{err}");
     // A county writing its school's canteen (the API directly: 403 with the rule).
     let req = RegistryRequest {
         kind: EntityKind::Canteen,
@@ -285,10 +285,10 @@ fn school_entities_replicate_by_the_holds_rule_and_only_their_owner_writes_them(
         op: RegistryOp::Upsert(EntityData::Canteen(Canteen { name: "forged".into(), address: String::new() })),
     };
     let err = cluster.client(county).registry_write(&req).unwrap_err().to_string();
-    assert!(err.contains(&format!("only the school {school} itself")), "{err}");
+    assert!(err.contains(&format!("{school} 的食堂 c2 只能由该学校 {school} 自己登记")), "{err}");
     // A city registering a school.
     let err = write_refused(&cluster, city, &["school", "add", "--school", &sibling.to_string(), "--name", "x"]);
-    assert!(err.contains("only its county"), "{err}");
+    assert!(err.contains(&format!("只能由其所属县 {county} 登记，{city} 无权写入")), "{err}");
     assert_eq!((seq_before(school), seq_before(county)), (school_seq, county_seq), "a refused write was written");
     assert!(list(&cluster, province, Some("school")).iter().all(|e| e.node != foreign));
 
@@ -299,5 +299,5 @@ fn school_entities_replicate_by_the_holds_rule_and_only_their_owner_writes_them(
         list(&cluster, province, Some("camera")).iter().all(|e| !(e.node == school && e.id == "cam1")).then_some(())
     });
     let err = write_refused(&cluster, school, &["remove", "--kind", "camera", "--id", "cam1", "--reason", "again"]);
-    assert!(err.contains("not in the registry"), "{err}");
+    assert!(err.contains(&format!("{school} 的摄像头 cam1 不在登记册中")), "{err}");
 }

@@ -65,7 +65,7 @@ fn spot_checks_open_cases_for_failures_and_roll_up_pass_rates_per_level() {
     assert!(e.contains("不在本辖区"), "{e}");
     let (done, _, err) =
         mingchu(&["spot", "record", "--admin", &admin(county), "--school", "130102-S0001", "--fail", "attire"]);
-    assert!(!done && err.contains("unknown focus area") && err.contains("staff-attire"), "{err}");
+    assert!(!done && err.contains("没有“attire”这一抽查项目") && err.contains("staff-attire"), "{err}");
     let mut twice = pass(s1);
     twice.failed = vec![FocusArea::StaffAttire, FocusArea::StaffAttire];
     let e = cluster.client(county).spot_check(&twice).unwrap_err().to_string();

@@ -87,10 +87,7 @@ impl AccountView {
 /// Checks a new password: long enough, not too long, no control characters.
 pub fn check_password(p: &str) -> Result<(), String> {
     if p.chars().count() < PASSWORD_CHARS_MIN || p.len() > PASSWORD_BYTES_MAX || p.chars().any(char::is_control) {
-        return Err(format!(
-            "密码至少 {PASSWORD_CHARS_MIN} 个字符、最多 {PASSWORD_BYTES_MAX} 字节，不能含控制字符 / a password needs \
-             {PASSWORD_CHARS_MIN} to {PASSWORD_BYTES_MAX} bytes, no control characters"
-        ));
+        return Err(format!("密码至少 {PASSWORD_CHARS_MIN} 个字符、最多 {PASSWORD_BYTES_MAX} 字节，不能含控制字符"));
     }
     Ok(())
 }
@@ -126,7 +123,7 @@ pub async fn set_account(s: &AdminState, who: &Principal, req: AccountRequest) -
     let entity = EntityRef { kind: EntityKind::Account, node: s.me, id: id.clone() };
     let change = RegistryChange { entity, op: RegistryOp::Upsert(EntityData::Account(entry)) };
     // Everything checked before anything is written.
-    check_registry(s.me, s.me, &change).map_err(bad)?;
+    check_registry(s.me, s.me, &change).map_err(|e| bad(e.to_string()))?;
     let password = req.password;
     let phc =
         tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(internal)?.map_err(internal)?;
@@ -308,15 +305,10 @@ pub async fn set_password(s: &AdminState, id: &str, password: &str) -> Result<()
 async fn sign_in(State(s): State<AdminState>, Json(req): Json<SignIn>) -> ApiResult<AccountView> {
     match check_sign_in(&s, &req.id, &req.password, "", true).await {
         Ok(a) => Ok(Json(a)),
-        Err(SignInRefusal::Wrong) => {
-            Err(api_err(StatusCode::UNAUTHORIZED, "账号或密码不对 / wrong account or password"))
+        Err(SignInRefusal::Wrong) => Err(api_err(StatusCode::UNAUTHORIZED, "账号或密码不对")),
+        Err(SignInRefusal::Throttled { wait_min }) => {
+            Err(api_err(StatusCode::TOO_MANY_REQUESTS, format!("登录失败次数过多，请 {wait_min} 分钟后再试")))
         }
-        Err(SignInRefusal::Throttled { wait_min }) => Err(api_err(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "登录失败次数过多，请 {wait_min} 分钟后再试 / too many failed sign-ins; try again in {wait_min} min"
-            ),
-        )),
         Err(SignInRefusal::Failed(f)) => Err(f),
     }
 }

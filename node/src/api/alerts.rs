@@ -130,7 +130,7 @@ impl RaiseAlert {
             self.alert_type.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?;
         let Some(camera) = cameras.get(self.camera.trim()) else {
             return Err(format!(
-                "摄像头 `{cam}` 未登记，先登记它 / camera `{cam}` is not registered; register it first: \
+                "摄像头“{cam}”未登记，请先登记：\
                  mingchu registry camera add --id {cam} --canteen <食堂> --name <名称> --zone <区域>",
                 cam = self.camera.trim()
             ));
@@ -139,10 +139,11 @@ impl RaiseAlert {
             let zone: Zone = z.parse().map_err(|e: protocol::alert::ParseNameError| e.to_string())?;
             if zone != camera.zone {
                 return Err(format!(
-                    "camera `{}` watches the {} zone ({}), not {}",
+                    "摄像头“{}”登记在{}区（{}），不是{}区（{}）",
                     self.camera,
-                    camera.zone.as_str(),
                     camera.zone.zh(),
+                    camera.zone.as_str(),
+                    zone.zh(),
                     zone.as_str()
                 ));
             }
@@ -194,8 +195,8 @@ pub async fn cameras_of<'a>(
             .map_err(|e| write_fail(WriteError::Unavailable(e.to_string())))?;
         if stats.restoring {
             return Err(write_fail(WriteError::Restoring(format!(
-                "{} is restoring: its data dir is fresh and no ancestor has been reached yet to say what it wrote \
-                 before (its registry, cameras included, comes back with it); local writes resume once one is",
+                "{} 正在恢复数据：数据目录是新的，还没有联系上任何上级来告知它以前写过什么（登记册，\
+                 包括摄像头，会随之恢复）；联系上之后才能在本节点写入",
                 s.me
             ))));
         }
@@ -382,7 +383,7 @@ pub async fn raise_as(
     marks: Vec<(crate::runtime::store::LocalSpace, Vec<u8>)>,
 ) -> Result<AlertView, ApiFail> {
     if s.me.tier() != Tier::School {
-        return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
+        return Err(bad(format!("告警只能在学校节点上发出；{} 不是学校", s.me)));
     }
     let cameras = cameras_of(s, std::iter::once(req.camera.as_str())).await?;
     let alert = req.to_alert(s.clock.wall_ms(), &cameras).map_err(bad)?;
@@ -439,10 +440,10 @@ async fn raise_alerts(
 ) -> ApiResult<RaisedBatch> {
     who.require(&s, Action::JudgeAlert).await?;
     if s.me.tier() != Tier::School {
-        return Err(bad(format!("alerts are raised at schools; {} is a {}", s.me, s.me.tier())));
+        return Err(bad(format!("告警只能在学校节点上发出；{} 不是学校", s.me)));
     }
     if req.alerts.len() > RAISE_BATCH_MAX {
-        return Err(bad(format!("{} alerts in one request; at most {RAISE_BATCH_MAX}", req.alerts.len())));
+        return Err(bad(format!("一次请求含 {} 条告警，最多 {RAISE_BATCH_MAX} 条", req.alerts.len())));
     }
     let now = s.clock.wall_ms();
     let cameras = cameras_of(&s, req.alerts.iter().map(|a| a.camera.as_str())).await?;
@@ -610,7 +611,7 @@ pub struct AlertStateView {
 async fn alert_event(s: &AdminState, id: EventId) -> Result<StoredEvent, (StatusCode, Json<ApiError>)> {
     match read_event(s.reads.storage(), id).map_err(internal)? {
         Some(e) if matches!(e.event.body, Body::Alert(_)) => Ok(e),
-        _ => Err(err(StatusCode::NOT_FOUND, format!("{} holds no alert {id}", s.me))),
+        _ => Err(err(StatusCode::NOT_FOUND, format!("{} 没有告警 {id}", s.me))),
     }
 }
 
@@ -642,7 +643,7 @@ pub async fn alert_state(
 }
 
 fn parse_event_id(id: &str) -> Result<EventId, (StatusCode, Json<ApiError>)> {
-    id.parse::<EventId>().map_err(|e| bad(format!("bad alert id `{id}`: {e}")))
+    id.parse::<EventId>().map_err(|e| bad(format!("“{id}”不是告警编号：{e}")))
 }
 
 /// Which verdict a request gives.

@@ -183,22 +183,18 @@ pub async fn parse_case(s: &AdminState, who: &Principal, id: &str) -> Result<Cas
         && parts[2].len() == 4
         && parts.iter().skip(1).all(|p| p.bytes().all(|b| b.is_ascii_digit()));
     if !ledger_shape {
-        return Err(bad(format!(
-            "“{id}”不是案件号：请给案件号（130102#12）或台账编号（130102-2026-0007） / `{id}` is not a case: give \
-             its id (130102#12) or its ledger number (130102-2026-0007)"
-        )));
+        return Err(bad(format!("“{id}”不是案件号：请给案件号（130102#12）或台账编号（130102-2026-0007）")));
     }
     if let Ok(opener) = parts[0].parse::<NodeId>() {
         who.require_related(s, opener).await?;
     }
     // The heads carry the ledger number: no history is decoded to find it.
     let cases = s.reads.case_heads(false).await.map_err(read_fail)?;
-    cases.values().find(|c| c.ledger_no() == id).map(|c| c.id).ok_or_else(|| {
-        api_err(
-            StatusCode::NOT_FOUND,
-            format!("本单位没有台账编号为“{id}”的案件 / {} holds no case numbered {id}", s.me),
-        )
-    })
+    cases
+        .values()
+        .find(|c| c.ledger_no() == id)
+        .map(|c| c.id)
+        .ok_or_else(|| api_err(StatusCode::NOT_FOUND, format!("{} 没有台账编号为“{id}”的案件", s.me)))
 }
 
 async fn show_case(State(s): State<AdminState>, who: Principal, Path(id): Path<String>) -> ApiResult<CaseState> {
@@ -206,7 +202,7 @@ async fn show_case(State(s): State<AdminState>, who: Principal, Path(id): Path<S
     let id = parse_case(&s, &who, &id).await?;
     match s.reads.case(id).await.map_err(read_fail)? {
         Some(c) => Ok(Json(c)),
-        None => Err(api_err(StatusCode::NOT_FOUND, format!("{} holds no case {id}", s.me))),
+        None => Err(api_err(StatusCode::NOT_FOUND, format!("{} 没有案件 {id}", s.me))),
     }
 }
 
@@ -249,7 +245,7 @@ fn parse_source(s: Option<&str>) -> Result<CaseSource, String> {
         Some("self-check") => CaseSource::SelfCheck,
         Some(other) => {
             return Err(format!(
-                "unknown source `{other}`: spot-check, on-site, rule-warning, complaint or self-check (AI alerts open cases with `alert confirm --open-case`)"
+                "没有“{other}”这种案件来源，可选：spot-check（抽查）、on-site（现场检查）、rule-warning（规则预警）、complaint（投诉）、self-check（自查）（AI 告警请用 `alert confirm --open-case` 挂账）"
             ));
         }
     })
@@ -292,9 +288,9 @@ async fn precheck(
         && let Some(first) = all.first()
         && let Err(why) = protocol::case::check_open(id, first)
     {
-        return Err(refuse(s, StatusCode::BAD_REQUEST, format!("open refused: {why}")).await);
+        return Err(refuse(s, StatusCode::BAD_REQUEST, format!("不能挂账：{why}")).await);
     }
-    let state = fold(id, &all).ok_or_else(|| bad(format!("no case {id}")))?;
+    let state = fold(id, &all).ok_or_else(|| bad(format!("没有案件 {id}")))?;
     let tail = state.history.iter().rev().take(actions.len());
     for step in tail {
         if let StepOutcome::Refused(why) = &step.outcome {
@@ -415,8 +411,7 @@ pub async fn case_step_as(s: &AdminState, who: &Principal, id: &str, req: StepRe
     let id = parse_case(&s, who, id).await?;
     let existing = case_inputs(&s.reads.related(EventKind::Case, Some(id.event_id())).await.map_err(read_fail)?);
     let Some(state) = fold(id, &existing) else {
-        let why =
-            format!("{} holds no case {id} (a case is held by its school and the school's supervisors only)", s.me);
+        let why = format!("{} 没有案件 {id}（案件只保存在其学校和学校的上级监管部门）", s.me);
         return Err(refuse(&s, StatusCode::NOT_FOUND, why).await);
     };
     let rules = s.reads.case_rules_for(state.school).await.map_err(read_fail)?;

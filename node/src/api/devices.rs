@@ -84,10 +84,7 @@ impl std::str::FromStr for DeviceKind {
         match s.trim() {
             "ai-box" | "AI 分析盒" | "AI分析盒" | "分析盒" => Ok(DeviceKind::AiBox),
             "nvr" | "NVR" | "硬盘录像机" | "录像机" => Ok(DeviceKind::Nvr),
-            other => Err(format!(
-                "没有“{other}”这种设备，可选：ai-box（AI 分析盒）、nvr（硬盘录像机） / unknown device kind `{other}`; \
-                 valid: ai-box, nvr"
-            )),
+            other => Err(format!("没有“{other}”这种设备，可选：ai-box（AI 分析盒）、nvr（硬盘录像机）")),
         }
     }
 }
@@ -323,12 +320,7 @@ fn school_only(s: &AdminState) -> Result<(), ApiFail> {
     if s.me.tier() == Tier::School {
         return Ok(());
     }
-    Err(bad(format!(
-        "设备（AI 分析盒、硬盘录像机）登记在学校节点上；{} 不是学校 / devices are registered at schools; {} is a {}",
-        s.me,
-        s.me,
-        s.me.tier()
-    )))
+    Err(bad(format!("设备（AI 分析盒、硬盘录像机）登记在学校节点上；{} 不是学校", s.me)))
 }
 
 /// The cameras registered at this school, by id, with what they are.
@@ -350,34 +342,23 @@ fn check_add(
     registered: &BTreeMap<String, protocol::registry::Camera>,
 ) -> Result<DeviceRecord, String> {
     let id = req.id.trim();
-    local_id("device", id).map_err(|e| format!("设备编号“{id}”不合规：只能用 1 到 64 个字母、数字或 - _ . / {e}"))?;
+    local_id("device", id).map_err(|e| format!("设备编号“{id}”不合规：只能用 1 到 64 个字母、数字或 - _ .（{e}）"))?;
     let kind: DeviceKind = req.kind.parse()?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > DEVICE_NAME_CHARS_MAX || name.chars().any(char::is_control) {
-        return Err(format!(
-            "设备名称不能为空，最多 {DEVICE_NAME_CHARS_MAX} 个字，不能含控制字符 / a device name needs 1 to \
-             {DEVICE_NAME_CHARS_MAX} characters"
-        ));
+        return Err(format!("设备名称不能为空，最多 {DEVICE_NAME_CHARS_MAX} 个字，不能含控制字符"));
     }
     let cameras: BTreeSet<String> =
         req.cameras.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
     if cameras.is_empty() {
-        return Err("请至少给出一个它负责的摄像头 / name at least one camera the device speaks for".into());
+        return Err("请至少给出一个它负责的摄像头".into());
     }
     if cameras.len() > DEVICE_CAMERAS_MAX {
-        return Err(format!(
-            "一台设备最多负责 {DEVICE_CAMERAS_MAX} 个摄像头，现在 {} 个 / at most {DEVICE_CAMERAS_MAX} cameras per device",
-            cameras.len()
-        ));
+        return Err(format!("一台设备最多负责 {DEVICE_CAMERAS_MAX} 个摄像头，现在 {} 个", cameras.len()));
     }
     let unknown: Vec<&str> = cameras.iter().map(String::as_str).filter(|c| !registered.contains_key(*c)).collect();
     if !unknown.is_empty() {
-        return Err(format!(
-            "摄像头 {} 未在本校登记，请先用 mingchu registry camera add 登记 / camera(s) {} not registered at this \
-             school",
-            unknown.join("、"),
-            unknown.join(", ")
-        ));
+        return Err(format!("摄像头 {} 未在本校登记，请先用 mingchu registry camera add 登记", unknown.join("、")));
     }
     Ok(DeviceRecord {
         id: id.to_string(),
@@ -419,10 +400,7 @@ pub async fn add_device_as(s: &AdminState, who: &Principal, req: AddDevice) -> R
                 record.id, record.id
             )
         } else {
-            format!(
-                "设备 {} 已登记；要换令牌请用 rotate / device {} is already registered; rotate its token instead",
-                record.id, record.id
-            )
+            format!("设备 {} 已登记；要换令牌请用 rotate", record.id)
         };
         return Err(api_err(StatusCode::CONFLICT, why));
     }
@@ -452,19 +430,20 @@ pub async fn add_device_as(s: &AdminState, who: &Principal, req: AddDevice) -> R
 
 /// The device `id` of this school, or 404.
 fn known(s: &AdminState, id: &str) -> Result<DeviceRecord, ApiFail> {
-    s.devices.lock().get(id.trim()).cloned().ok_or_else(|| {
-        api_err(StatusCode::NOT_FOUND, format!("本校没有编号为 {} 的设备 / no device `{}` here", id.trim(), id.trim()))
-    })
+    s.devices
+        .lock()
+        .get(id.trim())
+        .cloned()
+        .ok_or_else(|| api_err(StatusCode::NOT_FOUND, format!("本校没有编号为 {} 的设备", id.trim())))
 }
 
 fn revoked_already(r: &DeviceRecord) -> ApiFail {
     api_err(
         StatusCode::CONFLICT,
         format!(
-            "设备 {} 已于 {} 吊销 / device {} was revoked",
+            "设备 {} 已于 {} 吊销",
             r.id,
-            protocol::calendar::ChinaTime(r.revoked_at_ms.unwrap_or_default()).minute(),
-            r.id
+            protocol::calendar::ChinaTime(r.revoked_at_ms.unwrap_or_default()).minute()
         ),
     )
 }

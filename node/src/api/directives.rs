@@ -100,7 +100,7 @@ pub async fn send_directive_as(s: &AdminState, who: &Principal, req: SendDirecti
     who.require(s, Action::SendDirective).await?;
     let to: NodeId = req.to.parse().map_err(|e: topology::IdError| bad(e.to_string()))?;
     if !s.me.is_ancestor_or_self_of(to) {
-        return Err(bad(format!("{} can only direct units in its own subtree; {to} is not", s.me)));
+        return Err(bad(format!("{} 只能向本单位及下级单位下发指令；{to} 不在其中", s.me)));
     }
     let body = Body::Directive(Directive { title: req.title, text: req.text });
     let stored = append(s, who.person(), vec![(to, body)]).await?;

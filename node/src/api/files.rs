@@ -45,19 +45,15 @@ pub struct UploadParams {
 /// Stores `bytes` as a file of `kind` at this node (flushed before the answer).
 pub async fn store_file(s: &AdminState, kind: FileKind, bytes: &[u8]) -> Result<(FileHash, FileMeta), ApiFail> {
     if bytes.is_empty() {
-        return Err(bad("文件为空 / the file is empty"));
+        return Err(bad("文件为空"));
     }
     if bytes.len() > FILE_BYTES_MAX {
         return Err(api_err(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "文件 {} 字节，超过 {} MiB 的上限 / the file is above the limit",
-                bytes.len(),
-                FILE_BYTES_MAX >> 20
-            ),
+            format!("文件 {} 字节，超过 {} MiB 的上限", bytes.len(), FILE_BYTES_MAX >> 20),
         ));
     }
-    let content = ContentType::sniff(bytes).ok_or_else(|| bad("只接受 JPEG 或 PNG 图片 / only JPEG or PNG images"))?;
+    let content = ContentType::sniff(bytes).ok_or_else(|| bad("只接受 JPEG 或 PNG 图片"))?;
     let hash = sha256(bytes);
     let st = s.reads.clone();
     if let Some(meta) = st.run(move |st| read_meta(st, &hash)).await.map_err(read_fail)?

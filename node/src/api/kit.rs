@@ -120,27 +120,21 @@ pub fn parse_limit(limit: Option<&str>, max: usize) -> Result<usize, ApiFail> {
         None | Some("") => Ok(LIMIT_DEFAULT.min(max)),
         Some("all") => Ok(max),
         Some(l) => match l.parse::<usize>() {
-            Ok(0) => Err(bad(format!(
-                "条数为 0 什么也不列出；请给 1 到 {max}，或 all / limit 0 lists nothing; give 1 to {max}, or `all`"
-            ))),
-            Ok(n) if n > max => Err(bad(format!(
-                "条数 {n} 超过上限 {max} / limit {n} is above the maximum {max}; give 1 to {max}, or `all`"
-            ))),
+            Ok(0) => Err(bad(format!("条数为 0 什么也不列出；请给 1 到 {max}，或 all"))),
+            Ok(n) if n > max => Err(bad(format!("条数 {n} 超过上限 {max}；请给 1 到 {max}，或 all"))),
             Ok(n) => Ok(n),
-            Err(_) => Err(bad(format!("条数 `{l}` 不是数字 / limit `{l}` is not a number; give 1 to {max}, or `all`"))),
+            Err(_) => Err(bad(format!("条数“{l}”不是数字；请给 1 到 {max}，或 all"))),
         },
     }
 }
 
 /// A filter value that must be one of `valid`; refused with the valid ones.
 pub fn one_of<'a>(field: &str, value: &str, valid: &[&'a str]) -> Result<&'a str, ApiFail> {
-    valid.iter().find(|v| **v == value).copied().ok_or_else(|| {
-        bad(format!(
-            "{field} 没有 `{value}` 这一项，可选: {} / unknown {field} `{value}`; valid: {}",
-            valid.join(", "),
-            valid.join(", ")
-        ))
-    })
+    valid
+        .iter()
+        .find(|v| **v == value)
+        .copied()
+        .ok_or_else(|| bad(format!("{field} 没有“{value}”这一项，可选：{}", valid.join(", "))))
 }
 
 /// Refuses a step or verdict: counted in the store's `refused_steps`, nothing written.

@@ -155,10 +155,7 @@ fn day_of(s: &AdminState, date: Option<&str>) -> Result<u32, ApiFail> {
 pub async fn record_as(s: &AdminState, who: &Principal, req: LedgerWrite) -> Result<LedgerView, ApiFail> {
     who.require(s, Action::KeepLedgers).await?;
     if s.me.tier() != Tier::School {
-        return Err(api_err(
-            StatusCode::FORBIDDEN,
-            "台账由学校自己填报；本节点不是学校 / only a school keeps its ledgers",
-        ));
+        return Err(api_err(StatusCode::FORBIDDEN, "台账由学校自己填报；本节点不是学校"));
     }
     let now = s.clock.wall_ms();
     let day = day_of(s, req.date.as_deref())?;

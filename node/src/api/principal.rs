@@ -105,7 +105,7 @@ impl Principal {
         if s.me.is_ancestor_or_self_of(target) {
             return Ok(());
         }
-        let why = format!("{target} 不在本单位（{}）的管辖范围内 / {target} is outside {}'s subtree", s.me, s.me);
+        let why = format!("{target} 不在本单位（{}）的管辖范围内", s.me);
         Err(deny(s, self, &why).await)
     }
 
@@ -143,12 +143,7 @@ pub async fn local_account(s: &AdminState, id: &str) -> Result<SignedIn, ApiFail
             }),
             _ => None,
         })
-        .ok_or_else(|| {
-            api_err(
-                StatusCode::UNAUTHORIZED,
-                format!("本节点没有可用的账号“{id}”（不存在或已停用） / no enabled account `{id}` at this node"),
-            )
-        })
+        .ok_or_else(|| api_err(StatusCode::UNAUTHORIZED, format!("本节点没有可用的账号“{id}”（不存在或已停用）")))
 }
 
 impl FromRequestParts<AdminState> for Principal {
@@ -160,13 +155,11 @@ impl FromRequestParts<AdminState> for Principal {
         }
         if parts.extensions.get::<ConsoleRequest>().is_some() {
             // A console request without a signed-in person never falls back to the operator.
-            return Err(api_err(StatusCode::UNAUTHORIZED, "请先登录 / sign in first"));
+            return Err(api_err(StatusCode::UNAUTHORIZED, "请先登录"));
         }
         match parts.headers.get(ACCOUNT_HEADER).map(|v| v.to_str()) {
             None => Ok(Principal::Operator),
-            Some(Err(_)) => {
-                Err(api_err(StatusCode::BAD_REQUEST, "账号名只能是 ASCII / the account header must be ASCII"))
-            }
+            Some(Err(_)) => Err(api_err(StatusCode::BAD_REQUEST, "账号名只能由英文字母、数字和符号组成（ASCII）")),
             Some(Ok(id)) => local_account(s, id.trim()).await.map(Principal::Person),
         }
     }

@@ -69,10 +69,10 @@ pub struct EntityView {
 pub fn certificate_warning(valid_until_ms: u64, now_ms: u64, warn_days: u32) -> Option<String> {
     const DAY_MS: u64 = 86_400_000;
     if valid_until_ms < now_ms {
-        return Some(format!("健康证已过期（{}） / expired", protocol::calendar::ChinaTime(valid_until_ms).date()));
+        return Some(format!("健康证已过期（{}）", protocol::calendar::ChinaTime(valid_until_ms).date()));
     }
     let left = (valid_until_ms - now_ms) / DAY_MS;
-    (left < u64::from(warn_days)).then(|| format!("健康证 {left} 天后到期 / expires in {left} days"))
+    (left < u64::from(warn_days)).then(|| format!("健康证 {left} 天后到期"))
 }
 
 impl EntityView {
@@ -179,10 +179,7 @@ async fn write(
 /// goes with them).
 pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> Result<RegistryWritten, ApiFail> {
     if req.kind == EntityKind::Account {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            "账号请用“账号”页面或 mingchu user add 设置 / accounts are set with `mingchu user add` or the console",
-        ));
+        return Err(err(StatusCode::BAD_REQUEST, "账号请用“账号”页面或 mingchu user add 设置"));
     }
     let needs = match req.kind {
         EntityKind::Settings | EntityKind::RuleSettings | EntityKind::Calendar => Action::ChangeSettings,
@@ -193,11 +190,8 @@ pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> 
     let change = RegistryChange { entity: entity.clone(), op: req.op };
     if let Err(e) = check_registry(s.me, entity.node, &change) {
         // Not the owner: forbidden (one owner, only writer); anything else: a bad request.
-        let code = match entity.owner() {
-            Some(owner) if owner != s.me => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        return Err(err(code, e));
+        let code = if e.is_forbidden() { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+        return Err(err(code, e.to_string()));
     }
     // References within the school, checked against this node's registry (the owner's own view
     // is complete: it wrote every entity of the school).
@@ -216,11 +210,11 @@ pub async fn write_as(s: &AdminState, who: &Principal, req: RegistryRequest) -> 
         {
             return Err(err(
                 StatusCode::CONFLICT,
-                format!("{entity} refers to {kind} `{id}`, which {} has not registered", entity.node),
+                format!("{} 引用的{}“{id}”在 {} 尚未登记", entity.zh(), kind.zh(), entity.node),
             ));
         }
         if removing && !view.contains_key(&entity) {
-            return Err(err(StatusCode::NOT_FOUND, format!("{entity} is not in the registry")));
+            return Err(err(StatusCode::NOT_FOUND, format!("{} 不在登记册中，无法删除", entity.zh())));
         }
     }
     let op = if removing { "remove" } else { "upsert" };

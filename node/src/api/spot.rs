@@ -144,7 +144,7 @@ pub struct SpotParams {
 /// prefix of a check's date, validated by the CLI's own date parser.
 fn period(p: &SpotParams) -> Result<Option<String>, String> {
     match (&p.day, &p.month) {
-        (Some(_), Some(_)) => Err("give a day or a month, not both".into()),
+        (Some(_), Some(_)) => Err("请给出日期或月份之一，不能同时给".into()),
         (Some(d), None) => {
             protocol::calendar::parse_day(d).map_err(|e| e.to_string())?;
             Ok(Some(d.trim().to_string()))

@@ -48,10 +48,7 @@ pub struct ClockView {
 
 async fn advance_clock(State(s): State<AdminState>, Json(req): Json<AdvanceClock>) -> ApiResult<ClockView> {
     if !s.clock_control {
-        return Err(err(
-            StatusCode::FORBIDDEN,
-            "this node's clock is not controllable (set clock_control in its config, for tests only)",
-        ));
+        return Err(err(StatusCode::FORBIDDEN, "本节点的时钟不可调（仅供测试：在配置中设置 clock_control）"));
     }
     let offset_ms = s.clock.advance_ms(req.ms).map_err(bad)?;
     s.scan_now.notify_one();

@@ -23,6 +23,6 @@ pub async fn asset(Path(file): Path<String>) -> Response {
             ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "max-age=86400")], f.data.into_owned())
                 .into_response()
         }
-        None => (StatusCode::NOT_FOUND, "没有这个文件 / no such file").into_response(),
+        None => (StatusCode::NOT_FOUND, "没有这个文件").into_response(),
     }
 }

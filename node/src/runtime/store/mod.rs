@@ -391,7 +391,7 @@ pub enum WriteError {
     #[error("{0}")]
     Storage(StorageError),
     /// The store did not answer (stopped, or too slow).
-    #[error("the node's store did not answer: {0}")]
+    #[error("本节点的存储没有应答：{0}")]
     Unavailable(String),
 }
 
@@ -407,7 +407,7 @@ impl WriteError {
             V::Case(R::Unrelated { .. } | R::SupervisorOnly { .. } | R::SchoolOnly { .. }) => {
                 WriteError::Forbidden(v.to_string())
             }
-            V::Registry(why) if why.contains("one owner, only writer") => WriteError::Forbidden(v.to_string()),
+            V::Registry(why) if why.is_forbidden() => WriteError::Forbidden(v.to_string()),
             _ => WriteError::Invalid(v.to_string()),
         }
     }
@@ -694,14 +694,14 @@ impl StoreState {
             None => {}
             Some(None) => {
                 return Err(WriteError::Restoring(format!(
-                    "{} is restoring: its data dir is fresh and no ancestor has been reached yet to say what it \
-                     wrote before; local writes resume once one is",
+                    "{} 正在恢复数据：数据目录是新的，还没有联系上任何上级来告知它以前写过什么；\
+                     联系上之后才能在本节点写入",
                     self.me
                 )));
             }
             Some(Some(target)) => {
                 return Err(WriteError::Restoring(format!(
-                    "{} is restoring its own past events from an ancestor ({} of {target}); local writes resume then",
+                    "{} 正在从上级恢复本节点以前的事件（已恢复 {} / 共 {target} 条），恢复完成后才能在本节点写入",
                     self.me,
                     self.cursors.contiguous(self.me)
                 )));
