@@ -324,9 +324,9 @@ fn a_wiped_data_dir_is_restored_from_the_parent_without_reusing_seqs() {
     cluster.start(school).unwrap();
     let req = RaiseAlert { camera: "cam-02".into(), alert_type: "PHONE".into(), ..RaiseAlert::default() };
     let err = eventually(Duration::from_secs(10), "the wiped school's answer", || {
-        cluster.client(school).raise_alert(&req).err().filter(|e| e.to_string().contains("restoring"))
+        cluster.client(school).raise_alert(&req).err().filter(|e| e.to_string().contains("正在恢复数据"))
     });
-    assert!(err.to_string().contains("no ancestor has been reached yet"), "{err}");
+    assert!(err.to_string().contains("还没有联系上任何上级"), "{err}");
     assert!(cluster.status(school).unwrap().store.restoring);
     for n in [province, city, county] {
         cluster.start(n).unwrap();
