@@ -191,16 +191,6 @@ impl EntityRef {
     }
 }
 
-/// A tier as a person names it in a sentence: `县级`.
-fn tier_zh(t: Tier) -> &'static str {
-    match t {
-        Tier::Province => "省级",
-        Tier::City => "市级",
-        Tier::County => "县级",
-        Tier::School => "学校",
-    }
-}
-
 impl EntityRef {
     /// The entity as a person reads it: `130102-S0001 的食堂 main`, `学校 130102-S0001`.
     pub fn zh(&self) -> EntityZh<'_> {
@@ -783,9 +773,9 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
         return Err(format!(
             "{}须登记在{}节点上；{} 是{}节点",
             e.kind.zh(),
-            tier_zh(e.kind.node_tier()),
+            e.kind.node_tier().zh(),
             e.node,
-            tier_zh(e.node.tier())
+            e.node.tier().zh()
         )
         .into());
     };

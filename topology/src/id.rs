@@ -38,6 +38,16 @@ impl Tier {
         }
     }
 
+    /// The tier as a person names it in a sentence: `省级`, `市级`, `县级`, `学校`.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Tier::Province => "省级",
+            Tier::City => "市级",
+            Tier::County => "县级",
+            Tier::School => "学校",
+        }
+    }
+
     /// Depth below the root: province 0 … school 3.
     pub fn depth(self) -> usize {
         self as usize

@@ -145,15 +145,6 @@ pub struct ScreenData {
     pub map: bool,
 }
 
-fn tier_zh(t: Tier) -> &'static str {
-    match t {
-        Tier::Province => "省级",
-        Tier::City => "市级",
-        Tier::County => "县级",
-        Tier::School => "学校",
-    }
-}
-
 /// What the storage read gives: the registered schools and cities, the node's daily counters,
 /// the open cases, and how long each took.
 type StoreParts =
@@ -359,7 +350,7 @@ pub async fn screen_data_timed(s: &AdminState) -> Result<(ScreenData, Parts), St
         ScreenData {
             unit: me,
             unit_name: crate::api::kit::name_of(s, me),
-            tier_zh: tier_zh(me.tier()).to_string(),
+            tier_zh: me.tier().zh().to_string(),
             now_ms: now,
             now: protocol::calendar::ChinaTime(now).minute(),
             refresh_s: s.screen.refresh_s,
