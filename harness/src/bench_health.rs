@@ -190,7 +190,7 @@ fn rss_of(pid: u32) -> f64 {
 /// problem: the worst case for `--problems`.
 fn end_to_end(topo: topology::Topology, table: &HealthTable, samples: usize) -> anyhow::Result<()> {
     use anyhow::Context;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let tmp = tempfile::Builder::new().prefix("mingchu-bench-health-").tempdir()?;
     let province = topo.root();
     // Another address than the generated plan's (127.0.0.1), so no port of it can clash.
@@ -219,14 +219,7 @@ fn end_to_end(topo: topology::Topology, table: &HealthTable, samples: usize) -> 
     let cfg_path = tmp.path().join("province.toml");
     std::fs::write(&cfg_path, toml::to_string(&cfg)?)?;
     let exe = std::env::current_exe().context("cannot find the mingchu binary")?;
-    let mut child = Command::new(&exe)
-        .args(["node", "run", "--stop-on-stdin-eof", "--config"])
-        .arg(&cfg_path)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut child = crate::cluster::spawn_lone_node(&exe, &cfg_path)?;
     let pid = child.id();
     let admin_s = admin.to_string();
     let run = |args: &[&str]| -> anyhow::Result<(Duration, usize)> {

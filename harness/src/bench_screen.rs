@@ -144,7 +144,6 @@ async fn fill_hebei(
 }
 
 pub fn run(month: Month, samples: usize) -> anyhow::Result<()> {
-    use std::process::{Command, Stdio};
     let exe = std::env::current_exe().context("cannot find the mingchu binary")?;
     let tmp = tempfile::Builder::new().prefix("mingchu-bench-screen-").tempdir()?;
     // Addresses other than the generated plan's (127.0.0.1), so no port of it can clash.
@@ -175,14 +174,7 @@ pub fn run(month: Month, samples: usize) -> anyhow::Result<()> {
     cfg.console = Some(node::config::ConsoleConfig::new(console));
     let cfg_path = tmp.path().join("province.toml");
     std::fs::write(&cfg_path, toml::to_string(&cfg)?)?;
-    let mut child = Command::new(&exe)
-        .args(["node", "run", "--stop-on-stdin-eof", "--config"])
-        .arg(&cfg_path)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut child = crate::cluster::spawn_lone_node(&exe, &cfg_path)?;
     let result = measure(&topo, &certs, console, samples);
     drop(child.stdin.take());
     let _ = child.wait();

@@ -37,6 +37,19 @@ pub const CAMERAS: [(&str, protocol::Zone); 8] = [
     ("cam-08", protocol::Zone::Cooking),
 ];
 
+/// Starts one node outside a cluster (a benchmark's province on its own data dir) as a child of
+/// `exe`: warnings only, no output kept; it stops when its stdin is closed.
+pub fn spawn_lone_node(exe: &Path, cfg_path: &Path) -> std::io::Result<std::process::Child> {
+    Command::new(exe)
+        .args(["node", "run", "--stop-on-stdin-eof", "--config"])
+        .arg(cfg_path)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
 /// Finds a base port where every node's QUIC (UDP) and admin (TCP) port is free right now.
 pub fn free_base_port(nodes: usize) -> anyhow::Result<u16> {
     let host = IpAddr::V4(Ipv4Addr::LOCALHOST);

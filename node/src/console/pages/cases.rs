@@ -22,7 +22,7 @@ use crate::api::files::store_file;
 use crate::api::principal::Principal;
 use crate::console::layout::{Nav, csrf_field, empty, page as shell, severity_tag, when};
 use crate::console::pages::alerts::{urlencode, who};
-use crate::console::pages::files::{check_photos, read_form, say, thumb};
+use crate::console::pages::files::{check_photos, read_form, refs_in, say, thumb};
 use crate::console::pages::{Ctx, done, field, forbidden, reason, refused};
 use crate::console::{PHOTOS_MAX, UPLOAD_PATH};
 
@@ -236,8 +236,7 @@ async fn render_case(s: &AdminState, ctx: Ctx, id: &str, code: StatusCode, draft
 /// a county or a school below fetches them from there.
 fn detail(case: &CaseState) -> Markup {
     let holder = case.id.opened_by;
-    let photos: Vec<FileHash> =
-        case.detail.split_whitespace().filter_map(|w| parse_ref(w.trim_start_matches("巡查截图："))).collect();
+    let photos = refs_in(&case.detail);
     html! {
         p { "情况：" (say(&case.detail, holder, FileKind::Snapshot)) }
         @if !photos.is_empty() {

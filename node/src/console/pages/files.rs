@@ -289,6 +289,28 @@ pub fn thumb(hash: &FileHash, holder: NodeId, kind: FileKind, alt: &str) -> Mark
     }
 }
 
+/// Where the file references (`sha256:` and 64 hex digits) stand in `text`: `(start, end, hash)`.
+fn ref_spans(text: &str) -> Vec<(usize, usize, FileHash)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(REF_PREFIX).map(|i| from + i) {
+        let end = at + REF_PREFIX.len() + 64;
+        match text.get(at..end).and_then(parse_ref) {
+            Some(hash) => {
+                out.push((at, end, hash));
+                from = end;
+            }
+            None => from = at + REF_PREFIX.len(),
+        }
+    }
+    out
+}
+
+/// The file references in `text`, in order (what [`say`] links as 照片 1, 照片 2, …).
+pub fn refs_in(text: &str) -> Vec<FileHash> {
+    ref_spans(text).into_iter().map(|(_, _, hash)| hash).collect()
+}
+
 /// A step's text with the file references in it (`sha256:` and 64 hex digits) as links to the
 /// images (照片 1, 照片 2, …); the rest as text.
 pub fn say(text: &str, holder: NodeId, kind: FileKind) -> Markup {
@@ -297,24 +319,13 @@ pub fn say(text: &str, holder: NodeId, kind: FileKind) -> Markup {
         Photo(FileHash, usize),
     }
     let mut segs = Vec::new();
-    let mut rest = text;
-    let mut n = 0;
-    while let Some(at) = rest.find(REF_PREFIX) {
-        let end = at + REF_PREFIX.len() + 64;
-        match rest.get(at..end).and_then(parse_ref) {
-            Some(hash) => {
-                n += 1;
-                segs.push(Seg::Text(&rest[..at]));
-                segs.push(Seg::Photo(hash, n));
-                rest = &rest[end..];
-            }
-            None => {
-                segs.push(Seg::Text(&rest[..at + REF_PREFIX.len()]));
-                rest = &rest[at + REF_PREFIX.len()..];
-            }
-        }
+    let mut from = 0;
+    for (n, (at, end, hash)) in ref_spans(text).into_iter().enumerate() {
+        segs.push(Seg::Text(&text[from..at]));
+        segs.push(Seg::Photo(hash, n + 1));
+        from = end;
     }
-    segs.push(Seg::Text(rest));
+    segs.push(Seg::Text(&text[from..]));
     html! {
         @for (i, seg) in segs.iter().enumerate() {
             @match seg {
