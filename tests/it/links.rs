@@ -168,3 +168,62 @@ fn bad_frames_close_only_that_link_and_the_node_goes_on() {
     });
     assert!(cluster.ids().iter().all(|n| n.tier() != Tier::School || *n == bad || cluster.is_running(*n)));
 }
+
+/// A second connection presenting a linked school's own certificate (a copied key, or a second
+/// copy of the school started by mistake) does not take the school's working link down unless it
+/// says a proper hello: garbage, a hello in another node's name, or silence each leave the live
+/// link as it was, and the county counts and logs the attempts.
+#[test]
+fn a_second_connection_replaces_a_live_link_only_after_its_hello() {
+    let (_dir, cluster) = federation(1, 1, 1);
+    let county = id("130102");
+    let school = id("130102-S0001");
+    let addr = cluster.topology.get(county).unwrap().quic;
+    let creds = NodeCredentials::load(&cluster.cert_dir, school).unwrap();
+    let link = |st: &node::runtime::root::NodeStatus| st.children.iter().find(|c| c.peer == school).cloned().unwrap();
+    let before = link(&cluster.status(county).unwrap());
+    assert_eq!(before.state, LinkState::Up);
+    let rt = runtime();
+
+    // Garbage on a connection with the school's valid certificate.
+    let mut garbage = 9u32.to_be_bytes().to_vec();
+    garbage.extend_from_slice(b"\xff\xfegarbage");
+    let reason = rt.block_on(send_raw(&creds, county, addr, garbage, false));
+    assert!(reason.contains("bad frame"), "{reason}");
+    // A hello in the name of another node.
+    let err = rt.block_on(dial_and_listen(&creds, id("130102-S0002"), county, addr)).expect_err("a false hello");
+    assert!(err.to_string().contains("certificate says 130102-S0001"), "{err}");
+    // A connection that opens its stream and then says nothing for a second.
+    rt.block_on(async {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(tls::client_config(&creds).unwrap());
+        let conn = endpoint.connect(addr, &county.dns_name()).unwrap().await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        // A stream appears at the listener with its first bytes: a length prefix, no frame yet.
+        send.write_all(&100u32.to_be_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        conn.close(0u32.into(), b"bye");
+    });
+
+    let st = eventually(Duration::from_secs(10), "the county counting three refused replacements", || {
+        let st = cluster.status(county).ok()?;
+        (st.replacements_refused >= 3).then_some(st)
+    });
+    let after = link(&st);
+    assert_eq!(after.state, LinkState::Up, "the school's link stayed up: {after:?}");
+    assert_eq!(after.since_ms, before.since_ms, "the school's link was never down");
+    assert_eq!(after.reconnects, before.reconnects);
+    assert!(st.last_refusal.unwrap_or_default().contains("原连接保留"));
+    let log = std::fs::read_to_string(cluster.log_path(county)).unwrap();
+    assert!(log.contains("a second connection ended before its hello"), "the county logs it");
+
+    // The live link still carries the school's alerts.
+    let province = cluster.topology.root();
+    let a = cluster
+        .client(school)
+        .raise_alert(&RaiseAlert { camera: "cam-01".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
+        .unwrap();
+    eventually(Duration::from_secs(15), "the school's alert at the province", || {
+        cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())
+    });
+}

@@ -21,6 +21,7 @@ mod console;
 mod devices;
 mod federation;
 mod files;
+mod flood;
 mod health;
 mod ledger_cli;
 mod links;

@@ -262,6 +262,23 @@ pub fn render(st: &NodeStatus, view: &HealthView, uptime_s: f64) -> Result<Strin
         all.iter().map(|(_, l)| l.health_bytes_out).sum(),
     );
     m.counter("connections_refused", "Connections refused because the peer may not link here.", st.refused);
+    let t = &st.turned_away;
+    m.counters(
+        "handshakes_turned_away",
+        "Incoming attempts turned away before anyone was authenticated, by what was done.",
+        vec![
+            (vec![("why", "retry".to_string())], t.retried),
+            (vec![("why", "busy".to_string())], t.busy),
+            (vec![("why", "per-source".to_string())], t.per_source),
+            (vec![("why", "timed-out".to_string())], t.timed_out),
+            (vec![("why", "failed".to_string())], t.failed),
+        ],
+    );
+    m.counter(
+        "link_replacements_refused",
+        "Second connections of a linked peer that ended before their hello (the live link was kept).",
+        st.replacements_refused,
+    );
     m.counter(
         "denied_requests",
         "Requests of people or the operator refused for want of permission or scope (403).",
@@ -394,6 +411,8 @@ mod tests {
             refused: 2,
             last_refusal: None,
             denied_requests: 5,
+            turned_away: crate::transport::TurnedAway { retried: 9, busy: 4, ..Default::default() },
+            replacements_refused: 1,
         };
         let mut mine = row("130102", NodeState::Live);
         mine.report = Some(protocol::health::SelfReport {
@@ -471,6 +490,9 @@ mod tests {
         assert_eq!(v(r#"mingchu_link_events_received_total{role="child"}"#), 40.0);
         assert_eq!(v("mingchu_health_bytes_received_total"), 1000.0);
         assert_eq!(v("mingchu_connections_refused_total"), 2.0);
+        assert_eq!(v("mingchu_handshakes_turned_away_total{why=\"retry\"}"), 9.0);
+        assert_eq!(v("mingchu_handshakes_turned_away_total{why=\"busy\"}"), 4.0);
+        assert_eq!(v("mingchu_link_replacements_refused_total"), 1.0);
         assert_eq!(v("mingchu_denied_requests_total"), 5.0);
         assert_eq!(v("mingchu_store_events_held"), 12.0);
         assert_eq!(v("mingchu_store_restoring"), 0.0);

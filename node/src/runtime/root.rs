@@ -77,6 +77,13 @@ pub struct NodeStatus {
     /// node started (filled in by the admin API).
     #[serde(default)]
     pub denied_requests: u64,
+    /// Incoming attempts the endpoint turned away before authenticating anyone.
+    #[serde(default)]
+    pub turned_away: crate::transport::TurnedAway,
+    /// New connections from a peer already linked that ended before their hello: the live link
+    /// was kept.
+    #[serde(default)]
+    pub replacements_refused: u64,
 }
 
 pub enum NodeMsg {
@@ -85,8 +92,8 @@ pub enum NodeMsg {
     /// Dial this ancestor (the parent, or a failover target) unless already linked or dialing.
     Dial(NodeId),
     Dialed(NodeId, Result<Connection, TransportError>),
-    /// A link's hello exchange finished.
-    LinkUp(NodeId),
+    /// A link's hello exchange finished (the peer, the link's id).
+    LinkUp(NodeId, u64),
     /// Time to check whether the parent has been gone long enough to fail over.
     FailoverCheck,
     /// This node's registry removed `peer` (a school or city that joined at run time): close its
@@ -125,6 +132,16 @@ pub enum NodeMsg {
 struct LinkEntry {
     actor: Option<ActorRef<LinkMsg>>,
     status: SharedStatus,
+    /// A new connection from the same peer while `actor` is live: it replaces `actor` only once
+    /// its hello exchange finished, so a connection that never says hello (or says it wrongly)
+    /// cannot take a working link down. It has a status of its own until then.
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    actor: ActorRef<LinkMsg>,
+    link_id: u64,
+    status: SharedStatus,
 }
 
 /// The node's links upward: the parent, and the ancestor it fails over to while the parent is gone.
@@ -152,6 +169,7 @@ pub struct NodeRun {
     up: Uplink,
     refused: u64,
     last_refusal: Option<String>,
+    replacements_refused: u64,
     health: Plane,
     /// A school's cameras' last heartbeats (counted in its health report).
     cameras: crate::runtime::cameras::SharedCameras,
@@ -296,6 +314,7 @@ impl NodeRun {
         self.links.entry(peer).or_insert_with(|| LinkEntry {
             actor: None,
             status: Arc::new(Mutex::new(LinkStatus::new(peer, role, now))),
+            pending: None,
         })
     }
 
@@ -332,11 +351,23 @@ impl NodeRun {
         let role_name = self.role_of(peer);
         let link_id = self.next_link_id;
         self.next_link_id += 1;
-        let old = self.entry(peer, role_name).actor.take();
-        if let Some(old) = old {
-            old.stop(Some("replaced by a new connection".into()));
+        let entry = self.entry(peer, role_name);
+        // A peer that connects again while its link is live (a restart the link has not noticed
+        // yet, or someone else holding its key) waits for its hello before it replaces the link.
+        let pending = role == Role::Acceptor && entry.actor.is_some();
+        if let Some(old) = entry.pending.take() {
+            old.actor.stop(Some("replaced by a newer connection".into()));
         }
-        let status = self.entry(peer, role_name).status.clone();
+        let status = if pending {
+            let mut fresh = lock_status(&entry.status).clone();
+            fresh.set_state(LinkState::Connecting, self.args.clock.wall_ms());
+            Arc::new(Mutex::new(fresh))
+        } else {
+            if let Some(old) = entry.actor.take() {
+                old.stop(Some("replaced by a new connection".into()));
+            }
+            entry.status.clone()
+        };
         lock_status(&status).role = role_name.to_string();
         let root = myself.clone();
         let root_health = myself.clone();
@@ -353,7 +384,7 @@ impl NodeRun {
             link_id,
             status: status.clone(),
             on_up: Box::new(move |peer| {
-                let _ = root.cast(NodeMsg::LinkUp(peer));
+                let _ = root.cast(NodeMsg::LinkUp(peer, link_id));
             }),
             on_health: Box::new(move |peer, delta| {
                 let _ = root_health.cast(NodeMsg::HealthIn(peer, delta));
@@ -363,9 +394,15 @@ impl NodeRun {
             }),
         };
         match Actor::spawn_linked(None, LinkActor, args, myself.get_cell()).await {
+            Ok((actor, _)) if pending => {
+                self.entry(peer, role_name).pending = Some(Pending { actor, link_id, status });
+            }
             Ok((actor, _)) => self.entry(peer, role_name).actor = Some(actor),
             Err(e) => {
                 warn!(node = %self.args.me, %peer, error = %e, "link failed to start");
+                if pending {
+                    return;
+                }
                 let mut s = lock_status(&status);
                 s.last_error = Some(e.to_string());
                 s.set_state(LinkState::Down, self.args.clock.wall_ms());
@@ -375,6 +412,29 @@ impl NodeRun {
                 }
             }
         }
+    }
+
+    /// A pending connection of `peer` finished its hello: it becomes the peer's link and the
+    /// one it replaces is closed.
+    fn promote(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId) {
+        let now = self.args.clock.wall_ms();
+        let Some(e) = self.links.get_mut(&peer) else { return };
+        let Some(new) = e.pending.take() else { return };
+        let old = e.actor.replace(new.actor);
+        let old_status = std::mem::replace(&mut e.status, new.status);
+        if let Some(old) = old {
+            info!(node = %self.args.me, %peer, "a new connection said hello: it replaces the live link");
+            old.stop(Some("replaced by a new connection".into()));
+            let reason = "被同一节点的新连接替换";
+            let mut s = lock_status(&e.status);
+            protocol::health::remember_disconnect(&mut s.disconnects, now, reason);
+            for (o, c) in &lock_status(&old_status).acked {
+                let a = s.acked.entry(*o).or_default();
+                *a = (*a).max(*c);
+            }
+        }
+        let lost = self.files.link_lost(peer);
+        self.file_actions(myself, lost);
     }
 
     fn dial(&mut self, myself: &ActorRef<NodeMsg>, target: NodeId) {
@@ -481,11 +541,41 @@ impl NodeRun {
         self.links.iter().find(|(_, e)| e.actor.as_ref().is_some_and(|a| a.get_id() == id)).map(|(p, _)| *p)
     }
 
+    /// A pending connection (see [`LinkEntry::pending`]) ended before its hello: the live link
+    /// stays; the attempt is counted and logged.
+    fn pending_ended(&mut self, cell: &ActorCell, reason: Option<String>) -> bool {
+        let id = cell.get_id();
+        let Some((peer, e)) =
+            self.links.iter_mut().find(|(_, e)| e.pending.as_ref().is_some_and(|p| p.actor.get_id() == id))
+        else {
+            return false;
+        };
+        let peer = *peer;
+        e.pending = None;
+        let why = reason.unwrap_or_else(|| "closed".into());
+        warn!(node = %self.args.me, %peer, reason = %why, "a second connection ended before its hello: the live link stays");
+        self.replacements_refused += 1;
+        self.last_refusal = Some(format!("{peer}: 第二个连接未完成握手即断开，原连接保留（{why}）"));
+        true
+    }
+
     fn link_ended(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId, reason: Option<String>) {
         let lost = self.files.link_lost(peer);
         self.file_actions(myself, lost);
         {
             let Some(e) = self.links.get_mut(&peer) else { return };
+            if let Some(p) = e.pending.take() {
+                // The link a newer connection was to replace is gone already: the newer one takes
+                // its place now, hello or not.
+                e.actor = Some(p.actor);
+                e.status = p.status;
+                if let Some(reason) = reason {
+                    let mut s = lock_status(&e.status);
+                    protocol::health::remember_disconnect(&mut s.disconnects, self.args.clock.wall_ms(), &reason);
+                }
+                self.health_touch(myself, peer);
+                return;
+            }
             e.actor = None;
             let mut s = lock_status(&e.status);
             if reason.is_some() && s.last_error.is_none() {
@@ -759,6 +849,7 @@ impl Actor for NodeActor {
             up,
             refused: 0,
             last_refusal: None,
+            replacements_refused: 0,
             health,
             files: Default::default(),
             cameras,
@@ -850,7 +941,13 @@ impl Actor for NodeActor {
                     }
                 }
             }
-            NodeMsg::LinkUp(peer) => st.link_up(&myself, peer),
+            NodeMsg::LinkUp(peer, link_id) => {
+                let e = st.links.get(&peer);
+                if e.and_then(|e| e.pending.as_ref()).is_some_and(|p| p.link_id == link_id) {
+                    st.promote(&myself, peer);
+                }
+                st.link_up(&myself, peer);
+            }
             NodeMsg::FailoverCheck => st.failover_check(&myself),
             NodeMsg::Unregistered(peer) => {
                 if st.check_descendant(peer).is_err()
@@ -860,6 +957,9 @@ impl Actor for NodeActor {
                     st.refused += 1;
                     st.last_refusal = Some(format!("{peer}: removed from the registry"));
                     link.stop(Some(format!("{peer} was removed from {}'s registry", st.args.me)));
+                    if let Some(p) = st.links.get_mut(&peer).and_then(|e| e.pending.take()) {
+                        p.actor.stop(Some("removed from the registry".into()));
+                    }
                 }
             }
             NodeMsg::Status(reply) => {
@@ -891,6 +991,8 @@ impl Actor for NodeActor {
                     refused: st.refused,
                     last_refusal: st.last_refusal.clone(),
                     denied_requests: 0,
+                    turned_away: st.args.transport.turned_away(),
+                    replacements_refused: st.replacements_refused,
                 });
             }
             NodeMsg::Store(reply) => {
@@ -960,6 +1062,8 @@ impl Actor for NodeActor {
         }
         if let Some(peer) = st.link_of(&cell) {
             st.link_ended(&myself, peer, reason);
+        } else {
+            st.pending_ended(&cell, reason);
         }
         Ok(())
     }
@@ -969,6 +1073,9 @@ impl Actor for NodeActor {
         for e in st.links.values() {
             if let Some(a) = &e.actor {
                 a.stop(Some("node shutting down".into()));
+            }
+            if let Some(p) = &e.pending {
+                p.actor.stop(Some("node shutting down".into()));
             }
         }
         st.store.stop(None);

@@ -113,4 +113,24 @@ pub trait Transport: Send + Sync + 'static {
     fn local_addr(&self) -> Option<SocketAddr>;
     /// Stops accepting and closes every connection.
     fn shutdown(&self);
+    /// Incoming attempts turned away before any peer was authenticated, since the start.
+    fn turned_away(&self) -> TurnedAway {
+        TurnedAway::default()
+    }
+}
+
+/// Incoming attempts an endpoint turned away before authenticating anyone: what a flood of
+/// handshakes costs it, and what it did about it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TurnedAway {
+    /// Asked to prove their address first (QUIC Retry) while handshakes were many.
+    pub retried: u64,
+    /// Refused at once: every handshake slot was taken.
+    pub busy: u64,
+    /// Refused at once: their address already had its share of handshakes in progress.
+    pub per_source: u64,
+    /// Started a handshake but did not finish it in time.
+    pub timed_out: u64,
+    /// Finished no handshake for another reason (bad certificate, garbage, closed).
+    pub failed: u64,
 }

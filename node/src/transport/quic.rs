@@ -17,23 +17,41 @@
 //! succeed; the rejection shows as an error on its first `recv` (or `send`). The application's
 //! hello/ack is what proves a link is up.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use protocol::wire::FRAME_BYTES_MAX;
 use quinn::{ConnectError, ConnectionError, ReadError, VarInt, WriteError};
 use rustls::pki_types::CertificateDer;
-use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use topology::NodeId;
+use tracing::warn;
 
-use super::{BoxFuture, Connection, FrameReceiver, FrameSender, StickyEnd, Transport, TransportError};
+use super::{BoxFuture, Connection, FrameReceiver, FrameSender, StickyEnd, Transport, TransportError, TurnedAway};
 use crate::tls::{self, NodeCredentials};
 
-/// Time an incoming connection gets to finish its handshake and open its stream.
-const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Incoming handshakes in progress at once; more wait in quinn's queue.
+/// Time an incoming connection gets to finish its TLS handshake (a real peer needs a few round
+/// trips; an abandoned attempt must not hold its slot for long).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time an authenticated connection then gets to open its stream (its dialer sends the first frame
+/// at once). No handshake slot is held while waiting for it.
+const FIRST_STREAM_TIMEOUT: Duration = Duration::from_secs(5);
+/// Incoming handshakes in progress at once; more are refused at once (the dialer retries).
 const HANDSHAKES_IN_FLIGHT: usize = 64;
+/// Incoming handshakes in progress at once from one IP address.
+const HANDSHAKES_PER_SOURCE: usize = 8;
+/// With more handshakes than this in progress, a source must first prove it owns its address
+/// (a QUIC Retry, which costs this node no state): spoofed or abandoned Initials then take no slot.
+const RETRY_ABOVE: usize = 4;
+/// Incoming attempts quinn buffers before this node has looked at them, and their bytes.
+const QUINN_INCOMING_MAX: usize = 1024;
+const QUINN_INCOMING_BYTES: u64 = 64 * 1024;
+const QUINN_INCOMING_BYTES_TOTAL: u64 = 8 * 1024 * 1024;
+/// Under a flood, the accept loop logs what it turned away at most this often.
+const FLOOD_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Accepted connections waiting for [`Transport::accept`].
 const ACCEPTED_QUEUE: usize = 16;
 
@@ -62,6 +80,7 @@ pub struct QuicTransport {
     accepted: Mutex<mpsc::Receiver<Result<Connection, TransportError>>>,
     shutdown: watch::Sender<bool>,
     acceptor: tokio::task::JoinHandle<()>,
+    counts: Arc<Counts>,
 }
 
 impl std::fmt::Debug for QuicTransport {
@@ -80,20 +99,26 @@ impl QuicTransport {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| TransportError::Io("QuicTransport::bind needs a tokio runtime".into()))?;
         let tls_err = |e: tls::TlsError| TransportError::Io(e.to_string());
-        let server = tls::server_config(creds).map_err(tls_err)?;
+        let mut server = tls::server_config(creds).map_err(tls_err)?;
+        server
+            .max_incoming(QUINN_INCOMING_MAX)
+            .incoming_buffer_size(QUINN_INCOMING_BYTES)
+            .incoming_buffer_size_total(QUINN_INCOMING_BYTES_TOTAL);
         let client = tls::client_config(creds).map_err(tls_err)?;
         let mut endpoint = quinn::Endpoint::server(server, addr)
             .map_err(|e| TransportError::Io(format!("cannot bind {addr}: {e}")))?;
         endpoint.set_default_client_config(client);
 
         let (tx, rx) = mpsc::channel(ACCEPTED_QUEUE);
-        let acceptor = runtime.spawn(accept_loop(endpoint.clone(), tx));
+        let counts = Arc::new(Counts::default());
+        let acceptor = runtime.spawn(accept_loop(endpoint.clone(), tx, counts.clone()));
         Ok(QuicTransport {
             node: creds.node(),
             endpoint,
             accepted: Mutex::new(rx),
             shutdown: watch::Sender::new(false),
             acceptor,
+            counts,
         })
     }
 
@@ -174,6 +199,10 @@ impl Transport for QuicTransport {
         self.endpoint.local_addr().ok()
     }
 
+    fn turned_away(&self) -> TurnedAway {
+        self.counts.snapshot()
+    }
+
     fn shutdown(&self) {
         self.shutdown.send_replace(true);
         self.acceptor.abort();
@@ -181,48 +210,197 @@ impl Transport for QuicTransport {
     }
 }
 
-/// Takes incoming connections off the endpoint and handshakes them concurrently (at most
-/// [`HANDSHAKES_IN_FLIGHT`] at once), queueing each outcome for [`Transport::accept`].
-async fn accept_loop(endpoint: quinn::Endpoint, tx: mpsc::Sender<Result<Connection, TransportError>>) {
-    let slots = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT));
-    while let Some(incoming) = endpoint.accept().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let result = accept_one(incoming).await;
-            // The slot is held until the outcome is queued: if nobody calls accept(), handshaking
-            // stops after a bounded number of connections.
-            let _ = tx.send(result).await;
-            drop(slot);
-        });
+/// Handshakes in progress, in all and per source address.
+#[derive(Default)]
+struct Gate {
+    in_flight: usize,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+/// A handshake's slot at the [`Gate`], given back when dropped.
+struct Ticket {
+    gate: Arc<std::sync::Mutex<Gate>>,
+    source: IpAddr,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut g = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        g.in_flight -= 1;
+        if let Some(n) = g.per_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                g.per_source.remove(&self.source);
+            }
+        }
     }
 }
 
-/// One incoming attempt: handshake, identity from the verified certificate, then the dialer's
-/// stream (it sends its first frame right away, which is what makes the stream appear).
-async fn accept_one(incoming: quinn::Incoming) -> Result<Connection, TransportError> {
+/// What the gate decides for one incoming attempt.
+enum Admit {
+    Go(Ticket),
+    Retry,
+    Busy,
+    PerSource,
+}
+
+fn admit(gate: &Arc<std::sync::Mutex<Gate>>, incoming: &quinn::Incoming) -> Admit {
+    let source = incoming.remote_address().ip();
+    let mut g = gate.lock().unwrap_or_else(|e| e.into_inner());
+    if g.in_flight >= RETRY_ABOVE && !incoming.remote_address_validated() && incoming.may_retry() {
+        return Admit::Retry;
+    }
+    if g.in_flight >= HANDSHAKES_IN_FLIGHT {
+        return Admit::Busy;
+    }
+    let n = g.per_source.entry(source).or_default();
+    if *n >= HANDSHAKES_PER_SOURCE {
+        return Admit::PerSource;
+    }
+    *n += 1;
+    g.in_flight += 1;
+    Admit::Go(Ticket { gate: gate.clone(), source })
+}
+
+/// Takes incoming connections off the endpoint and handshakes them concurrently. Nothing waits
+/// in a queue: with many handshakes in progress an unproven address is asked to prove itself
+/// (Retry), and past the limits (in all, and per address) an attempt is refused at once, so a
+/// flood costs this node a bounded amount of state and the dialers it refused simply try again.
+/// Only authenticated connections are queued for [`Transport::accept`].
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    tx: mpsc::Sender<Result<Connection, TransportError>>,
+    counts: Arc<Counts>,
+) {
+    let gate = Arc::new(std::sync::Mutex::new(Gate::default()));
+    let mut logged = (tokio::time::Instant::now(), TurnedAway::default());
+    while let Some(incoming) = endpoint.accept().await {
+        match admit(&gate, &incoming) {
+            Admit::Go(ticket) => {
+                let tx = tx.clone();
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    let result = accept_one(incoming, ticket, &counts).await;
+                    match result {
+                        Ok(conn) => {
+                            let _ = tx.send(Ok(conn)).await;
+                        }
+                        // A failure is reported if there is room; under a flood it is counted only.
+                        Err(e) => {
+                            let _ = tx.try_send(Err(e));
+                        }
+                    }
+                });
+            }
+            Admit::Retry => {
+                counts.retried.fetch_add(1, Ordering::Relaxed);
+                if incoming.retry().is_err() {
+                    counts.busy.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Admit::Busy => {
+                counts.busy.fetch_add(1, Ordering::Relaxed);
+                incoming.refuse();
+            }
+            Admit::PerSource => {
+                counts.per_source.fetch_add(1, Ordering::Relaxed);
+                incoming.refuse();
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now.duration_since(logged.0) >= FLOOD_LOG_EVERY {
+            let total = counts.snapshot();
+            let since = TurnedAway {
+                retried: total.retried - logged.1.retried,
+                busy: total.busy - logged.1.busy,
+                per_source: total.per_source - logged.1.per_source,
+                timed_out: total.timed_out - logged.1.timed_out,
+                failed: total.failed - logged.1.failed,
+            };
+            if since.busy + since.per_source + since.timed_out > 0 {
+                warn!(
+                    retried = since.retried,
+                    refused_busy = since.busy,
+                    refused_per_source = since.per_source,
+                    timed_out = since.timed_out,
+                    failed = since.failed,
+                    "many incoming handshakes: turned away since the last report"
+                );
+            }
+            logged = (now, total);
+        }
+    }
+}
+
+/// One incoming attempt: the TLS handshake within [`HANDSHAKE_TIMEOUT`] holding `ticket`, the
+/// identity from the verified certificate, then (the slot given back) the dialer's stream
+/// within [`FIRST_STREAM_TIMEOUT`] (it sends its first frame right away, which is what makes
+/// the stream appear).
+async fn accept_one(incoming: quinn::Incoming, ticket: Ticket, counts: &Counts) -> Result<Connection, TransportError> {
     let remote = incoming.remote_address();
-    let attempt = async {
-        let conn = incoming.await.map_err(|e| TransportError::Handshake(format!("incoming from {remote}: {e}")))?;
-        let peer = match peer_node(&conn) {
-            Ok(peer) => peer,
+    let handshake = async {
+        let conn = incoming
+            .accept()
+            .map_err(|e| TransportError::Handshake(format!("incoming from {remote}: {e}")))?
+            .await
+            .map_err(|e| TransportError::Handshake(format!("incoming from {remote}: {e}")))?;
+        match peer_node(&conn) {
+            Ok(peer) => Ok((conn, peer)),
             Err(e) => {
                 conn.close(VarInt::from_u32(CLOSE_IDENTITY), b"peer identity refused");
-                return Err(e);
+                Err(e)
             }
-        };
-        let (send, recv) = conn.accept_bi().await.map_err(|e| {
-            with_context(connection_error(&e), &format!("{peer} at {remote}, before opening its stream"))
-        })?;
-        Ok(link(peer, conn, send, recv))
+        }
     };
-    match tokio::time::timeout(ACCEPT_TIMEOUT, attempt).await {
-        Ok(result) => result,
-        Err(_) => Err(TransportError::Handshake(format!(
-            "incoming from {remote}: no stream opened within {ACCEPT_TIMEOUT:?}"
-        ))),
+    // Dropping an unfinished handshake closes it.
+    let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
+    drop(ticket);
+    let (conn, peer) = match outcome {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        Err(_) => {
+            counts.timed_out.fetch_add(1, Ordering::Relaxed);
+            return Err(TransportError::Handshake(format!(
+                "incoming from {remote}: no handshake within {HANDSHAKE_TIMEOUT:?}"
+            )));
+        }
+    };
+    match tokio::time::timeout(FIRST_STREAM_TIMEOUT, conn.accept_bi()).await {
+        Ok(Ok((send, recv))) => Ok(link(peer, conn, send, recv)),
+        Ok(Err(e)) => {
+            Err(with_context(connection_error(&e), &format!("{peer} at {remote}, before opening its stream")))
+        }
+        Err(_) => {
+            conn.close(VarInt::from_u32(CLOSE_BY_APP), b"no stream opened");
+            Err(TransportError::Handshake(format!(
+                "{peer} at {remote}: no stream opened within {FIRST_STREAM_TIMEOUT:?}"
+            )))
+        }
+    }
+}
+
+/// What the accept loop turned away, counted as it happens.
+#[derive(Default)]
+struct Counts {
+    retried: AtomicU64,
+    busy: AtomicU64,
+    per_source: AtomicU64,
+    timed_out: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Counts {
+    fn snapshot(&self) -> TurnedAway {
+        TurnedAway {
+            retried: self.retried.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            per_source: self.per_source.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
     }
 }
 
