@@ -184,6 +184,22 @@ pub enum CaCmd {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650), conflicts_with = "web")]
         valid_days: Option<u32>,
     },
+    /// Make a CA for a city or a county, signed by the CA in DIR (the province's root, or a city's
+    /// delegated CA for one of its counties) and limited to that unit's subtree: with it the unit
+    /// issues its own schools' (or counties') certificates, and can sign nothing outside. Writes
+    /// OUT/ca.pem (the root certificate), OUT/sub-ca.pem and OUT/sub-ca.key; `ca issue --dir OUT`
+    /// then signs with it.
+    Delegate {
+        /// The city or county, e.g. 1301 or 130102.
+        #[arg(long)]
+        node: NodeId,
+        /// The issuing CA's directory.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Where the delegated CA goes (the unit's own certificate directory).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the certificates in DIR (the CA, the console's, every node's) with the days each has
     /// left, soonest first. Exit code 0: none expires within --days; 1: some do; 2: some have
     /// expired — for a monitoring system to call.
@@ -539,6 +555,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Ca(CaCmd::Expiring { dir, days, all, json }) => ca_expiring(&dir, days, all, json),
+        Cmd::Ca(CaCmd::Delegate { node, dir, out }) => {
+            let path = tls::ca_delegate(&dir, node, &out)?;
+            println!(
+                "已为 {node} 建立下级证书机构 {}，只能为 {} 及其下级签发证书；用 mingchu ca issue --dir {} 签发",
+                path.display(),
+                node.dns_name(),
+                out.display()
+            );
+            Ok(())
+        }
         Cmd::Ca(CaCmd::Issue { web: true, host, dir, force, .. }) => {
             let hosts = host.iter().map(|h| h.parse::<tls::WebHost>()).collect::<Result<Vec<_>, _>>()?;
             let (cert, key) = tls::web_paths(&dir);

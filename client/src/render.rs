@@ -754,6 +754,7 @@ pub fn render_cert_expiries(certs: &[&node::tls::CertExpiry], now_ms: u64, warn_
         let left = c.days_left(now_ms);
         let what = match c.what.as_str() {
             "CA" => "联邦 CA".to_string(),
+            "sub-CA" => "本级下级证书机构".to_string(),
             "web" => "控制台网页证书".to_string(),
             node => format!("节点 {node}"),
         };

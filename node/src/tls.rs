@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    KeyUsagePurpose, NameConstraints, SanType,
 };
 use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
@@ -45,6 +45,12 @@ pub const CA_COMMON_NAME: &str = "mingchu federation CA";
 /// File names inside the CA directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
 pub const CA_KEY_FILE: &str = "ca.key";
+/// A delegated CA's directory (a city's or a county's, made by [`ca_delegate`]): `ca.pem` is the
+/// federation root's certificate (the one trust anchor; its key stays at the province),
+/// `sub-ca.pem` the delegated CA's certificate followed by its issuers' up to the root, and
+/// `sub-ca.key` its key.
+pub const SUB_CA_CERT_FILE: &str = "sub-ca.pem";
+pub const SUB_CA_KEY_FILE: &str = "sub-ca.key";
 /// Sub-directory holding the issued node certificates (`nodes/<id>.pem`, `nodes/<id>.key`).
 pub const NODES_DIR: &str = "nodes";
 /// The web console's certificate and key inside the certificate directory.
@@ -96,6 +102,14 @@ pub enum TlsError {
     /// A host a web certificate cannot name (the message is Chinese and English).
     #[error("{0}")]
     BadHost(String),
+    /// A delegated CA asked to sign for a node outside its subtree (Chinese and English).
+    #[error(
+        "{issuer} 的证书机构只能为本辖区（{issuer} 及其下级）签发，不能为 {node} 签发（a CA delegated to {issuer} cannot sign for {node}）"
+    )]
+    OutOfScope { issuer: NodeId, node: NodeId },
+    /// A CA asked to delegate to a node that cannot hold one (Chinese and English).
+    #[error("{0}")]
+    Delegation(String),
     /// A private key that others than its owner may read or write: the node does not start.
     #[error(
         "{}：私钥文件的权限是 {mode:04o}，除所有者外还有人能读写它。请执行 chmod 600 {} 后再启动（a private key must be readable by its owner only）",
@@ -259,12 +273,64 @@ struct LoadedCa {
     issuer: Issuer<'static, KeyPair>,
     /// The CA's subject as encoded in its certificate; issued certificates must carry it verbatim.
     subject_raw: Vec<u8>,
+    /// A delegated CA's subtree (`None`: the federation root, which may sign for any node).
+    scope: Option<NodeId>,
+    /// A delegated CA's own certificate and its issuers' (PEM), sent after every certificate it
+    /// issues so that peers can build the chain up to the root.
+    chain_pem: String,
 }
 
+impl LoadedCa {
+    fn check_scope(&self, node: NodeId) -> Result<(), TlsError> {
+        match self.scope {
+            Some(issuer) if !issuer.is_ancestor_or_self_of(node) => Err(TlsError::OutOfScope { issuer, node }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads a PEM file's certificates in order; an empty or broken file is an error naming it.
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = |reason: String| TlsError::Pem { path: path.to_path_buf(), what: "certificate", reason };
+    let chain = CertificateDer::pem_slice_iter(&read_file(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem("no certificate in the file".into()));
+    }
+    Ok(chain)
+}
+
+/// The subtree a delegated CA certificate is constrained to: its one permitted DNS name.
+fn delegated_scope(path: &Path, cert: &X509Certificate<'_>) -> Result<NodeId, TlsError> {
+    let bad = |why: &str| TlsError::Certificate(format!("{}: {why}", path.display()));
+    let constraints = cert
+        .name_constraints()
+        .map_err(|_| bad("malformed name constraints"))?
+        .ok_or_else(|| bad("a delegated CA without name constraints"))?;
+    let permitted = constraints.value.permitted_subtrees.as_deref().unwrap_or_default();
+    match permitted {
+        [one] => match &one.base {
+            GeneralName::DNSName(name) => NodeId::from_dns_name(name).map_err(|e| bad(&e.to_string())),
+            _ => Err(bad("the permitted subtree is not a DNS name")),
+        },
+        _ => Err(bad("a delegated CA names exactly one permitted subtree")),
+    }
+}
+
+/// The CA in `dir` for issuing: the federation root (`ca.key`) or a delegated CA (`sub-ca.key`).
 fn load_ca(dir: &Path) -> Result<LoadedCa, TlsError> {
-    let cert_path = dir.join(CA_CERT_FILE);
-    let key_path = dir.join(CA_KEY_FILE);
-    let der = read_cert(&cert_path)?;
+    if dir.join(CA_KEY_FILE).exists() || !dir.join(SUB_CA_KEY_FILE).exists() {
+        return load_ca_files(&dir.join(CA_CERT_FILE), &dir.join(CA_KEY_FILE), false);
+    }
+    load_ca_files(&dir.join(SUB_CA_CERT_FILE), &dir.join(SUB_CA_KEY_FILE), true)
+}
+
+fn load_ca_files(cert_path: &Path, key_path: &Path, delegated: bool) -> Result<LoadedCa, TlsError> {
+    let cert_path = cert_path.to_path_buf();
+    let key_path = key_path.to_path_buf();
+    let chain = if delegated { read_chain(&cert_path)? } else { vec![read_cert(&cert_path)?] };
+    let der = chain[0].clone();
     let cert = parse_cert(&der)?;
     let not_ca = || TlsError::NotCa { path: cert_path.clone() };
     let is_ca = cert.basic_constraints().map_err(|_| not_ca())?.is_some_and(|bc| bc.value.ca);
@@ -298,7 +364,23 @@ fn load_ca(dir: &Path) -> Result<LoadedCa, TlsError> {
     if key.public_key_raw() != cert.public_key().subject_public_key.data.as_ref() {
         return Err(TlsError::KeyMismatch { path: key_path });
     }
-    Ok(LoadedCa { issuer: Issuer::new(ca_params(cn), key), subject_raw: cert.subject().as_raw().to_vec() })
+    let (scope, chain_pem) = if delegated {
+        let pem = String::from_utf8(read_file(&cert_path)?).map_err(|_| TlsError::Pem {
+            path: cert_path.clone(),
+            what: "certificate",
+            reason: "not UTF-8 text".into(),
+        })?;
+        let pem = if pem.ends_with('\n') { pem } else { pem + "\n" };
+        (Some(delegated_scope(&cert_path, &cert)?), pem)
+    } else {
+        (None, String::new())
+    };
+    Ok(LoadedCa {
+        issuer: Issuer::new(ca_params(cn), key),
+        subject_raw: cert.subject().as_raw().to_vec(),
+        scope,
+        chain_pem,
+    })
 }
 
 /// Issues (or re-issues, overwriting) the certificate of `node`: `dir/nodes/<id>.pem` (the leaf)
@@ -310,7 +392,29 @@ pub fn ca_issue(dir: &Path, node: NodeId) -> Result<(PathBuf, PathBuf), TlsError
 /// [`ca_issue`] with another validity than the default two years (a short-lived certificate).
 pub fn ca_issue_for(dir: &Path, node: NodeId, validity: Duration) -> Result<(PathBuf, PathBuf), TlsError> {
     let ca = load_ca(dir)?;
+    ca.check_scope(node)?;
+    let (cert, key) = sign_leaf(&ca, node, validity)?;
+    let nodes = dir.join(NODES_DIR);
+    fs::create_dir_all(&nodes).map_err(io_err(&nodes))?;
+    let (cert_path, key_path) = node_paths(dir, node);
+    write_replace(&key_path, key.serialize_pem().as_bytes(), true)?;
+    // A delegated CA's certificates follow the leaf: the chain a peer needs to reach the root.
+    write_replace(&cert_path, (cert.pem() + &ca.chain_pem).as_bytes(), false)?;
+    Ok((cert_path, key_path))
+}
 
+/// Signs a certificate for `node` with the CA in `dir` *without* checking the CA's subtree: what
+/// a stolen delegated key (or a patched binary) could make. No command offers it; the tests use
+/// it to show that every peer refuses such a certificate. Returns the chain's PEM and the key's.
+#[doc(hidden)]
+pub fn sign_ignoring_scope(dir: &Path, node: NodeId) -> Result<(String, String), TlsError> {
+    let ca = load_ca(dir)?;
+    let (cert, key) = sign_leaf(&ca, node, NODE_VALIDITY)?;
+    Ok((cert.pem() + &ca.chain_pem, key.serialize_pem()))
+}
+
+/// A node certificate for `node` signed by `ca` (no scope check: the callers do it).
+fn sign_leaf(ca: &LoadedCa, node: NodeId, validity: Duration) -> Result<(rcgen::Certificate, KeyPair), TlsError> {
     let key = KeyPair::generate().map_err(gen_err)?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -330,13 +434,72 @@ pub fn ca_issue_for(dir: &Path, node: NodeId, validity: Duration) -> Result<(Pat
     if parse_cert(cert.der())?.issuer().as_raw() != ca.subject_raw.as_slice() {
         return Err(TlsError::Generate("the issued certificate's issuer does not match the CA subject".into()));
     }
+    Ok((cert, key))
+}
 
-    let nodes = dir.join(NODES_DIR);
-    fs::create_dir_all(&nodes).map_err(io_err(&nodes))?;
-    let (cert_path, key_path) = node_paths(dir, node);
-    write_replace(&key_path, key.serialize_pem().as_bytes(), true)?;
-    write_replace(&cert_path, cert.pem().as_bytes(), false)?;
-    Ok((cert_path, key_path))
+/// A CA certificate for `node` signed by `ca`, allowed `path_len` more CAs below it and
+/// constrained to `permitted` (no checks: the callers do them).
+fn sign_sub_ca(
+    ca: &LoadedCa,
+    node: NodeId,
+    path_len: u8,
+    permitted: Option<String>,
+) -> Result<(rcgen::Certificate, KeyPair), TlsError> {
+    let key = KeyPair::generate().map_err(gen_err)?;
+    let mut params = ca_params(&format!("mingchu CA {node}"));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    params.name_constraints = permitted.map(|name| NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(name)],
+        excluded_subtrees: Vec::new(),
+    });
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, CA_VALIDITY);
+    let cert = params.signed_by(&key, &ca.issuer).map_err(gen_err)?;
+    if parse_cert(cert.der())?.issuer().as_raw() != ca.subject_raw.as_slice() {
+        return Err(TlsError::Generate("the delegated CA's issuer does not match the issuing CA's subject".into()));
+    }
+    Ok((cert, key))
+}
+
+/// Makes a CA for `node` (a city or a county) signed by the CA in `issuer_dir` (the federation
+/// root, or a city's delegated CA for one of its counties), name-constrained to the node's
+/// subtree: every peer's verifier (webpki) then refuses any certificate it signs for a name
+/// outside that subtree, whatever the CA's holder does. A city's CA may delegate once more (to
+/// its counties); a county's may not. Writes `out/ca.pem` (the root, the trust anchor),
+/// `out/sub-ca.pem` (the new CA and its issuers) and `out/sub-ca.key` (mode 0600); refuses to
+/// overwrite an existing delegated CA. Returns the path of `sub-ca.pem`.
+pub fn ca_delegate(issuer_dir: &Path, node: NodeId, out: &Path) -> Result<PathBuf, TlsError> {
+    let path_len = match node.tier() {
+        topology::Tier::City => 1,
+        topology::Tier::County => 0,
+        _ => {
+            return Err(TlsError::Delegation(format!(
+                "只有市级和县级单位可以持有下级证书机构，{node} 是{}（only a city or a county can hold a delegated CA）",
+                node.tier().zh()
+            )));
+        }
+    };
+    let ca = load_ca(issuer_dir)?;
+    if ca.scope == Some(node) {
+        return Err(TlsError::Delegation(format!(
+            "{node} 的证书机构不能再委托给自己（a delegated CA cannot delegate to its own node）"
+        )));
+    }
+    ca.check_scope(node)?;
+    let root = read_file(&issuer_dir.join(CA_CERT_FILE))?;
+    let (cert, key) = sign_sub_ca(&ca, node, path_len, Some(node.dns_name()))?;
+
+    fs::create_dir_all(out).map_err(io_err(out))?;
+    let (cert_path, key_path) = (out.join(SUB_CA_CERT_FILE), out.join(SUB_CA_KEY_FILE));
+    write_new(&key_path, key.serialize_pem().as_bytes(), true)?;
+    let written = write_new(&cert_path, (cert.pem() + &ca.chain_pem).as_bytes(), false)
+        .and_then(|()| write_replace(&out.join(CA_CERT_FILE), &root, false));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&key_path);
+        let _ = fs::remove_file(&cert_path);
+        return Err(e);
+    }
+    Ok(cert_path)
 }
 
 /// Path of the web console's certificate (`dir/web.pem`) and key (`dir/web.key`).
@@ -427,6 +590,13 @@ pub fn ca_issue_web(dir: &Path, hosts: &[WebHost]) -> Result<(PathBuf, PathBuf),
         ));
     };
     let ca = load_ca(dir)?;
+    if let Some(scope) = ca.scope {
+        // Its name constraints permit node names only: browsers would refuse a console host name.
+        return Err(TlsError::Delegation(format!(
+            "{} 是 {scope} 的下级证书机构，只能签发节点证书；控制台网页证书请用省级联盟 CA 签发（a delegated CA issues node certificates only）",
+            dir.display()
+        )));
+    }
     let key = KeyPair::generate().map_err(gen_err)?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -528,6 +698,9 @@ pub struct NodeCredentials {
     pub(crate) node: NodeId,
     pub(crate) ca: CertificateDer<'static>,
     pub(crate) cert: CertificateDer<'static>,
+    /// The delegated CAs between the leaf and the root, nearest first (empty when the root
+    /// signed the leaf itself).
+    pub(crate) intermediates: Vec<CertificateDer<'static>>,
     pub(crate) key: PrivateKeyDer<'static>,
 }
 
@@ -539,7 +712,13 @@ impl fmt::Debug for NodeCredentials {
 
 impl Clone for NodeCredentials {
     fn clone(&self) -> Self {
-        NodeCredentials { node: self.node, ca: self.ca.clone(), cert: self.cert.clone(), key: self.key.clone_key() }
+        NodeCredentials {
+            node: self.node,
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            intermediates: self.intermediates.clone(),
+            key: self.key.clone_key(),
+        }
     }
 }
 
@@ -550,7 +729,9 @@ impl NodeCredentials {
     pub fn load(dir: &Path, node: NodeId) -> Result<NodeCredentials, TlsError> {
         let (cert_path, key_path) = node_paths(dir, node);
         let ca = read_cert(&dir.join(CA_CERT_FILE))?;
-        let cert = read_cert(&cert_path)?;
+        let mut chain = read_chain(&cert_path)?;
+        let cert = chain.remove(0);
+        let intermediates = chain;
         let key = read_key(&key_path)?;
 
         let found = node_id_from_cert(&cert)?;
@@ -571,15 +752,15 @@ impl NodeCredentials {
         WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(config_err)?
-            .verify_server_cert(&cert, &[], &server_name, &[], now)
+            .verify_server_cert(&cert, &intermediates, &server_name, &[], now)
             .map_err(|e| untrusted(e.to_string()))?;
         WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(config_err)?
-            .verify_client_cert(&cert, &[], now)
+            .verify_client_cert(&cert, &intermediates, now)
             .map_err(|e| untrusted(e.to_string()))?;
 
-        Ok(NodeCredentials { node, ca, cert, key })
+        Ok(NodeCredentials { node, ca, cert, intermediates, key })
     }
 
     /// The node these credentials belong to.
@@ -590,6 +771,11 @@ impl NodeCredentials {
     /// The CA certificate (DER).
     pub fn ca_cert(&self) -> &CertificateDer<'static> {
         &self.ca
+    }
+
+    /// The leaf and the delegated CAs above it: what the node presents in every handshake.
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        std::iter::once(self.cert.clone()).chain(self.intermediates.iter().cloned()).collect()
     }
 
     /// The node's leaf certificate (DER).
@@ -645,7 +831,7 @@ pub fn server_config(creds: &NodeCredentials) -> Result<quinn::ServerConfig, Tls
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(config_err)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![creds.cert.clone()], creds.key.clone_key())
+        .with_single_cert(creds.chain(), creds.key.clone_key())
         .map_err(config_err)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(config_err)?;
@@ -662,7 +848,7 @@ pub fn client_config(creds: &NodeCredentials) -> Result<quinn::ClientConfig, Tls
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(config_err)?
         .with_root_certificates(roots(&creds.ca)?)
-        .with_client_auth_cert(vec![creds.cert.clone()], creds.key.clone_key())
+        .with_client_auth_cert(creds.chain(), creds.key.clone_key())
         .map_err(config_err)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(config_err)?;
@@ -700,7 +886,7 @@ fn not_after(path: &Path) -> Result<u64, TlsError> {
 /// when it stops being valid, soonest first. A file that is not a certificate is an error naming it.
 pub fn cert_expiries(dir: &Path) -> Result<Vec<CertExpiry>, TlsError> {
     let mut found = Vec::new();
-    for (file, what) in [(CA_CERT_FILE, "CA"), (WEB_CERT_FILE, "web")] {
+    for (file, what) in [(CA_CERT_FILE, "CA"), (SUB_CA_CERT_FILE, "sub-CA"), (WEB_CERT_FILE, "web")] {
         let path = dir.join(file);
         if path.exists() {
             found.push(CertExpiry { not_after_ms: not_after(&path)?, path, what: what.into() });
@@ -723,7 +909,7 @@ pub fn cert_expiries(dir: &Path) -> Result<Vec<CertExpiry>, TlsError> {
         return Err(TlsError::Pem {
             path: dir.to_path_buf(),
             what: "certificate",
-            reason: "no ca.pem, web.pem or nodes/*.pem here".into(),
+            reason: "no ca.pem, sub-ca.pem, web.pem or nodes/*.pem here".into(),
         });
     }
     found.sort_by_key(|c| c.not_after_ms);
@@ -1011,5 +1197,128 @@ mod tests {
             let err = bad.parse::<WebHost>().unwrap_err().to_string();
             assert!(err.contains("不是有效的主机名或 IP 地址") && err.contains(why), "{bad:?}: {err}");
         }
+    }
+
+    /// The province's root, a city's CA it delegated, and a county's CA the city delegated.
+    fn delegated_tree() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, city, county) = (tmp.path().join("root"), tmp.path().join("city"), tmp.path().join("county"));
+        ca_init(&root).unwrap();
+        ca_delegate(&root, id("1301"), &city).unwrap();
+        ca_delegate(&city, id("130102"), &county).unwrap();
+        (tmp, root, city, county)
+    }
+
+    /// Verifies `chain` (leaf first) as a client and as the server `node`, as peers do.
+    fn verify(root_dir: &Path, chain: &[CertificateDer<'static>], node: NodeId) -> Result<(), String> {
+        let roots = roots(&read_cert(&root_dir.join(CA_CERT_FILE)).unwrap()).unwrap();
+        let now = UnixTime::now();
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .build()
+            .unwrap()
+            .verify_client_cert(&chain[0], &chain[1..], now)
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(node.dns_name()).unwrap();
+        WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .unwrap()
+            .verify_server_cert(&chain[0], &chain[1..], &name, &[], now)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_county_enrols_its_schools_with_the_ca_its_city_delegated() {
+        let (_tmp, root, city, county) = delegated_tree();
+        assert!(!county.join(CA_KEY_FILE).exists(), "the root key never leaves the province");
+        assert_eq!(fs::read(county.join(CA_CERT_FILE)).unwrap(), fs::read(root.join(CA_CERT_FILE)).unwrap());
+        let school = id("130102-S0001");
+        let (cert_path, _) = ca_issue(&county, school).unwrap();
+        let chain = read_chain(&cert_path).unwrap();
+        assert_eq!(chain.len(), 3, "leaf, county CA, city CA");
+        let creds = NodeCredentials::load(&county, school).unwrap();
+        assert_eq!(creds.chain(), chain);
+        verify(&root, &chain, school).unwrap();
+        // The city enrols its county node and the county its own node, too.
+        ca_issue(&city, id("130102")).unwrap();
+        NodeCredentials::load(&city, id("130102")).unwrap();
+        ca_issue(&county, id("130102")).unwrap();
+        NodeCredentials::load(&county, id("130102")).unwrap();
+        // A delegated CA is listed with its expiry.
+        assert!(cert_expiries(&county).unwrap().iter().any(|c| c.what == "sub-CA"));
+    }
+
+    #[test]
+    fn a_delegated_ca_cannot_sign_outside_its_subtree_and_peers_refuse_it_if_forced() {
+        let (_tmp, root, city, county) = delegated_tree();
+        // The commands refuse, in Chinese, and write nothing.
+        let other = id("130104-S0001");
+        let err = ca_issue(&county, other).unwrap_err();
+        assert!(matches!(err, TlsError::OutOfScope { .. }), "{err}");
+        assert!(err.to_string().contains("只能为本辖区"), "{err}");
+        assert!(!node_paths(&county, other).0.exists());
+        assert!(matches!(ca_delegate(&city, id("1302"), &city.join("x")), Err(TlsError::OutOfScope { .. })));
+        assert!(matches!(ca_delegate(&city, id("130201"), &city.join("x")), Err(TlsError::OutOfScope { .. })));
+        let err = ca_delegate(&county, id("130102-S0001"), &county.join("x")).unwrap_err();
+        assert!(err.to_string().contains("只有市级和县级单位"), "{err}");
+        assert!(ca_issue_web(&county, &["mingchu.example.cn".parse().unwrap()]).is_err());
+
+        // Signed anyway with the county's key (a stolen key, a patched binary): every peer's
+        // verifier refuses it, because the county CA is constrained to its own subtree.
+        let ca = load_ca(&county).unwrap();
+        let (forged, _) = sign_leaf(&ca, other, NODE_VALIDITY).unwrap();
+        let mut chain = vec![forged.der().clone()];
+        chain.extend(read_chain(&county.join(SUB_CA_CERT_FILE)).unwrap());
+        let err = verify(&root, &chain, other).unwrap_err();
+        assert!(err.contains("NameConstraint") || err.contains("name constraint"), "{err}");
+
+        // A CA below the county (which may not delegate): refused for its path length.
+        let (rogue_ca, rogue_key) = sign_sub_ca(&ca, id("130102"), 0, Some(id("130102").dns_name())).unwrap();
+        let rogue_dir = county.join("rogue");
+        fs::create_dir_all(&rogue_dir).unwrap();
+        let rogue_chain = rogue_ca.pem() + &ca.chain_pem;
+        fs::write(rogue_dir.join(SUB_CA_CERT_FILE), &rogue_chain).unwrap();
+        write_new(&rogue_dir.join(SUB_CA_KEY_FILE), rogue_key.serialize_pem().as_bytes(), true).unwrap();
+        fs::copy(root.join(CA_CERT_FILE), rogue_dir.join(CA_CERT_FILE)).unwrap();
+        let school = id("130102-S0002");
+        let (path, _) = ca_issue(&rogue_dir, school).unwrap();
+        assert!(verify(&root, &read_chain(&path).unwrap(), school).is_err(), "a CA under a county CA is refused");
+        assert!(NodeCredentials::load(&rogue_dir, school).is_err());
+
+        // A county CA the root never delegated (made by another root): refused.
+        let stranger = county.join("stranger-root");
+        ca_init(&stranger).unwrap();
+        let fake = county.join("fake-county");
+        ca_delegate(&stranger, id("130102"), &fake).unwrap();
+        let (path, _) = ca_issue(&fake, school).unwrap();
+        assert!(verify(&root, &read_chain(&path).unwrap(), school).is_err(), "a sub-CA of another root is refused");
+
+        // A CA the city signed without any constraint (a patched binary): its name constraint
+        // is missing, but the city's still binds everything below the city.
+        let city_ca = load_ca(&city).unwrap();
+        let (wide, wide_key) = sign_sub_ca(&city_ca, id("130102"), 0, None).unwrap();
+        let wide_dir = county.join("wide");
+        fs::create_dir_all(&wide_dir).unwrap();
+        fs::write(wide_dir.join(SUB_CA_CERT_FILE), wide.pem() + &city_ca.chain_pem).unwrap();
+        write_new(&wide_dir.join(SUB_CA_KEY_FILE), wide_key.serialize_pem().as_bytes(), true).unwrap();
+        let wide_ca = LoadedCa {
+            scope: None,
+            ..load_ca_files(&wide_dir.join(SUB_CA_CERT_FILE), &wide_dir.join(SUB_CA_KEY_FILE), false).unwrap()
+        };
+        let far = id("1302");
+        let (forged, _) = sign_leaf(&wide_ca, far, NODE_VALIDITY).unwrap();
+        let mut chain = vec![forged.der().clone()];
+        chain.extend(read_chain(&wide_dir.join(SUB_CA_CERT_FILE)).unwrap());
+        assert!(verify(&root, &chain, far).is_err(), "outside the city's subtree");
+    }
+
+    #[test]
+    fn a_root_signed_certificate_still_works_beside_delegated_ones() {
+        let (_tmp, root, _city, _county) = delegated_tree();
+        let (path, _) = ca_issue(&root, id("130102-S0003")).unwrap();
+        assert_eq!(read_chain(&path).unwrap().len(), 1);
+        let creds = NodeCredentials::load(&root, id("130102-S0003")).unwrap();
+        assert!(creds.intermediates.is_empty());
+        verify(&root, &creds.chain(), id("130102-S0003")).unwrap();
     }
 }

@@ -35,9 +35,10 @@ fn loopback(a: u8, b: u8, c: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, a, b, c))
 }
 
-fn rustls_client(
+/// A quinn client config trusting `roots` and presenting `auth` (a chain and its key), if any.
+pub(crate) fn rustls_client(
     roots: &[CertificateDer<'static>],
-    auth: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+    auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 ) -> quinn::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut store = rustls::RootCertStore::empty();
@@ -49,7 +50,7 @@ fn rustls_client(
         .unwrap()
         .with_root_certificates(store);
     let mut config = match auth {
-        Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"mingchu/1".to_vec()];
@@ -189,7 +190,7 @@ fn children_link_within_two_seconds_while_their_parent_is_flooded() {
             _ => {
                 let config = rustls_client(
                     std::slice::from_ref(&real_ca),
-                    Some((foreign_auth.0.clone(), foreign_auth.1.clone_key())),
+                    Some((vec![foreign_auth.0.clone()], foreign_auth.1.clone_key())),
                 );
                 let (stop, done) = (stop.clone(), handshakes.clone());
                 rt.spawn(async move {

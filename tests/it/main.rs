@@ -18,6 +18,7 @@ mod bulletin;
 mod cases;
 mod cli;
 mod console;
+mod delegation;
 mod devices;
 mod federation;
 mod files;
