@@ -200,6 +200,23 @@ pub enum CaCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Revoke a node's certificate (a stolen school PC): written as an event at the node you name
+    /// (a county, city or the province above the certificate's node), it reaches that unit's whole
+    /// subtree and its ancestors; every node there refuses the certificate from then on and
+    /// closes the links that use it. It cannot be undone: issue the node a new certificate
+    /// (`ca issue --force`).
+    Revoke {
+        /// The certificate to revoke (e.g. certs/nodes/130102-S0001.pem, before re-issuing).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Why, for the registry (e.g. 学校电脑被盗).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the certificates in DIR (the CA, the console's, every node's) with the days each has
     /// left, soonest first. Exit code 0: none expires within --days; 1: some do; 2: some have
     /// expired — for a monitoring system to call.
@@ -555,6 +572,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Ca(CaCmd::Expiring { dir, days, all, json }) => ca_expiring(&dir, days, all, json),
+        Cmd::Ca(CaCmd::Revoke { cert, reason, target, json }) => {
+            let (fingerprint, node) = tls::cert_file_fingerprint(&cert)?;
+            let data = protocol::registry::EntityData::Revocation(protocol::registry::Revocation { node, reason });
+            data.validate().map_err(BadInput)?;
+            let req = node::api::registry::RegistryRequest {
+                kind: protocol::registry::EntityKind::Revocation,
+                node: None,
+                id: fingerprint.clone(),
+                op: protocol::registry::RegistryOp::Upsert(data),
+            };
+            let done = target.client()?.registry_write(&req)?;
+            if json {
+                return print_json(&done);
+            }
+            println!(
+                "已在 {} 吊销 {node} 的证书（指纹 {fingerprint}，事件 {}）；其辖区内各节点将拒绝该证书并断开使用它的连接",
+                done.node, done.event
+            );
+            Ok(())
+        }
         Cmd::Ca(CaCmd::Delegate { node, dir, out }) => {
             let path = tls::ca_delegate(&dir, node, &out)?;
             println!(

@@ -579,6 +579,7 @@ pub fn render_registry(entities: &[EntityView]) -> String {
                     if acts.is_empty() { String::new() } else { format!("；{}", acts.join("；")) }
                 )
             }
+            EntityData::Revocation(r) => format!("{} 的证书已吊销：{}", r.node, clean(&r.reason)),
             EntityData::CameraStream(v) => {
                 let mut parts = Vec::new();
                 for (label, x) in

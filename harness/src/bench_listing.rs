@@ -68,6 +68,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
         storage: storage.clone(),
         clock: Arc::new(SystemClock::new()),
         priority: PriorityInbox::default(),
+        on_revoked: None,
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     println!(

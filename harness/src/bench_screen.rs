@@ -81,6 +81,7 @@ async fn fill_hebei(
         storage: storage.clone(),
         clock: Arc::new(SystemClock::new()),
         priority: PriorityInbox::default(),
+        on_revoked: None,
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     let end = now - 60_000;

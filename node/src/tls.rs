@@ -403,6 +403,17 @@ pub fn ca_issue_for(dir: &Path, node: NodeId, validity: Duration) -> Result<(Pat
     Ok((cert_path, key_path))
 }
 
+/// A certificate's fingerprint as revocations name it: the SHA-256 of its DER, lowercase hex.
+pub fn cert_fingerprint(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fingerprint of the first certificate in a PEM file (a node's certificate).
+pub fn cert_file_fingerprint(path: &Path) -> Result<(String, NodeId), TlsError> {
+    let der = read_cert(path)?;
+    Ok((cert_fingerprint(&der), node_id_from_cert(&der)?))
+}
+
 /// Signs a certificate for `node` with the CA in `dir` *without* checking the CA's subtree: what
 /// a stolen delegated key (or a patched binary) could make. No command offers it; the tests use
 /// it to show that every peer refuses such a certificate. Returns the chain's PEM and the key's.

@@ -10,6 +10,7 @@
 //! | [`School`] | the school | empty | the school's county |
 //! | [`Canteen`], [`Camera`], [`Staff`], [`HealthCertificate`] | the school | the school's own id | the school |
 //! | [`CameraStream`] | the school | the camera's id | the school |
+//! | [`Revocation`] | the revoking unit (a county, a city, the province) | the certificate's SHA-256 (hex) | that unit |
 //!
 //! The scope of a registry event is always the entity's node, so the holds rule places it: a
 //! school's registration and its canteens, cameras, staff and certificates live at the school, its
@@ -66,10 +67,14 @@ pub enum EntityKind {
     /// Where a camera's live picture is (id = the camera's id): a kind of its own beside
     /// [`Camera`], whose positional encoding cannot grow a field without breaking stored events.
     CameraStream,
+    /// A node certificate revoked by a unit above it (id = the certificate's SHA-256 in hex): held
+    /// by the unit's whole subtree and its ancestors, so every node that could link with the
+    /// certificate's holder refuses it. Never removed.
+    Revocation,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 13] = [
+    pub const ALL: [EntityKind; 14] = [
         EntityKind::City,
         EntityKind::Settings,
         EntityKind::School,
@@ -83,6 +88,7 @@ impl EntityKind {
         EntityKind::RuleSettings,
         EntityKind::Calendar,
         EntityKind::CameraStream,
+        EntityKind::Revocation,
     ];
 
     /// The name used on the command line and in JSON.
@@ -101,6 +107,7 @@ impl EntityKind {
             EntityKind::RuleSettings => "rule-settings",
             EntityKind::Calendar => "calendar",
             EntityKind::CameraStream => "camera-stream",
+            EntityKind::Revocation => "revocation",
         }
     }
 
@@ -120,6 +127,7 @@ impl EntityKind {
             EntityKind::RuleSettings => "预警规则设置",
             EntityKind::Calendar => "节假日安排",
             EntityKind::CameraStream => "摄像头视频流",
+            EntityKind::Revocation => "证书吊销",
         }
     }
 
@@ -179,6 +187,8 @@ impl EntityRef {
                 matches!(self.node.tier(), Tier::Province | Tier::County)
             }
             EntityKind::Account => true,
+            // Schools enrol nobody: a county, a city or the province revokes.
+            EntityKind::Revocation => self.node.tier() != Tier::School,
             _ => self.node.tier() == self.kind.node_tier(),
         };
         if !tier_ok {
@@ -577,6 +587,21 @@ pub enum EntityData {
     RuleSettings(crate::warning::RuleSettings),
     Calendar(crate::calendar::YearSchedule),
     CameraStream(CameraStream),
+    Revocation(Revocation),
+}
+
+/// A revoked node certificate: whose it was and why. The entity's id is the certificate's SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The node the certificate names.
+    pub node: NodeId,
+    /// Why (`学校电脑被盗`), for the people who read the registry.
+    pub reason: String,
+}
+
+/// Whether `id` is a certificate fingerprint as revocations are keyed: 64 lowercase hex digits.
+pub fn is_fingerprint(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl EntityData {
@@ -595,6 +620,7 @@ impl EntityData {
             EntityData::RuleSettings(_) => EntityKind::RuleSettings,
             EntityData::Calendar(_) => EntityKind::Calendar,
             EntityData::CameraStream(_) => EntityKind::CameraStream,
+            EntityData::Revocation(_) => EntityKind::Revocation,
         }
     }
 
@@ -614,6 +640,7 @@ impl EntityData {
             EntityData::RuleSettings(_) => "预警规则设置",
             EntityData::Calendar(_) => "节假日安排",
             EntityData::CameraStream(_) => "视频流",
+            EntityData::Revocation(r) => &r.reason,
         }
     }
 
@@ -668,6 +695,7 @@ impl EntityData {
             EntityData::RuleSettings(r) => r.validate(),
             EntityData::Calendar(y) => y.validate(),
             EntityData::CameraStream(v) => v.validate(),
+            EntityData::Revocation(r) => name("吊销原因", &r.reason),
         }
     }
 }
@@ -785,6 +813,7 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
             EntityKind::Settings | EntityKind::RuleSettings => format!(" {owner} 自己"),
             EntityKind::School => format!("其所属县 {owner} "),
             EntityKind::Account => format!(" {owner} 自己（账号属于所在单位）"),
+            EntityKind::Revocation => format!(" {owner} 自己（在哪一级吊销，就由哪一级写入）"),
             _ => format!("该学校 {owner} 自己"),
         };
         let verb = match e.kind {
@@ -797,6 +826,9 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
     }
     if e.kind == EntityKind::Account {
         crate::people::check_account_id(&e.id)?;
+    }
+    if e.kind == EntityKind::Revocation && !is_fingerprint(&e.id) {
+        return Err(format!("{ez}：编号须为证书的 SHA-256 指纹（64 位小写十六进制）").into());
     }
     match &change.op {
         RegistryOp::Upsert(data) => {
@@ -811,7 +843,15 @@ pub fn check_registry(origin: NodeId, scope: NodeId, change: &RegistryChange) ->
             {
                 return Err(format!("{ez}：日历的编号须为其年份 {}", y.year).into());
             }
+            if let EntityData::Revocation(r) = data
+                && !r.node.is_descendant_of(e.node)
+            {
+                return Err(format!("{ez}：{} 只能吊销其下级节点的证书，{} 不是它的下级", e.node, r.node).into());
+            }
             data.validate().map_err(|m| format!("{ez}：{m}").into())
+        }
+        RegistryOp::Remove { .. } if e.kind == EntityKind::Revocation => {
+            Err(format!("{ez}：吊销不能撤回；该节点需要新的证书（mingchu ca issue --force）").into())
         }
         RegistryOp::Remove { reason } => name("删除原因", reason).map_err(|m| format!("{ez}：{m}").into()),
     }
@@ -1146,5 +1186,43 @@ mod tests {
         assert!("schul".parse::<EntityKind>().unwrap_err().to_string().contains("school"));
         assert_eq!("food_safety_officer".parse::<StaffRole>().unwrap(), StaffRole::FoodSafetyOfficer);
         assert_eq!("厨师".parse::<StaffRole>().unwrap(), StaffRole::Cook);
+    }
+    #[test]
+    fn a_revocation_is_written_by_a_unit_above_the_node_keyed_by_fingerprint_and_never_removed() {
+        let fp = "ab".repeat(32);
+        let revoke = |node: &str, who: &str| {
+            upsert(
+                EntityKind::Revocation,
+                node,
+                &fp,
+                EntityData::Revocation(Revocation { node: id(who), reason: "学校电脑被盗".into() }),
+            )
+        };
+        // The county revokes its school; the province any node.
+        check_registry(id("130102"), id("130102"), &revoke("130102", "130102-S0001")).unwrap();
+        check_registry(id("13"), id("13"), &revoke("13", "130104-S0009")).unwrap();
+        // Not above the node: refused.
+        let err = check_registry(id("130102"), id("130102"), &revoke("130102", "130104-S0001")).unwrap_err();
+        assert!(err.to_string().contains("只能吊销其下级节点的证书"), "{err}");
+        let err = check_registry(id("130102"), id("130102"), &revoke("130102", "130102")).unwrap_err();
+        assert!(err.to_string().contains("只能吊销其下级节点的证书"), "{err}");
+        // Written by another node than the revoking unit: not the owner.
+        let err = check_registry(id("1301"), id("130102"), &revoke("130102", "130102-S0001")).unwrap_err();
+        assert!(err.is_forbidden(), "{err}");
+        // A school cannot revoke.
+        assert!(
+            check_registry(id("130102-S0001"), id("130102-S0001"), &revoke("130102-S0001", "130102-S0001")).is_err()
+        );
+        // The id must be a fingerprint.
+        let mut bad = revoke("130102", "130102-S0001");
+        bad.entity.id = "AB".repeat(32);
+        assert!(check_registry(id("130102"), id("130102"), &bad).unwrap_err().to_string().contains("SHA-256"));
+        // Never removed.
+        let removal = RegistryChange {
+            entity: revoke("130102", "130102-S0001").entity,
+            op: RegistryOp::Remove { reason: "搞错了".into() },
+        };
+        let err = check_registry(id("130102"), id("130102"), &removal).unwrap_err();
+        assert!(err.to_string().contains("吊销不能撤回"), "{err}");
     }
 }

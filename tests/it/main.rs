@@ -33,6 +33,7 @@ mod partition;
 mod people;
 mod registry;
 mod relay;
+mod revocation;
 mod spot;
 mod spot_draw;
 mod tidy;

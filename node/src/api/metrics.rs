@@ -272,6 +272,7 @@ pub fn render(st: &NodeStatus, view: &HealthView, uptime_s: f64) -> Result<Strin
             (vec![("why", "per-source".to_string())], t.per_source),
             (vec![("why", "timed-out".to_string())], t.timed_out),
             (vec![("why", "failed".to_string())], t.failed),
+            (vec![("why", "revoked".to_string())], t.revoked),
         ],
     );
     m.counter(

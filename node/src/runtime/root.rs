@@ -811,10 +811,23 @@ impl Actor for NodeActor {
                 storage: args.storage.clone(),
                 clock: args.clock.clone(),
                 priority: store_priority.clone(),
+                on_revoked: Some({
+                    let transport = args.transport.clone();
+                    let me = args.me;
+                    Arc::new(move |fps: &[String]| {
+                        warn!(node = %me, certificates = fps.len(), "certificates revoked: refused from now on");
+                        transport.revoke(fps);
+                    })
+                }),
             },
             myself.get_cell(),
         )
         .await?;
+        // Certificates revoked by events held here are refused before anyone can link.
+        let revoked = crate::runtime::store::revoked_certificates(args.storage.as_ref())?;
+        if !revoked.is_empty() {
+            args.transport.revoke(&revoked);
+        }
         let (listener, _) = Actor::spawn_linked(
             None,
             ListenerActor,

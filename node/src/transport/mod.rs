@@ -113,6 +113,10 @@ pub trait Transport: Send + Sync + 'static {
     fn local_addr(&self) -> Option<SocketAddr>;
     /// Stops accepting and closes every connection.
     fn shutdown(&self);
+    /// Certificates (SHA-256 of the DER, hex) no handshake may use from now on: connections
+    /// presenting one are refused, and live ones are closed at once. Transports without
+    /// certificates (the simulator's) ignore it.
+    fn revoke(&self, _fingerprints: &[String]) {}
     /// Incoming attempts turned away before any peer was authenticated, since the start.
     fn turned_away(&self) -> TurnedAway {
         TurnedAway::default()
@@ -133,4 +137,7 @@ pub struct TurnedAway {
     pub timed_out: u64,
     /// Finished no handshake for another reason (bad certificate, garbage, closed).
     pub failed: u64,
+    /// Presented a revoked certificate (in a handshake, or live when it was revoked).
+    #[serde(default)]
+    pub revoked: u64,
 }

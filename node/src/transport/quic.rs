@@ -59,6 +59,7 @@ const ACCEPTED_QUEUE: usize = 16;
 const CLOSE_SHUTDOWN: u32 = 0;
 const CLOSE_BY_APP: u32 = 1;
 const CLOSE_IDENTITY: u32 = 2;
+const CLOSE_REVOKED: u32 = 3;
 /// Close reasons are cut to this many bytes so the close frame fits in one packet.
 const CLOSE_REASON_MAX: usize = 512;
 
@@ -81,6 +82,41 @@ pub struct QuicTransport {
     shutdown: watch::Sender<bool>,
     acceptor: tokio::task::JoinHandle<()>,
     counts: Arc<Counts>,
+    revoked: Arc<std::sync::Mutex<Revoked>>,
+}
+
+/// Certificates refused on sight (fingerprints), and the live connections by the fingerprint of
+/// the certificate their peer presented, so that revoking one closes them.
+#[derive(Default)]
+struct Revoked {
+    set: std::collections::HashSet<String>,
+    live: HashMap<String, Vec<quinn::Connection>>,
+}
+
+impl Revoked {
+    /// Refuses a revoked peer; otherwise remembers its connection under the fingerprint.
+    fn admit(this: &std::sync::Mutex<Revoked>, conn: &quinn::Connection, peer: NodeId) -> Result<(), TransportError> {
+        let Some(fp) = leaf_fingerprint(conn) else { return Ok(()) };
+        let mut r = this.lock().unwrap_or_else(|e| e.into_inner());
+        if r.set.contains(&fp) {
+            conn.close(VarInt::from_u32(CLOSE_REVOKED), b"certificate revoked");
+            return Err(TransportError::Identity(format!(
+                "{peer} at {}: 证书已吊销（certificate {} revoked）",
+                conn.remote_address(),
+                &fp[..16]
+            )));
+        }
+        let live = r.live.entry(fp).or_default();
+        live.retain(|c| c.close_reason().is_none());
+        live.push(conn.clone());
+        Ok(())
+    }
+}
+
+/// The SHA-256 fingerprint of the peer's leaf certificate.
+fn leaf_fingerprint(conn: &quinn::Connection) -> Option<String> {
+    let chain = conn.peer_identity()?.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    chain.first().map(|leaf| tls::cert_fingerprint(leaf))
 }
 
 impl std::fmt::Debug for QuicTransport {
@@ -111,7 +147,8 @@ impl QuicTransport {
 
         let (tx, rx) = mpsc::channel(ACCEPTED_QUEUE);
         let counts = Arc::new(Counts::default());
-        let acceptor = runtime.spawn(accept_loop(endpoint.clone(), tx, counts.clone()));
+        let revoked = Arc::new(std::sync::Mutex::new(Revoked::default()));
+        let acceptor = runtime.spawn(accept_loop(endpoint.clone(), tx, counts.clone(), revoked.clone()));
         Ok(QuicTransport {
             node: creds.node(),
             endpoint,
@@ -119,6 +156,7 @@ impl QuicTransport {
             shutdown: watch::Sender::new(false),
             acceptor,
             counts,
+            revoked,
         })
     }
 
@@ -144,6 +182,7 @@ impl Drop for QuicTransport {
 impl Transport for QuicTransport {
     fn dial(&self, peer: NodeId, addr: SocketAddr) -> BoxFuture<'static, Result<Connection, TransportError>> {
         let endpoint = self.endpoint.clone();
+        let revoked = self.revoked.clone();
         let shut_down = self.is_shut_down();
         Box::pin(async move {
             if shut_down {
@@ -170,6 +209,7 @@ impl Transport for QuicTransport {
                     "dialed {peer} at {addr} but the certificate names {found}"
                 )));
             }
+            Revoked::admit(&revoked, &conn, peer)?;
             let (send, recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
             Ok(link(peer, conn, send, recv))
         })
@@ -201,6 +241,20 @@ impl Transport for QuicTransport {
 
     fn turned_away(&self) -> TurnedAway {
         self.counts.snapshot()
+    }
+
+    fn revoke(&self, fingerprints: &[String]) {
+        let mut r = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        for fp in fingerprints {
+            r.set.insert(fp.clone());
+            for conn in r.live.remove(fp).unwrap_or_default() {
+                if conn.close_reason().is_none() {
+                    warn!(node = %self.node, remote = %conn.remote_address(), "closing a link whose certificate was revoked");
+                    self.counts.revoked.fetch_add(1, Ordering::Relaxed);
+                    conn.close(VarInt::from_u32(CLOSE_REVOKED), b"certificate revoked");
+                }
+            }
+        }
     }
 
     fn shutdown(&self) {
@@ -271,6 +325,7 @@ async fn accept_loop(
     endpoint: quinn::Endpoint,
     tx: mpsc::Sender<Result<Connection, TransportError>>,
     counts: Arc<Counts>,
+    revoked: Arc<std::sync::Mutex<Revoked>>,
 ) {
     let gate = Arc::new(std::sync::Mutex::new(Gate::default()));
     let mut logged = (tokio::time::Instant::now(), TurnedAway::default());
@@ -279,8 +334,9 @@ async fn accept_loop(
             Admit::Go(ticket) => {
                 let tx = tx.clone();
                 let counts = counts.clone();
+                let revoked = revoked.clone();
                 tokio::spawn(async move {
-                    let result = accept_one(incoming, ticket, &counts).await;
+                    let result = accept_one(incoming, ticket, &counts, &revoked).await;
                     match result {
                         Ok(conn) => {
                             let _ = tx.send(Ok(conn)).await;
@@ -316,6 +372,7 @@ async fn accept_loop(
                 per_source: total.per_source - logged.1.per_source,
                 timed_out: total.timed_out - logged.1.timed_out,
                 failed: total.failed - logged.1.failed,
+                revoked: total.revoked - logged.1.revoked,
             };
             if since.busy + since.per_source + since.timed_out > 0 {
                 warn!(
@@ -336,7 +393,12 @@ async fn accept_loop(
 /// identity from the verified certificate, then (the slot given back) the dialer's stream
 /// within [`FIRST_STREAM_TIMEOUT`] (it sends its first frame right away, which is what makes
 /// the stream appear).
-async fn accept_one(incoming: quinn::Incoming, ticket: Ticket, counts: &Counts) -> Result<Connection, TransportError> {
+async fn accept_one(
+    incoming: quinn::Incoming,
+    ticket: Ticket,
+    counts: &Counts,
+    revoked: &std::sync::Mutex<Revoked>,
+) -> Result<Connection, TransportError> {
     let remote = incoming.remote_address();
     let handshake = async {
         let conn = incoming
@@ -368,6 +430,10 @@ async fn accept_one(incoming: quinn::Incoming, ticket: Ticket, counts: &Counts) 
             )));
         }
     };
+    if let Err(e) = Revoked::admit(revoked, &conn, peer) {
+        counts.revoked.fetch_add(1, Ordering::Relaxed);
+        return Err(e);
+    }
     match tokio::time::timeout(FIRST_STREAM_TIMEOUT, conn.accept_bi()).await {
         Ok(Ok((send, recv))) => Ok(link(peer, conn, send, recv)),
         Ok(Err(e)) => {
@@ -390,6 +456,7 @@ struct Counts {
     per_source: AtomicU64,
     timed_out: AtomicU64,
     failed: AtomicU64,
+    revoked: AtomicU64,
 }
 
 impl Counts {
@@ -400,6 +467,7 @@ impl Counts {
             per_source: self.per_source.load(Ordering::Relaxed),
             timed_out: self.timed_out.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            revoked: self.revoked.load(Ordering::Relaxed),
         }
     }
 }

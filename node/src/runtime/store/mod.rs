@@ -42,6 +42,9 @@ pub const SCHEMA_VERSION: u32 = 3;
 const META_SCHEMA: &[u8] = b"schema";
 const META_NODE: &[u8] = b"node";
 const META_HLC: &[u8] = b"hlc";
+/// `revoked/<fingerprint>` → the node: the certificates revoked by events this node holds, read
+/// at start so the transport refuses them before any event is looked at.
+const META_REVOKED: &[u8] = b"revoked/";
 /// Present while a fresh store waits to learn (and recover) this node's own past events from an
 /// ancestor: until then it must not write, or it could reuse seqs it issued before a wipe.
 const META_RESTORING: &[u8] = b"restoring";
@@ -197,6 +200,32 @@ fn time_key_id(k: &[u8]) -> Option<EventId> {
 
 /// Puts an event's index entries into the batch that stores it (a local write and an applied
 /// batch alike): the open-alert index, the time index of its kind, its subject index.
+/// The certificate a registry event revokes: its fingerprint and node.
+fn revocation(e: &Event) -> Option<(&str, NodeId)> {
+    match &e.body {
+        Body::Registry(protocol::registry::RegistryChange {
+            entity,
+            op: protocol::registry::RegistryOp::Upsert(protocol::registry::EntityData::Revocation(r)),
+        }) => Some((entity.id.as_str(), r.node)),
+        _ => None,
+    }
+}
+
+/// The certificates revoked by the events this node holds (fingerprints), as kept at write time.
+pub fn revoked_certificates(storage: &dyn Storage) -> Result<Vec<String>, StorageError> {
+    let mut out = Vec::new();
+    for kv in storage.scan_prefix(Space::Meta, META_REVOKED) {
+        let (k, _) = kv?;
+        if let Some(fp) = k.strip_prefix(META_REVOKED) {
+            out.push(String::from_utf8_lossy(fp).into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Called with the fingerprints of certificates that events just written revoked.
+pub type RevokedFn = Arc<dyn Fn(&[String]) + Send + Sync>;
+
 fn put_indexes(
     b: &mut WriteBatch,
     open: &mut open_alerts::OpenAlerts<'_>,
@@ -204,6 +233,11 @@ fn put_indexes(
     e: &Event,
 ) -> Result<(), StorageError> {
     open.note(b, e)?;
+    if let Some((fingerprint, node)) = revocation(e) {
+        let mut key = META_REVOKED.to_vec();
+        key.extend_from_slice(fingerprint.as_bytes());
+        b.put(Space::Meta, &key, node.to_string().into_bytes());
+    }
     if let Some(k) = kind_key(e) {
         b.put(Space::Index, &k, encode_run(received_at_us, &[e])?);
     }
@@ -600,6 +634,7 @@ pub struct StoreState {
     me: NodeId,
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
+    on_revoked: Option<RevokedFn>,
     cursors: Cursors,
     /// Cursors as of the last completed flush.
     flushed: Cursors,
@@ -629,6 +664,9 @@ pub struct StoreArgs {
     pub storage: Arc<dyn Storage>,
     pub clock: Arc<dyn Clock>,
     pub priority: PriorityInbox,
+    /// Told of every certificate revoked by an event written here (local or received), so the
+    /// transport refuses it and closes its links at once.
+    pub on_revoked: Option<RevokedFn>,
 }
 
 /// Messages the store handles ahead of its mailbox: a link puts a priority-lane batch here and
@@ -677,6 +715,15 @@ impl StoreState {
             let _ = me.cast(StoreMsg::FlushDone(r));
         });
         self.flush_started = Some(started);
+    }
+
+    /// Tells the node of certificates that `written` revoked.
+    fn revoked<'a>(&self, written: impl Iterator<Item = &'a Event>) {
+        let Some(tell) = &self.on_revoked else { return };
+        let found: Vec<String> = written.filter_map(revocation).map(|(fp, _)| fp.to_string()).collect();
+        if !found.is_empty() {
+            tell(&found);
+        }
     }
 
     fn write_hlc(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
@@ -757,6 +804,7 @@ impl StoreState {
             b.put(space.space(), key, mark_value(first, wall));
         }
         self.storage.write(b)?;
+        self.revoked(out.iter().map(|s| &s.event));
         self.hlc = hlc;
         self.ledger = ledger;
         self.cursors.set(self.me, ranges);
@@ -829,6 +877,7 @@ impl StoreState {
         if !b.is_empty() {
             self.storage.write(b)?;
         }
+        self.revoked(fresh.iter().copied());
         self.stats.events_applied += fresh.len() as u64;
         self.stats.alerts_applied += fresh.iter().filter(|e| e.kind() == EventKind::Alert).count() as u64;
         self.stats.duplicates_ignored += (events.len() - fresh.len()) as u64;
@@ -924,6 +973,7 @@ impl Actor for StoreActor {
             me: args.me,
             storage: args.storage,
             clock: args.clock,
+            on_revoked: args.on_revoked,
             flushed: cursors.clone(),
             cursors,
             hlc,
@@ -1134,6 +1184,7 @@ mod tests {
             storage: storage.clone(),
             clock: Arc::new(crate::clock::SystemClock::new()),
             priority: PriorityInbox::default(),
+            on_revoked: None,
         };
         let (store, task) = Actor::spawn(None, StoreActor, args).await.unwrap();
         let directive = |t: &str| Body::Directive(Directive { title: t.into(), text: String::new() });
