@@ -176,6 +176,10 @@ fn ensure(ok: bool, invariant: &'static str, detail: impl FnOnce() -> String) ->
     if ok { Ok(()) } else { Err(InvariantViolation { invariant, detail: detail() }) }
 }
 
+/// Acks for batches no longer in flight tolerated per batch copy sent, and beyond that.
+const ACKS_IGNORED_PER_COPY: u64 = 4;
+const ACKS_IGNORED_SLACK: u64 = 64;
+
 /// The ranges of a batch or fetch from `me` to `peer`: one to [`BATCH_RANGES_MAX`], sorted by
 /// origin, one per origin, none empty, each of an origin `me` sends `peer`.
 fn check_ranges(me: NodeId, peer: NodeId, ranges: &[SeqRange], what: &str) -> Result<(), InvariantViolation> {
@@ -218,6 +222,10 @@ pub struct SessionStats {
     pub health_frames_received: u64,
     pub health_rows_received: u64,
     pub health_rows_rejected: u64,
+    /// Acks for batches no longer in flight (already acknowledged, or replayed): ignored.
+    pub acks_ignored: u64,
+    /// Frames that broke the protocol (the session closed on the first).
+    pub protocol_errors: u64,
 }
 
 /// One link's sync state machine.
@@ -441,11 +449,13 @@ impl Session {
         }
         self.last_received_ms = now_ms;
         if let Err(reason) = self.handle_frame_inner(now_ms, frame) {
+            self.stats.protocol_errors += 1;
             self.close(now_ms, &reason);
         }
         if self.state == State::Up && !self.early.is_empty() {
             for frame in std::mem::take(&mut self.early) {
                 if let Err(reason) = self.handle_frame_inner(now_ms, frame) {
+                    self.stats.protocol_errors += 1;
                     self.close(now_ms, &reason);
                     break;
                 }
@@ -530,7 +540,7 @@ impl Session {
                     self.early.push(frame);
                 }
             }
-            (Frame::Ack(ack), ..) => self.handle_ack(ack),
+            (Frame::Ack(ack), ..) => self.handle_ack(ack)?,
             (Frame::Batch(batch), ..) => self.handle_batch(batch, false)?,
             (Frame::Fresh(batch), ..) => self.handle_batch(batch, true)?,
             (Frame::Health(delta), ..) => self.handle_health(delta)?,
@@ -600,9 +610,30 @@ impl Session {
         true
     }
 
-    fn handle_ack(&mut self, ack: Ack) {
-        if let Some(pos) = self.inflight.iter().position(|f| f.batch.id == ack.id)
-            && let Some(done) = self.inflight.remove(pos)
+    /// An ack names a batch this side sent: one never sent breaks the protocol; one no longer in
+    /// flight (acknowledged already, or replayed) is ignored with its cursors, and more of those
+    /// than batches ever sent is a flood that breaks it too.
+    fn handle_ack(&mut self, ack: Ack) -> Result<(), String> {
+        if ack.id == 0 || ack.id >= self.next_batch_id {
+            return Err(format!("ack for batch {}, which was never sent (next is {})", ack.id, self.next_batch_id));
+        }
+        if ack.cursors.len() > BATCH_RANGES_MAX {
+            return Err(format!("ack carries {} cursors, above the limit {BATCH_RANGES_MAX}", ack.cursors.len()));
+        }
+        let Some(pos) = self.inflight.iter().position(|f| f.batch.id == ack.id) else {
+            self.stats.acks_ignored += 1;
+            // Each copy of a batch that reaches the peer (a retransmit, a duplicate on the way) may
+            // be acked once more; a few times that is a flood, not a network.
+            let copies = self.stats.batches_sent + self.stats.retransmits;
+            if self.stats.acks_ignored > ACKS_IGNORED_PER_COPY * copies + ACKS_IGNORED_SLACK {
+                return Err(format!(
+                    "{} acks for batches no longer in flight after {copies} batches sent: an ack flood",
+                    self.stats.acks_ignored
+                ));
+            }
+            return Ok(());
+        };
+        if let Some(done) = self.inflight.remove(pos)
             && done.fresh
         {
             for r in &done.batch.ranges {
@@ -613,6 +644,7 @@ impl Session {
         // Islands the peer's cursor has reached are of no more use.
         let cursors = &self.peer_cursor;
         self.peer_islands.retain(|o, isl| isl.max() > cursors.get(o).copied().unwrap_or(0));
+        Ok(())
     }
 
     /// Structural checks (a failure closes the link) and authority checks (a failure drops one
@@ -651,6 +683,24 @@ impl Session {
             }
             last = Some((e.origin, e.seq));
         }
+        // Upward, the receiver holds every event of every origin below it (each is scoped within
+        // its origin's subtree): a range from below that skips some claims what it does not carry,
+        // and would leave a hole here that is never filled.
+        if self.side == PeerSide::Descendant {
+            for r in &batch.ranges {
+                let carried = batch.events.iter().filter(|e| e.origin == r.origin).count() as u64;
+                if carried != r.upto - r.after {
+                    return Err(format!(
+                        "batch {} claims {}({}, {}] but carries {carried} of its {} events: a range sent up carries every event",
+                        batch.id,
+                        r.origin,
+                        r.after,
+                        r.upto,
+                        r.upto - r.after
+                    ));
+                }
+            }
+        }
         // A bulk sender only sends from its contiguous holdings, so the peer now holds each
         // range's origin up to `upto`: never echo those events back to it. (Fresh ranges may be
         // islands above the sender's cursor: they say nothing about what lies below.)
@@ -667,6 +717,17 @@ impl Session {
         for e in batch.events {
             match check_received(self.me, self.peer, &e) {
                 Ok(()) => events.push(e),
+                // From below, a refused event would leave a hole in a range this node must relay
+                // whole: the batch is refused and the link closed (the peer keeps the event, and
+                // its operator sees why). From above, the event is dropped and the range taken:
+                // downward ranges skip what a node does not hold anyway.
+                Err(violation) if self.side == PeerSide::Descendant => {
+                    self.stats.rejected += 1;
+                    let id = e.id();
+                    let reason = format!("batch {} carries {id}, which breaks the rules: {violation}", batch.id);
+                    self.events.push_back(SessionEvent::Rejected { event: id, violation });
+                    return Err(reason);
+                }
                 Err(violation) => {
                     self.stats.rejected += 1;
                     self.events.push_back(SessionEvent::Rejected { event: e.id(), violation });

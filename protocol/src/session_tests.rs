@@ -521,8 +521,9 @@ fn a_batch_with_a_foreign_origin_closes_the_link() {
 }
 
 #[test]
-fn an_unauthorised_event_is_dropped_and_counted() {
-    // A school forging a directive about itself: the range advances, the event is rejected.
+fn an_unauthorised_event_from_below_is_refused_with_its_batch_and_closes_the_link() {
+    // A school forging a directive about itself: counted, nothing of the batch taken (its range
+    // would otherwise be relayed up with a hole), the link closed.
     let (school, county) = (id("130102-S0001"), id("130102"));
     let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
@@ -532,6 +533,32 @@ fn an_unauthorised_event_is_dropped_and_counted() {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: school, after: 0, upto: 1 }],
         events: vec![forged],
+    };
+    s.handle_frame(2, Frame::Batch(batch));
+    assert!(s.is_closed());
+    let evs: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(evs.iter().any(|e| matches!(e, SessionEvent::Rejected { .. })), "{evs:?}");
+    assert!(!evs.iter().any(|e| matches!(e, SessionEvent::Persist { .. })), "{evs:?}");
+    assert_eq!(s.stats().rejected, 1);
+    assert_eq!(s.stats().protocol_errors, 1);
+}
+
+#[test]
+fn an_unauthorised_event_from_above_is_dropped_and_counted() {
+    // A county sending its school a directive meant for another school: the school does not hold
+    // such an event; it is dropped and counted, the range taken, the link kept.
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let mut s = Session::new(school, county, Role::Dialer, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    while s.poll_transmit().is_some() {}
+    let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: county, cursors: vec![] };
+    s.handle_frame(1, Frame::HelloAck(hello));
+    assert!(s.is_up());
+    let stray =
+        Event { by: None, origin: county, seq: 1, hlc: Hlc::default(), scope: id("130102-S0002"), body: directive(1) };
+    let batch = crate::wire::Batch {
+        id: 1,
+        ranges: vec![crate::wire::SeqRange { origin: county, after: 0, upto: 1 }],
+        events: vec![stray],
     };
     s.handle_frame(2, Frame::Batch(batch));
     assert!(!s.is_closed());
@@ -723,4 +750,87 @@ fn check_invariants_catches_a_driver_breaking_its_contract() {
     s.handle_fetched(2, req.id, covered, events);
     let v = s.check_invariants().unwrap_err();
     assert_eq!(v.invariant, "batch events sorted and within their ranges", "{v}");
+}
+
+/// An authenticated school that claims a range it does not carry (to leave a hole its county
+/// would never fill) breaks the protocol: the link closes, nothing of the batch is applied.
+#[test]
+fn a_range_sent_up_without_its_events_closes_the_link() {
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let (_up, mut down) = school_county_up();
+    let one = Event { by: None, origin: school, seq: 1, hlc: Hlc::default(), scope: school, body: alert() };
+    let batch = crate::wire::Batch {
+        id: 1,
+        ranges: vec![crate::wire::SeqRange { origin: school, after: 0, upto: 1000 }],
+        events: vec![one],
+    };
+    down.handle_frame(2, Frame::Batch(batch));
+    assert!(down.is_closed());
+    assert_eq!(down.stats().protocol_errors, 1);
+    let evs: Vec<SessionEvent> = std::iter::from_fn(|| down.poll_event()).collect();
+    assert!(!evs.iter().any(|e| matches!(e, SessionEvent::Persist { .. })), "nothing goes to the store: {evs:?}");
+    let why = evs.iter().find_map(|e| match e {
+        SessionEvent::Closed { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(why.unwrap_or_default().contains("carries 1 of its 1000 events"));
+    // Downward, a range may skip events the receiver does not hold (another school's directive).
+    let _ = county;
+}
+
+/// Acks: one for a batch never sent closes the link; acks replayed for batches already
+/// acknowledged are ignored (their old cursors change nothing) until they are a flood.
+#[test]
+fn acks_for_batches_never_sent_or_replayed_in_a_flood_close_the_link() {
+    let county = id("130102");
+    let (mut s, events) = county_session_up(0);
+    let req = std::iter::from_fn(|| s.poll_event())
+        .find_map(|e| match e {
+            SessionEvent::Fetch(req) => Some(req),
+            _ => None,
+        })
+        .expect("the county fetches its directives for the school");
+    s.handle_fetched(2, req.id, req.ranges.clone(), events.clone());
+    let sent: Vec<Frame> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    let batch_id = sent
+        .iter()
+        .find_map(|f| match f {
+            Frame::Batch(b) | Frame::Fresh(b) => Some(b.id),
+            _ => None,
+        })
+        .expect("a batch with the directives");
+    let ack = |id: u64, upto: u64| Frame::Ack(crate::wire::Ack { id, cursors: vec![(county, upto)] });
+    s.handle_frame(3, ack(batch_id, 3));
+    assert_eq!(s.backlog_out(), 0);
+    // Replayed with an older cursor: ignored, nothing to resend.
+    s.handle_frame(4, ack(batch_id, 1));
+    assert!(!s.is_closed());
+    assert_eq!(s.stats().acks_ignored, 1);
+    assert_eq!(s.backlog_out(), 0);
+    assert!(std::iter::from_fn(|| s.poll_transmit()).all(|f| !matches!(f, Frame::Batch(_) | Frame::Fresh(_))));
+    // Replayed again and again: a flood.
+    for n in 0..200 {
+        s.handle_frame(5 + n, ack(batch_id, 3));
+    }
+    assert!(s.is_closed(), "{:?}", s.stats());
+    assert_eq!(s.stats().protocol_errors, 1);
+
+    // A batch id never sent.
+    let (mut s, _) = county_session_up(0);
+    s.handle_frame(2, ack(99, 3));
+    assert!(s.is_closed());
+    assert_eq!(s.stats().protocol_errors, 1);
+}
+
+/// A hello replayed on a live link with old cursors does not make anything go twice.
+#[test]
+fn a_replayed_hello_with_old_cursors_sends_nothing_again() {
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let (mut s, _) = county_session_up(3);
+    assert_eq!(s.backlog_out(), 0);
+    let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![(county, 1)] };
+    s.handle_frame(2, Frame::Hello(hello));
+    assert!(!s.is_closed());
+    assert_eq!(s.backlog_out(), 0);
+    assert!(std::iter::from_fn(|| s.poll_transmit()).all(|f| !matches!(f, Frame::Batch(_) | Frame::Fresh(_))));
 }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod backlog;
+mod bad_peers;
 mod browser;
 mod browser_cases;
 mod browser_devices;

@@ -251,6 +251,11 @@ pub fn render(st: &NodeStatus, view: &HealthView, uptime_s: f64) -> Result<Strin
     m.counters("link_events_sent", "Events sent on links, by role.", by_role(&all, |l| l.events_sent));
     m.counters("link_events_received", "Events received on links, by role.", by_role(&all, |l| l.events_received));
     m.counters("link_rejected", "Events peers sent that were refused, by role.", by_role(&all, |l| l.rejected));
+    m.counters(
+        "link_protocol_errors",
+        "Connections closed because the peer broke the protocol, by role.",
+        by_role(&all, |l| l.protocol_errors),
+    );
     m.counter(
         "health_bytes_received",
         "Bytes of health frames received from peers.",

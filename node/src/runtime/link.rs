@@ -60,6 +60,7 @@ pub struct LinkStatus {
     #[serde(default)]
     pub fresh_events_sent: u64,
     pub retransmits: u64,
+    /// Events the peer sent that were refused, over all its connections since the node started.
     pub rejected: u64,
     /// How long the oldest event still queued for the peer has been held here (ms; 0: none).
     pub oldest_unsent_age_ms: u64,
@@ -83,6 +84,12 @@ pub struct LinkStatus {
     /// Health rows the peer sent that it had no right to send.
     #[serde(default)]
     pub health_rows_rejected: u64,
+    /// Connections of the peer closed because it broke the protocol (kept across its connections).
+    #[serde(default)]
+    pub protocol_errors: u64,
+    /// Acks the peer sent for batches no longer in flight, this connection (ignored).
+    #[serde(default)]
+    pub acks_ignored: u64,
     /// Whether the link has ever been up (internal: a coming up after it is a reconnect).
     #[serde(skip)]
     pub ever_up: bool,
@@ -115,6 +122,8 @@ impl LinkStatus {
             health_bytes_in: 0,
             health_bytes_out: 0,
             health_rows_rejected: 0,
+            protocol_errors: 0,
+            acks_ignored: 0,
             ever_up: false,
             acked: BTreeMap::new(),
         }
@@ -199,6 +208,8 @@ enum WriterCmd {
 pub struct LinkRun {
     me: NodeId,
     peer: NodeId,
+    /// The peer's refused events counted by its earlier connections.
+    rejected_before: u64,
     session: Session,
     store: ActorRef<StoreMsg>,
     store_priority: PriorityInbox,
@@ -378,6 +389,10 @@ impl LinkRun {
                         }
                         let _ = self.writer.send(WriterCmd::Close(reason.clone()));
                         self.closed = true;
+                        if self.session.stats().protocol_errors > 0 {
+                            // The peer broke the protocol: counted across its connections.
+                            lock_status(&self.status).protocol_errors += 1;
+                        }
                         return Err(reason);
                     }
                 }
@@ -439,8 +454,9 @@ impl LinkRun {
         s.events_received = stats.events_received;
         s.fresh_events_sent = stats.fresh_events_sent;
         s.retransmits = stats.retransmits;
-        s.rejected = stats.rejected;
+        s.rejected = self.rejected_before + stats.rejected;
         s.health_rows_rejected = stats.health_rows_rejected;
+        s.acks_ignored = stats.acks_ignored;
     }
 }
 
@@ -494,6 +510,7 @@ impl Actor for LinkActor {
             }
         });
         lock_status(&args.status).set_state(LinkState::Connecting, args.clock.wall_ms());
+        let rejected_before = lock_status(&args.status).rejected;
         let (timer, timer_task) = spawn_timer(myself.clone(), args.clock.clone());
         let mut st = LinkRun {
             me: args.me,
@@ -504,6 +521,7 @@ impl Actor for LinkActor {
             storage: args.storage,
             clock: args.clock,
             link_id: args.link_id,
+            rejected_before,
             status: args.status,
             on_up: args.on_up,
             on_health: args.on_health,
