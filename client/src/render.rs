@@ -668,6 +668,9 @@ fn link_row(l: &LinkStatus, now_ms: u64, role: &str) -> Vec<String> {
     if l.rejected > 0 {
         note.push(format!("拒收 {}", l.rejected));
     }
+    if l.protocol_errors > 0 {
+        note.push(format!("违反协议断开 {} 次", l.protocol_errors));
+    }
     if l.state != LinkState::Up
         && let Some(e) = &l.last_error
     {
@@ -738,6 +741,17 @@ pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
             st.refused,
             st.last_refusal.as_deref().map(clean).unwrap_or_else(|| "-".into())
         ));
+    }
+    let t = &st.turned_away;
+    let refused_at_once = t.busy + t.per_source + t.timed_out + t.failed + t.revoked;
+    if refused_at_once > 0 {
+        out.push_str(&format!(
+            "  未通过握手 {refused_at_once} 次（握手过多拒绝 {}，同一地址超限 {}，超时 {}，证书无效 {}，证书已吊销 {}）；要求验证地址 {} 次\n",
+            t.busy, t.per_source, t.timed_out, t.failed, t.revoked, t.retried
+        ));
+    }
+    if st.replacements_refused > 0 {
+        out.push_str(&format!("  同一节点的第二个连接未完成握手即断开 {} 次（原连接保留）\n", st.replacements_refused));
     }
     if st.denied_requests > 0 {
         out.push_str(&format!("  无权操作被拒 {} 次（谁、为何：mingchu user audit）\n", st.denied_requests));

@@ -77,6 +77,9 @@ pub fn reason_zh(reason: &str) -> String {
     {
         return format!("{who} 已 {:.1} 秒无响应（心跳超时）", ms as f64 / 1000.0);
     }
+    if r.contains("certificate revoked") {
+        return format!("证书已被吊销：须由上级签发新证书（{r}）");
+    }
     let known: [(&str, &str); 9] = [
         ("peer closed the connection", "对端断开了连接"),
         ("connection closed: ", "连接已关闭"),

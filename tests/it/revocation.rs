@@ -71,6 +71,14 @@ fn a_revoked_school_is_cut_off_within_a_second_and_refused_everywhere_also_after
         mingchu(&["registry", "list", "--admin", &cluster.admin_addr(city).to_string(), "--kind", "revocation"]);
     assert!(ok && out.contains("130102-S0001 的证书已吊销：学校电脑被盗"), "{out}");
 
+    // The operator sees it in `topology show`, in Chinese.
+    for (n, needle) in [(county, "证书已吊销 "), (stolen, "证书已被吊销")] {
+        let (ok, out, err) = mingchu(&["topology", "show", "--links", "--admin", &cluster.admin_addr(n).to_string()]);
+        assert!(ok, "{err}");
+        eprintln!("{out}");
+        assert!(out.contains(needle), "{n}: {out}");
+    }
+
     // The other school is untouched.
     assert_eq!(child_state(&cluster, county, other), Some(LinkState::Up));
 
