@@ -953,6 +953,14 @@ impl FrameSender for SimSender {
         Box::pin(async move { self.net.lock().send(self.id, self.side, self.lane, frame) })
     }
 
+    fn never_waits(&self) -> bool {
+        true
+    }
+
+    fn send_now(&mut self, frame: Vec<u8>) -> Result<(), TransportError> {
+        self.net.lock().send(self.id, self.side, self.lane, frame)
+    }
+
     fn close(&mut self, reason: &str) {
         self.net.lock().close_from(self.id, self.side, self.lane, reason, REASON_LOCAL);
     }
