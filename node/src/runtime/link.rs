@@ -206,7 +206,10 @@ enum LaneOut {
     Task(mpsc::UnboundedSender<WriterCmd>),
     /// `None` once closed; `failed` after a send failed (what follows is dropped, as the writer
     /// task stops at its first failure).
-    Direct { sender: Option<Box<dyn FrameSender>>, failed: bool },
+    Direct {
+        sender: Option<Box<dyn FrameSender>>,
+        failed: bool,
+    },
 }
 
 impl LaneOut {
@@ -223,12 +226,10 @@ impl LaneOut {
     fn send(&mut self, bytes: Vec<u8>) -> Result<(), Option<TransportError>> {
         match self {
             LaneOut::Task(tx) => tx.send(WriterCmd::Frame(bytes)).map_err(|_| None),
-            LaneOut::Direct { sender: Some(sender), failed: failed @ false } => {
-                sender.send_now(bytes).map_err(|e| {
-                    *failed = true;
-                    Some(e)
-                })
-            }
+            LaneOut::Direct { sender: Some(sender), failed: failed @ false } => sender.send_now(bytes).map_err(|e| {
+                *failed = true;
+                Some(e)
+            }),
             LaneOut::Direct { .. } => Ok(()),
         }
     }
