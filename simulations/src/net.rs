@@ -12,8 +12,9 @@
 //! - A connection has two lanes per direction (control, bulk). Each frame gets a latency drawn
 //!   from [`LinkFaults::latency_ms`]; its delivery time is `max(previous delivery time on the lane,
 //!   now + latency)`, so each lane stays ordered. Frames wait in a queue per lane; the receiver
-//!   sleeps (tokio timer) until the earliest head is due — no task per frame or per lane. When
-//!   frames of both lanes are due, control comes first.
+//!   waits until the net's one delivery timer wakes it when the earliest head is due — no task
+//!   or timer per frame, lane or receiver, and one wake-up per delivery. When frames of both
+//!   lanes are due, control comes first.
 //! - Beyond the transport contract, for stressing the sessions: with probability `loss` a frame is
 //!   dropped, `duplicate` delivered twice, `reorder` swapped with the next frame of its lane (if that
 //!   frame comes while it is still queued; otherwise it arrives on time). Frames are never cut.
@@ -224,6 +225,16 @@ struct Net {
     next_conn: u64,
     next_generation: u64,
     stats: NetStats,
+    /// The net's one delivery timer: the ends to wake at an instant (`(at, connection, side)`),
+    /// for the earliest frame queued towards each, so a receiver sleeps on its notifier alone and
+    /// wakes once per delivery — not once when the frame is sent and again when it is due, with a
+    /// timer of its own per wait.
+    wakes: BTreeSet<(Instant, u64, usize)>,
+    /// Wakes the delivery task ([`deliver`]) when an earlier instant is due than it sleeps to.
+    deliverer: Arc<Notify>,
+    /// The instant the delivery task sleeps to (`None`: until notified); whether it runs.
+    deliverer_at: Option<Instant>,
+    deliverer_running: bool,
 }
 
 /// The connections by id. Ids are handed out in order from 0, so a connection's slot is its id: a
@@ -299,6 +310,8 @@ struct End {
     senders: [bool; 2],
     receiver: bool,
     notify: Arc<Notify>,
+    /// When the delivery timer wakes this end (its entry in [`Net::wakes`]).
+    wake_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -342,8 +355,9 @@ enum Incoming {
 
 enum RecvPoll {
     Ready(Result<Option<Vec<u8>>, TransportError>),
-    /// Nothing due: sleep until the instant (the earliest queued item), or until notified.
-    Pending(Option<Instant>),
+    /// Nothing due: wait until notified (by the delivery timer when the earliest queued item is
+    /// due, or by a close).
+    Pending,
 }
 
 impl End {
@@ -355,6 +369,7 @@ impl End {
             senders: [true, true],
             receiver: true,
             notify: Arc::new(Notify::new()),
+            wake_at: None,
         }
     }
 
@@ -542,12 +557,49 @@ impl Net {
         }
         q.swap_next = reorder;
         q.last_at = Some(at);
-        conn.ends[to].notify.notify_waiters();
+        self.wake_at(id, to, at, now);
         if let Some(held_len) = held_len {
             // Counted for the held frame's sender: the same end sent both.
             self.tier_stats(sender).reordered.add(held_len);
         }
         Ok(())
+    }
+
+    /// Has the delivery timer wake end `side` of connection `id` at `at` (at once if it is due),
+    /// unless it already wakes it no later.
+    fn wake_at(&mut self, id: u64, side: usize, at: Instant, now: Instant) {
+        let Some(end) = self.conns.get_mut(&id).map(|c| &mut c.ends[side]) else { return };
+        if at <= now {
+            end.notify.notify_waiters();
+            return;
+        }
+        if end.wake_at.is_some_and(|t| t <= at) {
+            return;
+        }
+        if let Some(t) = end.wake_at.replace(at) {
+            self.wakes.remove(&(t, id, side));
+        }
+        self.wakes.insert((at, id, side));
+        if self.deliverer_at.is_none_or(|t| at < t) {
+            self.deliverer_at = Some(at);
+            self.deliverer.notify_one();
+        }
+    }
+
+    /// The delivery timer at `now`: wakes the ends due, in order; returns the next instant due.
+    fn deliver_due(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(&(at, id, side)) = self.wakes.first() {
+            if at > now {
+                break;
+            }
+            self.wakes.pop_first();
+            if let Some(end) = self.conns.get_mut(&id).map(|c| &mut c.ends[side]) {
+                end.wake_at = None;
+                end.notify.notify_waiters();
+            }
+        }
+        self.deliverer_at = self.wakes.first().map(|w| w.0);
+        self.deliverer_at
     }
 
     /// Puts a marker (close or end of lane) on a lane towards `to`, after what is queued there.
@@ -619,7 +671,10 @@ impl Net {
             let due = [CONTROL, BULK].into_iter().find(|&l| end.inbound[l].queue.front().is_some_and(|i| i.at <= now));
             let Some(lane) = due else {
                 let next = end.inbound.iter().filter_map(|q| q.queue.front().map(|i| i.at)).min();
-                return RecvPoll::Pending(next);
+                if let Some(at) = next {
+                    self.wake_at(id, side, at, now);
+                }
+                return RecvPoll::Pending;
             };
             let Some(item) = end.inbound[lane].queue.pop_front() else { continue };
             match item.kind {
@@ -739,6 +794,31 @@ impl Net {
     }
 }
 
+/// The delivery task: sleeps until the earliest instant an end is due to wake ([`Net::wakes`]),
+/// wakes the ends due then, and sleeps again; ends with the net.
+async fn deliver(net: std::sync::Weak<Mutex<Net>>, notify: Arc<Notify>) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let next = {
+            let Some(net) = net.upgrade() else { return };
+            let mut net = net.lock().unwrap_or_else(PoisonError::into_inner);
+            net.deliver_due(Instant::now())
+        };
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    biased;
+                    () = &mut notified => {}
+                    () = tokio::time::sleep_until(at) => {}
+                }
+            }
+            None => notified.await,
+        }
+    }
+}
+
 fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
     if a <= b { (a, b) } else { (b, a) }
 }
@@ -762,6 +842,10 @@ impl SimNet {
             next_conn: 0,
             next_generation: 0,
             stats: NetStats::default(),
+            wakes: BTreeSet::new(),
+            deliverer: Arc::new(Notify::new()),
+            deliverer_at: None,
+            deliverer_running: false,
         };
         SimNet { inner: Arc::new(Mutex::new(net)) }
     }
@@ -770,6 +854,17 @@ impl SimNet {
         // Nothing under the lock panics on purpose; if it did, the state is still consistent
         // enough to report from.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the net's delivery task ([`deliver`]) on the current runtime, once: called when a
+    /// connection is made, so before any frame travels.
+    fn start_delivery(&self) {
+        let mut net = self.lock();
+        if net.deliverer_running {
+            return;
+        }
+        net.deliverer_running = true;
+        tokio::spawn(deliver(Arc::downgrade(&self.inner), net.deliverer.clone()));
     }
 
     /// Registers `node`'s endpoint listening at `addr` and returns it, up. Registering a node
@@ -876,6 +971,7 @@ impl SimEndpoint {
 
 /// The handles of one end of connection `id`.
 fn connection(net: &SimNet, id: u64, side: usize, peer: NodeId, notify: Arc<Notify>) -> Connection {
+    net.start_delivery();
     let sender = |lane| Box::new(SimSender { net: net.clone(), id, side, lane }) as Box<dyn FrameSender>;
     Connection {
         peer,
@@ -953,6 +1049,14 @@ impl FrameSender for SimSender {
         Box::pin(async move { self.net.lock().send(self.id, self.side, self.lane, frame) })
     }
 
+    fn never_waits(&self) -> bool {
+        true
+    }
+
+    fn send_now(&mut self, frame: Vec<u8>) -> Result<(), TransportError> {
+        self.net.lock().send(self.id, self.side, self.lane, frame)
+    }
+
     fn close(&mut self, reason: &str) {
         self.net.lock().close_from(self.id, self.side, self.lane, reason, REASON_LOCAL);
     }
@@ -995,14 +1099,7 @@ impl SimReceiver {
             let poll = self.net.lock().poll_recv(self.id, self.side);
             match poll {
                 RecvPoll::Ready(result) => return result,
-                RecvPoll::Pending(Some(at)) => {
-                    tokio::select! {
-                        biased;
-                        () = &mut notified => {}
-                        () = tokio::time::sleep_until(at) => {}
-                    }
-                }
-                RecvPoll::Pending(None) => notified.await,
+                RecvPoll::Pending => notified.await,
             }
         }
     }

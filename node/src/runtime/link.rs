@@ -1,9 +1,9 @@
 //! The link actor: one per connection, driving a sans-IO `Session` over a transport `Connection`.
 //!
 //! It is the only place a session meets the world: frames in from a reader task, frames out to a
-//! writer task, batches to the store actor (acked only after the store's flush), fetches read from
-//! storage, and timers from the clock seam. Its status is shared with the node actor for
-//! `topology show`.
+//! writer task per lane (or in place, to a transport whose sends never wait), batches to the
+//! store actor (acked only after the store's flush), fetches read from storage, and timers from
+//! the clock seam. Its status is shared with the node actor for `topology show`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -205,6 +205,62 @@ enum WriterCmd {
     Close(String),
 }
 
+/// How long a close waits, so that the goodbye leaves before the close frame.
+const CLOSE_DELAY_MS: u64 = 20;
+
+/// One outgoing lane: a writer task of its own when the transport's sends may wait (QUIC), or the
+/// transport's sender itself, sent to in place, when they never do (the simulator's in-memory net:
+/// no task wake-up and channel hop per frame).
+enum LaneOut {
+    Task(mpsc::UnboundedSender<WriterCmd>),
+    /// `None` once closed; `failed` after a send failed (what follows is dropped, as the writer
+    /// task stops at its first failure).
+    Direct {
+        sender: Option<Box<dyn FrameSender>>,
+        failed: bool,
+    },
+}
+
+impl LaneOut {
+    fn new(sender: Box<dyn FrameSender>, link: ActorRef<LinkMsg>) -> LaneOut {
+        if sender.never_waits() {
+            LaneOut::Direct { sender: Some(sender), failed: false }
+        } else {
+            LaneOut::Task(spawn_writer(sender, link))
+        }
+    }
+
+    /// Sends a frame: `Err(None)` when the writer task is gone, `Err(Some(e))` when a send in
+    /// place failed just now (reported once).
+    fn send(&mut self, bytes: Vec<u8>) -> Result<(), Option<TransportError>> {
+        match self {
+            LaneOut::Task(tx) => tx.send(WriterCmd::Frame(bytes)).map_err(|_| None),
+            LaneOut::Direct { sender: Some(sender), failed: failed @ false } => sender.send_now(bytes).map_err(|e| {
+                *failed = true;
+                Some(e)
+            }),
+            LaneOut::Direct { .. } => Ok(()),
+        }
+    }
+
+    /// Closes the connection after [`CLOSE_DELAY_MS`].
+    fn close(&mut self, reason: String) {
+        match self {
+            LaneOut::Task(tx) => {
+                let _ = tx.send(WriterCmd::Close(reason));
+            }
+            LaneOut::Direct { sender, .. } => {
+                if let Some(mut sender) = sender.take() {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(CLOSE_DELAY_MS)).await;
+                        sender.close(&reason);
+                    });
+                }
+            }
+        }
+    }
+}
+
 pub struct LinkRun {
     me: NodeId,
     peer: NodeId,
@@ -222,10 +278,10 @@ pub struct LinkRun {
     on_file: Box<dyn Fn(NodeId, protocol::Frame) + Send + Sync>,
     /// The session came up (a close after it is a disconnect worth remembering).
     was_up: bool,
-    /// The control lane's writer (also closes the connection) and the bulk lane's.
-    writer: mpsc::UnboundedSender<WriterCmd>,
-    bulk_writer: mpsc::UnboundedSender<WriterCmd>,
-    files_writer: mpsc::UnboundedSender<WriterCmd>,
+    /// The control lane (also closes the connection), the bulk lane and the files lane.
+    writer: LaneOut,
+    bulk_writer: LaneOut,
+    files_writer: LaneOut,
     reader_task: JoinHandle<()>,
     /// The earliest deadline a timer task is already sleeping towards.
     timer_at_ms: Option<u64>,
@@ -290,7 +346,7 @@ fn spawn_writer(mut sender: Box<dyn FrameSender>, link: ActorRef<LinkMsg>) -> mp
                 }
                 WriterCmd::Close(reason) => {
                     // Give the goodbye a moment to leave before the close frame.
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(CLOSE_DELAY_MS)).await;
                     sender.close(&reason);
                     break;
                 }
@@ -384,10 +440,10 @@ impl LinkRun {
                         // Send what is queued (the goodbye) before closing.
                         while let Some(frame) = self.session.poll_transmit() {
                             if let Ok(bytes) = encode_frame(&frame) {
-                                let _ = self.writer.send(WriterCmd::Frame(bytes));
+                                let _ = self.writer.send(bytes);
                             }
                         }
-                        let _ = self.writer.send(WriterCmd::Close(reason.clone()));
+                        self.writer.close(reason.clone());
                         self.closed = true;
                         if self.session.stats().protocol_errors > 0 {
                             // The peer broke the protocol: counted across its connections.
@@ -404,11 +460,16 @@ impl LinkRun {
                     lock_status(&self.status).health_bytes_out += bytes.len() as u64;
                 }
                 let writer = match frame.lane() {
-                    Lane::Control => &self.writer,
-                    Lane::Bulk => &self.bulk_writer,
-                    Lane::Files => &self.files_writer,
+                    Lane::Control => &mut self.writer,
+                    Lane::Bulk => &mut self.bulk_writer,
+                    Lane::Files => &mut self.files_writer,
                 };
-                writer.send(WriterCmd::Frame(bytes)).map_err(|_| "writer task ended".to_string())?;
+                match writer.send(bytes) {
+                    Ok(()) => {}
+                    Err(None) => return Err("writer task ended".to_string()),
+                    // As a writer task's failure: the session closes (its goodbye goes nowhere).
+                    Err(Some(e)) => self.session.close(self.clock.now_ms(), &format!("send failed: {e}")),
+                }
             }
             if !progressed {
                 break;
@@ -486,9 +547,9 @@ impl Actor for LinkActor {
             }
         };
         let Connection { sender, bulk, files, mut receiver, .. } = args.conn;
-        let wtx = spawn_writer(sender, myself.clone());
-        let bulk_wtx = spawn_writer(bulk, myself.clone());
-        let files_wtx = spawn_writer(files, myself.clone());
+        let wtx = LaneOut::new(sender, myself.clone());
+        let bulk_wtx = LaneOut::new(bulk, myself.clone());
+        let files_wtx = LaneOut::new(files, myself.clone());
         let me = myself.clone();
         let reader_task = tokio::spawn(async move {
             loop {
@@ -614,8 +675,10 @@ impl Actor for LinkActor {
             }
             LinkMsg::File(frame) => match encode_frame(&frame) {
                 Ok(bytes) => {
-                    let writer = if frame.lane() == Lane::Files { &st.files_writer } else { &st.writer };
-                    let _ = writer.send(WriterCmd::Frame(bytes));
+                    let writer = if frame.lane() == Lane::Files { &mut st.files_writer } else { &mut st.writer };
+                    if let Err(Some(e)) = writer.send(bytes) {
+                        st.session.close(now, &format!("send failed: {e}"));
+                    }
                 }
                 Err(e) => warn!(node = %st.me, peer = %st.peer, error = %e, "cannot encode a file frame"),
             },
@@ -634,7 +697,7 @@ impl Actor for LinkActor {
         st.reader_task.abort();
         st.timer_task.abort();
         if !st.closed {
-            let _ = st.writer.send(WriterCmd::Close("link stopped".into()));
+            st.writer.close("link stopped".into());
         }
         let _ = st.store.cast(StoreMsg::Unsubscribe { id: st.link_id });
         st.publish_status();

@@ -66,6 +66,21 @@ impl std::fmt::Debug for Connection {
 /// The sending half of a [`Connection`]. Frames arrive at the peer in the order sent.
 pub trait FrameSender: Send + 'static {
     fn send(&mut self, frame: Vec<u8>) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Whether a send never waits (an in-memory transport, such as the simulator's): then the
+    /// link actor sends in place with [`FrameSender::send_now`] instead of through a writer task
+    /// of the lane's own. `false` (the default, and QUIC's): a send may wait for flow control.
+    fn never_waits(&self) -> bool {
+        false
+    }
+    /// Sends `frame` in place; only called when [`FrameSender::never_waits`]. The default drives
+    /// [`FrameSender::send`] once and fails if it would wait.
+    fn send_now(&mut self, frame: Vec<u8>) -> Result<(), TransportError> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match self.send(frame).as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => Err(TransportError::Io("a send that never waits would wait".into())),
+        }
+    }
     /// Closes the whole connection, telling the peer `reason` where the transport can.
     fn close(&mut self, reason: &str);
 }
