@@ -413,7 +413,13 @@ impl NodeConfig {
 
     pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut cfg: NodeConfig = toml::from_str(&text).with_context(|| format!("bad config {}", path.display()))?;
+        NodeConfig::parse(&text, path)
+    }
+
+    /// The config in `text`, read from the file at `path` (named in errors; relative paths are
+    /// resolved against its folder), checked: a pure function of the text, which reads no file.
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<NodeConfig> {
+        let mut cfg: NodeConfig = toml::from_str(text).with_context(|| format!("bad config {}", path.display()))?;
         if cfg.files.snapshot_days < 30 {
             bail!(
                 "{}: [files] snapshot_days = {}：监控截图至少保存 30 天 / snapshots are kept at least 30 days",

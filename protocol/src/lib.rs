@@ -2,7 +2,8 @@
 //! the wire codec, and the per-link sync [`session::Session`].
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock. It depends on `topology`,
-//! `serde`, `bincode` and `thiserror` only; time comes in as arguments.
+//! `serde`, `bincode`, `serde_json` (the device intake's bodies, [`intake`]) and `thiserror` only;
+//! time comes in as arguments.
 
 pub mod alert;
 pub mod apply;
@@ -18,6 +19,7 @@ pub mod files;
 pub mod health;
 pub mod holds;
 pub mod ids;
+pub mod intake;
 pub mod ledger;
 pub mod people;
 pub mod registry;

@@ -269,8 +269,10 @@ pub struct Session {
     last_received_ms: u64,
     hello_sent_ms: u64,
     peer_backlog: u64,
-    /// Σ over origins of local − peer cursor: [`Session::backlog_out`], kept up to date.
-    backlog: u64,
+    /// Σ over origins of local − peer cursor: [`Session::backlog_out`], kept up to date. Wider
+    /// than a seq: cursors are anything up to `u64::MAX` (a peer's batch may claim seqs that far),
+    /// and the sum of two of them must not overflow.
+    backlog: u128,
     stats: SessionStats,
     /// Health frames sent to the peer (an ancestor) and not yet acked, oldest first, with when
     /// each was last sent: resent after `rto_ms` (a frame lost on the way is not lost for good).
@@ -330,7 +332,7 @@ impl Session {
             }
             if sends_origin(me, peer, origin) {
                 s.local.insert(origin, c);
-                s.backlog += c;
+                s.backlog += u128::from(c);
             }
             if sends_origin(peer, me, origin) {
                 s.receiving.insert(origin, c);
@@ -369,14 +371,15 @@ impl Session {
 
     /// Seqs I hold that the peer has not acknowledged (an upper bound on events for filtered origins).
     pub fn backlog_out(&self) -> u64 {
-        self.backlog
+        u64::try_from(self.backlog).unwrap_or(u64::MAX)
     }
 
     /// Keeps `backlog` (Σ local − peer cursor) in step when `local` or `peer_cursor` of `origin`
     /// changes from `before` = (local, peer) to now.
     fn rebacklog(&mut self, origin: NodeId, before: (u64, u64)) {
         let now = (self.local.get(&origin).copied().unwrap_or(0), self.peer_cursor(origin));
-        self.backlog = self.backlog - before.0.saturating_sub(before.1) + now.0.saturating_sub(now.1);
+        let gap = |(local, peer): (u64, u64)| u128::from(local.saturating_sub(peer));
+        self.backlog = self.backlog - gap(before) + gap(now);
     }
 
     /// Origins with events not yet acknowledged by the peer: `(origin, first unacknowledged seq)`,
@@ -804,7 +807,9 @@ impl Session {
 
     /// Seqs waiting in the bulk lane (held here, not yet sent).
     fn unsent_bulk(&self) -> u64 {
-        self.ready.iter().map(|o| self.local.get(o).copied().unwrap_or(0).saturating_sub(self.sent_of(*o))).sum()
+        self.ready.iter().fold(0u64, |sum, o| {
+            sum.saturating_add(self.local.get(o).copied().unwrap_or(0).saturating_sub(self.sent_of(*o)))
+        })
     }
 
     fn inflight_fresh(&self) -> usize {
@@ -1098,7 +1103,7 @@ impl Session {
             })?;
         }
         // `backlog` is kept up to date incrementally; it must equal Σ local − peer cursor.
-        let backlog: u64 = self.local.iter().map(|(o, &c)| c.saturating_sub(self.peer_cursor(*o))).sum();
+        let backlog: u128 = self.local.iter().map(|(o, &c)| u128::from(c.saturating_sub(self.peer_cursor(*o)))).sum();
         ensure(self.backlog == backlog, "backlog in step with the cursors", || {
             format!("backlog_out is {} but Σ local − peer cursor is {backlog}", self.backlog)
         })?;
@@ -1234,7 +1239,7 @@ impl Session {
             ensure(!req.fresh || r.upto - r.after <= FRESH_EVENTS_MAX, "fresh ranges are small", || {
                 format!("fresh fetch {} asks {}({}, {}]", req.id, r.origin, r.after, r.upto)
             })?;
-            events += r.upto - r.after;
+            events = events.saturating_add(r.upto - r.after);
         }
         let ok = if req.fresh { events <= req.total_max as u64 } else { req.per_range_max <= req.total_max };
         ensure(ok, "fetch limits", || format!("{req:?}"))

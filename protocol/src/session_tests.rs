@@ -834,3 +834,52 @@ fn a_replayed_hello_with_old_cursors_sends_nothing_again() {
     assert_eq!(s.backlog_out(), 0);
     assert!(std::iter::from_fn(|| s.poll_transmit()).all(|f| !matches!(f, Frame::Batch(_) | Frame::Fresh(_))));
 }
+
+/// Found by the `session` fuzz target: a county's cursors for two of its schools near `u64::MAX`
+/// (a hostile school's batch may claim seqs that far: `(0, u64::MAX − 1]` with no events) made the
+/// backlog toward its city, Σ local − peer cursor, overflow — a panic in debug builds, a wrapped
+/// backlog in release. The backlog saturates now, and the link goes on.
+#[test]
+fn cursors_near_the_top_of_the_seq_range_do_not_overflow_the_backlog() {
+    let (county, city) = (id("130102"), id("1301"));
+    let (s1, s2) = (id("130102-S0001"), id("130102-S0002"));
+    // The school's batch that gets the county there: accepted, its range claimed.
+    let mut from_school =
+        Session::new(county, s1, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    from_school.handle_frame(
+        0,
+        Frame::Hello(crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: s1, cursors: vec![] }),
+    );
+    let huge = crate::wire::SeqRange { origin: s1, after: 0, upto: u64::MAX - 1 };
+    from_school.handle_frame(1, Frame::Batch(crate::wire::Batch { id: 1, ranges: vec![huge], events: vec![] }));
+    // Since ranges sent up must carry their events, that batch is refused and the link closed;
+    // the uplink's arithmetic must hold anyway (cursors that high can come from elsewhere).
+    let persisted = std::iter::from_fn(|| from_school.poll_event()).any(|e| matches!(e, SessionEvent::Persist { .. }));
+    assert!(!persisted && from_school.is_closed());
+    // The county's link to its city hears of both schools' cursors.
+    let mut up = Session::new(county, city, Role::Dialer, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    up.handle_frame(
+        0,
+        Frame::HelloAck(crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: city, cursors: vec![] }),
+    );
+    assert!(up.is_up());
+    let marks = up.watermarks();
+    up.handle_local_progress(1, s1, u64::MAX - 1);
+    up.handle_local_progress(1, s2, u64::MAX);
+    assert_eq!(up.backlog_out(), u64::MAX);
+    up.check_invariants().unwrap();
+    up.check_progress(&marks).unwrap();
+    // The city says it holds one school's: the backlog comes down to the other's.
+    up.handle_frame(
+        2,
+        Frame::HelloAck(crate::wire::Hello {
+            version: crate::wire::PROTOCOL_VERSION,
+            node: city,
+            cursors: vec![(s2, u64::MAX)],
+        }),
+    );
+    assert_eq!(up.backlog_out(), u64::MAX - 1);
+    up.handle_timeout(600);
+    up.check_invariants().unwrap();
+    assert!(!up.is_closed());
+}

@@ -38,7 +38,7 @@ use crate::runtime::store::{LocalOp, LocalSpace};
 use crate::storage::{Space, Storage, StorageError};
 
 /// Most cameras one device speaks for (a large NVR has 64 channels).
-pub const DEVICE_CAMERAS_MAX: usize = 256;
+pub use protocol::intake::DEVICE_CAMERAS_MAX;
 /// Longest device name (characters).
 pub const DEVICE_NAME_CHARS_MAX: usize = 64;
 /// Random bytes in a device token (shown as hex).

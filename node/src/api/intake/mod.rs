@@ -34,13 +34,13 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
-use protocol::{AlertType, Body as EventBody, EventId};
+use protocol::{Body as EventBody, EventId};
 use serde::{Deserialize, Serialize};
 
 use crate::api::AdminState;
 use crate::api::alerts::{RaiseAlert, raise_as};
 use crate::api::audit::{keep_local, write_local};
-use crate::api::devices::{DEVICE_CAMERAS_MAX, DeviceRecord, school_cameras};
+use crate::api::devices::{DeviceRecord, school_cameras};
 use crate::api::kit::ApiFail;
 use crate::runtime::cameras::{Beat, beat_op, offline_after_ms};
 use crate::runtime::root::NodeMsg;
@@ -50,10 +50,9 @@ use crate::runtime::store::read_event;
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// A body must arrive within this.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// A detection may be stamped at most this far ahead of the node's clock (a box's clock drifts).
-pub const FUTURE_SLACK_MS: u64 = 10 * 60_000;
-/// The most days of recording a heartbeat may claim.
-pub const RECORDING_DAYS_MAX: u32 = 3_650;
+pub use protocol::intake::{
+    CameraBeat, Detection, FUTURE_SLACK_MS, Heartbeat, IntakeError, RECORDING_DAYS_MAX, json_error_zh,
+};
 /// How often old detection ids are pruned (at most; on a detection).
 const PRUNE_EVERY_MS: u64 = 3_600_000;
 /// Most detection ids pruned in one pass.
@@ -237,29 +236,15 @@ async fn gate(State(st): State<IntakeState>, req: Request, next: Next) -> Respon
     next.run(req).await
 }
 
-/// A JSON body as `T`, or a 400 saying in Chinese what is wrong with it.
+/// A JSON body as `T`, or a 400 saying in Chinese what is wrong with it
+/// ([`protocol::intake::parse_json`]).
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
-    serde_json::from_slice(body).map_err(|e| fail(StatusCode::BAD_REQUEST, "bad-json", json_error_zh(&e)))
+    protocol::intake::parse_json(body).map_err(refused)
 }
 
-/// What serde_json found wrong, in Chinese (its own words after the slash).
-pub fn json_error_zh(e: &serde_json::Error) -> String {
-    let raw = e.to_string();
-    let quoted = |m: &str| raw.split('`').nth(1).filter(|_| raw.starts_with(m)).map(str::to_owned);
-    let zh = if let Some(f) = quoted("missing field") {
-        format!("缺少字段 {f}")
-    } else if let Some(f) = quoted("unknown field") {
-        format!("没有字段 {f}")
-    } else if raw.starts_with("invalid type") || raw.starts_with("invalid value") {
-        "有字段的类型或取值不对".to_string()
-    } else if e.is_eof() {
-        "JSON 不完整".to_string()
-    } else if e.is_syntax() {
-        "不是有效的 JSON".to_string()
-    } else {
-        "内容无法识别".to_string()
-    };
-    format!("请求体{zh} / {raw}")
+/// A body's field refused by [`protocol::intake`]: a 400 with its code and reason.
+fn refused(e: IntakeError) -> Refusal {
+    fail(StatusCode::BAD_REQUEST, e.code, e.error)
 }
 
 /// A camera the device does not speak for: 403 when it is registered here (another device's),
@@ -305,27 +290,6 @@ fn from_api(f: ApiFail) -> Refusal {
     }
 }
 
-/// One detection, as a device posts it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Detection {
-    /// The device's own id of this detection (a UUID, a counter): the same id again is the same
-    /// detection.
-    pub detection_id: String,
-    pub camera: String,
-    /// A taxonomy code: `NO_MASK`, `RODENT`, …
-    #[serde(rename = "type")]
-    pub alert_type: String,
-    /// When the device saw it (unix ms; default: when the node receives it).
-    #[serde(default)]
-    pub detected_at_ms: Option<u64>,
-    /// The model's confidence, from 0 to 1.
-    pub confidence: f64,
-    /// A reference to the snapshot (a file name or URL on the device; at most 128 bytes).
-    #[serde(default)]
-    pub snapshot: Option<String>,
-}
-
 /// The answer to a detection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectionAnswer {
@@ -337,56 +301,16 @@ pub struct DetectionAnswer {
     pub duplicate: bool,
 }
 
-/// Checks a detection's fields (all but the camera): the alert to raise, or the refusal.
+/// Checks a detection's fields (all but the camera, [`Detection::check`]): the alert to raise, or
+/// the refusal.
 fn check_detection(d: &Detection, now_ms: u64) -> Result<RaiseAlert, Refusal> {
-    let bad = |code: &str, why: String| fail(StatusCode::BAD_REQUEST, code, why);
-    seen::check_detection_id(&d.detection_id).map_err(|e| bad("bad-detection-id", e))?;
-    let alert_type: AlertType = d.alert_type.parse().map_err(|_| {
-        let known: Vec<String> = AlertType::all().map(|t| format!("{}（{}）", t.code(), t.zh())).collect();
-        bad("bad-type", format!("没有告警类型“{}”，可用：{} / unknown type", d.alert_type.trim(), known.join("、")))
-    })?;
-    if !(d.confidence.is_finite() && (0.0..=1.0).contains(&d.confidence)) {
-        return Err(bad(
-            "bad-confidence",
-            format!("confidence 须为 0 到 1 之间的数（如 0.87），现为 {} / confidence: 0 to 1", d.confidence),
-        ));
-    }
-    let detected_at = d.detected_at_ms.unwrap_or(now_ms);
-    if detected_at.saturating_add(seen::SEEN_KEEP_MS) <= now_ms {
-        return Err(bad(
-            "bad-time",
-            format!(
-                "检测时间 {} 早于 7 天前，不再受理 / detected_at_ms is more than 7 days old",
-                protocol::calendar::ChinaTime(detected_at).minute()
-            ),
-        ));
-    }
-    if detected_at > now_ms.saturating_add(FUTURE_SLACK_MS) {
-        return Err(bad(
-            "bad-time",
-            format!(
-                "检测时间 {} 晚于学校节点的时钟 10 分钟以上，请校准设备时钟 / detected_at_ms is in the future",
-                protocol::calendar::ChinaTime(detected_at).minute()
-            ),
-        ));
-    }
-    let snapshot = d.snapshot.as_deref().map(str::trim).unwrap_or_default();
-    if snapshot.len() > protocol::alert::ALERT_TEXT_BYTES_MAX || snapshot.chars().any(char::is_control) {
-        return Err(bad(
-            "bad-snapshot",
-            format!(
-                "snapshot 最多 {} 字节，不能含控制字符 / snapshot: at most {} bytes",
-                protocol::alert::ALERT_TEXT_BYTES_MAX,
-                protocol::alert::ALERT_TEXT_BYTES_MAX
-            ),
-        ));
-    }
+    let d = d.check(now_ms).map_err(refused)?;
     Ok(RaiseAlert {
-        camera: d.camera.trim().to_string(),
-        alert_type: alert_type.code().to_string(),
-        confidence_permille: Some((d.confidence * 1_000.0).round() as u16),
-        snapshot: (!snapshot.is_empty()).then(|| snapshot.to_string()),
-        detected_at_ms: Some(detected_at),
+        camera: d.camera,
+        alert_type: d.alert_type.code().to_string(),
+        confidence_permille: Some(d.confidence_permille),
+        snapshot: d.snapshot,
+        detected_at_ms: Some(d.detected_at_ms),
         ..RaiseAlert::default()
     })
 }
@@ -495,24 +419,6 @@ fn prune_now_and_then(st: &IntakeState, now_ms: u64) {
     });
 }
 
-/// A heartbeat: the cameras a device speaks for, each with its state.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    pub cameras: Vec<CameraBeat>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CameraBeat {
-    pub camera: String,
-    /// The camera is up (streaming, recording).
-    pub online: bool,
-    /// Days of video the recorder holds for it (absent: the last value stands).
-    #[serde(default)]
-    pub recording_days: Option<u32>,
-}
-
 /// The answer to a heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatAnswer {
@@ -529,25 +435,13 @@ async fn heartbeat(
 ) -> Result<Response, Refusal> {
     let s = &st.admin;
     let hb: Heartbeat = parse(&body)?;
-    if hb.cameras.len() > DEVICE_CAMERAS_MAX {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            "too-many-cameras",
-            format!("一次心跳最多 {DEVICE_CAMERAS_MAX} 个摄像头，现在 {} 个 / too many cameras", hb.cameras.len()),
-        ));
-    }
+    hb.check().map_err(refused)?;
     for c in &hb.cameras {
         let camera = c.camera.trim();
         if !device.cameras.iter().any(|m| m == camera) {
             return Err(not_its_camera(s, &device, camera).await);
         }
-        if c.recording_days.is_some_and(|d| d > RECORDING_DAYS_MAX) {
-            return Err(fail(
-                StatusCode::BAD_REQUEST,
-                "bad-recording-days",
-                format!("摄像头 {camera} 的 recording_days 最多 {RECORDING_DAYS_MAX} / recording_days is too large"),
-            ));
-        }
+        c.check().map_err(refused)?;
     }
     let after = offline_after_ms(&s.reads, s.me).await.map_err(|e| from_api(crate::api::kit::read_fail(e)))?;
     let now = s.clock.wall_ms();
@@ -577,21 +471,6 @@ async fn heartbeat(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn detection(json: &str) -> Result<Detection, String> {
-        serde_json::from_str::<Detection>(json).map_err(|e| json_error_zh(&e))
-    }
-
-    #[test]
-    fn a_bad_body_is_refused_in_chinese() {
-        assert!(detection(r#"{"camera":"cam-01"}"#).unwrap_err().starts_with("请求体缺少字段 detection_id"));
-        let e = detection(r#"{"detection_id":"1","camera":"c","type":"NO_MASK","confidence":0.9,"x":1}"#).unwrap_err();
-        assert!(e.starts_with("请求体没有字段 x"), "{e}");
-        let e = detection(r#"{"detection_id":"1","camera":"c","type":"NO_MASK","confidence":"high"}"#).unwrap_err();
-        assert!(e.starts_with("请求体有字段的类型或取值不对"), "{e}");
-        assert!(detection("{").unwrap_err().starts_with("请求体JSON 不完整"));
-        assert!(detection("nope").unwrap_err().starts_with("请求体不是有效的 JSON"));
-    }
 
     #[test]
     fn a_detection_is_checked_field_by_field() {

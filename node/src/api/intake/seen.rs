@@ -17,25 +17,11 @@ use crate::runtime::store::{LocalOp, LocalSpace, read_mark};
 use crate::storage::{Space, Storage, StorageError};
 
 /// How long a detection id is remembered after it was recorded.
-pub const SEEN_KEEP_MS: u64 = 7 * 86_400_000;
-/// Longest detection id (bytes).
-pub const DETECTION_ID_BYTES_MAX: usize = 128;
+pub const SEEN_KEEP_MS: u64 = protocol::intake::DETECTION_KEEP_MS;
+pub use protocol::intake::{DETECTION_ID_BYTES_MAX, check_detection_id};
 
 const ID_PREFIX: &[u8] = b"det/";
 const TIME_PREFIX: &[u8] = b"det-at/";
-
-/// Checks a device's detection id: 1 to [`DETECTION_ID_BYTES_MAX`] printable ASCII characters,
-/// no spaces (a UUID, a counter, `cam-01/1764400000123`).
-pub fn check_detection_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > DETECTION_ID_BYTES_MAX || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "detection_id 须为 1 到 {DETECTION_ID_BYTES_MAX} 个可见 ASCII 字符（不含空格），现为“{}” / detection_id: 1 \
-             to {DETECTION_ID_BYTES_MAX} printable ASCII characters",
-            id.chars().take(40).collect::<String>()
-        ));
-    }
-    Ok(())
-}
 
 fn tail(device: &str, detection: &str) -> Vec<u8> {
     [device.as_bytes(), &[0], detection.as_bytes()].concat()
