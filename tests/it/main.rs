@@ -24,6 +24,7 @@ mod devices;
 mod federation;
 mod files;
 mod flood;
+mod fuzz_seeds;
 mod health;
 mod ledger_cli;
 mod links;

@@ -1,0 +1,69 @@
+//! The `frame_decode` fuzz target's seeds (`fuzz/corpus-seeds/frame_decode`): one frame of each
+//! kind as this build encodes it, checked in so the fuzzer starts from real frames (the protocol
+//! crate does no file I/O, so the check lives here). After a wire change,
+//! `MINGCHU_WRITE_SEEDS=1 cargo test -p tests --test it fuzz_seeds` writes them anew.
+
+use protocol::alert::{AlertRaised, AlertType, Severity, Zone};
+use protocol::event::{Body, Event, Hlc};
+use protocol::wire::{Ack, Batch, Frame, Hello, PROTOCOL_VERSION, SeqRange, encode_frame};
+use topology::NodeId;
+
+fn sample_event() -> Event {
+    let school: NodeId = "130102-S0042".parse().unwrap();
+    Event {
+        by: None,
+        origin: school,
+        seq: 7,
+        hlc: Hlc { wall_ms: 1_700_000_000_000, logical: 3 },
+        scope: school,
+        body: Body::Alert(AlertRaised {
+            camera: "cam-03".into(),
+            canteen: "main".into(),
+            zone: Zone::Cooking,
+            alert_type: AlertType::NoChefHat,
+            severity: Severity::General,
+            detected_at_ms: 1_700_000_000_000,
+            confidence_permille: 913,
+            snapshot: "snap/1.jpg".into(),
+            repeat_count: 1,
+        }),
+    }
+}
+
+#[test]
+fn fuzz_seeds_are_current() {
+    let e = sample_event();
+    let hello = Hello { version: PROTOCOL_VERSION, node: e.origin, cursors: vec![(e.origin, 9)] };
+    let batch =
+        Batch { id: 1, ranges: vec![SeqRange { origin: e.origin, after: 6, upto: 7 }], events: vec![e.clone()] };
+    let frames = [
+        Frame::Hello(hello.clone()),
+        Frame::HelloAck(hello),
+        Frame::Batch(batch.clone()),
+        Frame::Ack(Ack { id: 1, cursors: vec![(e.origin, 7)] }),
+        Frame::Ping { backlog: 3 },
+        Frame::Goodbye { reason: "再见 / bye".into() },
+        Frame::Fresh(batch),
+        Frame::Health(protocol::health::HealthDelta { after: 0, upto: 1, rows: vec![] }),
+        Frame::HealthAck { upto: 1 },
+        Frame::FileGet { req: 1, holder: e.origin, hash: [7; 32] },
+        Frame::FileData { req: 1, offset: 0, total: 3, meta: None, bytes: vec![1, 2, 3] },
+        Frame::FileFail { req: 1, missing: true, reason: "gone".into() },
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus-seeds/frame_decode");
+    let write = std::env::var_os("MINGCHU_WRITE_SEEDS").is_some();
+    for f in frames {
+        let path = dir.join(format!("{}.bin", f.name()));
+        let bytes = encode_frame(&f).unwrap();
+        if write {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let seed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            seed,
+            bytes,
+            "{} is stale: MINGCHU_WRITE_SEEDS=1 cargo test -p tests --test it fuzz_seeds",
+            path.display()
+        );
+    }
+}
