@@ -661,7 +661,8 @@ impl Session {
                 batch.events.len()
             ));
         }
-        let mut ranges: BTreeMap<NodeId, (u64, u64)> = BTreeMap::new();
+        // Per origin: its range, and how many of its events the batch carries.
+        let mut ranges: BTreeMap<NodeId, (u64, u64, u64)> = BTreeMap::new();
         for r in &batch.ranges {
             if r.after >= r.upto {
                 return Err(format!("batch {} has an empty range {}({}, {}]", batch.id, r.origin, r.after, r.upto));
@@ -669,15 +670,17 @@ impl Session {
             if !sends_origin(self.peer, self.me, r.origin) {
                 return Err(format!("peer {} may not send events of origin {} to {}", self.peer, r.origin, self.me));
             }
-            if ranges.insert(r.origin, (r.after, r.upto)).is_some() {
+            if ranges.insert(r.origin, (r.after, r.upto, 0)).is_some() {
                 return Err(format!("batch {} names origin {} twice", batch.id, r.origin));
             }
         }
         let mut last: Option<(NodeId, u64)> = None;
         for e in &batch.events {
-            let Some(&(after, upto)) = ranges.get(&e.origin) else {
+            let Some((after, upto, carried)) = ranges.get_mut(&e.origin) else {
                 return Err(format!("batch {} carries {} outside its ranges", batch.id, e.id()));
             };
+            let (after, upto) = (*after, *upto);
+            *carried += 1;
             if e.seq <= after || e.seq > upto {
                 return Err(format!("batch {} carries {} outside ({after}, {upto}]", batch.id, e.id()));
             }
@@ -690,16 +693,12 @@ impl Session {
         // its origin's subtree): a range from below that skips some claims what it does not carry,
         // and would leave a hole here that is never filled.
         if self.side == PeerSide::Descendant {
-            for r in &batch.ranges {
-                let carried = batch.events.iter().filter(|e| e.origin == r.origin).count() as u64;
-                if carried != r.upto - r.after {
+            for (origin, (after, upto, carried)) in &ranges {
+                if *carried != upto - after {
                     return Err(format!(
-                        "batch {} claims {}({}, {}] but carries {carried} of its {} events: a range sent up carries every event",
+                        "batch {} claims {origin}({after}, {upto}] but carries {carried} of its {} events: a range sent up carries every event",
                         batch.id,
-                        r.origin,
-                        r.after,
-                        r.upto,
-                        r.upto - r.after
+                        upto - after
                     ));
                 }
             }
