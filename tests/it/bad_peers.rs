@@ -8,17 +8,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use node::api::alerts::RaiseAlert;
 use node::runtime::link::LinkState;
 use node::tls::NodeCredentials;
 use node::transport::quic::QuicTransport;
 use node::transport::{Connection, Transport};
-use protocol::alert::{AlertRaised, AlertType, Severity, Zone};
-use protocol::event::{Body, Directive, Event, Hlc};
+use protocol::event::{Body, Directive};
 use protocol::wire::{Ack, Batch, Frame, Hello, PROTOCOL_VERSION, SeqRange, decode_frame, encode_frame};
 use topology::NodeId;
 
-use crate::{eventually, federation};
+use crate::{alert_event, alert_reaches_province, eventually, federation};
 
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()
@@ -66,27 +64,6 @@ async fn send_and_watch(conn: &mut Connection, frames: Vec<Frame>) -> Option<Str
             Ok(Ok(None)) => return Some("closed".into()),
             Ok(Err(e)) => return Some(e.to_string()),
         }
-    }
-}
-
-fn alert_event(origin: NodeId, seq: u64) -> Event {
-    Event {
-        by: None,
-        origin,
-        seq,
-        hlc: Hlc { wall_ms: 1_700_000_000_000, logical: 0 },
-        scope: origin,
-        body: Body::Alert(AlertRaised {
-            camera: "cam-01".into(),
-            canteen: "main".into(),
-            zone: Zone::Cooking,
-            alert_type: AlertType::NoMask,
-            severity: Severity::General,
-            detected_at_ms: 1_700_000_000_000,
-            confidence_permille: 900,
-            snapshot: String::new(),
-            repeat_count: 1,
-        }),
     }
 }
 
@@ -184,12 +161,5 @@ fn authenticated_peers_that_break_the_rules_are_refused_counted_logged_and_nothi
     assert!(!events.iter().any(|e| e.origin == bad && e.kind == "directive"), "the forged directive is not held");
 
     // The county still serves its real schools.
-    let province = cluster.topology.root();
-    let a = cluster
-        .client(good)
-        .raise_alert(&RaiseAlert { camera: "cam-01".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
-        .unwrap();
-    eventually(Duration::from_secs(15), "the good school's alert at the province", || {
-        cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())
-    });
+    alert_reaches_province(&cluster, good, "the good school's alert at the province");
 }

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use node::api::alerts::RaiseAlert;
 use node::runtime::link::LinkState;
 use node::tls;
 use rustls::pki_types::pem::PemObject;
@@ -16,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use topology::NodeId;
 
 use crate::flood::rustls_client;
-use crate::{eventually, federation, mingchu};
+use crate::{alert_reaches_province, eventually, federation, mingchu};
 
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()
@@ -80,14 +79,7 @@ fn a_county_enrols_its_school_with_a_delegated_ca_and_cannot_sign_for_another_co
         (link.state == LinkState::Up && link.since_ms >= since_ms).then_some(())
     });
     eprintln!("the school linked {:?} after starting with a three-certificate chain", start.elapsed());
-    let a = cluster
-        .client(school)
-        .raise_alert(&RaiseAlert { camera: "cam-01".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
-        .unwrap();
-    let province = cluster.topology.root();
-    eventually(Duration::from_secs(15), "the school's alert at the province", || {
-        cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())
-    });
+    alert_reaches_province(&cluster, school, "the school's alert at the province");
 
     // The county's CA refuses another county's school, in Chinese, and writes nothing.
     let (success, _, err) = mingchu(&["ca", "issue", "--node", "130104-S0001", "--dir", &s(&county_dir)]);

@@ -3,36 +3,11 @@
 //! crate does no file I/O, so the check lives here). After a wire change,
 //! `MINGCHU_WRITE_SEEDS=1 cargo test -p tests --test it fuzz_seeds` writes them anew.
 
-use protocol::alert::{AlertRaised, AlertType, Severity, Zone};
-use protocol::event::{Body, Event, Hlc};
 use protocol::wire::{Ack, Batch, Frame, Hello, PROTOCOL_VERSION, SeqRange, encode_frame};
-use topology::NodeId;
-
-fn sample_event() -> Event {
-    let school: NodeId = "130102-S0042".parse().unwrap();
-    Event {
-        by: None,
-        origin: school,
-        seq: 7,
-        hlc: Hlc { wall_ms: 1_700_000_000_000, logical: 3 },
-        scope: school,
-        body: Body::Alert(AlertRaised {
-            camera: "cam-03".into(),
-            canteen: "main".into(),
-            zone: Zone::Cooking,
-            alert_type: AlertType::NoChefHat,
-            severity: Severity::General,
-            detected_at_ms: 1_700_000_000_000,
-            confidence_permille: 913,
-            snapshot: "snap/1.jpg".into(),
-            repeat_count: 1,
-        }),
-    }
-}
 
 #[test]
 fn fuzz_seeds_are_current() {
-    let e = sample_event();
+    let e = crate::alert_event("130102-S0042".parse().unwrap(), 7);
     let hello = Hello { version: PROTOCOL_VERSION, node: e.origin, cursors: vec![(e.origin, 9)] };
     let batch =
         Batch { id: 1, ranges: vec![SeqRange { origin: e.origin, after: 6, upto: 7 }], events: vec![e.clone()] };

@@ -5,14 +5,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use node::api::alerts::RaiseAlert;
 use node::runtime::link::LinkState;
 use node::tls::{self, NodeCredentials};
 use node::transport::quic::QuicTransport;
 use node::transport::{Transport, TransportError};
 use topology::{NodeId, Tier};
 
-use crate::{eventually, federation};
+use crate::{alert_reaches_province, eventually, federation};
 
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()
@@ -158,14 +157,7 @@ fn bad_frames_close_only_that_link_and_the_node_goes_on() {
         let l = st.children.iter().find(|c| c.peer == s).unwrap();
         assert_eq!(l.state, LinkState::Up, "{s} link survived");
     }
-    let province = cluster.topology.root();
-    let a = cluster
-        .client(id("130102-S0001"))
-        .raise_alert(&RaiseAlert { camera: "cam-01".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
-        .unwrap();
-    eventually(Duration::from_secs(15), "the alert at the province after the bad frames", || {
-        cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())
-    });
+    alert_reaches_province(&cluster, id("130102-S0001"), "the alert at the province after the bad frames");
     assert!(cluster.ids().iter().all(|n| n.tier() != Tier::School || *n == bad || cluster.is_running(*n)));
 }
 
@@ -218,12 +210,5 @@ fn a_second_connection_replaces_a_live_link_only_after_its_hello() {
     assert!(log.contains("a second connection ended before its hello"), "the county logs it");
 
     // The live link still carries the school's alerts.
-    let province = cluster.topology.root();
-    let a = cluster
-        .client(school)
-        .raise_alert(&RaiseAlert { camera: "cam-01".into(), alert_type: "RODENT".into(), ..RaiseAlert::default() })
-        .unwrap();
-    eventually(Duration::from_secs(15), "the school's alert at the province", || {
-        cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())
-    });
+    alert_reaches_province(&cluster, school, "the school's alert at the province");
 }

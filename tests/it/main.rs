@@ -81,3 +81,44 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// An alert event of `origin` as a peer would carry it on the wire (the frame seeds' sample, and
+/// the bad peers' forged events).
+pub fn alert_event(origin: topology::NodeId, seq: u64) -> protocol::event::Event {
+    use protocol::alert::{AlertRaised, AlertType, Severity, Zone};
+    protocol::event::Event {
+        by: None,
+        origin,
+        seq,
+        hlc: protocol::event::Hlc { wall_ms: 1_700_000_000_000, logical: 3 },
+        scope: origin,
+        body: protocol::event::Body::Alert(AlertRaised {
+            camera: "cam-03".into(),
+            canteen: "main".into(),
+            zone: Zone::Cooking,
+            alert_type: AlertType::NoChefHat,
+            severity: Severity::General,
+            detected_at_ms: 1_700_000_000_000,
+            confidence_permille: 913,
+            snapshot: "snap/1.jpg".into(),
+            repeat_count: 1,
+        }),
+    }
+}
+
+/// Raises an alert at `school` and waits (15 s at most) until the province holds it: the tree
+/// still carries that school's alerts end to end.
+pub fn alert_reaches_province(cluster: &Cluster, school: topology::NodeId, what: &str) {
+    let a = cluster
+        .client(school)
+        .raise_alert(&node::api::alerts::RaiseAlert {
+            camera: "cam-01".into(),
+            alert_type: "RODENT".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let province = cluster.topology.root();
+    eventually(Duration::from_secs(15), what, || {
+        cluster.client(province).alerts(100, None).unwrap().iter().any(|x| x.id == a.id).then_some(())
+    });
+}
