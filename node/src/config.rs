@@ -99,7 +99,29 @@ pub struct NodeConfig {
     /// base address. Without it only cameras with their own HLS address can be watched.
     #[serde(default, skip_serializing_if = "VideoConfig::is_empty")]
     pub video: VideoConfig,
+    /// How long a school keeps its events (`[retention]`); counties, cities and the province keep
+    /// everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionConfig>,
 }
+
+/// A school's retention of events (`[retention]` in its config):
+///
+/// ```toml
+/// [retention]
+/// days = 400   # alerts, ledgers and warnings older than this, once the county holds them
+/// ```
+///
+/// Without the section a school keeps [`RETENTION_DAYS_DEFAULT`] days. What is kept regardless
+/// (registry, cases, what a case names, what the county does not hold yet) is in
+/// [`crate::runtime::store::compact`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub days: u32,
+}
+
+pub use crate::runtime::store::compact::{RETENTION_DAYS_DEFAULT, RETENTION_DAYS_MIN};
 
 pub use crate::runtime::files::FilesConfig;
 
@@ -408,7 +430,13 @@ impl NodeConfig {
             devices: None,
             files: FilesConfig::default(),
             video: VideoConfig::default(),
+            retention: None,
         }
+    }
+
+    /// How many days this node keeps its events: `Some` at a school, `None` (everything) above.
+    pub fn retention_days(&self) -> Option<u32> {
+        (self.node.tier() == topology::Tier::School).then(|| self.retention.map_or(RETENTION_DAYS_DEFAULT, |r| r.days))
     }
 
     pub fn load(path: &Path) -> anyhow::Result<NodeConfig> {
@@ -428,6 +456,21 @@ impl NodeConfig {
             );
         }
         cfg.video.check().with_context(|| path.display().to_string())?;
+        if let Some(r) = cfg.retention {
+            if cfg.node.tier() != topology::Tier::School {
+                bail!(
+                    "{}: [retention] 只用于学校节点：区县、市和省保留全部数据 / only a school drops old events",
+                    path.display()
+                );
+            }
+            if r.days < RETENTION_DAYS_MIN {
+                bail!(
+                    "{}: [retention] days = {}：学校至少保留 {RETENTION_DAYS_MIN} 天（预警规则要看 62 天的台账，监控数据至少保存 30 天）",
+                    path.display(),
+                    r.days
+                );
+            }
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let console_paths = cfg.console.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();
         let device_paths = cfg.devices.iter_mut().flat_map(|c| [c.cert.as_mut(), c.key.as_mut()]).flatten();

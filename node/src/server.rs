@@ -199,7 +199,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         lock: Default::default(),
         files: cfg.files,
     };
-    let scheduler = spawn_scheduler(engine.clone(), cfg.case_scan_ms, scan_now.clone());
+    let scheduler = spawn_scheduler(engine.clone(), cfg.case_scan_ms, scan_now.clone(), cfg.retention_days());
     let recent_alerts = recent_alerts_from_store(me, &reads, clock.wall_ms())
         .await
         .map_err(|e| anyhow::anyhow!("reading the school's recent alerts: {e}"))?;

@@ -259,6 +259,10 @@ pub struct Session {
     fresh: VecDeque<SeqRange>,
     /// Ranges above its cursor the peer acked from the priority lane: the bulk lane skips them.
     peer_islands: BTreeMap<NodeId, SeqRanges>,
+    /// Per origin, the seq at or below which this node no longer holds every event (a school's
+    /// retention dropped old ones once an ancestor held them): sending starts above it, and the
+    /// peer gets what lies below from elsewhere (its own ancestor holds it).
+    floors: BTreeMap<NodeId, u64>,
     /// Data frames that overtook the hello exchange (they travel another lane): replayed once up.
     early: Vec<Frame>,
     transmit: VecDeque<Frame>,
@@ -313,6 +317,7 @@ impl Session {
             persisting: BTreeSet::new(),
             fresh: VecDeque::new(),
             peer_islands: BTreeMap::new(),
+            floors: BTreeMap::new(),
             early: Vec::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -499,9 +504,30 @@ impl Session {
         }
     }
 
+    /// This node no longer holds every event of `origin` at or below `floor` (retention dropped
+    /// them after an ancestor held them): nothing at or below it is ever offered to the peer,
+    /// which has to get those from another holder. Only raises the floor.
+    pub fn set_floor(&mut self, origin: NodeId, floor: u64) {
+        if !sends_origin(self.me, self.peer, origin) {
+            return;
+        }
+        let f = self.floors.entry(origin).or_default();
+        *f = (*f).max(floor);
+        if self.state == State::Up && self.sent_of(origin) < floor {
+            self.sent.insert(origin, floor);
+            if self.local.get(&origin).copied().unwrap_or(0) <= floor {
+                self.ready.remove(&origin);
+            }
+        }
+    }
+
     fn go_up(&mut self, now_ms: u64) {
         self.state = State::Up;
         self.sent = self.peer_cursor.clone();
+        for (&o, &f) in &self.floors {
+            let s = self.sent.entry(o).or_default();
+            *s = (*s).max(f);
+        }
         self.ready = self.local.iter().filter(|(o, c)| **c > self.sent_of(**o)).map(|(o, _)| *o).collect();
         self.events.push_back(SessionEvent::Up);
         self.last_received_ms = now_ms;

@@ -14,7 +14,7 @@ use crate::cursor::Cursors;
 use crate::event::{Body, Directive, Event, Hlc};
 use crate::holds::holds;
 use crate::session::{Role, Session, SessionConfig, SessionEvent, Watermarks};
-use crate::wire::{Frame, decode_frame, encode_frame};
+use crate::wire::{Frame, SeqRange, decode_frame, encode_frame};
 
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()
@@ -114,8 +114,16 @@ impl Pair {
     }
 
     fn with_config(child: Store, parent: Store, faults: Faults, seed: u64, cfg: SessionConfig) -> Pair {
+        Pair::with_floor(child, parent, faults, seed, cfg, 0)
+    }
+
+    /// A pair whose child no longer holds its own events at or below `floor` (retention).
+    fn with_floor(child: Store, parent: Store, faults: Faults, seed: u64, cfg: SessionConfig, floor: u64) -> Pair {
         let (c, p) = (child.me.unwrap(), parent.me.unwrap());
-        let cs = Session::new(c, p, Role::Dialer, cfg, 0, &child.cursors).unwrap();
+        let mut cs = Session::new(c, p, Role::Dialer, cfg, 0, &child.cursors).unwrap();
+        if floor > 0 {
+            cs.set_floor(c, floor);
+        }
         let ps = Session::new(p, c, Role::Acceptor, cfg, 0, &parent.cursors).unwrap();
         let mut pair = Pair {
             now: 0,
@@ -882,4 +890,49 @@ fn cursors_near_the_top_of_the_seq_range_do_not_overflow_the_backlog() {
     up.handle_timeout(600);
     up.check_invariants().unwrap();
     assert!(!up.is_closed());
+}
+
+/// A school whose retention dropped its events 1..=60 (an ancestor held them) meets a parent that
+/// holds none of them (a wiped county): it sends 61..=100 only, once each, on a lossy link, and
+/// never offers what it no longer has; the parent holds them as an island until another holder
+/// (its own parent) fills 1..=60, and then holds all 100 exactly once.
+#[test]
+fn a_floor_below_which_events_were_dropped_is_never_offered() {
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let mut full = Store::new(school);
+    let all: Vec<Event> = (0..100).map(|_| full.append(school, alert())).collect();
+    let mut child = Store { me: Some(school), cursors: full.cursors.clone(), ..Store::default() };
+    for e in &all[60..] {
+        child.events.insert((school, e.seq), e.clone());
+    }
+    let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, ..SessionConfig::default() };
+    let faults = Faults { loss: 0.1, dup: 0.1, jitter_ms: 20 };
+    let mut pair = Pair::with_floor(child, Store::new(county), faults, 11, cfg, 60);
+    pair.run_until(60_000);
+    let parent = &pair.sides[1].store;
+    assert_eq!(parent.cursors.contiguous(school), 0, "nothing at or below the floor was claimed");
+    assert!(parent.cursors.holds_seq(school, 61) && parent.cursors.holds_seq(school, 100));
+    assert!(!parent.cursors.holds_seq(school, 60));
+    assert_eq!(parent.applied.len(), 40);
+    assert!(parent.applied.values().all(|&n| n == 1), "each applied once");
+    let stats = pair.sides[0].session.stats();
+    assert!(pair.sides[0].session.is_up() && pair.sides[1].session.is_up());
+    // Retransmits may repeat a batch; the fetches never reach below the floor.
+    assert!(stats.events_sent >= 40, "{stats:?}");
+
+    // The parent's own parent fills 1..=60 (it held them all along).
+    let side = &mut pair.sides[1];
+    let ranges = vec![SeqRange { origin: school, after: 0, upto: 60 }];
+    let (fresh, _) = apply_batch(&mut side.store.cursors, &ranges, &all[..60]);
+    for e in fresh {
+        *side.store.applied.entry((e.origin, e.seq)).or_default() += 1;
+        side.store.events.insert((e.origin, e.seq), e.clone());
+    }
+    assert_eq!(side.store.cursors.contiguous(school), 100);
+    let new = pair.append(0, school, alert());
+    pair.run_until(pair.now + 10_000);
+    let parent = &pair.sides[1].store;
+    assert_eq!(parent.cursors.contiguous(school), new.seq);
+    assert_eq!(parent.applied.len(), 101);
+    assert!(parent.applied.values().all(|&n| n == 1), "each applied once");
 }

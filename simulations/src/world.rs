@@ -194,7 +194,7 @@ impl World {
         };
         let wake = Arc::new(tokio::sync::Notify::new());
         let scheduler =
-            node::runtime::scheduler::spawn_scheduler(engine.clone(), self.settings.case_scan_ms, wake.clone());
+            node::runtime::scheduler::spawn_scheduler(engine.clone(), self.settings.case_scan_ms, wake.clone(), None);
         let running = Running { node, store, task, scheduler: Some(scheduler), engine, wake, cameras };
         // The devices beat again: the node hears each camera's current state.
         let beats: Vec<(String, Beat)> = n.beats.iter().map(|(c, b)| (c.clone(), b.clone())).collect();

@@ -289,6 +289,8 @@ pub struct LinkRun {
     timer: tokio::sync::watch::Sender<Option<u64>>,
     timer_task: JoinHandle<()>,
     closed: bool,
+    /// How far an ancestor peer holds this node's own events, as last told to the store.
+    told_holds: u64,
 }
 
 pub struct LinkActor;
@@ -371,6 +373,17 @@ impl LinkRun {
             let (me, peer) = (self.me, self.peer);
             invariant::broken(format_args!("node {me}, link to {peer}, after {step}: session {v}"));
         }
+    }
+
+    /// Tells the store how far an ancestor peer confirmed holding this node's own events, when it
+    /// got further (on the link's timer: retention needs it, not at every ack).
+    fn tell_ancestor_holds(&mut self) -> Result<(), String> {
+        let own_seq = self.session.peer_cursor(self.me);
+        if self.session.side() != PeerSide::Ancestor || !self.session.is_up() || own_seq <= self.told_holds {
+            return Ok(());
+        }
+        self.told_holds = own_seq;
+        self.store.cast(StoreMsg::AncestorHolds { own_seq }).map_err(|_| "store actor is gone".to_string())
     }
 
     fn drive(&mut self, myself: &ActorRef<LinkMsg>) -> Result<(), String> {
@@ -539,9 +552,18 @@ impl Actor for LinkActor {
         let snapshot =
             ractor::call_t!(args.store, |reply| StoreMsg::Subscribe { id: args.link_id, subscriber, reply }, 10_000)?;
         let now = args.clock.now_ms();
-        let session = match Session::new(args.me, peer, args.role, args.cfg, now, &snapshot) {
-            Ok(s) => s,
-            Err(e) => {
+        // Read after subscribing: a compaction before it wrote the floor, one after it tells us.
+        let floor = crate::runtime::store::compact::own_floor(args.storage.as_ref());
+        let session = match (floor, Session::new(args.me, peer, args.role, args.cfg, now, &snapshot)) {
+            (Ok(floor), Ok(mut s)) => {
+                s.set_floor(args.me, floor);
+                s
+            }
+            (Err(e), _) => {
+                let _ = args.store.cast(StoreMsg::Unsubscribe { id: args.link_id });
+                return Err(e.into());
+            }
+            (_, Err(e)) => {
                 let _ = args.store.cast(StoreMsg::Unsubscribe { id: args.link_id });
                 return Err(e.into());
             }
@@ -596,6 +618,7 @@ impl Actor for LinkActor {
             timer,
             timer_task,
             closed: false,
+            told_holds: 0,
         };
         st.drive(&myself)?;
         st.check_session("the link's start", None);
@@ -652,6 +675,9 @@ impl Actor for LinkActor {
             }
             LinkMsg::WriterFailed(e) => st.session.close(now, &format!("send failed: {e}")),
             LinkMsg::Progress(progress) => {
+                if let Some(floor) = progress.floor {
+                    st.session.set_floor(st.me, floor);
+                }
                 for (origin, c) in progress.contiguous {
                     st.session.handle_local_progress(now, origin, c);
                 }
@@ -666,6 +692,7 @@ impl Actor for LinkActor {
             LinkMsg::Tick => {
                 st.timer_at_ms = None;
                 st.session.handle_timeout(now);
+                st.tell_ancestor_holds()?;
                 let age = st.oldest_unsent_age_ms();
                 lock_status(&st.status).oldest_unsent_age_ms = age;
             }

@@ -69,9 +69,17 @@ pub const CASE_SCAN_MS_DEFAULT: u64 = 60_000;
 /// Runs [`scan`] and the early-warning engine's pass ([`Engine::pass`]) every `every_ms` of tokio
 /// time, and at once when `now` is notified (the clock moved, or a write changed what the rules
 /// read). Ends when the store is gone.
-pub fn spawn_scheduler(engine: Engine, every_ms: u64, now: Arc<tokio::sync::Notify>) -> tokio::task::JoinHandle<()> {
+/// With `retention_days` (a school), it also drops the events past their retention, at most once
+/// an hour ([`compact`]).
+pub fn spawn_scheduler(
+    engine: Engine,
+    every_ms: u64,
+    now: Arc<tokio::sync::Notify>,
+    retention_days: Option<u32>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let me = engine.me;
+        let mut compacted_at: Option<u64> = None;
         loop {
             tokio::select! {
                 biased;
@@ -86,6 +94,10 @@ pub fn spawn_scheduler(engine: Engine, every_ms: u64, now: Arc<tokio::sync::Noti
                 },
                 Err(_) => Ok(()),
             };
+            let warnings = match (warnings, retention_days) {
+                (Ok(()), Some(days)) => compact(&engine, days, &mut compacted_at).await.map(|_| ()),
+                (w, _) => w,
+            };
             if let Err(e) = cases.map(|_| ()).and(warnings) {
                 if engine.store.get_status() != ractor::ActorStatus::Running {
                     break;
@@ -94,4 +106,21 @@ pub fn spawn_scheduler(engine: Engine, every_ms: u64, now: Arc<tokio::sync::Noti
             }
         }
     })
+}
+
+/// How often a school looks for events past their retention (ms of its clock).
+const COMPACT_EVERY_MS: u64 = 3_600_000;
+
+/// Drops the school's events past `days` of retention (those an ancestor holds: see
+/// [`crate::runtime::store::compact`]), at most every [`COMPACT_EVERY_MS`] (and again at once
+/// when the clock went back); returns how many.
+pub async fn compact(engine: &Engine, days: u32, last_at: &mut Option<u64>) -> Result<u64, WriteError> {
+    let now = engine.clock.wall_ms();
+    if last_at.is_some_and(|at| at <= now && now - at < COMPACT_EVERY_MS) {
+        return Ok(0);
+    }
+    *last_at = Some(now);
+    let cutoff_ms = now.saturating_sub(u64::from(days) * 86_400_000);
+    ractor::call_t!(engine.store, |reply| StoreMsg::Compact { cutoff_ms, reply }, CALL_TIMEOUT_MS)
+        .map_err(|e| WriteError::Unavailable(e.to_string()))?
 }

@@ -25,6 +25,7 @@ use crate::runtime::invariant;
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
 pub mod case_summaries;
+pub mod compact;
 pub mod open_alerts;
 pub mod read;
 pub mod rollup;
@@ -522,6 +523,12 @@ pub struct StoreStats {
     /// allowed in the case's state).
     #[serde(default)]
     pub refused_steps: u64,
+    /// Events retention dropped since the node started ([`compact`]), and this node's own seq at
+    /// or below which it may lack its own events (0: it holds them all).
+    #[serde(default)]
+    pub events_dropped: u64,
+    #[serde(default)]
+    pub own_floor: u64,
 }
 
 /// How far the node's holdings got, as told to a link.
@@ -531,6 +538,8 @@ pub struct Progress {
     pub contiguous: Vec<(NodeId, u64)>,
     /// Ranges of fresh events just come to be held (for the priority lane).
     pub fresh: Vec<SeqRange>,
+    /// Retention dropped this node's own events up to here: never offer them ([`compact`]).
+    pub floor: Option<u64>,
 }
 
 /// Called with the progress relevant to one link.
@@ -586,9 +595,17 @@ pub enum StoreMsg {
         root: NodeId,
         reply: RpcReplyPort<Vec<(NodeId, u64)>>,
     },
-    /// An ancestor's hello said it holds this node's own events up to `own_seq`.
+    /// An ancestor's hello (or, now and then, its acks) said it holds this node's own events up to
+    /// `own_seq`.
     AncestorHolds {
         own_seq: u64,
+    },
+    /// Retention ([`compact`]): drops the event groups wholly older than `cutoff_ms` (of them,
+    /// this node's own only up to what an ancestor holds); answers after the flush with how many
+    /// events were dropped.
+    Compact {
+        cutoff_ms: u64,
+        reply: RpcReplyPort<Result<u64, WriteError>>,
     },
     FlushDone(Result<(), StorageError>),
     /// Something waits in the [`PriorityInbox`].
@@ -626,6 +643,8 @@ pub enum StoreMsg {
 
 enum Waiter {
     Secret(RpcReplyPort<Result<(), WriteError>>),
+    /// A compaction: how many events it dropped.
+    Compacted(RpcReplyPort<Result<u64, WriteError>>, u64),
     Append(RpcReplyPort<Result<Vec<StoredEvent>, WriteError>>, Vec<StoredEvent>),
     Apply(RpcReplyPort<Result<Vec<(NodeId, u64)>, String>>, Vec<(NodeId, u64)>),
 }
@@ -654,6 +673,8 @@ pub struct StoreState {
     /// `Some` while restoring: `Some(None)` until an ancestor said how far it holds this node's
     /// own events, then `Some(Some(seq))` until the store holds them all.
     restore_target: Option<Option<u64>>,
+    /// The most an ancestor said it holds of this node's own events (since the node started).
+    ancestor_holds: u64,
     stats: StoreStats,
     /// The highest case ledger number this node gave per China-time year ([`ledger_counters`]).
     ledger: BTreeMap<u32, u32>,
@@ -844,7 +865,7 @@ impl StoreState {
                 .collect();
             let fresh: Vec<SeqRange> = fresh.iter().filter(|r| sends_origin(me, sub.peer, r.origin)).copied().collect();
             if !contiguous.is_empty() || !fresh.is_empty() {
-                (sub.notify)(Progress { contiguous, fresh });
+                (sub.notify)(Progress { contiguous, fresh, floor: None });
             }
         }
     }
@@ -968,7 +989,7 @@ impl Actor for StoreActor {
             info!(node = %args.me, "fresh store: local writes wait until an ancestor says what this node wrote before");
         }
         info!(node = %args.me, origins = cursors.len(), own_seq = cursors.contiguous(args.me), "store opened");
-        let stats = StoreStats::default();
+        let stats = StoreStats { own_floor: compact::own_floor(args.storage.as_ref())?, ..StoreStats::default() };
         Ok(StoreState {
             me: args.me,
             storage: args.storage,
@@ -986,6 +1007,7 @@ impl Actor for StoreActor {
             subscribers: BTreeMap::new(),
             priority: args.priority,
             restore_target: if restoring { Some(None) } else { None },
+            ancestor_holds: 0,
             stats,
             ledger,
         })
@@ -1090,11 +1112,35 @@ impl StoreActor {
                 let _ = reply.send(st.cursors.contiguous_vector(|o| root.is_ancestor_or_self_of(o)));
             }
             StoreMsg::AncestorHolds { own_seq } => {
+                st.ancestor_holds = st.ancestor_holds.max(own_seq);
                 if let Some(target) = st.restore_target {
                     let t = target.unwrap_or(0).max(own_seq);
                     st.restore_target = Some(Some(t));
                     info!(node = %st.me, own_seq = t, have = st.cursors.contiguous(st.me), "an ancestor holds this node's history");
                     st.check_restored()?;
+                }
+            }
+            StoreMsg::Compact { cutoff_ms, reply } => {
+                // While restoring, the store does not yet hold what it would judge.
+                let holds = if st.restore_target.is_some() { 0 } else { st.ancestor_holds };
+                match compact::plan(st.storage.as_ref(), st.me, cutoff_ms, holds) {
+                    Ok(plan) if plan.dropped == 0 => drop(reply.send(Ok(0))),
+                    Ok(plan) => {
+                        let (dropped, floor) = (plan.dropped, plan.floor);
+                        match st.storage.write(plan.batch) {
+                            Ok(()) => {
+                                st.stats.events_dropped += dropped;
+                                st.stats.own_floor = floor;
+                                info!(node = %st.me, dropped, floor, "retention: old events dropped");
+                                for sub in st.subscribers.values() {
+                                    (sub.notify)(Progress { floor: Some(floor), ..Progress::default() });
+                                }
+                                st.pending.push(Waiter::Compacted(reply, dropped));
+                            }
+                            Err(e) => drop(reply.send(Err(WriteError::Storage(e)))),
+                        }
+                    }
+                    Err(e) => drop(reply.send(Err(WriteError::Storage(e)))),
                 }
             }
             StoreMsg::Stats(reply) => {
@@ -1115,6 +1161,7 @@ impl StoreActor {
                         match w {
                             Waiter::Append(r, _) => drop(r.send(Err(WriteError::Storage(e.clone())))),
                             Waiter::Secret(r) => drop(r.send(Err(WriteError::Storage(e.clone())))),
+                            Waiter::Compacted(r, _) => drop(r.send(Err(WriteError::Storage(e.clone())))),
                             Waiter::Apply(r, _) => drop(r.send(Err(format!("storage failed: {e}")))),
                         }
                     }
@@ -1129,6 +1176,7 @@ impl StoreActor {
                     match w {
                         Waiter::Append(r, stored) => drop(r.send(Ok(stored))),
                         Waiter::Secret(r) => drop(r.send(Ok(()))),
+                        Waiter::Compacted(r, n) => drop(r.send(Ok(n))),
                         Waiter::Apply(r, cursors) => drop(r.send(Ok(cursors))),
                     }
                 }

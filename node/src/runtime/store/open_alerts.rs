@@ -130,6 +130,20 @@ impl<'a> OpenAlerts<'a> {
     }
 }
 
+/// Removes every index entry about `alert` (retention dropped it and its updates): open, decided
+/// ahead of it, dismissed by its own school.
+pub(super) fn forget(storage: &dyn Storage, b: &mut WriteBatch, alert: EventId) -> Result<(), StorageError> {
+    for (by, prefix) in [(OPEN_BY_ID, OPEN_BY_TIME), (SELF_DISMISSED_BY_ID, SELF_DISMISSED_BY_TIME)] {
+        let key = by_id(by, alert);
+        if let Some(hlc) = storage.get(Space::Index, &key)?.as_deref().and_then(decode_hlc) {
+            b.delete(Space::Index, &key);
+            b.delete(Space::Index, &time_key(prefix, hlc, alert));
+        }
+    }
+    b.delete(Space::Index, &by_id(DECIDED, alert));
+    Ok(())
+}
+
 /// Whether storage already holds the event `id` (an alert decided before, not one still to come).
 fn alert_held(storage: &dyn Storage, id: EventId) -> Result<bool, StorageError> {
     Ok(super::read::read_event(storage, id)?.is_some())
