@@ -35,6 +35,7 @@ mod partition;
 mod people;
 mod registry;
 mod relay;
+mod retention;
 mod revocation;
 mod spot;
 mod spot_draw;
