@@ -715,6 +715,13 @@ pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
         st.store.events_applied,
         st.store.duplicates_ignored
     );
+    if st.store.own_floor > 0 {
+        // Retention at a school: what it no longer keeps, its county and above still hold.
+        out.push_str(&format!(
+            "  保留期外的旧数据已清理：本节点序号 {} 及以前的告警、台账、预警只在上级保存（本次运行清理 {} 条）\n",
+            st.store.own_floor, st.store.events_dropped
+        ));
+    }
     if st.parent.is_none() && st.tier == Tier::Province {
         out.push_str("  （根节点，无上级）\n");
     }

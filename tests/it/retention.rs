@@ -102,6 +102,18 @@ fn a_school_drops_what_its_county_holds_past_retention_and_every_restore_still_w
     assert!(st.own_seq >= before.own_seq, "cursors never move back: {st:?}");
     assert!(held(&cluster, school).unwrap().keys().all(|a| !old.contains(a)), "old alerts gone at the school");
     assert!(client.events(100).unwrap().iter().any(|e| e.id == notice.id), "the county's notice is kept");
+    // The operator sees it in `topology show`, in Chinese.
+    let admin = cluster.admin_addr(school).to_string();
+    let (ok, out, err) = crate::mingchu(&["topology", "show", "--links", "--admin", &admin]);
+    assert!(ok, "{err}");
+    eprintln!("{out}");
+    assert!(
+        out.contains(&format!(
+            "本节点序号 {} 及以前的告警、台账、预警只在上级保存（本次运行清理 12 条）",
+            st.own_floor
+        )),
+        "{out}"
+    );
     for n in [county, county.parent().unwrap(), province] {
         assert_eq!(holds_all(&cluster, n, &old), Some(old.len()), "{n} keeps everything");
     }
