@@ -630,6 +630,23 @@ mod tests {
         }
     }
 
+    /// A school keeps 400 days by default and at least 90; above a school the section is refused.
+    #[test]
+    fn retention_is_a_schools_and_has_a_floor_of_ninety_days() {
+        let base = "topology = \"t.toml\"\ndata_dir = \"d\"\ncert_dir = \"c\"\n";
+        let parse = |node: &str, extra: &str| {
+            NodeConfig::parse(&format!("node = \"{node}\"\n{base}{extra}"), Path::new("/etc/mingchu/n.toml"))
+        };
+        assert_eq!(parse("130102-S0001", "").unwrap().retention_days(), Some(RETENTION_DAYS_DEFAULT));
+        assert_eq!(parse("130102", "").unwrap().retention_days(), None);
+        let cfg = parse("130102-S0001", "[retention]\ndays = 120\n").unwrap();
+        assert_eq!(cfg.retention_days(), Some(120));
+        let err = format!("{:#}", parse("130102-S0001", "[retention]\ndays = 30\n").unwrap_err());
+        assert!(err.contains("学校至少保留 90 天"), "{err}");
+        let err = format!("{:#}", parse("130102", "[retention]\ndays = 400\n").unwrap_err());
+        assert!(err.contains("只用于学校节点"), "{err}");
+    }
+
     #[test]
     fn the_console_is_https_off_loopback_and_refuses_bad_combinations() {
         let dir = tempfile::tempdir().unwrap();
