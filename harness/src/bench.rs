@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// killed in the middle of a 64,000-alert burst.
     #[arg(long)]
     pub outage: bool,
+    /// Also measure restoring a wiped county from its city (after the other phases): the county
+    /// holding a quarter of the throughput phase's alerts is stopped, its data dir removed, and
+    /// restarted; the time until it holds again all it held.
+    #[arg(long)]
+    pub restore: bool,
     /// Also measure the priority lane: fresh alerts while a backlog of --backlog-events drains
     /// (on its own federation, lane on and off).
     #[arg(long)]
@@ -132,6 +137,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut cluster = Cluster::create(&dir, &spec, &binary)?;
     cluster.set_log(&std::env::var("MINGCHU_BENCH_LOG").unwrap_or_else(|_| "warn".into()));
     let mut result = bench_body(&mut cluster, &args);
+    if result.is_ok() && args.restore {
+        result = restore_county(&mut cluster);
+    }
     if result.is_ok() && args.outage {
         result = crate::bench_outage::run(&mut cluster);
     }
@@ -287,6 +295,74 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
         "  for comparison, one raise request until durable at the school (HTTP + flush): p50 {:.2} ms   p99 {:.2} ms",
         f(percentile(&acked_us, 0.50)),
         f(percentile(&acked_us, 0.99))
+    );
+    memory_and_storage(cluster)
+}
+
+/// Resident memory per tier (after the phases above: every school holds its share) and the
+/// stores' bytes on disk per event held.
+fn memory_and_storage(cluster: &Cluster) -> anyhow::Result<()> {
+    println!(
+        "
+memory and storage after the phases above:"
+    );
+    for tier in Tier::ALL {
+        let ids: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == tier).collect();
+        let rss: Vec<u64> = ids.iter().filter_map(|&n| cluster.rss_bytes(n)).collect();
+        let (mut held, mut disk) = (0u64, 0u64);
+        for &n in &ids {
+            held += cluster.status(n)?.store.events_held;
+            disk += cluster.data_bytes(n);
+        }
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        let max = rss.iter().copied().max().unwrap_or(0);
+        let mean = rss.iter().sum::<u64>() / rss.len().max(1) as u64;
+        println!(
+            "  {tier:<8} {} node(s): RSS mean {:.1} MiB, max {:.1} MiB; data dirs {:.1} MiB for {held} events held = {:.0} bytes/event",
+            ids.len(),
+            mib(mean),
+            mib(max),
+            mib(disk),
+            disk as f64 / held.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// Stops the county with the most events, removes its data dir, restarts it, and times how long
+/// until it holds again everything it held (from its city, and its schools).
+fn restore_county(cluster: &mut Cluster) -> anyhow::Result<()> {
+    let counties: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::County).collect();
+    let mut best = (0u64, counties[0]);
+    for &c in &counties {
+        best = best.max((cluster.status(c)?.store.events_held, c));
+    }
+    let (held, county) = best;
+    let bytes = cluster.data_bytes(county);
+    cluster.stop(county)?;
+    std::fs::remove_dir_all(cluster.data_dir(county))?;
+    let t0 = Instant::now();
+    cluster.start(county)?;
+    let deadline = t0 + Duration::from_secs(BENCH_WAIT_S);
+    loop {
+        if let Ok(st) = cluster.status(county)
+            && !st.store.restoring
+            && st.store.events_held >= held
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the wiped county {county} did not get its {held} events back within {BENCH_WAIT_S} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = t0.elapsed();
+    println!(
+        "
+restore: county {county} wiped ({held} events, {:.1} MiB on disk) and restarted: holds them all again after {:.2} s = {:.0} events/s",
+        bytes as f64 / f64::from(1u32 << 20),
+        took.as_secs_f64(),
+        held as f64 / took.as_secs_f64()
     );
     Ok(())
 }

@@ -412,6 +412,31 @@ impl Cluster {
         Some(ticks / 100.0)
     }
 
+    /// Resident memory of node `id`'s process now, in bytes (Linux `/proc`: `VmRSS`).
+    pub fn rss_bytes(&self, id: NodeId) -> Option<u64> {
+        let pid = self.procs.get(&id)?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    /// Bytes node `id`'s data directory takes (the files' lengths, summed).
+    pub fn data_bytes(&self, id: NodeId) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(p) else { return 0 };
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.data_dir(id))
+    }
+
     /// The last `lines` lines of a node's log, for error reports.
     pub fn log_tail(&self, id: NodeId, lines: usize) -> String {
         let text = std::fs::read_to_string(self.log_path(id)).unwrap_or_default();
