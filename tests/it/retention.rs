@@ -114,6 +114,11 @@ fn a_school_drops_what_its_county_holds_past_retention_and_every_restore_still_w
         )),
         "{out}"
     );
+    let mut resp = ureq::get(&format!("http://{admin}/metrics")).call().unwrap();
+    let metrics = resp.body_mut().read_to_string().unwrap();
+    for line in [format!("mingchu_store_own_floor {}", st.own_floor), "mingchu_store_events_dropped_total 12".into()] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in /metrics");
+    }
     for n in [county, county.parent().unwrap(), province] {
         assert_eq!(holds_all(&cluster, n, &old), Some(old.len()), "{n} keeps everything");
     }

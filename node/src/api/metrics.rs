@@ -297,6 +297,16 @@ pub fn render(st: &NodeStatus, view: &HealthView, uptime_s: f64) -> Result<Strin
     m.gauge("store_events_held", "Events this node's store holds.", store.events_held as i64);
     m.counter("store_events_applied", "Events from peers applied to the store.", store.events_applied);
     m.counter("store_duplicates_ignored", "Events received again and ignored.", store.duplicates_ignored);
+    m.counter(
+        "store_events_dropped",
+        "Events a school's retention dropped since the node started (its county and above keep them).",
+        store.events_dropped,
+    );
+    m.gauge(
+        "store_own_floor",
+        "A school's own seq at or below which retention dropped old events (0: it holds all).",
+        store.own_floor as i64,
+    );
     m.gauge("store_origins", "Nodes whose events the store holds.", store.origins as i64);
     m.gauge("store_own_seq", "The sequence number of this node's latest own event.", store.own_seq as i64);
     m.gauge(
