@@ -74,14 +74,7 @@ fn directives_reach_exactly_the_nodes_that_should_hold_them() {
         .client(province)
         .send_directive(&SendDirective { to: target.to_string(), title: "整改通知".into(), text: "rectify".into() })
         .unwrap();
-    let county_wide = cluster
-        .client(county)
-        .send_directive(&SendDirective {
-            to: county.to_string(),
-            title: "county directive".into(),
-            text: String::new(),
-        })
-        .unwrap();
+    let county_wide = crate::directive(&cluster, county, county, "county directive");
     let bulletin = cluster
         .client(province)
         .send_directive(&SendDirective { to: province.to_string(), title: "通报".into(), text: String::new() })

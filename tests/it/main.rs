@@ -71,6 +71,17 @@ pub fn federation(cities: u32, counties_per_city: u32, schools_per_county: u32) 
     (dir, cluster)
 }
 
+/// `from` sends a directive titled `title` to `to` (no text); its event.
+pub fn directive(
+    cluster: &Cluster,
+    from: topology::NodeId,
+    to: topology::NodeId,
+    title: &str,
+) -> node::api::directives::EventView {
+    let d = node::api::directives::SendDirective { to: to.to_string(), title: title.into(), text: String::new() };
+    cluster.client(from).send_directive(&d).unwrap()
+}
+
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

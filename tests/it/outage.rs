@@ -10,7 +10,7 @@ use harness::cluster::Cluster;
 use node::api::alerts::RaiseAlert;
 use topology::{NodeId, Tier};
 
-use crate::{eventually, federation};
+use crate::{directive, eventually, federation};
 
 /// How long a level stays dead in the outage tests.
 const OUTAGE: Duration = Duration::from_secs(10);
@@ -287,14 +287,7 @@ fn a_wiped_data_dir_is_restored_from_the_parent_without_reusing_seqs() {
         };
         ids.push(cluster.client(school).raise_alert(&req).unwrap().id);
     }
-    let notice = cluster
-        .client(county)
-        .send_directive(&node::api::directives::SendDirective {
-            to: school.to_string(),
-            title: "整改通知".into(),
-            text: String::new(),
-        })
-        .unwrap();
+    let notice = directive(&cluster, county, school, "整改通知");
     eventually(Duration::from_secs(15), "history at the province and the notice at the school", || {
         let at_p = held(&cluster, province)?;
         let notice_there = cluster.client(school).events(100).ok()?.iter().any(|e| e.id == notice.id);
@@ -339,14 +332,7 @@ fn a_wiped_data_dir_is_restored_from_the_parent_without_reusing_seqs() {
     assert!(ids.iter().all(|id| alerts.contains_key(id)), "the school got its own alerts back");
     assert!(cluster.client(school).events(100).unwrap().iter().any(|e| e.id == notice.id), "and its notice");
     // And the county's own sequence too.
-    let d2 = cluster
-        .client(county)
-        .send_directive(&node::api::directives::SendDirective {
-            to: county.to_string(),
-            title: "after".into(),
-            text: String::new(),
-        })
-        .unwrap();
+    let d2 = directive(&cluster, county, county, "after");
     assert_eq!(d2.seq, notice.seq + 1);
     eventually(Duration::from_secs(15), "the new alert at the province", || {
         held(&cluster, province).and_then(|h| (h.contains_key(&next.id) && h.len() == 6).then_some(()))

@@ -66,14 +66,7 @@ fn a_school_drops_what_its_county_holds_past_retention_and_every_restore_still_w
             });
         }
     }
-    let notice = cluster
-        .client(county)
-        .send_directive(&node::api::directives::SendDirective {
-            to: school.to_string(),
-            title: "整改通知".into(),
-            text: String::new(),
-        })
-        .unwrap();
+    let notice = crate::directive(&cluster, county, school, "整改通知");
     let before = cluster.status(school).unwrap().store;
     eventually(Duration::from_secs(15), "the school's alerts at the province, its county holding them", || {
         holds_all(&cluster, province, &old)?;
