@@ -60,6 +60,15 @@ pub fn render(r: &Report) -> String {
     let kinds: Vec<String> = r.events_by_kind.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
     let tiers: Vec<String> = r.events_by_origin_tier.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
     let _ = writeln!(o, "events written: {} (by origin: {})", kinds.join(", "), tiers.join(", "));
+    let (events, keys, bytes) = r.province_store;
+    let _ = writeln!(
+        o,
+        "province store at the end: {} events, {} keys, {:.1} MB of keys and values ({:.0} bytes per event held)",
+        thousands(events),
+        thousands(keys),
+        bytes as f64 / 1e6,
+        bytes as f64 / events.max(1) as f64
+    );
     let _ = writeln!(
         o,
         "delivered: {} of {} (node, event) pairs; lost {}, duplicated {}, held against the rules {}",

@@ -185,6 +185,8 @@ pub struct Report {
     /// Events written, by kind and by the origin's tier.
     pub events_by_kind: BTreeMap<String, u64>,
     pub events_by_origin_tier: BTreeMap<String, u64>,
+    /// The province's store at the end: events held, keys, and bytes of keys and values.
+    pub province_store: (u64, u64, u64),
     /// (node, event) pairs that should exist at the end, and those that do.
     pub deliveries_expected: u64,
     pub deliveries_done: u64,
@@ -876,6 +878,10 @@ fn final_checks(world: &World, w: &Workload, report: &mut Report, seed: u64) {
     let mut digest = Fnv::new();
     for (id, n) in &world.nodes {
         let events = all_events(&n.storage).unwrap_or_default();
+        if id.tier() == topology::Tier::Province {
+            let (keys, bytes) = n.storage.durable_size();
+            report.province_store = (events.len() as u64, keys, bytes);
+        }
         digest.add(id.to_string().as_bytes());
         let mut h = Held::default();
         for s in events {

@@ -49,6 +49,13 @@ impl MemStorage {
         *g = Inner { version, ..Inner::default() };
     }
 
+    /// Keys held durably and their bytes (keys and values, as stored: the in-memory store's size,
+    /// before any on-disk store's own overhead).
+    pub fn durable_size(&self) -> (u64, u64) {
+        let g = self.lock();
+        (g.durable.len() as u64, g.durable.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum())
+    }
+
     /// Keys written (or deleted) since the last flush.
     pub fn unflushed_len(&self) -> usize {
         self.lock().pending.len()
