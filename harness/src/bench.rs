@@ -173,34 +173,46 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     let before = cluster.status(province)?.store.alerts_applied;
     let t0 = Instant::now();
     let (per, batch, in_flight) = (args.per_school, args.batch.max(1), args.in_flight.clamp(1, 64));
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut handles = Vec::new();
+    if batch == 1 && in_flight > 1 {
+        // The intake mode: keep-alive connections driven by tasks on one thread.
+        let mut shares = Vec::new();
         for &school in &schools {
-            // Each of the school's senders its own share of the indices (so every detection is
-            // distinct) and its own client (its own connection).
             for k in 0..in_flight {
-                let client = cluster.client(school);
                 let (from, to) = (per * k / in_flight, per * (k + 1) / in_flight);
-                handles.push(scope.spawn(move || -> anyhow::Result<()> {
-                    let mut sent = from;
-                    while sent < to {
-                        let n = batch.min(to - sent);
-                        if n == 1 {
-                            client.raise_alert(&sample(sent))?;
-                        } else {
-                            client.raise_alerts((sent..sent + n).map(sample).collect())?;
-                        }
-                        sent += n;
-                    }
-                    Ok(())
-                }));
+                shares.push(crate::bench_intake::Share { addr: cluster.admin_addr(school), from, to });
             }
         }
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??;
-        }
-        Ok(())
-    })?;
+        crate::bench_intake::run(shares, sample)?;
+    } else {
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let mut handles = Vec::new();
+            for &school in &schools {
+                // Each of the school's senders its own share of the indices (so every detection is
+                // distinct) and its own client (its own connection).
+                for k in 0..in_flight {
+                    let client = cluster.client(school);
+                    let (from, to) = (per * k / in_flight, per * (k + 1) / in_flight);
+                    handles.push(scope.spawn(move || -> anyhow::Result<()> {
+                        let mut sent = from;
+                        while sent < to {
+                            let n = batch.min(to - sent);
+                            if n == 1 {
+                                client.raise_alert(&sample(sent))?;
+                            } else {
+                                client.raise_alerts((sent..sent + n).map(sample).collect())?;
+                            }
+                            sent += n;
+                        }
+                        Ok(())
+                    }));
+                }
+            }
+            for h in handles {
+                h.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??;
+            }
+            Ok(())
+        })?;
+    }
     let accepted = t0.elapsed();
     let deadline = Instant::now() + Duration::from_secs(BENCH_WAIT_S);
     loop {

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_backlog;
 pub mod bench_console;
 pub mod bench_health;
+pub mod bench_intake;
 pub mod bench_listing;
 pub mod bench_outage;
 pub mod bench_screen;

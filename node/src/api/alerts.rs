@@ -182,7 +182,7 @@ pub async fn cameras_of<'a>(
     s: &AdminState,
     mut wanted: impl Iterator<Item = &'a str>,
 ) -> Result<BTreeMap<String, Camera>, ApiFail> {
-    let registry = s.reads.registry_of(s.me).await.map_err(read_fail)?;
+    let registry = s.reads.registry_of_now(s.me).map_err(read_fail)?;
     let cameras: BTreeMap<String, Camera> = registry
         .into_values()
         .filter_map(|e| match e.data {

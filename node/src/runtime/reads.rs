@@ -85,6 +85,14 @@ impl Reads {
         .await
     }
 
+    /// [`Reads::registry_of`] on the caller's thread: for a school's own registry (tens of
+    /// entities, an index range in the store's cache) on a request's path, where a hop to the
+    /// blocking pool and back costs more than the read.
+    pub fn registry_of_now(&self, unit: NodeId) -> Result<BTreeMap<EntityRef, Entity>, StorageError> {
+        let events = related(self.storage.as_ref(), EventKind::Registry, Some(EventId { origin: unit, seq: 0 }))?;
+        Ok(registry_view(events.iter().map(|s| &s.event)))
+    }
+
     /// Every case this node holds, folded.
     pub async fn all_cases(&self) -> Result<BTreeMap<CaseId, CaseState>, StorageError> {
         self.run(crate::runtime::store::case_summaries::all_cases).await
