@@ -321,6 +321,7 @@ memory and storage after the phases above:"
     for tier in Tier::ALL {
         let ids: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == tier).collect();
         let rss: Vec<u64> = ids.iter().filter_map(|&n| cluster.rss_bytes(n)).collect();
+        let private: Vec<u64> = ids.iter().filter_map(|&n| cluster.private_bytes(n)).collect();
         let (mut held, mut disk) = (0u64, 0u64);
         for &n in &ids {
             held += cluster.status(n)?.store.events_held;
@@ -329,10 +330,12 @@ memory and storage after the phases above:"
         let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
         let max = rss.iter().copied().max().unwrap_or(0);
         let mean = rss.iter().sum::<u64>() / rss.len().max(1) as u64;
+        let own = private.iter().sum::<u64>() / private.len().max(1) as u64;
         println!(
-            "  {tier:<8} {} node(s): RSS mean {:.1} MiB, max {:.1} MiB; data dirs {:.1} MiB for {held} events held = {:.0} bytes/event",
+            "  {tier:<8} {} node(s): RSS mean {:.1} MiB (its own {:.1} MiB, the rest the shared binary), max {:.1} MiB; data dirs {:.1} MiB for {held} events held = {:.0} bytes/event",
             ids.len(),
             mib(mean),
+            mib(own),
             mib(max),
             mib(disk),
             disk as f64 / held.max(1) as f64

@@ -421,6 +421,16 @@ impl Cluster {
         Some(kb * 1024)
     }
 
+    /// Memory node `id`'s process alone holds, in bytes (Linux `/proc`: anonymous pages; its RSS
+    /// less the binary's and libraries' pages, which all nodes on a machine share).
+    pub fn private_bytes(&self, id: NodeId) -> Option<u64> {
+        let pid = self.procs.get(&id)?.id();
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        let line = rollup.lines().find(|l| l.starts_with("Anonymous:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
     /// Bytes node `id`'s data directory takes (the files' lengths, summed).
     pub fn data_bytes(&self, id: NodeId) -> u64 {
         fn walk(p: &Path) -> u64 {
