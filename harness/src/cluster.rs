@@ -414,21 +414,20 @@ impl Cluster {
 
     /// Resident memory of node `id`'s process now, in bytes (Linux `/proc`: `VmRSS`).
     pub fn rss_bytes(&self, id: NodeId) -> Option<u64> {
-        let pid = self.procs.get(&id)?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
+        self.proc_kb(id, "status", "VmRSS:").map(|kb| kb * 1024)
     }
 
     /// Memory node `id`'s process alone holds, in bytes (Linux `/proc`: anonymous pages; its RSS
     /// less the binary's and libraries' pages, which all nodes on a machine share).
     pub fn private_bytes(&self, id: NodeId) -> Option<u64> {
+        self.proc_kb(id, "smaps_rollup", "Anonymous:").map(|kb| kb * 1024)
+    }
+
+    /// The kB figure of the line starting with `field` in `/proc/<node's pid>/<file>`.
+    fn proc_kb(&self, id: NodeId, file: &str, field: &str) -> Option<u64> {
         let pid = self.procs.get(&id)?.id();
-        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-        let line = rollup.lines().find(|l| l.starts_with("Anonymous:"))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+        text.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Bytes node `id`'s data directory takes (the files' lengths, summed).
