@@ -30,6 +30,11 @@ fn ms_since(t0: Instant) -> u64 {
     u64::try_from(t0.elapsed().as_millis()).unwrap()
 }
 
+/// The county's endpoint at 10.0.0.1 and its school's at 10.0.0.2 (in that order).
+fn county_and_school(net: &SimNet) -> (SimEndpoint, SimEndpoint) {
+    (net.endpoint(county(), addr(1)), net.endpoint(school(), addr(2)))
+}
+
 /// `client` dials `server` (registered as `peer`) and `server` accepts: (dialer's, acceptor's).
 async fn connect(client: &SimEndpoint, server: &SimEndpoint) -> (Connection, Connection) {
     let (dialed, accepted) = tokio::join!(client.dial(server.node(), server.addr()), server.accept());
@@ -49,8 +54,7 @@ async fn recv_frame(conn: &mut Connection) -> Vec<u8> {
 #[tokio::test(start_paused = true)]
 async fn dial_takes_one_round_trip_and_the_acceptor_learns_the_dialer() {
     let net = SimNet::new(1, fixed(7));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let t0 = Instant::now();
     let (at_school, at_county) = connect(&s, &c).await;
     assert_eq!(ms_since(t0), 14);
@@ -66,8 +70,7 @@ async fn dial_takes_one_round_trip_and_the_acceptor_learns_the_dialer() {
 #[tokio::test(start_paused = true)]
 async fn lanes_deliver_in_order_after_their_latency_both_ways() {
     let net = SimNet::new(7, LinkFaults { latency_ms: (10, 30), ..LinkFaults::default() });
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     for upwards in [true, false] {
         let (from, to) = if upwards { (&mut at_school, &mut at_county) } else { (&mut at_county, &mut at_school) };
@@ -102,8 +105,7 @@ async fn lanes_deliver_in_order_after_their_latency_both_ways() {
 #[tokio::test(start_paused = true)]
 async fn latency_holds_per_frame_and_order_holds_under_jitter() {
     let net = SimNet::new(3, fixed(50));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     let t0 = Instant::now();
     at_school.sender.send(b"a".to_vec()).await.unwrap();
@@ -132,8 +134,7 @@ async fn latency_holds_per_frame_and_order_holds_under_jitter() {
 #[tokio::test(start_paused = true)]
 async fn control_frames_come_before_bulk_frames_when_both_are_queued() {
     let net = SimNet::new(1, fixed(5));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     for i in 0..3u8 {
         at_school.bulk.send(vec![b'b', i]).await.unwrap();
@@ -156,8 +157,7 @@ async fn control_frames_come_before_bulk_frames_when_both_are_queued() {
 #[tokio::test(start_paused = true)]
 async fn recv_is_cancel_safe() {
     let net = SimNet::new(1, fixed(50));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     let t0 = Instant::now();
     at_school.sender.send(b"x".to_vec()).await.unwrap();
@@ -169,8 +169,7 @@ async fn recv_is_cancel_safe() {
 #[tokio::test(start_paused = true)]
 async fn a_waiting_receiver_wakes_for_frames_sent_later() {
     let net = SimNet::new(1, fixed(5));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, at_county) = connect(&s, &c).await;
     let t0 = Instant::now();
     let Connection { mut receiver, .. } = at_county;
@@ -196,8 +195,7 @@ async fn a_waiting_receiver_wakes_for_frames_sent_later() {
 #[tokio::test(start_paused = true)]
 async fn dials_fail_unless_the_right_peer_is_up_and_reachable() {
     let net = SimNet::new(1, fixed(5));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
 
     // Nobody at the address: fails after the dial timeout.
     let t0 = Instant::now();
@@ -231,8 +229,7 @@ async fn dials_fail_unless_the_right_peer_is_up_and_reachable() {
     assert_eq!(ms_since(t0), 0);
 
     // A partition starting during the handshake fails the dial too.
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let dial = tokio::spawn(s.dial(county(), addr(1)));
     tokio::time::sleep(Duration::from_millis(3)).await;
     net.partition(county(), school());
@@ -246,8 +243,7 @@ async fn dials_fail_unless_the_right_peer_is_up_and_reachable() {
 #[tokio::test(start_paused = true)]
 async fn partition_breaks_connections_on_both_ends_with_the_reason() {
     let net = SimNet::new(1, fixed(5));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let s2 = net.endpoint(school2(), addr(3));
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     let (mut at_school2, mut at_county2) = connect(&s2, &c).await;
@@ -281,8 +277,7 @@ async fn partition_breaks_connections_on_both_ends_with_the_reason() {
 #[tokio::test(start_paused = true)]
 async fn isolate_cuts_a_node_off_and_rejoin_restores_it() {
     let net = SimNet::new(1, fixed(5));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let s2 = net.endpoint(school2(), addr(3));
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     let (mut at_school2, mut at_county2) = connect(&s2, &c).await;
@@ -310,8 +305,7 @@ async fn isolate_cuts_a_node_off_and_rejoin_restores_it() {
 #[tokio::test(start_paused = true)]
 async fn close_reaches_the_peer_after_the_frames_sent_before_it() {
     let net = SimNet::new(1, fixed(10));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     let t0 = Instant::now();
     at_school.sender.send(b"goodbye".to_vec()).await.unwrap();
@@ -336,8 +330,7 @@ async fn close_reaches_the_peer_after_the_frames_sent_before_it() {
 #[tokio::test(start_paused = true)]
 async fn dropping_both_senders_ends_the_peer_cleanly_after_the_control_lane_drains() {
     let net = SimNet::new(1, fixed(10));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (at_school, mut at_county) = connect(&s, &c).await;
     let Connection { mut sender, mut bulk, receiver: _keep, .. } = at_school;
     bulk.send(b"early batch".to_vec()).await.unwrap();
@@ -367,8 +360,7 @@ async fn dropping_both_senders_ends_the_peer_cleanly_after_the_control_lane_drai
 #[tokio::test(start_paused = true)]
 async fn shutdown_closes_connections_and_stops_accepting() {
     let net = SimNet::new(1, fixed(10));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     // An accept waiting when the endpoint shuts down returns EndpointClosed.
     let c2 = c.clone();
@@ -403,8 +395,7 @@ async fn shutdown_closes_connections_and_stops_accepting() {
 #[tokio::test(start_paused = true)]
 async fn frames_above_the_limit_are_refused() {
     let net = SimNet::new(1, fixed(1));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     let max = FRAME_BYTES_MAX;
     let err = at_school.bulk.send(vec![0; max + 1]).await.unwrap_err();
@@ -416,8 +407,7 @@ async fn frames_above_the_limit_are_refused() {
 /// Sends `n` numbered frames on the control lane and returns what arrives in 10 s.
 async fn through_faults(faults: LinkFaults, n: u8) -> (Vec<u8>, TierStats) {
     let net = SimNet::new(1, fixed(5));
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let (mut at_school, mut at_county) = connect(&s, &c).await;
     net.set_faults(faults);
     for i in 0..n {
@@ -468,8 +458,7 @@ type Trace = Vec<(u64, u8, Vec<u8>)>;
 async fn scripted_run(seed: u64) -> (Trace, NetStats) {
     let faults = LinkFaults { latency_ms: (2, 20), loss: 0.05, duplicate: 0.05, reorder: 0.05 };
     let net = SimNet::new(seed, faults);
-    let c = net.endpoint(county(), addr(1));
-    let s = net.endpoint(school(), addr(2));
+    let (c, s) = county_and_school(&net);
     let s2 = net.endpoint(school2(), addr(3));
     let t0 = Instant::now();
     let trace = Arc::new(Mutex::new(Trace::new()));
