@@ -399,6 +399,7 @@ impl LinkRun {
                             // store must get back to there before it writes again. Told to the
                             // store before anyone can see the link up.
                             let own_seq = self.session.peer_cursor(self.me);
+                            self.told_holds = own_seq;
                             self.store
                                 .cast(StoreMsg::AncestorHolds { own_seq })
                                 .map_err(|_| "store actor is gone".to_string())?;
