@@ -194,7 +194,7 @@ fn drain(s: &mut Session, d: &mut Driver) {
                 d.persists.push_back((batch_id, ranges, events));
             }
             SessionEvent::Up | SessionEvent::Rejected { .. } | SessionEvent::Closed { .. } => {}
-            SessionEvent::Health { .. } => {}
+            SessionEvent::Health { .. } | SessionEvent::PeerSilent { .. } | SessionEvent::PeerHeard => {}
         }
     }
 }

@@ -53,6 +53,13 @@ pub struct BenchArgs {
     pub backlog: bool,
     #[arg(long, default_value_t = 50_000)]
     pub backlog_events: usize,
+    /// Only measure false failovers on a slow, lossy uplink: a city behind a relay that delays
+    /// and loses packets (several settings, --lossy-seconds each), under a steady load. Its own
+    /// federation of 22 processes.
+    #[arg(long)]
+    pub lossy: bool,
+    #[arg(long, default_value_t = 60)]
+    pub lossy_seconds: u64,
     /// Only measure the admin listings on a province store of --listing-alerts alerts (a month of
     /// the province's alerts, each with a verdict), and replication behind a listing. No federation.
     #[arg(long)]
@@ -131,6 +138,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return crate::bench_console::run(month, args.console_samples);
     }
     let binary = std::env::current_exe().context("cannot find the mingchu binary")?;
+    if args.lossy {
+        println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
+        return crate::bench_lossy::run(&binary, args.lossy_seconds);
+    }
     let tmp = tempfile::Builder::new().prefix("mingchu-bench-").tempdir()?;
     let dir = if args.keep { tmp.keep() } else { tmp.path().to_path_buf() };
     let spec = SmallSpec { cities: 2, counties_per_city: 2, schools_per_county: args.schools_per_county };

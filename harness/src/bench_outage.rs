@@ -26,7 +26,7 @@ fn alert(n: usize) -> RaiseAlert {
 
 /// Waits until `node` applied `want` events more than in `base` (or `timeout` passed) and returns
 /// its store counters then.
-fn wait_applied(
+pub(crate) fn wait_applied(
     cluster: &Cluster,
     node: NodeId,
     base: &node::runtime::store::StoreStats,
@@ -43,22 +43,24 @@ fn wait_applied(
     }
 }
 
-pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
-    let province = cluster.topology.root();
-    let city: NodeId = cluster.ids().into_iter().find(|n| n.tier() == Tier::City).context("no city")?;
-    let schools: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).collect();
-    let base = cluster.status(province)?.store;
+/// The alerts a load thread raised: id, when the school received it (unix µs), when it was sent
+/// (since the load's start).
+pub(crate) type Raised = Vec<(String, u64, Duration)>;
 
-    // 1. Steady 640 alerts/s over 25 s; the city dies at 5 s and comes back at 15 s.
-    println!("\noutage: city {city} killed for 10 s while {} schools raise 640 alerts/s", schools.len());
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..4)
+/// Four threads raising `per_second` alerts in all, in turn at `schools`, from `start` until `stop`.
+pub(crate) fn steady_load(
+    cluster: &Cluster,
+    schools: &[NodeId],
+    per_second: f64,
+    start: Instant,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<anyhow::Result<Raised>>> {
+    (0..4)
         .map(|t| {
             let clients: Vec<_> = schools.iter().skip(t).step_by(4).map(|s| cluster.client(*s)).collect();
             let stop = stop.clone();
-            std::thread::spawn(move || -> anyhow::Result<Vec<(String, u64, Duration)>> {
-                let interval = Duration::from_secs_f64(4.0 / 640.0);
+            std::thread::spawn(move || -> anyhow::Result<Raised> {
+                let interval = Duration::from_secs_f64(4.0 / per_second);
                 let mut out = Vec::new();
                 let mut i = 0usize;
                 while !stop.load(Ordering::SeqCst) {
@@ -73,7 +75,29 @@ pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
                 Ok(out)
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Joins the load threads.
+pub(crate) fn join_load(threads: Vec<std::thread::JoinHandle<anyhow::Result<Raised>>>) -> anyhow::Result<Raised> {
+    let mut raised = Vec::new();
+    for t in threads {
+        raised.extend(t.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??);
+    }
+    Ok(raised)
+}
+
+pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
+    let province = cluster.topology.root();
+    let city: NodeId = cluster.ids().into_iter().find(|n| n.tier() == Tier::City).context("no city")?;
+    let schools: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).collect();
+    let base = cluster.status(province)?.store;
+
+    // 1. Steady 640 alerts/s over 25 s; the city dies at 5 s and comes back at 15 s.
+    println!("\noutage: city {city} killed for 10 s while {} schools raise 640 alerts/s", schools.len());
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads = steady_load(cluster, &schools, 640.0, start, &stop);
     std::thread::sleep(Duration::from_secs(5));
     cluster.kill(city)?;
     let killed_at = start.elapsed();
@@ -100,10 +124,7 @@ pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     let owed_events: u64 = owed.values().sum();
     std::thread::sleep(Duration::from_secs(10).saturating_sub(restarted.elapsed()));
     stop.store(true, Ordering::SeqCst);
-    let mut raised = Vec::new();
-    for t in threads {
-        raised.extend(t.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??);
-    }
+    let raised = join_load(threads)?;
     // Every raise was acknowledged (no school was touched): the province must apply each once.
     let want = raised.len() as u64;
     let now = wait_applied(cluster, province, &base, want, Duration::from_secs(60))?;

@@ -58,6 +58,10 @@ pub struct NodeConfig {
     /// Fail over to the next ancestor after this long without hearing from the parent (ms).
     #[serde(default = "default_failover_after_ms")]
     pub failover_after_ms: u64,
+    /// Dial the next ancestor beside the parent when the parent has said nothing for this long
+    /// while a batch to it waits unacked as long (ms; 0: only fail over once the link ends).
+    #[serde(default = "default_suspect_after_ms")]
+    pub suspect_after_ms: u64,
     /// Send fresh events ahead of a backlog on the priority lane (off only to measure it).
     #[serde(default = "default_true")]
     pub priority_lane: bool,
@@ -399,6 +403,10 @@ fn default_failover_after_ms() -> u64 {
     crate::runtime::root::FAILOVER_AFTER_MS_DEFAULT
 }
 
+fn default_suspect_after_ms() -> u64 {
+    SessionConfig::default().suspect_after_ms
+}
+
 fn default_keepalive_ms() -> u64 {
     SessionConfig::default().keepalive_ms
 }
@@ -417,6 +425,7 @@ impl NodeConfig {
             keepalive_ms: default_keepalive_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
             failover_after_ms: default_failover_after_ms(),
+            suspect_after_ms: default_suspect_after_ms(),
             quic_bind: None,
             priority_lane: true,
             case_scan_ms: default_case_scan_ms(),
@@ -483,6 +492,12 @@ impl NodeConfig {
         if cfg.keepalive_ms == 0 || cfg.idle_timeout_ms <= cfg.keepalive_ms {
             bail!("bad config {}: need 0 < keepalive_ms < idle_timeout_ms", path.display());
         }
+        if cfg.suspect_after_ms >= cfg.idle_timeout_ms {
+            bail!(
+                "配置文件 {} 有误：suspect_after_ms 须小于 idle_timeout_ms（为 0 时不启用）(bad config: need suspect_after_ms < idle_timeout_ms, or 0)",
+                path.display()
+            );
+        }
         if cfg.health_flush_ms == 0 || cfg.health_refresh_ms < cfg.health_flush_ms {
             bail!("bad config {}: need 0 < health_flush_ms <= health_refresh_ms", path.display());
         }
@@ -506,6 +521,7 @@ impl NodeConfig {
             keepalive_ms: self.keepalive_ms,
             idle_timeout_ms: self.idle_timeout_ms,
             priority_lane: self.priority_lane,
+            suspect_after_ms: self.suspect_after_ms,
             ..SessionConfig::default()
         }
     }

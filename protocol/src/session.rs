@@ -63,6 +63,10 @@ pub struct SessionConfig {
     pub batch_events_max: usize,
     /// Send fresh events ahead of a backlog (off only to measure what it buys).
     pub priority_lane: bool,
+    /// An ancestor that has said nothing for this long while a batch to it waits unacked as long
+    /// is *suspect* ([`SessionEvent::PeerSilent`]): the driver may dial the next ancestor up beside
+    /// it, well before the idle timeout closes the link. 0: never suspect.
+    pub suspect_after_ms: u64,
 }
 
 impl Default for SessionConfig {
@@ -75,6 +79,7 @@ impl Default for SessionConfig {
             persist_pending_max: 64,
             batch_events_max: BATCH_EVENTS_MAX,
             priority_lane: true,
+            suspect_after_ms: 600,
         }
     }
 }
@@ -119,6 +124,11 @@ pub enum SessionEvent {
     Rejected { event: crate::event::EventId, violation: Violation },
     /// The link is over; the driver closes the connection (a goodbye may still be queued).
     Closed { reason: String },
+    /// The peer (an ancestor) has been silent for `suspect_after_ms` with a batch unacked as long
+    /// (see [`SessionConfig::suspect_after_ms`]); said once until it is heard again.
+    PeerSilent { silent_ms: u64 },
+    /// A frame arrived from a peer that was [`SessionEvent::PeerSilent`].
+    PeerHeard,
     /// Health rows from a child, each checked ([`crate::health::check_row`]); the refused ones
     /// were dropped and counted. The driver merges them into its health table.
     Health { delta: crate::health::HealthDelta, rejected: Vec<String> },
@@ -226,6 +236,8 @@ pub struct SessionStats {
     pub acks_ignored: u64,
     /// Frames that broke the protocol (the session closed on the first).
     pub protocol_errors: u64,
+    /// Times the peer (an ancestor) became suspect ([`SessionEvent::PeerSilent`]).
+    pub suspects: u64,
 }
 
 /// One link's sync state machine.
@@ -271,6 +283,8 @@ pub struct Session {
     /// `keepalive_ms` even on a busy link.
     last_ping_ms: u64,
     last_received_ms: u64,
+    /// Said [`SessionEvent::PeerSilent`] and not heard from the peer since.
+    suspect: bool,
     hello_sent_ms: u64,
     peer_backlog: u64,
     /// Σ over origins of local − peer cursor: [`Session::backlog_out`], kept up to date. Wider
@@ -323,6 +337,7 @@ impl Session {
             events: VecDeque::new(),
             last_ping_ms: now_ms,
             last_received_ms: now_ms,
+            suspect: false,
             hello_sent_ms: now_ms,
             peer_backlog: 0,
             backlog: 0,
@@ -456,6 +471,10 @@ impl Session {
             return;
         }
         self.last_received_ms = now_ms;
+        if self.suspect {
+            self.suspect = false;
+            self.events.push_back(SessionEvent::PeerHeard);
+        }
         if let Err(reason) = self.handle_frame_inner(now_ms, frame) {
             self.stats.protocol_errors += 1;
             self.close(now_ms, &reason);
@@ -939,6 +958,14 @@ impl Session {
                 self.transmit.push_back(Frame::Hello(hello));
             }
             State::Up => {
+                if let Some(due) = self.suspect_due()
+                    && now_ms >= due
+                {
+                    self.suspect = true;
+                    self.stats.suspects += 1;
+                    let silent_ms = now_ms.saturating_sub(self.last_received_ms);
+                    self.events.push_back(SessionEvent::PeerSilent { silent_ms });
+                }
                 let rto = self.cfg.rto_ms;
                 let mut resend = Vec::new();
                 for f in self.inflight.iter_mut() {
@@ -983,7 +1010,22 @@ impl Session {
         if let Some(oldest) = self.health_unacked.iter().map(|(_, at)| *at).min() {
             t = t.min(oldest + self.cfg.rto_ms);
         }
+        if let Some(due) = self.suspect_due() {
+            t = t.min(due);
+        }
         Some(t)
+    }
+
+    /// When an ancestor peer becomes suspect if nothing arrives before: `suspect_after_ms` after
+    /// the later of the last frame received and the oldest batch in flight. `None` when the link
+    /// is not up, the peer is not an ancestor, nothing waits for an ack, or it is suspect already.
+    fn suspect_due(&self) -> Option<u64> {
+        if self.cfg.suspect_after_ms == 0 || self.suspect || self.state != State::Up || self.side != PeerSide::Ancestor
+        {
+            return None;
+        }
+        let oldest = self.inflight.iter().map(|f| f.sent_at_ms).min()?;
+        Some(oldest.max(self.last_received_ms) + self.cfg.suspect_after_ms)
     }
 
     pub fn poll_transmit(&mut self) -> Option<Frame> {

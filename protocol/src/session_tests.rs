@@ -223,7 +223,7 @@ impl Pair {
             SessionEvent::Rejected { event, violation } => panic!("unexpected rejection of {event}: {violation}"),
             SessionEvent::Up => {}
             SessionEvent::Closed { reason } => panic!("session closed: {reason}"),
-            SessionEvent::Health { .. } => {}
+            SessionEvent::Health { .. } | SessionEvent::PeerSilent { .. } | SessionEvent::PeerHeard => {}
         }
     }
 
@@ -589,6 +589,71 @@ fn a_silent_peer_times_out() {
     assert!(now >= cfg.idle_timeout_ms);
 }
 
+/// Drives `s` by its timer alone (nothing arrives) from `now` until `until`, returning the
+/// events it gave with when.
+fn timers_only(s: &mut Session, mut now: u64, until: u64) -> Vec<(u64, SessionEvent)> {
+    let mut seen = Vec::new();
+    while let Some(t) = s.poll_timeout() {
+        if t > until {
+            break;
+        }
+        now = now.max(t);
+        s.handle_timeout(now);
+        while s.poll_transmit().is_some() {}
+        while let Some(ev) = s.poll_event() {
+            seen.push((now, ev));
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_parent_silent_with_a_batch_unacked_is_suspect_long_before_the_idle_timeout() {
+    let (school, county) = (id("130102-S0001"), id("130102"));
+    let cfg = SessionConfig::default();
+    // A quiet link is never suspect: with nothing to deliver there is no hurry.
+    let (mut up, _down) = school_county_up();
+    let seen = timers_only(&mut up, 1, cfg.idle_timeout_ms - 1);
+    assert!(seen.iter().all(|(_, e)| !matches!(e, SessionEvent::PeerSilent { .. })), "{seen:?}");
+
+    // A batch goes out and the parent says nothing more.
+    let (mut up, mut down) = school_county_up();
+    let e =
+        Event { by: None, origin: school, seq: 1, hlc: Hlc { wall_ms: 1, logical: 0 }, scope: school, body: alert() };
+    up.handle_local_progress(10, school, 1);
+    let Some(SessionEvent::Fetch(req)) = up.poll_event() else { panic!("no fetch") };
+    up.handle_fetched(10, req.id, req.ranges.clone(), vec![e]);
+    assert!(matches!(up.poll_transmit(), Some(Frame::Batch(_))));
+    let seen = timers_only(&mut up, 10, cfg.idle_timeout_ms - 1);
+    let silent: Vec<_> = seen.iter().filter(|(_, e)| matches!(e, SessionEvent::PeerSilent { .. })).collect();
+    assert_eq!(silent.len(), 1, "said once: {seen:?}");
+    assert_eq!(silent[0].0, 10 + cfg.suspect_after_ms, "{seen:?}");
+    assert!(!up.is_closed() && up.stats().suspects == 1);
+
+    // The parent is heard again: said once, and the link goes on.
+    down.handle_timeout(cfg.keepalive_ms * 2);
+    let ping = down.poll_transmit().expect("the parent's keep-alive");
+    up.handle_frame(cfg.idle_timeout_ms - 1, ping);
+    assert_eq!(up.poll_event(), Some(SessionEvent::PeerHeard));
+    assert!(up.is_up());
+
+    // A parent never suspects its child (the child dials it; nothing to dial beside it).
+    let (_up, mut down) = school_county_up();
+    down.handle_local_progress(10, county, 1);
+    let d = Event {
+        by: None,
+        origin: county,
+        seq: 1,
+        hlc: Hlc { wall_ms: 1, logical: 0 },
+        scope: school,
+        body: directive(1),
+    };
+    let Some(SessionEvent::Fetch(req)) = down.poll_event() else { panic!("no fetch") };
+    down.handle_fetched(10, req.id, req.ranges.clone(), vec![d]);
+    let seen = timers_only(&mut down, 10, cfg.idle_timeout_ms - 1);
+    assert!(seen.iter().all(|(_, e)| !matches!(e, SessionEvent::PeerSilent { .. })), "{seen:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -764,7 +829,7 @@ fn check_invariants_catches_a_driver_breaking_its_contract() {
 /// would never fill) breaks the protocol: the link closes, nothing of the batch is applied.
 #[test]
 fn a_range_sent_up_without_its_events_closes_the_link() {
-    let (school, county) = (id("130102-S0001"), id("130102"));
+    let school = id("130102-S0001");
     let (_up, mut down) = school_county_up();
     let one = Event { by: None, origin: school, seq: 1, hlc: Hlc::default(), scope: school, body: alert() };
     let batch = crate::wire::Batch {
@@ -783,7 +848,6 @@ fn a_range_sent_up_without_its_events_closes_the_link() {
     });
     assert!(why.unwrap_or_default().contains("carries 1 of its 1000 events"));
     // Downward, a range may skip events the receiver does not hold (another school's directive).
-    let _ = county;
 }
 
 /// Acks: one for a batch never sent closes the link; acks replayed for batches already

@@ -77,6 +77,8 @@ impl Default for NodeSettings {
                 keepalive_ms: 300_000,
                 idle_timeout_ms: 900_000,
                 rto_ms: 5_000,
+                // A parent silent this long with a batch unacked: dial the grandparent beside it.
+                suspect_after_ms: 180_000,
                 ..SessionConfig::default()
             },
             failover_after_ms: 900_000,

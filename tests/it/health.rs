@@ -13,8 +13,8 @@ use protocol::health::{NodeState, Severity};
 use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
 
-use crate::relay::UdpRelay;
 use crate::{binary, eventually, federation, mingchu};
+use harness::relay::UdpRelay;
 
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()

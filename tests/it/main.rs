@@ -34,7 +34,6 @@ mod outage;
 mod partition;
 mod people;
 mod registry;
-mod relay;
 mod retention;
 mod revocation;
 mod spot;

@@ -12,8 +12,8 @@ use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
 
 use crate::outage::{check_exact, probe_reaches, steady_load};
-use crate::relay::UdpRelay;
 use crate::{binary, eventually};
+use harness::relay::UdpRelay;
 
 /// A 1 × 2 × 2 federation whose city 1301 is reachable only through a relay the test controls.
 fn city_behind_relay() -> (tempfile::TempDir, Cluster, UdpRelay, NodeId) {
@@ -50,8 +50,9 @@ fn an_unreachable_but_running_city_is_routed_around_and_caught_up() {
     let st = cluster.status(city).unwrap();
     assert!(cluster.is_running(city));
     assert_eq!(st.parent.as_ref().unwrap().state, LinkState::Up);
+    // The county dialed the province beside its silent city (its link to the city may not have
+    // timed out yet).
     let county = cluster.status(probe_school.parent().unwrap()).unwrap();
-    assert_ne!(county.parent.as_ref().unwrap().state, LinkState::Up, "the county cannot reach its city");
     assert_eq!(county.failover.as_ref().map(|f| f.peer), Some(province), "the county failed over to the province");
     assert!(relay.dropped.load(Ordering::SeqCst) > 0);
 
@@ -75,6 +76,54 @@ fn an_unreachable_but_running_city_is_routed_around_and_caught_up() {
             })
             .then_some(())
     });
+}
+
+/// The city falls silent for less than the idle timeout (a stalled process, a congested uplink):
+/// its counties, with batches unacked, dial the province beside it at once; an alert raised in
+/// the silence reaches the province while the county's link to its city is still up, and when
+/// the city is heard again the county leaves the province and keeps the same link to its city.
+#[test]
+fn a_parent_silent_with_a_batch_unacked_is_hedged_by_the_grandparent_without_dropping_its_link() {
+    let (_dir, cluster, relay, city) = city_behind_relay();
+    let province = cluster.topology.root();
+    let probe_school: NodeId = "130102-S0001".parse().unwrap();
+    let county = probe_school.parent().unwrap();
+    let schools: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(&cluster, schools, Duration::from_millis(40), stop.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    let since = cluster.status(county).unwrap().parent.unwrap().since_ms;
+
+    relay.drop.store(true, Ordering::SeqCst);
+    let cut = Instant::now();
+    let probe = probe_reaches(&cluster, probe_school, province, "the probe at the province around the silent city");
+    let reached = cut.elapsed();
+    let st = cluster.status(county).unwrap();
+    relay.drop.store(false, Ordering::SeqCst);
+    let parent = st.parent.as_ref().unwrap();
+    eprintln!("the probe reached the province {reached:?} into the silence; county: {} hedge(s)", st.hedges);
+    assert!(st.hedges >= 1, "the county dialed beside its silent city: {st:?}");
+    assert_eq!(st.failover.as_ref().map(|f| f.peer), Some(province), "through the province");
+    assert_eq!(
+        (parent.state, parent.since_ms, parent.reconnects),
+        (LinkState::Up, since, 0),
+        "the probe went round while the link to the city was still up ({reached:?} into the silence)"
+    );
+
+    // Heard again: the county leaves the province, on the link to its city it never lost.
+    eventually(Duration::from_secs(10), "the county off the province", || {
+        let st = cluster.status(county).ok()?;
+        st.failover.is_none().then_some(st)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    let mut raised: Vec<(String, NodeId)> = load.join().unwrap().into_iter().map(|(id, s, _)| (id, s)).collect();
+    raised.push((probe, probe_school));
+    let nodes: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() != Tier::School).collect();
+    check_exact(&cluster, &raised, &nodes, &[]);
+    let parent = cluster.status(county).unwrap().parent.unwrap();
+    assert_eq!((parent.state, parent.since_ms, parent.reconnects), (LinkState::Up, since, 0), "{parent:?}");
+    assert!(cluster.status(city).unwrap().parent.is_some_and(|p| p.state == LinkState::Up));
 }
 
 #[test]

@@ -286,6 +286,11 @@ pub fn render(st: &NodeStatus, view: &HealthView, uptime_s: f64) -> Result<Strin
         st.replacements_refused,
     );
     m.counter(
+        "uplink_hedges",
+        "Times the parent fell silent with a batch unacked and the next ancestor was dialed beside it.",
+        st.hedges,
+    );
+    m.counter(
         "denied_requests",
         "Requests of people or the operator refused for want of permission or scope (403).",
         st.denied_requests,
@@ -429,6 +434,7 @@ mod tests {
             denied_requests: 5,
             turned_away: crate::transport::TurnedAway { retried: 9, busy: 4, ..Default::default() },
             replacements_refused: 1,
+            hedges: 3,
         };
         let mut mine = row("130102", NodeState::Live);
         mine.report = Some(protocol::health::SelfReport {
@@ -509,6 +515,7 @@ mod tests {
         assert_eq!(v("mingchu_handshakes_turned_away_total{why=\"retry\"}"), 9.0);
         assert_eq!(v("mingchu_handshakes_turned_away_total{why=\"busy\"}"), 4.0);
         assert_eq!(v("mingchu_link_replacements_refused_total"), 1.0);
+        assert_eq!(v("mingchu_uplink_hedges_total"), 3.0);
         assert_eq!(v("mingchu_denied_requests_total"), 5.0);
         assert_eq!(v("mingchu_store_events_held"), 12.0);
         assert_eq!(v("mingchu_store_restoring"), 0.0);

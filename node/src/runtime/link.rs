@@ -90,6 +90,10 @@ pub struct LinkStatus {
     /// Acks the peer sent for batches no longer in flight, this connection (ignored).
     #[serde(default)]
     pub acks_ignored: u64,
+    /// Times the peer (an ancestor) fell silent with a batch unacked (this connection): each
+    /// time the node dialed the next ancestor up beside it.
+    #[serde(default)]
+    pub suspects: u64,
     /// Whether the link has ever been up (internal: a coming up after it is a reconnect).
     #[serde(skip)]
     pub ever_up: bool,
@@ -124,6 +128,7 @@ impl LinkStatus {
             health_rows_rejected: 0,
             protocol_errors: 0,
             acks_ignored: 0,
+            suspects: 0,
             ever_up: false,
             acked: BTreeMap::new(),
         }
@@ -162,6 +167,9 @@ pub struct LinkArgs {
     /// Called with a file frame the peer sent (a request from an ancestor, a part or a refusal
     /// from a descendant), once the link is up: files are the root actor's business.
     pub on_file: Box<dyn Fn(NodeId, protocol::Frame) + Send + Sync>,
+    /// Called with `true` when the peer (an ancestor) fell silent with a batch unacked, and with
+    /// `false` when it is heard again.
+    pub on_silent: Box<dyn Fn(NodeId, bool) + Send + Sync>,
 }
 
 pub enum LinkMsg {
@@ -276,6 +284,7 @@ pub struct LinkRun {
     on_up: Box<dyn Fn(NodeId) + Send + Sync>,
     on_health: Box<dyn Fn(NodeId, protocol::health::HealthDelta) + Send + Sync>,
     on_file: Box<dyn Fn(NodeId, protocol::Frame) + Send + Sync>,
+    on_silent: Box<dyn Fn(NodeId, bool) + Send + Sync>,
     /// The session came up (a close after it is a disconnect worth remembering).
     was_up: bool,
     /// The control lane (also closes the connection), the bulk lane and the files lane.
@@ -439,6 +448,14 @@ impl LinkRun {
                             let _ = me.cast(LinkMsg::Persisted { batch_id, result });
                         });
                     }
+                    SessionEvent::PeerSilent { silent_ms } => {
+                        warn!(node = %self.me, peer = %self.peer, silent_ms, "parent silent with a batch unacked");
+                        (self.on_silent)(self.peer, true);
+                    }
+                    SessionEvent::PeerHeard => {
+                        info!(node = %self.me, peer = %self.peer, "parent heard again");
+                        (self.on_silent)(self.peer, false);
+                    }
                     SessionEvent::Rejected { event, violation } => {
                         warn!(node = %self.me, peer = %self.peer, %event, %violation, "event rejected");
                     }
@@ -532,6 +549,7 @@ impl LinkRun {
         s.rejected = self.rejected_before + stats.rejected;
         s.health_rows_rejected = stats.health_rows_rejected;
         s.acks_ignored = stats.acks_ignored;
+        s.suspects = stats.suspects;
     }
 }
 
@@ -610,6 +628,7 @@ impl Actor for LinkActor {
             on_up: args.on_up,
             on_health: args.on_health,
             on_file: args.on_file,
+            on_silent: args.on_silent,
             was_up: false,
             writer: wtx,
             bulk_writer: bulk_wtx,

@@ -84,6 +84,10 @@ pub struct NodeStatus {
     /// was kept.
     #[serde(default)]
     pub replacements_refused: u64,
+    /// Times the parent's link fell silent with a batch unacked and the next ancestor was dialed
+    /// beside it, since the node started.
+    #[serde(default)]
+    pub hedges: u64,
 }
 
 pub enum NodeMsg {
@@ -96,6 +100,8 @@ pub enum NodeMsg {
     LinkUp(NodeId, u64),
     /// Time to check whether the parent has been gone long enough to fail over.
     FailoverCheck,
+    /// The link to this ancestor fell silent with a batch unacked (`true`), or was heard again.
+    Silent(NodeId, bool),
     /// This node's registry removed `peer` (a school or city that joined at run time): close its
     /// link; its next connection is refused by the join check. A peer the topology file lists is
     /// not affected (the file is the authority for it).
@@ -157,6 +163,12 @@ struct Uplink {
     /// Index into `ancestors` of the next failover target to try (1 = grandparent).
     next_failover: usize,
     failover_check_pending: bool,
+    /// The failover link was dialed because the parent's link fell silent, not because it
+    /// ended: it is left as soon as the parent is heard again.
+    hedged: bool,
+    /// Times the parent's link fell silent with a batch unacked and the grandparent was dialed
+    /// beside it (since start).
+    hedges: u64,
 }
 
 pub struct NodeRun {
@@ -372,6 +384,7 @@ impl NodeRun {
         let root = myself.clone();
         let root_health = myself.clone();
         let root_file = myself.clone();
+        let root_silent = myself.clone();
         let args = LinkArgs {
             me: self.args.me,
             conn,
@@ -391,6 +404,9 @@ impl NodeRun {
             }),
             on_file: Box::new(move |peer, frame| {
                 let _ = root_file.cast(NodeMsg::FileIn(peer, frame));
+            }),
+            on_silent: Box::new(move |peer, silent| {
+                let _ = root_silent.cast(NodeMsg::Silent(peer, silent));
             }),
         };
         match Actor::spawn_linked(None, LinkActor, args, myself.get_cell()).await {
@@ -474,6 +490,8 @@ impl NodeRun {
     fn parent_unreachable(&mut self, myself: &ActorRef<NodeMsg>) {
         let Some(parent) = self.parent() else { return };
         let now = self.args.clock.wall_ms();
+        // A link dialed beside a silent parent is now a failover like any other.
+        self.up.hedged = false;
         if self.up.parent_gone_since_ms.is_none() {
             // Gone since it was last heard from.
             let last_seen = self.links.get(&parent).map_or(0, |e| lock_status(&e.status).last_seen_ms);
@@ -521,12 +539,49 @@ impl NodeRun {
         self.dial(myself, target);
     }
 
+    /// The parent's link fell silent with a batch unacked (`silent`), or was heard again. Silent:
+    /// the next ancestor up is dialed beside the parent at once, without waiting for the idle
+    /// timeout to end the link and the failover delay after it; what waits goes up both ways
+    /// (the ancestor applies each event once). Heard again: that extra link is left.
+    fn parent_silent(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId, silent: bool) {
+        if Some(peer) != self.parent() {
+            return;
+        }
+        if silent {
+            if self.up.failover.is_some() || self.up.ancestors.len() < 2 {
+                return;
+            }
+            self.up.hedges += 1;
+            self.up.hedged = true;
+            self.up.next_failover = 1;
+            let target = self.up.ancestors[1];
+            warn!(node = %self.args.me, parent = %peer, %target, "parent silent with a batch unacked: dialing the next ancestor beside it");
+            self.up.failover = Some(target);
+            self.dial(myself, target);
+        } else if self.up.hedged && self.up.parent_gone_since_ms.is_none() {
+            self.leave_failover(peer);
+        }
+    }
+
+    /// The parent is back (linked again, or heard again on a link that fell silent): the
+    /// failover link, if any, is closed.
+    fn leave_failover(&mut self, parent: NodeId) {
+        self.up.hedged = false;
+        if let Some(f) = self.up.failover.take() {
+            info!(node = %self.args.me, %parent, failover = %f, "parent is back: leaving the failover link");
+            if let Some(a) = self.links.get(&f).and_then(|e| e.actor.clone()) {
+                a.stop(Some(format!("parent {parent} is back")));
+            }
+        }
+    }
+
     /// An uplink (parent or failover) ended or could not be made.
     fn uplink_lost(&mut self, myself: &ActorRef<NodeMsg>, peer: NodeId) {
         if Some(peer) == self.parent() {
             self.parent_unreachable(myself);
         } else if self.up.failover == Some(peer) {
             self.up.failover = None;
+            self.up.hedged = false;
             if self.up.parent_gone_since_ms.is_some() {
                 // Try the next ancestor up after a pause.
                 self.up.next_failover += 1;
@@ -603,12 +658,7 @@ impl NodeRun {
             self.up.parent_gone_since_ms = None;
             self.up.parent_backoff_ms = self.args.redial.min_ms;
             self.up.next_failover = 1;
-            if let Some(f) = self.up.failover.take() {
-                info!(node = %self.args.me, parent = %peer, failover = %f, "parent is back: leaving the failover link");
-                if let Some(a) = self.links.get(&f).and_then(|e| e.actor.clone()) {
-                    a.stop(Some(format!("parent {peer} is back")));
-                }
-            }
+            self.leave_failover(peer);
         } else if self.up.failover == Some(peer) {
             info!(node = %self.args.me, ancestor = %peer, "failed over");
         }
@@ -843,6 +893,8 @@ impl Actor for NodeActor {
             failover: None,
             next_failover: 1,
             failover_check_pending: false,
+            hedged: false,
+            hedges: 0,
         };
         // The health table as last kept: the link histories and last values survive a restart.
         let table = crate::runtime::health::load(args.storage.as_ref())?;
@@ -962,6 +1014,7 @@ impl Actor for NodeActor {
                 st.link_up(&myself, peer);
             }
             NodeMsg::FailoverCheck => st.failover_check(&myself),
+            NodeMsg::Silent(peer, silent) => st.parent_silent(&myself, peer, silent),
             NodeMsg::Unregistered(peer) => {
                 if st.check_descendant(peer).is_err()
                     && let Some(link) = st.links.get(&peer).and_then(|e| e.actor.clone())
@@ -1006,6 +1059,7 @@ impl Actor for NodeActor {
                     denied_requests: 0,
                     turned_away: st.args.transport.turned_away(),
                     replacements_refused: st.replacements_refused,
+                    hedges: st.up.hedges,
                 });
             }
             NodeMsg::Store(reply) => {
