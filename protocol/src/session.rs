@@ -65,7 +65,9 @@ pub struct SessionConfig {
     pub priority_lane: bool,
     /// An ancestor that has said nothing for this long while a batch to it waits unacked as long
     /// is *suspect* ([`SessionEvent::PeerSilent`]): the driver may dial the next ancestor up beside
-    /// it, well before the idle timeout closes the link. 0: never suspect.
+    /// it, well before the idle timeout closes the link. 0: never suspect. On a slow or lossy
+    /// link the wait grows with how long the peer has been taking to acknowledge
+    /// ([`Session::suspect_after_ms`]).
     pub suspect_after_ms: u64,
 }
 
@@ -200,10 +202,15 @@ fn check_ranges(me: NodeId, peer: NodeId, ranges: &[SeqRange], what: &str) -> Re
     ensure(shape, "batch ranges well-formed", || format!("{what} ranges {ranges:?} from {me} to {peer}"))
 }
 
+/// How long each window of the longest silence lasts ([`Session::suspect_after_ms`]).
+const SILENCE_PEAK_WINDOW_MS: u64 = 30_000;
+
 #[derive(Clone, Debug)]
 struct InFlight {
     batch: Batch,
     sent_at_ms: u64,
+    /// When it was first sent (`sent_at_ms` moves on with each resend).
+    first_sent_ms: u64,
     /// Sent on the priority lane.
     fresh: bool,
 }
@@ -238,6 +245,9 @@ pub struct SessionStats {
     pub protocol_errors: u64,
     /// Times the peer (an ancestor) became suspect ([`SessionEvent::PeerSilent`]).
     pub suspects: u64,
+    /// The longest the peer went unheard on this up link in the last 30–60 s (ms): its
+    /// keep-alive interval on a quiet, clean link; more where packets were lost and resent.
+    pub silence_peak_ms: u64,
 }
 
 /// One link's sync state machine.
@@ -285,6 +295,9 @@ pub struct Session {
     last_received_ms: u64,
     /// Said [`SessionEvent::PeerSilent`] and not heard from the peer since.
     suspect: bool,
+    /// The longest silences between frames heard: (when this window began, its longest, the
+    /// window before's longest).
+    silence_peaks: (u64, u64, u64),
     hello_sent_ms: u64,
     peer_backlog: u64,
     /// Σ over origins of local − peer cursor: [`Session::backlog_out`], kept up to date. Wider
@@ -338,6 +351,7 @@ impl Session {
             last_ping_ms: now_ms,
             last_received_ms: now_ms,
             suspect: false,
+            silence_peaks: (now_ms, 0, 0),
             hello_sent_ms: now_ms,
             peer_backlog: 0,
             backlog: 0,
@@ -469,6 +483,9 @@ impl Session {
     pub fn handle_frame(&mut self, now_ms: u64, frame: Frame) {
         if self.state == State::Closed {
             return;
+        }
+        if self.state == State::Up {
+            self.silence_sample(now_ms, now_ms.saturating_sub(self.last_received_ms));
         }
         self.last_received_ms = now_ms;
         if self.suspect {
@@ -911,7 +928,7 @@ impl Session {
             self.stats.fresh_batches_sent += 1;
             self.stats.fresh_events_sent += batch.events.len() as u64;
         }
-        let f = InFlight { batch, sent_at_ms: now_ms, fresh };
+        let f = InFlight { batch, sent_at_ms: now_ms, first_sent_ms: now_ms, fresh };
         self.transmit.push_back(f.frame());
         self.inflight.push_back(f);
     }
@@ -1016,6 +1033,30 @@ impl Session {
         Some(t)
     }
 
+    /// A frame arrived `gap_ms` after the one before on an up link: folded into the longest of
+    /// the last 30–60 s.
+    fn silence_sample(&mut self, now_ms: u64, gap_ms: u64) {
+        let (start, cur, prev) = &mut self.silence_peaks;
+        if now_ms >= *start + SILENCE_PEAK_WINDOW_MS {
+            *prev = if now_ms < *start + 2 * SILENCE_PEAK_WINDOW_MS { *cur } else { 0 };
+            *cur = 0;
+            *start = now_ms;
+        }
+        *cur = (*cur).max(gap_ms);
+        self.stats.silence_peak_ms = (*cur).max(*prev);
+    }
+
+    /// How long an ancestor may stay silent with a batch unacked before it is suspect: the
+    /// configured `suspect_after_ms`, or a quarter more than the longest it went unheard on this
+    /// link in the last 30–60 s and was heard again, so that a lossy link, where a lost keep-alive
+    /// or ack is resent by the transport, is not taken for a dead parent (and a parent heard again
+    /// after a hedge is given longer the next time); never reaching the idle timeout. Slow acks
+    /// alone do not count: a busy parent still sends its keep-alives.
+    pub fn suspect_after_ms(&self) -> u64 {
+        let learned = self.stats.silence_peak_ms * 5 / 4;
+        self.cfg.suspect_after_ms.max(learned).min(self.cfg.idle_timeout_ms.saturating_sub(1))
+    }
+
     /// When an ancestor peer becomes suspect if nothing arrives before: `suspect_after_ms` after
     /// the later of the last frame received and the oldest batch in flight. `None` when the link
     /// is not up, the peer is not an ancestor, nothing waits for an ack, or it is suspect already.
@@ -1024,8 +1065,8 @@ impl Session {
         {
             return None;
         }
-        let oldest = self.inflight.iter().map(|f| f.sent_at_ms).min()?;
-        Some(oldest.max(self.last_received_ms) + self.cfg.suspect_after_ms)
+        let oldest = self.inflight.iter().map(|f| f.first_sent_ms).min()?;
+        Some(oldest.max(self.last_received_ms) + self.suspect_after_ms())
     }
 
     pub fn poll_transmit(&mut self) -> Option<Frame> {

@@ -654,6 +654,49 @@ fn a_parent_silent_with_a_batch_unacked_is_suspect_long_before_the_idle_timeout(
     assert!(seen.iter().all(|(_, e)| !matches!(e, SessionEvent::PeerSilent { .. })), "{seen:?}");
 }
 
+/// On a lossy link, where a lost keep-alive or ack leaves the parent unheard for longer than its
+/// keep-alive interval, the wait before it is suspect grows to a quarter more than the longest
+/// such silence of the last 30–60 s; a clean link keeps the configured wait.
+#[test]
+fn a_parent_that_has_gone_unheard_for_long_on_a_lossy_link_is_given_longer_before_it_is_suspect() {
+    let school = id("130102-S0001");
+    let cfg = SessionConfig::default();
+    let (mut up, _down) = school_county_up();
+    assert_eq!(up.suspect_after_ms(), cfg.suspect_after_ms);
+    // The parent's keep-alives arrive 300–900 ms apart (some lost and resent).
+    let mut now = 10;
+    for n in 0..20u64 {
+        now += 300 + (n * 7919 % 7) * 100;
+        up.handle_frame(now, Frame::Ping { backlog: 0 });
+        assert!(!up.is_closed());
+    }
+    assert_eq!(up.stats().silence_peak_ms, 900, "{:?}", up.stats());
+    assert_eq!(up.suspect_after_ms(), 1_125);
+    while up.poll_event().is_some() {}
+    while up.poll_transmit().is_some() {}
+    // A batch goes out and the parent falls silent: suspect only after the learned wait.
+    let e =
+        Event { by: None, origin: school, seq: 1, hlc: Hlc { wall_ms: 1, logical: 0 }, scope: school, body: alert() };
+    up.handle_local_progress(now, school, 1);
+    let Some(SessionEvent::Fetch(req)) = up.poll_event() else { panic!("no fetch") };
+    up.handle_fetched(now, req.id, req.ranges.clone(), vec![e]);
+    let seen = timers_only(&mut up, now, now + cfg.idle_timeout_ms - 1);
+    let silent: Vec<u64> =
+        seen.iter().filter(|(_, e)| matches!(e, SessionEvent::PeerSilent { .. })).map(|(t, _)| *t).collect();
+    assert_eq!(silent, vec![now + 1_125], "{seen:?}");
+    // A minute on, with the parent heard every 500 ms, the long silences have aged out.
+    let (mut up, _down) = school_county_up();
+    up.handle_frame(1_000, Frame::Ping { backlog: 0 });
+    assert!(up.suspect_after_ms() > 1_200, "a silence of about 1 s: {:?}", up.stats());
+    let mut now = 1_000;
+    while now < 70_000 {
+        now += 500;
+        up.handle_frame(now, Frame::Ping { backlog: 0 });
+    }
+    assert_eq!(up.stats().silence_peak_ms, 500);
+    assert_eq!(up.suspect_after_ms(), cfg.suspect_after_ms.max(625));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 

@@ -213,6 +213,37 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, WireError> {
     decode_value(bytes, "event")
 }
 
+/// Events as one byte string, for a file: each a little-endian `u32` length, then
+/// [`encode_event`]'s bytes, in the order given.
+pub fn encode_event_log(events: &[Event]) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::new();
+    for e in events {
+        let bytes = encode_event(e)?;
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    Ok(out)
+}
+
+/// The events of [`encode_event_log`]'s bytes; never panics, whatever the bytes.
+pub fn decode_event_log(bytes: &[u8]) -> Result<Vec<Event>, WireError> {
+    let mut events = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let len = bytes
+            .get(at..at + 4)
+            .ok_or_else(|| WireError::Malformed(format!("event log: a truncated length at byte {at}")))?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let body = at
+            .checked_add(4 + len)
+            .and_then(|end| bytes.get(at + 4..end))
+            .ok_or_else(|| WireError::Malformed(format!("event log: a truncated event at byte {at}")))?;
+        events.push(decode_event(body)?);
+        at += 4 + len;
+    }
+    Ok(events)
+}
+
 /// Encoded size of an event, for packing batches under [`BATCH_BYTES_MAX`].
 pub fn event_size(event: &Event) -> usize {
     bincode::serde::encode_to_vec(event, config()).map_or(usize::MAX, |b| b.len())
@@ -230,6 +261,36 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_log_round_trips_and_a_truncated_one_is_refused() {
+        let events: Vec<Event> = (1..=3)
+            .map(|seq| Event {
+                origin: "130102-S0001".parse().unwrap(),
+                seq,
+                hlc: Hlc { wall_ms: 1_000 + seq, logical: 0 },
+                scope: "130102-S0001".parse().unwrap(),
+                body: Body::Alert(AlertRaised {
+                    camera: "cam-01".into(),
+                    canteen: "main".into(),
+                    zone: Zone::Cooking,
+                    alert_type: AlertType::NoMask,
+                    severity: Severity::General,
+                    detected_at_ms: 1_000,
+                    confidence_permille: 900,
+                    snapshot: String::new(),
+                    repeat_count: 1,
+                }),
+                by: None,
+            })
+            .collect();
+        let bytes = encode_event_log(&events).unwrap();
+        assert_eq!(decode_event_log(&bytes).unwrap(), events);
+        assert_eq!(decode_event_log(&[]).unwrap(), Vec::<Event>::new());
+        for cut in [1, 4, 5, bytes.len() - 1] {
+            assert!(decode_event_log(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
     use crate::alert::{AlertRaised, AlertType, Severity, Zone};
     use crate::event::{Body, Hlc};
     use proptest::prelude::*;

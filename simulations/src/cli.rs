@@ -57,6 +57,10 @@ pub struct SimArgs {
     /// day's clock.
     #[arg(long)]
     pub progress: bool,
+    /// After the run, write every event the province (the root) holds to this file, for
+    /// `mingchu bench --year` (it does not change the run).
+    #[arg(long, value_name = "FILE")]
+    pub export_root: Option<PathBuf>,
 }
 
 /// A keep-alive interval typed in seconds (fractions allowed), held in whole milliseconds.
@@ -189,6 +193,7 @@ impl SimArgs {
         cfg.intensity = self.intensity;
         cfg.check_every_ms = self.check_every_min.max(1) * 60_000;
         cfg.progress = self.progress;
+        cfg.export_root = self.export_root.clone();
         let keepalive_ms = self.keepalive_s.ms();
         cfg.settings.session.keepalive_ms = keepalive_ms;
         cfg.settings.session.idle_timeout_ms = 3 * keepalive_ms;

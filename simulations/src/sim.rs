@@ -99,6 +99,9 @@ pub struct SimConfig {
     /// Checker self-test: a warning event forged at the end, which one of the warning
     /// invariants must report.
     pub forge: Option<Forge>,
+    /// After the run: write every event the root holds to this file (for `mingchu bench --year`,
+    /// which replays it into a real store), as [`protocol::wire::encode_event_log`] writes them.
+    pub export_root: Option<std::path::PathBuf>,
 }
 
 /// A warning forged at a school at the end of the run, breaking one warning invariant.
@@ -128,6 +131,7 @@ impl SimConfig {
             health_bound_ms: None,
             pretend_faults: Vec::new(),
             forge: None,
+            export_root: None,
         }
     }
 }
@@ -466,6 +470,18 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
     }
     safety(&world, &mut report, cfg.seed, None);
     final_checks(&world, &workload, &mut report, cfg.seed);
+    if let Some(path) = &cfg.export_root {
+        let root = &world.nodes[&world.topology.root()].storage;
+        let mut events: Vec<protocol::Event> = all_events(root)
+            .map_err(|e| format!("reading the root's events: {e}"))?
+            .into_iter()
+            .map(|s| s.event)
+            .collect();
+        events.sort_by_key(|e| (e.origin, e.seq));
+        let bytes =
+            protocol::wire::encode_event_log(&events).map_err(|e| format!("encoding the root's events: {e}"))?;
+        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     fault_log.sort_by_key(|f| f.0);
     for (start, end, fault, tracked) in &fault_log {
         report.faults.push(FaultReport {
