@@ -68,6 +68,13 @@ pub struct BenchArgs {
     pub listing_alerts: usize,
     #[arg(long, default_value_t = 1_000)]
     pub listing_schools: u32,
+    /// Only measure the province's store over a month and project a year: the events of the
+    /// simulated Hebei day in FILE (`mingchu sim --hebei --export-root FILE`) applied to a real
+    /// store once for each of --year-days days. No federation.
+    #[arg(long, value_name = "FILE")]
+    pub year: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 30)]
+    pub year_days: u32,
     /// Only measure the web console: a province node holding a month of --console-alerts alerts
     /// with their verdicts, cases and spot checks serves every page to a signed-in supervisor.
     #[arg(long)]
@@ -122,6 +129,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         return rt.block_on(crate::bench_listing::run(args.listing_alerts, args.listing_schools));
+    }
+    if let Some(file) = &args.year {
+        println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return rt.block_on(crate::bench_year::run(file, args.year_days));
     }
     if args.health {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());

@@ -40,6 +40,7 @@ mod spot;
 mod spot_draw;
 mod tidy;
 mod warnings;
+mod year;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

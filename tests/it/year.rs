@@ -1,0 +1,51 @@
+//! `mingchu bench --year` on what `mingchu sim --export-root` wrote: the province's events of a
+//! small simulated day, applied to a real store day after day, every one applied once.
+
+use crate::mingchu;
+
+#[test]
+fn a_simulated_day_exported_from_the_root_is_replayed_into_a_real_store_for_each_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.events");
+    let file = file.to_str().unwrap();
+    let (ok, out, err) = mingchu(&[
+        "sim",
+        "--cities",
+        "1",
+        "--counties",
+        "2",
+        "--schools",
+        "3",
+        "--hours",
+        "6",
+        "--intensity",
+        "20",
+        "--no-faults",
+        "--export-root",
+        file,
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let events = protocol::wire::decode_event_log(&std::fs::read(file).unwrap()).unwrap();
+    assert!(events.len() > 100, "the root held {} events", events.len());
+    assert!(events.iter().any(|e| matches!(e.body, protocol::Body::Registry(_))));
+    assert!(events.iter().any(|e| matches!(e.body, protocol::Body::AlertUpdate(_))));
+
+    let (ok, out, err) = mingchu(&["bench", "--year", file, "--year-days", "3"]);
+    assert!(ok, "{out}\n{err}");
+    // Three days: the first with the registry, two without; the store applied each event once
+    // (the bench fails otherwise) and the year is projected.
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            w.next().is_some_and(|d| d.parse::<u32>().is_ok()) && w.next().is_some_and(|n| n.parse::<u64>().is_ok())
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(out.contains("a year (365 days) at that growth:"), "{out}");
+
+    // A file that is not one is refused with a clear error, and nothing is measured.
+    std::fs::write(dir.path().join("junk"), b"\x05\x00\x00\x00abc").unwrap();
+    let (ok, out, err) = mingchu(&["bench", "--year", dir.path().join("junk").to_str().unwrap()]);
+    assert!(!ok && err.contains("is not an event file"), "{out}\n{err}");
+}
