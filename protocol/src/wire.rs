@@ -194,6 +194,10 @@ fn decode_value<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &'static str) 
     Ok(value)
 }
 
+/// The first byte of every encoded [`Frame::Fresh`] (its variant's index): a receiver can put a
+/// priority-lane batch ahead of the frames queued before it without decoding it first.
+pub const FRESH_TAG: u8 = 6;
+
 /// Encodes a frame, refusing one above [`FRAME_BYTES_MAX`] (encoding itself ignores the limit).
 pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, WireError> {
     encode_value(frame)
@@ -261,6 +265,14 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_frame_and_only_a_fresh_frame_starts_with_the_fresh_tag() {
+        let batch = Batch { id: 1, ranges: Vec::new(), events: Vec::new() };
+        assert_eq!(encode_frame(&Frame::Fresh(batch.clone())).unwrap()[0], FRESH_TAG);
+        assert_ne!(encode_frame(&Frame::Batch(batch)).unwrap()[0], FRESH_TAG);
+        assert_ne!(encode_frame(&Frame::Ping { backlog: 0 }).unwrap()[0], FRESH_TAG);
+    }
 
     #[test]
     fn an_event_log_round_trips_and_a_truncated_one_is_refused() {

@@ -174,6 +174,9 @@ pub struct LinkArgs {
 
 pub enum LinkMsg {
     Frame(Vec<u8>),
+    /// A priority-lane batch waits in the link's [`FreshInbox`] (it is handled before the next
+    /// message, whichever that is).
+    FreshWake,
     /// The reader ended: `None` for a clean close by the peer.
     ReaderEnded(Option<TransportError>),
     WriterFailed(TransportError),
@@ -196,6 +199,7 @@ impl LinkMsg {
     fn name(&self) -> &'static str {
         match self {
             LinkMsg::Frame(_) => "a received frame",
+            LinkMsg::FreshWake => "a received priority-lane frame",
             LinkMsg::ReaderEnded(_) => "the reader's end",
             LinkMsg::WriterFailed(_) => "a failed send",
             LinkMsg::Progress(_) => "local progress",
@@ -269,6 +273,23 @@ impl LaneOut {
     }
 }
 
+/// Received priority-lane frames ([`protocol::Frame::Fresh`]), taken ahead of the link's mailbox:
+/// a fresh alert does not wait behind the bulk batches of a backlog queued before it (each
+/// decoded and checked in turn), only behind the one being handled. Fresh and bulk batches travel
+/// on different streams, so their order was never given.
+#[derive(Clone, Default)]
+struct FreshInbox(Arc<std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>>);
+
+impl FreshInbox {
+    fn push(&self, bytes: Vec<u8>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push_back(bytes);
+    }
+
+    fn pop(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
+}
+
 pub struct LinkRun {
     me: NodeId,
     peer: NodeId,
@@ -292,6 +313,8 @@ pub struct LinkRun {
     bulk_writer: LaneOut,
     files_writer: LaneOut,
     reader_task: JoinHandle<()>,
+    /// Priority-lane frames the reader put ahead of the mailbox.
+    fresh_inbox: FreshInbox,
     /// The earliest deadline a timer task is already sleeping towards.
     timer_at_ms: Option<u64>,
     /// The deadline the timer task sleeps towards.
@@ -365,6 +388,98 @@ fn spawn_writer(mut sender: Box<dyn FrameSender>, link: ActorRef<LinkMsg>) -> mp
         }
     });
     tx
+}
+
+/// One message handled: the session steps, then is driven (frames out, events to the store).
+fn step(myself: &ActorRef<LinkMsg>, msg: LinkMsg, st: &mut LinkRun) -> Result<(), ActorProcessingErr> {
+    if st.closed {
+        return Ok(());
+    }
+    let now = st.clock.now_ms();
+    let before = cfg!(debug_assertions).then(|| st.session.watermarks());
+    let what = msg.name();
+    match msg {
+        LinkMsg::FreshWake => {}
+        LinkMsg::Frame(bytes) => {
+            lock_status(&st.status).last_seen_ms = st.clock.wall_ms();
+            match decode_frame(&bytes) {
+                Ok(
+                    frame @ (protocol::Frame::FileGet { .. }
+                    | protocol::Frame::FileData { .. }
+                    | protocol::Frame::FileFail { .. }),
+                ) => {
+                    // Files travel beside the sync session, once the hello is done.
+                    if st.was_up {
+                        (st.on_file)(st.peer, frame);
+                    } else {
+                        st.session.close(now, "a file frame before the hello");
+                    }
+                }
+                Ok(frame) => {
+                    if matches!(frame, protocol::Frame::Health(_)) {
+                        lock_status(&st.status).health_bytes_in += bytes.len() as u64;
+                    }
+                    st.session.handle_frame(now, frame)
+                }
+                Err(e) => {
+                    warn!(node = %st.me, peer = %st.peer, error = %e, "bad frame: closing the link");
+                    st.session.close(now, &format!("bad frame: {e}"));
+                }
+            }
+        }
+        LinkMsg::ReaderEnded(err) => {
+            let reason = match err {
+                None => "peer closed the connection".to_string(),
+                Some(e) => e.to_string(),
+            };
+            warn!(node = %st.me, peer = %st.peer, %reason, "link lost");
+            st.session.close(now, &reason);
+        }
+        LinkMsg::WriterFailed(e) => st.session.close(now, &format!("send failed: {e}")),
+        LinkMsg::Progress(progress) => {
+            if let Some(floor) = progress.floor {
+                st.session.set_floor(st.me, floor);
+            }
+            for (origin, c) in progress.contiguous {
+                st.session.handle_local_progress(now, origin, c);
+            }
+            for r in progress.fresh {
+                st.session.handle_fresh(now, r.origin, r.after, r.upto);
+            }
+        }
+        LinkMsg::Persisted { batch_id, result } => match result {
+            Ok(cursors) => st.session.handle_persisted(now, batch_id, cursors),
+            Err(e) => st.session.close(now, &format!("could not persist batch {batch_id}: {e}")),
+        },
+        LinkMsg::Tick => {
+            st.timer_at_ms = None;
+            st.session.handle_timeout(now);
+            st.tell_ancestor_holds()?;
+            let age = st.oldest_unsent_age_ms();
+            lock_status(&st.status).oldest_unsent_age_ms = age;
+        }
+        LinkMsg::Close(reason) => st.session.close(now, &reason),
+        LinkMsg::Health(delta) => {
+            st.session.send_health(now, delta);
+        }
+        LinkMsg::File(frame) => match encode_frame(&frame) {
+            Ok(bytes) => {
+                let writer = if frame.lane() == Lane::Files { &mut st.files_writer } else { &mut st.writer };
+                if let Err(Some(e)) = writer.send(bytes) {
+                    st.session.close(now, &format!("send failed: {e}"));
+                }
+            }
+            Err(e) => warn!(node = %st.me, peer = %st.peer, error = %e, "cannot encode a file frame"),
+        },
+    }
+    let driven = st.drive(myself);
+    st.check_session(what, before.as_ref());
+    if let Err(reason) = driven {
+        warn!(node = %st.me, peer = %st.peer, %reason, "link closed");
+        lock_status(&st.status).last_error = Some(reason.clone());
+        myself.stop(Some(reason));
+    }
+    Ok(())
 }
 
 impl LinkRun {
@@ -592,11 +707,19 @@ impl Actor for LinkActor {
         let bulk_wtx = LaneOut::new(bulk, myself.clone());
         let files_wtx = LaneOut::new(files, myself.clone());
         let me = myself.clone();
+        let fresh_inbox = FreshInbox::default();
+        let fresh = fresh_inbox.clone();
         let reader_task = tokio::spawn(async move {
             loop {
                 match receiver.recv().await {
                     Ok(Some(bytes)) => {
-                        if me.cast(LinkMsg::Frame(bytes)).is_err() {
+                        let sent = if bytes.first() == Some(&protocol::wire::FRESH_TAG) {
+                            fresh.push(bytes);
+                            me.cast(LinkMsg::FreshWake)
+                        } else {
+                            me.cast(LinkMsg::Frame(bytes))
+                        };
+                        if sent.is_err() {
                             break;
                         }
                     }
@@ -634,6 +757,7 @@ impl Actor for LinkActor {
             bulk_writer: bulk_wtx,
             files_writer: files_wtx,
             reader_task,
+            fresh_inbox,
             timer_at_ms: None,
             timer,
             timer_task,
@@ -651,93 +775,11 @@ impl Actor for LinkActor {
         msg: LinkMsg,
         st: &mut LinkRun,
     ) -> Result<(), ActorProcessingErr> {
-        if st.closed {
-            return Ok(());
+        // Priority-lane frames first, whatever message comes next.
+        while let Some(bytes) = st.fresh_inbox.pop() {
+            step(&myself, LinkMsg::Frame(bytes), st)?;
         }
-        let now = st.clock.now_ms();
-        let before = cfg!(debug_assertions).then(|| st.session.watermarks());
-        let step = msg.name();
-        match msg {
-            LinkMsg::Frame(bytes) => {
-                lock_status(&st.status).last_seen_ms = st.clock.wall_ms();
-                match decode_frame(&bytes) {
-                    Ok(
-                        frame @ (protocol::Frame::FileGet { .. }
-                        | protocol::Frame::FileData { .. }
-                        | protocol::Frame::FileFail { .. }),
-                    ) => {
-                        // Files travel beside the sync session, once the hello is done.
-                        if st.was_up {
-                            (st.on_file)(st.peer, frame);
-                        } else {
-                            st.session.close(now, "a file frame before the hello");
-                        }
-                    }
-                    Ok(frame) => {
-                        if matches!(frame, protocol::Frame::Health(_)) {
-                            lock_status(&st.status).health_bytes_in += bytes.len() as u64;
-                        }
-                        st.session.handle_frame(now, frame)
-                    }
-                    Err(e) => {
-                        warn!(node = %st.me, peer = %st.peer, error = %e, "bad frame: closing the link");
-                        st.session.close(now, &format!("bad frame: {e}"));
-                    }
-                }
-            }
-            LinkMsg::ReaderEnded(err) => {
-                let reason = match err {
-                    None => "peer closed the connection".to_string(),
-                    Some(e) => e.to_string(),
-                };
-                warn!(node = %st.me, peer = %st.peer, %reason, "link lost");
-                st.session.close(now, &reason);
-            }
-            LinkMsg::WriterFailed(e) => st.session.close(now, &format!("send failed: {e}")),
-            LinkMsg::Progress(progress) => {
-                if let Some(floor) = progress.floor {
-                    st.session.set_floor(st.me, floor);
-                }
-                for (origin, c) in progress.contiguous {
-                    st.session.handle_local_progress(now, origin, c);
-                }
-                for r in progress.fresh {
-                    st.session.handle_fresh(now, r.origin, r.after, r.upto);
-                }
-            }
-            LinkMsg::Persisted { batch_id, result } => match result {
-                Ok(cursors) => st.session.handle_persisted(now, batch_id, cursors),
-                Err(e) => st.session.close(now, &format!("could not persist batch {batch_id}: {e}")),
-            },
-            LinkMsg::Tick => {
-                st.timer_at_ms = None;
-                st.session.handle_timeout(now);
-                st.tell_ancestor_holds()?;
-                let age = st.oldest_unsent_age_ms();
-                lock_status(&st.status).oldest_unsent_age_ms = age;
-            }
-            LinkMsg::Close(reason) => st.session.close(now, &reason),
-            LinkMsg::Health(delta) => {
-                st.session.send_health(now, delta);
-            }
-            LinkMsg::File(frame) => match encode_frame(&frame) {
-                Ok(bytes) => {
-                    let writer = if frame.lane() == Lane::Files { &mut st.files_writer } else { &mut st.writer };
-                    if let Err(Some(e)) = writer.send(bytes) {
-                        st.session.close(now, &format!("send failed: {e}"));
-                    }
-                }
-                Err(e) => warn!(node = %st.me, peer = %st.peer, error = %e, "cannot encode a file frame"),
-            },
-        }
-        let driven = st.drive(&myself);
-        st.check_session(step, before.as_ref());
-        if let Err(reason) = driven {
-            warn!(node = %st.me, peer = %st.peer, %reason, "link closed");
-            lock_status(&st.status).last_error = Some(reason.clone());
-            myself.stop(Some(reason));
-        }
-        Ok(())
+        step(&myself, msg, st)
     }
 
     async fn post_stop(&self, _myself: ActorRef<LinkMsg>, st: &mut LinkRun) -> Result<(), ActorProcessingErr> {
