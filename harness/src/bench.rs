@@ -75,6 +75,16 @@ pub struct BenchArgs {
     pub year: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 30)]
     pub year_days: u32,
+    /// Only these event kinds of the day (comma-separated: alert, alert-update, case, ledger,
+    /// registry, warning, …).
+    #[arg(long, value_delimiter = ',')]
+    pub year_kinds: Option<Vec<String>>,
+    /// The in-memory storage instead of sled (to tell the store's own memory from sled's).
+    #[arg(long)]
+    pub year_in_memory: bool,
+    /// Stop (and project from the days done) before a day would start above this RSS, in MiB.
+    #[arg(long, default_value_t = 8_192)]
+    pub year_max_rss_mib: u64,
     /// Only measure the web console: a province node holding a month of --console-alerts alerts
     /// with their verdicts, cases and spot checks serves every page to a signed-in supervisor.
     #[arg(long)]
@@ -133,7 +143,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.year {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        return rt.block_on(crate::bench_year::run(file, args.year_days));
+        let opts = crate::bench_year::YearOptions {
+            days: args.year_days,
+            kinds: args.year_kinds.clone(),
+            in_memory: args.year_in_memory,
+            max_rss_mib: args.year_max_rss_mib,
+        };
+        return rt.block_on(crate::bench_year::run(file, opts));
     }
     if args.health {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());

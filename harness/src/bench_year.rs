@@ -150,12 +150,31 @@ fn memory_kb() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// What `mingchu bench --year` measures.
+pub struct YearOptions {
+    pub days: u32,
+    /// Only events of these kinds (`alert`, `ledger`, `registry`, …), to see what each costs.
+    pub kinds: Option<Vec<String>>,
+    /// The in-memory storage instead of sled (to tell the store's memory from sled's).
+    pub in_memory: bool,
+    /// Stop before a day would start with this process above this RSS (MiB).
+    pub max_rss_mib: u64,
+}
+
 /// `mingchu bench --year FILE [--year-days N]`.
-pub async fn run(file: &Path, days: u32) -> anyhow::Result<()> {
+pub async fn run(file: &Path, opts: YearOptions) -> anyhow::Result<()> {
+    let days = opts.days;
     anyhow::ensure!(days >= 2, "--year-days must be at least 2 (the growth is measured between days)");
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let events = protocol::wire::decode_event_log(&bytes)
         .with_context(|| format!("{} is not an event file written by `mingchu sim --export-root`", file.display()))?;
+    let events: Vec<Event> = match &opts.kinds {
+        Some(kinds) => {
+            let wanted: Vec<String> = kinds.iter().map(|k| k.replace(['-', '_'], "").to_lowercase()).collect();
+            events.into_iter().filter(|e| wanted.contains(&format!("{:?}", e.kind()).to_lowercase())).collect()
+        }
+        None => events,
+    };
     anyhow::ensure!(!events.is_empty(), "{} holds no events", file.display());
     let day = Day::new(events);
     let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
@@ -171,7 +190,11 @@ pub async fn run(file: &Path, days: u32) -> anyhow::Result<()> {
     );
 
     let tmp = tempfile::Builder::new().prefix("mingchu-bench-year-").tempdir()?;
-    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(tmp.path())?);
+    let storage: Arc<dyn Storage> = if opts.in_memory {
+        Arc::new(node::storage::mem::MemStorage::new())
+    } else {
+        Arc::new(SledStorage::open(tmp.path())?)
+    };
     let args = StoreArgs {
         me: "13".parse()?,
         storage: storage.clone(),
@@ -185,7 +208,13 @@ pub async fn run(file: &Path, days: u32) -> anyhow::Result<()> {
     let mut sizes: Vec<(u32, u64, u64)> = Vec::new(); // (day, events held, bytes)
     let t0 = Instant::now();
     println!("   day   events held    on disk   bytes/event   applied in   rss");
+    let mut stopped = None;
     for k in 0..days as u64 {
+        let (rss, _) = memory_kb();
+        if k >= 2 && rss / 1024 > opts.max_rss_mib {
+            stopped = Some((k, rss / 1024));
+            break;
+        }
         let t = Instant::now();
         let events: Vec<Event> =
             if k == 0 { day.first.clone() } else { day.later.iter().map(|e| day.copy(k, e)).collect() };
@@ -206,6 +235,12 @@ pub async fn run(file: &Path, days: u32) -> anyhow::Result<()> {
             rss as f64 / 1024.0
         );
     }
+    if let Some((k, rss)) = stopped {
+        println!(
+            "stopped after day {k} of {days}: this process holds {rss} MiB, above --year-max-rss-mib {}",
+            opts.max_rss_mib
+        );
+    }
     let status = ractor::call_t!(store, StoreMsg::Stats, 60_000).context("store stats")?;
     anyhow::ensure!(
         status.events_applied == total,
@@ -219,7 +254,8 @@ pub async fn run(file: &Path, days: u32) -> anyhow::Result<()> {
     let year = first.2 as f64 + per_day * 364.0;
     let (rss, peak) = memory_kb();
     println!(
-        "{days} days: {} events, {:.1} MiB on disk ({:.0} bytes/event) in {:.0} s; each later day adds {:.1} MiB ({} events, {:.0} bytes/event)",
+        "{} days: {} events, {:.1} MiB on disk ({:.0} bytes/event) in {:.0} s; each later day adds {:.1} MiB ({} events, {:.0} bytes/event)",
+        last.0,
         last.1,
         mib(last.2),
         last.2 as f64 / last.1 as f64,
