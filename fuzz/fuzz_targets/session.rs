@@ -218,6 +218,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         persist_pending_max: u.int_in_range(1..=8)?,
         batch_events_max: u.int_in_range(1..=64)?,
         priority_lane: u.ratio(3, 4)?,
+        suspect_after_ms: if u.arbitrary()? { 600 } else { 0 },
     };
     let mut d = Driver {
         me,
