@@ -4,7 +4,6 @@
 //! goes down, so every time a county dials the province beside it (a hedge) is a false alarm,
 //! and every link that drops is a flap. Loopback only; each setting runs a bounded time.
 
-use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use topology::generate::SmallSpec;
 use topology::{NodeId, Tier};
 
 use crate::bench::percentile;
-use crate::bench_outage::{join_load, steady_load, wait_applied};
+use crate::bench_outage::{join_load, received_at, steady_load, wait_applied};
 use crate::cluster::Cluster;
 use crate::relay::UdpRelay;
 
@@ -74,12 +73,7 @@ pub fn run(binary: &Path, seconds: u64) -> anyhow::Result<()> {
             let now = wait_applied(&cluster, province, &base, want, Duration::from_secs(120))?;
             let applied = now.alerts_applied - base.alerts_applied;
             let after = counters(&cluster, &counties, city)?;
-            let at_province: BTreeMap<String, u64> = cluster
-                .client(province)
-                .alerts(raised.len() + 1_000, Some(city))?
-                .into_iter()
-                .map(|a| (a.id, a.received_at_us))
-                .collect();
+            let at_province = received_at(&cluster, province, city, raised.len() + 1_000)?;
             let mut lat: Vec<u64> =
                 raised.iter().filter_map(|(id, at, _)| at_province.get(id).map(|p| p.saturating_sub(*at))).collect();
             lat.sort_unstable();

@@ -24,6 +24,16 @@ fn alert(n: usize) -> RaiseAlert {
     }
 }
 
+/// When `at` stored each alert raised under `under` it holds (its newest `n`): id → µs.
+pub(crate) fn received_at(
+    cluster: &Cluster,
+    at: NodeId,
+    under: NodeId,
+    n: usize,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    Ok(cluster.client(at).alerts(n, Some(under))?.into_iter().map(|a| (a.id, a.received_at_us)).collect())
+}
+
 /// Waits until `node` applied `want` events more than in `base` (or `timeout` passed) and returns
 /// its store counters then.
 pub(crate) fn wait_applied(
@@ -131,12 +141,7 @@ pub fn run(cluster: &mut Cluster) -> anyhow::Result<()> {
     let applied = now.alerts_applied - base.alerts_applied;
     let lost = want.saturating_sub(applied);
     let duplicated = applied.saturating_sub(want);
-    let at_province: BTreeMap<String, u64> = cluster
-        .client(province)
-        .alerts(raised.len() + 1_000, Some(city))?
-        .into_iter()
-        .map(|a| (a.id, a.received_at_us))
-        .collect();
+    let at_province = received_at(cluster, province, city, raised.len() + 1_000)?;
     let city_prefix = city.to_string();
     let mut during: Vec<u64> = raised
         .iter()

@@ -8,22 +8,9 @@ fn a_simulated_day_exported_from_the_root_is_replayed_into_a_real_store_for_each
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("day.events");
     let file = file.to_str().unwrap();
-    let (ok, out, err) = mingchu(&[
-        "sim",
-        "--cities",
-        "1",
-        "--counties",
-        "2",
-        "--schools",
-        "3",
-        "--hours",
-        "6",
-        "--intensity",
-        "20",
-        "--no-faults",
-        "--export-root",
-        file,
-    ]);
+    let sim =
+        format!("sim --cities 1 --counties 2 --schools 3 --hours 6 --intensity 20 --no-faults --export-root {file}");
+    let (ok, out, err) = mingchu(&sim.split_whitespace().collect::<Vec<_>>());
     assert!(ok, "{out}\n{err}");
     let events = protocol::wire::decode_event_log(&std::fs::read(file).unwrap()).unwrap();
     assert!(events.len() > 100, "the root held {} events", events.len());
