@@ -216,10 +216,15 @@ pub async fn run(file: &Path, opts: YearOptions) -> anyhow::Result<()> {
             break;
         }
         let t = Instant::now();
-        let events: Vec<Event> =
-            if k == 0 { day.first.clone() } else { day.later.iter().map(|e| day.copy(k, e)).collect() };
+        let copies: Vec<Event>;
+        let events: &[Event] = if k == 0 {
+            &day.first
+        } else {
+            copies = day.later.iter().map(|e| day.copy(k, e)).collect();
+            &copies
+        };
         total += events.len() as u64;
-        apply_all(&store, &events, &mut held).await?;
+        apply_all(&store, events, &mut held).await?;
         storage.flush().await?;
         let took = t.elapsed();
         let disk = storage.disk_bytes().unwrap_or(0);
@@ -270,7 +275,7 @@ pub async fn run(file: &Path, opts: YearOptions) -> anyhow::Result<()> {
         first.1 + 364 * day.later.len() as u64
     );
     println!(
-        "this process (store actor and sled): RSS {:.0} MiB, peak {:.0} MiB",
+        "this process (the store actor and its storage): RSS {:.0} MiB, peak {:.0} MiB",
         rss as f64 / 1024.0,
         peak as f64 / 1024.0
     );

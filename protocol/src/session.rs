@@ -65,9 +65,8 @@ pub struct SessionConfig {
     pub priority_lane: bool,
     /// An ancestor that has said nothing for this long while a batch to it waits unacked as long
     /// is *suspect* ([`SessionEvent::PeerSilent`]): the driver may dial the next ancestor up beside
-    /// it, well before the idle timeout closes the link. 0: never suspect. On a slow or lossy
-    /// link the wait grows with how long the peer has been taking to acknowledge
-    /// ([`Session::suspect_after_ms`]).
+    /// it, well before the idle timeout closes the link. 0: never suspect. On a lossy link the
+    /// wait grows with the longest silences the peer has lately had ([`Session::suspect_after_ms`]).
     pub suspect_after_ms: u64,
 }
 

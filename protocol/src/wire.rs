@@ -265,6 +265,9 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::{AlertRaised, AlertType, Severity, Zone};
+    use crate::event::{Body, Hlc};
+    use proptest::prelude::*;
 
     #[test]
     fn a_fresh_frame_and_only_a_fresh_frame_starts_with_the_fresh_tag() {
@@ -303,9 +306,6 @@ mod tests {
             assert!(decode_event_log(&bytes[..cut]).is_err(), "cut at {cut}");
         }
     }
-    use crate::alert::{AlertRaised, AlertType, Severity, Zone};
-    use crate::event::{Body, Hlc};
-    use proptest::prelude::*;
 
     pub(crate) fn sample_event() -> Event {
         let school: NodeId = "130102-S0042".parse().unwrap();
