@@ -330,6 +330,17 @@ pub enum NodeCmd {
         #[arg(long, requires = "quic_addr")]
         admin_addr: Option<SocketAddr>,
     },
+    /// Convert a stopped node's sled data directory to redb (the store new directories get):
+    /// every key copied and counted, made durable, then put in place; sled's files are kept aside
+    /// in the directory's `sled-before-redb` until you remove them.
+    MigrateStore {
+        /// The node's config file (its data_dir is converted).
+        #[arg(long, conflicts_with = "data")]
+        config: Option<PathBuf>,
+        /// The data directory itself.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 /// Which running node a query goes to.
@@ -753,6 +764,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     run_until_signal(&cfg).await
                 }
             })
+        }
+        Cmd::Node(NodeCmd::MigrateStore { config, data }) => {
+            let dir = match (config, data) {
+                (Some(c), _) => NodeConfig::load(&c)?.data_dir,
+                (None, Some(d)) => d,
+                _ => bail!("请给出 --config FILE 或 --data DIR / give --config FILE or --data DIR"),
+            };
+            let started = std::time::Instant::now();
+            let done = node::storage::migrate_sled_to_redb(&dir).with_context(|| {
+                format!("数据目录 {} 转换失败，原目录未改动 / migrating {}", dir.display(), dir.display())
+            })?;
+            let keys: u64 = done.keys.iter().map(|(_, n)| n).sum();
+            println!(
+                "已把 {} 从 sled 转为 redb：{keys} 个键（{:.1} MiB），用时 {:.1} 秒",
+                dir.display(),
+                done.bytes as f64 / 1_048_576.0,
+                started.elapsed().as_secs_f64()
+            );
+            for (space, n) in &done.keys {
+                println!("  {space:?}: {n}");
+            }
+            println!("原 sled 文件保留在 {}，确认节点运行正常后可删除。", done.kept.display());
+            Ok(())
         }
         Cmd::Alert(AlertCmd::Raise {
             target,

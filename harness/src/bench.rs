@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Keep the working folder.
     #[arg(long)]
     pub keep: bool,
+    /// The store every node's new data directory is made in (redb or sled), to compare them.
+    #[arg(long, default_value = "redb")]
+    pub storage: node::storage::Backend,
     /// Also measure outages: a city killed for 10 s under a steady 640 alerts/s, and a city
     /// killed in the middle of a 64,000-alert burst.
     #[arg(long)]
@@ -79,12 +82,27 @@ pub struct BenchArgs {
     /// registry, warning, …).
     #[arg(long, value_delimiter = ',')]
     pub year_kinds: Option<Vec<String>>,
-    /// The in-memory storage instead of sled (to tell the store's own memory from sled's).
-    #[arg(long)]
-    pub year_in_memory: bool,
+    /// The store to measure: sled, redb or memory (the in-memory store, to tell the store
+    /// actor's own memory from the storage's).
+    #[arg(long, default_value = "sled")]
+    pub year_storage: node::storage::Backend,
     /// Stop (and project from the days done) before a day would start above this RSS, in MiB.
     #[arg(long, default_value_t = 8_192)]
     pub year_max_rss_mib: u64,
+    /// Keep the store in this directory (absent or empty) instead of a temporary one, e.g. to
+    /// measure reopening it with --reopen.
+    #[arg(long, value_name = "DIR")]
+    pub year_dir: Option<std::path::PathBuf>,
+    /// Only measure how long a node's store in DIR (sled or redb) takes to open, as at a restart.
+    #[arg(long, value_name = "DIR")]
+    pub reopen: Option<std::path::PathBuf>,
+    /// With --reopen: first leave the store as a killed process leaves it (a child process opens
+    /// it, writes, flushes, writes again and exits without closing it).
+    #[arg(long)]
+    pub reopen_crash: bool,
+    /// The child of --reopen-crash (not for use by hand).
+    #[arg(long, hide = true)]
+    pub reopen_leave: bool,
     /// Only measure the web console: a province node holding a month of --console-alerts alerts
     /// with their verdicts, cases and spot checks serves every page to a signed-in supervisor.
     #[arg(long)]
@@ -140,14 +158,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         return rt.block_on(crate::bench_listing::run(args.listing_alerts, args.listing_schools));
     }
+    if let Some(dir) = &args.reopen {
+        return crate::bench_year::reopen(dir, args.reopen_crash, args.reopen_leave);
+    }
     if let Some(file) = &args.year {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let opts = crate::bench_year::YearOptions {
             days: args.year_days,
             kinds: args.year_kinds.clone(),
-            in_memory: args.year_in_memory,
+            storage: args.year_storage,
             max_rss_mib: args.year_max_rss_mib,
+            dir: args.year_dir.clone(),
         };
         return rt.block_on(crate::bench_year::run(file, opts));
     }
@@ -174,6 +196,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dir = if args.keep { tmp.keep() } else { tmp.path().to_path_buf() };
     let spec = SmallSpec { cities: 2, counties_per_city: 2, schools_per_county: args.schools_per_county };
     let mut cluster = Cluster::create(&dir, &spec, &binary)?;
+    anyhow::ensure!(args.storage != node::storage::Backend::Memory, "--storage is redb or sled for a federation");
+    for id in cluster.ids() {
+        cluster.edit_config(id, |cfg| cfg.storage = Some(args.storage))?;
+    }
     cluster.set_log(&std::env::var("MINGCHU_BENCH_LOG").unwrap_or_else(|_| "warn".into()));
     let mut result = bench_body(&mut cluster, &args);
     if result.is_ok() && args.restore {
@@ -197,9 +223,10 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     let province = cluster.topology.root();
     let schools: Vec<NodeId> = cluster.ids().into_iter().filter(|n| n.tier() == Tier::School).collect();
     println!(
-        "mingchu bench: {} nodes ({} schools) as separate processes on loopback, sled flushed before every ack",
+        "mingchu bench: {} nodes ({} schools) as separate processes on loopback, {} flushed before every ack",
         cluster.topology.len(),
-        schools.len()
+        schools.len(),
+        args.storage
     );
     println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());
     cluster.start_all()?;

@@ -18,8 +18,8 @@ use topology::{NodeId, Tier, Topology};
 
 use node::clock::SystemClock;
 use node::runtime::store::{PriorityInbox, StoreActor, StoreArgs, StoreMsg};
+use node::storage::Backend;
 use node::storage::Storage;
-use node::storage::sled_store::SledStorage;
 
 /// Events per applied batch while filling.
 const FILL_BATCH: usize = 1_000;
@@ -221,7 +221,7 @@ pub async fn fill_province(
     topology: &Topology,
     month: Month,
 ) -> anyhow::Result<(usize, usize)> {
-    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(data_dir)?);
+    let storage: Arc<dyn Storage> = Backend::of_data_dir(data_dir).open(data_dir)?;
     let args = StoreArgs {
         me: topology.root(),
         storage: storage.clone(),

@@ -208,8 +208,7 @@ fn end_to_end(topo: topology::Topology, table: &HealthTable, samples: usize) -> 
     node::tls::ca_issue(&certs, province)?;
     let data = tmp.path().join("data");
     {
-        use node::storage::Storage;
-        let storage = node::storage::sled_store::SledStorage::open(&data)?;
+        let storage = node::storage::Backend::of_data_dir(&data).open(&data)?;
         let (batch, _) = node::runtime::health::persist(table, 0);
         storage.write(batch)?;
         let rt = tokio::runtime::Builder::new_current_thread().build()?;

@@ -16,8 +16,8 @@ use topology::NodeId;
 use node::api::alerts::{ListParams, alert_views};
 use node::clock::SystemClock;
 use node::runtime::store::{EventQuery, LIST_LIMIT_MAX, PriorityInbox, StoreActor, StoreArgs, StoreMsg};
+use node::storage::Backend;
 use node::storage::Storage;
-use node::storage::sled_store::SledStorage;
 
 /// Events per applied batch while filling (one origin per batch, as a link delivers them).
 const FILL_BATCH: usize = 1_000;
@@ -58,7 +58,7 @@ fn ms(d: Duration) -> String {
 /// each dismissed by its county, then measures the listings.
 pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
     let tmp = tempfile::Builder::new().prefix("mingchu-bench-listing-").tempdir()?;
-    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(tmp.path())?);
+    let storage: Arc<dyn Storage> = Backend::of_data_dir(tmp.path()).open(tmp.path())?;
     let province: NodeId = "13".parse()?;
     let counties: Vec<NodeId> = (0..10).map(|i| format!("1301{:02}", i + 2).parse()).collect::<Result<_, _>>()?;
     let schools: Vec<NodeId> =
@@ -72,7 +72,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     println!(
-        "listing bench: a province sled store with {alerts} alerts from {} schools, each with a county verdict",
+        "listing bench: a province store with {alerts} alerts from {} schools, each with a county verdict",
         schools.len()
     );
 

@@ -22,8 +22,8 @@ use topology::{NodeId, Tier, Topology};
 use crate::bench_console::{Month, Web, fill, month_of_work, ms, percentiles};
 use node::clock::SystemClock;
 use node::runtime::store::{PriorityInbox, StoreActor, StoreArgs};
+use node::storage::Backend;
 use node::storage::Storage;
-use node::storage::sled_store::SledStorage;
 
 /// Cases opened beside the month's (which all close within days): one in this many schools has
 /// one still open.
@@ -74,7 +74,7 @@ async fn fill_hebei(
     month: Month,
     now: u64,
 ) -> anyhow::Result<(usize, usize)> {
-    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(data_dir)?);
+    let storage: Arc<dyn Storage> = Backend::of_data_dir(data_dir).open(data_dir)?;
     let province = topo.root();
     let args = StoreArgs {
         me: province,

@@ -24,8 +24,8 @@ use topology::NodeId;
 
 use node::clock::SystemClock;
 use node::runtime::store::{PriorityInbox, StoreActor, StoreArgs, StoreMsg};
+use node::storage::Backend;
 use node::storage::Storage;
-use node::storage::sled_store::SledStorage;
 
 /// Most events in one applied batch (a link's batches carry a few hundred events of many origins).
 const BATCH_EVENTS: usize = 512;
@@ -132,6 +132,50 @@ async fn apply_all(
     Ok(())
 }
 
+/// `mingchu bench --reopen DIR [--reopen-crash]`: the time a node's store takes to open at a
+/// restart, after a clean stop or (with `crash`) after its process was killed.
+pub fn reopen(dir: &Path, crash: bool, leave: bool) -> anyhow::Result<()> {
+    let backend = Backend::of_data_dir(dir);
+    if leave {
+        // The child: open, write, flush, write again, and end without closing the store.
+        let storage = backend.open(dir)?;
+        storage.put(node::storage::Space::Meta, b"bench-reopen", b"1".to_vec())?;
+        tokio::runtime::Builder::new_current_thread().build()?.block_on(storage.flush())?;
+        storage.put(node::storage::Space::Meta, b"bench-reopen", b"2".to_vec())?;
+        std::mem::forget(storage);
+        std::process::exit(0);
+    }
+    if crash {
+        let exe = std::env::current_exe()?;
+        let status = std::process::Command::new(exe)
+            .args(["bench", "--reopen-leave", "--reopen"])
+            .arg(dir)
+            .status()
+            .context("the child that leaves the store open")?;
+        anyhow::ensure!(status.success(), "the child that leaves the store open failed: {status}");
+    }
+    let disk = node::storage::Backend::of_data_dir(dir);
+    let t = Instant::now();
+    let storage = disk.open(dir)?;
+    let took = t.elapsed();
+    let kept = storage.get(node::storage::Space::Meta, b"bench-reopen")?;
+    println!(
+        "{} store in {} ({:.1} MiB on disk) opened in {:.3} s{}; the flushed write {}",
+        backend,
+        dir.display(),
+        mib(storage.disk_bytes().unwrap_or(0)),
+        took.as_secs_f64(),
+        if crash { " after its process was killed" } else { "" },
+        match kept.as_deref() {
+            Some(b"1") => "survived, the unflushed one did not",
+            Some(b"2") => "and the unflushed one survived",
+            Some(_) | None if !crash => "(none: no crash asked for)",
+            _ => "is LOST",
+        }
+    );
+    Ok(())
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
@@ -150,15 +194,31 @@ fn memory_kb() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Writes made and flushed one at a time after each day, for [`write_and_flush_ms`].
+const FLUSH_SAMPLES: u32 = 20;
+
+/// The mean time of one small write and its flush on the store as it now is (what an
+/// acknowledgement waits for), in ms.
+async fn write_and_flush_ms(storage: &dyn Storage) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    for i in 0..FLUSH_SAMPLES {
+        storage.put(node::storage::Space::Meta, b"bench-year-flush", i.to_be_bytes().to_vec())?;
+        storage.flush().await?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1000.0 / FLUSH_SAMPLES as f64)
+}
+
 /// What `mingchu bench --year` measures.
 pub struct YearOptions {
     pub days: u32,
     /// Only events of these kinds (`alert`, `ledger`, `registry`, …), to see what each costs.
     pub kinds: Option<Vec<String>>,
-    /// The in-memory storage instead of sled (to tell the store's memory from sled's).
-    pub in_memory: bool,
+    /// The store measured (memory: to tell the store actor's own memory from the storage's).
+    pub storage: Backend,
     /// Stop before a day would start with this process above this RSS (MiB).
     pub max_rss_mib: u64,
+    /// Where the store is kept (else a temporary directory, removed at the end).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// `mingchu bench --year FILE [--year-days N]`.
@@ -183,18 +243,23 @@ pub async fn run(file: &Path, opts: YearOptions) -> anyhow::Result<()> {
     }
     let origins = day.span.len();
     println!(
-        "year bench: the root's sled store over {days} days: the simulated day it held ({} events of {origins} origins: {}) applied each day, the registry's {} once",
+        "year bench: the root's {} store over {days} days: the simulated day it held ({} events of {origins} origins: {}) applied each day, the registry's {} once",
+        opts.storage,
         day.first.len(),
         kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
         day.first.len() - day.later.len(),
     );
 
     let tmp = tempfile::Builder::new().prefix("mingchu-bench-year-").tempdir()?;
-    let storage: Arc<dyn Storage> = if opts.in_memory {
-        Arc::new(node::storage::mem::MemStorage::new())
-    } else {
-        Arc::new(SledStorage::open(tmp.path())?)
+    let dir = match &opts.dir {
+        Some(d) => {
+            let used = std::fs::read_dir(d).map(|mut r| r.next().is_some()).unwrap_or(false);
+            anyhow::ensure!(!used, "--year-dir {} is not empty", d.display());
+            d.clone()
+        }
+        None => tmp.path().to_path_buf(),
     };
+    let storage: Arc<dyn Storage> = opts.storage.open(&dir)?;
     let args = StoreArgs {
         me: "13".parse()?,
         storage: storage.clone(),
@@ -207,7 +272,7 @@ pub async fn run(file: &Path, opts: YearOptions) -> anyhow::Result<()> {
     let mut total = 0u64;
     let mut sizes: Vec<(u32, u64, u64)> = Vec::new(); // (day, events held, bytes)
     let t0 = Instant::now();
-    println!("   day   events held    on disk   bytes/event   applied in   rss");
+    println!("   day   events held    on disk   bytes/event   applied in   one write + flush   rss");
     let mut stopped = None;
     for k in 0..days as u64 {
         let (rss, _) = memory_kb();
@@ -227,16 +292,18 @@ pub async fn run(file: &Path, opts: YearOptions) -> anyhow::Result<()> {
         apply_all(&store, events, &mut held).await?;
         storage.flush().await?;
         let took = t.elapsed();
+        let fsync = write_and_flush_ms(storage.as_ref()).await?;
         let disk = storage.disk_bytes().unwrap_or(0);
         sizes.push((k as u32 + 1, total, disk));
         let (rss, _) = memory_kb();
         println!(
-            "  {:>4}   {:>11}   {:>6.1} MiB   {:>11.0}   {:>8.1} s   {:.0} MiB",
+            "  {:>4}   {:>11}   {:>6.1} MiB   {:>11.0}   {:>8.1} s   {:>14.2} ms   {:.0} MiB",
             k + 1,
             total,
             mib(disk),
             disk as f64 / total as f64,
             took.as_secs_f64(),
+            fsync,
             rss as f64 / 1024.0
         );
     }

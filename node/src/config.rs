@@ -107,6 +107,10 @@ pub struct NodeConfig {
     /// everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionConfig>,
+    /// The store a new data directory is made in: `"redb"` (the default) or `"sled"`. A directory
+    /// that already holds a store keeps it; one holding the other store than asked is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::Backend>,
 }
 
 /// A school's retention of events (`[retention]` in its config):
@@ -438,6 +442,7 @@ impl NodeConfig {
             console: None,
             devices: None,
             files: FilesConfig::default(),
+            storage: None,
             video: VideoConfig::default(),
             retention: None,
         }
@@ -495,6 +500,12 @@ impl NodeConfig {
         if cfg.suspect_after_ms >= cfg.idle_timeout_ms {
             bail!(
                 "配置文件 {} 有误：suspect_after_ms 须小于 idle_timeout_ms（为 0 时不启用）(bad config: need suspect_after_ms < idle_timeout_ms, or 0)",
+                path.display()
+            );
+        }
+        if cfg.storage == Some(crate::storage::Backend::Memory) {
+            bail!(
+                "配置文件 {} 有误：storage 只能是 \"redb\" 或 \"sled\"（memory 不落盘）(bad config: storage must be redb or sled)",
                 path.display()
             );
         }
@@ -661,6 +672,31 @@ mod tests {
         assert!(err.contains("学校至少保留 90 天"), "{err}");
         let err = format!("{:#}", parse("130102", "[retention]\ndays = 400\n").unwrap_err());
         assert!(err.contains("只用于学校节点"), "{err}");
+    }
+
+    /// The store is redb unless a new directory is asked to be sled; a directory keeps the store
+    /// it holds, and one holding the other store than asked is refused before anything opens.
+    #[test]
+    fn the_store_is_chosen_by_the_directory_then_the_config() {
+        use crate::storage::Backend;
+        let base = "node = \"130102\"\ntopology = \"t.toml\"\ndata_dir = \"d\"\ncert_dir = \"c\"\n";
+        let parse = |extra: &str| NodeConfig::parse(&format!("{base}{extra}"), Path::new("/etc/mingchu/n.toml"));
+        assert_eq!(parse("").unwrap().storage, None);
+        assert_eq!(parse("storage = \"sled\"\n").unwrap().storage, Some(Backend::Sled));
+        let err = format!("{:#}", parse("storage = \"memory\"\n").unwrap_err());
+        assert!(err.contains("storage 只能是"), "{err}");
+        let err = format!("{:#}", parse("storage = \"rocks\"\n").unwrap_err());
+        assert!(err.contains("未知的存储类型"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(Backend::for_data_dir(d, None).unwrap(), Backend::Redb);
+        assert_eq!(Backend::for_data_dir(d, Some(Backend::Sled)).unwrap(), Backend::Sled);
+        std::fs::write(d.join("conf"), "").unwrap();
+        std::fs::write(d.join("db"), "").unwrap();
+        assert_eq!(Backend::for_data_dir(d, None).unwrap(), Backend::Sled, "a directory made before redb");
+        let err = Backend::for_data_dir(d, Some(Backend::Redb)).unwrap_err().to_string();
+        assert!(err.contains("migrate-store"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::NodeConfig;
 use crate::runtime::reads::Reads;
 use crate::runtime::root::{NodeActor, NodeArgs, NodeMsg, RedialConfig};
 use crate::runtime::scheduler::spawn_scheduler;
-use crate::storage::sled_store::SledStorage;
+use crate::storage::Storage;
 use crate::tls::NodeCredentials;
 use crate::transport::Transport;
 use crate::transport::quic::QuicTransport;
@@ -36,7 +36,7 @@ pub struct RunningNode {
     node_task: tokio::task::JoinHandle<()>,
     admin_task: tokio::task::JoinHandle<()>,
     admin_stop: tokio::sync::oneshot::Sender<()>,
-    storage: SledStorage,
+    storage: Arc<dyn Storage>,
     scheduler: tokio::task::JoinHandle<()>,
 }
 
@@ -54,7 +54,7 @@ impl RunningNode {
         self.node.stop(Some("shutdown".into()));
         let _ = self.node_task.await;
         let _ = self.admin_task.await;
-        let _ = crate::storage::Storage::flush(&self.storage).await;
+        let _ = self.storage.flush().await;
         // The token dies with the node (a node that crashes leaves it; its next start replaces it).
         let _ = std::fs::remove_file(crate::config::admin_token_path(self.admin_addr));
         info!(node = %self.me, "node stopped");
@@ -142,7 +142,10 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         }
         None => None,
     };
-    let storage = SledStorage::open(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+    let backend = crate::storage::Backend::for_data_dir(&cfg.data_dir, cfg.storage)
+        .with_context(|| format!("node {me}: its store"))?;
+    let storage = backend.open(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+    info!(node = %me, storage = %backend, dir = %cfg.data_dir.display(), "store opened");
     let bind = cfg.quic_bind.unwrap_or(entry.quic);
     let transport = QuicTransport::bind(bind, &creds).with_context(|| format!("QUIC endpoint on {bind}"))?;
     let quic_addr = transport.local_addr().unwrap_or(entry.quic);
@@ -167,7 +170,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     };
     let token = write_admin_token(admin_addr).context("the admin API's token file")?;
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock::new());
-    let storage_seam: Arc<dyn crate::storage::Storage> = Arc::new(storage.clone());
+    let storage_seam: Arc<dyn crate::storage::Storage> = storage.clone();
     let reads = Reads::blocking_pool(storage_seam.clone());
     let topology = Arc::new(topology);
     let args = NodeArgs {
@@ -203,7 +206,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let recent_alerts = recent_alerts_from_store(me, &reads, clock.wall_ms())
         .await
         .map_err(|e| anyhow::anyhow!("reading the school's recent alerts: {e}"))?;
-    let devices = crate::api::devices::Devices::load(&storage).context("reading the school's devices")?;
+    let devices = crate::api::devices::Devices::load(storage.as_ref()).context("reading the school's devices")?;
     let state = AdminState {
         me,
         node: node.clone(),

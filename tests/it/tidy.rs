@@ -169,8 +169,26 @@ fn crates_depend_only_downwards() {
     for banned in ["clap", "ureq", "tempfile"] {
         assert!(!dependencies("node").contains(banned), "the node library depends on {banned}");
     }
-    for io in ["tokio", "sled", "quinn", "ractor", "rustls"] {
+    for io in ["tokio", "sled", "redb", "quinn", "ractor", "rustls"] {
         assert!(!dependencies("protocol").contains(io), "protocol (sans-IO) depends on {io}");
+    }
+}
+
+#[test]
+fn only_the_storage_backends_touch_their_databases() {
+    let mut files = Vec::new();
+    for dir in ["node/src", "harness/src", "cli/src", "simulations/src", "tests/it"] {
+        rust_files(&workspace().join(dir), &mut files);
+    }
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let name = f.to_string_lossy().replace('\\', "/");
+        for (db, home) in [("sled::", "node/src/storage/sled_store.rs"), ("redb::", "node/src/storage/redb_store.rs")] {
+            if name.ends_with("tests/it/tidy.rs") {
+                continue;
+            }
+            assert!(name.ends_with(home) || !text.contains(db), "{} uses {db}: only {home} may", f.display());
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! cursor that covers it land together or not at all).
 
 pub mod mem;
+pub mod redb_store;
 pub mod sled_store;
 
 use crate::transport::BoxFuture;
@@ -43,6 +44,20 @@ pub enum Space {
 }
 
 impl Space {
+    /// Every keyspace.
+    pub const ALL: [Space; 10] = [
+        Space::Meta,
+        Space::Events,
+        Space::Cursors,
+        Space::Index,
+        Space::Secrets,
+        Space::Audit,
+        Space::Recent,
+        Space::Files,
+        Space::Devices,
+        Space::Draws,
+    ];
+
     pub fn tag(self) -> u8 {
         match self {
             Space::Meta => b'm',
@@ -146,5 +161,212 @@ pub trait Storage: Send + Sync + 'static {
         let mut b = WriteBatch::default();
         b.delete(space, key);
         self.write(b)
+    }
+}
+
+/// Which store a node's data directory is kept in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// sled (the store of the nodes deployed before redb; still opened where its files are).
+    Sled,
+    /// redb: one file, bounded cache, no background threads.
+    Redb,
+    /// Everything in this process's memory, lost when it ends (tests, the simulator, benchmarks).
+    Memory,
+}
+
+impl Backend {
+    pub const NAMES: &'static str = "sled, redb, memory";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sled => "sled",
+            Backend::Redb => "redb",
+            Backend::Memory => "memory",
+        }
+    }
+
+    /// The store a data directory already holds: redb where its file is, sled where sled's files
+    /// are (a directory made before redb), none in a new or empty directory.
+    pub fn existing(dir: &std::path::Path) -> Option<Backend> {
+        if dir.join(redb_store::REDB_FILE).exists() {
+            Some(Backend::Redb)
+        } else if dir.join("conf").is_file() && dir.join("db").is_file() {
+            Some(Backend::Sled)
+        } else {
+            None
+        }
+    }
+
+    /// The store to open in a data directory: the one it holds, else `wanted`, else redb. A
+    /// directory holding another store than the one `wanted` is refused (with how to convert it).
+    pub fn for_data_dir(dir: &std::path::Path, wanted: Option<Backend>) -> Result<Backend, StorageError> {
+        match (Backend::existing(dir), wanted) {
+            (Some(found), Some(w)) if found != w => Err(StorageError::Io(format!(
+                "数据目录 {} 是 {found} 存储，但配置要求 {w}（sled 可用 mingchu node migrate-store 转为 redb）/ \
+                 the data directory holds a {found} store, the config asks for {w}",
+                dir.display()
+            ))),
+            (Some(found), _) => Ok(found),
+            (None, w) => Ok(w.unwrap_or(Backend::Redb)),
+        }
+    }
+
+    /// [`Backend::for_data_dir`] with no store asked for.
+    pub fn of_data_dir(dir: &std::path::Path) -> Backend {
+        Backend::existing(dir).unwrap_or(Backend::Redb)
+    }
+
+    /// Opens a store of this kind in `dir` (the memory store ignores it).
+    pub fn open(self, dir: &std::path::Path) -> Result<std::sync::Arc<dyn Storage>, StorageError> {
+        Ok(match self {
+            Backend::Sled => std::sync::Arc::new(sled_store::SledStorage::open(dir)?),
+            Backend::Redb => std::sync::Arc::new(redb_store::RedbStorage::open(dir)?),
+            Backend::Memory => std::sync::Arc::new(mem::MemStorage::new()),
+        })
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "sled" => Ok(Backend::Sled),
+            "redb" => Ok(Backend::Redb),
+            "memory" => Ok(Backend::Memory),
+            other => Err(format!("未知的存储类型 “{other}”（可选：{}） / unknown storage “{other}”", Backend::NAMES)),
+        }
+    }
+}
+
+impl serde::Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Backend {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Backend, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`migrate_sled_to_redb`] copied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Keys copied per keyspace, in [`Space::ALL`] order (only the spaces with keys).
+    pub keys: Vec<(Space, u64)>,
+    pub bytes: u64,
+    /// Where sled's files were moved.
+    pub kept: std::path::PathBuf,
+}
+
+/// Where [`migrate_sled_to_redb`] moves sled's files (kept until the operator removes them).
+pub const SLED_KEPT_DIR: &str = "sled-before-redb";
+
+/// Converts a node's sled data directory to redb, in place, with the node stopped: every key of
+/// every keyspace is copied into a new redb store, counted back, made durable, and only then put
+/// in the directory's place; sled's files are moved aside into [`SLED_KEPT_DIR`]. Interrupted at
+/// any point, the directory opens as before (sled) or as the finished copy (redb), never half.
+pub fn migrate_sled_to_redb(dir: &std::path::Path) -> Result<Migrated, StorageError> {
+    let fail = |what: &str, e: std::io::Error| StorageError::Io(format!("{what}: {e}"));
+    if Backend::existing(dir) != Some(Backend::Sled) {
+        return Err(StorageError::Io(format!(
+            "{} 不是 sled 数据目录（没有 sled 的 conf 和 db 文件，或已有 {}）/ not a sled data directory",
+            dir.display(),
+            redb_store::REDB_FILE
+        )));
+    }
+    let sled = sled_store::SledStorage::open(dir)?;
+    let work = dir.join("migrating-to-redb");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).map_err(|e| fail("removing an earlier unfinished copy", e))?;
+    }
+    let redb = redb_store::RedbStorage::open(&work)?;
+    let mut out = Migrated { kept: dir.join(SLED_KEPT_DIR), ..Default::default() };
+    for space in Space::ALL {
+        let mut n = 0u64;
+        let mut batch = WriteBatch::default();
+        for item in sled.scan_prefix(space, b"") {
+            let (k, v) = item?;
+            out.bytes += (k.len() + v.len()) as u64;
+            batch.put(space, &k, v);
+            n += 1;
+            if batch.len() >= 10_000 {
+                redb.write(std::mem::take(&mut batch))?;
+            }
+        }
+        if !batch.is_empty() {
+            redb.write(batch)?;
+        }
+        let copied = redb.scan_prefix(space, b"").count() as u64;
+        if copied != n {
+            return Err(StorageError::Corrupt(format!(
+                "copying {space:?}: {n} keys read from sled, {copied} in the copy"
+            )));
+        }
+        if n > 0 {
+            out.keys.push((space, n));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| fail("a runtime for the flush", e))?;
+    rt.block_on(redb.flush())?;
+    drop(redb);
+    drop(sled);
+    // The finished copy first (from here on the directory opens as redb), then sled's files aside.
+    std::fs::rename(work.join(redb_store::REDB_FILE), dir.join(redb_store::REDB_FILE))
+        .map_err(|e| fail("putting the copy in place", e))?;
+    std::fs::remove_dir_all(&work).map_err(|e| fail("removing the copy's directory", e))?;
+    std::fs::create_dir_all(&out.kept).map_err(|e| fail("making the directory for sled's files", e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| fail("listing the data directory", e))? {
+        let entry = entry.map_err(|e| fail("listing the data directory", e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name == "conf" || name == "db" || name == "blobs" || name.starts_with("snap.") {
+            std::fs::rename(entry.path(), out.kept.join(&name))
+                .map_err(|e| fail(&format!("moving sled's {name}"), e))?;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_sled_directory_migrates_to_redb_with_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = sled_store::SledStorage::open(dir.path()).unwrap();
+            let mut b = WriteBatch::default();
+            for i in 0..25_000u32 {
+                b.put(Space::Events, &i.to_be_bytes(), vec![7; 100]);
+            }
+            b.put(Space::Meta, b"node", b"130102".to_vec());
+            b.put(Space::Secrets, b"zhang", b"hash".to_vec());
+            s.write(b).unwrap();
+            s.flush().await.unwrap();
+        }
+        assert_eq!(Backend::of_data_dir(dir.path()), Backend::Sled);
+        let path = dir.path().to_path_buf();
+        let done = tokio::task::spawn_blocking(move || migrate_sled_to_redb(&path)).await.unwrap().unwrap();
+        assert_eq!(done.keys, vec![(Space::Meta, 1), (Space::Events, 25_000), (Space::Secrets, 1)]);
+        assert_eq!(Backend::of_data_dir(dir.path()), Backend::Redb);
+        assert!(done.kept.join("db").is_file() && done.kept.join("conf").is_file());
+        let s = redb_store::RedbStorage::open(dir.path()).unwrap();
+        assert_eq!(s.get(Space::Meta, b"node").unwrap(), Some(b"130102".to_vec()));
+        assert_eq!(s.scan_prefix(Space::Events, b"").count(), 25_000);
+        // A second run finds nothing to do and says so.
+        drop(s);
+        let err = migrate_sled_to_redb(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("不是 sled 数据目录"), "{err}");
     }
 }

@@ -1,0 +1,204 @@
+//! redb behind the Storage seam: one table of byte keys and values in one file (`store.redb` in
+//! the data directory), keyspaces as key prefixes so a batch is atomic across them.
+//!
+//! Each [`Storage::write`] is a redb transaction committed without durability (visible to readers
+//! at once, lost in a crash); [`Storage::flush`] commits an empty transaction with immediate
+//! durability, which makes every earlier commit durable (redb's documented contract for
+//! `Durability::None`). redb has no background threads; its page cache is bounded by
+//! [`REDB_CACHE_BYTES`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{Durability, ReadableDatabase, TableDefinition};
+
+use super::{ScanIter, Space, Storage, StorageError, WriteBatch};
+use crate::transport::BoxFuture;
+
+/// The one table: stored key (space tag + key) → value.
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+
+/// The file in the data directory.
+pub const REDB_FILE: &str = "store.redb";
+
+/// redb's page cache per node (its default is 1 GiB).
+pub const REDB_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// How long [`RedbStorage::open`] waits for a data directory another process holds.
+pub const LOCKED_WAIT_MS: u64 = 3_000;
+
+fn err(e: impl Into<redb::Error>) -> StorageError {
+    match e.into() {
+        redb::Error::Corrupted(m) => StorageError::Corrupt(m),
+        other => StorageError::Io(other.to_string()),
+    }
+}
+
+#[derive(Clone)]
+pub struct RedbStorage {
+    db: Arc<redb::Database>,
+    dir: PathBuf,
+    /// Writes taken since opened ([`Storage::version`]).
+    version: Arc<AtomicU64>,
+}
+
+impl RedbStorage {
+    /// Opens (or creates) the store in `dir`. A directory held by another process (a node still
+    /// running, or one still exiting) is retried for up to [`LOCKED_WAIT_MS`], then reported.
+    pub fn open(dir: &Path) -> Result<RedbStorage, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
+        let path = dir.join(REDB_FILE);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCKED_WAIT_MS);
+        let db = loop {
+            match redb::Builder::new().set_cache_size(REDB_CACHE_BYTES).create(&path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StorageError::Io(format!(
+                            "{}: the data directory is in use by another process (is this node already running?)",
+                            dir.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(StorageError::Io(format!("{}: {e}", path.display()))),
+            }
+        };
+        // The table exists from the first open on, so reads never meet a missing table.
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(TABLE).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(RedbStorage { db: Arc::new(db), dir: dir.to_path_buf(), version: Default::default() })
+    }
+
+    fn range(&self, from: Vec<u8>, to: Vec<u8>, rev: bool) -> ScanIter<'_> {
+        let table = match self.db.begin_read().map_err(err).and_then(|t| t.open_table(TABLE).map_err(err)) {
+            Ok(t) => t,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let range = match table.range::<&[u8]>(from.as_slice()..=to.as_slice()) {
+            Ok(r) => r,
+            Err(e) => return Box::new(std::iter::once(Err(err(e)))),
+        };
+        let pairs = range.map(|r| r.map(|(k, v)| (k.value()[1..].to_vec(), v.value().to_vec())).map_err(err));
+        if rev { Box::new(pairs.rev()) } else { Box::new(pairs) }
+    }
+}
+
+impl Storage for RedbStorage {
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    fn disk_bytes(&self) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.dir.join(REDB_FILE)).ok().map(|m| m.blocks() * 512)
+    }
+
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let table = self.db.begin_read().map_err(err)?.open_table(TABLE).map_err(err)?;
+        Ok(table.get(space.key(key).as_slice()).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_> {
+        self.range(space.key(from), space.key(to), false)
+    }
+
+    fn scan_rev(&self, space: Space, from: &[u8], to: &[u8]) -> ScanIter<'_> {
+        self.range(space.key(from), space.key(to), true)
+    }
+
+    fn scan_prefix(&self, space: Space, prefix: &[u8]) -> ScanIter<'_> {
+        let from = space.key(prefix);
+        let table = match self.db.begin_read().map_err(err).and_then(|t| t.open_table(TABLE).map_err(err)) {
+            Ok(t) => t,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let range = match table.range::<&[u8]>(from.as_slice()..) {
+            Ok(r) => r,
+            Err(e) => return Box::new(std::iter::once(Err(err(e)))),
+        };
+        // From the prefix on, while keys still start with it (an error ends the scan after it).
+        let pairs = range
+            .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.value().starts_with(&from)))
+            .map(|r| r.map(|(k, v)| (k.value()[1..].to_vec(), v.value().to_vec())).map_err(err));
+        Box::new(pairs)
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut txn = self.db.begin_write().map_err(err)?;
+        txn.set_durability(Durability::None).map_err(|e| StorageError::Io(e.to_string()))?;
+        {
+            let mut table = txn.open_table(TABLE).map_err(err)?;
+            for (k, v) in &batch.ops {
+                match v {
+                    Some(v) => {
+                        table.insert(k.as_slice(), v.as_slice()).map_err(err)?;
+                    }
+                    None => {
+                        table.remove(k.as_slice()).map_err(err)?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(err)?;
+        // After the commit is visible: a reader that saw this number read at least this much.
+        self.version.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    fn flush(&self) -> BoxFuture<'static, Result<(), StorageError>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            let durable = move || -> Result<(), StorageError> {
+                let mut txn = db.begin_write().map_err(err)?;
+                txn.set_durability(Durability::Immediate).map_err(|e| StorageError::Io(e.to_string()))?;
+                txn.commit().map_err(err)
+            };
+            match tokio::task::spawn_blocking(durable).await {
+                Ok(r) => r,
+                Err(e) => Err(StorageError::Io(format!("flush task failed: {e}"))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn survives_reopen_after_flush_and_scans_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = RedbStorage::open(dir.path()).unwrap();
+            let mut b = WriteBatch::default();
+            b.put(Space::Events, b"k2", b"v2".to_vec());
+            b.put(Space::Events, b"k1", b"v1".to_vec());
+            b.put(Space::Events, b"l1", b"x".to_vec());
+            b.put(Space::Cursors, b"k1", b"c1".to_vec());
+            s.write(b).unwrap();
+            s.delete(Space::Events, b"l1").unwrap();
+            s.flush().await.unwrap();
+        }
+        let s = RedbStorage::open(dir.path()).unwrap();
+        assert_eq!(s.get(Space::Events, b"k1").unwrap(), Some(b"v1".to_vec()));
+        assert_eq!(s.get(Space::Cursors, b"k1").unwrap(), Some(b"c1".to_vec()));
+        assert_eq!(s.get(Space::Events, b"l1").unwrap(), None);
+        let keys = |it: ScanIter<'_>| it.map(|r| r.unwrap().0).collect::<Vec<_>>();
+        assert_eq!(keys(s.scan_prefix(Space::Events, b"")), vec![b"k1".to_vec(), b"k2".to_vec()]);
+        assert_eq!(keys(s.scan_prefix(Space::Events, b"k")), vec![b"k1".to_vec(), b"k2".to_vec()]);
+        assert_eq!(keys(s.scan_rev(Space::Events, b"k", b"k9")), vec![b"k2".to_vec(), b"k1".to_vec()]);
+        assert_eq!(keys(s.scan(Space::Events, b"k2", b"k9")), vec![b"k2".to_vec()]);
+        assert!(keys(s.scan_prefix(Space::Meta, b"")).is_empty());
+    }
+
+    #[test]
+    fn a_directory_in_use_is_reported_not_opened_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = RedbStorage::open(dir.path()).unwrap();
+        let err = RedbStorage::open(dir.path()).err().expect("a second open of a held directory fails");
+        assert!(err.to_string().contains("in use by another process"), "{err}");
+    }
+}
