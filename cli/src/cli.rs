@@ -92,7 +92,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Start a small real federation on loopback (23 processes, QUIC + mTLS, sled), raise alerts at
+    /// Start a small real federation on loopback (23 processes, QUIC + mTLS, redb), raise alerts at
     /// every school, show them arrive at the province, and stop.
     Demo(harness::demo::DemoArgs),
     /// The federation CA and node certificates.

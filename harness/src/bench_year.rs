@@ -159,8 +159,10 @@ pub fn reopen(dir: &Path, crash: bool, leave: bool) -> anyhow::Result<()> {
     let storage = disk.open(dir)?;
     let took = t.elapsed();
     let kept = storage.get(node::storage::Space::Meta, b"bench-reopen")?;
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let flush = rt.block_on(write_and_flush_ms(storage.as_ref()))?;
     println!(
-        "{} store in {} ({:.1} MiB on disk) opened in {:.3} s{}; the flushed write {}",
+        "{} store in {} ({:.1} MiB on disk) opened in {:.3} s{}; the flushed write {}; then one write + flush {:.2} ms",
         backend,
         dir.display(),
         mib(storage.disk_bytes().unwrap_or(0)),
@@ -171,7 +173,8 @@ pub fn reopen(dir: &Path, crash: bool, leave: bool) -> anyhow::Result<()> {
             Some(b"2") => "and the unflushed one survived",
             Some(_) | None if !crash => "(none: no crash asked for)",
             _ => "is LOST",
-        }
+        },
+        flush
     );
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! A federation of real `mingchu node run` processes on loopback, for the demo, the benchmark and
 //! the integration tests: topology, CA and certificates in one folder, one OS process (own QUIC
-//! endpoint, own sled store) per node, started, stopped, killed and queried individually. Every
+//! endpoint, own redb store) per node, started, stopped, killed and queried individually. Every
 //! node serves its web console over HTTPS on a free loopback port ([`Cluster::console_url`]), with
 //! one web certificate for 127.0.0.1 from the federation CA ([`Cluster::ca_cert_path`]).
 //!

@@ -1,5 +1,5 @@
 //! `mingchu demo`: the main job on embedded defaults. A real federation on loopback — one OS process
-//! per node with its own QUIC endpoint (mutual TLS) and sled store — alerts raised at every school
+//! per node with its own QUIC endpoint (mutual TLS) and redb store — alerts raised at every school
 //! and seen arriving at the province, a county taken offline and brought back, the live tree, and a
 //! clean shutdown (also on Ctrl-C).
 
@@ -112,7 +112,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let tmp = tempfile::Builder::new().prefix("mingchu-demo-").tempdir()?;
     let dir = if args.keep { tmp.keep() } else { tmp.path().to_path_buf() };
     let spec = SmallSpec { cities: 2, counties_per_city: 2, schools_per_county: args.schools_per_county };
-    println!("mingchu demo — a real four-level federation on loopback (QUIC + mutual TLS, sled at every node)");
+    println!("mingchu demo — a real four-level federation on loopback (QUIC + mutual TLS, redb at every node)");
     println!("  working folder: {}{}", dir.display(), if args.keep { " (kept)" } else { " (removed at the end)" });
 
     let mut cluster = Cluster::create(&dir, &spec, &binary)?;
@@ -264,7 +264,7 @@ fn ledgers_and_warnings(cluster: &Cluster, school: NodeId, county: NodeId, provi
 fn demo_body(cluster: &mut Cluster, started: Instant) -> anyhow::Result<()> {
     let province = cluster.topology.root();
     let total = cluster.topology.len();
-    print!("[3/7] starting {total} node processes (own QUIC endpoint + sled store each) … ");
+    print!("[3/7] starting {total} node processes (own QUIC endpoint + redb store each) … ");
     cluster.start_all()?;
     cluster.wait_links_up(Duration::from_secs(30))?;
     cluster.register_cameras()?;

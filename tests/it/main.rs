@@ -1,4 +1,4 @@
-//! Cross-crate integration tests: real `mingchu` processes, real QUIC with mutual TLS, real sled.
+//! Cross-crate integration tests: real `mingchu` processes, real QUIC with mutual TLS, real redb.
 //!
 //! Each test builds its own federation in a temporary folder on free loopback ports; the nodes are
 //! child processes whose stdin this test holds, so they stop when the test ends, however it ends.

@@ -1,5 +1,6 @@
 //! `mingchu bench --year` on what `mingchu sim --export-root` wrote: the province's events of a
-//! small simulated day, applied to a real store day after day, every one applied once.
+//! small simulated day, applied to a real store day after day, every one applied once; a sled
+//! store converted to redb, and reopened after its process was killed.
 
 use crate::mingchu;
 
@@ -30,6 +31,21 @@ fn a_simulated_day_exported_from_the_root_is_replayed_into_a_real_store_for_each
         .collect();
     assert_eq!(rows.len(), 3, "{out}");
     assert!(out.contains("a year (365 days) at that growth:"), "{out}");
+
+    // The same days kept in a sled directory, converted to redb with every key, and reopened:
+    // once cleanly, once after a process holding it was killed (the flushed write is there).
+    let kept = dir.path().join("sled-store");
+    let kept_s = kept.to_str().unwrap();
+    let (ok, out, err) =
+        mingchu(&["bench", "--year", file, "--year-days", "2", "--year-storage", "sled", "--year-dir", kept_s]);
+    assert!(ok && out.contains("the root's sled store"), "{out}\n{err}");
+    let (ok, out, err) = mingchu(&["node", "migrate-store", "--data", kept_s]);
+    assert!(ok && out.contains("从 sled 转为 redb") && out.contains("Events:"), "{out}\n{err}");
+    assert!(kept.join("store.redb").is_file() && kept.join("sled-before-redb").join("db").is_file());
+    let (ok, out, err) = mingchu(&["node", "migrate-store", "--data", kept_s]);
+    assert!(!ok && err.contains("不是 sled 数据目录"), "a second conversion is refused: {out}\n{err}");
+    let (ok, out, err) = mingchu(&["bench", "--reopen", kept_s, "--reopen-crash"]);
+    assert!(ok && out.contains("redb store") && out.contains("the flushed write survived"), "{out}\n{err}");
 
     // A file that is not one is refused with a clear error, and nothing is measured.
     std::fs::write(dir.path().join("junk"), b"\x05\x00\x00\x00abc").unwrap();

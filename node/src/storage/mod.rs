@@ -1,7 +1,9 @@
 //! The Storage seam: a small ordered key-value interface (get, scan, atomic batch, flush).
 //!
-//! Production uses sled ([`sled_store::SledStorage`]); tests and the simulator use
-//! [`mem::MemStorage`], whose crash drops every write not flushed. Keys live in keyspaces
+//! Production uses redb ([`redb_store::RedbStorage`]) for every new data directory and sled
+//! ([`sled_store::SledStorage`]) for directories made before redb ([`Backend::for_data_dir`],
+//! [`migrate_sled_to_redb`]); tests and the simulator use [`mem::MemStorage`], whose crash drops
+//! every write not flushed. Keys live in keyspaces
 //! ([`Space`]) that share one ordered map, so one batch is atomic across them (an event and the
 //! cursor that covers it land together or not at all).
 
