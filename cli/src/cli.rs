@@ -783,7 +783,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
             for (space, n) in &done.keys {
-                println!("  {space:?}: {n}");
+                println!("  {}：{n} 个键", space.label());
             }
             println!("原 sled 文件保留在 {}，确认节点运行正常后可删除。", done.kept.display());
             Ok(())

@@ -40,7 +40,7 @@ fn a_simulated_day_exported_from_the_root_is_replayed_into_a_real_store_for_each
         mingchu(&["bench", "--year", file, "--year-days", "2", "--year-storage", "sled", "--year-dir", kept_s]);
     assert!(ok && out.contains("the root's sled store"), "{out}\n{err}");
     let (ok, out, err) = mingchu(&["node", "migrate-store", "--data", kept_s]);
-    assert!(ok && out.contains("从 sled 转为 redb") && out.contains("Events:"), "{out}\n{err}");
+    assert!(ok && out.contains("从 sled 转为 redb") && out.contains("事件："), "{out}\n{err}");
     assert!(kept.join("store.redb").is_file() && kept.join("sled-before-redb").join("db").is_file());
     let (ok, out, err) = mingchu(&["node", "migrate-store", "--data", kept_s]);
     assert!(!ok && err.contains("不是 sled 数据目录"), "a second conversion is refused: {out}\n{err}");

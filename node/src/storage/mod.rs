@@ -60,6 +60,22 @@ impl Space {
         Space::Draws,
     ];
 
+    /// What the keyspace holds, in Chinese, for people reading a command's output.
+    pub fn label(self) -> &'static str {
+        match self {
+            Space::Meta => "节点信息",
+            Space::Events => "事件",
+            Space::Cursors => "同步进度",
+            Space::Index => "事件索引",
+            Space::Secrets => "账号密码",
+            Space::Audit => "审计日志",
+            Space::Recent => "最近记录索引",
+            Space::Files => "文件",
+            Space::Devices => "设备",
+            Space::Draws => "抽查名单",
+        }
+    }
+
     pub fn tag(self) -> u8 {
         match self {
             Space::Meta => b'm',
