@@ -26,6 +26,9 @@ pub struct BacklogReport {
     pub drain: Duration,
     /// School → province latency (µs) of the fresh alerts raised while the backlog drained.
     pub during_us: Vec<u64>,
+    /// The same alerts' hops (µs): school → county, county → city, city → province (when each
+    /// node stored it; one machine, one clock).
+    pub hops_us: [Vec<u64>; 3],
     /// Of those, how many the province stored before the backlog's last alert.
     pub overtook: usize,
     /// Events the county sent its city on the priority lane.
@@ -160,8 +163,15 @@ pub fn run(cluster: &mut Cluster, county: NodeId, backlog: usize, every: Duratio
     let listed_twice = at_province.values().filter(|(_, c)| *c > 1).count() as u64;
     let duplicated = listed_twice + applied.saturating_sub(want);
 
+    let city = cluster.ids().into_iter().find(|n| n.tier() == Tier::City).context("no city")?;
+    let stored_at = |node: NodeId| -> anyhow::Result<BTreeMap<String, u64>> {
+        let listed = cluster.client(node).alerts(raised.len() + 10_000, Some(county))?;
+        Ok(listed.into_iter().map(|a| (a.id, a.received_at_us)).collect())
+    };
+    let (at_county, at_city) = (stored_at(county)?, stored_at(city)?);
     let drain_end_us = backlog_ids.iter().filter_map(|id| at_province.get(id).map(|(t, _)| *t)).max().unwrap_or(0);
     let mut during_us = Vec::new();
+    let mut hops_us: [Vec<u64>; 3] = Default::default();
     let mut overtook = 0;
     for (id, raised_us) in &fresh {
         if *raised_us < up_at_us || *raised_us > drain_end_us {
@@ -169,16 +179,25 @@ pub fn run(cluster: &mut Cluster, county: NodeId, backlog: usize, every: Duratio
         }
         if let Some((at, _)) = at_province.get(id) {
             during_us.push(at.saturating_sub(*raised_us));
+            if let (Some(c), Some(t)) = (at_county.get(id), at_city.get(id)) {
+                hops_us[0].push(c.saturating_sub(*raised_us));
+                hops_us[1].push(t.saturating_sub(*c));
+                hops_us[2].push(at.saturating_sub(*t));
+            }
             if *at < drain_end_us {
                 overtook += 1;
             }
         }
     }
     during_us.sort_unstable();
+    for h in &mut hops_us {
+        h.sort_unstable();
+    }
     Ok(BacklogReport {
         backlog,
         drain: Duration::from_micros(drain_end_us.saturating_sub(up_at_us)),
         during_us,
+        hops_us,
         overtook,
         fresh_events_sent: uplink_state(cluster, county)?.2,
         lost,
@@ -223,6 +242,15 @@ pub fn bench(binary: &std::path::Path, backlog: usize, keep: bool) -> anyhow::Re
             r.fresh_events_sent,
             r.lost,
             r.duplicated
+        );
+        let hop = |h: &Vec<u64>| {
+            format!("{:.1} / {:.1} ms", ms(crate::bench::percentile(h, 0.50)), ms(crate::bench::percentile(h, 0.99)))
+        };
+        println!(
+            "    hop by hop, p50 / p99 (when each node stored them): school → county {}, county → city {}, city → province {}",
+            hop(&r.hops_us[0]),
+            hop(&r.hops_us[1]),
+            hop(&r.hops_us[2])
         );
     }
     Ok(())
