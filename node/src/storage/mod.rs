@@ -359,6 +359,49 @@ pub fn migrate_sled_to_redb(dir: &std::path::Path) -> Result<Migrated, StorageEr
 mod tests {
     use super::*;
 
+    /// Both stores on disk keep what was flushed across a reopen, apply a batch across keyspaces,
+    /// delete, and scan by range both ways and by prefix in key order.
+    #[tokio::test]
+    async fn each_disk_store_survives_reopen_after_flush_and_scans_in_order() {
+        for backend in [Backend::Redb, Backend::Sled] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let s = backend.open(dir.path()).unwrap();
+                let mut b = WriteBatch::default();
+                b.put(Space::Events, b"k2", b"v2".to_vec());
+                b.put(Space::Events, b"k1", b"v1".to_vec());
+                b.put(Space::Events, b"l1", b"x".to_vec());
+                b.put(Space::Cursors, b"k1", b"c1".to_vec());
+                s.write(b).unwrap();
+                s.delete(Space::Events, b"l1").unwrap();
+                s.flush().await.unwrap();
+            }
+            assert_eq!(Backend::existing(dir.path()), Some(backend));
+            let s = backend.open(dir.path()).unwrap();
+            assert_eq!(s.get(Space::Events, b"k1").unwrap(), Some(b"v1".to_vec()), "{backend}");
+            assert_eq!(s.get(Space::Cursors, b"k1").unwrap(), Some(b"c1".to_vec()), "{backend}");
+            assert_eq!(s.get(Space::Events, b"l1").unwrap(), None, "{backend}");
+            let keys = |it: ScanIter<'_>| it.map(|r| r.unwrap().0).collect::<Vec<_>>();
+            let (k1, k2) = (b"k1".to_vec(), b"k2".to_vec());
+            assert_eq!(keys(s.scan_prefix(Space::Events, b"")), vec![k1.clone(), k2.clone()], "{backend}");
+            assert_eq!(keys(s.scan_prefix(Space::Events, b"k")), vec![k1.clone(), k2.clone()], "{backend}");
+            assert_eq!(keys(s.scan_rev(Space::Events, b"k", b"k9")), vec![k2.clone(), k1.clone()], "{backend}");
+            assert_eq!(keys(s.scan(Space::Events, b"k2", b"k9")), vec![k2.clone()], "{backend}");
+            assert!(keys(s.scan(Space::Events, b"k9", b"k1")).is_empty(), "{backend}: a reversed range is empty");
+            assert!(keys(s.scan_prefix(Space::Meta, b"")).is_empty(), "{backend}");
+        }
+    }
+
+    #[test]
+    fn a_directory_in_use_is_reported_not_opened_twice() {
+        for backend in [Backend::Redb, Backend::Sled] {
+            let dir = tempfile::tempdir().unwrap();
+            let _held = backend.open(dir.path()).unwrap();
+            let err = backend.open(dir.path()).err().expect("a second open of a held directory fails");
+            assert!(err.to_string().contains("in use by another process"), "{backend}: {err}");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_sled_directory_migrates_to_redb_with_every_key() {
         let dir = tempfile::tempdir().unwrap();

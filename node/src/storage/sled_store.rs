@@ -134,34 +134,3 @@ impl Storage for SledStorage {
         })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn survives_reopen_after_flush() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = SledStorage::open(dir.path()).unwrap();
-            let mut b = WriteBatch::default();
-            b.put(Space::Events, b"k1", b"v1".to_vec());
-            b.put(Space::Cursors, b"k1", b"c1".to_vec());
-            s.write(b).unwrap();
-            s.flush().await.unwrap();
-        }
-        let s = SledStorage::open(dir.path()).unwrap();
-        assert_eq!(s.get(Space::Events, b"k1").unwrap(), Some(b"v1".to_vec()));
-        assert_eq!(s.get(Space::Cursors, b"k1").unwrap(), Some(b"c1".to_vec()));
-        let all: Vec<_> = s.scan_prefix(Space::Events, b"").collect::<Result<_, _>>().unwrap();
-        assert_eq!(all.len(), 1);
-    }
-
-    #[test]
-    fn a_directory_in_use_is_reported_not_opened_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let _held = SledStorage::open(dir.path()).unwrap();
-        let err = SledStorage::open(dir.path()).err().expect("a second open of a locked directory fails");
-        assert!(err.to_string().contains("in use by another process"), "{err}");
-    }
-}
