@@ -154,9 +154,8 @@ pub fn reopen(dir: &Path, crash: bool, leave: bool) -> anyhow::Result<()> {
             .context("the child that leaves the store open")?;
         anyhow::ensure!(status.success(), "the child that leaves the store open failed: {status}");
     }
-    let disk = node::storage::Backend::of_data_dir(dir);
     let t = Instant::now();
-    let storage = disk.open(dir)?;
+    let storage = backend.open(dir)?;
     let took = t.elapsed();
     let kept = storage.get(node::storage::Space::Meta, b"bench-reopen")?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;

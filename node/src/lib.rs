@@ -1,7 +1,8 @@
 //! The mingchu node: the actors (`runtime`), the three seams they reach the world through
 //! (`transport`, `storage`, `clock`) with their production implementations (QUIC + mTLS, redb
-//! — sled for data directories made before it — and system time), the certificates (`tls`), the admin API (`api`), and `server`, the one place
-//! that composes them into a running node from its `config`.
+//! — sled for data directories made before it — and system time), the certificates (`tls`), the
+//! admin API (`api`), and `server`, the one place that composes them into a running node from its
+//! `config`.
 //!
 //! Direction: `server → api → runtime → seams → protocol → topology`; never `runtime → api`
 //! (ARCHITECTURE.md, enforced by the tidy test in `tests/it/tidy.rs`).

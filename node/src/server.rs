@@ -1,5 +1,5 @@
-//! Running one production node: load its config, topology and certificates, open its store (redb), bind QUIC,
-//! start the actors and the admin API, and shut down cleanly on a signal.
+//! Running one production node: load its config, topology and certificates, open its store
+//! (redb), bind QUIC, start the actors and the admin API, and shut down cleanly on a signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

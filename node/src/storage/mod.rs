@@ -3,9 +3,9 @@
 //! Production uses redb ([`redb_store::RedbStorage`]) for every new data directory and sled
 //! ([`sled_store::SledStorage`]) for directories made before redb ([`Backend::for_data_dir`],
 //! [`migrate_sled_to_redb`]); tests and the simulator use [`mem::MemStorage`], whose crash drops
-//! every write not flushed. Keys live in keyspaces
-//! ([`Space`]) that share one ordered map, so one batch is atomic across them (an event and the
-//! cursor that covers it land together or not at all).
+//! every write not flushed. Keys live in keyspaces ([`Space`]) that share one ordered map, so one
+//! batch is atomic across them (an event and the cursor that covers it land together or not at
+//! all).
 
 pub mod mem;
 pub mod redb_store;
@@ -179,6 +179,43 @@ pub trait Storage: Send + Sync + 'static {
         let mut b = WriteBatch::default();
         b.delete(space, key);
         self.write(b)
+    }
+}
+
+/// How long opening a data directory that another process holds is retried (a node still
+/// running, or one still exiting: a closed store may hold its lock a moment longer).
+pub const LOCKED_WAIT_MS: u64 = 3_000;
+
+/// One try at opening a store (see [`open_retrying_while_held`]).
+pub(crate) enum OpenTry<T> {
+    Opened(T),
+    /// Another process holds the directory; the text (may be empty) says how the store put it.
+    Held(String),
+    Failed(StorageError),
+}
+
+/// Creates `dir` and opens a store in it with `attempt`, retrying for up to [`LOCKED_WAIT_MS`]
+/// while another process holds it, then reporting that it is in use.
+pub(crate) fn open_retrying_while_held<T>(
+    dir: &std::path::Path,
+    mut attempt: impl FnMut() -> OpenTry<T>,
+) -> Result<T, StorageError> {
+    std::fs::create_dir_all(dir).map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCKED_WAIT_MS);
+    loop {
+        match attempt() {
+            OpenTry::Opened(t) => return Ok(t),
+            OpenTry::Failed(e) => return Err(e),
+            OpenTry::Held(how) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StorageError::Io(format!(
+                        "{}: the data directory is in use by another process (is this node already running?){how}",
+                        dir.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Durability, ReadableDatabase, TableDefinition};
 
-use super::{ScanIter, Space, Storage, StorageError, WriteBatch};
+use super::{OpenTry, ScanIter, Space, Storage, StorageError, WriteBatch, open_retrying_while_held};
 use crate::transport::BoxFuture;
 
 /// The one table: stored key (space tag + key) → value.
@@ -33,9 +33,6 @@ pub const REDB_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// size the walk takes a few seconds at most and flushes stay as cheap as they can be.
 pub const QUICK_REPAIR_FROM_BYTES: u64 = 256 * 1024 * 1024;
 
-/// How long [`RedbStorage::open`] waits for a data directory another process holds.
-pub const LOCKED_WAIT_MS: u64 = 3_000;
-
 fn err(e: impl Into<redb::Error>) -> StorageError {
     match e.into() {
         redb::Error::Corrupted(m) => StorageError::Corrupt(m),
@@ -53,26 +50,16 @@ pub struct RedbStorage {
 
 impl RedbStorage {
     /// Opens (or creates) the store in `dir`. A directory held by another process (a node still
-    /// running, or one still exiting) is retried for up to [`LOCKED_WAIT_MS`], then reported.
+    /// running, or one still exiting) is retried for up to [`super::LOCKED_WAIT_MS`], then reported.
     pub fn open(dir: &Path) -> Result<RedbStorage, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
         let path = dir.join(REDB_FILE);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCKED_WAIT_MS);
-        let db = loop {
+        let db = open_retrying_while_held(dir, || {
             match redb::Builder::new().set_cache_size(REDB_CACHE_BYTES).create(&path) {
-                Ok(db) => break db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(StorageError::Io(format!(
-                            "{}: the data directory is in use by another process (is this node already running?)",
-                            dir.display()
-                        )));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(StorageError::Io(format!("{}: {e}", path.display()))),
+                Ok(db) => OpenTry::Opened(db),
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => OpenTry::Held(String::new()),
+                Err(e) => OpenTry::Failed(StorageError::Io(format!("{}: {e}", path.display()))),
             }
-        };
+        })?;
         // The table exists from the first open on, so reads never meet a missing table.
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(TABLE).map_err(err)?;

@@ -4,14 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{ScanIter, Space, Storage, StorageError, WriteBatch};
+use super::{OpenTry, ScanIter, Space, Storage, StorageError, WriteBatch, open_retrying_while_held};
 use crate::transport::BoxFuture;
 
 /// sled's page cache per node (its default is 1 GiB per Db).
 pub const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// How long [`SledStorage::open`] waits for a locked data directory.
-pub const LOCKED_WAIT_MS: u64 = 3_000;
 
 fn io(e: sled::Error) -> StorageError {
     match e {
@@ -45,11 +42,9 @@ impl SledStorage {
     ///
     /// sled locks the directory while a `Db` on it is open, and a closed `Db`'s background threads
     /// may hold the lock a moment longer (as may a previous process of this node that is still
-    /// exiting): a locked directory is retried for up to [`LOCKED_WAIT_MS`], then reported.
+    /// exiting): a locked directory is retried for up to [`super::LOCKED_WAIT_MS`], then reported.
     pub fn open(dir: &Path) -> Result<SledStorage, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::Io(format!("{}: {e}", dir.display())))?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCKED_WAIT_MS);
-        loop {
+        open_retrying_while_held(dir, || {
             let opened = sled::Config::new()
                 .path(dir)
                 .cache_capacity(SLED_CACHE_BYTES)
@@ -57,20 +52,14 @@ impl SledStorage {
                 .mode(sled::Mode::HighThroughput)
                 .open();
             match opened {
-                Ok(db) => return Ok(SledStorage { db, dir: dir.to_path_buf(), version: Default::default() }),
+                Ok(db) => OpenTry::Opened(SledStorage { db, dir: dir.to_path_buf(), version: Default::default() }),
                 // sled words it "could not acquire lock on …" (its own io::Error, kind Other).
                 Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(StorageError::Io(format!(
-                            "{}: the data directory is in use by another process (is this node already running?): {e}",
-                            dir.display()
-                        )));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    OpenTry::Held(format!(": {e}"))
                 }
-                Err(e) => return Err(StorageError::Io(format!("{}: {e}", dir.display()))),
+                Err(e) => OpenTry::Failed(StorageError::Io(format!("{}: {e}", dir.display()))),
             }
-        }
+        })
     }
 }
 
