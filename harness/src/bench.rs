@@ -234,6 +234,8 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
     cluster.register_cameras()?;
 
     let cpu_before = cpu_by_tier(cluster);
+    let flushes_before = flush_by_tier(cluster);
+    let writes_before = school_writes(cluster);
     // Throughput: every school raises `per_school` alerts as fast as it accepts them.
     let total = schools.len() * args.per_school;
     let before = cluster.status(province)?.store.alerts_applied;
@@ -319,6 +321,12 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
         .map(|(t, (b, a))| format!("{t} {:.1} s ({:.0} µs/alert)", a - b, (a - b) * 1e6 / total as f64))
         .collect();
     println!("  node CPU during the run (all nodes of a tier): {}", per_tier.join(", "));
+    let (writes, flushes) = (school_writes(cluster) - writes_before, flush_by_tier(cluster)[3].0 - flushes_before[3].0);
+    println!(
+        "  at the schools: {writes} storage writes and {flushes} flushes for {total} alerts ({:.1} alerts per write, {:.1} per flush)",
+        total as f64 / writes.max(1) as f64,
+        total as f64 / flushes.max(1) as f64
+    );
 
     // Latency: a steady rate, one alert per request, round-robin over the schools.
     let count = (args.rate as u64 * args.seconds) as usize;
@@ -459,6 +467,12 @@ fn flush_by_tier(cluster: &Cluster) -> [(u64, u64); 4] {
         }
     }
     out
+}
+
+/// Storage writes of new local events so far, summed over the schools.
+fn school_writes(cluster: &Cluster) -> u64 {
+    let schools = cluster.ids().into_iter().filter(|id| id.tier() == Tier::School);
+    schools.filter_map(|id| cluster.status(id).ok()).map(|st| st.store.append_writes).sum()
 }
 
 /// CPU seconds used so far by all nodes of each tier.

@@ -228,6 +228,7 @@ pub async fn fill_province(
         clock: Arc::new(SystemClock::new()),
         priority: PriorityInbox::default(),
         on_revoked: None,
+        registry_written: Default::default(),
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     let (log, cases) = month_of_work(topology, month, node::clock::unix_ms() - 60_000);

@@ -69,6 +69,7 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock::new()),
         priority: PriorityInbox::default(),
         on_revoked: None,
+        registry_written: Default::default(),
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     println!(

@@ -82,6 +82,7 @@ async fn fill_hebei(
         clock: Arc::new(SystemClock::new()),
         priority: PriorityInbox::default(),
         on_revoked: None,
+        registry_written: Default::default(),
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     let end = now - 60_000;

@@ -268,6 +268,7 @@ pub async fn run(file: &Path, opts: YearOptions) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock::new()),
         priority: PriorityInbox::default(),
         on_revoked: None,
+        registry_written: Default::default(),
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     let mut held: HashMap<NodeId, u64> = HashMap::new();

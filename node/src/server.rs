@@ -207,7 +207,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         .await
         .map_err(|e| anyhow::anyhow!("reading the school's recent alerts: {e}"))?;
     let devices = crate::api::devices::Devices::load(storage.as_ref()).context("reading the school's devices")?;
-    let state = AdminState {
+    let state = AdminState::new(crate::api::AdminShared {
         me,
         node: node.clone(),
         store,
@@ -231,7 +231,7 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
             .as_ref()
             .map(|(plan, tls, ..)| format!("{}://{}", if tls.is_some() { "https" } else { "http" }, plan.listen)),
         screen,
-    };
+    });
     let app = router(state.clone());
     let admin_task = tokio::spawn(async move {
         let _ = axum::serve(admin_listener, app)

@@ -167,11 +167,13 @@ impl World {
         }
         let transport = self.net.endpoint(id, addr);
         let clock: Arc<dyn Clock> = self.clock.clone();
+        // One Reads for the node's actors and its engine: they share the registry count.
+        let reads = node::runtime::reads::Reads::inline(Arc::new(n.storage.clone()));
         let args = NodeArgs {
             me: id,
             topology: self.topology.clone(),
             storage: Arc::new(n.storage.clone()),
-            reads: node::runtime::reads::Reads::inline(Arc::new(n.storage.clone())),
+            reads: reads.clone(),
             transport: Arc::new(transport),
             clock: clock.clone(),
             session: self.settings.session,
@@ -187,7 +189,7 @@ impl World {
             me: id,
             store: store.clone(),
             node: node.clone(),
-            reads: node::runtime::reads::Reads::inline(Arc::new(n.storage.clone())),
+            reads,
             clock,
             topology: self.topology.clone(),
             cameras: Some(cameras.clone()),

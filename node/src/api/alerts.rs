@@ -184,9 +184,9 @@ pub async fn cameras_of<'a>(
 ) -> Result<BTreeMap<String, Camera>, ApiFail> {
     let registry = s.reads.registry_of_now(s.me).map_err(read_fail)?;
     let cameras: BTreeMap<String, Camera> = registry
-        .into_values()
-        .filter_map(|e| match e.data {
-            EntityData::Camera(c) if e.entity.node == s.me => Some((e.entity.id, c)),
+        .values()
+        .filter_map(|e| match &e.data {
+            EntityData::Camera(c) if e.entity.node == s.me => Some((e.entity.id.clone(), c.clone())),
             _ => None,
         })
         .collect();

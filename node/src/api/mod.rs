@@ -31,9 +31,26 @@ use crate::runtime::reads::Reads;
 use crate::runtime::root::NodeMsg;
 use crate::runtime::store::StoreMsg;
 
-/// What every route may use.
+/// What every route may use: one shared [`AdminShared`] (axum clones the state for every request
+/// and every middleware: one reference count, not one per field).
 #[derive(Clone)]
-pub struct AdminState {
+pub struct AdminState(std::sync::Arc<AdminShared>);
+
+impl AdminState {
+    pub fn new(shared: AdminShared) -> AdminState {
+        AdminState(std::sync::Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AdminState {
+    type Target = AdminShared;
+    fn deref(&self) -> &AdminShared {
+        &self.0
+    }
+}
+
+/// The node's state behind [`AdminState`].
+pub struct AdminShared {
     pub me: NodeId,
     pub node: ActorRef<NodeMsg>,
     pub store: ActorRef<StoreMsg>,

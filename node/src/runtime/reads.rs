@@ -19,7 +19,7 @@ use protocol::ledger::{LedgerItem, ledger_view};
 use protocol::registry::effective_calendar;
 use protocol::warning::{RuleSettings, WarningKey, WarningState, effective_rule_settings, fold_warnings};
 
-use crate::runtime::store::{StoredEvent, ledger_events, related};
+use crate::runtime::store::{RegistryWritten, StoredEvent, ledger_events, related};
 use crate::storage::{Storage, StorageError};
 
 /// Where a node's long reads run.
@@ -27,18 +27,29 @@ use crate::storage::{Storage, StorageError};
 pub struct Reads {
     storage: Arc<dyn Storage>,
     inline: bool,
+    /// Moves each time the store writes registry events (shared with the store actor).
+    registry_written: RegistryWritten,
+    /// The last [`Reads::registry_of_now`] answer, with the [`RegistryWritten`] count it was read at.
+    registry_kept: Arc<std::sync::Mutex<Option<KeptRegistry>>>,
 }
 
-impl std::fmt::Debug for Reads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reads").field("inline", &self.inline).finish_non_exhaustive()
-    }
+/// A unit's registry as read when the store had written `written` registry batches.
+struct KeptRegistry {
+    written: u64,
+    unit: NodeId,
+    view: Arc<BTreeMap<EntityRef, Entity>>,
 }
 
 impl Reads {
     /// A running node: reads on tokio's blocking pool.
     pub fn blocking_pool(storage: Arc<dyn Storage>) -> Reads {
-        Reads { storage, inline: false }
+        Reads { storage, inline: false, registry_written: Default::default(), registry_kept: Default::default() }
+    }
+
+    /// The count the store moves when it writes registry events: give it to the store actor of
+    /// this storage ([`crate::runtime::store::StoreArgs`]).
+    pub fn registry_written(&self) -> RegistryWritten {
+        self.registry_written.clone()
     }
 
     /// The storage's version ([`Storage::version`]): unchanged, nothing stored changed.
@@ -48,7 +59,7 @@ impl Reads {
 
     /// The simulator: reads in the calling task, deterministically.
     pub fn inline(storage: Arc<dyn Storage>) -> Reads {
-        Reads { storage, inline: true }
+        Reads { storage, inline: true, registry_written: Default::default(), registry_kept: Default::default() }
     }
 
     /// The storage, for a point read that cannot take long.
@@ -87,10 +98,24 @@ impl Reads {
 
     /// [`Reads::registry_of`] on the caller's thread: for a school's own registry (tens of
     /// entities, an index range in the store's cache) on a request's path, where a hop to the
-    /// blocking pool and back costs more than the read.
-    pub fn registry_of_now(&self, unit: NodeId) -> Result<BTreeMap<EntityRef, Entity>, StorageError> {
+    /// blocking pool and back costs more than the read. The last answer is kept until the store
+    /// writes registry events again ([`RegistryWritten`]): every raise reads the school's cameras,
+    /// and they seldom change.
+    pub fn registry_of_now(&self, unit: NodeId) -> Result<Arc<BTreeMap<EntityRef, Entity>>, StorageError> {
+        // The count is read before the registry: a write landing in between makes the next
+        // call read again, never keeps an older view under a newer count.
+        let written = self.registry_written.get();
+        {
+            let kept = self.registry_kept.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(k) = kept.as_ref().filter(|k| k.written == written && k.unit == unit) {
+                return Ok(k.view.clone());
+            }
+        }
         let events = related(self.storage.as_ref(), EventKind::Registry, Some(EventId { origin: unit, seq: 0 }))?;
-        Ok(registry_view(events.iter().map(|s| &s.event)))
+        let view = Arc::new(registry_view(events.iter().map(|s| &s.event)));
+        *self.registry_kept.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(KeptRegistry { written, unit, view: view.clone() });
+        Ok(view)
     }
 
     /// Every case this node holds, folded.
@@ -185,3 +210,57 @@ impl Reads {
 }
 
 pub use crate::runtime::store::read::case_inputs;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::store::{PriorityInbox, StoreActor, StoreArgs, StoreMsg};
+    use crate::storage::mem::MemStorage;
+    use protocol::Body;
+    use protocol::registry::{City, EntityData, EntityKind, RegistryChange, RegistryOp};
+    use ractor::Actor;
+
+    /// The kept registry view is read again exactly when the store wrote registry events: a
+    /// renamed city shows at once, an alert-like write (a directive here) keeps the view.
+    #[tokio::test]
+    async fn the_kept_registry_is_read_again_after_registry_events_only() {
+        let me: NodeId = "13".parse().unwrap();
+        let city: NodeId = "1301".parse().unwrap();
+        let storage = Arc::new(MemStorage::new());
+        let reads = Reads::inline(storage.clone());
+        let args = StoreArgs {
+            me,
+            storage,
+            clock: Arc::new(crate::clock::SystemClock::new()),
+            priority: PriorityInbox::default(),
+            on_revoked: None,
+            registry_written: reads.registry_written(),
+        };
+        let (store, task) = Actor::spawn(None, StoreActor, args).await.unwrap();
+        let name_it = |name: &str| {
+            let entity = EntityRef { kind: EntityKind::City, node: city, id: String::new() };
+            let op = RegistryOp::Upsert(EntityData::City(City { name: name.into() }));
+            vec![(city, Body::Registry(RegistryChange { entity, op }))]
+        };
+        let name_of = |view: &BTreeMap<EntityRef, Entity>| match view.values().next().map(|e| &e.data) {
+            Some(EntityData::City(c)) => Some(c.name.clone()),
+            _ => None,
+        };
+        assert_eq!(name_of(&reads.registry_of_now(city).unwrap()), None);
+        let items = name_it("石家庄");
+        ractor::call!(store, |reply| StoreMsg::Append { items, by: None, reply }).unwrap().unwrap();
+        let first = reads.registry_of_now(city).unwrap();
+        assert_eq!(name_of(&first), Some("石家庄".into()), "the registry write is seen at once");
+
+        let directive = Body::Directive(protocol::Directive { title: "通知".into(), text: String::new() });
+        let items = vec![(me, directive)];
+        ractor::call!(store, |reply| StoreMsg::Append { items, by: None, reply }).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &reads.registry_of_now(city).unwrap()), "no registry event: the view is kept");
+
+        let items = name_it("石家庄市");
+        ractor::call!(store, |reply| StoreMsg::Append { items, by: None, reply }).unwrap().unwrap();
+        assert_eq!(name_of(&reads.registry_of_now(city).unwrap()), Some("石家庄市".into()));
+        store.stop(None);
+        task.await.unwrap();
+    }
+}

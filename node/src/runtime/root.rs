@@ -861,6 +861,7 @@ impl Actor for NodeActor {
                 storage: args.storage.clone(),
                 clock: args.clock.clone(),
                 priority: store_priority.clone(),
+                registry_written: args.reads.registry_written(),
                 on_revoked: Some({
                     let transport = args.transport.clone();
                     let me = args.me;

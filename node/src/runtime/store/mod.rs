@@ -11,7 +11,7 @@ use std::sync::Arc;
 use protocol::alert::{AlertAction, AlertUpdate};
 use protocol::apply::apply_batch;
 use protocol::case::{CaseAction, CaseId, ledger_year, pending_case};
-use protocol::holds::{check_event, relevant_origin, sends_origin};
+use protocol::holds::{relevant_origin, sends_origin};
 use protocol::session::{FRESH_AGE_MS, FRESH_EVENTS_MAX};
 use protocol::wire::{decode, encode};
 use protocol::{Body, Cursors, Event, EventId, EventKind, HlcClock, SeqRange, SeqRanges};
@@ -24,11 +24,14 @@ use crate::clock::Clock;
 use crate::runtime::invariant;
 use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
+mod append;
 pub mod case_summaries;
 pub mod compact;
 pub mod open_alerts;
 pub mod read;
 pub mod rollup;
+use append::HeldAppend;
+pub use append::RegistryWritten;
 pub use read::{
     EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, ledger_events, list_events,
     list_events_where, oldest_waiting_ms, read_event, read_fetch, read_range, related, related_to_origin,
@@ -529,6 +532,10 @@ pub struct StoreStats {
     pub events_dropped: u64,
     #[serde(default)]
     pub own_floor: u64,
+    /// Storage writes of this node's own new events: appends that arrive together share one
+    /// (with `events_written_local`, how many events a write carried).
+    #[serde(default)]
+    pub append_writes: u64,
 }
 
 /// How far the node's holdings got, as told to a link.
@@ -610,6 +617,10 @@ pub enum StoreMsg {
     FlushDone(Result<(), StorageError>),
     /// Something waits in the [`PriorityInbox`].
     Wake,
+    /// Write the appends held so far ([`StoreMsg::Append`] and [`StoreMsg::AppendMarked`] are
+    /// held and written together when this, sent after the first of them, or any other message
+    /// comes).
+    WriteHeld,
     /// A case step or verdict was refused at the admin API.
     CountRefused,
     /// Health rows to keep across a restart (last-value state, written without waiting for a
@@ -654,6 +665,7 @@ pub struct StoreState {
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
     on_revoked: Option<RevokedFn>,
+    registry_written: RegistryWritten,
     cursors: Cursors,
     /// Cursors as of the last completed flush.
     flushed: Cursors,
@@ -664,6 +676,8 @@ pub struct StoreState {
     in_flush_changed: BTreeMap<NodeId, SeqRanges>,
     /// Waiting for the next flush.
     pending: Vec<Waiter>,
+    /// Appends received and not yet written ([`StoreActor`] writes them together).
+    held: Vec<HeldAppend>,
     pending_changed: BTreeSet<NodeId>,
     flushing: bool,
     /// When the flush in progress began (for the stats).
@@ -688,6 +702,8 @@ pub struct StoreArgs {
     /// Told of every certificate revoked by an event written here (local or received), so the
     /// transport refuses it and closes its links at once.
     pub on_revoked: Option<RevokedFn>,
+    /// Moved after each write holding registry events (readers keep registry views until then).
+    pub registry_written: RegistryWritten,
 }
 
 /// Messages the store handles ahead of its mailbox: a link puts a priority-lane batch here and
@@ -739,10 +755,25 @@ impl StoreState {
     }
 
     /// Tells the node of certificates that `written` revoked.
-    fn revoked<'a>(&self, written: impl Iterator<Item = &'a Event>) {
-        let Some(tell) = &self.on_revoked else { return };
-        let found: Vec<String> = written.filter_map(revocation).map(|(fp, _)| fp.to_string()).collect();
-        if !found.is_empty() {
+    /// After events were written (and are visible to readers): tells of the certificates they
+    /// revoke, and moves the registry count when any is a registry entry.
+    fn written<'a>(&self, written: impl Iterator<Item = &'a Event>) {
+        let mut registry = false;
+        let mut found: Vec<String> = Vec::new();
+        for e in written {
+            registry |= e.kind() == EventKind::Registry;
+            if self.on_revoked.is_some()
+                && let Some((fp, _)) = revocation(e)
+            {
+                found.push(fp.to_string());
+            }
+        }
+        if registry {
+            self.registry_written.moved();
+        }
+        if let Some(tell) = &self.on_revoked
+            && !found.is_empty()
+        {
             tell(&found);
         }
     }
@@ -750,88 +781,6 @@ impl StoreState {
     fn write_hlc(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
         batch.put(Space::Meta, META_HLC, encode(&self.hlc.last()).map_err(|e| corrupt("hlc", e))?);
         Ok(())
-    }
-
-    fn append(
-        &mut self,
-        items: Vec<(NodeId, Body)>,
-        by: Option<protocol::people::Person>,
-        marks: &[(LocalSpace, Vec<u8>)],
-    ) -> Result<Vec<StoredEvent>, WriteError> {
-        match self.restore_target {
-            None => {}
-            Some(None) => {
-                return Err(WriteError::Restoring(format!(
-                    "{} 正在恢复数据：数据目录是新的，还没有联系上任何上级来告知它以前写过什么；\
-                     联系上之后才能在本节点写入",
-                    self.me
-                )));
-            }
-            Some(Some(target)) => {
-                return Err(WriteError::Restoring(format!(
-                    "{} 正在从上级恢复本节点以前的事件（已恢复 {} / 共 {target} 条），恢复完成后才能在本节点写入",
-                    self.me,
-                    self.cursors.contiguous(self.me)
-                )));
-            }
-        }
-        let first = self.cursors.contiguous(self.me) + 1;
-        let now_us = self.clock.wall_us();
-        let wall = self.clock.wall_ms();
-        let mut hlc = self.hlc;
-        let mut out = Vec::with_capacity(items.len());
-        let mut b = WriteBatch::default();
-        let mut opened = None;
-        let mut ledger = self.ledger.clone();
-        let mut open = open_alerts::OpenAlerts::new(self.storage.as_ref());
-        for (i, (scope, mut body)) in items.into_iter().enumerate() {
-            let seq = first + i as u64;
-            resolve_case_ids(&mut body, self.me, seq, &mut opened).map_err(WriteError::Invalid)?;
-            let at = hlc.tick(wall);
-            if let Body::Case(c) = &mut body
-                && let CaseAction::Open { number, .. } = &mut c.action
-                && *number == 0
-            {
-                let last = ledger.entry(ledger_year(at.wall_ms)).or_default();
-                *last += 1;
-                *number = *last;
-            }
-            let event = Event { origin: self.me, seq, hlc: at, scope, body, by: by.clone() };
-            check_event(&event).map_err(WriteError::from_violation)?;
-            put_indexes(&mut b, &mut open, now_us, &event)?;
-            out.push(StoredEvent { received_at_us: now_us, event });
-        }
-        if out.is_empty() {
-            return Ok(out);
-        }
-        let written: Vec<&Event> = out.iter().map(|s| &s.event).collect();
-        case_summaries::note(self.storage.as_ref(), &mut b, &written).map_err(WriteError::Storage)?;
-        rollup::note(self.storage.as_ref(), &mut b, self.me, &written).map_err(WriteError::Storage)?;
-        // New seqs lie above everything held: only the size cap splits them.
-        for run in out.chunks(RUN_EVENTS_MAX) {
-            let events: Vec<&Event> = run.iter().map(|s| &s.event).collect();
-            put_run(&mut b, now_us, &events)?;
-        }
-        let last = first + out.len() as u64 - 1;
-        let mut ranges = self.cursors.get(self.me).cloned().unwrap_or_default();
-        ranges.insert(first - 1, last);
-        if cfg!(debug_assertions) {
-            let seqs: Vec<u64> = out.iter().map(|s| s.event.seq).collect();
-            self.assert_ok("append", check_append(self.cursors.get(self.me), &seqs, &ranges));
-        }
-        b.put(Space::Cursors, &self.me.to_key(), encode(&ranges).map_err(|e| corrupt("cursor", e))?);
-        b.put(Space::Meta, META_HLC, encode(&hlc.last()).map_err(|e| corrupt("hlc", e))?);
-        for (space, key) in marks {
-            b.put(space.space(), key, mark_value(first, wall));
-        }
-        self.storage.write(b)?;
-        self.revoked(out.iter().map(|s| &s.event));
-        self.hlc = hlc;
-        self.ledger = ledger;
-        self.cursors.set(self.me, ranges);
-        self.stats.events_written_local += out.len() as u64;
-        self.pending_changed.insert(self.me);
-        Ok(out)
     }
 
     /// Ends the restore once an ancestor reported and this node holds its own events up to there.
@@ -898,7 +847,7 @@ impl StoreState {
         if !b.is_empty() {
             self.storage.write(b)?;
         }
-        self.revoked(fresh.iter().copied());
+        self.written(fresh.iter().copied());
         self.stats.events_applied += fresh.len() as u64;
         self.stats.alerts_applied += fresh.iter().filter(|e| e.kind() == EventKind::Alert).count() as u64;
         self.stats.duplicates_ignored += (events.len() - fresh.len()) as u64;
@@ -995,10 +944,12 @@ impl Actor for StoreActor {
             storage: args.storage,
             clock: args.clock,
             on_revoked: args.on_revoked,
+            registry_written: args.registry_written,
             flushed: cursors.clone(),
             cursors,
             hlc,
             in_flush: Vec::new(),
+            held: Vec::new(),
             in_flush_changed: BTreeMap::new(),
             pending: Vec::new(),
             pending_changed: BTreeSet::new(),
@@ -1019,6 +970,11 @@ impl Actor for StoreActor {
         msg: StoreMsg,
         st: &mut StoreState,
     ) -> Result<(), ActorProcessingErr> {
+        // Appends are held and written together; anything else sees them written first, so the
+        // order of the mailbox is kept.
+        if !matches!(msg, StoreMsg::Append { .. } | StoreMsg::AppendMarked { .. }) {
+            st.write_held();
+        }
         while let Some(first) = st.priority.take() {
             self.handle_one(&myself, first, st)?;
         }
@@ -1066,18 +1022,13 @@ impl StoreActor {
                     (Err(e), None) => warn!(node = %st.me, error = %e, "could not keep local records"),
                 }
             }
-            StoreMsg::AppendMarked { items, by, marks, reply } => match st.append(items, by, &marks) {
-                Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            StoreMsg::Append { items, by, reply } => match st.append(items, by, &[]) {
-                Ok(stored) => st.pending.push(Waiter::Append(reply, stored)),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            StoreMsg::AppendMarked { items, by, marks, reply } => {
+                st.hold(myself, HeldAppend { items, by, marks, reply })
+            }
+            StoreMsg::Append { items, by, reply } => {
+                st.hold(myself, HeldAppend { items, by, marks: Vec::new(), reply })
+            }
+            StoreMsg::WriteHeld => st.write_held(),
             StoreMsg::Apply { ranges, events, reply } => {
                 // A storage error here stops the node (the supervisor sees the failure).
                 let cursors = st.apply(&ranges, &events)?;
@@ -1233,6 +1184,7 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock::new()),
             priority: PriorityInbox::default(),
             on_revoked: None,
+            registry_written: Default::default(),
         };
         let (store, task) = Actor::spawn(None, StoreActor, args).await.unwrap();
         let directive = |t: &str| Body::Directive(Directive { title: t.into(), text: String::new() });
@@ -1260,6 +1212,68 @@ mod tests {
         ractor::call!(store, |reply| StoreMsg::WriteLocal { ops, reply: Some(reply) }).unwrap().unwrap();
         assert_eq!(storage.get(Space::Devices, &key).unwrap(), None);
         assert!(storage.get(Space::Devices, b"cam/cam-01").unwrap().is_some());
+        store.stop(None);
+        task.await.unwrap();
+    }
+
+    /// Appends that arrive together are written in one storage batch (one run of events), each
+    /// request still all or none: a refused one takes no seq and keeps no mark, the others get
+    /// consecutive seqs in arrival order and their marks name their own first event. Any other
+    /// message sees the appends before it written first.
+    #[tokio::test]
+    async fn appends_arriving_together_are_written_together_each_all_or_none() {
+        let me: NodeId = "13".parse().unwrap();
+        let storage = Arc::new(MemStorage::new());
+        let args = StoreArgs {
+            me,
+            storage: storage.clone(),
+            clock: Arc::new(crate::clock::SystemClock::new()),
+            priority: PriorityInbox::default(),
+            on_revoked: None,
+            registry_written: Default::default(),
+        };
+        let (store, task) = Actor::spawn(None, StoreActor, args).await.unwrap();
+        let directive = |t: &str| Body::Directive(Directive { title: t.into(), text: String::new() });
+        let mark = |name: &str| vec![(LocalSpace::Devices, format!("det/box-1\0{name}").into_bytes())];
+        let send = |items: Vec<(NodeId, Body)>, marks: Vec<(LocalSpace, Vec<u8>)>| {
+            let (tx, rx) = ractor::concurrency::oneshot();
+            store.cast(StoreMsg::AppendMarked { items, by: None, marks, reply: tx.into() }).unwrap();
+            rx
+        };
+        let runs = |s: &MemStorage| s.scan_prefix(Space::Events, b"").count();
+        // Sent before the store runs: all four wait in its mailbox together.
+        let a = send(vec![(me, directive("a1")), (me, directive("a2"))], mark("a"));
+        let b = send(vec![(me, directive("b1")), (me, directive(" "))], mark("b"));
+        let c = send(vec![(me, directive("c1"))], mark("c"));
+        let d = send(vec![(me, directive("d1"))], Vec::new());
+        let seqs =
+            |r: Result<Vec<StoredEvent>, WriteError>| -> Vec<u64> { r.unwrap().iter().map(|s| s.event.seq).collect() };
+        assert_eq!(seqs(a.await.unwrap()), vec![1, 2]);
+        assert!(b.await.unwrap().is_err(), "a blank directive refuses its whole request");
+        assert_eq!(seqs(c.await.unwrap()), vec![3]);
+        assert_eq!(seqs(d.await.unwrap()), vec![4]);
+        let marked =
+            |name: &str| storage.get(Space::Devices, &mark(name)[0].1).unwrap().map(|v| read_mark(&v).unwrap().0);
+        assert_eq!((marked("a"), marked("b"), marked("c")), (Some(1), None, Some(3)));
+        assert_eq!(runs(&storage), 1, "one storage batch for the three accepted requests");
+        let held = read_range(storage.as_ref(), me, 0, u64::MAX, usize::MAX).unwrap().0;
+        let titles: Vec<String> = held
+            .iter()
+            .map(|s| match &s.event.body {
+                Body::Directive(d) => d.title.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(titles, ["a1", "a2", "c1", "d1"], "in arrival order, nothing of the refused one");
+
+        // Another message between two appends: the first is written before it, the second after.
+        let e = send(vec![(me, directive("e1"))], mark("e"));
+        let (tx, stats) = ractor::concurrency::oneshot();
+        store.cast(StoreMsg::Stats(tx.into())).unwrap();
+        let f = send(vec![(me, directive("f1"))], mark("f"));
+        assert_eq!(stats.await.unwrap().events_held, 5, "the append before Stats is written when it answers");
+        assert_eq!((seqs(e.await.unwrap()), seqs(f.await.unwrap())), (vec![5], vec![6]));
+        assert_eq!(runs(&storage), 3);
         store.stop(None);
         task.await.unwrap();
     }
