@@ -1172,21 +1172,25 @@ mod tests {
         Event { by: None, origin, seq, hlc: Hlc { wall_ms: seq, logical: 0 }, scope: origin, body }
     }
 
+    /// A store's arguments on `storage`, with the system clock and nothing listening.
+    fn args_on(me: NodeId, storage: Arc<MemStorage>) -> StoreArgs {
+        StoreArgs {
+            me,
+            storage,
+            clock: Arc::new(crate::clock::SystemClock::new()),
+            priority: PriorityInbox::default(),
+            on_revoked: None,
+            registry_written: Default::default(),
+        }
+    }
+
     /// A marked append keeps its marks in the same batch as its events, each naming the first
     /// event written; a refused append keeps neither; local writes and deletes go through too.
     #[tokio::test]
     async fn marks_are_written_with_the_events_they_name() {
         let me: NodeId = "13".parse().unwrap();
         let storage = Arc::new(MemStorage::new());
-        let args = StoreArgs {
-            me,
-            storage: storage.clone(),
-            clock: Arc::new(crate::clock::SystemClock::new()),
-            priority: PriorityInbox::default(),
-            on_revoked: None,
-            registry_written: Default::default(),
-        };
-        let (store, task) = Actor::spawn(None, StoreActor, args).await.unwrap();
+        let (store, task) = Actor::spawn(None, StoreActor, args_on(me, storage.clone())).await.unwrap();
         let directive = |t: &str| Body::Directive(Directive { title: t.into(), text: String::new() });
         let key = b"det/box-1\0d-1".to_vec();
         let marks = vec![(LocalSpace::Devices, key.clone())];
@@ -1224,15 +1228,7 @@ mod tests {
     async fn appends_arriving_together_are_written_together_each_all_or_none() {
         let me: NodeId = "13".parse().unwrap();
         let storage = Arc::new(MemStorage::new());
-        let args = StoreArgs {
-            me,
-            storage: storage.clone(),
-            clock: Arc::new(crate::clock::SystemClock::new()),
-            priority: PriorityInbox::default(),
-            on_revoked: None,
-            registry_written: Default::default(),
-        };
-        let (store, task) = Actor::spawn(None, StoreActor, args).await.unwrap();
+        let (store, task) = Actor::spawn(None, StoreActor, args_on(me, storage.clone())).await.unwrap();
         let directive = |t: &str| Body::Directive(Directive { title: t.into(), text: String::new() });
         let mark = |name: &str| vec![(LocalSpace::Devices, format!("det/box-1\0{name}").into_bytes())];
         let send = |items: Vec<(NodeId, Body)>, marks: Vec<(LocalSpace, Vec<u8>)>| {
