@@ -321,7 +321,9 @@ fn bench_body(cluster: &mut Cluster, args: &BenchArgs) -> anyhow::Result<()> {
         .map(|(t, (b, a))| format!("{t} {:.1} s ({:.0} µs/alert)", a - b, (a - b) * 1e6 / total as f64))
         .collect();
     println!("  node CPU during the run (all nodes of a tier): {}", per_tier.join(", "));
-    let (writes, flushes) = (school_writes(cluster) - writes_before, flush_by_tier(cluster)[3].0 - flushes_before[3].0);
+    let school = Tier::School.depth();
+    let writes = school_writes(cluster) - writes_before;
+    let flushes = flush_by_tier(cluster)[school].0 - flushes_before[school].0;
     println!(
         "  at the schools: {writes} storage writes and {flushes} flushes for {total} alerts ({:.1} alerts per write, {:.1} per flush)",
         total as f64 / writes.max(1) as f64,

@@ -33,6 +33,12 @@ pub struct Reads {
     registry_kept: Arc<std::sync::Mutex<Option<KeptRegistry>>>,
 }
 
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reads").field("inline", &self.inline).finish_non_exhaustive()
+    }
+}
+
 /// A unit's registry as read when the store had written `written` registry batches.
 struct KeptRegistry {
     written: u64,

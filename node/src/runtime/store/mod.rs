@@ -762,11 +762,7 @@ impl StoreState {
         let mut found: Vec<String> = Vec::new();
         for e in written {
             registry |= e.kind() == EventKind::Registry;
-            if self.on_revoked.is_some()
-                && let Some((fp, _)) = revocation(e)
-            {
-                found.push(fp.to_string());
-            }
+            found.extend(revocation(e).map(|(fp, _)| fp.to_string()));
         }
         if registry {
             self.registry_written.moved();
