@@ -2,7 +2,8 @@
 //! the wire codec, and the per-link sync [`session::Session`].
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock. It depends on `topology`,
-//! `serde`, `bincode`, `serde_json` (the device intake's bodies, [`intake`]) and `thiserror` only;
+//! `serde`, `bincode`, `serde_json` (the device intake's bodies, [`intake`]), `thiserror` and
+//! `ring` (hashes and signatures of the signed history, [`seal`]) only;
 //! time comes in as arguments.
 
 pub mod alert;
@@ -26,6 +27,7 @@ pub mod registry;
 pub mod rules;
 #[cfg(test)]
 mod rules_tests;
+pub mod seal;
 pub mod session;
 #[cfg(test)]
 mod session_tests;
