@@ -127,6 +127,12 @@ pub struct BenchArgs {
     /// Refreshes asked.
     #[arg(long, default_value_t = 100)]
     pub screen_samples: usize,
+    /// Only measure the signed history's cost on one core: chaining, sealing and checking alert
+    /// events with each kind of key, in writes of 1, 8 and 250 events. No federation.
+    #[arg(long)]
+    pub seals: bool,
+    #[arg(long, default_value_t = 20_000)]
+    pub seals_events: usize,
 }
 
 /// How long the throughput phase waits for the province to hold everything.
@@ -172,6 +178,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             dir: args.year_dir.clone(),
         };
         return rt.block_on(crate::bench_year::run(file, opts));
+    }
+    if args.seals {
+        return crate::bench_seals::run(args.seals_events.max(250));
     }
     if args.health {
         println!("machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), os_line());

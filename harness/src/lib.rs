@@ -11,6 +11,7 @@ pub mod bench_listing;
 pub mod bench_lossy;
 pub mod bench_outage;
 pub mod bench_screen;
+pub mod bench_seals;
 pub mod bench_year;
 pub mod cluster;
 pub mod demo;

@@ -118,11 +118,11 @@ pub trait SealVerifier: Send + Sync {
 pub enum SealError {
     #[error("{origin} 的第 {after}–{upto} 号事件没有源头签名")]
     Unsealed { origin: NodeId, after: u64, upto: u64 },
-    #[error("{origin} 的签名范围与所发事件范围 ({after}, {upto}] 对不上")]
+    #[error("{origin} 的签名与所发事件范围 ({after}, {upto}] 对不上")]
     Tiling { origin: NodeId, after: u64, upto: u64 },
     #[error("{origin} 的第 {after}–{upto} 号事件不全或多出（签名覆盖的每个事件都必须在批次中）")]
     Incomplete { origin: NodeId, after: u64, upto: u64 },
-    #[error("{origin} 的第 {after}–{upto} 号事件与源头签名的哈希链不符（被篡改或伪造）")]
+    #[error("{origin} 的第 {after}–{upto} 号事件与源头签名的哈希链不符（被篡改、伪造或漏发）")]
     HeadMismatch { origin: NodeId, after: u64, upto: u64 },
     #[error("{origin} 的第 {after}–{upto} 号事件接不上已保存的哈希链（之前的事件被删改或漏发）")]
     Unlinked { origin: NodeId, after: u64, upto: u64 },
@@ -166,51 +166,44 @@ pub fn seal_run(
     Ok((seals, head))
 }
 
-/// Checks one origin's range `(after, upto]` received from a child: `seals` must tile it
-/// exactly, `events` must be every event of it in seq order, the chain recomputed over them must
-/// end at each seal's `head_upto`, each signature must be the origin's, and the first seal must
-/// start from `known` (the head the receiver holds for the origin at `after`; `None` when it holds
-/// none, for an origin whose history began before sealing). Returns the head at `upto`.
+/// Checks one origin's range `(after, upto]` received from a child, under the one seal that ends
+/// it: `events` must be every event of the range in seq order, and the chain recomputed over them
+/// from `known` (the head the receiver holds for the origin at `after`) must reach the seal's
+/// `head_upto`, which the origin signed. One signature thus vouches for every event since the
+/// held head, however many writes (and seals) the range spans: a relay cannot alter, add, reorder
+/// or leave out any of them. With no held head (a range above the receiver's contiguous cursor,
+/// sent ahead on the priority lane, or an origin whose history began before sealing) the seal must
+/// start exactly at `after` and the chain starts from its `head_after`; the caller links it to
+/// what comes before once that arrives. Returns the head the check started from.
 pub fn check_range(
     origin: NodeId,
     after: u64,
     upto: u64,
-    seals: &[&Seal],
+    seal: &Seal,
     events: &[&Event],
     known: Option<&ChainHead>,
     verifier: &dyn SealVerifier,
 ) -> Result<ChainHead, SealError> {
-    let (Some(first), Some(last)) = (seals.first(), seals.last()) else {
-        return Err(SealError::Unsealed { origin, after, upto });
-    };
-    let tiled = first.after == after
-        && last.upto == upto
-        && seals.iter().all(|s| s.origin == origin && s.after < s.upto)
-        && seals.windows(2).all(|w| w[0].upto == w[1].after && w[0].head_upto == w[1].head_after);
-    if !tiled {
+    if seal.origin != origin || seal.upto != upto || seal.after >= upto || (known.is_none() && seal.after != after) {
         return Err(SealError::Tiling { origin, after, upto });
     }
-    let complete = events.len() as u64 == upto - after
+    let complete = upto > after
+        && events.len() as u64 == upto - after
         && events.iter().enumerate().all(|(i, e)| e.origin == origin && e.seq == after + 1 + i as u64);
     if !complete {
         return Err(SealError::Incomplete { origin, after, upto });
     }
-    if known.is_some_and(|k| *k != first.head_after) {
-        return Err(SealError::Unlinked { origin, after, upto });
+    let start = known.copied().unwrap_or(seal.head_after);
+    let mut head = start;
+    for e in events {
+        head = chain_next(&head, e).map_err(|e| SealError::Encode { origin, why: e.to_string() })?;
     }
-    let mut at = events.iter();
-    for s in seals {
-        let mut head = s.head_after;
-        for e in at.by_ref().take((s.upto - s.after) as usize) {
-            head = chain_next(&head, e).map_err(|e| SealError::Encode { origin, why: e.to_string() })?;
-        }
-        if head != s.head_upto {
-            return Err(SealError::HeadMismatch { origin, after: s.after, upto: s.upto });
-        }
-        let message = seal_message(origin, s.after, s.upto, &s.head_after, &s.head_upto);
-        verifier.verify(origin, &message, &s.signature)?;
+    if head != seal.head_upto {
+        return Err(SealError::HeadMismatch { origin, after, upto });
     }
-    Ok(last.head_upto)
+    let message = seal_message(origin, seal.after, seal.upto, &seal.head_after, &seal.head_upto);
+    verifier.verify(origin, &message, &seal.signature)?;
+    Ok(start)
 }
 
 /// The simulator's keys: a node's "signature" is a keyed SHA-256 under a secret derived from

@@ -38,6 +38,7 @@ fn sealed(n: u64) -> (HashKeys, Vec<Event>, Vec<Seal>, ChainHead) {
     (keys, evs, seals, head)
 }
 
+/// Checks `(after, upto]` under the last of `seals`.
 fn check(
     keys: &HashKeys,
     after: u64,
@@ -46,7 +47,10 @@ fn check(
     evs: &[Event],
     known: Option<ChainHead>,
 ) -> Result<ChainHead, SealError> {
-    check_range(school(), after, upto, &refs(seals), &refs(evs), known.as_ref(), keys)
+    let Some(seal) = seals.last() else {
+        return Err(SealError::Unsealed { origin: school(), after, upto });
+    };
+    check_range(school(), after, upto, seal, &refs(evs), known.as_ref(), keys)
 }
 
 #[test]
@@ -54,11 +58,19 @@ fn a_long_run_is_sealed_in_pieces_that_check_and_end_at_the_origins_head() {
     let (keys, evs, seals, head) = sealed(600);
     assert_eq!(seals.len(), 3, "600 events in pieces of at most {SEAL_EVENTS_MAX}");
     assert_eq!((seals[0].after, seals[0].upto, seals[2].upto), (0, 256, 600));
-    assert_eq!(check(&keys, 0, 600, &seals, &evs, Some(genesis(school(), 0))), Ok(head));
-    // One piece alone checks too, from the head before it.
+    assert_eq!(seals[2].head_upto, head);
+    // The last seal alone vouches for the whole run from the held head: one signature.
+    let g = genesis(school(), 0);
+    assert_eq!(check(&keys, 0, 600, &seals, &evs, Some(g)), Ok(g));
+    // A range ending at an inner seal checks under it, from the held head or (above the held
+    // cursor, on the priority lane) from the seal's own start.
     let mid = &seals[1];
-    let got = check(&keys, mid.after, mid.upto, &seals[1..2], &evs[256..512], Some(seals[0].head_upto));
-    assert_eq!(got, Ok(mid.head_upto));
+    assert_eq!(check(&keys, 0, 512, &seals[..2], &evs[..512], Some(g)), Ok(g));
+    let island = check(&keys, 256, 512, &seals[1..2], &evs[256..512], None);
+    assert_eq!(island, Ok(mid.head_after));
+    assert_eq!(mid.head_after, seals[0].head_upto);
+    // Without a held head a range must start where its seal starts.
+    assert!(matches!(check(&keys, 0, 512, &seals[..2], &evs[..512], None), Err(SealError::Tiling { .. })));
     // The chain is the same however the run was cut into pieces.
     let (head2, _) = evs.iter().fold((genesis(school(), 0), 0), |(h, n), e| (chain_next(&h, e).unwrap(), n + 1));
     assert_eq!(head2, head);
@@ -91,6 +103,10 @@ fn a_relay_can_neither_alter_nor_forge_nor_leave_out_an_origins_events() {
     let mut reordered = evs.clone();
     reordered.swap(2, 3);
     assert!(matches!(check(&keys, 0, 10, &seals, &reordered, g), Err(SealError::Incomplete { .. })));
+    let (a, b) = (reordered[2].seq, reordered[3].seq);
+    reordered[2].seq = b;
+    reordered[3].seq = a;
+    assert!(matches!(check(&keys, 0, 10, &seals, &reordered, g), Err(SealError::HeadMismatch { .. })));
 
     let mut short = evs.clone();
     short.remove(6);
@@ -100,6 +116,10 @@ fn a_relay_can_neither_alter_nor_forge_nor_leave_out_an_origins_events() {
     let relay = HashKeys::new(8).signer(school());
     let (forged, _) = seal_run(school(), genesis(school(), 0), &altered, &relay).unwrap();
     assert!(matches!(check(&keys, 0, 10, &forged, &altered, g), Err(SealError::BadSignature { .. })));
+    // Nor with the honest signature over a head of its choosing.
+    let mut lied = seals.clone();
+    lied[0].head_upto = forged[0].head_upto;
+    assert!(matches!(check(&keys, 0, 10, &lied, &altered, g), Err(SealError::BadSignature { .. })));
 
     // Another origin's honest seal does not cover this origin's range.
     let county = id("130102");
@@ -118,15 +138,23 @@ fn a_run_left_out_between_two_others_breaks_the_link_to_the_held_head() {
     let (first, h10) = seal_run(school(), genesis(school(), 0), &evs[..10], &signer).unwrap();
     let (_, h20) = seal_run(school(), h10, &evs[10..20], &signer).unwrap();
     let (third, _) = seal_run(school(), h20, &evs[20..], &signer).unwrap();
-    assert_eq!(check(&keys, 0, 10, &first, &evs[..10], Some(genesis(school(), 0))), Ok(h10));
-    // The receiver holds h10; a relay hands it the third run as if it followed, renumbered or not.
+    let g = genesis(school(), 0);
+    assert_eq!(check(&keys, 0, 10, &first, &evs[..10], Some(g)), Ok(g));
+    assert_eq!(first[0].head_upto, h10);
+    // The receiver holds h10; a relay hands it the third run as if it followed.
+    let got = check(&keys, 10, 30, &third, &evs[20..], Some(h10));
+    assert!(matches!(got, Err(SealError::Incomplete { .. })), "{got:?}");
+    let mut renumbered = evs[20..].to_vec();
+    for e in &mut renumbered {
+        e.seq -= 10;
+    }
+    let got = check(&keys, 10, 20, &third, &renumbered, Some(h10));
+    assert!(matches!(got, Err(SealError::Tiling { .. })), "{got:?}");
     let got = check(&keys, 20, 30, &third, &evs[20..], Some(h10));
-    assert!(matches!(got, Err(SealError::Unlinked { .. })), "{got:?}");
-    // Seals that do not follow each other inside one range do not tile it.
-    let both: Vec<Seal> = first.iter().chain(&third).cloned().collect();
-    let mut joined: Vec<Event> = evs[..10].to_vec();
-    joined.extend(evs[20..].iter().cloned());
-    assert!(check(&keys, 0, 30, &both, &joined, Some(genesis(school(), 0))).is_err());
+    assert!(matches!(got, Err(SealError::HeadMismatch { .. })), "{got:?}");
+    // Sent ahead (no held head), the third run checks under its own seal, and starts from h20,
+    // which the caller links once the second run arrives.
+    assert_eq!(check(&keys, 20, 30, &third, &evs[20..], None), Ok(h20));
 }
 
 #[test]

@@ -217,6 +217,15 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, WireError> {
     decode_value(bytes, "event")
 }
 
+/// Encodes one seal for storage (the same codec as the wire).
+pub fn encode_seal(seal: &crate::seal::Seal) -> Result<Vec<u8>, WireError> {
+    encode_value(seal)
+}
+
+pub fn decode_seal(bytes: &[u8]) -> Result<crate::seal::Seal, WireError> {
+    decode_value(bytes, "seal")
+}
+
 /// Events as one byte string, for a file: each a little-endian `u32` length, then
 /// [`encode_event`]'s bytes, in the order given.
 pub fn encode_event_log(events: &[Event]) -> Result<Vec<u8>, WireError> {
