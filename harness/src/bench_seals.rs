@@ -18,6 +18,9 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use topology::NodeId;
 
+/// A kind of key: its name, an origin's signer and the verifier an ancestor holds.
+type Keys = (&'static str, Box<dyn SealSigner>, Box<dyn SealVerifier>);
+
 struct Ed(Ed25519KeyPair);
 
 impl SealSigner for Ed {
@@ -114,7 +117,7 @@ pub fn run(events: usize) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("p-256 key"))?;
     let p_public = PublicKey::EcdsaP256(p.public_key().as_ref().to_vec());
     let hash = HashKeys::new(1);
-    let keys: Vec<(&str, Box<dyn SealSigner>, Box<dyn SealVerifier>)> = vec![
+    let keys: Vec<Keys> = vec![
         ("Ed25519", Box::new(Ed(ed)), Box::new(One(ed_public))),
         ("ECDSA P-256", Box::new(P256(p, rng)), Box::new(One(p_public))),
         ("sim keyed hash", Box::new(hash.signer(origin)), Box::new(hash.clone())),
