@@ -174,7 +174,8 @@ pub fn seal_run(
 /// or leave out any of them. With no held head (a range above the receiver's contiguous cursor,
 /// sent ahead on the priority lane, or an origin whose history began before sealing) the seal must
 /// start exactly at `after` and the chain starts from its `head_after`; the caller links it to
-/// what comes before once that arrives. Returns the head the check started from.
+/// what comes before once that arrives. Such a start is taken on trust until it is linked, so the
+/// caller keeps it to ranges that cannot be linked yet. Returns the head the check started from.
 pub fn check_range(
     origin: NodeId,
     after: u64,
