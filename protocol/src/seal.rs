@@ -6,10 +6,11 @@
 //! [`genesis`]`(o, s0)`, and the head after event `e` is `SHA-256(head before || encode(e))`
 //! ([`chain_next`], over the wire codec's bytes of the event). A [`Seal`] says "my events
 //! `(after, upto]` take my chain from `head_after` to `head_upto`", signed by the origin's key
-//! ([`seal_message`] is what is signed). A range sent upward is tiled by seals ([`check_range`]):
-//! the receiver recomputes the chain over the events it got, checks each signature with the
-//! origin's public key ([`SealVerifier`]), and checks that the first seal starts from the head it
-//! already holds for the origin, so a run cannot be dropped between two others.
+//! ([`seal_message`] is what is signed). A range sent upward ends where a seal ends and carries
+//! that seal ([`check_range`]): the receiver recomputes the chain from the head it already holds
+//! for the origin over the events it got, and checks that it reaches the signed head with the
+//! origin's public key ([`SealVerifier`]). One signature per origin range thus vouches for every
+//! event since the held head, so no run can be altered or dropped between two others.
 //!
 //! Only ancestors check: an origin writes only inside its own subtree, so every ancestor holds
 //! every one of its events, while a descendant holds only those scoped to it and cannot
@@ -50,11 +51,18 @@ impl std::fmt::Debug for ChainHead {
 pub fn genesis(origin: NodeId, at: u64) -> ChainHead {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(b"mingchu/chain/v1\0");
-    let name = origin.to_string();
-    ctx.update(&(name.len() as u32).to_be_bytes());
-    ctx.update(name.as_bytes());
+    ctx.update(&named(origin));
     ctx.update(&at.to_be_bytes());
     head_of(ctx)
+}
+
+/// An origin as hashed and signed: its name's length (4 bytes, big-endian), then its name.
+fn named(origin: NodeId) -> Vec<u8> {
+    let name = origin.to_string();
+    let mut out = Vec::with_capacity(4 + name.len());
+    out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out
 }
 
 fn head_of(ctx: ring::digest::Context) -> ChainHead {
@@ -90,11 +98,10 @@ pub struct Seal {
 
 /// The bytes an origin signs for a seal: a fixed tag, then every field but the signature.
 pub fn seal_message(origin: NodeId, after: u64, upto: u64, head_after: &ChainHead, head_upto: &ChainHead) -> Vec<u8> {
-    let name = origin.to_string();
-    let mut m = Vec::with_capacity(16 + 4 + name.len() + 16 + 64);
+    let name = named(origin);
+    let mut m = Vec::with_capacity(16 + name.len() + 16 + 64);
     m.extend_from_slice(b"mingchu/seal/v1\0");
-    m.extend_from_slice(&(name.len() as u32).to_be_bytes());
-    m.extend_from_slice(name.as_bytes());
+    m.extend_from_slice(&name);
     m.extend_from_slice(&after.to_be_bytes());
     m.extend_from_slice(&upto.to_be_bytes());
     m.extend_from_slice(&head_after.0);
@@ -240,21 +247,20 @@ pub struct HashSigner {
     secret: [u8; 32],
 }
 
-fn keyed(secret: &[u8; 32], message: &[u8]) -> Vec<u8> {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    ring::hmac::sign(&key, message).as_ref().to_vec()
+/// The HMAC-SHA-256 key of a secret: what signs and what checks.
+fn hmac_key(secret: &[u8; 32]) -> ring::hmac::Key {
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret)
 }
 
 impl SealSigner for HashSigner {
     fn sign(&self, message: &[u8]) -> Vec<u8> {
-        keyed(&self.secret, message)
+        ring::hmac::sign(&hmac_key(&self.secret), message).as_ref().to_vec()
     }
 }
 
 impl SealVerifier for HashKeys {
     fn verify(&self, origin: NodeId, message: &[u8], signature: &[u8]) -> Result<(), SealError> {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret(origin));
-        ring::hmac::verify(&key, message, signature)
+        ring::hmac::verify(&hmac_key(&self.secret(origin)), message, signature)
             .map_err(|_| SealError::BadSignature { origin, why: "签名与源头的密钥不符".into() })
     }
 }
