@@ -90,7 +90,7 @@ fn batch(u: &mut Unstructured<'_>, peer: NodeId) -> Result<Batch> {
     if u.ratio(1, 8)? {
         ranges.reverse();
     }
-    Ok(Batch { id, ranges, events })
+    Ok(Batch { id, ranges, events, ..Default::default() })
 }
 
 fn hello(u: &mut Unstructured<'_>, peer: NodeId) -> Result<Hello> {

@@ -75,7 +75,7 @@ impl Log {
 }
 
 async fn apply(store: &ActorRef<StoreMsg>, ranges: Vec<SeqRange>, events: Vec<Event>) -> anyhow::Result<()> {
-    ractor::call_t!(store, |reply| StoreMsg::Apply { ranges, events, reply }, 120_000)
+    ractor::call_t!(store, |reply| StoreMsg::Apply { ranges, events, attached: Default::default(), reply }, 120_000)
         .context("store call")?
         .map_err(|e| anyhow::anyhow!(e))?;
     Ok(())
@@ -229,6 +229,8 @@ pub async fn fill_province(
         priority: PriorityInbox::default(),
         on_revoked: None,
         registry_written: Default::default(),
+        seal_keys: node::runtime::store::SealKeys::simulated(1, "13".parse().expect("the province")),
+        own_cert: None,
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     let (log, cases) = month_of_work(topology, month, node::clock::unix_ms() - 60_000);

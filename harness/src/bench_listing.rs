@@ -39,7 +39,7 @@ fn alert(n: u64, at_ms: u64) -> AlertRaised {
 }
 
 async fn apply(store: &ActorRef<StoreMsg>, ranges: Vec<SeqRange>, events: Vec<Event>) -> anyhow::Result<()> {
-    ractor::call_t!(store, |reply| StoreMsg::Apply { ranges, events, reply }, 60_000)
+    ractor::call_t!(store, |reply| StoreMsg::Apply { ranges, events, attached: Default::default(), reply }, 60_000)
         .context("store call")?
         .map_err(|e| anyhow::anyhow!(e))?;
     Ok(())
@@ -70,6 +70,8 @@ pub async fn run(alerts: usize, schools: u32) -> anyhow::Result<()> {
         priority: PriorityInbox::default(),
         on_revoked: None,
         registry_written: Default::default(),
+        seal_keys: node::runtime::store::SealKeys::simulated(1, "13".parse().expect("the province")),
+        own_cert: None,
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     println!(

@@ -83,6 +83,8 @@ async fn fill_hebei(
         priority: PriorityInbox::default(),
         on_revoked: None,
         registry_written: Default::default(),
+        seal_keys: node::runtime::store::SealKeys::simulated(1, "13".parse().expect("the province")),
+        own_cert: None,
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     let end = now - 60_000;

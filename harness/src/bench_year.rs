@@ -125,9 +125,13 @@ async fn apply_all(
         for r in &ranges {
             held.insert(r.origin, r.upto);
         }
-        ractor::call_t!(store, |reply| StoreMsg::Apply { ranges, events, reply }, 120_000)
-            .context("store call")?
-            .map_err(|e| anyhow::anyhow!(e))?;
+        ractor::call_t!(
+            store,
+            |reply| StoreMsg::Apply { ranges, events, attached: Default::default(), reply },
+            120_000
+        )
+        .context("store call")?
+        .map_err(|e| anyhow::anyhow!(e))?;
     }
     Ok(())
 }
@@ -269,6 +273,8 @@ pub async fn run(file: &Path, opts: YearOptions) -> anyhow::Result<()> {
         priority: PriorityInbox::default(),
         on_revoked: None,
         registry_written: Default::default(),
+        seal_keys: node::runtime::store::SealKeys::simulated(1, "13".parse().expect("the province")),
+        own_cert: None,
     };
     let (store, handle) = Actor::spawn(None, StoreActor, args).await.context("store actor")?;
     let mut held: HashMap<NodeId, u64> = HashMap::new();

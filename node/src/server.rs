@@ -173,6 +173,10 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let storage_seam: Arc<dyn crate::storage::Storage> = storage.clone();
     let reads = Reads::blocking_pool(storage_seam.clone());
     let topology = Arc::new(topology);
+    let revoked = crate::runtime::store::revoked_certificates(storage_seam.as_ref())
+        .map_err(|e| anyhow::anyhow!("node {me}: reading revoked certificates: {e}"))?;
+    let (seal_keys, own_cert) =
+        crate::seal_keys::seal_keys(&creds, &revoked).map_err(|e| anyhow::anyhow!("node {me}: 签名密钥：{e}"))?;
     let args = NodeArgs {
         me,
         topology: topology.clone(),
@@ -185,6 +189,8 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
         failover_after_ms: cfg.failover_after_ms,
         health: cfg.health(),
         cert_not_after_ms: node_cert_not_after(&cfg.cert_dir, me),
+        seal_keys,
+        own_cert: Some(own_cert),
     };
     let (node, node_task) = Actor::spawn(None, NodeActor, args).await.context("node actors failed to start")?;
     let store = ractor::call_t!(node, NodeMsg::Store, 5_000).context("store actor")?;

@@ -123,15 +123,15 @@ pub trait SealVerifier: Send + Sync {
 /// Why a sealed range is refused (for a person: Chinese).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
-    #[error("{origin} 的第 {after}–{upto} 号事件没有源头签名")]
+    #[error("{origin} 的第 {}–{upto} 号事件没有源头签名", after + 1)]
     Unsealed { origin: NodeId, after: u64, upto: u64 },
     #[error("{origin} 的签名与所发事件范围 ({after}, {upto}] 对不上")]
     Tiling { origin: NodeId, after: u64, upto: u64 },
-    #[error("{origin} 的第 {after}–{upto} 号事件不全或多出（签名覆盖的每个事件都必须在批次中）")]
+    #[error("{origin} 的第 {}–{upto} 号事件不全或多出（签名覆盖的每个事件都必须在批次中）", after + 1)]
     Incomplete { origin: NodeId, after: u64, upto: u64 },
-    #[error("{origin} 的第 {after}–{upto} 号事件与源头签名的哈希链不符（被篡改、伪造或漏发）")]
+    #[error("{origin} 的第 {}–{upto} 号事件与源头签名的哈希链不符（被篡改、伪造或漏发）", after + 1)]
     HeadMismatch { origin: NodeId, after: u64, upto: u64 },
-    #[error("{origin} 的第 {after}–{upto} 号事件接不上已保存的哈希链（之前的事件被删改或漏发）")]
+    #[error("{origin} 的第 {}–{upto} 号事件接不上已保存的哈希链（之前的事件被删改或漏发）", after + 1)]
     Unlinked { origin: NodeId, after: u64, upto: u64 },
     #[error("{origin} 的签名验证失败：{why}")]
     BadSignature { origin: NodeId, why: String },
@@ -145,18 +145,19 @@ pub enum SealError {
 /// before the first of them): one seal per [`SEAL_EVENTS_MAX`] events or [`SEAL_BYTES_MAX`]
 /// encoded bytes. `events` must be consecutive seqs of `origin`; returns the seals and the new
 /// head.
-pub fn seal_run(
+pub fn seal_run<E: std::borrow::Borrow<Event>>(
     origin: NodeId,
     head: ChainHead,
-    events: &[Event],
+    events: &[E],
     signer: &dyn SealSigner,
 ) -> Result<(Vec<Seal>, ChainHead), WireError> {
-    let encoded: Vec<Vec<u8>> = events.iter().map(encode_event).collect::<Result<_, _>>()?;
+    let encoded: Vec<Vec<u8>> = events.iter().map(|e| encode_event(e.borrow())).collect::<Result<_, _>>()?;
     let mut seals = Vec::with_capacity(events.len() / SEAL_EVENTS_MAX + 1);
     let mut head = head;
     let mut piece_start: Option<(u64, ChainHead)> = None;
     let (mut n, mut bytes) = (0usize, 0usize);
-    for (i, (e, bytes_of_e)) in events.iter().zip(&encoded).enumerate() {
+    for (i, (e, bytes_of_e)) in events.iter().map(std::borrow::Borrow::borrow).zip(&encoded).enumerate() {
+        let e: &Event = e;
         let (after, head_after) = *piece_start.get_or_insert((e.seq.saturating_sub(1), head));
         head = chain_next_bytes(&head, bytes_of_e);
         n += 1;

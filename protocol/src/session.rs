@@ -28,8 +28,8 @@ use crate::event::Event;
 use crate::health::HealthDelta;
 use crate::holds::{PeerSide, Violation, check_received, sends_origin};
 use crate::wire::{
-    Ack, BATCH_EVENTS_MAX, BATCH_RANGES_MAX, Batch, Frame, HELLO_CURSORS_MAX, Hello, PROTOCOL_VERSION,
-    REASON_BYTES_MAX, SeqRange,
+    Ack, BATCH_CERTS_MAX, BATCH_EVENTS_MAX, BATCH_RANGES_MAX, Batch, CERT_CHAIN_BYTES_MAX, Frame, HELLO_CURSORS_MAX,
+    Hello, PROTOCOL_VERSION, REASON_BYTES_MAX, SeqRange,
 };
 
 /// Most events in one fresh range: a bigger jump is catch-up traffic, not a live event.
@@ -68,6 +68,10 @@ pub struct SessionConfig {
     /// it, well before the idle timeout closes the link. 0: never suspect. On a lossy link the
     /// wait grows with the longest silences the peer has lately had ([`Session::suspect_after_ms`]).
     pub suspect_after_ms: u64,
+    /// Ranges from a descendant must each carry the seal that ends them (a signed history,
+    /// [`crate::seal`]); the driver checks the seals against the chain it holds. Off only where
+    /// no seals are made (the session's own tests).
+    pub sealed: bool,
 }
 
 impl Default for SessionConfig {
@@ -81,6 +85,7 @@ impl Default for SessionConfig {
             batch_events_max: BATCH_EVENTS_MAX,
             priority_lane: true,
             suspect_after_ms: 600,
+            sealed: true,
         }
     }
 }
@@ -107,6 +112,18 @@ pub struct FetchRequest {
     pub total_max: usize,
     /// A priority-lane fetch: its ranges may lie above the contiguous cursor.
     pub fresh: bool,
+    /// For an ancestor: each range must end where a seal of its origin ends and the answer carries
+    /// those seals ([`Attached`]); a priority-lane range must be exactly one seal's span (the
+    /// receiver may hold nothing of the origin's chain below it).
+    pub sealed: bool,
+}
+
+/// What travels with fetched events to an ancestor: the seal ending each covered range, and the
+/// certificate chains of origins the link has not yet vouched for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attached {
+    pub seals: Vec<crate::seal::Seal>,
+    pub certs: Vec<crate::wire::OriginCert>,
 }
 
 /// Work for the driver.
@@ -119,7 +136,9 @@ pub enum SessionEvent {
     /// Persist (and flush) this received batch, then call [`Session::handle_persisted`]. `ranges`
     /// and `events` were checked: every event is one `me` may hold from this peer.
     /// `fresh`: it came on the priority lane (persist it ahead of queued bulk batches).
-    Persist { batch_id: u64, ranges: Vec<SeqRange>, events: Vec<Event>, fresh: bool },
+    /// `attached`: from a descendant, the seal ending each range (checked to be there, one per
+    /// range; the driver checks them against the origins' chains) and certificate chains.
+    Persist { batch_id: u64, ranges: Vec<SeqRange>, events: Vec<Event>, fresh: bool, attached: Attached },
     /// An event in a received batch broke an authority rule; it was dropped, counted, and the
     /// rest of the batch goes on.
     Rejected { event: crate::event::EventId, violation: Violation },
@@ -797,8 +816,23 @@ impl Session {
                 }
             }
         }
+        if self.side == PeerSide::Descendant && self.cfg.sealed {
+            check_attached(batch.id, &batch.ranges, &batch.seals, &batch.certs)?;
+        }
         if self.persisting.insert(batch.id) {
-            self.events.push_back(SessionEvent::Persist { batch_id: batch.id, ranges: batch.ranges, events, fresh });
+            // Only ancestors check an origin's history: what comes down carries nothing to check.
+            let attached = if self.side == PeerSide::Descendant {
+                Attached { seals: batch.seals, certs: batch.certs }
+            } else {
+                Attached::default()
+            };
+            self.events.push_back(SessionEvent::Persist {
+                batch_id: batch.id,
+                ranges: batch.ranges,
+                events,
+                fresh,
+                attached,
+            });
         }
         Ok(())
     }
@@ -865,6 +899,11 @@ impl Session {
         self.drive();
     }
 
+    /// Whether what this session sends must be sealed: it goes up, and seals are on.
+    fn sealed_upward(&self) -> bool {
+        self.side == PeerSide::Ancestor && self.cfg.sealed
+    }
+
     /// Seqs waiting in the bulk lane (held here, not yet sent).
     fn unsent_bulk(&self) -> u64 {
         self.ready.iter().fold(0u64, |sum, o| {
@@ -879,6 +918,19 @@ impl Session {
     /// The driver's answer to a [`FetchRequest`]: the ranges it covered (each `upto` possibly lower
     /// than asked when it hit a limit, `after` unchanged) and the events in them the peer should hold.
     pub fn handle_fetched(&mut self, now_ms: u64, fetch_id: u64, covered: Vec<SeqRange>, events: Vec<Event>) {
+        self.handle_fetched_sealed(now_ms, fetch_id, covered, events, Attached::default());
+    }
+
+    /// [`Session::handle_fetched`] with the seals (one ending each covered range) and certificate
+    /// chains a sealed fetch ([`FetchRequest::sealed`]) carries up.
+    pub fn handle_fetched_sealed(
+        &mut self,
+        now_ms: u64,
+        fetch_id: u64,
+        covered: Vec<SeqRange>,
+        events: Vec<Event>,
+        attached: Attached,
+    ) {
         let Some(req) = self.fetching.take_if(|r| r.id == fetch_id) else {
             return;
         };
@@ -886,10 +938,12 @@ impl Session {
             return;
         }
         if req.fresh {
-            self.fetched_fresh(now_ms, &req, covered, events);
+            self.fetched_fresh(now_ms, &req, covered, events, attached);
             self.drive();
             return;
         }
+        let uncovered: Vec<NodeId> =
+            req.ranges.iter().map(|a| a.origin).filter(|o| !covered.iter().any(|r| r.origin == *o)).collect();
         let mut ranges = Vec::with_capacity(covered.len());
         for r in covered {
             // Only ranges that continue exactly where this session's sending stands are usable;
@@ -909,17 +963,34 @@ impl Session {
             self.rotation = Some(last.origin);
         }
         if !ranges.is_empty() {
-            self.send_batch(now_ms, ranges, events, false);
+            self.send_batch(now_ms, ranges, events, attached, false);
+        } else if req.sealed {
+            // Nothing could be cut at a seal (none held where these ranges could end): ask again
+            // when those origins' holdings move, not at once.
+            for o in uncovered {
+                self.ready.remove(&o);
+            }
         }
         self.drive();
     }
 
     /// Sends a batch of `ranges` (sorted by origin) with the fetched events that fall in them, on
     /// the bulk lane or (`fresh`) the priority lane, and keeps it until acked.
-    fn send_batch(&mut self, now_ms: u64, ranges: Vec<SeqRange>, events: Vec<Event>, fresh: bool) {
+    fn send_batch(&mut self, now_ms: u64, ranges: Vec<SeqRange>, events: Vec<Event>, attached: Attached, fresh: bool) {
         let kept: BTreeSet<NodeId> = ranges.iter().map(|r| r.origin).collect();
         let events: Vec<Event> = events.into_iter().filter(|e| kept.contains(&e.origin)).collect();
-        let batch = Batch { id: self.next_batch_id, ranges, events };
+        // A seal goes with the range it ends; a range dropped as stale leaves its seal behind.
+        let seals = if self.side == PeerSide::Ancestor {
+            attached
+                .seals
+                .into_iter()
+                .filter(|s| ranges.iter().any(|r| r.origin == s.origin && r.upto == s.upto))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let certs = if self.side == PeerSide::Ancestor { attached.certs } else { Vec::new() };
+        let batch = Batch { id: self.next_batch_id, ranges, events, seals, certs };
         self.next_batch_id += 1;
         self.stats.batches_sent += 1;
         self.stats.events_sent += batch.events.len() as u64;
@@ -933,7 +1004,14 @@ impl Session {
     }
 
     /// A priority-lane fetch came back: send what it covered, queue the rest again (first).
-    fn fetched_fresh(&mut self, now_ms: u64, req: &FetchRequest, covered: Vec<SeqRange>, events: Vec<Event>) {
+    fn fetched_fresh(
+        &mut self,
+        now_ms: u64,
+        req: &FetchRequest,
+        covered: Vec<SeqRange>,
+        events: Vec<Event>,
+        attached: Attached,
+    ) {
         let mut ranges = Vec::with_capacity(covered.len());
         for asked in req.ranges.iter().rev() {
             let got = covered.iter().find(|r| {
@@ -946,7 +1024,8 @@ impl Session {
                 }
                 None => asked.after,
             };
-            if done_upto < asked.upto {
+            // Sealed, a range not served is not one seal's span here: the bulk lane carries it.
+            if done_upto < asked.upto && !(req.sealed && got.is_none()) {
                 self.fresh.push_front(SeqRange { origin: asked.origin, after: done_upto, upto: asked.upto });
             }
         }
@@ -954,7 +1033,7 @@ impl Session {
             return;
         }
         ranges.sort_by_key(|r| r.origin);
-        self.send_batch(now_ms, ranges, events, true);
+        self.send_batch(now_ms, ranges, events, attached, true);
     }
 
     /// Time passed: retransmits, keep-alives, the idle timeout.
@@ -1100,6 +1179,7 @@ impl Session {
             order.extend(self.ready.range(..=s).copied());
         }
         order.truncate(BATCH_RANGES_MAX);
+        let sealed = self.sealed_upward();
         let mut ranges = Vec::with_capacity(order.len());
         for o in order {
             let mut r = SeqRange { origin: o, after: self.sent_of(o), upto: self.local.get(&o).copied().unwrap_or(0) };
@@ -1109,6 +1189,10 @@ impl Session {
                 for &(a, b) in isl.ranges() {
                     if a <= r.after && r.after < b {
                         r.after = b;
+                    } else if a > r.after && sealed {
+                        // Sealed, a range ends only where a seal ends, which the island's start
+                        // need not be here: it runs on over the island (the peer skips what it holds).
+                        break;
                     } else if a > r.after {
                         r.upto = r.upto.min(a);
                         break;
@@ -1133,7 +1217,8 @@ impl Session {
         ranges.sort_by_key(|r| r.origin);
         let total_max = self.cfg.batch_events_max;
         let per_range_max = (total_max / ranges.len()).max(16).min(total_max);
-        let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max, fresh: false };
+        let sealed = self.sealed_upward();
+        let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max, fresh: false, sealed };
         self.next_fetch_id += 1;
         self.fetching = Some(req.clone());
         self.events.push_back(SessionEvent::Fetch(req));
@@ -1170,7 +1255,8 @@ impl Session {
         }
         ranges.sort_by_key(|r| r.origin);
         let per_range_max = FRESH_EVENTS_MAX as usize;
-        let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max, fresh: true };
+        let sealed = self.sealed_upward();
+        let req = FetchRequest { id: self.next_fetch_id, ranges, per_range_max, total_max, fresh: true, sealed };
         self.next_fetch_id += 1;
         self.fetching = Some(req.clone());
         self.events.push_back(SessionEvent::Fetch(req));
@@ -1409,6 +1495,41 @@ impl Session {
         ];
         ensure(counters.iter().all(|(x, y)| x <= y), "counters never decrease", || format!("{a:?} then {b:?}"))
     }
+}
+
+/// A batch from a descendant carries, for each range, the one seal of its origin that ends it,
+/// and no more than [`BATCH_CERTS_MAX`] certificate chains of bounded size.
+fn check_attached(
+    id: u64,
+    ranges: &[SeqRange],
+    seals: &[crate::seal::Seal],
+    certs: &[crate::wire::OriginCert],
+) -> Result<(), String> {
+    if seals.len() != ranges.len() {
+        return Err(format!(
+            "batch {id} has {} ranges but {} seals: each range sent up ends with its origin's seal",
+            ranges.len(),
+            seals.len()
+        ));
+    }
+    for r in ranges {
+        if !seals.iter().any(|s| s.origin == r.origin && s.upto == r.upto) {
+            return Err(format!(
+                "batch {id} range {}({}, {}] has no seal of its origin ending it",
+                r.origin, r.after, r.upto
+            ));
+        }
+    }
+    if certs.len() > BATCH_CERTS_MAX {
+        return Err(format!("batch {id} carries {} certificate chains (at most {BATCH_CERTS_MAX})", certs.len()));
+    }
+    if let Some(c) = certs.iter().find(|c| c.chain.iter().map(Vec::len).sum::<usize>() > CERT_CHAIN_BYTES_MAX) {
+        return Err(format!(
+            "batch {id} carries a certificate chain of {} over {CERT_CHAIN_BYTES_MAX} bytes",
+            c.origin
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

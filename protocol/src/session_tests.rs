@@ -16,6 +16,12 @@ use crate::holds::holds;
 use crate::session::{Role, Session, SessionConfig, SessionEvent, Watermarks};
 use crate::wire::{Frame, SeqRange, decode_frame, encode_frame};
 
+/// The session's default settings without seals (these tests exercise the link, not the signed
+/// history; `sealed_sessions_want_a_seal_ending_each_range_from_below` covers that).
+fn unsealed() -> SessionConfig {
+    SessionConfig { sealed: false, ..SessionConfig::default() }
+}
+
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()
 }
@@ -109,7 +115,7 @@ struct Pair {
 
 impl Pair {
     fn new(child: Store, parent: Store, faults: Faults, seed: u64) -> Pair {
-        let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, ..SessionConfig::default() };
+        let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, ..unsealed() };
         Pair::with_config(child, parent, faults, seed, cfg)
     }
 
@@ -344,13 +350,8 @@ fn many_origins_are_rotated_and_all_arrive() {
             all.push(e);
         }
     }
-    let cfg = SessionConfig {
-        idle_timeout_ms: 600_000,
-        rto_ms: 300,
-        batch_events_max: 64,
-        window_batches: 3,
-        ..SessionConfig::default()
-    };
+    let cfg =
+        SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, batch_events_max: 64, window_batches: 3, ..unsealed() };
     for faults in [CLEAN, Faults { loss: 0.2, dup: 0.2, jitter_ms: 60 }] {
         let mut pair = Pair::with_config(
             Store {
@@ -395,7 +396,7 @@ fn wiped_child_is_restored_from_its_parent() {
 #[test]
 fn hello_from_the_wrong_node_closes_the_link() {
     let (school, county) = (id("130102-S0001"), id("130102"));
-    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let mut s = Session::new(county, school, Role::Acceptor, unsealed(), 0, &Cursors::default()).unwrap();
     let hello =
         crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: id("130102-S0002"), cursors: vec![] };
     s.handle_frame(1, Frame::Hello(hello));
@@ -410,7 +411,7 @@ fn hello_from_the_wrong_node_closes_the_link() {
 /// A school and its county with the link up (frames passed by hand).
 fn school_county_up() -> (Session, Session) {
     let (school, county) = (id("130102-S0001"), id("130102"));
-    let cfg = SessionConfig::default();
+    let cfg = unsealed();
     let mut up = Session::new(school, county, Role::Dialer, cfg, 0, &Cursors::default()).unwrap();
     let mut down = Session::new(county, school, Role::Acceptor, cfg, 0, &Cursors::default()).unwrap();
     for _ in 0..3 {
@@ -486,7 +487,7 @@ fn a_lost_health_frame_is_resent_and_a_frame_after_the_gap_waits_for_it() {
     assert!(county.poll_event().is_none(), "a frame after a gap is not applied");
     assert_eq!(county.poll_transmit(), Some(Frame::HealthAck { upto: 0 }));
     // The school resends both after the retransmission timeout; the county applies them in order.
-    school.handle_timeout(10 + SessionConfig::default().rto_ms);
+    school.handle_timeout(10 + unsealed().rto_ms);
     let mut resent = Vec::new();
     while let Some(f) = school.poll_transmit() {
         if matches!(f, Frame::Health(_)) {
@@ -516,13 +517,14 @@ fn a_lost_health_frame_is_resent_and_a_frame_after_the_gap_waits_for_it() {
 fn a_batch_with_a_foreign_origin_closes_the_link() {
     // A school may only report its own subtree; a batch carrying its sibling's origin is a violation.
     let (school, county) = (id("130102-S0001"), id("130102"));
-    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let mut s = Session::new(county, school, Role::Acceptor, unsealed(), 0, &Cursors::default()).unwrap();
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
     s.handle_frame(1, Frame::Hello(hello));
     let batch = crate::wire::Batch {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: id("130102-S0002"), after: 0, upto: 1 }],
         events: vec![],
+        ..Default::default()
     };
     s.handle_frame(2, Frame::Batch(batch));
     assert!(s.is_closed());
@@ -533,7 +535,7 @@ fn an_unauthorised_event_from_below_is_refused_with_its_batch_and_closes_the_lin
     // A school forging a directive about itself: counted, nothing of the batch taken (its range
     // would otherwise be relayed up with a hole), the link closed.
     let (school, county) = (id("130102-S0001"), id("130102"));
-    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let mut s = Session::new(county, school, Role::Acceptor, unsealed(), 0, &Cursors::default()).unwrap();
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
     s.handle_frame(1, Frame::Hello(hello));
     let forged = Event { by: None, origin: school, seq: 1, hlc: Hlc::default(), scope: school, body: directive(1) };
@@ -541,6 +543,7 @@ fn an_unauthorised_event_from_below_is_refused_with_its_batch_and_closes_the_lin
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: school, after: 0, upto: 1 }],
         events: vec![forged],
+        ..Default::default()
     };
     s.handle_frame(2, Frame::Batch(batch));
     assert!(s.is_closed());
@@ -556,7 +559,7 @@ fn an_unauthorised_event_from_above_is_dropped_and_counted() {
     // A county sending its school a directive meant for another school: the school does not hold
     // such an event; it is dropped and counted, the range taken, the link kept.
     let (school, county) = (id("130102-S0001"), id("130102"));
-    let mut s = Session::new(school, county, Role::Dialer, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let mut s = Session::new(school, county, Role::Dialer, unsealed(), 0, &Cursors::default()).unwrap();
     while s.poll_transmit().is_some() {}
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: county, cursors: vec![] };
     s.handle_frame(1, Frame::HelloAck(hello));
@@ -567,6 +570,7 @@ fn an_unauthorised_event_from_above_is_dropped_and_counted() {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: county, after: 0, upto: 1 }],
         events: vec![stray],
+        ..Default::default()
     };
     s.handle_frame(2, Frame::Batch(batch));
     assert!(!s.is_closed());
@@ -579,7 +583,7 @@ fn an_unauthorised_event_from_above_is_dropped_and_counted() {
 #[test]
 fn a_silent_peer_times_out() {
     let (school, county) = (id("130102-S0001"), id("130102"));
-    let cfg = SessionConfig::default();
+    let cfg = unsealed();
     let mut s = Session::new(school, county, Role::Dialer, cfg, 0, &Cursors::default()).unwrap();
     let mut now = 0;
     while !s.is_closed() {
@@ -610,7 +614,7 @@ fn timers_only(s: &mut Session, mut now: u64, until: u64) -> Vec<(u64, SessionEv
 #[test]
 fn a_parent_silent_with_a_batch_unacked_is_suspect_long_before_the_idle_timeout() {
     let (school, county) = (id("130102-S0001"), id("130102"));
-    let cfg = SessionConfig::default();
+    let cfg = unsealed();
     // A quiet link is never suspect: with nothing to deliver there is no hurry.
     let (mut up, _down) = school_county_up();
     let seen = timers_only(&mut up, 1, cfg.idle_timeout_ms - 1);
@@ -660,7 +664,7 @@ fn a_parent_silent_with_a_batch_unacked_is_suspect_long_before_the_idle_timeout(
 #[test]
 fn a_parent_that_has_gone_unheard_for_long_on_a_lossy_link_is_given_longer_before_it_is_suspect() {
     let school = id("130102-S0001");
-    let cfg = SessionConfig::default();
+    let cfg = unsealed();
     let (mut up, _down) = school_county_up();
     assert_eq!(up.suspect_after_ms(), cfg.suspect_after_ms);
     // The parent's keep-alives arrive 300–900 ms apart (some lost and resent).
@@ -728,8 +732,7 @@ fn a_fresh_event_overtakes_a_backlog() {
         all.push(child.append(school, alert()));
     }
     for lane in [true, false] {
-        let cfg =
-            SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, priority_lane: lane, ..SessionConfig::default() };
+        let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, priority_lane: lane, ..unsealed() };
         let store = Store {
             me: Some(school),
             cursors: child.cursors.clone(),
@@ -790,12 +793,13 @@ fn fresh_events_on_a_lossy_link_arrive_exactly_once() {
 #[test]
 fn data_that_overtakes_the_hello_ack_is_kept() {
     let (school, county) = (id("130102-S0001"), id("130102"));
-    let mut s = Session::new(school, county, Role::Dialer, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let mut s = Session::new(school, county, Role::Dialer, unsealed(), 0, &Cursors::default()).unwrap();
     let directive = Event { by: None, origin: county, seq: 1, hlc: Hlc::default(), scope: school, body: directive(1) };
     let batch = crate::wire::Batch {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: county, after: 0, upto: 1 }],
         events: vec![directive],
+        ..Default::default()
     };
     s.handle_frame(1, Frame::Batch(batch));
     assert!(!std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, SessionEvent::Persist { .. })));
@@ -822,7 +826,7 @@ fn county_session_up(school_holds: u64) -> (Session, Vec<Event>) {
         .collect();
     let mut cursors = Cursors::default();
     cursors.insert(county, 0, 3);
-    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &cursors).unwrap();
+    let mut s = Session::new(county, school, Role::Acceptor, unsealed(), 0, &cursors).unwrap();
     let cursors = if school_holds > 0 { vec![(county, school_holds)] } else { vec![] };
     let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors };
     s.handle_frame(1, Frame::Hello(hello));
@@ -879,6 +883,7 @@ fn a_range_sent_up_without_its_events_closes_the_link() {
         id: 1,
         ranges: vec![crate::wire::SeqRange { origin: school, after: 0, upto: 1000 }],
         events: vec![one],
+        ..Default::default()
     };
     down.handle_frame(2, Frame::Batch(batch));
     assert!(down.is_closed());
@@ -959,20 +964,19 @@ fn cursors_near_the_top_of_the_seq_range_do_not_overflow_the_backlog() {
     let (county, city) = (id("130102"), id("1301"));
     let (s1, s2) = (id("130102-S0001"), id("130102-S0002"));
     // The school's batch that gets the county there: accepted, its range claimed.
-    let mut from_school =
-        Session::new(county, s1, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let mut from_school = Session::new(county, s1, Role::Acceptor, unsealed(), 0, &Cursors::default()).unwrap();
     from_school.handle_frame(
         0,
         Frame::Hello(crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: s1, cursors: vec![] }),
     );
     let huge = crate::wire::SeqRange { origin: s1, after: 0, upto: u64::MAX - 1 };
-    from_school.handle_frame(1, Frame::Batch(crate::wire::Batch { id: 1, ranges: vec![huge], events: vec![] }));
+    from_school.handle_frame(1, Frame::Batch(crate::wire::Batch { id: 1, ranges: vec![huge], ..Default::default() }));
     // Since ranges sent up must carry their events, that batch is refused and the link closed;
     // the uplink's arithmetic must hold anyway (cursors that high can come from elsewhere).
     let persisted = std::iter::from_fn(|| from_school.poll_event()).any(|e| matches!(e, SessionEvent::Persist { .. }));
     assert!(!persisted && from_school.is_closed());
     // The county's link to its city hears of both schools' cursors.
-    let mut up = Session::new(county, city, Role::Dialer, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    let mut up = Session::new(county, city, Role::Dialer, unsealed(), 0, &Cursors::default()).unwrap();
     up.handle_frame(
         0,
         Frame::HelloAck(crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: city, cursors: vec![] }),
@@ -1012,7 +1016,7 @@ fn a_floor_below_which_events_were_dropped_is_never_offered() {
     for e in &all[60..] {
         child.events.insert((school, e.seq), e.clone());
     }
-    let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, ..SessionConfig::default() };
+    let cfg = SessionConfig { idle_timeout_ms: 600_000, rto_ms: 300, ..unsealed() };
     let faults = Faults { loss: 0.1, dup: 0.1, jitter_ms: 20 };
     let mut pair = Pair::with_floor(child, Store::new(county), faults, 11, cfg, 60);
     pair.run_until(60_000);
@@ -1042,4 +1046,41 @@ fn a_floor_below_which_events_were_dropped_is_never_offered() {
     assert_eq!(parent.cursors.contiguous(school), new.seq);
     assert_eq!(parent.applied.len(), 101);
     assert!(parent.applied.values().all(|&n| n == 1), "each applied once");
+}
+
+#[test]
+fn sealed_sessions_want_a_seal_ending_each_range_from_below() {
+    use crate::seal::{HashKeys, genesis, seal_run};
+    use crate::wire::Batch;
+    let (county, school) = (id("130102"), id("130102-S0001"));
+    let e =
+        Event { origin: school, seq: 1, hlc: Hlc { wall_ms: 1, logical: 0 }, scope: school, body: alert(), by: None };
+    let keys = HashKeys::new(7);
+    let (seals, _) = seal_run(school, genesis(school, 0), std::slice::from_ref(&e), &keys.signer(school)).unwrap();
+    let range = SeqRange { origin: school, after: 0, upto: 1 };
+    let open = |s: &mut Session| {
+        let hello = crate::wire::Hello { version: crate::wire::PROTOCOL_VERSION, node: school, cursors: vec![] };
+        s.handle_frame(1, Frame::Hello(hello));
+        while s.poll_transmit().is_some() {}
+        while s.poll_event().is_some() {}
+    };
+    // Without its seal: refused, the link closed, nothing persisted.
+    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    open(&mut s);
+    let bare = Batch { id: 1, ranges: vec![range], events: vec![e.clone()], ..Batch::default() };
+    s.handle_frame(2, Frame::Batch(bare));
+    let evs: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(!evs.iter().any(|e| matches!(e, SessionEvent::Persist { .. })), "{evs:?}");
+    assert!(s.is_closed());
+    // With it: handed to the driver with the seal, to check against the chain.
+    let mut s = Session::new(county, school, Role::Acceptor, SessionConfig::default(), 0, &Cursors::default()).unwrap();
+    open(&mut s);
+    let sealed = Batch { id: 1, ranges: vec![range], events: vec![e], seals: seals.clone(), certs: vec![] };
+    s.handle_frame(2, Frame::Batch(sealed));
+    let evs: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        evs.iter().any(|e| matches!(e, SessionEvent::Persist { attached, .. } if attached.seals == seals)),
+        "{evs:?}"
+    );
+    assert!(!s.is_closed());
 }

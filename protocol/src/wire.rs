@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use topology::NodeId;
 
 use crate::event::Event;
+use crate::seal::Seal;
 
 /// Version spoken by this build; a hello with another version is refused with a clear reason.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Hard upper bound of one encoded frame on any transport.
 pub const FRAME_BYTES_MAX: usize = 1 << 20;
@@ -51,14 +52,35 @@ pub struct SeqRange {
 }
 
 /// A batch of events with the watermark ranges it covers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     /// Per-link, per-direction batch number, echoed in the ack.
     pub id: u64,
     pub ranges: Vec<SeqRange>,
     /// Sorted by `(origin, seq)`; each inside one of `ranges`.
     pub events: Vec<Event>,
+    /// Upward: for each range, the origin's seal that ends it ([`crate::seal::check_range`]);
+    /// downward: none (only ancestors check an origin's history).
+    pub seals: Vec<Seal>,
+    /// Certificate chains of origins whose seals the receiver may not yet be able to check: sent
+    /// once per origin per link, upward only.
+    pub certs: Vec<OriginCert>,
 }
+
+/// An origin's certificate chain (DER, its own certificate first, then the CAs that issued it,
+/// up to but not including the root), from which an ancestor learns the key that signs the
+/// origin's seals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginCert {
+    pub origin: NodeId,
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// Most certificate chains in one batch.
+pub const BATCH_CERTS_MAX: usize = 64;
+
+/// Most bytes of one certificate chain.
+pub const CERT_CHAIN_BYTES_MAX: usize = 8 * 1024;
 
 /// Sent only after the receiver persisted (and flushed) the batch: its contiguous cursors for the
 /// batch's origins afterwards.
@@ -280,7 +302,7 @@ mod tests {
 
     #[test]
     fn a_fresh_frame_and_only_a_fresh_frame_starts_with_the_fresh_tag() {
-        let batch = Batch { id: 1, ranges: Vec::new(), events: Vec::new() };
+        let batch = Batch { id: 1, ..Batch::default() };
         assert_eq!(encode_frame(&Frame::Fresh(batch.clone())).unwrap()[0], FRESH_TAG);
         assert_ne!(encode_frame(&Frame::Batch(batch)).unwrap()[0], FRESH_TAG);
         assert_ne!(encode_frame(&Frame::Ping { backlog: 0 }).unwrap()[0], FRESH_TAG);
@@ -347,6 +369,7 @@ mod tests {
                 id: 1,
                 ranges: vec![SeqRange { origin: e.origin, after: 6, upto: 7 }],
                 events: vec![e.clone()],
+                ..Batch::default()
             }),
             Frame::Ack(Ack { id: 1, cursors: vec![(e.origin, 7)] }),
             Frame::Ping { backlog: 3 },
@@ -355,6 +378,7 @@ mod tests {
                 id: 2,
                 ranges: vec![SeqRange { origin: e.origin, after: 6, upto: 7 }],
                 events: vec![e.clone()],
+                ..Batch::default()
             }),
         ];
         for f in frames {
@@ -367,7 +391,7 @@ mod tests {
     #[test]
     fn only_batches_travel_in_the_bulk_lane() {
         let e = sample_event();
-        let batch = Batch { id: 1, ranges: vec![], events: vec![e.clone()] };
+        let batch = Batch { id: 1, events: vec![e.clone()], ..Batch::default() };
         assert_eq!(Frame::Batch(batch.clone()).lane(), Lane::Bulk);
         for f in [
             Frame::Hello(Hello { version: PROTOCOL_VERSION, node: e.origin, cursors: vec![] }),
@@ -390,7 +414,8 @@ mod tests {
 
     #[test]
     fn truncated_and_oversized_frames_are_refused() {
-        let bytes = encode_frame(&Frame::Batch(Batch { id: 9, ranges: vec![], events: vec![sample_event()] })).unwrap();
+        let bytes =
+            encode_frame(&Frame::Batch(Batch { id: 9, events: vec![sample_event()], ..Batch::default() })).unwrap();
         for cut in 0..bytes.len() {
             assert!(decode_frame(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
         }
@@ -425,7 +450,7 @@ mod tests {
         /// Flipping any byte of a valid frame never panics.
         #[test]
         fn corrupted_frames_never_panic(pos in 0usize..200, val in any::<u8>()) {
-            let mut bytes = encode_frame(&Frame::Batch(Batch { id: 1, ranges: vec![], events: vec![sample_event()] })).unwrap();
+            let mut bytes = encode_frame(&Frame::Batch(Batch { id: 1, events: vec![sample_event()], ..Batch::default() })).unwrap();
             let p = pos % bytes.len();
             bytes[p] = val;
             let _ = decode_frame(&bytes);

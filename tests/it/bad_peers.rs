@@ -92,6 +92,7 @@ fn authenticated_peers_that_break_the_rules_are_refused_counted_logged_and_nothi
             id: 1,
             ranges: vec![SeqRange { origin: good, after: 900, upto: 901 }],
             events: vec![alert_event(good, 901)],
+            ..Default::default()
         };
         let why = send_and_watch(&mut conn, vec![Frame::Batch(forged)]).await;
         report.push(format!("another school's origin: {why:?}"));
@@ -107,6 +108,7 @@ fn authenticated_peers_that_break_the_rules_are_refused_counted_logged_and_nothi
             id: 1,
             ranges: vec![SeqRange { origin: bad, after: cursor, upto: cursor + 1 }],
             events: vec![directive],
+            ..Default::default()
         };
         let why = send_and_watch(&mut conn, vec![Frame::Batch(batch)]).await;
         report.push(format!("an event scoped above the school: {why:?}"));
@@ -118,6 +120,7 @@ fn authenticated_peers_that_break_the_rules_are_refused_counted_logged_and_nothi
             id: 2,
             ranges: vec![SeqRange { origin: bad, after: cursor + 1, upto: cursor + 1000 }],
             events: vec![alert_event(bad, cursor + 2)],
+            ..Default::default()
         };
         let why = send_and_watch(&mut conn, vec![Frame::Batch(claim)]).await;
         report.push(format!("a range without its events: {why:?}"));

@@ -9,8 +9,12 @@ use protocol::wire::{Ack, Batch, Frame, Hello, PROTOCOL_VERSION, SeqRange, encod
 fn fuzz_seeds_are_current() {
     let e = crate::alert_event("130102-S0042".parse().unwrap(), 7);
     let hello = Hello { version: PROTOCOL_VERSION, node: e.origin, cursors: vec![(e.origin, 9)] };
-    let batch =
-        Batch { id: 1, ranges: vec![SeqRange { origin: e.origin, after: 6, upto: 7 }], events: vec![e.clone()] };
+    let batch = Batch {
+        id: 1,
+        ranges: vec![SeqRange { origin: e.origin, after: 6, upto: 7 }],
+        events: vec![e.clone()],
+        ..Default::default()
+    };
     let frames = [
         Frame::Hello(hello.clone()),
         Frame::HelloAck(hello),

@@ -36,6 +36,7 @@ mod people;
 mod registry;
 mod retention;
 mod revocation;
+mod signed_history;
 mod spot;
 mod spot_draw;
 mod tidy;

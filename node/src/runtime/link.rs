@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::runtime::invariant;
 use crate::runtime::store::{
-    OLDEST_SCAN_ORIGINS_MAX, PriorityInbox, Progress, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch,
+    OLDEST_SCAN_ORIGINS_MAX, PriorityInbox, Progress, StoreMsg, Subscriber, oldest_waiting_ms, read_fetch, seal_fetch,
 };
 use crate::storage::Storage;
 use crate::transport::{Connection, FrameSender, TransportError};
@@ -323,6 +323,8 @@ pub struct LinkRun {
     closed: bool,
     /// How far an ancestor peer holds this node's own events, as last told to the store.
     told_holds: u64,
+    /// Origins whose certificate chain this link has sent up (each goes once per link).
+    vouched: std::collections::HashSet<NodeId>,
 }
 
 pub struct LinkActor;
@@ -547,11 +549,18 @@ impl LinkRun {
                         // a range whose events could not be read.
                         let (covered, events) = read_fetch(self.storage.as_ref(), self.peer, &req)
                             .map_err(|e| format!("cannot read events to send: {e}"))?;
-                        self.session.handle_fetched(now, req.id, covered, events);
+                        if req.sealed {
+                            let (covered, events, attached) =
+                                seal_fetch(self.storage.as_ref(), &req, covered, events, &mut self.vouched)
+                                    .map_err(|e| format!("cannot read seals to send: {e}"))?;
+                            self.session.handle_fetched_sealed(now, req.id, covered, events, attached);
+                        } else {
+                            self.session.handle_fetched(now, req.id, covered, events);
+                        }
                     }
-                    SessionEvent::Persist { batch_id, ranges, events, fresh } => {
+                    SessionEvent::Persist { batch_id, ranges, events, fresh, attached } => {
                         let (tx, rx) = oneshot();
-                        let msg = StoreMsg::Apply { ranges, events, reply: RpcReplyPort::from(tx) };
+                        let msg = StoreMsg::Apply { ranges, events, attached, reply: RpcReplyPort::from(tx) };
                         if fresh {
                             self.store_priority.send(&self.store, msg)?;
                         } else {
@@ -763,6 +772,7 @@ impl Actor for LinkActor {
             timer_task,
             closed: false,
             told_holds: 0,
+            vouched: Default::default(),
         };
         st.drive(&myself)?;
         st.check_session("the link's start", None);

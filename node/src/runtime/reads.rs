@@ -240,6 +240,8 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock::new()),
             priority: PriorityInbox::default(),
             on_revoked: None,
+            seal_keys: crate::runtime::store::SealKeys::simulated(1, me),
+            own_cert: None,
             registry_written: reads.registry_written(),
         };
         let (store, task) = Actor::spawn(None, StoreActor, args).await.unwrap();

@@ -51,6 +51,10 @@ pub struct NodeArgs {
     pub health: protocol::health::HealthTiming,
     /// Unix ms the node's certificate (or the CA's, if sooner) expires, when known.
     pub cert_not_after_ms: Option<u64>,
+    /// This node's signer and its descendants' keys, for the signed history.
+    pub seal_keys: crate::runtime::store::SealKeys,
+    /// This node's certificate chain (its own first), sent up so ancestors learn its key.
+    pub own_cert: Option<Vec<Vec<u8>>>,
 }
 
 /// Default time without the parent before failing over to the next ancestor.
@@ -862,12 +866,16 @@ impl Actor for NodeActor {
                 clock: args.clock.clone(),
                 priority: store_priority.clone(),
                 registry_written: args.reads.registry_written(),
+                seal_keys: args.seal_keys.clone(),
+                own_cert: args.own_cert.clone(),
                 on_revoked: Some({
                     let transport = args.transport.clone();
+                    let book = args.seal_keys.book.clone();
                     let me = args.me;
                     Arc::new(move |fps: &[String]| {
                         warn!(node = %me, certificates = fps.len(), "certificates revoked: refused from now on");
                         transport.revoke(fps);
+                        book.revoke(fps);
                     })
                 }),
             },

@@ -43,11 +43,14 @@ pub enum Space {
     /// their inspectors) and the draw's settings: local to the province, never replicated, so no
     /// county learns in advance which of its canteens will be looked at.
     Draws,
+    /// The signed history: the head of each origin's hash chain held, the seals that end what was
+    /// written or received, and origins' certificate chains.
+    Chains,
 }
 
 impl Space {
     /// Every keyspace.
-    pub const ALL: [Space; 10] = [
+    pub const ALL: [Space; 11] = [
         Space::Meta,
         Space::Events,
         Space::Cursors,
@@ -58,6 +61,7 @@ impl Space {
         Space::Files,
         Space::Devices,
         Space::Draws,
+        Space::Chains,
     ];
 
     /// What the keyspace holds, in Chinese, for people reading a command's output.
@@ -73,6 +77,7 @@ impl Space {
             Space::Files => "文件",
             Space::Devices => "设备",
             Space::Draws => "抽查名单",
+            Space::Chains => "签名链",
         }
     }
 
@@ -88,6 +93,7 @@ impl Space {
             Space::Files => b'f',
             Space::Devices => b'd',
             Space::Draws => b'w',
+            Space::Chains => b'h',
         }
     }
 

@@ -146,7 +146,8 @@ impl StoreState {
             return;
         }
         match self.write_appended(&accepted, first, next - 1, now_us, wall, hlc) {
-            Ok(ranges) => {
+            Ok((ranges, heads)) => {
+                self.chains.set(self.me, heads);
                 self.written(accepted.iter().flat_map(|(_, out)| out.iter().map(|s| &s.event)));
                 self.hlc = hlc;
                 self.ledger = ledger;
@@ -168,7 +169,8 @@ impl StoreState {
 
     /// The storage batch of appended events `first..=last` (each request's in `accepted`, in
     /// order) with their indexes, summaries, runs, the new cursor, the HLC and each request's
-    /// marks; written. The cursor it wrote, or the failure (nothing written).
+    /// marks, and their seals (the signed history); written. The cursor and the chain's head it
+    /// wrote, or the failure (nothing written).
     fn write_appended(
         &self,
         accepted: &[(HeldAppend, Vec<StoredEvent>)],
@@ -177,7 +179,7 @@ impl StoreState {
         now_us: u64,
         wall: u64,
         hlc: protocol::HlcClock,
-    ) -> Result<SeqRanges, WriteError> {
+    ) -> Result<(SeqRanges, Vec<(u64, protocol::seal::ChainHead)>), WriteError> {
         let mut b = WriteBatch::default();
         let mut open = open_alerts::OpenAlerts::new(self.storage.as_ref());
         let written: Vec<&Event> = accepted.iter().flat_map(|(_, out)| out.iter().map(|s| &s.event)).collect();
@@ -205,8 +207,9 @@ impl StoreState {
                 }
             }
         }
+        let heads = self.chains.seal_own(self.me, first - 1, &written, &mut b)?;
         self.storage.write(b)?;
-        Ok(ranges)
+        Ok((ranges, heads))
     }
 
     /// Holds an append until the appends that arrived with it are written together; the first

@@ -139,11 +139,21 @@ pub fn plan(storage: &dyn Storage, me: NodeId, cutoff_ms: u64, ancestor_holds: u
     }
     let b = &mut out.batch;
     let mut forgotten: BTreeSet<EventId> = BTreeSet::new();
+    // Per origin: the highest seq dropped and the lowest kept (runs come in (origin, seq) order).
+    let mut dropped_upto: BTreeMap<NodeId, u64> = BTreeMap::new();
+    let mut first_kept: BTreeMap<NodeId, u64> = BTreeMap::new();
     for item in storage.scan_prefix(Space::Events, b"") {
         let (key, v) = item?;
         let (received_at_us, events) = decode_run(&v)?;
         let (gone, kept): (Vec<&Event>, Vec<&Event>) =
             events.iter().partition(|e| group_of(e).is_some_and(|g| dropped_groups.contains(&g)));
+        if let Some(k) = kept.first() {
+            first_kept.entry(k.origin).or_insert(k.seq);
+        }
+        if let Some(g) = gone.last() {
+            let d = dropped_upto.entry(g.origin).or_default();
+            *d = (*d).max(g.seq);
+        }
         if gone.is_empty() {
             continue;
         }
@@ -167,6 +177,11 @@ pub fn plan(storage: &dyn Storage, me: NodeId, cutoff_ms: u64, ancestor_holds: u
                 open_alerts::forget(storage, b, alert)?;
             }
         }
+    }
+    // Seals ending below an origin's oldest kept event can end no range sent again.
+    for (origin, upto) in dropped_upto {
+        let below = first_kept.get(&origin).map_or(upto, |k| upto.min(k.saturating_sub(1)));
+        super::chain::drop_seals(storage, origin, below, b)?;
     }
     b.put(Space::Meta, META_FLOOR, out.floor.to_be_bytes().to_vec());
     Ok(out)

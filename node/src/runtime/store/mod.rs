@@ -26,12 +26,14 @@ use crate::storage::{Space, Storage, StorageError, WriteBatch};
 
 mod append;
 pub mod case_summaries;
+mod chain;
 pub mod compact;
 pub mod open_alerts;
 pub mod read;
 pub mod rollup;
 use append::HeldAppend;
 pub use append::RegistryWritten;
+pub use chain::{KeyBook, SealKeys, seal_fetch};
 pub use read::{
     EventQuery, LIST_LIMIT_MAX, OLDEST_SCAN_ORIGINS_MAX, all_cursors, all_events, ledger_events, list_events,
     list_events_where, oldest_waiting_ms, read_event, read_fetch, read_range, related, related_to_origin,
@@ -536,6 +538,12 @@ pub struct StoreStats {
     /// (with `events_written_local`, how many events a write carried).
     #[serde(default)]
     pub append_writes: u64,
+    /// Ranges from below checked against their origin's signed chain, and those refused (forged,
+    /// altered, left out, or signed with a key not the origin's): nothing of a refused one is kept.
+    #[serde(default)]
+    pub seal_checks: u64,
+    #[serde(default)]
+    pub seals_refused: u64,
 }
 
 /// How far the node's holdings got, as told to a link.
@@ -572,6 +580,9 @@ pub enum StoreMsg {
     Apply {
         ranges: Vec<SeqRange>,
         events: Vec<Event>,
+        /// From a descendant: the seals ending its ranges and certificate chains, checked before
+        /// anything is written (a refusal is the answer, and the link is closed).
+        attached: protocol::session::Attached,
         reply: RpcReplyPort<Result<Vec<(NodeId, u64)>, String>>,
     },
     /// Registers a link for progress notifications and answers, in the same step (so no progress
@@ -692,6 +703,8 @@ pub struct StoreState {
     stats: StoreStats,
     /// The highest case ledger number this node gave per China-time year ([`ledger_counters`]).
     ledger: BTreeMap<u32, u32>,
+    /// The signed history: chains' heads held, the keys ([`chain`]).
+    chains: chain::Chains,
 }
 
 pub struct StoreArgs {
@@ -704,6 +717,10 @@ pub struct StoreArgs {
     pub on_revoked: Option<RevokedFn>,
     /// Moved after each write holding registry events (readers keep registry views until then).
     pub registry_written: RegistryWritten,
+    /// This node's signer and the book of its descendants' keys (the signed history).
+    pub seal_keys: SealKeys,
+    /// This node's certificate chain (its own first), sent up so ancestors learn its key.
+    pub own_cert: Option<Vec<Vec<u8>>>,
 }
 
 /// Messages the store handles ahead of its mailbox: a link puts a priority-lane batch here and
@@ -815,7 +832,27 @@ impl StoreState {
         }
     }
 
-    fn apply(&mut self, ranges: &[SeqRange], events: &[Event]) -> Result<Vec<(NodeId, u64)>, StorageError> {
+    /// Applies a received batch: the cursors of its origins after it, or (inner `Err`) why its
+    /// seals were refused, with nothing written.
+    fn apply(
+        &mut self,
+        ranges: &[SeqRange],
+        events: &[Event],
+        attached: &protocol::session::Attached,
+    ) -> Result<Result<Vec<(NodeId, u64)>, String>, StorageError> {
+        let checked = if attached.seals.is_empty() && attached.certs.is_empty() {
+            None
+        } else {
+            self.stats.seal_checks += ranges.len() as u64;
+            match self.chains.check(&self.cursors, ranges, events, attached) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.stats.seals_refused += 1;
+                    warn!(node = %self.me, error = %e, "refused a batch whose signed history does not hold");
+                    return Ok(Err(e.to_string()));
+                }
+            }
+        };
         let mut next = self.cursors.clone_for(ranges.iter().map(|r| r.origin));
         let (fresh, changed) = apply_batch(&mut next, ranges, events);
         let now_us = self.clock.wall_us();
@@ -840,8 +877,15 @@ impl StoreState {
         if !fresh.is_empty() {
             self.write_hlc(&mut b)?;
         }
+        let heads = match &checked {
+            Some(c) => self.chains.record(c, &next, &mut b)?,
+            None => Vec::new(),
+        };
         if !b.is_empty() {
             self.storage.write(b)?;
+        }
+        for (o, h) in heads {
+            self.chains.set(o, h);
         }
         self.written(fresh.iter().copied());
         self.stats.events_applied += fresh.len() as u64;
@@ -861,9 +905,20 @@ impl StoreState {
             }
             self.pending_changed.insert(o);
         }
+        // Sent on up, a fresh range must be one seal's span (the ancestor may hold nothing of
+        // the chain below it): widened down to the start of the seal that ends it, when held.
+        let mut fresh_ranges = fresh_ranges;
+        for fr in &mut fresh_ranges {
+            if let Some(seal) = attached.seals.iter().find(|s| s.origin == fr.origin && s.upto == fr.upto)
+                && seal.after < fr.after
+                && self.cursors.get(fr.origin).is_some_and(|h| h.covers(seal.after, fr.upto))
+            {
+                fr.after = seal.after;
+            }
+        }
         self.publish(&relayed, &fresh_ranges);
         self.check_restored()?;
-        Ok(ranges.iter().map(|r| (r.origin, self.cursors.contiguous(r.origin))).collect())
+        Ok(Ok(ranges.iter().map(|r| (r.origin, self.cursors.contiguous(r.origin))).collect()))
     }
 
     fn list(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
@@ -935,6 +990,12 @@ impl Actor for StoreActor {
         }
         info!(node = %args.me, origins = cursors.len(), own_seq = cursors.contiguous(args.me), "store opened");
         let stats = StoreStats { own_floor: compact::own_floor(args.storage.as_ref())?, ..StoreStats::default() };
+        if let Some(chain) = &args.own_cert {
+            let mut b = WriteBatch::default();
+            chain::Chains::own_cert(args.me, chain, &mut b)?;
+            args.storage.write(b)?;
+        }
+        let chains = chain::Chains::load(args.storage.as_ref(), args.seal_keys)?;
         Ok(StoreState {
             me: args.me,
             storage: args.storage,
@@ -957,6 +1018,7 @@ impl Actor for StoreActor {
             ancestor_holds: 0,
             stats,
             ledger,
+            chains,
         })
     }
 
@@ -1025,10 +1087,12 @@ impl StoreActor {
                 st.hold(myself, HeldAppend { items, by, marks: Vec::new(), reply })
             }
             StoreMsg::WriteHeld => st.write_held(),
-            StoreMsg::Apply { ranges, events, reply } => {
+            StoreMsg::Apply { ranges, events, attached, reply } => {
                 // A storage error here stops the node (the supervisor sees the failure).
-                let cursors = st.apply(&ranges, &events)?;
-                st.pending.push(Waiter::Apply(reply, cursors));
+                match st.apply(&ranges, &events, &attached)? {
+                    Ok(cursors) => st.pending.push(Waiter::Apply(reply, cursors)),
+                    Err(refused) => drop(reply.send(Err(refused))),
+                }
             }
             StoreMsg::Subscribe { id, subscriber, reply } => {
                 // Relayed origins as written (they are published at write time too), the node's
@@ -1176,6 +1240,8 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock::new()),
             priority: PriorityInbox::default(),
             on_revoked: None,
+            seal_keys: crate::runtime::store::SealKeys::simulated(1, me),
+            own_cert: None,
             registry_written: Default::default(),
         }
     }
