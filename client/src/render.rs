@@ -715,6 +715,14 @@ pub fn render_status(st: &NodeStatus, now_ms: u64) -> String {
         st.store.events_applied,
         st.store.duplicates_ignored
     );
+    if st.store.seals_refused > 0 {
+        // A relay below sent events whose origin's signatures do not hold them.
+        out.push_str(&format!(
+            "  警告：下级转来的数据有 {} 批签名校验不通过（被篡改、伪造或漏发），已全部拒收；详情见节点日志
+",
+            st.store.seals_refused
+        ));
+    }
     if st.store.own_floor > 0 {
         // Retention at a school: what it no longer keeps, its county and above still hold.
         out.push_str(&format!(

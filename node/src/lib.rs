@@ -12,7 +12,6 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod runtime;
-pub mod seal_keys;
 pub mod server;
 pub mod storage;
 pub mod tls;

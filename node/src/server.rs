@@ -175,8 +175,8 @@ pub async fn start(cfg: &NodeConfig) -> anyhow::Result<RunningNode> {
     let topology = Arc::new(topology);
     let revoked = crate::runtime::store::revoked_certificates(storage_seam.as_ref())
         .map_err(|e| anyhow::anyhow!("node {me}: reading revoked certificates: {e}"))?;
-    let (seal_keys, own_cert) =
-        crate::seal_keys::seal_keys(&creds, &revoked).map_err(|e| anyhow::anyhow!("node {me}: 签名密钥：{e}"))?;
+    let (seal_keys, own_cert) = crate::runtime::seal_keys::seal_keys(&creds, &revoked)
+        .map_err(|e| anyhow::anyhow!("node {me}: 签名密钥：{e}"))?;
     let args = NodeArgs {
         me,
         topology: topology.clone(),

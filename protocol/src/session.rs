@@ -124,6 +124,9 @@ pub struct FetchRequest {
 pub struct Attached {
     pub seals: Vec<crate::seal::Seal>,
     pub certs: Vec<crate::wire::OriginCert>,
+    /// Received: the peer it came from (whose certificate authenticated the link); an origin
+    /// sending its own events needs no chain to vouch that they are its own.
+    pub from: Option<NodeId>,
 }
 
 /// Work for the driver.
@@ -287,6 +290,9 @@ pub struct Session {
     sent: BTreeMap<NodeId, u64>,
     /// Origins with `local > sent`, in rotation order for fairness.
     ready: BTreeSet<NodeId>,
+    /// Sealed: origins whose held seqs could not be cut at a seal when asked (none held where a
+    /// range could end), by the cursor they had then; out of the rotation until it moves.
+    stalled: BTreeMap<NodeId, u64>,
     /// Where the next fetch starts its scan of `ready`.
     rotation: Option<NodeId>,
     fetching: Option<FetchRequest>,
@@ -354,6 +360,7 @@ impl Session {
             peer_cursor: BTreeMap::new(),
             sent: BTreeMap::new(),
             ready: BTreeSet::new(),
+            stalled: BTreeMap::new(),
             rotation: None,
             fetching: None,
             next_fetch_id: 1,
@@ -822,7 +829,7 @@ impl Session {
         if self.persisting.insert(batch.id) {
             // Only ancestors check an origin's history: what comes down carries nothing to check.
             let attached = if self.side == PeerSide::Descendant {
-                Attached { seals: batch.seals, certs: batch.certs }
+                Attached { seals: batch.seals, certs: batch.certs, from: Some(self.peer) }
             } else {
                 Attached::default()
             };
@@ -861,6 +868,7 @@ impl Session {
             return;
         }
         *e = contiguous;
+        self.stalled.remove(&origin);
         self.rebacklog(origin, before);
         if self.state == State::Up && contiguous > self.sent_of(origin) {
             self.ready.insert(origin);
@@ -969,6 +977,7 @@ impl Session {
             // when those origins' holdings move, not at once.
             for o in uncovered {
                 self.ready.remove(&o);
+                self.stalled.insert(o, self.local.get(&o).copied().unwrap_or(0));
             }
         }
         self.drive();
@@ -1336,7 +1345,8 @@ impl Session {
             // Liveness: an origin with held seqs not yet sent is in the rotation, or it would
             // never be sent.
             for (o, &c) in &self.local {
-                ensure(c <= self.sent_of(*o) || self.ready.contains(o), "unsent origins are ready", || {
+                let stalled = self.stalled.get(o) == Some(&c);
+                ensure(c <= self.sent_of(*o) || self.ready.contains(o) || stalled, "unsent origins are ready", || {
                     format!("origin {o} held to {c}, sent to {}, but not ready", self.sent_of(*o))
                 })?;
             }

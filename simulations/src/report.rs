@@ -202,6 +202,12 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         o,
+        "signed history: {} ranges checked against their origins' seals, {} refused",
+        thousands(r.seal_checks),
+        thousands(r.seals_refused)
+    );
+    let _ = writeln!(
+        o,
         "safety checks: {} full passes; wall {:.1} s, peak RSS {:.0} MB; digest {}",
         r.safety_checks, r.wall_s, r.peak_rss_mb, r.digest
     );

@@ -220,6 +220,10 @@ pub struct Report {
     /// The schools' ledgers and the warnings their rules raised and resolved.
     pub warnings: WarningsReport,
     pub safety_checks: u64,
+    /// Ranges from below checked against their origin's signed chain at the nodes running at the
+    /// end (since each last started), and those refused: an honest federation refuses none.
+    pub seal_checks: u64,
+    pub seals_refused: u64,
     pub wall_s: f64,
     pub peak_rss_mb: f64,
     /// FNV-1a over every node's events (id, HLC, scope, arrival time) in order: same seed, same digest.
@@ -461,6 +465,20 @@ async fn run_async(cfg: &SimConfig) -> Result<Report, String> {
             let t = report.warnings.passes.entry(id.tier().to_string()).or_default();
             for (sum, n) in t.iter_mut().zip(p) {
                 *sum += n;
+            }
+        }
+    }
+    for id in &ids {
+        if let Some(r) = world.node_ref(*id)
+            && let Ok(status) = ractor::call_t!(r, node::runtime::root::NodeMsg::Status, 60_000)
+        {
+            report.seal_checks += status.store.seal_checks;
+            report.seals_refused += status.store.seals_refused;
+            if status.store.seals_refused > 0 && report.failures.len() < 50 {
+                report.failures.push(format!(
+                    "{id} refused {} batches whose signed history did not hold, with no one forging",
+                    status.store.seals_refused
+                ));
             }
         }
     }

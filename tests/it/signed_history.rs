@@ -80,8 +80,8 @@ fn a_relay_can_neither_alter_nor_forge_a_schools_events_and_genuine_seals_pass()
     let addr = cluster.topology.get(city).unwrap().quic;
     let county_creds = NodeCredentials::load(&cluster.cert_dir, county).unwrap();
     let school_creds = NodeCredentials::load(&cluster.cert_dir, school).unwrap();
-    let (school_keys, school_chain) = node::seal_keys::seal_keys(&school_creds, &[]).unwrap();
-    let (county_keys, county_chain) = node::seal_keys::seal_keys(&county_creds, &[]).unwrap();
+    let (school_keys, school_chain) = node::runtime::seal_keys::seal_keys(&school_creds, &[]).unwrap();
+    let (county_keys, county_chain) = node::runtime::seal_keys::seal_keys(&county_creds, &[]).unwrap();
     let held = |cluster: &harness::cluster::Cluster| {
         cluster.client(city).events(1000).unwrap().iter().filter(|e| e.origin == school).count()
     };
@@ -151,6 +151,9 @@ fn a_relay_can_neither_alter_nor_forge_a_schools_events_and_genuine_seals_pass()
     });
     eprintln!("{}", report.join("\n"));
     assert_eq!(held(&cluster), before + 3, "only the genuine three were applied");
-    let refused = cluster.status(city).unwrap().store.seals_refused - refused_before;
-    assert_eq!(refused, 5, "each refusal counted");
+    let status = cluster.status(city).unwrap();
+    assert_eq!(status.store.seals_refused - refused_before, 5, "each refusal counted");
+    // The operator sees it in `topology show`.
+    let shown = client::render::render_status(&status, node::clock::unix_ms());
+    assert!(shown.contains("签名校验不通过"), "{shown}");
 }

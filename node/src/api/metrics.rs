@@ -303,6 +303,16 @@ pub fn render(st: &NodeStatus, view: &HealthView, uptime_s: f64) -> Result<Strin
     m.counter("store_events_applied", "Events from peers applied to the store.", store.events_applied);
     m.counter("store_duplicates_ignored", "Events received again and ignored.", store.duplicates_ignored);
     m.counter(
+        "store_seal_checks",
+        "Ranges received from below checked against their origin's signed hash chain.",
+        store.seal_checks,
+    );
+    m.counter(
+        "store_seals_refused",
+        "Batches from below refused because their signed history did not hold (forged, altered, left out, or not signed by their origin); nothing of them kept.",
+        store.seals_refused,
+    );
+    m.counter(
         "store_events_dropped",
         "Events a school's retention dropped since the node started (its county and above keep them).",
         store.events_dropped,

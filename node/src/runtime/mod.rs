@@ -14,5 +14,6 @@ pub mod listener;
 pub mod reads;
 pub mod root;
 pub mod scheduler;
+pub mod seal_keys;
 pub mod store;
 pub mod warnings;

@@ -199,6 +199,24 @@ impl Chains {
             if restart || held_head.is_some() {
                 let known = if restart { None } else { held_head };
                 check_range(r.origin, q, r.upto, seal, &mine, known.as_ref(), self.keys.book.as_ref())?;
+            } else if attached.from == Some(r.origin) {
+                // No head here to check from (this store is new or was wiped, and the origin
+                // sends from where it still holds its events): the origin itself sent it, over a
+                // link its certificate authenticated. Its seal is checked — over the events it
+                // spans when the range holds them all — and the chain taken up from its head.
+                if seal.after >= q {
+                    let tail: Vec<&Event> = mine.iter().copied().filter(|e| e.seq > seal.after).collect();
+                    check_range(r.origin, seal.after, r.upto, seal, &tail, None, self.keys.book.as_ref())?;
+                } else {
+                    let m = protocol::seal::seal_message(
+                        r.origin,
+                        seal.after,
+                        seal.upto,
+                        &seal.head_after,
+                        &seal.head_upto,
+                    );
+                    self.keys.book.verify(r.origin, &m, &seal.signature)?;
+                }
             } else if q == c && !self.heads.contains_key(&r.origin) && seal.after >= q {
                 // Held up to `c` with no head: the store was upgraded, or the origin's past came
                 // from above. The chain is taken up from this seal's start; what lies between
@@ -380,7 +398,7 @@ pub fn seal_fetch(
         kept_seals.push(s);
     }
     events.retain(|e| kept.iter().any(|r| r.origin == e.origin && e.seq > r.after && e.seq <= r.upto));
-    Ok((kept, events, Attached { seals: kept_seals, certs }))
+    Ok((kept, events, Attached { seals: kept_seals, certs, from: None }))
 }
 
 #[cfg(test)]
