@@ -219,6 +219,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         batch_events_max: u.int_in_range(1..=64)?,
         priority_lane: u.ratio(3, 4)?,
         suspect_after_ms: if u.arbitrary()? { 600 } else { 0 },
+        sealed: u.arbitrary()?,
     };
     let mut d = Driver {
         me,

@@ -137,3 +137,40 @@ async fn a_schools_sealed_writes_pass_its_county_in_pieces_and_altered_ones_do_n
     assert_eq!(rest.0, vec![SeqRange { origin: school, after: 257, upto: 303 }], "over the island, to its seal");
     assert_eq!(apply(&county_store, rest).await.unwrap(), vec![(school, 303)]);
 }
+
+/// A county with no head for a school (its store new or wiped) receives a range that starts
+/// inside one of the school's seals (the school dropped what lies below by retention): from the
+/// school itself, over its own link, it is taken from the seal; from a relay it is refused.
+#[tokio::test]
+async fn a_range_without_a_held_head_is_taken_only_from_its_origin() {
+    let (county, school, relay) = (id("130102"), id("130102-S0001"), id("1301"));
+    let school_disk = Arc::new(MemStorage::new());
+    let school_store = store(school, school_disk.clone()).await;
+    write(&school_store, school, 20).await;
+    let from_school = || {
+        let mut f = fetch(&school_disk, county, SeqRange { origin: school, after: 12, upto: 20 }, false);
+        f.2.from = Some(school);
+        f
+    };
+    let taken = from_school();
+    assert_eq!(taken.0, vec![SeqRange { origin: school, after: 12, upto: 20 }]);
+    assert_eq!(taken.2.seals[0].after, 0, "one seal spans the whole write");
+
+    let mut relayed = from_school();
+    relayed.2.from = Some(relay);
+    let county_store = store(county, Arc::new(MemStorage::new())).await;
+    let why = apply(&county_store, relayed).await.unwrap_err();
+    assert!(why.contains("对不上"), "{why}");
+    let mut altered = from_school();
+    altered.2.seals[0].head_upto.0[0] ^= 1;
+    let why = apply(&county_store, altered).await.unwrap_err();
+    assert!(why.contains("签名验证失败"), "{why}");
+    assert_eq!(apply(&county_store, taken).await.unwrap(), vec![(school, 0)], "an island above a gap");
+    // The chain goes on from the seal's head: the school's next write is checked from there.
+    write(&school_store, school, 3).await;
+    let next = fetch(&school_disk, county, SeqRange { origin: school, after: 20, upto: 23 }, false);
+    let mut forged = next.clone();
+    forged.1[1].hlc.logical += 1;
+    assert!(apply(&county_store, forged).await.unwrap_err().contains("哈希链不符"));
+    assert_eq!(apply(&county_store, next).await.unwrap(), vec![(school, 0)]);
+}
