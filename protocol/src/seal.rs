@@ -210,9 +210,15 @@ pub fn check_range(
     if head != seal.head_upto {
         return Err(SealError::HeadMismatch { origin, after, upto });
     }
-    let message = seal_message(origin, seal.after, seal.upto, &seal.head_after, &seal.head_upto);
-    verifier.verify(origin, &message, &seal.signature)?;
+    check_signature(seal, verifier)?;
     Ok(start)
+}
+
+/// `Ok` when `seal` is signed by its origin's key: its signature over [`seal_message`] of its
+/// fields (what [`check_range`] checks last, after the chain).
+pub fn check_signature(seal: &Seal, verifier: &dyn SealVerifier) -> Result<(), SealError> {
+    let message = seal_message(seal.origin, seal.after, seal.upto, &seal.head_after, &seal.head_upto);
+    verifier.verify(seal.origin, &message, &seal.signature)
 }
 
 /// The simulator's keys: a node's "signature" is a keyed SHA-256 under a secret derived from

@@ -950,8 +950,12 @@ impl Session {
             self.drive();
             return;
         }
-        let uncovered: Vec<NodeId> =
-            req.ranges.iter().map(|a| a.origin).filter(|o| !covered.iter().any(|r| r.origin == *o)).collect();
+        // Sealed, origins the store could not cut at a seal (read only then: a bulk fetch is hot).
+        let uncovered: Vec<NodeId> = if req.sealed {
+            req.ranges.iter().map(|a| a.origin).filter(|o| !covered.iter().any(|r| r.origin == *o)).collect()
+        } else {
+            Vec::new()
+        };
         let mut ranges = Vec::with_capacity(covered.len());
         for r in covered {
             // Only ranges that continue exactly where this session's sending stands are usable;

@@ -22,22 +22,23 @@ fn id(s: &str) -> NodeId {
     s.parse().unwrap()
 }
 
-/// A link to `county` as the holder of `creds`, with the hello exchanged.
-async fn linked(
+/// A link to `parent` as the holder of `creds`, with the hello exchanged: the parent's cursors
+/// from its hello-ack.
+pub(crate) async fn linked(
     creds: &NodeCredentials,
-    county: NodeId,
+    parent: NodeId,
     addr: SocketAddr,
     cursors: Vec<(NodeId, u64)>,
-) -> (QuicTransport, Connection) {
+) -> (QuicTransport, Connection, Vec<(NodeId, u64)>) {
     let t = QuicTransport::bind("127.0.0.1:0".parse().unwrap(), creds).unwrap();
-    let mut conn = t.dial(county, addr).await.unwrap();
+    let mut conn = t.dial(parent, addr).await.unwrap();
     let hello = Frame::Hello(Hello { version: PROTOCOL_VERSION, node: creds.node(), cursors });
     conn.sender.send(encode_frame(&hello).unwrap()).await.unwrap();
     loop {
         let frame =
             tokio::time::timeout(Duration::from_secs(10), conn.receiver.recv()).await.unwrap().unwrap().unwrap();
-        if let Ok(Frame::HelloAck(_)) = decode_frame(&frame) {
-            return (t, conn);
+        if let Ok(Frame::HelloAck(h)) = decode_frame(&frame) {
+            return (t, conn, h.cursors);
         }
     }
 }
@@ -87,7 +88,7 @@ fn authenticated_peers_that_break_the_rules_are_refused_counted_logged_and_nothi
     let mut report = Vec::new();
     rt.block_on(async {
         // 1. Events of another school's origin: the link is closed.
-        let (_t, mut conn) = linked(&creds, county, addr, vec![]).await;
+        let (_t, mut conn, _) = linked(&creds, county, addr, vec![]).await;
         let forged = Batch {
             id: 1,
             ranges: vec![SeqRange { origin: good, after: 900, upto: 901 }],
@@ -103,7 +104,7 @@ fn authenticated_peers_that_break_the_rules_are_refused_counted_logged_and_nothi
         let mut directive = alert_event(bad, cursor + 1);
         directive.scope = county;
         directive.body = Body::Directive(Directive { title: "假通知".into(), text: "forged".into() });
-        let (_t, mut conn) = linked(&creds, county, addr, vec![]).await;
+        let (_t, mut conn, _) = linked(&creds, county, addr, vec![]).await;
         let batch = Batch {
             id: 1,
             ranges: vec![SeqRange { origin: bad, after: cursor, upto: cursor + 1 }],
@@ -115,7 +116,7 @@ fn authenticated_peers_that_break_the_rules_are_refused_counted_logged_and_nothi
         assert!(why.as_deref().unwrap_or_default().contains("which breaks the rules"), "{why:?}");
 
         // 3. A range claimed without its events (it would leave a hole never filled): closed.
-        let (_t, mut conn) = linked(&creds, county, addr, vec![]).await;
+        let (_t, mut conn, _) = linked(&creds, county, addr, vec![]).await;
         let claim = Batch {
             id: 2,
             ranges: vec![SeqRange { origin: bad, after: cursor + 1, upto: cursor + 1000 }],
@@ -127,14 +128,14 @@ fn authenticated_peers_that_break_the_rules_are_refused_counted_logged_and_nothi
         assert!(why.as_deref().unwrap_or_default().contains("a range sent up carries every event"), "{why:?}");
 
         // 4. Acks for a batch the county never sent: closed.
-        let (_t, mut conn) = linked(&creds, county, addr, vec![]).await;
+        let (_t, mut conn, _) = linked(&creds, county, addr, vec![]).await;
         let acks = (0..500).map(|i| Frame::Ack(Ack { id: 1_000 + i, cursors: vec![(county, u64::MAX)] })).collect();
         let why = send_and_watch(&mut conn, acks).await;
         report.push(format!("an ack flood: {why:?}"));
         assert!(why.as_deref().unwrap_or_default().contains("which was never sent"), "{why:?}");
 
         // 5. A hello replayed with old cursors on a live link: nothing is sent twice, the link stays.
-        let (_t, mut conn) = linked(&creds, county, addr, vec![]).await;
+        let (_t, mut conn, _) = linked(&creds, county, addr, vec![]).await;
         let replay = Frame::Hello(Hello { version: PROTOCOL_VERSION, node: bad, cursors: vec![(county, 0)] });
         let why = send_and_watch(&mut conn, vec![replay.clone(), replay]).await;
         report.push(format!("a replayed hello: {why:?}"));

@@ -7,40 +7,20 @@
 //! The test holds the county's certificate (its node stopped) and plays the county; it signs the
 //! genuine seals with the school's own key, as the school would.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use node::tls::NodeCredentials;
-use node::transport::quic::QuicTransport;
-use node::transport::{Connection, Transport};
+use node::transport::Connection;
 use protocol::event::Event;
 use protocol::seal::{Seal, genesis, seal_run};
-use protocol::wire::{Batch, Frame, Hello, OriginCert, PROTOCOL_VERSION, SeqRange, decode_frame, encode_frame};
+use protocol::wire::{Batch, Frame, OriginCert, SeqRange, decode_frame, encode_frame};
 use topology::NodeId;
 
+use crate::bad_peers::linked;
 use crate::{alert_event, alert_reaches_province, federation};
 
 fn id(s: &str) -> NodeId {
     s.parse().unwrap()
-}
-
-/// A link to `city` as the holder of `creds`, with the hello exchanged: the city's cursors.
-async fn linked(
-    creds: &NodeCredentials,
-    city: NodeId,
-    addr: SocketAddr,
-) -> (QuicTransport, Connection, Vec<(NodeId, u64)>) {
-    let t = QuicTransport::bind("127.0.0.1:0".parse().unwrap(), creds).unwrap();
-    let mut conn = t.dial(city, addr).await.unwrap();
-    let hello = Frame::Hello(Hello { version: PROTOCOL_VERSION, node: creds.node(), cursors: vec![] });
-    conn.sender.send(encode_frame(&hello).unwrap()).await.unwrap();
-    loop {
-        let frame =
-            tokio::time::timeout(Duration::from_secs(10), conn.receiver.recv()).await.unwrap().unwrap().unwrap();
-        if let Ok(Frame::HelloAck(h)) = decode_frame(&frame) {
-            return (t, conn, h.cursors);
-        }
-    }
 }
 
 /// Sends `batch` and returns why the city closed the link, or `None` with the ack's cursors when
@@ -90,7 +70,7 @@ fn a_relay_can_neither_alter_nor_forge_a_schools_events_and_genuine_seals_pass()
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut report = Vec::new();
     rt.block_on(async {
-        let (_t, mut conn, cursors) = linked(&county_creds, city, addr).await;
+        let (_t, mut conn, cursors) = linked(&county_creds, city, addr, vec![]).await;
         let c = cursors.iter().find(|(o, _)| *o == school).map_or(0, |x| x.1);
         // The school's next three events, sealed by the school (a chain started again at its
         // cursor, as a school whose store was restored does).
@@ -108,7 +88,7 @@ fn a_relay_can_neither_alter_nor_forge_a_schools_events_and_genuine_seals_pass()
         assert!(why.as_ref().unwrap_err().contains("哈希链不符"), "{why:?}");
 
         // 2. One event replaced by the relay's own.
-        let (_t, mut conn, _) = linked(&county_creds, city, addr).await;
+        let (_t, mut conn, _) = linked(&county_creds, city, addr, vec![]).await;
         let mut replaced = events.clone();
         replaced[2] = alert_event(school, c + 3);
         replaced[2].hlc.wall_ms += 7;
@@ -117,7 +97,7 @@ fn a_relay_can_neither_alter_nor_forge_a_schools_events_and_genuine_seals_pass()
         assert!(why.as_ref().unwrap_err().contains("哈希链不符"), "{why:?}");
 
         // 3. Sealed by the county with its own key, under the school's name.
-        let (_t, mut conn, _) = linked(&county_creds, city, addr).await;
+        let (_t, mut conn, _) = linked(&county_creds, city, addr, vec![]).await;
         let (forged, _) = seal_run(school, genesis(school, c), &events, county_keys.signer.as_ref()).unwrap();
         let why =
             send_batch(&mut conn, batch(range, events.clone(), forged.last().unwrap().clone(), certs.clone())).await;
@@ -125,14 +105,14 @@ fn a_relay_can_neither_alter_nor_forge_a_schools_events_and_genuine_seals_pass()
         assert!(why.as_ref().unwrap_err().contains("签名验证失败"), "{why:?}");
 
         // 4. The county's own certificate passed off as the school's.
-        let (_t, mut conn, _) = linked(&county_creds, city, addr).await;
+        let (_t, mut conn, _) = linked(&county_creds, city, addr, vec![]).await;
         let posing = vec![OriginCert { origin: school, chain: county_chain.clone() }];
         let why = send_batch(&mut conn, batch(range, events.clone(), forged.last().unwrap().clone(), posing)).await;
         report.push(format!("another node's certificate: {why:?}"));
         assert!(why.as_ref().unwrap_err().contains("证书无效"), "{why:?}");
 
         // 5. The genuine events under the school's seal: taken.
-        let (_t, mut conn, _) = linked(&county_creds, city, addr).await;
+        let (_t, mut conn, _) = linked(&county_creds, city, addr, vec![]).await;
         let acked = send_batch(&mut conn, batch(range, events.clone(), seal.clone(), certs.clone())).await;
         report.push(format!("genuine: {acked:?}"));
         assert_eq!(acked.unwrap(), vec![(school, c + 3)]);

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use protocol::seal::{
-    ChainHead, HashKeys, HashSigner, Seal, SealError, SealSigner, SealVerifier, check_range, genesis, seal_run,
+    ChainHead, HashKeys, HashSigner, Seal, SealError, SealSigner, SealVerifier, check_range, check_signature, genesis,
+    seal_run,
 };
 use protocol::session::Attached;
 use protocol::wire::{OriginCert, decode, decode_seal, encode, encode_seal};
@@ -196,38 +197,35 @@ impl Chains {
             let mine: Vec<&Event> = events[from..to].iter().filter(|e| e.seq > q && e.seq <= r.upto).collect();
             let restart = seal.after == q && seal.head_after == genesis(r.origin, q);
             let held_head = self.head_at(r.origin, q);
+            let book = self.keys.book.as_ref();
+            // The chain checked from the seal's own start, over the events it spans.
+            let from_seal = || {
+                let tail: Vec<&Event> = mine.iter().copied().filter(|e| e.seq > seal.after).collect();
+                check_range(r.origin, seal.after, r.upto, seal, &tail, None, book)
+            };
             if restart || held_head.is_some() {
                 let known = if restart { None } else { held_head };
-                check_range(r.origin, q, r.upto, seal, &mine, known.as_ref(), self.keys.book.as_ref())?;
+                check_range(r.origin, q, r.upto, seal, &mine, known.as_ref(), book)?;
             } else if attached.from == Some(r.origin) {
                 // No head here to check from (this store is new or was wiped, and the origin
                 // sends from where it still holds its events): the origin itself sent it, over a
                 // link its certificate authenticated. Its seal is checked — over the events it
                 // spans when the range holds them all — and the chain taken up from its head.
                 if seal.after >= q {
-                    let tail: Vec<&Event> = mine.iter().copied().filter(|e| e.seq > seal.after).collect();
-                    check_range(r.origin, seal.after, r.upto, seal, &tail, None, self.keys.book.as_ref())?;
+                    from_seal()?;
                 } else {
-                    let m = protocol::seal::seal_message(
-                        r.origin,
-                        seal.after,
-                        seal.upto,
-                        &seal.head_after,
-                        &seal.head_upto,
-                    );
-                    self.keys.book.verify(r.origin, &m, &seal.signature)?;
+                    check_signature(seal, book)?;
                 }
             } else if q == c && !self.heads.contains_key(&r.origin) && seal.after >= q {
                 // Held up to `c` with no head: the store was upgraded, or the origin's past came
                 // from above. The chain is taken up from this seal's start; what lies between
                 // is taken as held (said once).
-                let tail: Vec<&Event> = mine.iter().copied().filter(|e| e.seq > seal.after).collect();
-                check_range(r.origin, seal.after, r.upto, seal, &tail, None, self.keys.book.as_ref())?;
+                from_seal()?;
                 if self.trusted.insert(r.origin) {
                     tracing::info!(origin = %r.origin, from = seal.after, "taking up an origin's signed history without a held head");
                 }
             } else {
-                check_range(r.origin, q, r.upto, seal, &mine, None, self.keys.book.as_ref())?;
+                check_range(r.origin, q, r.upto, seal, &mine, None, book)?;
             }
             out.heads.push((r.origin, r.upto, seal.head_upto));
             out.seals.push(seal.clone());
@@ -297,14 +295,7 @@ pub(super) fn drop_seals(
 /// The first seal of `origin` ending after `seq`, if stored.
 fn seal_after(storage: &dyn Storage, origin: NodeId, seq: u64) -> Result<Option<Seal>, StorageError> {
     let from = seal_key(origin, seq.saturating_add(1));
-    let to = seal_key(origin, u64::MAX);
-    match storage.scan(Space::Chains, &from, &to).next() {
-        Some(item) => {
-            let (_, v) = item?;
-            Ok(Some(decode_seal(&v).map_err(|e| corrupt("seal", e))?))
-        }
-        None => Ok(None),
-    }
+    first_seal(storage.scan(Space::Chains, &from, &seal_key(origin, u64::MAX)))
 }
 
 /// The last seal of `origin` ending in `(after, upto]`, if stored.
@@ -312,13 +303,13 @@ fn seal_within(storage: &dyn Storage, origin: NodeId, after: u64, upto: u64) -> 
     if upto <= after {
         return Ok(None);
     }
-    let from = seal_key(origin, after + 1);
-    let to = seal_key(origin, upto);
-    match storage.scan_rev(Space::Chains, &from, &to).next() {
-        Some(item) => {
-            let (_, v) = item?;
-            Ok(Some(decode_seal(&v).map_err(|e| corrupt("seal", e))?))
-        }
+    first_seal(storage.scan_rev(Space::Chains, &seal_key(origin, after + 1), &seal_key(origin, upto)))
+}
+
+/// The first seal a scan of seal keys yields, decoded.
+fn first_seal(mut scan: crate::storage::ScanIter<'_>) -> Result<Option<Seal>, StorageError> {
+    match scan.next() {
+        Some(item) => Ok(Some(decode_seal(&item?.1).map_err(|e| corrupt("seal", e))?)),
         None => Ok(None),
     }
 }
